@@ -1,0 +1,71 @@
+/** Buffer helpers. All storage buffers can also be copied from and to, for uploads, readbacks and tests. */
+
+
+/** Rounds a byte size up to a multiple of 4 (WebGPU requires it for copies and writes). */
+export function align4(bytes: number): number {
+  return Math.ceil(bytes / 4) * 4;
+}
+
+export function createStorageBuffer(device: GPUDevice, byteSize: number, label: string): GPUBuffer {
+  return device.createBuffer({ label, size: Math.max(16, align4(byteSize)), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+}
+
+/** A storage buffer initialised from typed data (padded to 4 bytes). */
+export function uploadBuffer(device: GPUDevice, data: ArrayBufferView, label: string): GPUBuffer {
+  const buffer = createStorageBuffer(device, data.byteLength, label);
+  writeBuffer(device, buffer, data);
+  return buffer;
+}
+
+/** queue.writeBuffer with the 4-byte padding WebGPU demands. */
+export function writeBuffer(device: GPUDevice, buffer: GPUBuffer, data: ArrayBufferView, byteOffset = 0): void {
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (bytes.byteLength % 4 === 0) {
+    device.queue.writeBuffer(buffer, byteOffset, bytes);
+  } else {
+    const padded = new Uint8Array(align4(bytes.byteLength));
+    padded.set(bytes);
+    device.queue.writeBuffer(buffer, byteOffset, padded);
+  }
+}
+
+export function createUniformBuffer(device: GPUDevice, byteSize: number, label: string): GPUBuffer {
+  return device.createBuffer({ label, size: Math.max(16, Math.ceil(byteSize / 16) * 16), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+}
+
+/** Copies `byteSize` bytes of a GPU buffer back to the CPU. */
+export async function readBuffer(device: GPUDevice, buffer: GPUBuffer, byteSize = buffer.size, byteOffset = 0): Promise<ArrayBuffer> {
+  const size = align4(byteSize);
+  const staging = device.createBuffer({ label: 'readback', size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const encoder = device.createCommandEncoder({ label: 'readback' });
+  encoder.copyBufferToBuffer(buffer, byteOffset, staging, 0, size);
+  device.queue.submit([encoder.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const copy = staging.getMappedRange().slice(0, byteSize);
+  staging.unmap();
+  staging.destroy();
+  return copy;
+}
+
+export async function readF32(device: GPUDevice, buffer: GPUBuffer, count: number, offset = 0): Promise<Float32Array> {
+  return new Float32Array(await readBuffer(device, buffer, count * 4, offset * 4));
+}
+
+export async function readU32(device: GPUDevice, buffer: GPUBuffer, count: number, offset = 0): Promise<Uint32Array> {
+  return new Uint32Array(await readBuffer(device, buffer, count * 4, offset * 4));
+}
+
+/**
+ * Packs a uniform struct of u32/i32/f32 scalars laid out in declaration order (every field 4 bytes, so the
+ * WGSL struct must use only 4-byte scalars). `types` gives each field's kind.
+ */
+export function packUniform(fields: Array<[kind: 'u32' | 'i32' | 'f32', value: number]>): ArrayBuffer {
+  const buf = new ArrayBuffer(Math.max(16, Math.ceil((fields.length * 4) / 16) * 16));
+  const view = new DataView(buf);
+  fields.forEach(([kind, value], i) => {
+    if (kind === 'f32') view.setFloat32(i * 4, value, true);
+    else if (kind === 'i32') view.setInt32(i * 4, value, true);
+    else view.setUint32(i * 4, value, true);
+  });
+  return buf;
+}

@@ -1,0 +1,119 @@
+/**
+ * GPU weight formats and their exact CPU definitions (used by tests, by the GGUF repacker and as the
+ * documentation of the layouts the WGSL kernels read).
+ *
+ * A linear layer's weight W is [rows = out features, cols = in features] (PyTorch order), y = W x.
+ *
+ * - 'f32' / 'f16': row-major, `rows * cols` elements. f16 only where the adapter has shader-f16.
+ * - 'q4' (int4, group 32 along cols, symmetric): G = ceil(cols / 32) groups per row, the last one padded with
+ *   zeros. `data` holds rows * G blocks of 16 bytes (4 u32 words): block (r, g) at block index r * G + g; word j of
+ *   a block holds elements 8j .. 8j + 7 of the group, element 8j + i in bits 4i .. 4i + 3, as unsigned q in 0..15;
+ *   value = (q - 8) * scale. One block = one vec4<u32> = 32 weights, so a GEMV thread reads a group with one
+ *   coalesced 16-byte load. `scales` holds rows * G f16 scales packed two per u32 (scale s at word s >> 1, low half
+ *   first: WGSL `unpack2x16float(scales[s >> 1])[s & 1]`, which needs no shader-f16). llama.cpp's Q4_0 (f16 d,
+ *   (q - 8) * d) repacks into this losslessly.
+ * - 'q8' (int8, group 32, symmetric): rows * G blocks of 32 bytes (8 u32 words); byte i (little-endian within the
+ *   words) is element i of the group as a two's-complement int8; value = q * scale. Scales as for q4. llama.cpp's
+ *   Q8_0 repacks losslessly.
+ *
+ * Tensors bigger than the adapter's maxStorageBufferBindingSize are split by rows into parts, each part a
+ * self-contained weight of the same format.
+ */
+export type WeightFormat = 'f32' | 'f16' | 'q4' | 'q8';
+
+export const GROUP = 32;
+
+export interface WeightPart {
+  /** First row of W in this part. */
+  rowStart: number;
+  rows: number;
+  data: GPUBuffer;
+  /** q4/q8 only. */
+  scales?: GPUBuffer;
+}
+
+export interface GpuWeight {
+  format: WeightFormat;
+  rows: number;
+  cols: number;
+  parts: WeightPart[];
+  /** Bytes on the GPU (data + scales), for memory accounting. */
+  bytes: number;
+}
+
+export function groupsPerRow(cols: number): number {
+  return Math.ceil(cols / GROUP);
+}
+
+/** Bytes of `data` for `rows` rows. */
+export function dataBytes(format: WeightFormat, rows: number, cols: number): number {
+  switch (format) {
+    case 'f32':
+      return rows * cols * 4;
+    case 'f16':
+      return Math.ceil((rows * cols) / 2) * 4;
+    case 'q4':
+      return rows * groupsPerRow(cols) * 16;
+    case 'q8':
+      return rows * groupsPerRow(cols) * 32;
+  }
+}
+
+/** Bytes of `scales` for `rows` rows (0 for float formats). */
+export function scaleBytes(format: WeightFormat, rows: number, cols: number): number {
+  return format === 'q4' || format === 'q8' ? Math.ceil((rows * groupsPerRow(cols)) / 2) * 4 : 0;
+}
+
+/** CPU packing of already-quantized values: q4 `q` in 0..15, q8 `q` in -128..127, one scale per (row, group). */
+export interface PackedWeight {
+  data: Uint32Array;
+  /** f16 bit patterns, rows * G of them (packed two per u32 when uploaded: `scalesAsWords`). */
+  scales: Uint16Array;
+}
+
+export function packQ4(q: ArrayLike<number>, scales: Uint16Array, rows: number, cols: number): PackedWeight {
+  const G = groupsPerRow(cols);
+  const data = new Uint32Array(rows * G * 4);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < G * GROUP; c++) {
+      const v = c < cols ? q[r * cols + c] : 8;
+      const g = c >> 5, e = c & 31;
+      data[(r * G + g) * 4 + (e >> 3)] |= (v & 15) << (4 * (e & 7));
+    }
+  }
+  return { data, scales };
+}
+
+export function packQ8(q: ArrayLike<number>, scales: Uint16Array, rows: number, cols: number): PackedWeight {
+  const G = groupsPerRow(cols);
+  const bytes = new Uint8Array(rows * G * 32);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) bytes[r * G * 32 + c] = q[r * cols + c] & 255;
+  }
+  return { data: new Uint32Array(bytes.buffer), scales };
+}
+
+/** f16 scales as the u32 words the kernels read. */
+export function scalesAsWords(scales: Uint16Array): Uint32Array {
+  const words = new Uint32Array(Math.ceil(scales.length / 2));
+  new Uint16Array(words.buffer).set(scales);
+  return words;
+}
+
+/** Dequantizes a packed q4/q8 weight to f32 [rows, cols] (the exact values the kernels use). */
+export function dequantize(format: 'q4' | 'q8', packed: PackedWeight, rows: number, cols: number, f16ToF32: (h: number) => number): Float32Array {
+  const G = groupsPerRow(cols);
+  const out = new Float32Array(rows * cols);
+  const bytes = new Uint8Array(packed.data.buffer, packed.data.byteOffset, packed.data.byteLength);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const g = c >> 5, e = c & 31;
+      const scale = f16ToF32(packed.scales[r * G + g]);
+      let q: number;
+      if (format === 'q4') q = ((packed.data[(r * G + g) * 4 + (e >> 3)] >>> (4 * (e & 7))) & 15) - 8;
+      else q = (bytes[(r * G + g) * 32 + e] << 24) >> 24;
+      out[r * cols + c] = q * scale;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+
+export interface CloseOptions {
+  /** Absolute tolerance. */
+  atol: number;
+  /** Relative tolerance (of |expected|). */
+  rtol?: number;
+  /** Appended to the failure message (the seed, the shape). */
+  tag?: string;
+}
+
+/**
+ * Asserts |actual - expected| <= atol + rtol * |expected| elementwise. NaN or infinity in `actual` always
+ * fails (poisoned outputs are NaN, so an unwritten element fails too). Returns the max abs error.
+ */
+export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, opts: CloseOptions): number {
+  assert.equal(actual.length, expected.length, `length mismatch ${opts.tag ?? ''}`);
+  const rtol = opts.rtol ?? 0;
+  let maxErr = 0;
+  let worst = -1;
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i];
+    const e = expected[i];
+    if (!Number.isFinite(a)) assert.fail(`element ${i} is ${a} (expected ${e}) ${opts.tag ?? ''}`);
+    const err = Math.abs(a - e);
+    if (err > opts.atol + rtol * Math.abs(e) && (worst < 0 || err > maxErr)) worst = i;
+    if (err > maxErr) maxErr = err;
+  }
+  if (worst >= 0) {
+    assert.fail(`element ${worst}: got ${actual[worst]}, expected ${expected[worst]} (max abs err ${maxErr}, atol ${opts.atol}, rtol ${rtol}) ${opts.tag ?? ''}`);
+  }
+  return maxErr;
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
