@@ -1,0 +1,91 @@
+import source from '../../shaders/rope.wgsl?raw';
+import type { GpuContext } from '../gpu/device.ts';
+import { createUniformBuffer, uploadBuffer } from '../gpu/buffers.ts';
+import { bindBuffers, getPipeline, grid2d, makeDispatch, type ActType, type Dispatch } from '../gpu/pipeline.ts';
+
+const WG = 64;
+
+/**
+ * HF's inverse frequencies, bit for bit in f32: `1 / (theta ** (arange(0, dh, 2).float() / dh))`, every step
+ * rounded to f32 (the exponent, the power, the reciprocal). The kernel then forms `f32(pos) * inv_freq[i]`
+ * in f32, as HF's `inv_freq @ position_ids` does, so at large positions our angles are HF's angles (the f32
+ * product is ~1e-3 rad away from the exact p * theta^(-2i/dh) at p = 3e4; that is the reference's own error).
+ */
+export function ropeInvFreq(theta: number, headDim: number): Float32Array {
+  const f = Math.fround;
+  const out = new Float32Array(headDim / 2);
+  for (let i = 0; i < headDim / 2; i++) out[i] = f(1 / f(Math.pow(theta, f((2 * i) / headDim))));
+  return out;
+}
+
+export interface RopeArgs {
+  /** act_t buffer rotated in place. Element (t, h, i) sits at `offset + t * rowStride + h * headDim + i`. */
+  x: GPUBuffer;
+  tokens: number;
+  heads: number;
+  /** Even; all of it is rotated (Gemma 3n: 256). */
+  headDim: number;
+  /** RoPE base: 10,000 for sliding layers, 1,000,000 for full layers. */
+  theta: number;
+  /** Elements between consecutive tokens (default heads * headDim; the QKV row length for a fused QKV buffer). */
+  rowStride?: number;
+  /** Element offset of token 0, head 0 (default 0; e.g. 8 * 256 for K inside a fused QKV row). */
+  offset?: number;
+  /** Position of token 0 (default 0); token t is at pos0 + t. */
+  pos0?: number;
+}
+
+export type RopeDispatch = Dispatch & {
+  /** Per-call values: the token count and the position of the first token (< 2^17 for full accuracy). */
+  setParams(tokens: number, pos0: number): void;
+};
+
+/** In-place rotate-half RoPE (see shaders/rope.wgsl). */
+export class RopeKernel {
+  private readonly invFreq = new Map<string, GPUBuffer>();
+  private constructor(
+    private readonly ctx: GpuContext,
+    private readonly pipeline: GPUComputePipeline,
+    private readonly elemBytes: number,
+  ) {}
+
+  static async create(ctx: GpuContext, act: ActType = 'f32'): Promise<RopeKernel> {
+    const pipeline = await getPipeline(ctx, { label: 'rope', source, act, constants: { WG } });
+    return new RopeKernel(ctx, pipeline, act === 'f16' ? 2 : 4);
+  }
+
+  /** One inv_freq table per (theta, headDim), shared by every binding. */
+  private table(theta: number, headDim: number): GPUBuffer {
+    const key = `${theta}/${headDim}`;
+    let buf = this.invFreq.get(key);
+    if (!buf) this.invFreq.set(key, (buf = uploadBuffer(this.ctx.device, ropeInvFreq(theta, headDim), `rope/inv_freq/${key}`)));
+    return buf;
+  }
+
+  bind(args: RopeArgs): RopeDispatch {
+    const { device } = this.ctx;
+    const { heads, headDim } = args;
+    if (!(headDim > 0 && headDim % 2 === 0)) throw new Error(`rope: headDim must be even, got ${headDim}`);
+    if (!(heads > 0)) throw new Error(`rope: bad heads ${heads}`);
+    const rowStride = args.rowStride ?? heads * headDim;
+    const offset = args.offset ?? 0;
+    if (rowStride < heads * headDim) throw new Error(`rope: rowStride ${rowStride} < heads * headDim`);
+    const capacity = Math.floor(args.x.size / this.elemBytes);
+    const params = createUniformBuffer(device, 32, 'rope/params');
+    const bindGroup = bindBuffers(device, this.pipeline, [params, this.table(args.theta, headDim), args.x], 'rope');
+    const maxPerDim = device.limits.maxComputeWorkgroupsPerDimension;
+    let grid: [number, number] = [0, 1];
+    const data = new Uint32Array(8);
+    const setParams = (tokens: number, pos0: number) => {
+      if (!Number.isInteger(pos0) || pos0 < 0 || pos0 + tokens > 2 ** 24) throw new Error(`rope: bad position ${pos0}`);
+      if (tokens > 0 && offset + (tokens - 1) * rowStride + heads * headDim > capacity) {
+        throw new Error(`rope: ${tokens} tokens do not fit in x (${capacity} elements)`);
+      }
+      grid = grid2d(Math.ceil((tokens * heads * headDim) / 2 / WG), maxPerDim);
+      data.set([tokens, heads, headDim / 2, rowStride, offset, pos0, grid[0], 0]);
+      device.queue.writeBuffer(params, 0, data);
+    };
+    setParams(args.tokens, args.pos0 ?? 0);
+    return { ...makeDispatch('rope', this.pipeline, bindGroup, () => grid), setParams };
+  }
+}
