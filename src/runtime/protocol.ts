@@ -1,0 +1,139 @@
+/**
+ * The types shared by the public API (main thread), the worker and the host-independent engine core:
+ * messages, options, stream deltas, stats and the wire messages of one generation. Types only.
+ */
+import type { SerializedGemmaError } from '../errors.ts';
+
+/** One chat turn. `assistant` is written as Gemma's `model` role by the chat template. */
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+/** What to continue: a plain text prompt (tokenized with BOS, no chat template) or token ids as-is. */
+export type PromptInput = string | readonly number[];
+
+/** Sampling and stopping options of one generation. Every field is optional; the defaults are Gemma's. */
+export interface GenerateOptions {
+  /** Most tokens to generate (default 1024). Generation also stops at the end of the context. */
+  maxNewTokens?: number;
+  /** Softmax temperature; 0 = greedy (default 1.0, Gemma's generation_config). */
+  temperature?: number;
+  /** Sample from the k most likely tokens; 0 = no limit (default 64). */
+  topK?: number;
+  /** Nucleus sampling mass (default 0.95); 1 = off. */
+  topP?: number;
+  /** Seed of the sampler's random stream; same seed + same prompt + same options = same tokens. Default: random. */
+  seed?: number;
+  /** Stop as soon as the text contains one of these strings; the string itself is not emitted. */
+  stop?: string[];
+  /**
+   * Also stop at these token ids (added to the model's own stop ids: `<eos>` 1 and `<end_of_turn>` 106 for Gemma).
+   * The stop token is not emitted.
+   */
+  stopTokenIds?: number[];
+}
+
+/** Options of `chat()` / `generate()` on the main thread: GenerateOptions plus cancellation. */
+export interface StreamOptions extends GenerateOptions {
+  /** Aborting stops generation within one token; the stream then ends with finishReason 'abort'. */
+  signal?: AbortSignal;
+}
+
+/** A piece of the streamed reply. `text` is always whole characters (never half of a UTF-8 sequence). */
+export interface Delta {
+  /** New text (may be '' when the tokens so far end inside a character or may start a stop string). */
+  text: string;
+  /** The token ids generated since the previous delta (stop tokens excluded). */
+  tokenIds: number[];
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+/** Numbers about one finished generation. */
+export interface GenerationStats {
+  /** Tokens of the prompt (the whole conversation for chat). */
+  promptTokens: number;
+  /** Prompt tokens whose KV cache was reused from the previous turn (not recomputed). */
+  reusedTokens: number;
+  /** Prompt tokens actually run through the model (= promptTokens - reusedTokens). */
+  prefillTokens: number;
+  /** Tokens sampled, including a final stop token. */
+  newTokens: number;
+  /** From the call to the first sampled token (tokenization + prefill + first sample), in ms. */
+  timeToFirstTokenMs: number;
+  /** Prefill throughput, tokens/s (0 when nothing was prefilled). */
+  prefillTokensPerSecond: number;
+  /** Decode throughput after the first token: (newTokens - 1) / time from first to last token. */
+  decodeTokensPerSecond: number;
+  /** Whole generation, in ms. */
+  totalMs: number;
+  /** 'stop': a stop token or string; 'length': maxNewTokens or the context end; 'abort': the caller aborted. */
+  finishReason: FinishReason;
+}
+
+/** Loading progress, forwarded from the worker. */
+export interface LoadProgress {
+  /** What is happening: 'device', 'tokenizer', 'weights', 'compile', 'ready'. */
+  phase: string;
+  /** Bytes (or steps) done and the total when known (0 = unknown). */
+  loaded: number;
+  total: number;
+  /** Human-readable detail (a file name). */
+  message?: string;
+}
+
+/** What a loaded model reports about itself. */
+export interface ModelInfo {
+  /** Vocabulary size of the LM head. */
+  vocabSize: number;
+  /** Positions the KV cache holds (prompt + reply). */
+  maxContext: number;
+  /** The GPU adapter, for logs. */
+  adapterName: string;
+  /** Whether text (tokenizer + chat template) is available; without it only token-id prompts work. */
+  hasTokenizer: boolean;
+}
+
+/** The main thread -> worker request to load a model. Plain data (structured-clonable). */
+export interface LoadRequest {
+  /**
+   * The checkpoint: a URL of a folder with config.json, weights and tokenizer files (a Hugging Face repo
+   * layout), or a host-specific descriptor the worker's model factory understands.
+   */
+  model: string | Record<string, unknown>;
+  /**
+   * Where tokenizer.json and tokenizer_config.json are (a folder URL); default: the model folder.
+   * `false`: no tokenizer (token-id prompts only).
+   */
+  tokenizer?: string | false;
+  /** KV-cache length to allocate (default: the model's choice, at most the checkpoint's limit). */
+  contextLength?: number;
+  /** Use f16 kernels where the adapter has shader-f16 (default true). */
+  allowF16?: boolean;
+  powerPreference?: GPUPowerPreference;
+}
+
+/** Messages the worker posts on a generation's MessagePort (worker -> main). */
+export type StreamMessage =
+  | { type: 'delta'; deltas: Delta[] }
+  | { type: 'done'; stats: GenerationStats }
+  | { type: 'error'; error: SerializedGemmaError };
+
+/** Messages the main thread posts on a generation's MessagePort (main -> worker). */
+export type StreamControl = { type: 'abort' };
+
+/** What a generation request carries across the boundary. */
+export type GenerateRequest =
+  | { kind: 'chat'; messages: ChatMessage[]; options: GenerateOptions }
+  | { kind: 'prompt'; prompt: PromptInput; options: GenerateOptions };
+
+/** The API the worker exposes through comlink (see worker-host.ts). */
+export interface WorkerApi {
+  load(request: LoadRequest, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
+  /** Runs one generation; deltas, the final stats or the error arrive on `port` (see StreamMessage). */
+  generate(port: MessagePort, request: GenerateRequest): Promise<void>;
+  /** Forgets the KV cache (the next turn prefills everything). */
+  reset(): Promise<void>;
+  dispose(): Promise<void>;
+}

@@ -1,0 +1,94 @@
+/**
+ * A tiny deterministic LanguageModel for engine tests. Its "KV cache" is the list of ids fed so far, and by
+ * default the next token is a hash of the whole cache, so any mistake in the engine's cache bookkeeping
+ * (reuse, truncation, positions) changes the output. `reply` scripts the tokens it samples instead.
+ */
+import assert from 'node:assert/strict';
+import type { LanguageModel, SamplingParams } from '../../src/runtime/language-model.ts';
+
+export interface FakeModelOptions {
+  vocabSize?: number;
+  maxContext?: number;
+  /** Tokens to sample after each multi-token prefill, in order (then `after`, default 106 = end_of_turn). */
+  reply?: number[];
+  after?: number;
+  /** Ids the hash-based sampler never returns (default: 0..3 and 105, 106). */
+  avoid?: number[];
+  /** Simulated GPU time per model call, in ms. */
+  delayMs?: number;
+  /** The most a truncate() keeps (simulates sliding-window ring buffers that cannot rewind far). */
+  keepLimit?: (requested: number, length: number) => number;
+  /** Implement the fused step() (default true). */
+  fusedStep?: boolean;
+}
+
+export class FakeModel implements LanguageModel {
+  readonly vocabSize: number;
+  readonly maxContext: number;
+  /** The ids in the cache. */
+  cache: number[] = [];
+  /** Every token ever run through the model (prefill or step). */
+  processed = 0;
+  /** Sampling params seen, in order. */
+  samples: SamplingParams[] = [];
+  disposed = false;
+  private k = 0;
+  step?: (id: number, pos: number, params: SamplingParams) => Promise<number>;
+
+  constructor(private readonly opts: FakeModelOptions = {}) {
+    this.vocabSize = opts.vocabSize ?? 262400;
+    this.maxContext = opts.maxContext ?? 4096;
+    if (opts.fusedStep ?? true) {
+      this.step = async (id, pos, params) => {
+        await this.feed([id], pos);
+        return this.sample(params);
+      };
+    }
+  }
+
+  async prefill(ids: readonly number[], startPos: number): Promise<void> {
+    if (ids.length > 1 || !this.step) this.k = 0;
+    await this.feed(ids, startPos);
+  }
+
+  async sample(params: SamplingParams): Promise<number> {
+    assert.ok(this.cache.length > 0, 'sample() before any prefill');
+    assert.ok(params.random >= 0 && params.random < 1);
+    this.samples.push(params);
+    if (this.opts.reply) {
+      const r = this.opts.reply;
+      return this.k < r.length ? r[this.k++] : (this.opts.after ?? 106);
+    }
+    return this.hashNext(params);
+  }
+
+  truncate(length: number): number {
+    assert.ok(length <= this.cache.length, `truncate(${length}) beyond the cache (${this.cache.length})`);
+    const keep = this.opts.keepLimit ? Math.min(length, this.opts.keepLimit(length, this.cache.length)) : length;
+    this.cache.length = keep;
+    return keep;
+  }
+
+  dispose(): void {
+    this.disposed = true;
+  }
+
+  private async feed(ids: readonly number[], startPos: number): Promise<void> {
+    assert.equal(startPos, this.cache.length, 'tokens must be fed at the end of the cache');
+    assert.ok(startPos + ids.length <= this.maxContext, `feeding past the context (${startPos + ids.length} > ${this.maxContext})`);
+    if (this.opts.delayMs) await new Promise((r) => setTimeout(r, this.opts.delayMs));
+    this.cache.push(...ids);
+    this.processed += ids.length;
+  }
+
+  /** Greedy: a hash of the cache; sampled: the hash shifted by a function of the random number. */
+  private hashNext(params: SamplingParams): number {
+    let h = 2166136261;
+    for (const id of this.cache) h = Math.imul(h ^ id, 16777619) >>> 0;
+    if (params.temperature > 0) h = (h + Math.floor(params.random * 1000)) >>> 0;
+    const avoid = new Set(this.opts.avoid ?? [0, 1, 2, 3, 105, 106]);
+    let id = 1000 + (h % 20000);
+    while (avoid.has(id)) id++;
+    return id;
+  }
+}
