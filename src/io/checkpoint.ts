@@ -46,8 +46,11 @@ export interface Checkpoint {
    * stored dtype cannot be read as float.
    */
   read(name: string, rows?: { start: number; count: number }): Promise<TensorBytes>;
-  /** Present when the container stores some tensors pre-quantized in a layout we can upload as is. */
-  readPacked?(name: string): Promise<PackedTensor | undefined>;
+  /**
+   * Present when the container stores some tensors pre-quantized: the tensor in our GPU `format` when its stored
+   * type repacks into it losslessly (GGUF Q4_0 → q4/q8, Q8_0 → q8), else null (then the loader reads floats).
+   */
+  readPackedAs?(name: string, format: 'q4' | 'q8'): Promise<PackedTensor | null>;
 }
 
 /** Float bytes → Float32Array (exact for all three dtypes). */
