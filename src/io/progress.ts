@@ -1,0 +1,83 @@
+/**
+ * Load progress: what the public API reports while a model loads. One event shape for every phase, so a UI can
+ * draw one bar per phase (or one overall bar) without knowing where the bytes come from.
+ */
+export type LoadPhase = 'download' | 'quantize' | 'compile' | 'cache-read';
+
+export interface LoadProgress {
+  phase: LoadPhase;
+  /** Units done so far in this phase (bytes for download / quantize / cache-read; steps for compile). */
+  loaded: number;
+  /** Units in the whole phase; `loaded` ends exactly here. */
+  total: number;
+  /** The file being worked on when this event was sent (for display). */
+  file: string;
+}
+
+export type ProgressCallback = (progress: LoadProgress) => void;
+
+export interface ProgressAggregatorOptions {
+  /**
+   * Emit at most one event per this many units (default: total / 1000, at least 1), so a multi-gigabyte download
+   * does not flood the worker boundary with hundreds of thousands of events. The final event is always sent.
+   */
+  minStep?: number;
+}
+
+/**
+ * Turns many small, possibly overlapping reports (several files, retries, readers re-reading a header) into one
+ * clean stream for a phase: `loaded` never goes backwards, never exceeds `total`, and the last event is exactly
+ * `loaded === total`, sent once by `finish()`.
+ */
+export class ProgressAggregator {
+  readonly phase: LoadPhase;
+  readonly total: number;
+  private readonly onProgress: ProgressCallback | undefined;
+  private readonly minStep: number;
+  private done = 0;
+  private lastEmitted = -1;
+  private lastFile = '';
+  private finished = false;
+
+  constructor(phase: LoadPhase, total: number, onProgress?: ProgressCallback, options: ProgressAggregatorOptions = {}) {
+    if (!(total >= 0) || !Number.isFinite(total)) throw new RangeError(`progress total must be a finite number >= 0, got ${total}`);
+    this.phase = phase;
+    this.total = total;
+    this.onProgress = onProgress;
+    this.minStep = Math.max(1, options.minStep ?? Math.floor(total / 1000));
+  }
+
+  get loaded(): number {
+    return this.done;
+  }
+
+  /** `units` more were done on `file`. Over-reporting is clamped at total (the final event comes from finish()). */
+  advance(file: string, units: number): void {
+    if (this.finished || !(units > 0)) return;
+    this.lastFile = file;
+    this.done = Math.min(this.total, this.done + units);
+    // Never emit `total` from here: only finish() may say "done", so a phase that over-reports early still ends
+    // with exactly one completion event, after the work really is complete.
+    const shown = Math.min(this.done, Math.max(0, this.total - 1));
+    if (shown - this.lastEmitted >= this.minStep) this.emit(shown, file);
+  }
+
+  /** Raise the count to at least `loaded` (for producers that report absolute positions). */
+  advanceTo(file: string, loaded: number): void {
+    if (loaded > this.done) this.advance(file, loaded - this.done);
+  }
+
+  /** The phase is complete: sends `loaded === total` exactly once. */
+  finish(file = this.lastFile): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.done = this.total;
+    this.emit(this.total, file);
+  }
+
+  private emit(loaded: number, file: string): void {
+    if (loaded <= this.lastEmitted) return;
+    this.lastEmitted = loaded;
+    this.onProgress?.({ phase: this.phase, loaded, total: this.total, file });
+  }
+}
