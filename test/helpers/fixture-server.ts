@@ -47,7 +47,7 @@ export async function startFixtureServer(): Promise<FixtureServer> {
   const counts = new Map<string, number>();
   const cache = new Map<string, Uint8Array>();
   const stalled = new Set<ServerResponse>();
-  const state: Omit<FixtureServer, 'url' | 'close'> = { log: [], files: new Map(), fault: undefined, extraHeaders: {}, resolve: undefined };
+  const state: Omit<FixtureServer, 'url' | 'close' | 'reset'> = { log: [], files: new Map(), fault: undefined, extraHeaders: {}, resolve: undefined };
 
   const bytesOf = (path: string): Uint8Array | undefined => {
     const entry = state.files.get(path) ?? state.resolve?.(path);
