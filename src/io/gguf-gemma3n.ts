@@ -276,10 +276,6 @@ function gemma3nCheckpoint(gguf: GgufFile, tensors: Map<string, GgufTensor>, unm
     readF32,
     readRaw,
     readPackedAs,
-    async readPacked(n: string): Promise<PackedTensor | undefined> {
-      const native = losslessFormats(get(n).ggmlType)[0];
-      return native ? ((await readPackedAs(n, native)) ?? undefined) : undefined;
-    },
   };
 }
 

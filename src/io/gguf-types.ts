@@ -307,3 +307,18 @@ export function repackLossless(type: number, bytes: Uint8Array, rows: number, co
 function nibble(bytes: Uint8Array, qs: number, e: number): number {
   return e < 16 ? bytes[qs + e] & 15 : bytes[qs + e - 16] >> 4;
 }
+
+/**
+ * The GPU format a tensor of this ggml type should become. 'q4' / 'q8': Q4_0 / Q8_0, repacked losslessly.
+ * 'q8' for every other quantized type (Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K): dequantize to f32, then quantize to q8
+ * (absmax/127, group 32) — on the tiny-a fixture that adds 0.4 % (Q4_K), 0.9 % (Q5_0) and 4 % (Q6_K) to the RMS
+ * error the file already has against the original weights, while q4 would add 52 % (Q4_K) to 5× (Q6_K): a second
+ * 4-bit rounding on a different grid compounds the first. 'float': F32 / F16 / BF16, which the loader treats like
+ * safetensors weights (its own format choice).
+ */
+export function gpuFormatFor(typeOrName: number | string): 'q4' | 'q8' | 'float' {
+  // Accepts TensorInfo.dtype too ('Q4_K'), so a loader working through the Checkpoint interface can ask.
+  const type = typeof typeOrName === 'number' ? typeOrName : (GGML_TYPE as Record<string, number>)[typeOrName] ?? -1;
+  if (type === GGML_TYPE.F32 || type === GGML_TYPE.F16 || type === GGML_TYPE.BF16) return 'float';
+  return type === GGML_TYPE.Q4_0 ? 'q4' : 'q8';
+}

@@ -181,8 +181,10 @@ export async function readGgufHeader(source: ByteSource): Promise<GgufFile> {
   }
   const tensorCount = await cur.u64('the tensor count');
   const kvCount = await cur.u64('the metadata count');
-  // Each entry takes at least 8 bytes: larger counts can only come from a corrupt or truncated header.
-  if (tensorCount > fileSize / 8 || kvCount > fileSize / 8) throw badFile(source, `it claims ${tensorCount} tensors and ${kvCount} metadata entries in ${fileSize} bytes.`);
+  // Each entry takes at least 8 bytes; larger counts come from a truncated (or corrupt) header. Checked up front so a
+  // corrupt count cannot make us loop over billions of entries.
+  const minHeader = cur.pos + 8 * (tensorCount + kvCount);
+  if (minHeader > fileSize) throw truncated(source.name, minHeader, fileSize);
 
   const metadata = new Map<string, GgufValue>();
   for (let i = 0; i < kvCount; i++) {
@@ -192,8 +194,9 @@ export async function readGgufHeader(source: ByteSource): Promise<GgufFile> {
   }
 
   const rawAlignment = metadata.get('general.alignment') ?? 32;
-  if (typeof rawAlignment !== 'number' || rawAlignment <= 0 || rawAlignment % 8 !== 0) {
-    throw badFile(source, `general.alignment is ${String(rawAlignment)} (must be a positive multiple of 8).`);
+  // ggml requires a power of two.
+  if (typeof rawAlignment !== 'number' || !Number.isInteger(rawAlignment) || rawAlignment <= 0 || (rawAlignment & (rawAlignment - 1)) !== 0) {
+    throw badFile(source, `general.alignment is ${String(rawAlignment)} (must be a power of two).`);
   }
   const alignment = rawAlignment;
 
