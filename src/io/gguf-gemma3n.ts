@@ -136,7 +136,7 @@ export interface Gemma3nGguf extends Checkpoint {
   /** The stored bytes of a tensor (or of rows of it), in its ggml type. */
   readRaw(name: string, rows?: RowRange): Promise<Uint8Array>;
   /** Our GPU q4/q8 layout when the stored type repacks into `format` losslessly (Q4_0 → q4/q8, Q8_0 → q8), else null. */
-  readPackedAs(name: string, format: 'q4' | 'q8'): Promise<PackedTensor | null>;
+  readPackedAs(name: string, format: 'q4' | 'q8', rows?: RowRange): Promise<PackedTensor | null>;
 }
 
 export interface RowRange {
@@ -246,12 +246,15 @@ function gemma3nCheckpoint(gguf: GgufFile, tensors: Map<string, GgufTensor>, unm
     const r = range(t, rows);
     return dequantize(t.ggmlType, await gguf.source.read(r.offset, r.length), r.count * t.rowElements, `${name}: tensor ${t.ggufName}`);
   };
-  const readPackedAs = async (n: string, format: 'q4' | 'q8'): Promise<PackedTensor | null> => {
+  // `rows` (an addition to Checkpoint.readPackedAs) lets a caller stream a multi-GB table (E2B's Q8_0 PLE table is
+  // 2.1 GB) in row chunks.
+  const readPackedAs = async (n: string, format: 'q4' | 'q8', rowRange?: RowRange): Promise<PackedTensor | null> => {
     const t = get(n);
-    if (!losslessFormats(t.ggmlType).includes(format)) return null;
-    const rows = t.shape.length === 1 ? 1 : t.shape[0];
-    const cols = t.shape.length === 1 ? t.shape[0] : t.rowElements;
-    const packed = repackLossless(t.ggmlType, await gguf.source.read(t.offset, t.byteLength), rows, cols, format);
+    if (!losslessFormats(t.ggmlType).includes(format) || t.shape.length !== 2) return null;
+    const r = range(t, rowRange);
+    const rows = r.count;
+    const cols = t.rowElements;
+    const packed = repackLossless(t.ggmlType, await gguf.source.read(r.offset, r.length), rows, cols, format);
     return packed && { ...packed, format, rows, cols };
   };
   return {

@@ -178,6 +178,12 @@ test('PLE table: zero padding trimmed (vocab_size_per_layer_input 448 of 512 row
   const f32 = await open('gemma3n-tiny-a-F32.gguf');
   assert.equal(countMismatches(await f32.readF32(name, { start: 440, count: 8 }), await readF32(st, name, { start: 440, count: 8 })), 0);
   await assertRejects(g.readF32(name, { start: 440, count: 9 }), 'invalid-argument', ['rows [440, 449)']);
+  // Row chunks of a packed table: the same blocks as the whole.
+  const whole = (await g.readPackedAs(name, 'q8'))!;
+  const part = (await g.readPackedAs(name, 'q8', { start: 100, count: 7 }))!;
+  assert.deepEqual([part.rows, part.cols], [7, 96]);
+  assert.deepEqual(part.scales, whole.scales.subarray(100 * 3, 107 * 3));
+  assert.deepEqual(part.data, whole.data.subarray(100 * 3 * 8, 107 * 3 * 8));
 });
 
 test('stacked AltUp projections: slice k of altup_proj is altup_projections.k', { skip }, async () => {
