@@ -72,15 +72,19 @@ export interface GenerationStats {
   finishReason: FinishReason;
 }
 
-/** Loading progress, forwarded from the worker. */
+/**
+ * Loading progress, forwarded from the worker: the shape of src/io/progress.ts plus the runtime's own phases.
+ * One event stream per phase; each phase ends with exactly one event where loaded === total.
+ */
 export interface LoadProgress {
-  /** What is happening: 'device', 'tokenizer', 'weights', 'compile', 'ready'. */
-  phase: string;
-  /** Bytes (or steps) done and the total when known (0 = unknown). */
+  /** 'device' (opening the GPU), 'download', 'cache-read', 'quantize', 'compile', 'tokenizer'. */
+  phase: 'device' | 'download' | 'cache-read' | 'quantize' | 'compile' | 'tokenizer' | (string & {});
+  /** Units done (bytes for download / cache-read / quantize; steps otherwise). */
   loaded: number;
+  /** Units in the phase (0 = unknown). */
   total: number;
-  /** Human-readable detail (a file name). */
-  message?: string;
+  /** The file being worked on (or the adapter name for 'device'). */
+  file: string;
 }
 
 /** What a loaded model reports about itself. */

@@ -3,8 +3,11 @@
  * default the next token is a hash of the whole cache, so any mistake in the engine's cache bookkeeping
  * (reuse, truncation, positions) changes the output. `reply` scripts the tokens it samples instead.
  */
-import assert from 'node:assert/strict';
 import type { LanguageModel, SamplingParams } from '../../src/runtime/language-model.ts';
+
+function check(ok: boolean, message: string): void {
+  if (!ok) throw new Error(`FakeModel: ${message}`);
+}
 
 export interface FakeModelOptions {
   vocabSize?: number;
@@ -52,8 +55,8 @@ export class FakeModel implements LanguageModel {
   }
 
   async sample(params: SamplingParams): Promise<number> {
-    assert.ok(this.cache.length > 0, 'sample() before any prefill');
-    assert.ok(params.random >= 0 && params.random < 1);
+    check(this.cache.length > 0, 'sample() before any prefill');
+    check(params.random >= 0 && params.random < 1, `random ${params.random} not in [0, 1)`);
     this.samples.push(params);
     if (this.opts.reply) {
       const r = this.opts.reply;
@@ -63,7 +66,7 @@ export class FakeModel implements LanguageModel {
   }
 
   truncate(length: number): number {
-    assert.ok(length <= this.cache.length, `truncate(${length}) beyond the cache (${this.cache.length})`);
+    check(length <= this.cache.length, `truncate(${length}) beyond the cache (${this.cache.length})`);
     const keep = this.opts.keepLimit ? Math.min(length, this.opts.keepLimit(length, this.cache.length)) : length;
     this.cache.length = keep;
     return keep;
@@ -74,8 +77,8 @@ export class FakeModel implements LanguageModel {
   }
 
   private async feed(ids: readonly number[], startPos: number): Promise<void> {
-    assert.equal(startPos, this.cache.length, 'tokens must be fed at the end of the cache');
-    assert.ok(startPos + ids.length <= this.maxContext, `feeding past the context (${startPos + ids.length} > ${this.maxContext})`);
+    check(startPos === this.cache.length, `fed at ${startPos} but the cache holds ${this.cache.length}`);
+    check(startPos + ids.length <= this.maxContext, `feeding past the context (${startPos + ids.length} > ${this.maxContext})`);
     if (this.opts.delayMs) await new Promise((r) => setTimeout(r, this.opts.delayMs));
     this.cache.push(...ids);
     this.processed += ids.length;

@@ -1,0 +1,52 @@
+/**
+ * gemma-webgpu: Gemma 3n in the browser on WebGPU. The model runs in a dedicated Web Worker; this module is
+ * the main-thread API.
+ *
+ * ```ts
+ * import { loadGemma } from 'gemma-webgpu';
+ * const gemma = await loadGemma({ model: 'https://example.com/gemma-3n-E2B-it/', onProgress: console.log });
+ * const stream = gemma.chat([{ role: 'user', content: 'Hi!' }], { maxNewTokens: 256 });
+ * for await (const { text } of stream) output.textContent += text;
+ * console.log(await stream.stats); // { promptTokens, reusedTokens, newTokens, decodeTokensPerSecond, finishReason, ... }
+ * ```
+ */
+import { GemmaError } from './errors.ts';
+import { connectGemmaWorker, GemmaClient, type LoadOptions } from './runtime/client.ts';
+
+export interface LoadGemmaOptions extends LoadOptions {
+  /**
+   * A worker that calls `exposeGemmaWorker()` (from 'gemma-webgpu/core'), for custom models or bundlers that
+   * cannot emit our worker. Default: the library's own worker, terminated by dispose().
+   */
+  worker?: Worker;
+}
+
+/** Starts the worker, opens the GPU, loads the model and tokenizer. Rejects with a GemmaError saying what to do. */
+export async function loadGemma(options: LoadGemmaOptions): Promise<GemmaClient> {
+  const { worker: given, ...rest } = options;
+  if (!given && (typeof navigator === 'undefined' || !(navigator as Navigator & { gpu?: GPU }).gpu)) {
+    throw new GemmaError(
+      'no-webgpu',
+      'WebGPU is not available here (navigator.gpu is undefined). Use a browser with WebGPU enabled ' +
+        '(Chrome/Edge 113+, Safari 26+, Firefox 141+ on Windows) over https or localhost.',
+    );
+  }
+  const worker = given ?? new Worker(new URL('./runtime/worker.ts', import.meta.url), { type: 'module', name: 'gemma-webgpu' });
+  return connectGemmaWorker(worker, rest, !given);
+}
+
+export { connectGemmaWorker, GemmaClient, type LoadOptions };
+export { GenerationStream } from './runtime/generation-stream.ts';
+export { GemmaError, type GemmaErrorCode } from './errors.ts';
+export type {
+  ChatMessage,
+  Delta,
+  FinishReason,
+  GenerateOptions,
+  GenerationStats,
+  LoadProgress,
+  LoadRequest,
+  ModelInfo,
+  PromptInput,
+  StreamOptions,
+} from './runtime/protocol.ts';

@@ -1,0 +1,188 @@
+/**
+ * GemmaClient: the main-thread handle on a model running in a Web Worker (see worker-host.ts for the other
+ * side). Works with any worker that calls `exposeGemmaWorker()`.
+ *
+ * One generation at a time: `chat()`/`generate()` while another is running fails with GemmaError('busy'),
+ * except when the running one has been aborted: then the new one starts as soon as it has wound down (at most
+ * one token later), so "stop, then send the next message" just works.
+ */
+import { proxy, releaseProxy, transfer, wrap, type Remote } from 'comlink';
+import { GemmaError, deserializeError } from '../errors.ts';
+import { installErrorTransfer } from './comlink-errors.ts';
+import { GenerationStream } from './generation-stream.ts';
+import type {
+  ChatMessage,
+  GenerateRequest,
+  LoadProgress,
+  LoadRequest,
+  ModelInfo,
+  PromptInput,
+  StreamControl,
+  StreamMessage,
+  StreamOptions,
+  WorkerApi,
+} from './protocol.ts';
+
+interface Active {
+  done: Promise<void>;
+  aborted: boolean;
+  fail(error: GemmaError): void;
+}
+
+export class GemmaClient {
+  private active: Active | undefined;
+  private disposed = false;
+  private crashed: GemmaError | undefined;
+  private readonly onWorkerError = (e: ErrorEvent) => {
+    this.crashed = new GemmaError('internal', `The Gemma worker crashed: ${e.message || 'unknown error'}. Load the model again.`);
+    this.active?.fail(this.crashed);
+  };
+
+  /** @internal use loadGemma() or connectGemmaWorker() */
+  constructor(
+    private readonly api: Remote<WorkerApi>,
+    private readonly worker: Worker,
+    /** What the loaded model reports: vocabulary, context length, adapter, tokenizer availability. */
+    readonly info: ModelInfo,
+    private readonly ownsWorker: boolean,
+  ) {
+    worker.addEventListener('error', this.onWorkerError);
+  }
+
+  /** Streams the model's reply to a conversation (rendered with the checkpoint's chat template). */
+  chat(messages: ChatMessage[], options: StreamOptions = {}): GenerationStream {
+    const { signal, ...rest } = options;
+    return this.start({ kind: 'chat', messages: messages.map((m) => ({ role: m.role, content: m.content })), options: rest }, signal);
+  }
+
+  /** Streams the continuation of a plain text prompt (BOS added, no chat template) or of token ids. */
+  generate(prompt: PromptInput, options: StreamOptions = {}): GenerationStream {
+    const { signal, ...rest } = options;
+    return this.start({ kind: 'prompt', prompt: typeof prompt === 'string' ? prompt : Array.from(prompt), options: rest }, signal);
+  }
+
+  /** Forgets the cached conversation (the next turn is prefilled from scratch). */
+  async reset(): Promise<void> {
+    this.checkUsable();
+    await this.active?.done;
+    await this.api.reset();
+  }
+
+  /** Frees the GPU memory and ends the worker (when loadGemma created it). */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.active?.fail(new GemmaError('disposed', 'The model was disposed during generation.'));
+    try {
+      if (!this.crashed) await this.api.dispose();
+    } finally {
+      this.api[releaseProxy]();
+      this.worker.removeEventListener('error', this.onWorkerError);
+      if (this.ownsWorker) this.worker.terminate();
+    }
+  }
+
+  private checkUsable(): void {
+    if (this.disposed) throw new GemmaError('disposed', 'This model was disposed; call loadGemma() again.');
+    if (this.crashed) throw this.crashed;
+  }
+
+  private start(request: GenerateRequest, signal: AbortSignal | undefined): GenerationStream {
+    const stream = new GenerationStream();
+    try {
+      this.checkUsable();
+    } catch (err) {
+      stream.fail(err as GemmaError);
+      return stream;
+    }
+    const previous = this.active;
+    if (previous && !previous.aborted) {
+      stream.fail(
+        new GemmaError('busy', 'A generation is already running on this model. Wait for its stream to end, or abort it (signal or stream.abort()) first.'),
+      );
+      return stream;
+    }
+    const channel = new MessageChannel();
+    const port = channel.port1;
+    let settle!: () => void;
+    const entry: Active = {
+      done: new Promise<void>((r) => (settle = r)),
+      aborted: false,
+      fail: (error) => {
+        stream.fail(error);
+        end();
+      },
+    };
+    this.active = entry;
+    const abort = () => {
+      entry.aborted = true;
+      port.postMessage({ type: 'abort' } satisfies StreamControl);
+    };
+    const end = () => {
+      signal?.removeEventListener('abort', abort);
+      port.onmessage = null;
+      port.close();
+      if (this.active === entry) this.active = undefined;
+      settle();
+    };
+    stream.onAbort = abort;
+    signal?.addEventListener('abort', abort, { once: true });
+    if (signal?.aborted) abort();
+    port.onmessage = (e: MessageEvent<StreamMessage>) => {
+      const m = e.data;
+      if (m.type === 'delta') stream.push(m.deltas);
+      else if (m.type === 'done') {
+        stream.finish(m.stats);
+        end();
+      } else if (m.type === 'error') {
+        stream.fail(deserializeError(m.error));
+        end();
+      }
+    };
+    void (async () => {
+      if (previous) await previous.done;
+      if (stream.settled) return;
+      try {
+        await this.api.generate(transfer(channel.port2, [channel.port2]), request);
+      } catch (err) {
+        // The worker reports generation errors on the port; this is a transport failure.
+        entry.fail(err instanceof GemmaError ? err : new GemmaError('internal', `The Gemma worker did not respond: ${(err as Error)?.message ?? err}`));
+      }
+    })();
+    return stream;
+  }
+}
+
+/** Options of loadGemma() / connectGemmaWorker(). */
+export interface LoadOptions extends LoadRequest {
+  /** Loading progress: device, download, quantize, compile, tokenizer. */
+  onProgress?: (progress: LoadProgress) => void;
+}
+
+/**
+ * Loads a model in a worker you created (a script that calls `exposeGemmaWorker()`); the worker stays yours
+ * (dispose() does not terminate it).
+ */
+export async function connectGemmaWorker(worker: Worker, options: LoadOptions, ownsWorker = false): Promise<GemmaClient> {
+  installErrorTransfer();
+  const { onProgress, ...request } = options;
+  const api = wrap<WorkerApi>(worker);
+  let onError: ((e: ErrorEvent) => void) | undefined;
+  const crashed = new Promise<never>((_, reject) => {
+    onError = (e: ErrorEvent) => {
+      e.preventDefault?.();
+      reject(new GemmaError('internal', `The Gemma worker failed: ${e.message || 'its script could not be loaded'}.`));
+    };
+    worker.addEventListener('error', onError);
+  });
+  try {
+    const info = await Promise.race([api.load(request, onProgress ? proxy(onProgress) : undefined), crashed]);
+    return new GemmaClient(api, worker, info, ownsWorker);
+  } catch (err) {
+    api[releaseProxy]();
+    if (ownsWorker) worker.terminate();
+    throw err instanceof GemmaError ? err : new GemmaError('internal', String((err as Error)?.message ?? err), { cause: err });
+  } finally {
+    if (onError) worker.removeEventListener('error', onError);
+  }
+}

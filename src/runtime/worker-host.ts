@@ -1,0 +1,151 @@
+/**
+ * The worker side of the public API: an Engine behind comlink. `exposeGemmaWorker(factory)` is all a worker
+ * script needs (src/runtime/worker.ts is the default one; bring-your-own workers and tests pass their own
+ * model factory).
+ *
+ * Streaming: each generation gets its own MessagePort (transferred with the request). The worker posts
+ * deltas on it without waiting for anything (no per-token round trip), then one 'done' or 'error' message;
+ * the main thread posts 'abort' on the same port. Deltas produced while the previous post is younger than
+ * `streamIntervalMs` are batched into one message.
+ */
+import { expose } from 'comlink';
+import { createGpuContext, type GpuContext } from '../gpu/device.ts';
+import { GemmaError, serializeError } from '../errors.ts';
+import { installErrorTransfer } from './comlink-errors.ts';
+import { Engine } from './engine.ts';
+import type { LanguageModel } from './language-model.ts';
+import type { Delta, GenerateRequest, LoadProgress, LoadRequest, ModelInfo, StreamControl, StreamMessage, WorkerApi } from './protocol.ts';
+import { fetchTokenizer, type TextTokenizer } from './tokenizer.ts';
+
+/** What a model factory produces. */
+export interface LoadedModel {
+  model: LanguageModel;
+  /** When absent, the host loads tokenizer.json / tokenizer_config.json from `request.tokenizer` or the model URL. */
+  tokenizer?: TextTokenizer;
+  /** The checkpoint's stop ids (config.json / generation_config.json `eos_token_id`). */
+  stopTokenIds?: number[];
+  /** For ModelInfo (default 'unknown' or the GPU context's name). */
+  adapterName?: string;
+}
+
+export interface ModelFactoryContext {
+  request: LoadRequest;
+  /** Opens (once) the WebGPU device with our feature/limit checks; fails with a typed GemmaError. */
+  gpu(): Promise<GpuContext>;
+  onProgress(p: LoadProgress): void;
+}
+
+export type ModelFactory = (ctx: ModelFactoryContext) => Promise<LoadedModel>;
+
+export interface WorkerHostOptions {
+  /** Batch deltas posted less than this many ms after the previous post (default 0: post every token). */
+  streamIntervalMs?: number;
+}
+
+/** The comlink-exposed object, usable without a worker too (tests, same-thread hosts). */
+export function createWorkerApi(factory: ModelFactory, options: WorkerHostOptions = {}): WorkerApi & { engine(): Engine | undefined } {
+  let engine: Engine | undefined;
+  let loading = false;
+  let gpuContext: GpuContext | undefined;
+  const interval = options.streamIntervalMs ?? 0;
+
+  return {
+    engine: () => engine,
+
+    async load(request: LoadRequest, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
+      if (engine || loading) throw new GemmaError('busy', 'A model is already loaded (or loading) in this worker; dispose() it first, or use another worker.');
+      loading = true;
+      const progress = (p: LoadProgress) => {
+        try {
+          void onProgress?.(p);
+        } catch {
+          // a throwing progress callback must not break loading
+        }
+      };
+      try {
+        let gpuPromise: Promise<GpuContext> | undefined;
+        const gpu = () =>
+          (gpuPromise ??= (async () => {
+            progress({ phase: 'device', loaded: 0, total: 1, file: '' });
+            gpuContext = await createGpuContext(undefined, { allowF16: request.allowF16, powerPreference: request.powerPreference });
+            progress({ phase: 'device', loaded: 1, total: 1, file: gpuContext.adapterName });
+            return gpuContext;
+          })());
+        const loaded = await factory({ request, gpu, onProgress: progress });
+        let tokenizer = loaded.tokenizer;
+        const tokenizerUrl = request.tokenizer ?? (typeof request.model === 'string' ? request.model : undefined);
+        if (!tokenizer && request.tokenizer !== false && tokenizerUrl) {
+          progress({ phase: 'tokenizer', loaded: 0, total: 1, file: 'tokenizer.json' });
+          try {
+            tokenizer = await fetchTokenizer(tokenizerUrl);
+          } catch (err) {
+            loaded.model.dispose();
+            throw err;
+          }
+          progress({ phase: 'tokenizer', loaded: 1, total: 1, file: 'tokenizer.json' });
+        }
+        engine = new Engine({ model: loaded.model, tokenizer, stopTokenIds: loaded.stopTokenIds });
+        return {
+          vocabSize: loaded.model.vocabSize,
+          maxContext: loaded.model.maxContext,
+          adapterName: loaded.adapterName ?? gpuContext?.adapterName ?? 'unknown',
+          hasTokenizer: tokenizer !== undefined,
+        };
+      } finally {
+        loading = false;
+      }
+    },
+
+    async generate(port: MessagePort, request: GenerateRequest): Promise<void> {
+      const controller = new AbortController();
+      port.onmessage = (e: MessageEvent<StreamControl>) => {
+        if (e.data?.type === 'abort') controller.abort();
+      };
+      let pending: Delta[] = [];
+      let lastPost = 0;
+      const post = (m: StreamMessage) => port.postMessage(m);
+      const flush = () => {
+        if (pending.length) post({ type: 'delta', deltas: pending });
+        pending = [];
+        lastPost = performance.now();
+      };
+      const onDelta = (d: Delta) => {
+        pending.push(d);
+        if (interval <= 0 || performance.now() - lastPost >= interval) flush();
+      };
+      try {
+        if (!engine) throw new GemmaError('invalid-argument', 'No model is loaded in this worker: call load() first.');
+        const run = { onDelta, signal: controller.signal };
+        const stats =
+          request.kind === 'chat'
+            ? await engine.chat(request.messages, request.options, run)
+            : await engine.generate(request.prompt, request.options, run);
+        flush();
+        post({ type: 'done', stats });
+      } catch (err) {
+        flush();
+        post({ type: 'error', error: serializeError(err) });
+      } finally {
+        port.onmessage = null;
+        port.close();
+      }
+    },
+
+    async reset(): Promise<void> {
+      engine?.resetCache();
+    },
+
+    async dispose(): Promise<void> {
+      engine?.dispose();
+      engine = undefined;
+      gpuContext?.device.destroy();
+      gpuContext = undefined;
+    },
+  };
+}
+
+/** Call this in a worker script: exposes the engine API to the page's `loadGemma({ worker })`. */
+export function exposeGemmaWorker(factory: ModelFactory, options?: WorkerHostOptions): void {
+  installErrorTransfer();
+  expose(createWorkerApi(factory, options));
+}

@@ -1,0 +1,31 @@
+// The engine over the CPU reference model on every tiny fixture: greedy streamed tokens equal golden.json's
+// continuation; a second, longer prompt reuses the cache and still matches a fresh run.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Engine } from '../../src/runtime/engine.ts';
+import { openSafetensorsCheckpoint } from '../../src/io/safetensors.ts';
+import { directoryFiles } from '../../src/node/checkpoint-files.ts';
+import { parseGemma3nConfig } from '../../src/model/gemma3n/config.ts';
+import { loadRefWeights } from '../helpers/reference-gemma3n.ts';
+import { tinyFixtures } from '../helpers/fixtures.ts';
+import { ReferenceLanguageModel } from './reference-model.ts';
+
+for (const fx of tinyFixtures()) {
+  test(`${fx.name}: engine greedy stream equals the golden continuation`, async () => {
+    const ckpt = await openSafetensorsCheckpoint(directoryFiles(fx.dir));
+    const cfg = parseGemma3nConfig(ckpt.config);
+    const model = new ReferenceLanguageModel(cfg, await loadRefWeights(ckpt));
+    const engine = new Engine({ model, stopTokenIds: cfg.eosTokenIds });
+    const { prompt_ids, generated_ids } = fx.golden.greedy;
+    const got: number[] = [];
+    const stats = await engine.generate(prompt_ids, { temperature: 0, maxNewTokens: generated_ids.length }, { onDelta: (d) => got.push(...d.tokenIds) });
+    assert.deepEqual(got, generated_ids);
+    assert.equal(stats.finishReason, 'length');
+    assert.equal(stats.newTokens, generated_ids.length);
+    // Continue from a prefix of the golden: the prompt + 6 generated tokens are cached, 6 more come out the same.
+    const cont: number[] = [];
+    const s2 = await engine.generate([...prompt_ids, ...generated_ids.slice(0, 6)], { temperature: 0, maxNewTokens: 6 }, { onDelta: (d) => cont.push(...d.tokenIds) });
+    assert.deepEqual(cont, generated_ids.slice(6, 12));
+    assert.equal(s2.reusedTokens, prompt_ids.length + 5);
+  });
+}
