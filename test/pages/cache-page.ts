@@ -9,7 +9,7 @@ import { blobSource, fileHandleSource } from '../../src/io/file-source.ts';
 import { GemmaError } from '../../src/errors.ts';
 
 /** Deterministic test bytes: byte i of file `seed` (cheap, position-dependent, differs per file). */
-function pattern(seed: number, offset: number, length: number): Uint8Array {
+function pattern(seed: number, offset: number, length: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(length);
   for (let i = 0; i < length; i++) {
     const x = offset + i;
