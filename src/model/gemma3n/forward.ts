@@ -1,0 +1,313 @@
+/**
+ * The Gemma 3n text decoder's forward pass on the GPU, for a chunk of T ≤ C tokens at positions p0..p0+T−1
+ * (prefill chunks and single-token decode alike). Reads like shared/docs/gemma3n-formats.md §2.10:
+ *
+ *   1. embed (§2.2) → PLE inputs z[l] (§2.3) → AltUp streams (§2.4)
+ *   2. per layer (§2.5): ROUTER → ALTUP PREDICT → input norm → LAUREL → ATTENTION (own or SHARED KV cache)
+ *      → combine /√2 → MLP (activation sparsity) → ALTUP CORRECT → PLE GATE into streams 1..3
+ *   3. ALTUP UNEMBED → mean → final norm → tied LM head → softcap (§2.6)
+ *
+ * Every buffer is preallocated for C tokens and every dispatch (pipeline + bind group + uniform) is built once
+ * here; a step only writes the token ids, the PLE rows and a few per-step uniforms (T, positions) and records the
+ * whole step into one command buffer. Activations are f32 (residual streams must be, §2.11); weights may be
+ * f16/q4/q8.
+ */
+import type { GpuContext } from '../../gpu/device.ts';
+import { createStorageBuffer, writeBuffer } from '../../gpu/buffers.ts';
+import type { Dispatch } from '../../gpu/pipeline.ts';
+import { MatmulKernel } from '../../kernels/matmul.ts';
+import { RmsNormKernel } from '../../kernels/rmsnorm.ts';
+import { RopeKernel } from '../../kernels/rope.ts';
+import { ElementwiseKernel, type Operand } from '../../kernels/elementwise.ts';
+import { GeluGateKernel } from '../../kernels/gelu_gate.ts';
+import { AttentionKernel } from '../../kernels/attention.ts';
+import { KvCache, KvWriteKernel } from '../../kernels/kv-cache.ts';
+import type { GpuWeight } from '../../kernels/weight-format.ts';
+import type { Gemma3nTextConfig } from './config.ts';
+import type { ModelWeights } from './weights.ts';
+import { GlueKernels } from './glue.ts';
+
+/** A recorded dispatch plus how it follows the step's token count and position. */
+interface Op {
+  d: Dispatch;
+  rows?: (T: number) => void;
+  step?: (p0: number, T: number) => void;
+}
+
+export interface ForwardOptions {
+  /** Most tokens per step (prefill chunk size). */
+  chunk: number;
+  /** Longest sequence the KV caches hold. */
+  maxContext: number;
+}
+
+/** Top bit of an id in the GPU id buffer: "take the precomputed hard-token row" (see shaders/gemma3n_glue.wgsl). */
+const HARD_TOKEN_FLAG = 0x80000000;
+
+export class Gemma3nForward {
+  readonly caches: Array<KvCache | undefined>;
+  /** Scratch GPU bytes (activations, logits), for memory accounting. */
+  readonly scratchBytes: number;
+  private readonly ops: Op[] = [];
+  private readonly headOps: Op[] = [];
+  private readonly allHeadOps: Op[] = [];
+  private lastT = -1;
+  private readonly ids: GPUBuffer;
+  private readonly pleTok: GPUBuffer;
+  private readonly pleHost: Float32Array;
+  private readonly idsHost: Uint32Array;
+  private readonly finalNormed: GPUBuffer;
+  private readonly lastHidden: GPUBuffer;
+  readonly lastLogits: GPUBuffer;
+  readonly allLogits: GPUBuffer;
+  /** u32 [4]: word 0 = greedy next token after the last step. */
+  readonly nextToken: GPUBuffer;
+  private readonly buffers: GPUBuffer[] = [];
+
+  private constructor(
+    private readonly ctx: GpuContext,
+    readonly cfg: Gemma3nTextConfig,
+    private readonly w: ModelWeights,
+    readonly opts: ForwardOptions,
+    k: { mm: MatmulKernel; norm: RmsNormKernel; rope: RopeKernel; ew: ElementwiseKernel; gelu: GeluGateKernel; attn: AttentionKernel; kv: KvWriteKernel; glue: GlueKernels },
+  ) {
+    const c = cfg;
+    const C = opts.chunk;
+    const D = c.hiddenSize, L = c.numLayers, P = c.pleDim, A = c.altupNumInputs;
+    const H = c.numHeads, Hkv = c.numKvHeads, dh = c.headDim, V = c.vocabSize;
+    const Fmax = Math.max(...c.intermediateSize);
+    const eps = c.rmsNormEps;
+    const { device } = ctx;
+
+    let bytes = 0;
+    const buf = (label: string, floats: number): GPUBuffer => {
+      const b = createStorageBuffer(device, floats * 4, label);
+      this.buffers.push(b);
+      bytes += b.size;
+      return b;
+    };
+    const ops = this.ops;
+    // ---- small builders, so the body below reads like the equations ----
+    const mm = (W: GpuWeight, x: GPUBuffer, y: GPUBuffer, o: { xOffset?: number; yOffset?: number; list?: Op[]; fixedRows?: number } = {}) => {
+      const d = k.mm.bind({ x, weight: W, y, rows: o.fixedRows ?? 1, xOffset: o.xOffset, yOffset: o.yOffset });
+      (o.list ?? ops).push({ d, rows: o.fixedRows ? undefined : (T) => d.setRows(T) });
+    };
+    /** RMSNorm of `perToken` rows of width dim per token. */
+    const norm = (x: GPUBuffer, weight: GPUBuffer | undefined, y: GPUBuffer, dim: number, perToken = 1, o: { xOffset?: number; yOffset?: number; list?: Op[] } = {}) => {
+      const d = k.norm.bind({ x, weight, y, rows: perToken, dim, eps, xOffset: o.xOffset, yOffset: o.yOffset });
+      (o.list ?? ops).push({ d, rows: (T) => d.setRows(T * perToken) });
+    };
+    type EwArgs = Parameters<ElementwiseKernel['bind']>[0];
+    const ew = (a: Omit<EwArgs, 'rows'>, list: Op[] = ops) => {
+      const d = k.ew.bind({ ...a, rows: 1 });
+      list.push({ d, rows: (T) => d.setRows(T) });
+    };
+    const stream = (buffer: GPUBuffer, i: number): Operand => ({ buffer, offset: i * C * D });
+
+    // ---- state ----
+    this.idsHost = new Uint32Array(C);
+    this.pleHost = new Float32Array(C * L * P);
+    this.ids = buf('ids', C);
+    const streams = buf('altup-streams', A * C * D);
+    const pred = buf('altup-predictions', (A + 1) * C * D); // slot A: the layer output g, for AltUp correct
+    this.pleTok = buf('ple-token-rows', C * L * P);
+    const pleProj = buf('ple-projection', C * L * P);
+    const pleNormed = buf('ple-projection-normed', C * L * P);
+    const ple = buf('per-layer-inputs', C * L * P);
+    const routerIn = buf('router-input', C * D);
+    const routerLogits = buf('router-logits', C * A);
+    const n = buf('normed-active', C * D);
+    const laurelMid = buf('laurel-mid', C * c.laurelRank);
+    const laurelOut = buf('laurel-out', C * D);
+    const laurelNormed = buf('laurel-normed', C * D);
+    const q = buf('q', C * H * dh), qn = buf('q-normed', C * H * dh);
+    const kk = buf('k', C * Hkv * dh), kn = buf('k-normed', C * Hkv * dh);
+    const vv = buf('v', C * Hkv * dh), vn = buf('v-normed', C * Hkv * dh);
+    const attnOut = buf('attention-out', C * H * dh);
+    const o = buf('o', C * D), on = buf('o-normed', C * D);
+    const h = buf('h', C * D), mlpIn = buf('mlp-in', C * D);
+    const gate = buf('mlp-gate', C * Fmax), up = buf('mlp-up', C * Fmax), act = buf('mlp-act', C * Fmax);
+    const down = buf('mlp-down', C * D), downNormed = buf('mlp-down-normed', C * D);
+    const u = buf('ple-gate-input', C * D);
+    const pleGateOut = buf('ple-gate-out', C * P), pleAct = buf('ple-act', C * P);
+    const pleOut = buf('ple-out', C * D), pleOutNormed = buf('ple-out-normed', C * D);
+    const sum = buf('unembed-sum', C * D), mean = buf('unembed-mean', C * D);
+    this.finalNormed = buf('final-normed', C * D);
+    this.lastHidden = buf('last-hidden', D);
+    this.lastLogits = buf('last-logits', V);
+    this.allLogits = buf('all-logits', C * V);
+    this.nextToken = buf('next-token', 4);
+
+    // KV caches: only producer layers own one (§2.8); consumers attend over their producer's.
+    this.caches = c.layerTypes.map((type, l) => {
+      if (c.kvSourceLayer[l] !== l) return undefined;
+      const cache = new KvCache(ctx, { kind: type === 'full_attention' ? 'full' : 'sliding', kvHeads: Hkv, headDim: dh, maxContext: opts.maxContext, window: c.slidingWindow, maxChunk: C, label: `kv${l}` });
+      return cache;
+    });
+
+    // ================= 1. Embedding, per-layer inputs, AltUp streams =================
+    // e = E[id]·√D (hard tokens: precomputed embedder rows), written as stream 0.
+    const embed = k.glue.embedGather({ weight: w.embed, ids: this.ids, hardRows: w.hardRows, out: streams, scale: Math.fround(Math.sqrt(D)) });
+    ops.push({ d: embed, rows: (T) => embed.setTokens(T) });
+    // z[l] = (RMSNorm(W_plmp·e · D^-½)[l] + √P·E_ple[id'][l]) · 2^-½   (the table rows arrive from the host in pleTok)
+    mm(w.perLayerModelProjection, streams, pleProj);
+    ew({ op: 'scale', a: pleProj, y: pleProj, cols: L * P, alpha: Math.fround(1 / Math.sqrt(D)) });
+    norm(pleProj, w.perLayerProjectionNorm, pleNormed, P, L);
+    ew({ op: 'lincomb', a: pleNormed, b: this.pleTok, y: ple, cols: L * P, alpha: Math.SQRT1_2, beta: Math.SQRT1_2 });
+    // Streams 1..A−1: W_ap^(i)·e, rescaled to e's RMS.
+    // (Computed in the prediction buffer, since a matmul may not write the buffer it reads, then copied over.)
+    for (let i = 1; i < A; i++) {
+      mm(w.altupProjections[i - 1], streams, pred, { yOffset: i * C * D });
+      const r = k.glue.rescale({ ref: streams, refOffset: 0, y: pred, yOffset: i * C * D, dim: D });
+      ops.push({ d: r, rows: (T) => r.setTokens(T) });
+      ew({ op: 'copy', a: stream(pred, i), y: stream(streams, i), cols: D });
+    }
+
+    // ================= 2. Decoder layers =================
+    const layerTypes = c.layerTypes;
+    for (let l = 0; l < L; l++) {
+      const lw = w.layers[l];
+      const F = c.intermediateSize[l];
+      const sliding = layerTypes[l] === 'sliding_attention';
+      // --- ROUTER + ALTUP PREDICT: x̂_i = x_i + Σ_k C[i][k] x_k, C = W_pred·tanh(W_r·RMSNorm(x_0)/D)
+      norm(streams, lw.routerNorm, routerIn, D);
+      mm(lw.router, routerIn, routerLogits);
+      const predict = k.glue.altupPredict({ streams, routerLogits, coefs: lw.predictionCoefs, out: pred, dim: D, streamRows: C });
+      ops.push({ d: predict, rows: (T) => predict.setTokens(T) });
+      // --- input norm of the active prediction a = x̂_0
+      norm(pred, lw.inputNorm, n, D);
+      // --- LAUREL: λ = n + RMSNorm(W_lr·W_ll·n)
+      mm(lw.laurelLeft, n, laurelMid);
+      mm(lw.laurelRight, laurelMid, laurelOut);
+      norm(laurelOut, lw.postLaurelNorm, laurelNormed, D);
+      // --- ATTENTION: q (+ k, v for cache owners), per-head norms, RoPE, cache write, attend, o_proj
+      mm(lw.q, n, q);
+      norm(q, lw.qNorm, qn, dh, H);
+      const ropeQ = k.rope.bind({ x: qn, tokens: 1, heads: H, headDim: dh, theta: c.ropeTheta[l] });
+      ops.push({ d: ropeQ, step: (p0, T) => ropeQ.setParams(T, p0) });
+      const cache = this.caches[c.kvSourceLayer[l]]!;
+      if (lw.k && lw.v && this.caches[l]) {
+        // This layer owns its cache. (KV-SHARED layers skip this block: their k_proj/v_proj are never used.)
+        mm(lw.k, n, kk);
+        norm(kk, lw.kNorm, kn, dh, Hkv);
+        const ropeK = k.rope.bind({ x: kn, tokens: 1, heads: Hkv, headDim: dh, theta: c.ropeTheta[l] });
+        ops.push({ d: ropeK, step: (p0, T) => ropeK.setParams(T, p0) });
+        mm(lw.v, n, vv);
+        norm(vv, undefined, vn, dh, Hkv); // v_norm: RMS0, no weight, no RoPE
+        const write = k.kv.bind({ cache, k: kn, v: vn });
+        ops.push({ d: write, step: (p0, T) => write.setStep(p0, T) });
+      }
+      const attend = k.attn.bind({ q: qn, out: attnOut, cache, heads: H, window: sliding ? c.slidingWindow : 0, scale: 1 });
+      ops.push({ d: attend, step: (p0, T) => attend.setStep(p0, T) });
+      mm(lw.o, attnOut, o);
+      norm(o, lw.postAttentionNorm, on, D);
+      // --- combine: h = (a + o + λ)·2^-½ = (a + o + n + RMSNorm(laurel))·2^-½
+      ew({ op: 'add', a: stream(pred, 0), b: on, y: h, cols: D });
+      ew({ op: 'add', a: h, b: n, y: h, cols: D });
+      ew({ op: 'lincomb', a: h, b: laurelNormed, y: h, cols: D, alpha: Math.SQRT1_2, beta: Math.SQRT1_2 });
+      // --- MLP with activation sparsity: g = h + RMSNorm(W_down·(gelu(cut(W_gate·x)) ⊙ W_up·x)), written to pred slot A
+      norm(h, lw.preFeedforwardNorm, mlpIn, D);
+      mm(lw.gate, mlpIn, gate);
+      mm(lw.up, mlpIn, up);
+      const gg = k.gelu.bind({ gate: { buffer: gate, rowStride: F }, up: { buffer: up, rowStride: F }, y: { buffer: act, rowStride: F }, rows: 1, cols: F, sparsity: c.activationSparsity[l] });
+      ops.push({ d: gg, rows: (T) => gg.setRows(T) });
+      mm(lw.down, act, down);
+      norm(down, lw.postFeedforwardNorm, downNormed, D);
+      ew({ op: 'add', a: h, b: downNormed, y: stream(pred, A), cols: D });
+      // --- ROUTER(g) + ALTUP CORRECT: x_i = x̂_i + (W_corr·tanh(...) + 1)_i·(g − x̂_0)
+      norm(pred, lw.routerNorm, routerIn, D, 1, { xOffset: A * C * D });
+      mm(lw.router, routerIn, routerLogits);
+      const correct = k.glue.altupCorrect({ predictions: pred, routerLogits, coefs: lw.correctionCoefs, out: streams, dim: D, streamRows: C });
+      ops.push({ d: correct, rows: (T) => correct.setTokens(T) });
+      // --- PLE GATE: v = RMSNorm(W_pp·(gelu(W_g·(x_0 ⊙ s)) ⊙ z[l])), added to streams 1..A−1 only
+      if (c.altupCorrectScale) ew({ op: 'mulRow', a: stream(streams, 0), w: lw.correctOutputScale, y: u, cols: D });
+      else ew({ op: 'copy', a: stream(streams, 0), y: u, cols: D });
+      mm(lw.pleGate, u, pleGateOut);
+      const pg = k.gelu.bind({ gate: pleGateOut, up: { buffer: ple, offset: l * P, rowStride: L * P }, y: pleAct, rows: 1, cols: P });
+      ops.push({ d: pg, rows: (T) => pg.setRows(T) });
+      mm(lw.pleProjection, pleAct, pleOut);
+      norm(pleOut, lw.postPleNorm, pleOutNormed, D);
+      for (let i = 1; i < A; i++) ew({ op: 'add', a: stream(streams, i), b: pleOutNormed, y: stream(streams, i), cols: D });
+    }
+
+    // ================= 3. ALTUP UNEMBED, mean, final norm =================
+    // y_i = W_au^(i)·x_i rescaled to rms(x_0); h = (x_0 + y_1 + y_2 + y_3)/4; RMSNorm.
+    for (let i = 1; i < A; i++) {
+      mm(w.altupUnembedProjections[i - 1], streams, pred, { xOffset: i * C * D, yOffset: i * C * D });
+      const r = k.glue.rescale({ ref: streams, refOffset: 0, y: pred, yOffset: i * C * D, dim: D });
+      ops.push({ d: r, rows: (T) => r.setTokens(T) });
+    }
+    ew({ op: 'add', a: stream(pred, 1), b: stream(pred, 2), y: sum, cols: D });
+    ew({ op: 'add', a: sum, b: stream(pred, 3), y: sum, cols: D });
+    ew({ op: 'lincomb', a: stream(streams, 0), b: sum, y: mean, cols: D, alpha: 1 / A, beta: 1 / A });
+    norm(mean, w.finalNorm, this.finalNormed, D);
+
+    // Tied LM head + softcap: for the last position (headOps, after a copy of its row) or for all (allHeadOps).
+    mm(w.embed, this.lastHidden, this.lastLogits, { list: this.headOps, fixedRows: 1 });
+    if (c.finalLogitSoftcap !== null) ew({ op: 'softcap', a: this.lastLogits, y: this.lastLogits, cols: V, alpha: c.finalLogitSoftcap }, this.headOps);
+    const am = k.glue.argmax({ x: this.lastLogits, xOffset: 0, dim: V, out: this.nextToken, outOffset: 0 });
+    this.headOps.push({ d: am });
+    mm(w.embed, this.finalNormed, this.allLogits, { list: this.allHeadOps });
+    if (c.finalLogitSoftcap !== null) ew({ op: 'softcap', a: this.allLogits, y: this.allLogits, cols: V, alpha: c.finalLogitSoftcap }, this.allHeadOps);
+
+    this.scratchBytes = bytes;
+  }
+
+  static async create(ctx: GpuContext, cfg: Gemma3nTextConfig, w: ModelWeights, opts: ForwardOptions): Promise<Gemma3nForward> {
+    const group = cfg.numHeads / cfg.numKvHeads;
+    const [mm, norm, rope, ew, gelu, attn, kv, glue] = await Promise.all([
+      MatmulKernel.create(ctx, 'f32'),
+      RmsNormKernel.create(ctx, 'f32'),
+      RopeKernel.create(ctx, 'f32'),
+      ElementwiseKernel.create(ctx, 'f32'),
+      GeluGateKernel.create(ctx, 'f32'),
+      AttentionKernel.create(ctx, { headDim: cfg.headDim, group, act: 'f32' }),
+      KvWriteKernel.create(ctx, 'f32'),
+      GlueKernels.create(ctx),
+    ]);
+    return new Gemma3nForward(ctx, cfg, w, opts, { mm, norm, rope, ew, gelu, attn, kv, glue });
+  }
+
+  /**
+   * Runs tokens `ids` (≤ chunk) at positions p0.. through the decoder and the LM head. `allLogits`: also compute
+   * the logits of every position into `this.allLogits` [T, V]; otherwise only the last position's, into
+   * `lastLogits`, and its argmax into `nextToken`. Submits one command buffer; nothing is read back.
+   */
+  run(ids: ArrayLike<number>, p0: number, allLogits = false): void {
+    const c = this.cfg;
+    const T = ids.length;
+    if (T < 1 || T > this.opts.chunk) throw new Error(`forward: ${T} tokens per step (chunk ${this.opts.chunk})`);
+    const { device } = this.ctx;
+    for (let t = 0; t < T; t++) {
+      const id = ids[t];
+      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new Error(`token id ${id} is outside the vocabulary (0..${c.vocabSize - 1})`);
+      const hard = id >= this.w.hardTokenBase && this.w.hardRowPresent[id - this.w.hardTokenBase] === 1;
+      this.idsHost[t] = hard ? (HARD_TOKEN_FLAG | (id - this.w.hardTokenBase)) >>> 0 : id;
+    }
+    writeBuffer(device, this.ids, this.idsHost.subarray(0, T));
+    this.w.pleTable.gather(ids, this.pleHost);
+    writeBuffer(device, this.pleTok, this.pleHost.subarray(0, T * c.numLayers * c.pleDim));
+    if (T !== this.lastT) {
+      for (const op of this.ops) op.rows?.(T);
+      for (const op of this.allHeadOps) op.rows?.(T);
+      this.lastT = T;
+    }
+    for (const op of this.ops) op.step?.(p0, T);
+
+    const encoder = device.createCommandEncoder({ label: 'gemma3n step' });
+    let pass = encoder.beginComputePass({ label: 'gemma3n layers' });
+    for (const op of this.ops) op.d.encode(pass);
+    pass.end();
+    encoder.copyBufferToBuffer(this.finalNormed, (T - 1) * c.hiddenSize * 4, this.lastHidden, 0, c.hiddenSize * 4);
+    pass = encoder.beginComputePass({ label: 'gemma3n head' });
+    for (const op of this.headOps) op.d.encode(pass);
+    if (allLogits) for (const op of this.allHeadOps) op.d.encode(pass);
+    pass.end();
+    device.queue.submit([encoder.finish()]);
+  }
+
+  destroy(): void {
+    for (const b of this.buffers) b.destroy();
+    for (const cache of this.caches) cache?.destroy();
+  }
+}
