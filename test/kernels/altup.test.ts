@@ -8,7 +8,8 @@ import { assertClose } from '../helpers/compare.ts';
 
 // Error model for all AltUp checks: every output is a short f32 expression (<= ~10 roundings) of terms whose
 // absolute sum is M (computed alongside the float64 reference); tanh is within ~3 ulp. So |error| <= ~16 ulp
-// of M = 1e-6 * M. We compare err / M against atol 1e-6; a wrong coefficient, orientation or +1 is O(1) there.
+// of M = 1e-6 * M (for coefficient sums, M uses sum |W m| since those sums may cancel). We compare err / M
+// against atol 1e-6; a wrong coefficient, orientation or +1 is O(1) there.
 function assertScaled(got: ArrayLike<number>, ref: Float64Array, mag: Float64Array, tag: string, tol = 1e-6) {
   const a = Float64Array.from(got, (v, i) => v / mag[i]);
   const e = Float64Array.from(ref, (v, i) => v / mag[i]);
@@ -49,13 +50,16 @@ for (const { T, D, cap } of shapes) {
       const ref = new Float64Array(4 * T * D), mag = new Float64Array(4 * T * D), act = new Float32Array(4 * T * D);
       for (let t = 0; t < T; t++) {
         const m = routerRef(r, t, D);
-        const c = Array.from({ length: 16 }, (_, j) => [0, 1, 2, 3].reduce((s, k) => s + (clip ? Math.max(-clip, Math.min(clip, W[j * 4 + k])) : W[j * 4 + k]) * m[k], 0));
+        const wc = (j: number, k: number) => (clip ? Math.max(-clip, Math.min(clip, W[j * 4 + k])) : W[j * 4 + k]);
+        const c = Array.from({ length: 16 }, (_, j) => [0, 1, 2, 3].reduce((s, k) => s + wc(j, k) * m[k], 0));
+        // The coefficients' own error scales with sum |W m|, not |c| (their sums can cancel).
+        const cMag = Array.from({ length: 16 }, (_, j) => [0, 1, 2, 3].reduce((s, k) => s + Math.abs(wc(j, k) * m[k]), 0));
         for (let d = 0; d < D; d++) {
           const xs = [0, 1, 2, 3].map((k) => x[k * ss + t * D + d]);
           for (let i = 0; i < 4; i++) {
             const o = i * T * D + t * D + d;
             ref[o] = xs[i] + [0, 1, 2, 3].reduce((s, k) => s + c[4 * i + k] * xs[k], 0);
-            mag[o] = Math.abs(xs[i]) + [0, 1, 2, 3].reduce((s, k) => s + Math.abs(c[4 * i + k] * xs[k]), 0);
+            mag[o] = Math.abs(xs[i]) + [0, 1, 2, 3].reduce((s, k) => s + cMag[4 * i + k] * Math.abs(xs[k]), 0);
             act[o] = got[i * ss + t * D + d];
           }
         }
@@ -90,13 +94,15 @@ for (const { T, D, cap } of shapes) {
     const ref = new Float64Array(5 * T * D), mag = new Float64Array(5 * T * D), act = new Float32Array(5 * T * D);
     for (let t = 0; t < T; t++) {
       const m = routerRef(r, t, D);
-      const kc = [0, 1, 2, 3].map((i) => [0, 1, 2, 3].reduce((acc, j) => acc + Math.max(-120, Math.min(120, W[i * 4 + j])) * m[j], 0) + 1);
+      const wc = (i: number, j: number) => Math.max(-120, Math.min(120, W[i * 4 + j]));
+      const kc = [0, 1, 2, 3].map((i) => [0, 1, 2, 3].reduce((acc, j) => acc + wc(i, j) * m[j], 0) + 1);
+      const kMag = [0, 1, 2, 3].map((i) => [0, 1, 2, 3].reduce((acc, j) => acc + Math.abs(wc(i, j) * m[j]), 0) + 1);
       for (let d = 0; d < D; d++) {
         const x0 = xh[t * D + d], delta = g[t * D + d] - x0;
         for (let i = 0; i < 4; i++) {
           const o = i * T * D + t * D + d, xi = xh[i * ss + t * D + d];
           ref[o] = xi + kc[i] * delta;
-          mag[o] = Math.abs(xi) + Math.abs(kc[i]) * (Math.abs(g[t * D + d]) + Math.abs(x0));
+          mag[o] = Math.abs(xi) + kMag[i] * (Math.abs(g[t * D + d]) + Math.abs(x0));
           act[o] = got[i * ss + t * D + d];
         }
         const o = 4 * T * D + t * D + d;
