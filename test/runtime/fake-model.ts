@@ -17,8 +17,12 @@ export interface FakeModelOptions {
   after?: number;
   /** Ids the hash-based sampler never returns (default: 0..3 and 105, 106). */
   avoid?: number[];
-  /** Simulated GPU time per model call, in ms. */
+  /** Simulated GPU time per model call, in ms (a timer: the thread stays free). */
   delayMs?: number;
+  /** Simulated compute per model call, in ms (a busy loop: the thread is blocked, as by real work). */
+  spinMs?: number;
+  /** Fixed compute per model call: this many iterations of an integer hash loop (same cost on any thread). */
+  work?: number;
   /** The most a truncate() keeps (simulates sliding-window ring buffers that cannot rewind far). */
   keepLimit?: (requested: number, length: number) => number;
   /** Implement the fused step() (default true). */
@@ -35,6 +39,8 @@ export class FakeModel implements LanguageModel {
   /** Sampling params seen, in order. */
   samples: SamplingParams[] = [];
   disposed = false;
+  /** Keeps the `work` loop from being optimised away. */
+  sink = 0;
   private k = 0;
   step?: (id: number, pos: number, params: SamplingParams) => Promise<number>;
 
@@ -80,6 +86,15 @@ export class FakeModel implements LanguageModel {
     check(startPos === this.cache.length, `fed at ${startPos} but the cache holds ${this.cache.length}`);
     check(startPos + ids.length <= this.maxContext, `feeding past the context (${startPos + ids.length} > ${this.maxContext})`);
     if (this.opts.delayMs) await new Promise((r) => setTimeout(r, this.opts.delayMs));
+    if (this.opts.spinMs) {
+      const until = performance.now() + this.opts.spinMs;
+      while (performance.now() < until);
+    }
+    if (this.opts.work) {
+      let x = this.cache.length | 1;
+      for (let i = 0; i < this.opts.work; i++) x = Math.imul(x ^ (x >>> 13), 0x5bd1e995) + i;
+      this.sink ^= x;
+    }
     this.cache.push(...ids);
     this.processed += ids.length;
   }

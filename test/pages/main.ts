@@ -1,0 +1,111 @@
+/**
+ * The e2e test page: puts the public API and a few measuring helpers on `window.T` for Playwright's
+ * page.evaluate (which can only move plain data).
+ */
+import { loadGemma, connectGemmaWorker, GemmaError, type GenerationStream, type GemmaClient } from '../../src/index.ts';
+import { createWorkerApi } from '../../src/runtime/worker-host.ts';
+import { testFactory } from './factories.ts';
+import type { Delta, GenerateRequest, GenerationStats, LoadRequest } from '../../src/runtime/protocol.ts';
+
+export interface Collected {
+  deltas: Delta[];
+  /** ms since the stream was created, per delta. */
+  arrivals: number[];
+  stats: GenerationStats | null;
+  error: { name: string; code?: string; message: string } | null;
+  text: string;
+}
+
+/** Drains a stream into plain data; `onDelta` may abort etc. */
+async function collect(stream: GenerationStream, onDelta?: (d: Delta, i: number) => void): Promise<Collected> {
+  const t0 = performance.now();
+  const out: Collected = { deltas: [], arrivals: [], stats: null, error: null, text: '' };
+  try {
+    for await (const d of stream) {
+      out.deltas.push(d);
+      out.arrivals.push(performance.now() - t0);
+      out.text += d.text;
+      onDelta?.(d, out.deltas.length - 1);
+    }
+    out.stats = await stream.stats;
+  } catch (err) {
+    out.error = plainError(err);
+  }
+  return out;
+}
+
+function plainError(err: unknown) {
+  const e = err as { name?: string; code?: string; message?: string };
+  return { name: e?.name ?? 'unknown', code: e instanceof GemmaError ? e.code : undefined, message: e?.message ?? String(err) };
+}
+
+/** Runs the engine in this thread (no worker, no messages) with the test factory, for worker-overhead measurements. */
+async function directGenerate(load: LoadRequest, request: GenerateRequest): Promise<{ stats: GenerationStats; tokens: number }> {
+  const api = createWorkerApi(testFactory);
+  await api.load(load);
+  const engine = api.engine()!;
+  let tokens = 0;
+  const onDelta = (d: Delta) => (tokens += d.tokenIds.length);
+  const stats =
+    request.kind === 'chat' ? await engine.chat(request.messages, request.options, { onDelta }) : await engine.generate(request.prompt, request.options, { onDelta });
+  await api.dispose();
+  return { stats, tokens };
+}
+
+/** How a load ends within `timeoutMs`: 'loaded' (the client is disposed), 'hang', or the error as plain data. */
+async function outcome(p: Promise<GemmaClient>, timeoutMs = 20_000): Promise<'loaded' | 'hang' | ReturnType<typeof plainError>> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const hang = new Promise<'hang'>((resolve) => (timer = setTimeout(() => resolve('hang'), timeoutMs)));
+  try {
+    return await Promise.race([
+      p.then(async (client) => {
+        await client.dispose();
+        return 'loaded' as const;
+      }, plainError),
+      hang,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Watches main-thread responsiveness: animation frames and the longest gap between 5 ms timer ticks. */
+function watchMainThread(): () => { frames: number; maxGap: number } {
+  let frames = 0;
+  let maxGap = 0;
+  let last = performance.now();
+  let running = true;
+  const tick = () => {
+    const now = performance.now();
+    maxGap = Math.max(maxGap, now - last);
+    last = now;
+  };
+  const frame = () => {
+    frames++;
+    tick();
+    if (running) requestAnimationFrame(frame);
+  };
+  requestAnimationFrame(frame);
+  const timer = setInterval(tick, 5);
+  return () => {
+    running = false;
+    clearInterval(timer);
+    tick();
+    return { frames, maxGap };
+  };
+}
+
+const T = {
+  watchMainThread,
+  outcome,
+  loadGemma,
+  connectGemmaWorker,
+  GemmaError,
+  collect,
+  plainError,
+  directGenerate,
+  testWorker: () => new Worker(new URL('./test-worker.ts', import.meta.url), { type: 'module', name: 'gemma-test' }),
+  clients: {} as Record<string, GemmaClient>,
+};
+(window as unknown as { T: typeof T }).T = T;
+export type TestApi = typeof T;
