@@ -7,27 +7,14 @@
 import { openSafetensorsCheckpoint } from '../src/io/safetensors.ts';
 import { directoryFiles } from '../src/node/checkpoint-files.ts';
 import { parseGemma3nConfig } from '../src/model/gemma3n/config.ts';
-import { familyOf, type Family, type StoredFormat } from '../src/model/gemma3n/quant-plan.ts';
-import { quantizeCpu } from '../src/model/gemma3n/cpu-quant.ts';
-import { dequantize } from '../src/kernels/weight-format.ts';
-import { f16BitsToF32 } from '../src/io/half.ts';
-import { loadRefWeights, referenceForward, type RefWeights } from '../test/helpers/reference-gemma3n.ts';
+import { type Family, type StoredFormat } from '../src/model/gemma3n/quant-plan.ts';
+import { quantizeRefWeights } from '../test/helpers/quantized-reference.ts';
+import { loadRefWeights, referenceForward } from '../test/helpers/reference-gemma3n.ts';
 import { tinyFixtures, argmax, klDivergence } from '../test/helpers/fixtures.ts';
 
 const QUANTIZABLE: Family[] = ['embed', 'pleTable', 'attn', 'mlp', 'altup', 'laurel', 'pleProj'];
 
-export function quantizeWeights(w: RefWeights, shapes: Map<string, number[]>, plan: Partial<Record<Family, StoredFormat>>): RefWeights {
-  const out: RefWeights = new Map();
-  for (const [name, values] of w) {
-    const fmt = plan[familyOf(name)];
-    const shape = shapes.get(name)!;
-    if ((fmt === 'q4' || fmt === 'q8') && shape.length === 2) {
-      const [rows, cols] = shape;
-      out.set(name, dequantize(fmt, quantizeCpu(fmt, values, rows, cols), rows, cols, f16BitsToF32));
-    } else out.set(name, values);
-  }
-  return out;
-}
+const quantizeWeights = quantizeRefWeights;
 
 async function main() {
   for (const fx of tinyFixtures()) {
