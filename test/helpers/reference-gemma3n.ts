@@ -24,7 +24,7 @@ export async function loadRefWeights(ckpt: Checkpoint): Promise<RefWeights> {
   return w;
 }
 
-type Vec = Float64Array;
+type Vec = Float64Array<ArrayBufferLike>;
 
 function get(w: RefWeights, name: string): Float32Array {
   const t = w.get(name);
@@ -285,7 +285,7 @@ export function referenceForward(cfg: Gemma3nConfig, w: RefWeights, ids: number[
   const logits: Vec[] = [];
   for (let t = 0; t < T; t++) {
     const r0 = Math.sqrt(meanSquare(streams[0][t]));
-    let sum = streams[0][t].slice();
+    let sum: Vec = streams[0][t].slice();
     for (let i = 1; i < A; i++) sum = add(sum, matchMagnitude(linear(get(w, `${LM}altup_unembed_projections.${i - 1}.weight`), streams[i][t], D), r0));
     const mean = scale(sum, 1 / A);
     const h = rmsNorm(mean, get(w, LM + 'norm.weight'), eps);

@@ -57,9 +57,15 @@ for (const fx of tinyFixtures()) {
   test(`${fx.name} float: token-by-token decode == full forward, beyond the sliding window`, async () => {
     const model = await setup;
     const longest = g.cases.reduce((a, b) => (b.input_ids.length > a.input_ids.length ? b : a));
+    // Prefill a short prefix (chunked), then decode one token at a time past the sliding ring's capacity
+    // (window + chunk − 1), so the ring wraps during decode. Each step's logits vs the golden's full forward.
+    const window = model.config.text.slidingWindow;
+    const start = Math.min(window - 4, longest.input_ids.length - 1);
+    assert.ok(longest.input_ids.length > window + 7, 'the longest case must run past the window');
     model.reset();
+    await model.prefill(longest.input_ids.slice(0, start));
     let err = 0;
-    for (let t = 0; t < longest.input_ids.length; t++) {
+    for (let t = start; t < longest.input_ids.length; t++) {
       await model.step(longest.input_ids[t]);
       err = Math.max(err, maxAbsDiff2d([await model.logits()], [longest.logits[t]]));
     }

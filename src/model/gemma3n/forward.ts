@@ -22,7 +22,7 @@ import { ElementwiseKernel, type Operand } from '../../kernels/elementwise.ts';
 import { GeluGateKernel } from '../../kernels/gelu_gate.ts';
 import { AttentionKernel } from '../../kernels/attention.ts';
 import { KvCache, KvWriteKernel } from '../../kernels/kv-cache.ts';
-import type { GpuWeight } from '../../kernels/weight-format.ts';
+import type { GpuWeight, WeightFormat } from '../../kernels/weight-format.ts';
 import type { Gemma3nTextConfig } from './config.ts';
 import type { ModelWeights } from './weights.ts';
 import { GlueKernels } from './glue.ts';
@@ -43,6 +43,12 @@ export interface ForwardOptions {
 
 /** Top bit of an id in the GPU id buffer: "take the precomputed hard-token row" (see shaders/gemma3n_glue.wgsl). */
 const HARD_TOKEN_FLAG = 0x80000000;
+
+function usedFormats(w: ModelWeights): WeightFormat[] {
+  const all = [w.embed, w.perLayerModelProjection, ...w.altupProjections, ...w.altupUnembedProjections];
+  for (const l of w.layers) all.push(l.q, l.o, l.gate, l.up, l.down, l.laurelLeft, l.laurelRight, l.pleGate, l.pleProjection, l.router, ...(l.k ? [l.k] : []), ...(l.v ? [l.v] : []));
+  return [...new Set(all.map((x) => x.format))];
+}
 
 export class Gemma3nForward {
   readonly caches: Array<KvCache | undefined>;
@@ -256,7 +262,8 @@ export class Gemma3nForward {
   static async create(ctx: GpuContext, cfg: Gemma3nTextConfig, w: ModelWeights, opts: ForwardOptions): Promise<Gemma3nForward> {
     const group = cfg.numHeads / cfg.numKvHeads;
     const [mm, norm, rope, ew, gelu, attn, kv, glue] = await Promise.all([
-      MatmulKernel.create(ctx, 'f32'),
+      // Compile only the weight formats this model uses (each format's variants cost seconds on SwiftShader).
+      MatmulKernel.create(ctx, 'f32', usedFormats(w)),
       RmsNormKernel.create(ctx, 'f32'),
       RopeKernel.create(ctx, 'f32'),
       ElementwiseKernel.create(ctx, 'f32'),
