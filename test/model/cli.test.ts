@@ -1,0 +1,30 @@
+/** The CLI (bin/gemma-webgpu.mjs) on a tiny fixture: the exact interface outside checks use. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { tinyFixtures, maxAbsDiff2d } from '../helpers/fixtures.ts';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const cli = (args: string[]) => spawnSync(process.execPath, ['bin/gemma-webgpu.mjs', ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
+
+const fx = tinyFixtures()[0];
+
+test('cli logits: final softcapped logits at every position, JSON on stdout', () => {
+  const gc = fx.golden.cases[0];
+  const r = cli(['logits', '--model', fx.dir, '--tokens', gc.input_ids.join(','), '--weights', 'float']);
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { logits: number[][] };
+  assert.equal(out.logits.length, gc.input_ids.length);
+  const err = maxAbsDiff2d(out.logits, gc.logits);
+  assert.ok(err <= fx.golden.tolerance.recommended_logit_atol_for_fp32, `max |Δlogit| ${err}`);
+});
+
+test('cli errors: message on stderr, non-zero exit', () => {
+  const r = cli(['logits', '--model', '/nonexistent/model', '--tokens', '1,2']);
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /nonexistent/);
+  const r2 = cli(['generate', '--model', fx.dir, '--tokens', 'a,b']);
+  assert.notEqual(r2.status, 0);
+  assert.match(r2.stderr, /--tokens/);
+});
