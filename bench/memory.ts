@@ -1,0 +1,79 @@
+/**
+ * GPU memory of the real Gemma 3n E2B text decoder in q4 mode at a 4,096-token context, by group, computed from the
+ * same format plan (quant-plan.ts), weight layouts (weight-format.ts), KV-cache sizing (KvCache.byteSizeFor) and
+ * scratch buffers (forward.ts) the engine allocates. The PLE table is kept off the GPU (host memory, int4 rows).
+ * Usage: node --import ./scripts/register.mjs bench/memory.ts [--context 4096] [--chunk 64] [--weights q4|float]
+ * (Gemma3nModel.load(ctx, ckpt, { random: true }) allocates the same thing with random weights drawn on the GPU;
+ * on SwiftShader that takes far too long at E2B size, so this script counts instead of allocating.)
+ */
+import { parseGemma3nConfig } from '../src/model/gemma3n/config.ts';
+import { formatFor, type WeightMode } from '../src/model/gemma3n/quant-plan.ts';
+import { dataBytes, scaleBytes, groupsPerRow } from '../src/kernels/weight-format.ts';
+import { KvCache } from '../src/kernels/kv-cache.ts';
+
+const arg = (k: string, d: string) => { const i = process.argv.indexOf(`--${k}`); return i > 0 ? process.argv[i + 1] : d; };
+const context = Number(arg('context', '4096'));
+const chunk = Number(arg('chunk', '64'));
+const mode = arg('weights', 'q4') as WeightMode;
+
+// google/gemma-3n-E2B-it text_config (shared/docs/gemma3n-formats.md §1.3).
+const L = 30;
+const e2b = {
+  model_type: 'gemma3n_text', hidden_size: 2048, hidden_size_per_layer_input: 256, num_hidden_layers: L, intermediate_size: new Array(L).fill(8192),
+  num_attention_heads: 8, num_key_value_heads: 2, head_dim: 256, laurel_rank: 64, altup_num_inputs: 4, altup_active_idx: 0, altup_coef_clip: 120,
+  altup_correct_scale: true, sliding_window: 512, rope_theta: 1e6, rope_local_base_freq: 1e4, rms_norm_eps: 1e-6, final_logit_softcapping: 30,
+  max_position_embeddings: 32768, hidden_activation: 'gelu_pytorch_tanh', num_kv_shared_layers: 10, vocab_size: 262400, vocab_size_per_layer_input: 262144,
+  layer_types: Array.from({ length: L }, (_, i) => ((i + 1) % 5 === 0 ? 'full_attention' : 'sliding_attention')),
+  activation_sparsity_pattern: Array.from({ length: L }, (_, i) => (i < 10 ? 0.95 : 0)),
+};
+const c = parseGemma3nConfig(e2b).text;
+const D = c.hiddenSize, P = c.pleDim, A = c.altupNumInputs, H = c.numHeads, Hkv = c.numKvHeads, dh = c.headDim, V = c.vocabSize;
+const align16 = (n: number) => Math.max(16, Math.ceil(n / 16) * 16);
+const byFamily = new Map<string, number>();
+let weights = 0;
+const mat = (name: string, rows: number, cols: number, family: string) => {
+  const f = formatFor(name, mode, false);
+  const b = align16(dataBytes(f, rows, cols)) + (f === 'q4' || f === 'q8' ? align16(scaleBytes(f, rows, cols)) : 0);
+  byFamily.set(`${family} (${f})`, (byFamily.get(`${family} (${f})`) ?? 0) + b);
+  weights += b;
+};
+const vec = (n: number) => { const b = align16(n * 4); byFamily.set('norms, coefs (f32)', (byFamily.get('norms, coefs (f32)') ?? 0) + b); weights += b; };
+const LM = 'model.language_model.';
+mat(LM + 'embed_tokens.weight', V, D, 'embedding / LM head');
+mat(LM + 'per_layer_model_projection.weight', L * P, D, 'PLE projections');
+vec(P); vec(D);
+for (let i = 0; i < A - 1; i++) { mat(`${LM}altup_projections.${i}.weight`, D, D, 'AltUp'); mat(`${LM}altup_unembed_projections.${i}.weight`, D, D, 'AltUp'); }
+for (let l = 0; l < L; l++) {
+  const p = `${LM}layers.${l}.`; const F = c.intermediateSize[l];
+  mat(p + 'self_attn.q_proj.weight', H * dh, D, 'attention');
+  if (c.kvSourceLayer[l] === l) { mat(p + 'self_attn.k_proj.weight', Hkv * dh, D, 'attention'); mat(p + 'self_attn.v_proj.weight', Hkv * dh, D, 'attention'); vec(dh); }
+  mat(p + 'self_attn.o_proj.weight', D, H * dh, 'attention');
+  mat(p + 'mlp.gate_proj.weight', F, D, 'MLP'); mat(p + 'mlp.up_proj.weight', F, D, 'MLP'); mat(p + 'mlp.down_proj.weight', D, F, 'MLP');
+  mat(p + 'laurel.linear_left.weight', c.laurelRank, D, 'LAuReL'); mat(p + 'laurel.linear_right.weight', D, c.laurelRank, 'LAuReL');
+  mat(p + 'per_layer_input_gate.weight', P, D, 'PLE projections'); mat(p + 'per_layer_projection.weight', D, P, 'PLE projections');
+  mat(p + 'altup.modality_router.weight', A, D, 'AltUp');
+  for (let i = 0; i < 9; i++) vec(D); vec(dh); vec(A * A * A); vec(A * A);
+}
+const hardRows = align16((V - c.vocabSizePerLayerInput) * D * 4);
+byFamily.set('hard-token rows (f32)', hardRows); weights += hardRows;
+
+let kv = 0;
+c.layerTypes.forEach((t, l) => {
+  if (c.kvSourceLayer[l] !== l) return;
+  kv += KvCache.byteSizeFor({ kind: t === 'full_attention' ? 'full' : 'sliding', kvHeads: Hkv, headDim: dh, maxContext: context, window: c.slidingWindow, maxChunk: chunk, act: 'f32' });
+});
+// Scratch: the buffers of forward.ts, for `chunk` tokens, f32.
+const C = chunk, Fmax = Math.max(...c.intermediateSize), LP = L * P;
+const scratchFloats = C * (1 + A * D + (A + 1) * D + 4 * LP + D + A + D + c.laurelRank + 2 * D + 2 * H * dh + 4 * Hkv * dh + H * dh + 2 * D + 2 * D + 3 * Fmax + 2 * D + D + 2 * P + 2 * D + 2 * D + D + V) + D + V + 4;
+const scratch = scratchFloats * 4;
+const pleHost = mode === 'q4' ? c.vocabSizePerLayerInput * groupsPerRow(LP) * 18 : c.vocabSizePerLayerInput * LP * 4;
+
+const MB = (b: number) => (b / 2 ** 20).toFixed(1).padStart(9) + ' MiB';
+console.log(`Gemma 3n E2B text decoder, weights=${mode}, context ${context}, prefill chunk ${chunk}, f32 activations and KV cache`);
+console.log('GPU weights by family:');
+for (const [k, v] of [...byFamily].sort((a, b) => b[1] - a[1])) console.log(`  ${k.padEnd(28)}${MB(v)}`);
+console.log(`GPU weights                   ${MB(weights)}`);
+console.log(`GPU KV cache (20 owner layers)${MB(kv)}`);
+console.log(`GPU scratch                   ${MB(scratch)}`);
+console.log(`GPU total                     ${MB(weights + kv + scratch)}  (${((weights + kv + scratch) / 1e9).toFixed(3)} GB)`);
+console.log(`host: PLE table (${mode === 'q4' ? 'int4 rows' : 'f32'})     ${MB(pleHost)}`);
