@@ -1,0 +1,249 @@
+/**
+ * End-to-end benchmark of the Gemma 3n engine at the real E2B (or E4B) dimensions with random weights drawn on the
+ * GPU (no download): Gemma3nModel.load(ctx, randomCheckpoint, { random: true }) allocates exactly what a real load
+ * does (int4/int8 weights per quant-plan.ts, KV caches, scratch; the PLE table is a host-side placeholder).
+ *
+ * Measures: prefill tokens/s at prompt lengths 128 and 1,024; time to first token (prefill + the first greedy token
+ * read back); decode tokens/s over 32 tokens at a short context and at 2K; GPU bytes resident; and the decode
+ * roofline: bytes each decode token must read ÷ the adapter's streaming-read bandwidth measured in the same run
+ * (bench/read-bandwidth.ts), against the achieved time per token.
+ *
+ * Bytes per decode token, as counted here:
+ *   - weights: data + scales of every matrix one token's forward multiplies by (attention q/o and, in layers owning
+ *     a KV cache, k/v; MLP gate/up/down read whole, activation sparsity notwithstanding; LAuReL; PLE gate and
+ *     projection; AltUp router; the per-layer model projection; 3 AltUp and 3 un-embed projections; the tied LM
+ *     head, all 262,400 rows); the one embedding row gathered is ignored;
+ *   - KV cache: K and V (f32, as the engine stores them) of every position each layer attends to at that context
+ *     (sliding layers: at most the window; KV-shared layers re-read their source layer's cache);
+ *   - PLE rows uploaded: L × 256 f32 per token.
+ *   Activations, norms and uniforms are ignored (well under 1 % at E2B).
+ *
+ * Usage: npm run bench -- [--layers N] [--preset e2b|e4b] [--weights q4|float] [--quick] [--json FILE]
+ *   --layers N   keep every per-layer dimension real, scale the layer count (the output says so)
+ *   --quick      short mode for CI / SwiftShader: prompt 128 only, 8 decode tokens, "long" context 512
+ */
+import { writeFile } from 'node:fs/promises';
+import { createNodeGpuContext } from '../src/node/gpu.ts';
+import type { GpuContext } from '../src/gpu/device.ts';
+import { Gemma3nModel } from '../src/model/gemma3n/model.ts';
+import { createRandomCheckpoint, type RandomPreset } from '../src/model/gemma3n/random-checkpoint.ts';
+import { parseGemma3nConfig, type Gemma3nTextConfig } from '../src/model/gemma3n/config.ts';
+import { formatFor, type WeightMode } from '../src/model/gemma3n/quant-plan.ts';
+import { dataBytes, scaleBytes } from '../src/kernels/weight-format.ts';
+import { measureReadBandwidth } from './read-bandwidth.ts';
+
+interface Args {
+  preset: Exclude<RandomPreset, 'tiny'>;
+  layers?: number;
+  weights: WeightMode;
+  quick: boolean;
+  json?: string;
+}
+
+function parseArgs(argv: string[]): Args {
+  const value = (k: string) => {
+    const i = argv.indexOf(`--${k}`);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const layers = value('layers');
+  const preset = (value('preset') ?? 'e2b') as Args['preset'];
+  if (preset !== 'e2b' && preset !== 'e4b') throw new Error(`--preset must be e2b or e4b, got ${preset}`);
+  const weights = (value('weights') ?? 'q4') as WeightMode;
+  if (weights !== 'q4' && weights !== 'float') throw new Error(`--weights must be q4 or float, got ${weights}`);
+  return { preset, layers: layers === undefined ? undefined : Number(layers), weights, quick: argv.includes('--quick'), json: value('json') };
+}
+
+/** Weight bytes one decode token reads (see the header). */
+export function decodeWeightBytes(c: Gemma3nTextConfig, mode: WeightMode, f16: boolean): number {
+  const LM = 'model.language_model.';
+  const D = c.hiddenSize, P = c.pleDim, A = c.altupNumInputs, L = c.numLayers;
+  let total = 0;
+  const mat = (name: string, rows: number, cols: number) => {
+    const f = formatFor(name, mode, f16);
+    total += dataBytes(f, rows, cols) + (f === 'q4' || f === 'q8' ? scaleBytes(f, rows, cols) : 0);
+  };
+  mat(LM + 'embed_tokens.weight', c.vocabSize, D);
+  mat(LM + 'per_layer_model_projection.weight', L * P, D);
+  for (let i = 0; i < A - 1; i++) {
+    mat(`${LM}altup_projections.${i}.weight`, D, D);
+    mat(`${LM}altup_unembed_projections.${i}.weight`, D, D);
+  }
+  for (let l = 0; l < L; l++) {
+    const p = `${LM}layers.${l}.`;
+    const F = c.intermediateSize[l];
+    const qkv = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim;
+    mat(p + 'self_attn.q_proj.weight', qkv, D);
+    if (c.kvSourceLayer[l] === l) {
+      mat(p + 'self_attn.k_proj.weight', kv, D);
+      mat(p + 'self_attn.v_proj.weight', kv, D);
+    }
+    mat(p + 'self_attn.o_proj.weight', D, qkv);
+    mat(p + 'mlp.gate_proj.weight', F, D);
+    mat(p + 'mlp.up_proj.weight', F, D);
+    mat(p + 'mlp.down_proj.weight', D, F);
+    mat(p + 'laurel.linear_left.weight', c.laurelRank, D);
+    mat(p + 'laurel.linear_right.weight', D, c.laurelRank);
+    mat(p + 'per_layer_input_gate.weight', P, D);
+    mat(p + 'per_layer_projection.weight', D, P);
+    mat(p + 'altup.modality_router.weight', A, D);
+  }
+  return total;
+}
+
+/** KV-cache bytes one decode token reads when `context` positions are cached (f32 K and V). */
+export function decodeKvBytes(c: Gemma3nTextConfig, context: number): number {
+  let total = 0;
+  for (let l = 0; l < c.numLayers; l++) {
+    const positions = c.layerTypes[l] === 'sliding_attention' ? Math.min(context, c.slidingWindow) : context;
+    total += 2 * c.numKvHeads * c.headDim * 4 * positions;
+  }
+  return total;
+}
+
+const randomIds = (n: number, seed: number) => {
+  let s = seed >>> 0 || 1;
+  return Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return 3 + (s % 262000);
+  });
+};
+
+interface DecodeResult {
+  context: number;
+  tokens: number;
+  tokensPerSecond: number;
+  msPerToken: number;
+  bytesPerToken: { weights: number; kvCache: number; pleRows: number; total: number };
+  rooflineMsPerToken: number;
+  /** roofline ÷ achieved time per token. */
+  rooflinePercent: number;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const quick = args.quick;
+  const prefillLengths = quick ? [128] : [128, 1024];
+  const decodeTokens = quick ? 8 : 32;
+  const longContext = quick ? 512 : 2048;
+  const maxContext = longContext + decodeTokens + 64;
+
+  const ctx: GpuContext = await createNodeGpuContext();
+  const bw = await measureReadBandwidth(ctx, quick ? { bytes: 64 * 2 ** 20, reps: 4, trials: 2 } : {});
+
+  const checkpoint = createRandomCheckpoint({ preset: args.preset, layers: args.layers });
+  const cfg = parseGemma3nConfig(checkpoint.config).text;
+  const realLayers = parseGemma3nConfig(createRandomCheckpoint({ preset: args.preset }).config).text.numLayers;
+  const layerNote =
+    cfg.numLayers === realLayers
+      ? `${cfg.numLayers} layers (real)`
+      : `${cfg.numLayers} of ${realLayers} layers (--layers: every per-layer dimension real, layer count scaled; ${cfg.numKvSharedLayers} KV-shared)`;
+  const log = (s: string) => process.stderr.write(s + '\n');
+  log(`# gemma3n ${args.preset.toUpperCase()} random weights, ${args.weights}, ${layerNote}; adapter: ${ctx.adapterName}${quick ? ' [--quick]' : ''}`);
+
+  let t = performance.now();
+  const model = await Gemma3nModel.load(ctx, checkpoint, { random: true, weights: args.weights, maxContext });
+  await ctx.device.queue.onSubmittedWorkDone();
+  const loadMs = performance.now() - t;
+  log(`loaded in ${(loadMs / 1000).toFixed(1)} s`);
+  const sync = () => ctx.device.queue.onSubmittedWorkDone();
+
+  // Warm-up: first dispatches of every pipeline (driver-side compilation, lazy allocations).
+  await model.prefill(randomIds(8, 99));
+  await model.greedyToken();
+  model.reset();
+
+  const prefill: Array<{ promptTokens: number; tokensPerSecond: number; timeToFirstTokenMs: number }> = [];
+  const decode: DecodeResult[] = [];
+  const weightBytes = decodeWeightBytes(cfg, args.weights, ctx.f16);
+  const pleBytes = cfg.numLayers * cfg.pleDim * 4;
+
+  const measureDecode = async (first: number): Promise<DecodeResult> => {
+    const context = model.length;
+    let next = first;
+    const t0 = performance.now();
+    for (let i = 0; i < decodeTokens; i++) {
+      await model.step(next);
+      next = await model.greedyToken();
+    }
+    const ms = (performance.now() - t0) / decodeTokens;
+    const kv = decodeKvBytes(cfg, context + decodeTokens / 2);
+    const total = weightBytes + kv + pleBytes;
+    const roofline = (total / bw.readBytesPerSecond) * 1000;
+    return {
+      context,
+      tokens: decodeTokens,
+      tokensPerSecond: 1000 / ms,
+      msPerToken: ms,
+      bytesPerToken: { weights: weightBytes, kvCache: kv, pleRows: pleBytes, total },
+      rooflineMsPerToken: roofline,
+      rooflinePercent: (100 * roofline) / ms,
+    };
+  };
+
+  for (const [i, n] of prefillLengths.entries()) {
+    model.reset();
+    const ids = randomIds(n, 1 + i);
+    await sync();
+    t = performance.now();
+    await model.prefill(ids);
+    await sync();
+    const prefillMs = performance.now() - t;
+    const first = await model.greedyToken();
+    const ttft = performance.now() - t;
+    prefill.push({ promptTokens: n, tokensPerSecond: (n * 1000) / prefillMs, timeToFirstTokenMs: ttft });
+    log(`prefill ${n}: ${((n * 1000) / prefillMs).toFixed(1)} tok/s, TTFT ${ttft.toFixed(0)} ms`);
+    if (i === 0) {
+      decode.push(await measureDecode(first));
+      log(`decode @${decode[decode.length - 1].context}: ${decode[decode.length - 1].tokensPerSecond.toFixed(2)} tok/s`);
+    }
+  }
+  // Long context: fill the cache to `longContext` (not timed), then decode.
+  model.reset();
+  await model.prefill(randomIds(longContext, 7));
+  decode.push(await measureDecode(await model.greedyToken()));
+  log(`decode @${longContext}: ${decode[decode.length - 1].tokensPerSecond.toFixed(2)} tok/s`);
+
+  const memory = model.memory();
+  model.dispose();
+
+  const MB = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
+  const GBs = (b: number) => `${(b / 1e9).toFixed(2)} GB/s`;
+  const lines = [
+    `Gemma 3n ${args.preset.toUpperCase()} end to end — random ${args.weights} weights generated on the GPU, ${layerNote}`,
+    `adapter: ${ctx.adapterName} (shader-f16 ${ctx.f16 ? 'yes' : 'no'}); streaming read ${GBs(bw.readBytesPerSecond)} (${MB(bw.bytes)} buffer), copy ${GBs(bw.copyBytesPerSecond)}`,
+    `load (random weights, incl. GPU generation + quantization): ${(loadMs / 1000).toFixed(1)} s`,
+    `GPU resident: ${MB(memory.gpu.total)} (weights ${MB(memory.gpu.weights)}, KV cache ${MB(memory.gpu.kvCache)} for ${maxContext} positions, scratch ${MB(memory.gpu.scratch)}); host PLE table ${MB(memory.host.pleTable)}`,
+    '',
+    '| prefill | tokens/s | time to first token |',
+    '|---|---|---|',
+    ...prefill.map((p) => `| ${p.promptTokens} tokens | ${p.tokensPerSecond.toFixed(1)} | ${p.timeToFirstTokenMs.toFixed(0)} ms |`),
+    '',
+    `| decode (${decodeTokens} tokens) | tokens/s | ms/token | bytes/token (weights + KV + PLE) | roofline ms/token | % of roofline |`,
+    '|---|---|---|---|---|---|',
+    ...decode.map(
+      (d) =>
+        `| context ${d.context} | ${d.tokensPerSecond.toFixed(2)} | ${d.msPerToken.toFixed(1)} | ${MB(d.bytesPerToken.total)} (${MB(d.bytesPerToken.weights)} + ${MB(d.bytesPerToken.kvCache)} + ${MB(d.bytesPerToken.pleRows)}) | ${d.rooflineMsPerToken.toFixed(2)} | ${d.rooflinePercent.toFixed(1)} % |`,
+    ),
+  ];
+  console.log(lines.join('\n'));
+  if (args.json) {
+    const report = {
+      preset: args.preset,
+      weights: args.weights,
+      layers: cfg.numLayers,
+      realLayers,
+      quick,
+      adapter: ctx.adapterName,
+      f16: ctx.f16,
+      bandwidth: bw,
+      loadMs,
+      memory,
+      prefill,
+      decode,
+    };
+    await writeFile(args.json, JSON.stringify(report, null, 2) + '\n');
+  }
+  ctx.device.destroy();
+}
+
+await main();

@@ -1,0 +1,517 @@
+/**
+ * The demo app: pick a model (hub, URL, GGUF, local files or the built-in random-weight tiny model), watch it load,
+ * chat with streamed, safely rendered Markdown, and see the numbers (tokens/s, time to first token, context, GPU).
+ * Plain DOM + the library's public API (src/index.ts); the model runs in the library's Web Worker.
+ *
+ * `document.body.dataset.state` is 'idle' | 'loading' | 'ready' | 'generating' (for styling and for the e2e test).
+ */
+import { loadGemma, GemmaError, type ChatMessage, type GemmaClient, type GenerationStats, type LoadProgress } from '../src/index.ts';
+import { ModelCache, type CachedModelInfo } from '../src/io/cache.ts';
+import { checkWebGpu, type AdapterSummary } from './gpu-info.ts';
+import { formatBytes, formatMs, formatRate } from './format.ts';
+import { renderMarkdown } from './markdown.ts';
+import { SOURCES, loadRequestFor, sourceLabel, type SourceForm, type SourceKind } from './model-sources.ts';
+import { registerOfflineSupport } from './offline.ts';
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`demo: #${id} is missing from index.html`);
+  return el as T;
+};
+
+const ui = {
+  app: $('app'),
+  side: $('side'),
+  togglePanel: $<HTMLButtonElement>('toggle-panel'),
+  badge: $('model-badge'),
+  noWebGpu: $('no-webgpu'),
+  noWebGpuReason: $('no-webgpu-reason'),
+  loadForm: $<HTMLFormElement>('load-form'),
+  source: $<HTMLSelectElement>('source'),
+  sourceHelp: $('source-help'),
+  urlRow: $('url-row'),
+  url: $<HTMLInputElement>('model-url'),
+  tokenRow: $('token-row'),
+  token: $<HTMLInputElement>('hf-token'),
+  filesRow: $('files-row'),
+  files: $<HTMLInputElement>('model-files'),
+  load: $<HTMLButtonElement>('load'),
+  cancelLoad: $<HTMLButtonElement>('cancel-load'),
+  unload: $<HTMLButtonElement>('unload'),
+  progress: $('progress'),
+  loadError: $('load-error'),
+  cacheList: $('cache-list'),
+  storage: $('storage'),
+  systemPrompt: $<HTMLTextAreaElement>('system-prompt'),
+  temperature: $<HTMLInputElement>('temperature'),
+  temperatureOut: $<HTMLOutputElement>('temperature-out'),
+  topK: $<HTMLInputElement>('top-k'),
+  topP: $<HTMLInputElement>('top-p'),
+  topPOut: $<HTMLOutputElement>('top-p-out'),
+  maxTokens: $<HTMLInputElement>('max-tokens'),
+  gpuInfo: $('gpu-info'),
+  randomNotice: $('random-notice'),
+  messages: $('messages'),
+  empty: $('empty'),
+  emptyText: $('empty-text'),
+  statTps: $('stat-tps'),
+  statTtft: $('stat-ttft'),
+  statPrefill: $('stat-prefill'),
+  statContext: $('stat-context'),
+  composer: $<HTMLFormElement>('composer'),
+  prompt: $<HTMLTextAreaElement>('prompt'),
+  send: $<HTMLButtonElement>('send'),
+  stop: $<HTMLButtonElement>('stop'),
+  regenerate: $<HTMLButtonElement>('regenerate'),
+  clear: $<HTMLButtonElement>('clear'),
+};
+
+type AppState = 'idle' | 'loading' | 'ready' | 'generating';
+
+interface Turn {
+  message: ChatMessage;
+  element: HTMLLIElement;
+}
+
+let state: AppState = 'idle';
+let client: GemmaClient | undefined;
+let worker: Worker | undefined;
+let cancelLoading: (() => void) | undefined;
+let generation: AbortController | undefined;
+let adapter: AdapterSummary | undefined;
+const turns: Turn[] = [];
+/** Positions in the KV cache after the last generation (prompt + reply). */
+let contextUsed = 0;
+
+function setState(next: AppState): void {
+  state = next;
+  document.body.dataset.state = next;
+  const ready = next === 'ready';
+  ui.prompt.disabled = !(ready || next === 'generating');
+  ui.send.disabled = !ready;
+  ui.stop.disabled = next !== 'generating';
+  ui.regenerate.disabled = !ready || !turns.some((t) => t.message.role === 'user');
+  ui.clear.disabled = !(ready || next === 'generating') || turns.length === 0;
+  ui.load.disabled = next === 'loading' || next === 'generating';
+  ui.source.disabled = next === 'loading';
+  ui.cancelLoad.hidden = next !== 'loading';
+  ui.unload.hidden = !(ready || next === 'generating');
+  ui.empty.hidden = turns.length > 0;
+  ui.emptyText.firstChild!.textContent = ready || next === 'generating' ? 'Type a message. ' : 'Load a model, then type a message. ';
+}
+
+// ---------------------------------------------------------------- model source form
+
+function readSourceForm(): SourceForm {
+  return { kind: ui.source.value as SourceKind, url: ui.url.value, token: ui.token.value, files: [...(ui.files.files ?? [])] };
+}
+
+function showSourceFields(): void {
+  const d = SOURCES[ui.source.value as SourceKind];
+  ui.sourceHelp.textContent = d.help;
+  ui.urlRow.hidden = !d.needsUrl;
+  ui.tokenRow.hidden = !d.needsToken;
+  ui.filesRow.hidden = !d.needsFiles;
+}
+
+// ---------------------------------------------------------------- loading
+
+const PHASE_LABELS: Record<string, string> = {
+  device: 'Opening the GPU',
+  download: 'Downloading',
+  'cache-read': 'Reading from the offline cache',
+  quantize: 'Converting to int4 on the GPU',
+  compile: 'Compiling GPU kernels',
+  tokenizer: 'Loading the tokenizer',
+  weights: 'Preparing weights',
+};
+const BYTE_PHASES = new Set(['download', 'cache-read', 'quantize']);
+
+function showProgress(p: LoadProgress): void {
+  let row = ui.progress.querySelector<HTMLElement>(`[data-phase="${CSS.escape(p.phase)}"]`);
+  if (!row) {
+    row = document.createElement('div');
+    row.className = 'progress-item';
+    row.dataset.phase = p.phase;
+    const label = document.createElement('div');
+    label.className = 'label';
+    label.append(document.createElement('span'), document.createElement('span'));
+    const bar = document.createElement('progress');
+    bar.max = 1;
+    bar.setAttribute('aria-label', PHASE_LABELS[p.phase] ?? p.phase);
+    row.append(label, bar);
+    ui.progress.append(row);
+  }
+  const [what, amount] = row.querySelectorAll('span');
+  const file = p.file && p.phase !== 'device' ? ` ${p.file}` : p.phase === 'device' && p.file ? ` (${p.file})` : '';
+  what.textContent = (PHASE_LABELS[p.phase] ?? p.phase) + file;
+  const bytes = BYTE_PHASES.has(p.phase);
+  const done = p.total > 0 && p.loaded >= p.total;
+  if (p.total > 0) {
+    amount.textContent = bytes ? `${formatBytes(p.loaded)} / ${formatBytes(p.total)}` : done ? 'done' : `${p.loaded} / ${p.total}`;
+  } else {
+    amount.textContent = bytes ? formatBytes(p.loaded) : '';
+  }
+  const bar = row.querySelector('progress')!;
+  if (p.total > 0) bar.value = Math.min(1, p.loaded / p.total);
+  else bar.removeAttribute('value'); // indeterminate
+}
+
+/** After a successful load the phase bars are noise: one line says how long it took. */
+function showLoadedSummary(ms: number): void {
+  const line = document.createElement('p');
+  line.className = 'help';
+  line.textContent = `Loaded in ${formatMs(ms)}.`;
+  ui.progress.replaceChildren(line);
+}
+
+function describeError(err: unknown): string {
+  if (err instanceof GemmaError) return `${err.message} (${err.code})`;
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function loadModel(): Promise<void> {
+  if (state === 'loading' || state === 'generating') return;
+  const form = readSourceForm();
+  ui.loadError.hidden = true;
+  let request;
+  try {
+    request = loadRequestFor(form);
+  } catch (err) {
+    ui.loadError.textContent = (err as Error).message;
+    ui.loadError.hidden = false;
+    return;
+  }
+  await unloadModel();
+  ui.progress.replaceChildren();
+  setState('loading');
+  ui.badge.textContent = `Loading ${sourceLabel(form)}…`;
+  const loadStarted = performance.now();
+  const w = new Worker(new URL('../src/runtime/worker.ts', import.meta.url), { type: 'module', name: 'gemma-webgpu' });
+  worker = w;
+  const cancelled = new Promise<never>((_, reject) => {
+    cancelLoading = () => reject(new DOMException('Loading was cancelled.', 'AbortError'));
+  });
+  try {
+    const loaded = await Promise.race([loadGemma({ ...request, worker: w, onProgress: showProgress }), cancelled]);
+    client = loaded;
+    const info = loaded.info;
+    showLoadedSummary(performance.now() - loadStarted);
+    const gpuBytes = (info as typeof info & { gpuBytes?: number }).gpuBytes;
+    ui.badge.textContent = `${sourceLabel(form)} · ${info.maxContext.toLocaleString()} tokens context`;
+    ui.randomNotice.hidden = form.kind !== 'tiny';
+    contextUsed = 0;
+    showGpuFacts(info.adapterName, gpuBytes);
+    updateContextStat();
+    setState('ready');
+    ui.side.classList.remove('open');
+    ui.togglePanel.setAttribute('aria-expanded', 'false');
+    ui.prompt.focus();
+  } catch (err) {
+    w.terminate();
+    worker = undefined;
+    const aborted = err instanceof DOMException && err.name === 'AbortError';
+    ui.badge.textContent = 'No model loaded';
+    ui.loadError.textContent = aborted ? 'Loading was cancelled.' : `Could not load the model: ${describeError(err)}`;
+    ui.loadError.hidden = false;
+    setState('idle');
+  } finally {
+    cancelLoading = undefined;
+    void refreshCacheList();
+  }
+}
+
+async function unloadModel(): Promise<void> {
+  generation?.abort();
+  const c = client;
+  client = undefined;
+  if (c) await c.dispose().catch(() => {});
+  worker?.terminate();
+  worker = undefined;
+  ui.randomNotice.hidden = true;
+  ui.badge.textContent = 'No model loaded';
+  if (state !== 'loading') setState('idle');
+}
+
+// ---------------------------------------------------------------- cache
+
+async function refreshCacheList(): Promise<void> {
+  const cache = await ModelCache.open().catch(() => undefined);
+  ui.cacheList.replaceChildren();
+  if (!cache) {
+    ui.storage.textContent = 'This browser offers no persistent storage: models are downloaded on every visit.';
+    return;
+  }
+  let entries: CachedModelInfo[] = [];
+  try {
+    entries = await cache.list();
+  } catch (err) {
+    ui.storage.textContent = `Could not read the cache: ${describeError(err)}`;
+  }
+  if (entries.length === 0) {
+    const li = document.createElement('li');
+    li.className = 'help';
+    li.textContent = 'No models cached yet. Downloaded models are kept here for offline use.';
+    ui.cacheList.append(li);
+  }
+  for (const entry of entries) {
+    const li = document.createElement('li');
+    const name = document.createElement('span');
+    name.className = 'name';
+    name.textContent = `${entry.modelId} (${entry.weightMode}${entry.revision !== 'main' ? `, ${entry.revision}` : ''})`;
+    name.title = `cached ${new Date(entry.createdAt).toLocaleString()}, ${entry.files} files`;
+    const size = document.createElement('span');
+    size.className = 'size';
+    size.textContent = formatBytes(entry.bytes);
+    const del = document.createElement('button');
+    del.type = 'button';
+    del.className = 'danger';
+    del.textContent = 'Delete';
+    del.setAttribute('aria-label', `Delete ${entry.modelId} from the cache`);
+    del.addEventListener('click', async () => {
+      del.disabled = true;
+      await cache.delete(entry).catch((err) => alert(`Could not delete: ${describeError(err)}`));
+      await refreshCacheList();
+    });
+    li.append(name, size, del);
+    ui.cacheList.append(li);
+  }
+  const estimate = await cache.estimate().catch(() => undefined);
+  ui.storage.textContent = estimate
+    ? `Storage (${cache.backend.kind === 'opfs' ? 'origin private file system' : 'Cache Storage'}): ${formatBytes(estimate.usage)} used of ${formatBytes(estimate.quota)}.`
+    : '';
+}
+
+// ---------------------------------------------------------------- GPU facts and stats
+
+function fact(dl: HTMLElement, term: string, value: string): void {
+  const dt = document.createElement('dt');
+  dt.textContent = term;
+  const dd = document.createElement('dd');
+  dd.textContent = value;
+  dl.append(dt, dd);
+}
+
+function showGpuFacts(workerAdapter?: string, gpuBytes?: number): void {
+  ui.gpuInfo.replaceChildren();
+  if (!adapter) return;
+  fact(ui.gpuInfo, 'Adapter', workerAdapter && workerAdapter !== 'unknown' ? workerAdapter : adapter.name);
+  fact(ui.gpuInfo, 'Details', adapter.details + (adapter.isFallback ? ' (software fallback)' : ''));
+  const key = ['shader-f16', 'subgroups', 'timestamp-query'];
+  fact(ui.gpuInfo, 'Features', key.map((f) => `${f} ${adapter!.features.includes(f) ? '✓' : '✗'}`).join(' · '));
+  fact(ui.gpuInfo, 'Max buffer', formatBytes(adapter.maxBufferSize));
+  fact(ui.gpuInfo, 'Max binding', formatBytes(adapter.maxStorageBufferBindingSize));
+  fact(ui.gpuInfo, 'GPU memory in use', gpuBytes !== undefined ? formatBytes(gpuBytes) : client ? 'not reported by this build' : 'no model loaded');
+}
+
+function updateContextStat(): void {
+  const max = client?.info.maxContext;
+  ui.statContext.textContent = max ? `${contextUsed.toLocaleString()} / ${max.toLocaleString()}` : '–';
+}
+
+function showFinalStats(s: GenerationStats): void {
+  ui.statTps.textContent = formatRate(s.decodeTokensPerSecond);
+  ui.statTtft.textContent = formatMs(s.timeToFirstTokenMs);
+  ui.statPrefill.textContent = s.prefillTokens > 0 ? `${s.prefillTokens} tok · ${formatRate(s.prefillTokensPerSecond)}` : `0 (${s.reusedTokens} reused)`;
+  contextUsed = s.promptTokens + s.newTokens;
+  updateContextStat();
+}
+
+// ---------------------------------------------------------------- chat
+
+function addMessageElement(role: ChatMessage['role'], text: string): HTMLLIElement {
+  const li = document.createElement('li');
+  li.className = `message ${role}`;
+  const who = document.createElement('span');
+  who.className = 'role';
+  who.textContent = role === 'user' ? 'You' : 'Gemma';
+  const body = document.createElement('div');
+  body.className = 'body';
+  if (role === 'user') body.textContent = text;
+  else body.append(renderMarkdown(text));
+  li.append(who, body);
+  ui.messages.append(li);
+  ui.empty.hidden = true;
+  return li;
+}
+
+function scrollToEnd(): void {
+  ui.messages.scrollTop = ui.messages.scrollHeight;
+}
+
+function samplingOptions() {
+  const int = (el: HTMLInputElement, fallback: number) => (Number.isFinite(el.valueAsNumber) ? Math.round(el.valueAsNumber) : fallback);
+  return {
+    temperature: ui.temperature.valueAsNumber,
+    topK: Math.max(0, int(ui.topK, 64)),
+    topP: ui.topP.valueAsNumber,
+    maxNewTokens: Math.max(1, int(ui.maxTokens, 256)),
+  };
+}
+
+function conversation(): ChatMessage[] {
+  const system = ui.systemPrompt.value.trim();
+  const history = turns.map((t) => t.message);
+  return system ? [{ role: 'system', content: system }, ...history] : history;
+}
+
+async function generateReply(): Promise<void> {
+  if (!client || state !== 'ready') return;
+  const controller = new AbortController();
+  generation = controller;
+  setState('generating');
+  const li = addMessageElement('assistant', '');
+  li.classList.add('streaming');
+  li.setAttribute('aria-busy', 'true');
+  const body = li.querySelector<HTMLElement>('.body')!;
+  scrollToEnd();
+  const t0 = performance.now();
+  let firstAt = 0;
+  let tokens = 0;
+  let text = '';
+  let frame = 0;
+  const render = () => {
+    frame = 0;
+    body.replaceChildren(renderMarkdown(text));
+    const now = performance.now();
+    if (firstAt) {
+      ui.statTtft.textContent = formatMs(firstAt - t0);
+      if (tokens > 1 && now > firstAt) ui.statTps.textContent = formatRate(((tokens - 1) * 1000) / (now - firstAt));
+    }
+    scrollToEnd();
+  };
+  ui.statTps.textContent = '…';
+  ui.statTtft.textContent = '…';
+  const stream = client.chat(conversation(), { ...samplingOptions(), signal: controller.signal });
+  try {
+    for await (const delta of stream) {
+      if (!firstAt) firstAt = performance.now();
+      tokens += delta.tokenIds.length;
+      text += delta.text;
+      frame ||= requestAnimationFrame(render);
+    }
+    const stats = await stream.stats;
+    if (frame) cancelAnimationFrame(frame);
+    render();
+    showFinalStats(stats);
+    const meta = document.createElement('span');
+    meta.className = 'meta';
+    const why = stats.finishReason === 'abort' ? 'stopped' : stats.finishReason === 'length' ? 'length limit' : 'done';
+    meta.textContent = `${stats.newTokens} tokens · ${formatRate(stats.decodeTokensPerSecond)} · ${why}`;
+    li.append(meta);
+    turns.push({ message: { role: 'assistant', content: text }, element: li });
+  } catch (err) {
+    if (frame) cancelAnimationFrame(frame);
+    li.classList.add('error');
+    body.textContent = `Generation failed: ${describeError(err)}`;
+    li.dataset.failed = 'true';
+  } finally {
+    li.classList.remove('streaming');
+    li.removeAttribute('aria-busy');
+    generation = undefined;
+    setState(client ? 'ready' : 'idle');
+    scrollToEnd();
+  }
+}
+
+function dropFailedReplies(): void {
+  for (const el of ui.messages.querySelectorAll('[data-failed]')) el.remove();
+}
+
+async function send(): Promise<void> {
+  const text = ui.prompt.value.trim();
+  if (!text || state !== 'ready') return;
+  dropFailedReplies();
+  ui.prompt.value = '';
+  turns.push({ message: { role: 'user', content: text }, element: addMessageElement('user', text) });
+  await generateReply();
+}
+
+function stop(): void {
+  generation?.abort();
+}
+
+async function regenerate(): Promise<void> {
+  if (state !== 'ready') return;
+  dropFailedReplies();
+  const last = turns[turns.length - 1];
+  if (last?.message.role === 'assistant') {
+    turns.pop();
+    last.element.remove();
+  }
+  if (turns[turns.length - 1]?.message.role !== 'user') return;
+  await generateReply();
+}
+
+async function clearChat(): Promise<void> {
+  stop();
+  turns.length = 0;
+  ui.messages.replaceChildren();
+  contextUsed = 0;
+  updateContextStat();
+  for (const el of [ui.statTps, ui.statTtft, ui.statPrefill]) el.textContent = '–';
+  if (client) await client.reset().catch(() => {});
+  setState(client ? 'ready' : 'idle');
+  ui.prompt.focus();
+}
+
+// ---------------------------------------------------------------- wiring
+
+function wire(): void {
+  ui.source.addEventListener('change', showSourceFields);
+  ui.loadForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    void loadModel();
+  });
+  ui.cancelLoad.addEventListener('click', () => cancelLoading?.());
+  ui.unload.addEventListener('click', () => void unloadModel());
+  ui.composer.addEventListener('submit', (e) => {
+    e.preventDefault();
+    void send();
+  });
+  ui.prompt.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      void send();
+    }
+  });
+  document.addEventListener('keydown', (e) => {
+    if (e.key !== 'Escape') return;
+    if (state === 'generating') stop();
+    else if (state === 'loading') cancelLoading?.();
+  });
+  ui.stop.addEventListener('click', stop);
+  ui.regenerate.addEventListener('click', () => void regenerate());
+  ui.clear.addEventListener('click', () => void clearChat());
+  ui.temperature.addEventListener('input', () => (ui.temperatureOut.value = ui.temperature.valueAsNumber.toFixed(2)));
+  ui.topP.addEventListener('input', () => (ui.topPOut.value = ui.topP.valueAsNumber.toFixed(2)));
+  ui.togglePanel.addEventListener('click', () => {
+    const open = ui.side.classList.toggle('open');
+    ui.togglePanel.setAttribute('aria-expanded', String(open));
+  });
+}
+
+async function main(): Promise<void> {
+  void registerOfflineSupport();
+  const check = await checkWebGpu();
+  if (!check.ok) {
+    ui.app.hidden = true;
+    ui.togglePanel.hidden = true;
+    ui.noWebGpu.hidden = false;
+    ui.noWebGpuReason.textContent = `This page runs Gemma 3n on your GPU with WebGPU. ${check.reason}`;
+    ui.badge.textContent = 'WebGPU unavailable';
+    document.body.dataset.state = 'no-webgpu';
+    return;
+  }
+  adapter = check.adapter;
+  wire();
+  showSourceFields();
+  showGpuFacts();
+  // On a phone the settings panel covers the chat; show it first, while there is nothing to chat with.
+  ui.side.classList.add('open');
+  ui.togglePanel.setAttribute('aria-expanded', 'true');
+  setState('idle');
+  await refreshCacheList();
+}
+
+void main();

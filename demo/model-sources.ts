@@ -1,0 +1,118 @@
+/**
+ * The model choices of the demo and the `loadGemma()` request each one becomes. The worker's model factory
+ * (src/runtime/gemma3n-factory.ts) interprets `model`: a folder URL (string), a `.gguf` URL (string),
+ * `{ hub, token }` for a Hugging Face repo, `{ files }` for picked files, `{ randomCheckpoint }` for the built-in
+ * random-weight model (src/model/gemma3n/random-checkpoint.ts).
+ */
+import type { LoadRequest } from '../src/index.ts';
+import type { RandomCheckpointSpec } from '../src/model/gemma3n/random-checkpoint.ts';
+
+export type SourceKind = 'tiny' | 'e2b' | 'e4b' | 'gguf' | 'url' | 'files';
+
+export interface SourceForm {
+  kind: SourceKind;
+  url: string;
+  token: string;
+  files: File[];
+}
+
+export interface SourceDescription {
+  /** One line under the select. */
+  help: string;
+  needsUrl: boolean;
+  needsToken: boolean;
+  needsFiles: boolean;
+}
+
+export const SOURCES: Record<SourceKind, SourceDescription> = {
+  tiny: {
+    help: 'A 4-layer Gemma 3n with random weights and the real tokenizer. Loads in seconds, works offline, writes gibberish.',
+    needsUrl: false,
+    needsToken: false,
+    needsFiles: false,
+  },
+  e2b: {
+    help: 'google/gemma-3n-E2B-it (≈ 11 GB of bf16 safetensors), quantized to int4 on your GPU while downloading, then cached for offline use. Accept the license on huggingface.co first.',
+    needsUrl: false,
+    needsToken: true,
+    needsFiles: false,
+  },
+  e4b: {
+    help: 'google/gemma-3n-E4B-it (≈ 16 GB download): like E2B, larger and better; needs about 4 GB of GPU memory.',
+    needsUrl: false,
+    needsToken: true,
+    needsFiles: false,
+  },
+  gguf: {
+    help: 'A llama.cpp Gemma 3n GGUF (Q4_0, Q8_0, F16, BF16), e.g. from an unsloth or ggml-org repo (…/resolve/main/gemma-3n-E2B-it-Q4_0.gguf).',
+    needsUrl: true,
+    needsToken: false,
+    needsFiles: false,
+  },
+  url: {
+    help: 'A folder with config.json, *.safetensors (and model.safetensors.index.json) and tokenizer files, laid out like a Hugging Face repo.',
+    needsUrl: true,
+    needsToken: false,
+    needsFiles: false,
+  },
+  files: {
+    help: 'Pick the files of a checkpoint you have downloaded: nothing is uploaded anywhere.',
+    needsUrl: false,
+    needsToken: false,
+    needsFiles: true,
+  },
+};
+
+/** The demo's copy of the Gemma tokenizer (served next to the page, precached for offline use). */
+export function bundledTokenizerUrl(): string {
+  return new URL('./tokenizer/', location.href).href;
+}
+
+/** A short name for the badge and the cache list. */
+export function sourceLabel(form: SourceForm): string {
+  switch (form.kind) {
+    case 'tiny':
+      return 'Built-in tiny model (random weights)';
+    case 'e2b':
+      return 'Gemma 3n E2B';
+    case 'e4b':
+      return 'Gemma 3n E4B';
+    case 'files':
+      return form.files.map((f) => f.name).join(', ') || 'local files';
+    default:
+      return form.url;
+  }
+}
+
+/** Builds the load request; throws an Error with a user-facing message when the form is incomplete. */
+export function loadRequestFor(form: SourceForm): LoadRequest {
+  switch (form.kind) {
+    case 'tiny': {
+      const model: RandomCheckpointSpec = { randomCheckpoint: { preset: 'tiny', seed: 1 } };
+      return { model: model as unknown as Record<string, unknown>, tokenizer: bundledTokenizerUrl(), contextLength: 4096 };
+    }
+    case 'e2b':
+    case 'e4b': {
+      const repo = form.kind === 'e2b' ? 'google/gemma-3n-E2B-it' : 'google/gemma-3n-E4B-it';
+      return { model: { hub: repo, revision: 'main', ...(form.token ? { token: form.token } : {}) } };
+    }
+    case 'gguf':
+    case 'url': {
+      let url: URL;
+      try {
+        url = new URL(form.url.trim());
+      } catch {
+        throw new Error('Enter the full http(s) URL of the model.');
+      }
+      if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('The model URL must start with https:// (or http:// for a local server).');
+      if (form.kind === 'gguf' && !/\.gguf$/i.test(url.pathname)) throw new Error('A GGUF URL ends in .gguf.');
+      // A GGUF carries its own vocabulary but not the chat template as transformers.js reads it: use the bundled tokenizer.
+      return form.kind === 'gguf' ? { model: url.href, tokenizer: bundledTokenizerUrl() } : { model: url.href };
+    }
+    case 'files': {
+      if (form.files.length === 0) throw new Error('Pick the checkpoint files first.');
+      const hasTokenizer = form.files.some((f) => f.name === 'tokenizer.json');
+      return { model: { files: form.files }, ...(hasTokenizer ? {} : { tokenizer: bundledTokenizerUrl() }) };
+    }
+  }
+}

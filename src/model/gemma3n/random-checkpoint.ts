@@ -1,0 +1,301 @@
+/**
+ * A Gemma 3n checkpoint with random weights, in memory: the same `Checkpoint` interface (src/io/checkpoint.ts) the
+ * safetensors and GGUF readers implement, with an HF-shaped config.json and every tensor the real checkpoints
+ * have (HF names and shapes, formats doc §1.5), so the whole loader → engine path runs with no download.
+ *
+ * - `tiny`: hidden 128, 4 layers, but the real tokenizer's full vocabulary (262400 / 262144), so the real Gemma
+ *   tokenizer and chat template drive it. Every structural feature is present: sliding and full layers, KV sharing
+ *   (layers 2 and 3 read the caches of 0 and 1), activation sparsity on layer 0, per-layer intermediate sizes,
+ *   vision/audio hard-token embedders. Used by the demo's built-in model and by the runtime's browser tests.
+ * - `e2b` / `e4b`: the real dimensions (formats doc §1.3); `layers` scales the layer count with every per-layer
+ *   dimension kept (for benchmarks with `loadWeights({ random: true })`, which only needs the config).
+ *
+ * Values are deterministic from the seed: each row of each tensor has its own generator (seeded by the seed, the
+ * tensor name and the row), so a tensor is produced lazily, row range by row range, and any range reads the same
+ * values as a whole read. Nothing is held in memory; the full-vocabulary tables (tens of MB) are generated on demand.
+ * Distribution: uniform with mean `mean` and standard deviation `std` per tensor family (below): not trained, so the
+ * model's text is gibberish by design.
+ */
+import type { Checkpoint, FloatDtype, TensorBytes, TensorInfo } from '../../io/checkpoint.ts';
+
+export type RandomPreset = 'tiny' | 'e2b' | 'e4b';
+
+export interface RandomCheckpointOptions {
+  /** Which dimensions (default 'tiny'). */
+  preset?: RandomPreset;
+  /** Seed of every value (default 1). */
+  seed?: number;
+  /** Decoder layers (default: the preset's). Per-layer dimensions stay the preset's; see randomGemma3nConfig. */
+  layers?: number;
+  /** Stored dtype of the float tensors (default 'BF16', as the published checkpoints). */
+  dtype?: Extract<FloatDtype, 'BF16' | 'F32'>;
+}
+
+/** Structured-clonable description of a random checkpoint (what a page sends a worker as `LoadRequest.model`). */
+export interface RandomCheckpointSpec {
+  randomCheckpoint: RandomCheckpointOptions;
+}
+
+export function isRandomCheckpointSpec(model: unknown): model is RandomCheckpointSpec {
+  return typeof model === 'object' && model !== null && typeof (model as RandomCheckpointSpec).randomCheckpoint === 'object';
+}
+
+/** The real tokenizer's sizes (Gemma 3 / 3n): LM-head rows and PLE-table rows. */
+export const GEMMA3N_VOCAB_SIZE = 262400;
+export const GEMMA3N_PLE_VOCAB_SIZE = 262144;
+
+interface PresetDims {
+  hidden: number;
+  ple: number;
+  layers: number;
+  kvShared: number;
+  sparseLayers: number;
+  intermediate: (layer: number) => number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  laurelRank: number;
+  slidingWindow: number;
+  /** Every `fullEvery`-th layer (1-based) is full attention. */
+  fullEvery: number;
+  visionHidden: number;
+  audioHidden: number;
+}
+
+const PRESETS: Record<RandomPreset, PresetDims> = {
+  // Small enough for SwiftShader, big enough that every kernel's tiling and every structural branch runs.
+  tiny: {
+    hidden: 128,
+    ple: 16,
+    layers: 4,
+    kvShared: 2,
+    sparseLayers: 1,
+    intermediate: (l) => [256, 320, 256, 192][l % 4],
+    heads: 4,
+    kvHeads: 2,
+    headDim: 32,
+    laurelRank: 16,
+    slidingWindow: 32,
+    fullEvery: 2,
+    visionHidden: 64,
+    audioHidden: 48,
+  },
+  e2b: { hidden: 2048, ple: 256, layers: 30, kvShared: 10, sparseLayers: 10, intermediate: () => 8192, heads: 8, kvHeads: 2, headDim: 256, laurelRank: 64, slidingWindow: 512, fullEvery: 5, visionHidden: 2048, audioHidden: 1536 },
+  e4b: { hidden: 2048, ple: 256, layers: 35, kvShared: 15, sparseLayers: 10, intermediate: () => 16384, heads: 8, kvHeads: 2, headDim: 256, laurelRank: 64, slidingWindow: 512, fullEvery: 5, visionHidden: 2048, audioHidden: 1536 },
+};
+
+/**
+ * An HF-shaped Gemma 3n config.json (model_type `gemma3n` with text/vision/audio configs) for a preset. With
+ * `layers` different from the preset's: the layer-type pattern is kept (every `fullEvery`-th layer full; with
+ * fewer layers than that, the last one is full), KV sharing and activation sparsity keep the preset's proportions
+ * (rounded down), and every shared layer still has an earlier producer of its attention type.
+ */
+export function randomGemma3nConfig(preset: RandomPreset = 'tiny', layers?: number): Record<string, unknown> {
+  const p = PRESETS[preset];
+  const L = layers ?? p.layers;
+  if (!Number.isInteger(L) || L < 1) throw new RangeError(`layers must be a positive integer, got ${layers}`);
+  const layerTypes = Array.from({ length: L }, (_, i) => ((i + 1) % p.fullEvery === 0 ? 'full_attention' : 'sliding_attention'));
+  if (!layerTypes.includes('full_attention')) layerTypes[L - 1] = 'full_attention';
+  let kvShared = L === p.layers ? p.kvShared : Math.floor((L * p.kvShared) / p.layers);
+  const hasProducer = (shared: number) =>
+    layerTypes.every((type, l) => l < L - shared || layerTypes.lastIndexOf(type, L - shared - 1) >= 0);
+  while (kvShared > 0 && !hasProducer(kvShared)) kvShared--;
+  const sparse = L === p.layers ? p.sparseLayers : Math.max(1, Math.floor((L * p.sparseLayers) / p.layers));
+  const text = {
+    model_type: 'gemma3n_text',
+    activation_sparsity_pattern: Array.from({ length: L }, (_, l) => (l < sparse ? 0.95 : 0.0)),
+    altup_active_idx: 0,
+    altup_coef_clip: 120.0,
+    altup_correct_scale: true,
+    altup_lr_multiplier: 1.0,
+    altup_num_inputs: 4,
+    attention_bias: false,
+    attention_dropout: 0.0,
+    final_logit_softcapping: 30.0,
+    head_dim: p.headDim,
+    hidden_activation: 'gelu_pytorch_tanh',
+    hidden_size: p.hidden,
+    hidden_size_per_layer_input: p.ple,
+    initializer_range: 0.02,
+    intermediate_size: Array.from({ length: L }, (_, l) => p.intermediate(l)),
+    laurel_rank: p.laurelRank,
+    layer_types: layerTypes,
+    max_position_embeddings: 32768,
+    num_attention_heads: p.heads,
+    num_hidden_layers: L,
+    num_key_value_heads: p.kvHeads,
+    num_kv_shared_layers: kvShared,
+    query_pre_attn_scalar: p.headDim,
+    rms_norm_eps: 1e-6,
+    rope_local_base_freq: 10000.0,
+    rope_scaling: null,
+    rope_theta: 1000000.0,
+    sliding_window: p.slidingWindow,
+    torch_dtype: 'bfloat16',
+    use_cache: true,
+    vocab_size: GEMMA3N_VOCAB_SIZE,
+    vocab_size_per_layer_input: GEMMA3N_PLE_VOCAB_SIZE,
+  };
+  return {
+    architectures: ['Gemma3nForConditionalGeneration'],
+    model_type: 'gemma3n',
+    torch_dtype: 'bfloat16',
+    eos_token_id: [1, 106],
+    bos_token_id: 2,
+    pad_token_id: 0,
+    boi_token_id: 255999,
+    eoi_token_id: 262144,
+    image_token_id: 262145,
+    boa_token_id: 256000,
+    eoa_token_id: 262272,
+    audio_token_id: 262273,
+    text_config: text,
+    vision_config: { model_type: 'gemma3n_vision', hidden_size: p.visionHidden, vocab_offset: 262144, vocab_size: 128, rms_norm_eps: 1e-6 },
+    audio_config: { model_type: 'gemma3n_audio', hidden_size: p.audioHidden, vocab_offset: 262272, vocab_size: 128, rms_norm_eps: 1e-6 },
+    random_weights: { preset, layers: L },
+  };
+}
+
+/** How one tensor's values are drawn. */
+interface TensorPlan {
+  info: TensorInfo;
+  mean: number;
+  std: number;
+  /** Rows at or above this repeat row 0 (embed_tokens: the converter's 256 copies of the pad row, §1.5). */
+  copyRow0From?: number;
+}
+
+const LM = 'model.language_model.';
+
+function tensorPlans(config: Record<string, unknown>, dtype: string): Map<string, TensorPlan> {
+  const tc = config.text_config as Record<string, unknown>;
+  const D = tc.hidden_size as number, P = tc.hidden_size_per_layer_input as number, L = tc.num_hidden_layers as number;
+  const H = tc.num_attention_heads as number, Hkv = tc.num_key_value_heads as number, dh = tc.head_dim as number;
+  const R = tc.laurel_rank as number, A = tc.altup_num_inputs as number;
+  const V = tc.vocab_size as number, Vp = tc.vocab_size_per_layer_input as number;
+  const plans = new Map<string, TensorPlan>();
+  const add = (name: string, shape: number[], mean: number, std: number, extra: Partial<TensorPlan> = {}) =>
+    plans.set(name, { info: { name, shape, dtype }, mean, std, ...extra });
+  /** A linear [out, in]: unit-variance inputs give unit-variance outputs. */
+  const linear = (name: string, out: number, inp: number) => add(name, [out, inp], 0, 1 / Math.sqrt(inp));
+  const norm = (name: string, dim: number) => add(name, [dim], 1, 0.05);
+
+  add(LM + 'embed_tokens.weight', [V, D], 0, 1 / Math.sqrt(D), { copyRow0From: Vp });
+  add(LM + 'embed_tokens_per_layer.weight', [Vp, L * P], 0, 1 / Math.sqrt(P));
+  linear(LM + 'per_layer_model_projection.weight', L * P, D);
+  norm(LM + 'per_layer_projection_norm.weight', P);
+  for (let i = 0; i < A - 1; i++) {
+    linear(`${LM}altup_projections.${i}.weight`, D, D);
+    linear(`${LM}altup_unembed_projections.${i}.weight`, D, D);
+  }
+  norm(LM + 'norm.weight', D);
+  for (let l = 0; l < L; l++) {
+    const p = `${LM}layers.${l}.`;
+    const F = (tc.intermediate_size as number[])[l];
+    linear(p + 'self_attn.q_proj.weight', H * dh, D);
+    linear(p + 'self_attn.k_proj.weight', Hkv * dh, D);
+    linear(p + 'self_attn.v_proj.weight', Hkv * dh, D);
+    linear(p + 'self_attn.o_proj.weight', D, H * dh);
+    norm(p + 'self_attn.q_norm.weight', dh);
+    norm(p + 'self_attn.k_norm.weight', dh);
+    for (const n of ['input_layernorm', 'post_attention_layernorm', 'pre_feedforward_layernorm', 'post_feedforward_layernorm']) norm(`${p}${n}.weight`, D);
+    linear(p + 'mlp.gate_proj.weight', F, D);
+    linear(p + 'mlp.up_proj.weight', F, D);
+    linear(p + 'mlp.down_proj.weight', D, F);
+    add(p + 'altup.correct_output_scale', [D], 1, 0.05);
+    add(p + 'altup.correction_coefs.weight', [A, A], 0, 0.1);
+    add(p + 'altup.prediction_coefs.weight', [A * A, A], 0, 0.1);
+    add(p + 'altup.modality_router.weight', [A, D], 0, 1 / Math.sqrt(D));
+    norm(p + 'altup.router_norm.weight', D);
+    linear(p + 'laurel.linear_left.weight', R, D);
+    linear(p + 'laurel.linear_right.weight', D, R);
+    norm(p + 'laurel.post_laurel_norm.weight', D);
+    linear(p + 'per_layer_input_gate.weight', P, D);
+    linear(p + 'per_layer_projection.weight', D, P);
+    norm(p + 'post_per_layer_input_norm.weight', D);
+  }
+  for (const [prefix, sub] of [['model.embed_vision.', config.vision_config], ['model.embed_audio.', config.audio_config]] as const) {
+    const s = sub as { hidden_size: number; vocab_size: number } | undefined;
+    if (!s) continue;
+    add(prefix + 'embedding.weight', [s.vocab_size, s.hidden_size], 0, 1);
+    norm(prefix + 'hard_embedding_norm.weight', s.hidden_size);
+    norm(prefix + 'soft_embedding_norm.weight', s.hidden_size);
+    linear(prefix + 'embedding_projection.weight', D, s.hidden_size);
+  }
+  return plans;
+}
+
+/** FNV-1a of a string (tensor names → per-tensor seeds). */
+function hashString(s: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return h >>> 0;
+}
+
+/** A 32-bit mix (murmur3 finalizer): decorrelates nearby seeds. */
+function mix32(x: number): number {
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x85ebca6b);
+  x ^= x >>> 13;
+  x = Math.imul(x, 0xc2b2ae35);
+  return (x ^ (x >>> 16)) >>> 0;
+}
+
+/** Fills `out` with one row's values: uniform, mean `mean`, standard deviation `std` (xorshift32 per row). */
+function fillRow(out: Float32Array, offset: number, count: number, rowSeed: number, mean: number, std: number): void {
+  let s = rowSeed || 0x9e3779b9;
+  const half = std * Math.sqrt(3); // uniform on [−a, a] has std a/√3
+  const k = (2 * half) / 4294967296;
+  for (let i = 0; i < count; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    out[offset + i] = mean - half + (s >>> 0) * k;
+  }
+}
+
+/** f32 → bf16 bits, round to nearest even (values here are finite). */
+function toBf16(src: Float32Array): Uint8Array {
+  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  const out = new Uint16Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    const x = bits[i];
+    out[i] = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+  }
+  return new Uint8Array(out.buffer);
+}
+
+/** A random-weight Gemma 3n checkpoint (see the header). */
+export function createRandomCheckpoint(options: RandomCheckpointOptions = {}): Checkpoint {
+  const preset = options.preset ?? 'tiny';
+  const seed = options.seed ?? 1;
+  const dtype = options.dtype ?? 'BF16';
+  const config = randomGemma3nConfig(preset, options.layers);
+  const plans = tensorPlans(config, dtype);
+  const name = `random Gemma 3n (${preset}, ${(config.text_config as { num_hidden_layers: number }).num_hidden_layers} layers, seed ${seed})`;
+  return {
+    name,
+    config,
+    tensor: (tensorName) => plans.get(tensorName)?.info,
+    tensorNames: () => [...plans.keys()],
+    async read(tensorName, rows) {
+      const plan = plans.get(tensorName);
+      if (!plan) throw new Error(`${name}: no tensor ${tensorName}`);
+      const [rowCount, ...rest] = plan.info.shape;
+      const cols = rest.reduce((a, b) => a * b, 1);
+      const start = rows?.start ?? 0;
+      const count = rows?.count ?? rowCount;
+      if (!(start >= 0 && count >= 0 && start + count <= rowCount)) {
+        throw new RangeError(`${name}: rows [${start}, ${start + count}) of ${tensorName} outside [0, ${rowCount})`);
+      }
+      const values = new Float32Array(count * cols);
+      const tensorSeed = mix32(hashString(tensorName) ^ mix32(seed));
+      for (let r = 0; r < count; r++) {
+        const row = plan.copyRow0From !== undefined && start + r >= plan.copyRow0From ? 0 : start + r;
+        fillRow(values, r * cols, cols, mix32(tensorSeed + Math.imul(row, 0x9e3779b1)), plan.mean, plan.std);
+      }
+      const result: TensorBytes = dtype === 'F32' ? { dtype: 'F32', bytes: new Uint8Array(values.buffer) } : { dtype: 'BF16', bytes: toBf16(values) };
+      return result;
+    },
+  };
+}

@@ -1,0 +1,262 @@
+// The demo app end to end in Chromium (SwiftShader WebGPU): builds demo/ with Vite (as `npx vite build` does),
+// serves it on 127.0.0.1, loads the built-in tiny model (random weights, real tokenizer, real GPU forward), streams
+// a reply, stops a generation with Esc, regenerates and clears; checks the Markdown renderer cannot be used for
+// HTML injection, the no-WebGPU page, and that the app and tokenizer come from the service worker's cache when
+// offline. Screenshots (desktop 1280×800, phone 390×844) go to test-results/ and are checked to be non-blank.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { build, transformWithOxc, type Plugin } from 'vite';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_FLAGS, REPO_ROOT, serveStatic, type StaticServer } from '../helpers/browser.ts';
+
+const RESULTS = join(REPO_ROOT, 'test-results');
+const SHIPPED_FACTORY = join(REPO_ROOT, 'src/runtime/gemma3n-factory.ts');
+
+let outDir: string;
+let server: StaticServer;
+let context: BrowserContext;
+let userDataDir: string;
+let page: Page;
+/** Set when the shipped worker factory cannot load the built-in model yet (see demo-model-factory.ts). */
+let factoryNote = '';
+
+/**
+ * While src/runtime/gemma3n-factory.ts does not load `{ randomCheckpoint }` models, the demo's worker gets the test
+ * factory instead (the same GPU model through a thin adapter), so the UI is still exercised end to end.
+ */
+async function factorySwap(): Promise<Plugin | undefined> {
+  const source = await readFile(SHIPPED_FACTORY, 'utf8');
+  if (source.includes('randomCheckpoint') || source.includes('RandomCheckpoint')) return undefined;
+  factoryNote = 'src/runtime/gemma3n-factory.ts does not load the random-weight model yet: the demo runs with test/e2e/demo-model-factory.ts';
+  return {
+    name: 'demo-test-factory-swap',
+    enforce: 'pre',
+    resolveId(id, importer) {
+      if (id === './gemma3n-factory.ts' && importer?.replace(/\\/g, '/').endsWith('src/runtime/worker.ts')) {
+        return join(REPO_ROOT, 'test/e2e/demo-model-factory.ts');
+      }
+      return undefined;
+    },
+  };
+}
+
+before(async () => {
+  outDir = await mkdtemp(join(tmpdir(), 'gemma-demo-'));
+  const swap = await factorySwap();
+  await build({
+    configFile: join(REPO_ROOT, 'vite.config.ts'),
+    logLevel: 'warn',
+    plugins: swap ? [swap] : [],
+    build: { outDir, emptyOutDir: true, minify: false, reportCompressedSize: false, chunkSizeWarningLimit: 100_000 },
+  });
+  if (factoryNote) process.stderr.write(`[demo.test] ${factoryNote}\n`);
+  server = await serveStatic({ '/': outDir });
+  userDataDir = await mkdtemp(join(tmpdir(), 'gemma-demo-chromium-'));
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: false, // '--headless=new' is in the flags
+    args: CHROMIUM_FLAGS,
+    viewport: { width: 1280, height: 800 },
+  });
+  page = await context.newPage();
+  page.on('console', (m) => {
+    if (process.env.GEMMA_TEST_VERBOSE || m.type() === 'error') process.stderr.write(`[page ${m.type()}] ${m.text()}\n`);
+  });
+  page.on('pageerror', (e) => process.stderr.write(`[page error] ${e.message}\n`));
+  await mkdir(RESULTS, { recursive: true });
+});
+
+after(async () => {
+  await context?.close().catch(() => {});
+  await server?.close();
+  for (const dir of [outDir, userDataDir]) if (dir) await rm(dir, { recursive: true, force: true }).catch(() => {});
+});
+
+const state = (p: Page) => p.evaluate(() => document.body.dataset.state);
+const waitState = (p: Page, s: string, timeout = 300_000) =>
+  p.waitForFunction((want) => document.body.dataset.state === want, s, { timeout, polling: 100 });
+
+/** Saves a screenshot and checks it shows something: many distinct colours, no colour covering nearly all pixels. */
+async function screenshot(p: Page, name: string): Promise<{ colors: number; dominant: number }> {
+  const path = join(RESULTS, name);
+  const png = await p.screenshot({ path, fullPage: false });
+  const stats = await p.evaluate(async (dataUrl) => {
+    const img = new Image();
+    img.src = dataUrl;
+    await img.decode();
+    const canvas = new OffscreenCanvas(img.width, img.height);
+    const g = canvas.getContext('2d')!;
+    g.drawImage(img, 0, 0);
+    const px = new Uint32Array(g.getImageData(0, 0, img.width, img.height).data.buffer);
+    const counts = new Map<number, number>();
+    for (const c of px) counts.set(c, (counts.get(c) ?? 0) + 1);
+    return { colors: counts.size, dominant: Math.max(...counts.values()) / px.length };
+  }, `data:image/png;base64,${png.toString('base64')}`);
+  assert.ok(stats.colors >= 40 && stats.dominant < 0.97, `${name} looks blank: ${stats.colors} colours, the commonest covers ${(stats.dominant * 100).toFixed(1)}%`);
+  return stats;
+}
+
+test('demo: loads the built-in tiny model, streams a reply, stops with Esc, regenerates, clears; screenshots', async (t) => {
+  if (factoryNote) t.diagnostic(factoryNote);
+  await page.goto(server.url + '/');
+  await waitState(page, 'idle', 60_000);
+  assert.equal(await page.isVisible('#no-webgpu'), false);
+  assert.match(await page.textContent('#gpu-info') ?? '', /Adapter/);
+  assert.equal(await page.inputValue('#source'), 'tiny', 'the built-in model is the default source');
+  await screenshot(page, 'demo-desktop-start.png');
+
+  // Load: progress rows appear, then the random-weights notice and an enabled composer.
+  await page.click('#load');
+  await page.waitForSelector('.progress-item', { timeout: 60_000 });
+  await waitState(page, 'ready');
+  assert.equal(await page.isVisible('#random-notice'), true, 'the page says the weights are random');
+  assert.match(await page.textContent('#model-badge') ?? '', /random weights/i);
+  assert.equal(await page.isEnabled('#prompt'), true);
+
+  // Send with Enter (Shift+Enter is a newline first); text must arrive while the reply is still streaming.
+  await page.fill('#max-tokens', '24');
+  await page.focus('#prompt');
+  await page.keyboard.type('Hello Gemma!');
+  await page.keyboard.press('Shift+Enter');
+  await page.keyboard.type('Write one line of **Markdown**.');
+  assert.equal(await page.inputValue('#prompt'), 'Hello Gemma!\nWrite one line of **Markdown**.');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(
+    () => {
+      const li = document.querySelector('.message.assistant.streaming .body');
+      return !!li && (li.textContent ?? '').length > 0;
+    },
+    undefined,
+    { timeout: 120_000, polling: 50 },
+  );
+  await waitState(page, 'ready');
+  const userText = await page.textContent('.message.user .body');
+  assert.equal(userText, 'Hello Gemma!\nWrite one line of **Markdown**.', 'user text is shown as typed (no Markdown, no HTML)');
+  const reply = await page.textContent('.message.assistant .body');
+  assert.ok((reply ?? '').trim().length > 0, 'a reply was streamed');
+  assert.match(await page.textContent('.message.assistant .meta') ?? '', /tokens/);
+  assert.match(await page.textContent('#stat-tps') ?? '', /tok\/s/);
+  assert.match(await page.textContent('#stat-ttft') ?? '', /\d/);
+  assert.match(await page.textContent('#stat-context') ?? '', /^\d[\d,]* \/ 4,096$/);
+  await screenshot(page, 'demo-desktop.png');
+
+  // Stop: a long generation, Esc as soon as text arrives.
+  await page.fill('#max-tokens', '2000');
+  await page.fill('#prompt', 'Tell me a very long story.');
+  await page.click('#send');
+  await page.waitForFunction(() => (document.querySelector('.message.assistant.streaming .body')?.textContent ?? '').length > 0, undefined, {
+    timeout: 120_000,
+    polling: 50,
+  });
+  assert.equal(await state(page), 'generating');
+  assert.equal(await page.isEnabled('#stop'), true);
+  await page.keyboard.press('Escape');
+  await waitState(page, 'ready', 60_000);
+  const metas = await page.$$eval('.message.assistant .meta', (els) => els.map((e) => e.textContent ?? ''));
+  assert.match(metas[metas.length - 1], /stopped/, `the stopped reply says so: ${metas.join(' | ')}`);
+  const stoppedTokens = Number(/^(\d+) tokens/.exec(metas[metas.length - 1])?.[1]);
+  assert.ok(stoppedTokens < 2000, `generation stopped early (${stoppedTokens} tokens)`);
+
+  // Regenerate replaces the last reply; Clear empties the conversation.
+  await page.fill('#max-tokens', '8');
+  const before = await page.$$eval('.message', (els) => els.length);
+  await page.click('#regenerate');
+  await waitState(page, 'ready');
+  assert.equal(await page.$$eval('.message', (els) => els.length), before, 'regenerate replaced the last reply');
+
+  // Phone width: the chat with the conversation, then the settings panel opened from the header.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await screenshot(page, 'demo-phone.png');
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `no horizontal scrolling at phone width (${overflow}px too wide)`);
+  await page.click('#toggle-panel');
+  await screenshot(page, 'demo-phone-settings.png');
+  await page.click('#toggle-panel');
+  await page.setViewportSize({ width: 1280, height: 800 });
+
+  await page.click('#clear');
+  await waitState(page, 'ready');
+  assert.equal(await page.$$eval('.message', (els) => els.length), 0);
+  assert.equal(await page.textContent('#stat-context'), '0 / 4,096');
+});
+
+test('demo: Markdown from the model is rendered as DOM nodes, never as HTML', async () => {
+  const source = await readFile(join(REPO_ROOT, 'demo/markdown.ts'), 'utf8');
+  const js = (await transformWithOxc(source, 'markdown.ts', { lang: 'ts' })).code.replace(/^export /gm, '');
+  const result = await page.evaluate((code) => {
+    const renderMarkdown = new Function(`${code}; return renderMarkdown;`)() as (md: string) => DocumentFragment;
+    (window as unknown as { pwned?: boolean }).pwned = false;
+    const md = [
+      '# Title <img src=x onerror="window.pwned=true">',
+      'Some **bold**, *italic*, `<b>code</b>` and a [link](https://example.com) and [bad](javascript:window.pwned=true).',
+      '<script>window.pwned = true</script>',
+      '- one',
+      '- two <iframe src="about:blank"></iframe>',
+      '```html',
+      '<img src=x onerror="window.pwned=true">',
+      '```',
+    ].join('\n');
+    const host = document.createElement('div');
+    host.append(renderMarkdown(md));
+    document.body.append(host);
+    const tags = [...host.querySelectorAll('*')].map((e) => e.tagName.toLowerCase());
+    const links = [...host.querySelectorAll('a')].map((a) => a.getAttribute('href'));
+    host.remove();
+    return { tags, links, text: host.textContent, pwned: (window as unknown as { pwned?: boolean }).pwned };
+  }, js);
+  await new Promise((r) => setTimeout(r, 200)); // an injected onerror would have fired by now
+  assert.equal(result.pwned, false);
+  for (const bad of ['img', 'script', 'iframe']) assert.ok(!result.tags.includes(bad), `no <${bad}> element: ${result.tags}`);
+  for (const good of ['h3', 'strong', 'em', 'code', 'a', 'ul', 'li', 'pre']) assert.ok(result.tags.includes(good), `renders <${good}>: ${result.tags}`);
+  assert.deepEqual(result.links, ['https://example.com']);
+  assert.match(result.text ?? '', /<script>window\.pwned = true<\/script>/, 'raw HTML is shown as text');
+  assert.equal(await page.evaluate(() => (window as unknown as { pwned?: boolean }).pwned), false);
+});
+
+test('demo: works offline after the first visit (service worker precache: app, worker, tokenizer)', async () => {
+  await page.goto(server.url + '/');
+  await waitState(page, 'idle', 60_000);
+  // The service worker installs after the first visit: wait until it controls the page.
+  await page.evaluate(async () => {
+    await navigator.serviceWorker.ready;
+    if (!navigator.serviceWorker.controller) await new Promise((r) => navigator.serviceWorker.addEventListener('controllerchange', r, { once: true }));
+  });
+  const manifest = await page.evaluate(async () => (await fetch('./manifest.webmanifest')).json());
+  assert.equal(manifest.display, 'standalone');
+  await context.setOffline(true);
+  try {
+    await page.reload();
+    await waitState(page, 'idle', 60_000);
+    const tokenizer = await page.evaluate(async () => {
+      const r = await fetch('./tokenizer/tokenizer_config.json');
+      return { ok: r.ok, hasTemplate: 'chat_template' in (await r.json()) };
+    });
+    assert.deepEqual(tokenizer, { ok: true, hasTemplate: true });
+    // The whole built-in model path offline: worker script, transformers.js chunk, tokenizer, GPU.
+    await page.fill('#max-tokens', '4');
+    await page.click('#load');
+    await waitState(page, 'ready');
+    await page.fill('#prompt', 'Offline?');
+    await page.keyboard.press('Enter');
+    await waitState(page, 'ready');
+    assert.ok(((await page.textContent('.message.assistant .meta')) ?? '').includes('tokens'));
+  } finally {
+    await context.setOffline(false);
+  }
+});
+
+test('demo: a clear page when WebGPU is missing', async () => {
+  const p = await context.newPage();
+  await p.addInitScript(() => Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true }));
+  await p.setViewportSize({ width: 1280, height: 800 });
+  await p.goto(server.url + '/');
+  await p.waitForFunction(() => document.body.dataset.state === 'no-webgpu', undefined, { timeout: 30_000 });
+  assert.equal(await p.isVisible('#no-webgpu'), true);
+  assert.equal(await p.isVisible('#app'), false);
+  assert.match(await p.textContent('#no-webgpu') ?? '', /WebGPU is not available/);
+  await screenshot(p, 'demo-no-webgpu.png');
+  await p.close();
+});
