@@ -1,0 +1,287 @@
+// Linear layer: y[t, n] (+)= sum_k x[t, k] * W[n, k] for t < T, n < N_part, W in a weight-format.ts layout
+// (f32, f16, q4, q8; group 32, f16 scales two per u32). For a weight split into parts, one dispatch per part
+// writes output columns n_offset .. n_offset + n_part.
+// Bindings: 0 params (uniform), 1 x [T, K] act_t (from x_offset), 2 w array<vec4<u32>> (the part's data),
+// 3 scales array<u32> (q4/q8; a dummy otherwise), 4 y [T, N] act_t (from y_offset, row stride N).
+// Overrides: FORMAT 0 f32, 1 f16, 2 q4, 3 q8. ALIGNED (float formats): rows start on 16 bytes (K % 4 == 0 for
+// f32, K % 8 == 0 for f16), so a row is read as vec4<u32> units; otherwise element by element (odd test shapes).
+// Accumulation is f32 in every variant; weights are dequantized to exactly q * scale (scale decoded exactly from
+// its f16 bits), so the result is the matmul over weight-format.ts `dequantize` up to f32 summation order.
+//
+// gemv (decode, T <= a few): a workgroup owns ROWS output features x TB tokens; LANES threads share a row. Every
+// weight read is one 16-byte vec4<u32> "unit" (q4: one 32-weight group, q8: half a group, f16: 8 weights, f32: 4),
+// lanes take consecutive units, so a warp's loads are contiguous and each weight byte is read once per TB tokens.
+// Lane partial sums (a vec4, one component per token) are reduced in workgroup memory (no subgroups needed: a
+// subgroup reduction would only shorten this tail). x is re-read through the cache.
+// gemm (prefill): 64 tokens x 64 features per workgroup of 16 x 16 threads, each thread 4 x 4 outputs strided by
+// 16 (conflict-free vec4 reads of workgroup memory, coalesced y writes); K in steps of 32 (one quant group): the x
+// tile and the dequantized weight tile (32 x 64 each, k-major vec4s, 16 KiB in all) live in workgroup memory.
+// Hot loops are written out straight-line: SwiftShader's Subzero JIT neither unrolls nor registers private arrays.
+
+struct Params {
+  T: u32,
+  K: u32,
+  N: u32,          // row stride of y (all features, over all parts)
+  n_part: u32,     // rows of W in this part
+  n_offset: u32,   // first output feature of this part
+  x_offset: u32,   // elements
+  y_offset: u32,   // elements
+  accumulate: u32, // 1: y += W x
+  groups: u32,     // groups (of 32) per row: q4/q8 blocks per row
+  grid_x: u32,     // workgroups per grid row (grids may be 2-D)
+  n_blocks: u32,   // workgroups along the feature axis
+}
+
+override FORMAT: u32 = 2u;
+override ALIGNED: bool = true;
+override ROWS: u32 = 8u;
+override LANES: u32 = 32u;
+override TB: u32 = 1u; // tokens per gemv workgroup, 1..4
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<act_t>;
+@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> scales: array<u32>;
+@group(0) @binding(4) var<storage, read_write> y: array<act_t>;
+
+// Exact f16 bits -> f32 (unpack2x16float may flush subnormals, weight-format.ts `dequantize` does not).
+fn f16_bits_to_f32(h: u32) -> f32 {
+  let e = (h >> 10u) & 0x1fu;
+  let m = h & 0x3ffu;
+  if (e == 0u) { return select(1.0, -1.0, (h & 0x8000u) != 0u) * f32(m) * 5.9604644775390625e-8; }
+  return bitcast<f32>(((h & 0x8000u) << 16u) | ((e + 112u) << 23u) | (m << 13u));
+}
+
+fn scale_at(s: u32) -> f32 {
+  return f16_bits_to_f32((scales[s >> 1u] >> ((s & 1u) * 16u)) & 0xffffu);
+}
+
+// One u32 word of the weight data by word index (element access for unaligned float rows).
+fn w_word(i: u32) -> u32 {
+  return w[i >> 2u][i & 3u];
+}
+
+// Weight element (n, k) of a float format, for unaligned rows.
+fn w_float(n: u32, k: u32) -> f32 {
+  let e = n * p.K + k;
+  if (FORMAT == 0u) { return bitcast<f32>(w_word(e)); }
+  return unpack2x16float(w_word(e >> 1u))[e & 1u];
+}
+
+// Elements per 16-byte unit.
+fn unit_elems() -> u32 {
+  switch FORMAT {
+    case 0u: { return 4u; }
+    case 1u: { return 8u; }
+    case 2u: { return 32u; }
+    default: { return 16u; }
+  }
+}
+
+// 4 activations x[t, c .. c + 3], zero past K. Branch-free (the index is clamped, the value masked), so every
+// unit has one code path: shader size, and so compile time on CPU adapters, stays small.
+fn x4(t: u32, c: u32) -> vec4<f32> {
+  let b = p.x_offset + t * p.K;
+  let last = p.K - 1u;
+  let v = vec4<f32>(f32(x[b + min(c, last)]), f32(x[b + min(c + 1u, last)]), f32(x[b + min(c + 2u, last)]), f32(x[b + min(c + 3u, last)]));
+  return select(vec4<f32>(0.0), v, vec4<u32>(c) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(p.K));
+}
+
+// q4 nibbles / q8 bytes of one word as floats (without the scale).
+fn q4_lo(word: u32) -> vec4<f32> { return vec4<f32>((vec4<u32>(word) >> vec4<u32>(0u, 4u, 8u, 12u)) & vec4<u32>(15u)) - 8.0; }
+fn q4_hi(word: u32) -> vec4<f32> { return vec4<f32>((vec4<u32>(word) >> vec4<u32>(16u, 20u, 24u, 28u)) & vec4<u32>(15u)) - 8.0; }
+fn q8_4(word: u32) -> vec4<f32> { return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(word) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u)); }
+fn f16_8(wv: vec4<u32>) -> array<vec4<f32>, 2> {
+  // f16 weights via unpack2x16float: works without shader-f16 (f16 subnormals, |w| < 6.1e-5, may flush).
+  return array<vec4<f32>, 2>(vec4<f32>(unpack2x16float(wv.x), unpack2x16float(wv.y)), vec4<f32>(unpack2x16float(wv.z), unpack2x16float(wv.w)));
+}
+
+// Dot of one 16-byte weight unit (columns c0 ..) with token t's activations. Written out straight-line: some
+// shader compilers (SwiftShader's Subzero JIT) neither unroll loops nor keep private arrays in registers.
+fn unit_dot(wv: vec4<u32>, t: u32, c: u32) -> f32 {
+  switch FORMAT {
+    case 2u: {
+      return dot(q4_lo(wv.x), x4(t, c)) + dot(q4_hi(wv.x), x4(t, c + 4u)) + dot(q4_lo(wv.y), x4(t, c + 8u)) + dot(q4_hi(wv.y), x4(t, c + 12u))
+           + dot(q4_lo(wv.z), x4(t, c + 16u)) + dot(q4_hi(wv.z), x4(t, c + 20u)) + dot(q4_lo(wv.w), x4(t, c + 24u)) + dot(q4_hi(wv.w), x4(t, c + 28u));
+    }
+    case 3u: {
+      return dot(q8_4(wv.x), x4(t, c)) + dot(q8_4(wv.y), x4(t, c + 4u)) + dot(q8_4(wv.z), x4(t, c + 8u)) + dot(q8_4(wv.w), x4(t, c + 12u));
+    }
+    case 1u: {
+      let h = f16_8(wv);
+      return dot(h[0], x4(t, c)) + dot(h[1], x4(t, c + 4u));
+    }
+    default: { return dot(bitcast<vec4<f32>>(wv), x4(t, c)); }
+  }
+}
+
+// Unaligned float rows: the same unit, element by element, masked at K.
+fn unit_dot_unaligned(n: u32, u: u32, t: u32) -> f32 {
+  let c0 = u * unit_elems();
+  var s = 0.0;
+  for (var i = 0u; i < unit_elems(); i++) {
+    let c = c0 + i;
+    if (c < p.K) { s += w_float(n, c) * f32(x[p.x_offset + t * p.K + c]); }
+  }
+  return s;
+}
+
+fn units_per_row() -> u32 {
+  switch FORMAT {
+    case 0u: { return (p.K + 3u) / 4u; }
+    case 1u: { return (p.K + 7u) / 8u; }
+    case 2u: { return p.groups; }
+    default: { return 2u * p.groups; }
+  }
+}
+
+fn write_y(t: u32, n: u32, v: f32) {
+  let i = p.y_offset + t * p.N + p.n_offset + n;
+  var r = v;
+  if (p.accumulate != 0u) { r += f32(y[i]); }
+  y[i] = act_t(r);
+}
+
+var<workgroup> red: array<vec4<f32>, 256>; // ROWS * LANES <= 256; one lane per token (TB <= 4)
+
+@compute @workgroup_size(ROWS * LANES)
+fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let block = wg.y * p.grid_x + wg.x;
+  let nb = block % p.n_blocks;
+  let t0 = (block / p.n_blocks) * TB;
+  let r = lid / LANES;
+  let lane = lid % LANES;
+  let n = nb * ROWS + r;
+  let live = n < p.n_part && t0 < p.T; // no early return: every thread reaches the barriers
+  let nt = min(TB, p.T - min(t0, p.T));
+  var acc = vec4<f32>(0.0); // token t0 + j in component j
+  if (live) {
+    let units = units_per_row();
+    let row_units = n * units; // every format's rows are contiguous units when aligned
+    let per = unit_elems();
+    for (var u = lane; u < units; u += LANES) {
+      if (FORMAT < 2u && !ALIGNED) {
+        for (var j = 0u; j < nt; j++) { acc[j] += unit_dot_unaligned(n, u, t0 + j); }
+        continue;
+      }
+      let wv = w[row_units + u];
+      var scale = 1.0;
+      if (FORMAT == 2u) { scale = scale_at(n * p.groups + u); }
+      if (FORMAT == 3u) { scale = scale_at(n * p.groups + (u >> 1u)); }
+      for (var j = 0u; j < nt; j++) { acc[j] += scale * unit_dot(wv, t0 + j, u * per); }
+    }
+  }
+  red[lid] = acc;
+  workgroupBarrier();
+  for (var s = LANES / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) { red[lid] += red[lid + s]; }
+    workgroupBarrier();
+  }
+  if (live && lane == 0u) {
+    let v = red[lid];
+    for (var j = 0u; j < nt; j++) { write_y(t0 + j, n, v[j]); }
+  }
+}
+
+const BM = 64u;
+const BN = 64u;
+const BK = 32u;
+// Tiles as vec4s so the inner loop is 2 workgroup loads + 4 vec4 FMAs per k: xs4[k * 16 + ty] holds x at tokens
+// (ty, ty + 16, ty + 32, ty + 48), ws4[k * 16 + tx] the weights of features (tx, tx + 16, tx + 32, tx + 48).
+// Consecutive threads read consecutive vec4s: no bank conflicts. 2 x 8 KiB.
+var<workgroup> xs4: array<vec4<f32>, 512>;
+var<workgroup> ws4: array<vec4<f32>, 512>;
+
+@compute @workgroup_size(256)
+fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let block = wg.y * p.grid_x + wg.x;
+  let n0 = (block % p.n_blocks) * BN;
+  let m0 = (block / p.n_blocks) * BM;
+  let tx = lid % 16u;
+  let ty = lid / 16u;
+  var acc0 = vec4<f32>(0.0); // tokens ty + 16 i (acc_i), features tx + 16 j (component j)
+  var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0);
+  var acc3 = vec4<f32>(0.0);
+  // Loader roles: x: token ml = lid / 4 (0..63), 8 consecutive k from kx = (lid % 4) * 8 (coalesced along k);
+  // weights: feature nl = lid % 64, the quarter `part` = lid / 64 of the 32 k (one q4 word, two q8 words).
+  let ml = lid / 4u;
+  let kx = (lid % 4u) * 8u;
+  let nl = lid % BN;
+  let part = lid / BN;
+  let n = n0 + nl;
+  let nok = n < p.n_part;
+  let m = m0 + ml;
+  let k_tiles = (p.K + BK - 1u) / BK;
+  for (var kt = 0u; kt < k_tiles; kt++) {
+    let k0 = kt * BK;
+    // x tile, zero outside [T, K] so padding adds 0.
+    var xa = vec4<f32>(0.0);
+    var xb = vec4<f32>(0.0);
+    if (m < p.T) {
+      xa = x4(m, k0 + kx);
+      xb = x4(m, k0 + kx + 4u);
+    }
+    let xi = kx * 16u + (ml % 16u);
+    let xc = ml / 16u;
+    xs4[xi][xc] = xa.x; xs4[xi + 16u][xc] = xa.y; xs4[xi + 32u][xc] = xa.z; xs4[xi + 48u][xc] = xa.w;
+    xs4[xi + 64u][xc] = xb.x; xs4[xi + 80u][xc] = xb.y; xs4[xi + 96u][xc] = xb.z; xs4[xi + 112u][xc] = xb.w;
+    // weight tile, dequantized to exactly q * scale; zero past n_part (and past K for float formats).
+    var wa = vec4<f32>(0.0); // k = part * 8 .. + 3
+    var wb = vec4<f32>(0.0); // k = part * 8 + 4 .. + 7
+    if (nok) {
+      if (FORMAT == 2u) {
+        let bi = n * p.groups + kt;
+        let d = scale_at(bi);
+        let word = w[bi][part];
+        wa = q4_lo(word) * d;
+        wb = q4_hi(word) * d;
+      } else if (FORMAT == 3u) {
+        let bi = n * p.groups + kt;
+        let d = scale_at(bi);
+        let blk = w[bi * 2u + (part >> 1u)];
+        let h = (part & 1u) * 2u;
+        wa = q8_4(blk[h]) * d;
+        wb = q8_4(blk[h + 1u]) * d;
+      } else if (ALIGNED && k0 + part * 8u + 8u <= p.K) {
+        let e = n * p.K + k0 + part * 8u; // a multiple of 8 (f32: 4) elements: whole vec4 units
+        if (FORMAT == 0u) {
+          wa = bitcast<vec4<f32>>(w[e >> 2u]);
+          wb = bitcast<vec4<f32>>(w[(e >> 2u) + 1u]);
+        } else {
+          let h = f16_8(w[e >> 3u]);
+          wa = h[0];
+          wb = h[1];
+        }
+      } else {
+        for (var i = 0u; i < 4u; i++) {
+          let k = k0 + part * 8u + i;
+          if (k < p.K) { wa[i] = w_float(n, k); }
+          if (k + 4u < p.K) { wb[i] = w_float(n, k + 4u); }
+        }
+      }
+    }
+    let wi = part * 8u * 16u + (nl % 16u);
+    let wc = nl / 16u;
+    ws4[wi][wc] = wa.x; ws4[wi + 16u][wc] = wa.y; ws4[wi + 32u][wc] = wa.z; ws4[wi + 48u][wc] = wa.w;
+    ws4[wi + 64u][wc] = wb.x; ws4[wi + 80u][wc] = wb.y; ws4[wi + 96u][wc] = wb.z; ws4[wi + 112u][wc] = wb.w;
+    workgroupBarrier();
+    for (var k = 0u; k < BK; k++) {
+      let a = xs4[k * 16u + ty];
+      let b = ws4[k * 16u + tx];
+      acc0 += a.x * b;
+      acc1 += a.y * b;
+      acc2 += a.z * b;
+      acc3 += a.w * b;
+    }
+    workgroupBarrier();
+  }
+  let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+  for (var i = 0u; i < 4u; i++) {
+    let mm = m0 + ty + 16u * i;
+    for (var j = 0u; j < 4u; j++) {
+      let nn = n0 + tx + 16u * j;
+      if (mm < p.T && nn < p.n_part) { write_y(mm, nn, accs[i][j]); }
+    }
+  }
+}

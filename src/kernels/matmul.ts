@@ -1,0 +1,217 @@
+import source from '../../shaders/matmul.wgsl?raw';
+import type { GpuContext } from '../gpu/device.ts';
+import { createUniformBuffer, packUniform } from '../gpu/buffers.ts';
+import { bindBuffers, getPipeline, grid2d, type ActType, type Dispatch } from '../gpu/pipeline.ts';
+import { groupsPerRow, type GpuWeight, type WeightFormat } from './weight-format.ts';
+
+export interface MatmulArgs {
+  /** Activations [rows, K] (act_t), starting at element `xOffset`. */
+  x: GPUBuffer;
+  weight: GpuWeight;
+  /** Output [rows, N] (act_t), starting at element `yOffset`; must not be `x`. */
+  y: GPUBuffer;
+  /** Tokens T (changeable later with `setRows`). */
+  rows: number;
+  xOffset?: number;
+  yOffset?: number;
+  /** y += W x instead of y = W x (e.g. a residual add). */
+  accumulate?: boolean;
+  /** Force a path (tests, benchmarks); default 'auto': GEMV for T <= MatmulKernel.GEMV_MAX_T, else GEMM. */
+  path?: MatmulPath;
+}
+
+export type MatmulPath = 'auto' | 'gemv' | 'gemm';
+
+export interface MatmulOptions {
+  /**
+   * GEMV shape: `rows` output features per workgroup, `lanes` threads per feature (rows * lanes <= 256, lanes a
+   * power of two). Default 8 x 32 (coalesced 512-byte runs per row on GPUs); on SwiftShader 64 x 4, because its
+   * barriers are expensive and it has no coalescing to win.
+   */
+  gemvRows?: number;
+  gemvLanes?: number;
+}
+
+export interface MatmulDispatch extends Dispatch {
+  /** Sets T for later encodes (and picks GEMV or GEMM). Throws if the buffers are too small for T tokens. */
+  setRows(rows: number): void;
+  /** The path the next encode takes. */
+  readonly path: 'gemv' | 'gemm';
+  /** Frees the uniform buffers (not x, y or the weight). */
+  destroy(): void;
+}
+
+const FORMAT_CODE: Record<WeightFormat, number> = { f32: 0, f16: 1, q4: 2, q8: 3 };
+const GEMM_TILE = 64;
+
+interface Variant {
+  gemv1: GPUComputePipeline;
+  gemv4: GPUComputePipeline;
+  gemm: GPUComputePipeline;
+}
+
+/** Whether float rows start on 16-byte boundaries (the vec4 path). Quantized rows always do. */
+function isAligned(format: WeightFormat, cols: number): boolean {
+  return format === 'f32' ? cols % 4 === 0 : format === 'f16' ? cols % 8 === 0 : true;
+}
+
+/**
+ * y[T, N] = x[T, K] · Wᵀ for every weight format (shaders/matmul.wgsl): a GEMV for decode (T <= GEMV_MAX_T, one
+ * pass over the weights) and a tiled GEMM for prefill. Multi-part weights get one dispatch per part.
+ */
+export class MatmulKernel {
+  /** Largest T that takes the GEMV path (it reads the weights ceil(T / 4) times). */
+  static GEMV_MAX_T = 4;
+
+  private constructor(
+    private readonly ctx: GpuContext,
+    readonly act: ActType,
+    private readonly variants: Map<string, Variant>,
+    private readonly dummyScales: GPUBuffer,
+    private readonly gemvRows: number,
+  ) {}
+
+  /**
+   * Compiles the variants for `formats` (default: all four; f16 weights are read with unpack2x16float, so they
+   * do not need shader-f16, only f16 activations do). Float formats also get their unaligned-row variant.
+   */
+  static async create(
+    ctx: GpuContext,
+    act: ActType = 'f32',
+    formats: WeightFormat[] = ['f32', 'f16', 'q4', 'q8'],
+    options: MatmulOptions = {},
+  ): Promise<MatmulKernel> {
+    const cpu = /swiftshader/i.test(ctx.adapterName);
+    const rows = options.gemvRows ?? (cpu ? 64 : 8);
+    const lanes = options.gemvLanes ?? (cpu ? 4 : 32);
+    if (rows * lanes > 256 || (lanes & (lanes - 1)) !== 0 || rows < 1) throw new Error(`matmul: bad GEMV shape ${rows} x ${lanes}`);
+    const variants = new Map<string, Variant>();
+    const jobs: Promise<void>[] = [];
+    for (const format of formats) {
+      for (const aligned of format === 'q4' || format === 'q8' ? [true] : [true, false]) {
+        const constants = { FORMAT: FORMAT_CODE[format], ALIGNED: aligned ? 1 : 0 };
+        const spec = (entryPoint: string, extra: Record<string, number> = {}) =>
+          getPipeline(ctx, { label: 'matmul', source, act, entryPoint, constants: { ...constants, ...extra } });
+        jobs.push(
+          Promise.all([
+            spec('gemv', { TB: 1, ROWS: rows, LANES: lanes }),
+            spec('gemv', { TB: 4, ROWS: rows, LANES: lanes }),
+            spec('gemm'),
+          ]).then(([gemv1, gemv4, gemm]) => {
+            variants.set(`${format}/${aligned}`, { gemv1, gemv4, gemm });
+          }),
+        );
+      }
+    }
+    await Promise.all(jobs);
+    const dummyScales = ctx.device.createBuffer({ label: 'matmul/no-scales', size: 16, usage: GPUBufferUsage.STORAGE });
+    return new MatmulKernel(ctx, act, variants, dummyScales, rows);
+  }
+
+  bind(args: MatmulArgs): MatmulDispatch {
+    const { device } = this.ctx;
+    const { weight } = args;
+    const K = weight.cols;
+    const N = weight.rows;
+    const xOffset = args.xOffset ?? 0;
+    const yOffset = args.yOffset ?? 0;
+    const label = `matmul[${weight.format} ${N}x${K}]`;
+    if (args.x === args.y) throw new Error(`${label}: x and y must be different buffers`);
+    if (!Number.isInteger(xOffset) || !Number.isInteger(yOffset) || xOffset < 0 || yOffset < 0) {
+      throw new Error(`${label}: bad offsets xOffset=${xOffset} yOffset=${yOffset}`);
+    }
+    if (K <= 0 || N <= 0 || weight.parts.length === 0) throw new Error(`${label}: empty weight`);
+    const variant = this.variants.get(`${weight.format}/${isAligned(weight.format, K)}`);
+    if (!variant) throw new Error(`${label}: format ${weight.format} was not compiled (MatmulKernel.create formats)`);
+    let covered = 0;
+    for (const part of weight.parts) {
+      if (part.rowStart !== covered || part.rows <= 0) throw new Error(`${label}: parts must tile the rows in order`);
+      if ((weight.format === 'q4' || weight.format === 'q8') && !part.scales) throw new Error(`${label}: part without scales`);
+      covered += part.rows;
+    }
+    if (covered !== N) throw new Error(`${label}: parts cover ${covered} rows, weight has ${N}`);
+
+    const actBytes = this.act === 'f16' ? 2 : 4;
+    const maxPerDim = device.limits.maxComputeWorkgroupsPerDimension;
+    const parts = weight.parts.map((part) => {
+      const gemvParams = createUniformBuffer(device, 48, `${label}/gemv-params`);
+      const gemmParams = createUniformBuffer(device, 48, `${label}/gemm-params`);
+      const buffers = (params: GPUBuffer) => [params, args.x, part.data, part.scales ?? this.dummyScales, args.y];
+      return {
+        part,
+        gemvParams,
+        gemmParams,
+        gemv1: bindBuffers(device, variant.gemv1, buffers(gemvParams), label),
+        gemv4: bindBuffers(device, variant.gemv4, buffers(gemvParams), label),
+        gemm: bindBuffers(device, variant.gemm, buffers(gemmParams), label),
+        gemvGrid: [0, 1] as [number, number],
+        gemmGrid: [0, 1] as [number, number],
+      };
+    });
+
+    let T = 0;
+    let path: 'gemv' | 'gemm' = 'gemv';
+    const setRows = (rows: number) => {
+      if (!Number.isInteger(rows) || rows < 0) throw new Error(`${label}: bad row count ${rows}`);
+      const needX = (xOffset + rows * K) * actBytes;
+      const needY = (yOffset + rows * N) * actBytes;
+      if (rows > 0 && needX > args.x.size) throw new Error(`${label}: x holds ${args.x.size} bytes, ${rows} tokens need ${needX}`);
+      if (rows > 0 && needY > args.y.size) throw new Error(`${label}: y holds ${args.y.size} bytes, ${rows} tokens need ${needY}`);
+      T = rows;
+      const forced = args.path ?? 'auto';
+      path = forced === 'auto' ? (T <= MatmulKernel.GEMV_MAX_T ? 'gemv' : 'gemm') : forced;
+      const tb = T <= 1 ? 1 : 4;
+      for (const p of parts) {
+        const gemvBlocks = Math.ceil(p.part.rows / this.gemvRows);
+        p.gemvGrid = grid2d(gemvBlocks * Math.ceil(T / tb), maxPerDim);
+        const gemmBlocks = Math.ceil(p.part.rows / GEMM_TILE);
+        p.gemmGrid = grid2d(gemmBlocks * Math.ceil(T / GEMM_TILE), maxPerDim);
+        const common = (grid: [number, number], blocks: number) =>
+          packUniform([
+            ['u32', T],
+            ['u32', K],
+            ['u32', N],
+            ['u32', p.part.rows],
+            ['u32', p.part.rowStart],
+            ['u32', xOffset],
+            ['u32', yOffset],
+            ['u32', args.accumulate ? 1 : 0],
+            ['u32', groupsPerRow(K)],
+            ['u32', grid[0]],
+            ['u32', blocks],
+          ]);
+        device.queue.writeBuffer(p.gemvParams, 0, common(p.gemvGrid, gemvBlocks));
+        device.queue.writeBuffer(p.gemmParams, 0, common(p.gemmGrid, gemmBlocks));
+      }
+    };
+    setRows(args.rows);
+
+    return {
+      label,
+      setRows,
+      get path() {
+        return path;
+      },
+      encode: (pass: GPUComputePassEncoder) => {
+        if (T === 0) return;
+        for (const p of parts) {
+          if (path === 'gemv') {
+            pass.setPipeline(T <= 1 ? variant.gemv1 : variant.gemv4);
+            pass.setBindGroup(0, T <= 1 ? p.gemv1 : p.gemv4);
+            pass.dispatchWorkgroups(p.gemvGrid[0], p.gemvGrid[1]);
+          } else {
+            pass.setPipeline(variant.gemm);
+            pass.setBindGroup(0, p.gemm);
+            pass.dispatchWorkgroups(p.gemmGrid[0], p.gemmGrid[1]);
+          }
+        }
+      },
+      destroy: () => {
+        for (const p of parts) {
+          p.gemvParams.destroy();
+          p.gemmParams.destroy();
+        }
+      },
+    };
+  }
+}

@@ -1,0 +1,219 @@
+/**
+ * The bridge from checkpoint bytes to GpuWeights (weight-format.ts): rows are uploaded in bounded chunks and
+ * converted / quantized on the GPU (src/kernels/quantize.ts), so the host never holds more than the staging
+ * budget of a tensor, whatever its size. Tensors bigger than one storage binding are split by rows into parts.
+ */
+import type { GpuContext } from '../gpu/device.ts';
+import { writeBuffer } from '../gpu/buffers.ts';
+import { QuantizeKernel, type OwnedDispatch, type SourceDType } from './quantize.ts';
+import { dataBytes, groupsPerRow, scaleBytes, type GpuWeight, type WeightFormat, type WeightPart } from './weight-format.ts';
+
+/** Source rows [rowStart, rowStart + rowCount) as raw bytes in `dtype` (row-major, rowCount * cols elements). */
+export type RowReader = (rowStart: number, rowCount: number) => Promise<Uint8Array>;
+
+export interface CreateWeightOptions {
+  label: string;
+  /** Out features (rows of W) and in features (cols). */
+  rows: number;
+  cols: number;
+  format: WeightFormat;
+  /** Element type of `bytes`: bf16 and f16 as raw little-endian 16-bit values (as safetensors stores them). */
+  dtype: SourceDType;
+  /** The whole tensor, or a reader called with bounded row ranges, in order. */
+  bytes: Uint8Array | RowReader;
+  /** Largest part (data or scales buffer) in bytes; default the device's storage binding / buffer size limit. */
+  maxPartBytes?: number;
+  /** Host + GPU staging budget in bytes (two chunks in flight); default 64 MiB. */
+  stagingBytes?: number;
+}
+
+export interface RandomWeightOptions {
+  label?: string;
+  rows: number;
+  cols: number;
+  format: WeightFormat;
+  seed: number;
+  /** Standard deviation of the normal the values are drawn from (before quantization). */
+  std: number;
+  maxPartBytes?: number;
+  stagingBytes?: number;
+}
+
+const DEFAULT_STAGING = 64 * 1024 * 1024;
+const kernels = new WeakMap<GPUDevice, Promise<QuantizeKernel>>();
+
+function quantizer(ctx: GpuContext): Promise<QuantizeKernel> {
+  let k = kernels.get(ctx.device);
+  if (!k) kernels.set(ctx.device, (k = QuantizeKernel.create(ctx)));
+  return k;
+}
+
+const align16 = (n: number) => Math.max(16, Math.ceil(n / 16) * 16);
+const sourceBytes = (dtype: SourceDType) => (dtype === 'f32' ? 4 : 2);
+
+/** Rows per part: as many as fit `maxBytes` in both buffers, rounded down to even (chunks start on even rows). */
+function rowsPerPart(format: WeightFormat, rows: number, cols: number, maxBytes: number, label: string): number {
+  const fits = (r: number) => align16(dataBytes(format, r, cols)) <= maxBytes && align16(scaleBytes(format, r, cols)) <= maxBytes;
+  if (fits(rows)) return rows;
+  let r = Math.floor(maxBytes / (dataBytes(format, 2, cols) / 2));
+  while (r > 0 && !fits(r)) r--;
+  r -= r % 2;
+  if (r < 2) throw new Error(`${label}: one row pair of ${cols} columns (${format}) does not fit a ${maxBytes}-byte buffer`);
+  return r;
+}
+
+function allocate(ctx: GpuContext, label: string, format: WeightFormat, rows: number, cols: number, maxPartBytes?: number): GpuWeight {
+  const { device } = ctx;
+  if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows <= 0 || cols <= 0) throw new Error(`${label}: bad shape [${rows}, ${cols}]`);
+  const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+  const perPart = rowsPerPart(format, rows, cols, Math.min(maxPartBytes ?? limit, limit), label);
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+  const parts: WeightPart[] = [];
+  let bytes = 0;
+  for (let rowStart = 0, i = 0; rowStart < rows; rowStart += perPart, i++) {
+    const n = Math.min(perPart, rows - rowStart);
+    const data = device.createBuffer({ label: `${label}/part${i}/data`, size: align16(dataBytes(format, n, cols)), usage });
+    bytes += data.size;
+    let scales: GPUBuffer | undefined;
+    if (format === 'q4' || format === 'q8') {
+      scales = device.createBuffer({ label: `${label}/part${i}/scales`, size: align16(scaleBytes(format, n, cols)), usage });
+      bytes += scales.size;
+    }
+    parts.push({ rowStart, rows: n, data, scales });
+  }
+  return { format, rows, cols, parts, bytes };
+}
+
+/** Frees a weight's GPU buffers. */
+export function destroyWeight(weight: GpuWeight): void {
+  for (const p of weight.parts) {
+    p.data.destroy();
+    p.scales?.destroy();
+  }
+  weight.parts = [];
+  weight.bytes = 0;
+}
+
+/**
+ * Visits the weight in chunks of at most `chunkRows` (even) rows, never crossing a part, with two staging slots:
+ * `fill(slot, ...)` returns the dispatches for a chunk; a slot is reused only once its previous chunk completed,
+ * which bounds the memory Dawn / the browser hold for queued writes.
+ */
+async function forEachChunk(
+  ctx: GpuContext,
+  weight: GpuWeight,
+  chunkRows: number,
+  fill: (slot: number, part: WeightPart, localRow: number, globalRow: number, n: number) => Promise<OwnedDispatch[]>,
+): Promise<void> {
+  const { queue } = ctx.device;
+  const inFlight: Array<Promise<void> | undefined> = [undefined, undefined];
+  let chunk = 0;
+  for (const part of weight.parts) {
+    for (let local = 0; local < part.rows; local += chunkRows, chunk++) {
+      const slot = chunk % 2;
+      await inFlight[slot];
+      const n = Math.min(chunkRows, part.rows - local);
+      const dispatches = await fill(slot, part, local, part.rowStart + local, n);
+      if (dispatches.length > 0) {
+        const encoder = ctx.device.createCommandEncoder({ label: 'upload-weight' });
+        const pass = encoder.beginComputePass({ label: 'upload-weight' });
+        for (const d of dispatches) d.encode(pass);
+        pass.end();
+        queue.submit([encoder.finish()]);
+      }
+      inFlight[slot] = queue.onSubmittedWorkDone().then(() => dispatches.forEach((d) => d.destroy()));
+    }
+  }
+  await Promise.all(inFlight);
+}
+
+function chunkRowsFor(bytesPerRow: number, staging: number): number {
+  const r = Math.floor(staging / 2 / bytesPerRow);
+  return Math.max(2, r - (r % 2));
+}
+
+/**
+ * Uploads a [rows, cols] tensor given in `dtype` as a GpuWeight in `format`, converting or quantizing on the GPU.
+ * f32 -> f32 and f16 -> f16 are plain copies; everything else goes through a staging buffer and quantize.ts.
+ */
+export async function createWeight(ctx: GpuContext, o: CreateWeightOptions): Promise<GpuWeight> {
+  const { device } = ctx;
+  const elem = sourceBytes(o.dtype);
+  const rowBytes = o.cols * elem;
+  if (o.bytes instanceof Uint8Array && o.bytes.byteLength !== o.rows * rowBytes) {
+    throw new Error(`${o.label}: ${o.bytes.byteLength} bytes given, [${o.rows}, ${o.cols}] ${o.dtype} is ${o.rows * rowBytes}`);
+  }
+  const weight = allocate(ctx, o.label, o.format, o.rows, o.cols, o.maxPartBytes);
+  const read = async (row: number, n: number): Promise<Uint8Array> => {
+    const b = o.bytes instanceof Uint8Array ? o.bytes.subarray(row * rowBytes, (row + n) * rowBytes) : await o.bytes(row, n);
+    if (b.byteLength !== n * rowBytes) throw new Error(`${o.label}: reader returned ${b.byteLength} bytes for rows ${row}+${n}, expected ${n * rowBytes}`);
+    return b;
+  };
+  const chunkRows = chunkRowsFor(rowBytes, o.stagingBytes ?? DEFAULT_STAGING);
+  try {
+    const direct = o.format === o.dtype; // f32 -> f32, f16 -> f16
+    const q = await quantizer(ctx);
+    const staging = direct
+      ? []
+      : [0, 1].map((i) => device.createBuffer({ label: `${o.label}/staging${i}`, size: align16(Math.min(chunkRows, o.rows) * rowBytes), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST }));
+    try {
+      await forEachChunk(ctx, weight, chunkRows, async (slot, part, local, row, n) => {
+        const bytes = await read(row, n);
+        if (direct) {
+          writeBuffer(device, part.data, bytes, local * rowBytes); // local is even, so the offset is 4-aligned
+          return [];
+        }
+        const src = staging[slot];
+        writeBuffer(device, src, bytes);
+        const count = n * o.cols;
+        switch (o.format) {
+          case 'q4':
+          case 'q8':
+            return [await q.quantize({ src, srcDType: o.dtype, rows: n, cols: o.cols, format: o.format, data: part.data, scales: part.scales!, outGroupOffset: local * groupsPerRow(o.cols) })];
+          case 'f16':
+            return [await q.toF16({ src, srcDType: o.dtype, count, dst: part.data, outOffset: local * o.cols })];
+          case 'f32':
+            return [await q.toF32({ src, srcDType: o.dtype, count, dst: part.data, outOffset: local * o.cols })];
+        }
+      });
+    } finally {
+      staging.forEach((b) => b.destroy());
+    }
+  } catch (err) {
+    destroyWeight(weight);
+    throw err;
+  }
+  return weight;
+}
+
+/**
+ * A weight of normal(0, std) values drawn on the GPU (then converted / quantized like a real one): for memory
+ * accounting at real model sizes and for benchmarks, with no large host arrays. Values depend only on the seed.
+ */
+export async function createRandomWeight(ctx: GpuContext, o: RandomWeightOptions): Promise<GpuWeight> {
+  const label = o.label ?? `random[${o.rows}x${o.cols} ${o.format}]`;
+  const weight = allocate(ctx, label, o.format, o.rows, o.cols, o.maxPartBytes);
+  const chunkRows = chunkRowsFor(o.cols * 4, o.stagingBytes ?? DEFAULT_STAGING);
+  const q = await quantizer(ctx);
+  const scratch =
+    o.format === 'f32'
+      ? []
+      : [0, 1].map((i) => ctx.device.createBuffer({ label: `${label}/scratch${i}`, size: align16(Math.min(chunkRows, o.rows) * o.cols * 4), usage: GPUBufferUsage.STORAGE }));
+  try {
+    await forEachChunk(ctx, weight, chunkRows, async (slot, part, local, row, n) => {
+      const count = n * o.cols;
+      const common = { count, seed: o.seed, std: o.std, firstIndex: row * o.cols };
+      if (o.format === 'f32') return [await q.random({ ...common, dst: part.data, outOffset: local * o.cols })];
+      const src = scratch[slot];
+      const gen = await q.random({ ...common, dst: src });
+      if (o.format === 'f16') return [gen, await q.toF16({ src, srcDType: 'f32', count, dst: part.data, outOffset: local * o.cols })];
+      return [gen, await q.quantize({ src, srcDType: 'f32', rows: n, cols: o.cols, format: o.format, data: part.data, scales: part.scales!, outGroupOffset: local * groupsPerRow(o.cols) })];
+    });
+  } catch (err) {
+    destroyWeight(weight);
+    throw err;
+  } finally {
+    scratch.forEach((b) => b.destroy());
+  }
+  return weight;
+}

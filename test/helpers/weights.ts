@@ -1,0 +1,124 @@
+/** Test helpers for GpuWeights: build one from CPU-packed data, read one back, decode rows, reference matmul. */
+import type { GpuContext } from '../../src/gpu/device.ts';
+import { readBuffer } from '../../src/gpu/buffers.ts';
+import { dataBytes, groupsPerRow, scaleBytes, scalesAsWords, type GpuWeight, type WeightFormat } from '../../src/kernels/weight-format.ts';
+import { f16BitsToF32 } from '../../src/io/half.ts';
+
+/** CPU form of a weight: `data` words (f32 bits, f16 pairs, q4/q8 blocks) and q4/q8 f16 scales. */
+export interface HostWeight {
+  format: WeightFormat;
+  rows: number;
+  cols: number;
+  data: Uint32Array;
+  scales?: Uint16Array;
+}
+
+const align16 = (n: number) => Math.max(16, Math.ceil(n / 16) * 16);
+
+function bufferFrom(ctx: GpuContext, words: Uint32Array, byteSize: number, label: string): GPUBuffer {
+  const buf = ctx.device.createBuffer({ label, size: align16(byteSize), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+  const bytes = new Uint8Array(buf.size);
+  bytes.set(new Uint8Array(words.buffer, words.byteOffset, Math.min(words.byteLength, buf.size)));
+  ctx.device.queue.writeBuffer(buf, 0, bytes);
+  return buf;
+}
+
+/** Uploads a HostWeight, split into parts at `splitRows` (even, for f16 with odd cols), bypassing upload-weight.ts. */
+export function uploadHostWeight(ctx: GpuContext, w: HostWeight, splitRows: number[] = []): GpuWeight {
+  const bounds = [0, ...splitRows, w.rows];
+  const parts = [];
+  let bytes = 0;
+  for (let i = 0; i + 1 < bounds.length; i++) {
+    const r0 = bounds[i], n = bounds[i + 1] - r0;
+    const d0 = dataBytes(w.format, r0, w.cols) / 4, dn = dataBytes(w.format, n, w.cols);
+    const data = bufferFrom(ctx, w.data.subarray(d0, d0 + dn / 4), dn, `host-weight/part${i}`);
+    bytes += data.size;
+    let scales: GPUBuffer | undefined;
+    if (w.scales) {
+      const G = groupsPerRow(w.cols);
+      scales = bufferFrom(ctx, scalesAsWords(w.scales.subarray(r0 * G, (r0 + n) * G)), scaleBytes(w.format, n, w.cols), `host-weight/part${i}/scales`);
+      bytes += scales.size;
+    }
+    parts.push({ rowStart: r0, rows: n, data, scales });
+  }
+  return { format: w.format, rows: w.rows, cols: w.cols, parts, bytes };
+}
+
+/** Reads a GpuWeight back into one HostWeight (parts concatenated). */
+export async function downloadWeight(ctx: GpuContext, w: GpuWeight): Promise<HostWeight> {
+  const data = new Uint32Array(dataBytes(w.format, w.rows, w.cols) / 4);
+  const G = groupsPerRow(w.cols);
+  const quant = w.format === 'q4' || w.format === 'q8';
+  const scales = quant ? new Uint16Array(w.rows * G + 1) : undefined;
+  for (const p of w.parts) {
+    const n = dataBytes(w.format, p.rows, w.cols);
+    data.set(new Uint32Array(await readBuffer(ctx.device, p.data, n)), dataBytes(w.format, p.rowStart, w.cols) / 4);
+    if (scales && p.scales) {
+      const s = new Uint16Array(await readBuffer(ctx.device, p.scales, scaleBytes(w.format, p.rows, w.cols)));
+      scales.set(s.subarray(0, p.rows * G), p.rowStart * G);
+    }
+  }
+  return { format: w.format, rows: w.rows, cols: w.cols, data, scales: scales?.subarray(0, w.rows * G) };
+}
+
+/** Decodes row n of a HostWeight to exact f32 values (weight-format.ts semantics) into `out` (length cols). */
+export function decodeRow(w: HostWeight, n: number, out: Float64Array): Float64Array {
+  const { cols } = w;
+  const G = groupsPerRow(cols);
+  switch (w.format) {
+    case 'f32': {
+      const f = new Float32Array(w.data.buffer, w.data.byteOffset + n * cols * 4, cols);
+      for (let c = 0; c < cols; c++) out[c] = f[c];
+      break;
+    }
+    case 'f16': {
+      const h = new Uint16Array(w.data.buffer, w.data.byteOffset, w.data.length * 2);
+      for (let c = 0; c < cols; c++) out[c] = f16BitsToF32(h[n * cols + c]);
+      break;
+    }
+    case 'q4':
+      for (let g = 0; g < G; g++) {
+        const d = f16BitsToF32(w.scales![n * G + g]);
+        for (let e = 0; e < 32 && g * 32 + e < cols; e++) {
+          out[g * 32 + e] = (((w.data[(n * G + g) * 4 + (e >> 3)] >>> (4 * (e & 7))) & 15) - 8) * d;
+        }
+      }
+      break;
+    case 'q8': {
+      const b = new Int8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength);
+      for (let g = 0; g < G; g++) {
+        const d = f16BitsToF32(w.scales![n * G + g]);
+        for (let e = 0; e < 32 && g * 32 + e < cols; e++) out[g * 32 + e] = b[(n * G + g) * 32 + e] * d;
+      }
+      break;
+    }
+  }
+  return out;
+}
+
+/**
+ * float64 reference y[t, n] = sum_k x[t, k] W[n, k] for the listed output rows (default all), plus the per-element
+ * error scale sum_k |x[t, k] W[n, k]| the tolerances are stated against. Results are [T, rows.length].
+ */
+export function refMatmul(x: Float32Array, T: number, w: HostWeight, rows?: number[]): { y: Float64Array; mag: Float64Array; rows: number[] } {
+  const K = w.cols;
+  const list = rows ?? Array.from({ length: w.rows }, (_, i) => i);
+  const y = new Float64Array(T * list.length);
+  const mag = new Float64Array(T * list.length);
+  const wr = new Float64Array(K);
+  list.forEach((n, j) => {
+    decodeRow(w, n, wr);
+    for (let t = 0; t < T; t++) {
+      let s = 0, m = 0;
+      const xo = t * K;
+      for (let k = 0; k < K; k++) {
+        const p = x[xo + k] * wr[k];
+        s += p;
+        m += Math.abs(p);
+      }
+      y[t * list.length + j] = s;
+      mag[t * list.length + j] = m;
+    }
+  });
+  return { y, mag, rows: list };
+}
