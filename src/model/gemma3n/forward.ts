@@ -8,9 +8,9 @@
  *   3. ALTUP UNEMBED → mean → final norm → tied LM head → softcap (§2.6)
  *
  * Every buffer is preallocated for C tokens and every dispatch (pipeline + bind group + uniform) is built once
- * here; a step only writes the token ids, the PLE rows and a few per-step uniforms (T, positions) and records the
- * whole step into one command buffer. Activations are f32 (residual streams must be, §2.11); weights may be
- * f16/q4/q8.
+ * here; a step only writes the token ids, the PLE rows (packed, unless the table is GPU-resident) and a few per-step
+ * uniforms (T, positions) and records the whole step — optionally with GPU sampling of the next token — into one
+ * command buffer. Activations are f32 (residual streams must be, §2.11); weights may be f16/q4/q8.
  */
 import type { GpuContext } from '../../gpu/device.ts';
 import { createStorageBuffer, writeBuffer } from '../../gpu/buffers.ts';
@@ -22,10 +22,12 @@ import { ElementwiseKernel, type Operand } from '../../kernels/elementwise.ts';
 import { GeluGateKernel } from '../../kernels/gelu_gate.ts';
 import { AttentionKernel } from '../../kernels/attention.ts';
 import { KvCache, KvWriteKernel } from '../../kernels/kv-cache.ts';
+import { GatherKernel, uploadedRowsBytes } from '../../kernels/gather.ts';
+import { AltUpKernel } from '../../kernels/altup.ts';
+import { SampleKernel, type SampleDispatch } from '../../kernels/sample.ts';
 import type { GpuWeight, WeightFormat } from '../../kernels/weight-format.ts';
 import type { Gemma3nTextConfig } from './config.ts';
 import type { ModelWeights } from './weights.ts';
-import { GlueKernels } from './glue.ts';
 
 /** A recorded dispatch plus how it follows the step's token count and position. */
 interface Op {
@@ -41,8 +43,11 @@ export interface ForwardOptions {
   maxContext: number;
 }
 
-/** Top bit of an id in the GPU id buffer: "take the precomputed hard-token row" (see shaders/gemma3n_glue.wgsl). */
-const HARD_TOKEN_FLAG = 0x80000000;
+/** Id written to the embedding gather for a hard token: out of range, so the gather skips that row. */
+const SKIP_ROW = 0xffffffff;
+
+/** Which logits the GPU sampler may choose from. */
+export type SampleRange = 'text' | 'all';
 
 function usedFormats(w: ModelWeights): WeightFormat[] {
   const all = [w.embed, w.perLayerModelProjection, ...w.altupProjections, ...w.altupUnembedProjections];
@@ -58,16 +63,24 @@ export class Gemma3nForward {
   private readonly headOps: Op[] = [];
   private readonly allHeadOps: Op[] = [];
   private lastT = -1;
-  private readonly ids: GPUBuffer;
-  private readonly pleTok: GPUBuffer;
-  private readonly pleHost: Float32Array;
-  private readonly idsHost: Uint32Array;
+  /** Token ids as fed (the GPU-resident PLE gather reads them). */
+  private readonly tokenIds: GPUBuffer;
+  /** Token ids for the embedding gather: hard tokens replaced by SKIP_ROW (their rows are written from the host). */
+  private readonly embedIds: GPUBuffer;
+  private readonly tokenIdsHost: Uint32Array;
+  private readonly embedIdsHost: Uint32Array;
+  /** The step's embeddings e [C, D]. */
+  private readonly embedded: GPUBuffer;
+  /** Upload slots for the packed PLE rows of the step's tokens (host-resident table only). */
+  private readonly pleUpload?: { data: GPUBuffer; scales?: GPUBuffer };
   private readonly finalNormed: GPUBuffer;
   private readonly lastHidden: GPUBuffer;
   readonly lastLogits: GPUBuffer;
   readonly allLogits: GPUBuffer;
-  /** u32 [4]: word 0 = greedy next token after the last step. */
+  /** u32 [4]: word 0 = the token the last sampling dispatch chose. */
   readonly nextToken: GPUBuffer;
+  /** GPU sampling of the last position's logits: over the text vocabulary, or over every id. */
+  readonly samplers: Record<SampleRange, SampleDispatch>;
   private readonly buffers: GPUBuffer[] = [];
 
   private constructor(
@@ -75,7 +88,7 @@ export class Gemma3nForward {
     readonly cfg: Gemma3nTextConfig,
     private readonly w: ModelWeights,
     readonly opts: ForwardOptions,
-    k: { mm: MatmulKernel; norm: RmsNormKernel; rope: RopeKernel; ew: ElementwiseKernel; gelu: GeluGateKernel; attn: AttentionKernel; kv: KvWriteKernel; glue: GlueKernels },
+    k: { mm: MatmulKernel; norm: RmsNormKernel; rope: RopeKernel; ew: ElementwiseKernel; gelu: GeluGateKernel; attn: AttentionKernel; kv: KvWriteKernel; gather: GatherKernel; altup: AltUpKernel; sample: SampleKernel },
   ) {
     const c = cfg;
     const C = opts.chunk;
@@ -109,17 +122,24 @@ export class Gemma3nForward {
       list.push({ d, rows: (T) => d.setRows(T) });
     };
     const stream = (buffer: GPUBuffer, i: number): Operand => ({ buffer, offset: i * C * D });
+    /** A dispatch whose token count follows the step's. */
+    const perToken = (d: Dispatch & { setTokens(T: number): void }, list: Op[] = ops) => list.push({ d, rows: (T) => d.setTokens(T) });
+    const streamsLayout = { tokens: C, dim: D, streamStride: C * D };
 
     // ---- state ----
-    this.idsHost = new Uint32Array(C);
-    this.pleHost = new Float32Array(C * L * P);
-    this.ids = buf('ids', C);
+    this.tokenIdsHost = new Uint32Array(C);
+    this.embedIdsHost = new Uint32Array(C);
+    this.tokenIds = buf('token-ids', C);
+    this.embedIds = buf('embed-ids', C);
+    this.embedded = buf('embedded', C * D);
     const streams = buf('altup-streams', A * C * D);
-    const pred = buf('altup-predictions', (A + 1) * C * D); // slot A: the layer output g, for AltUp correct
-    this.pleTok = buf('ple-token-rows', C * L * P);
+    const pred = buf('altup-predictions', A * C * D);
     const pleProj = buf('ple-projection', C * L * P);
-    const pleNormed = buf('ple-projection-normed', C * L * P);
-    const ple = buf('per-layer-inputs', C * L * P);
+    const ple = buf('per-layer-inputs', C * L * P); // z_tok, then z (combined in place)
+    if (!w.pleGpu) {
+      const sizes = uploadedRowsBytes(w.pleTable.format, L * P, C);
+      this.pleUpload = { data: buf('ple-upload/data', sizes.data / 4), scales: sizes.scales ? buf('ple-upload/scales', Math.ceil(sizes.scales / 4)) : undefined };
+    }
     const routerIn = buf('router-input', C * D);
     const routerLogits = buf('router-logits', C * A);
     const n = buf('normed-active', C * D);
@@ -131,13 +151,13 @@ export class Gemma3nForward {
     const vv = buf('v', C * Hkv * dh), vn = buf('v-normed', C * Hkv * dh);
     const attnOut = buf('attention-out', C * H * dh);
     const o = buf('o', C * D), on = buf('o-normed', C * D);
-    const h = buf('h', C * D), mlpIn = buf('mlp-in', C * D);
+    const h = buf('h', C * D), mlpIn = buf('mlp-in', C * D), g = buf('layer-output', C * D);
     const gate = buf('mlp-gate', C * Fmax), up = buf('mlp-up', C * Fmax), act = buf('mlp-act', C * Fmax);
     const down = buf('mlp-down', C * D), downNormed = buf('mlp-down-normed', C * D);
     const u = buf('ple-gate-input', C * D);
     const pleGateOut = buf('ple-gate-out', C * P), pleAct = buf('ple-act', C * P);
     const pleOut = buf('ple-out', C * D), pleOutNormed = buf('ple-out-normed', C * D);
-    const sum = buf('unembed-sum', C * D), mean = buf('unembed-mean', C * D);
+    const mean = buf('unembed-mean', C * D);
     this.finalNormed = buf('final-normed', C * D);
     this.lastHidden = buf('last-hidden', D);
     this.lastLogits = buf('last-logits', V);
@@ -152,22 +172,21 @@ export class Gemma3nForward {
     });
 
     // ================= 1. Embedding, per-layer inputs, AltUp streams =================
-    // e = E[id]·√D (hard tokens: precomputed embedder rows), written as stream 0.
-    const embed = k.glue.embedGather({ weight: w.embed, ids: this.ids, hardRows: w.hardRows, out: streams, scale: Math.fround(Math.sqrt(D)) });
-    ops.push({ d: embed, rows: (T) => embed.setTokens(T) });
-    // z[l] = (RMSNorm(W_plmp·e · D^-½)[l] + √P·E_ple[id'][l]) · 2^-½   (the table rows arrive from the host in pleTok)
-    mm(w.perLayerModelProjection, streams, pleProj);
-    ew({ op: 'scale', a: pleProj, y: pleProj, cols: L * P, alpha: Math.fround(1 / Math.sqrt(D)) });
-    norm(pleProj, w.perLayerProjectionNorm, pleNormed, P, L);
-    ew({ op: 'lincomb', a: pleNormed, b: this.pleTok, y: ple, cols: L * P, alpha: Math.SQRT1_2, beta: Math.SQRT1_2 });
-    // Streams 1..A−1: W_ap^(i)·e, rescaled to e's RMS.
-    // (Computed in the prediction buffer, since a matmul may not write the buffer it reads, then copied over.)
-    for (let i = 1; i < A; i++) {
-      mm(w.altupProjections[i - 1], streams, pred, { yOffset: i * C * D });
-      const r = k.glue.rescale({ ref: streams, refOffset: 0, y: pred, yOffset: i * C * D, dim: D });
-      ops.push({ d: r, rows: (T) => r.setTokens(T) });
-      ew({ op: 'copy', a: stream(pred, i), y: stream(streams, i), cols: D });
-    }
+    // e = E[id]·√D. Hard (multimodal) tokens are skipped here: run() writes their precomputed rows into `embedded`.
+    const e = this.embedded;
+    perToken(k.gather.bind({ table: w.embed, ids: this.embedIds, y: e, tokens: 1, scale: Math.fround(Math.sqrt(D)), oov: 'skip' }));
+    // z_tok[l] = √P·E_ple[id'][l] (id' = id < vocab_size_per_layer_input ? id : 0): from the GPU-resident table by id,
+    // or from the rows run() packed and uploaded for just these tokens.
+    const pleScale = Math.fround(Math.sqrt(P));
+    if (w.pleGpu) perToken(k.gather.bind({ table: w.pleGpu, ids: this.tokenIds, y: ple, tokens: 1, scale: pleScale, oov: 'substitute', substitute: 0 }));
+    else perToken(k.gather.bindUploaded({ format: w.pleTable.format, cols: L * P, data: this.pleUpload!.data, scales: this.pleUpload!.scales, y: ple, tokens: 1, scale: pleScale }));
+    // z[l] = (RMSNorm(W_plmp·e · D^-½)[l] + z_tok[l]) · 2^-½
+    mm(w.perLayerModelProjection, e, pleProj);
+    perToken(k.altup.bindPleCombine({ proj: pleProj, weight: w.perLayerProjectionNorm, z: ple, tokens: 1, layers: L, dim: P, preScale: Math.fround(1 / Math.sqrt(D)), eps, outScale: Math.SQRT1_2 }));
+    // x_0 = e; x_i = W_ap^(i)·e rescaled to rms(e), i = 1..A−1.
+    ew({ op: 'copy', a: e, y: stream(streams, 0), cols: D });
+    for (let i = 1; i < A; i++) mm(w.altupProjections[i - 1], e, streams, { yOffset: i * C * D });
+    perToken(k.altup.bindRescale({ ...streamsLayout, streams, firstTarget: 1, targets: A - 1 }));
 
     // ================= 2. Decoder layers =================
     const layerTypes = c.layerTypes;
@@ -178,8 +197,7 @@ export class Gemma3nForward {
       // --- ROUTER + ALTUP PREDICT: x̂_i = x_i + Σ_k C[i][k] x_k, C = W_pred·tanh(W_r·RMSNorm(x_0)/D)
       norm(streams, lw.routerNorm, routerIn, D);
       mm(lw.router, routerIn, routerLogits);
-      const predict = k.glue.altupPredict({ streams, routerLogits, coefs: lw.predictionCoefs, out: pred, dim: D, streamRows: C });
-      ops.push({ d: predict, rows: (T) => predict.setTokens(T) });
+      perToken(k.altup.bindPredict({ ...streamsLayout, streams, router: routerLogits, coefs: lw.predictionCoefs, out: pred }));
       // --- input norm of the active prediction a = x̂_0
       norm(pred, lw.inputNorm, n, D);
       // --- LAUREL: λ = n + RMSNorm(W_lr·W_ll·n)
@@ -211,7 +229,7 @@ export class Gemma3nForward {
       ew({ op: 'add', a: stream(pred, 0), b: on, y: h, cols: D });
       ew({ op: 'add', a: h, b: n, y: h, cols: D });
       ew({ op: 'lincomb', a: h, b: laurelNormed, y: h, cols: D, alpha: Math.SQRT1_2, beta: Math.SQRT1_2 });
-      // --- MLP with activation sparsity: g = h + RMSNorm(W_down·(gelu(cut(W_gate·x)) ⊙ W_up·x)), written to pred slot A
+      // --- MLP with activation sparsity: g = h + RMSNorm(W_down·(gelu(cut(W_gate·x)) ⊙ W_up·x))
       norm(h, lw.preFeedforwardNorm, mlpIn, D);
       mm(lw.gate, mlpIn, gate);
       mm(lw.up, mlpIn, up);
@@ -219,40 +237,36 @@ export class Gemma3nForward {
       ops.push({ d: gg, rows: (T) => gg.setRows(T) });
       mm(lw.down, act, down);
       norm(down, lw.postFeedforwardNorm, downNormed, D);
-      ew({ op: 'add', a: h, b: downNormed, y: stream(pred, A), cols: D });
-      // --- ROUTER(g) + ALTUP CORRECT: x_i = x̂_i + (W_corr·tanh(...) + 1)_i·(g − x̂_0)
-      norm(pred, lw.routerNorm, routerIn, D, 1, { xOffset: A * C * D });
+      ew({ op: 'add', a: h, b: downNormed, y: g, cols: D });
+      // --- ROUTER(g) + ALTUP CORRECT: x_i = x̂_i + (W_corr·tanh(...) + 1)_i·(g − x̂_0); u = x_0 ⊙ s (the gate's input copy)
+      norm(g, lw.routerNorm, routerIn, D);
       mm(lw.router, routerIn, routerLogits);
-      const correct = k.glue.altupCorrect({ predictions: pred, routerLogits, coefs: lw.correctionCoefs, out: streams, dim: D, streamRows: C });
-      ops.push({ d: correct, rows: (T) => correct.setTokens(T) });
-      // --- PLE GATE: v = RMSNorm(W_pp·(gelu(W_g·(x_0 ⊙ s)) ⊙ z[l])), added to streams 1..A−1 only
-      if (c.altupCorrectScale) ew({ op: 'mulRow', a: stream(streams, 0), w: lw.correctOutputScale, y: u, cols: D });
-      else ew({ op: 'copy', a: stream(streams, 0), y: u, cols: D });
+      const scaled = c.altupCorrectScale ? { outputScale: lw.correctOutputScale, scaledOut: u } : {};
+      perToken(k.altup.bindCorrect({ ...streamsLayout, predicted: pred, activated: g, router: routerLogits, coefs: lw.correctionCoefs, out: streams, ...scaled }));
+      if (!c.altupCorrectScale) ew({ op: 'copy', a: stream(streams, 0), y: u, cols: D });
+      // --- PLE GATE: v = RMSNorm(W_pp·(gelu(W_g·u) ⊙ z[l])), added to streams 1..A−1 only
       mm(lw.pleGate, u, pleGateOut);
       const pg = k.gelu.bind({ gate: pleGateOut, up: { buffer: ple, offset: l * P, rowStride: L * P }, y: pleAct, rows: 1, cols: P });
       ops.push({ d: pg, rows: (T) => pg.setRows(T) });
       mm(lw.pleProjection, pleAct, pleOut);
       norm(pleOut, lw.postPleNorm, pleOutNormed, D);
-      for (let i = 1; i < A; i++) ew({ op: 'add', a: stream(streams, i), b: pleOutNormed, y: stream(streams, i), cols: D });
+      perToken(k.altup.bindAddToStreams({ ...streamsLayout, v: pleOutNormed, streams, firstStream: 1, count: A - 1 }));
     }
 
     // ================= 3. ALTUP UNEMBED, mean, final norm =================
-    // y_i = W_au^(i)·x_i rescaled to rms(x_0); h = (x_0 + y_1 + y_2 + y_3)/4; RMSNorm.
-    for (let i = 1; i < A; i++) {
-      mm(w.altupUnembedProjections[i - 1], streams, pred, { xOffset: i * C * D, yOffset: i * C * D });
-      const r = k.glue.rescale({ ref: streams, refOffset: 0, y: pred, yOffset: i * C * D, dim: D });
-      ops.push({ d: r, rows: (T) => r.setTokens(T) });
-    }
-    ew({ op: 'add', a: stream(pred, 1), b: stream(pred, 2), y: sum, cols: D });
-    ew({ op: 'add', a: sum, b: stream(pred, 3), y: sum, cols: D });
-    ew({ op: 'lincomb', a: stream(streams, 0), b: sum, y: mean, cols: D, alpha: 1 / A, beta: 1 / A });
+    // y_i = W_au^(i)·x_i rescaled to rms(x_0); h = (x_0 + y_1 + … + y_{A−1})/A; RMSNorm.
+    for (let i = 1; i < A; i++) mm(w.altupUnembedProjections[i - 1], streams, pred, { xOffset: i * C * D, yOffset: i * C * D });
+    perToken(k.altup.bindRescale({ ...streamsLayout, streams: pred, ref: streams, refOffset: 0, firstTarget: 1, targets: A - 1, mean }));
     norm(mean, w.finalNorm, this.finalNormed, D);
 
     // Tied LM head + softcap: for the last position (headOps, after a copy of its row) or for all (allHeadOps).
     mm(w.embed, this.lastHidden, this.lastLogits, { list: this.headOps, fixedRows: 1 });
     if (c.finalLogitSoftcap !== null) ew({ op: 'softcap', a: this.lastLogits, y: this.lastLogits, cols: V, alpha: c.finalLogitSoftcap }, this.headOps);
-    const am = k.glue.argmax({ x: this.lastLogits, xOffset: 0, dim: V, out: this.nextToken, outOffset: 0 });
-    this.headOps.push({ d: am });
+    // Sampling (§2.6): ids ≥ vocab_size_per_layer_input are multimodal tokens / pad-row copies, masked for text.
+    this.samplers = {
+      text: k.sample.bind({ logits: this.lastLogits, out: this.nextToken, batch: 1, vocab: V, maxTokenId: c.vocabSizePerLayerInput }),
+      all: k.sample.bind({ logits: this.lastLogits, out: this.nextToken, batch: 1, vocab: V }),
+    };
     mm(w.embed, this.finalNormed, this.allLogits, { list: this.allHeadOps });
     if (c.finalLogitSoftcap !== null) ew({ op: 'softcap', a: this.allLogits, y: this.allLogits, cols: V, alpha: c.finalLogitSoftcap }, this.allHeadOps);
 
@@ -261,7 +275,7 @@ export class Gemma3nForward {
 
   static async create(ctx: GpuContext, cfg: Gemma3nTextConfig, w: ModelWeights, opts: ForwardOptions): Promise<Gemma3nForward> {
     const group = cfg.numHeads / cfg.numKvHeads;
-    const [mm, norm, rope, ew, gelu, attn, kv, glue] = await Promise.all([
+    const [mm, norm, rope, ew, gelu, attn, kv, gather, altup, sample] = await Promise.all([
       // Compile only the weight formats this model uses (each format's variants cost seconds on SwiftShader).
       MatmulKernel.create(ctx, 'f32', usedFormats(w)),
       RmsNormKernel.create(ctx, 'f32'),
@@ -270,30 +284,47 @@ export class Gemma3nForward {
       GeluGateKernel.create(ctx, 'f32'),
       AttentionKernel.create(ctx, { headDim: cfg.headDim, group, act: 'f32' }),
       KvWriteKernel.create(ctx, 'f32'),
-      GlueKernels.create(ctx),
+      GatherKernel.create(ctx, 'f32'),
+      AltUpKernel.create(ctx),
+      SampleKernel.create(ctx),
     ]);
-    return new Gemma3nForward(ctx, cfg, w, opts, { mm, norm, rope, ew, gelu, attn, kv, glue });
+    return new Gemma3nForward(ctx, cfg, w, opts, { mm, norm, rope, ew, gelu, attn, kv, gather, altup, sample });
   }
 
   /**
    * Runs tokens `ids` (≤ chunk) at positions p0.. through the decoder and the LM head. `allLogits`: also compute
    * the logits of every position into `this.allLogits` [T, V]; otherwise only the last position's, into
-   * `lastLogits`, and its argmax into `nextToken`. Submits one command buffer; nothing is read back.
+   * `lastLogits`. `sample`: then also sample the next token into `nextToken` with that sampler (set its parameters
+   * first), in the same command buffer. Submits one command buffer; nothing is read back.
    */
-  run(ids: ArrayLike<number>, p0: number, allLogits = false): void {
+  run(ids: ArrayLike<number>, p0: number, opts: { allLogits?: boolean; sample?: SampleRange } = {}): void {
     const c = this.cfg;
+    const w = this.w;
     const T = ids.length;
+    const D = c.hiddenSize;
     if (T < 1 || T > this.opts.chunk) throw new Error(`forward: ${T} tokens per step (chunk ${this.opts.chunk})`);
     const { device } = this.ctx;
+    const hard: number[] = [];
     for (let t = 0; t < T; t++) {
       const id = ids[t];
       if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new Error(`token id ${id} is outside the vocabulary (0..${c.vocabSize - 1})`);
-      const hard = id >= this.w.hardTokenBase && this.w.hardRowPresent[id - this.w.hardTokenBase] === 1;
-      this.idsHost[t] = hard ? (HARD_TOKEN_FLAG | (id - this.w.hardTokenBase)) >>> 0 : id;
+      const isHard = id >= w.hardTokenBase && w.hardRowPresent[id - w.hardTokenBase] === 1;
+      this.tokenIdsHost[t] = id;
+      this.embedIdsHost[t] = isHard ? SKIP_ROW : id;
+      if (isHard) hard.push(t);
     }
-    writeBuffer(device, this.ids, this.idsHost.subarray(0, T));
-    this.w.pleTable.gather(ids, this.pleHost);
-    writeBuffer(device, this.pleTok, this.pleHost.subarray(0, T * c.numLayers * c.pleDim));
+    writeBuffer(device, this.tokenIds, this.tokenIdsHost.subarray(0, T));
+    writeBuffer(device, this.embedIds, this.embedIdsHost.subarray(0, T));
+    // Multimodal hard tokens: e = the precomputed embedder row (the gather above leaves these rows alone).
+    for (const t of hard) {
+      const r = ids[t] - w.hardTokenBase;
+      writeBuffer(device, this.embedded, w.hardRows.subarray(r * D, (r + 1) * D), t * D * 4);
+    }
+    if (this.pleUpload) {
+      const rows = w.pleTable.pack(ids);
+      writeBuffer(device, this.pleUpload.data, rows.data);
+      if (rows.scales && this.pleUpload.scales) writeBuffer(device, this.pleUpload.scales, rows.scales);
+    }
     if (T !== this.lastT) {
       for (const op of this.ops) op.rows?.(T);
       for (const op of this.allHeadOps) op.rows?.(T);
@@ -308,9 +339,19 @@ export class Gemma3nForward {
     encoder.copyBufferToBuffer(this.finalNormed, (T - 1) * c.hiddenSize * 4, this.lastHidden, 0, c.hiddenSize * 4);
     pass = encoder.beginComputePass({ label: 'gemma3n head' });
     for (const op of this.headOps) op.d.encode(pass);
-    if (allLogits) for (const op of this.allHeadOps) op.d.encode(pass);
+    if (opts.sample) this.samplers[opts.sample].encode(pass);
+    if (opts.allLogits) for (const op of this.allHeadOps) op.d.encode(pass);
     pass.end();
     device.queue.submit([encoder.finish()]);
+  }
+
+  /** Samples the next token from the current `lastLogits` into `nextToken` (one small submission). */
+  sample(range: SampleRange): void {
+    const encoder = this.ctx.device.createCommandEncoder({ label: 'gemma3n sample' });
+    const pass = encoder.beginComputePass({ label: 'gemma3n sample' });
+    this.samplers[range].encode(pass);
+    pass.end();
+    this.ctx.device.queue.submit([encoder.finish()]);
   }
 
   destroy(): void {

@@ -1,89 +1,114 @@
 /**
- * The per-layer-embedding (PLE) table, kept OFF the GPU (DESIGN.md; E2B's is 262144 × 7680, 4 GB in bf16): rows
- * live in host memory — f32 in float mode, int4 rows (q4 layout, group 32, f16 scales; 1.1 GB for E2B) in q4 mode —
- * and each step dequantizes just the rows of the tokens at hand (L·P values each) for upload. Ids at or above the
- * table's row count (multimodal hard tokens) read row 0, as HF's multimodal model does (formats doc §2.3).
+ * The per-layer-embedding (PLE) table [vocab_size_per_layer_input, L·P]. By default it stays OFF the GPU
+ * (DESIGN.md; E2B's is 262144 × 7680, 4 GB in bf16): its rows live in host memory, packed in one of the GPU weight
+ * layouts (weight-format.ts: f32 in float mode, int4 in q4 mode — 1.1 GB for E2B —, or a GGUF's own Q8_0/Q4_0 blocks
+ * repacked losslessly), and each step uploads just the packed rows of the tokens at hand; the gather kernel
+ * (src/kernels/gather.ts, `bindUploaded`) dequantizes and scales them on the GPU. `toGpu` makes a GPU-resident copy
+ * instead (the gather kernel then reads rows by id). Ids at or above the table's rows (multimodal hard tokens) read
+ * row 0, as HF's multimodal model does (formats doc §2.3), on both paths.
  */
-import { readF32, type Checkpoint } from '../../io/checkpoint.ts';
-import { f16BitsToF32 } from '../../io/half.ts';
-import { GROUP, groupsPerRow, type PackedWeight } from '../../kernels/weight-format.ts';
+import type { GpuContext } from '../../gpu/device.ts';
+import { readF32, type Checkpoint, type PackedTensor } from '../../io/checkpoint.ts';
+import { packRowsForUpload, type CpuTable } from '../../kernels/gather.ts';
+import { dataBytes, groupsPerRow, scaleBytes, scalesAsWords, type GpuWeight, type WeightPart } from '../../kernels/weight-format.ts';
 import { quantizeCpu } from './cpu-quant.ts';
 
-/** Rows read (and quantized) per chunk at load: bounds the transient host memory. */
+/** Rows read (and packed) per chunk at load: bounds the transient host memory. */
 const LOAD_CHUNK_BYTES = 32 * 1024 * 1024;
+
+export type PleFormat = 'f32' | 'q4' | 'q8';
+
+/** A checkpoint reader of already-quantized rows (GGUF Q4_0 / Q8_0), when the container has one. */
+type PackedRowReader = (name: string, format: 'q4' | 'q8', rows?: { start: number; count: number }) => Promise<PackedTensor | null>;
 
 export class PleTable {
   private constructor(
-    readonly rows: number,
-    readonly cols: number,
-    /** √P, applied when rows are produced. */
-    private readonly scale: number,
-    private readonly f32?: Float32Array,
-    private readonly q4?: { data: Uint32Array; scales: Uint16Array },
+    /** Host rows in a GPU weight layout (empty for a placeholder). */
+    readonly table: CpuTable,
+    /** √P, applied by the gather kernel. */
+    readonly scale: number,
+    private readonly virtualBytes = 0,
   ) {}
 
-  static async load(ckpt: Checkpoint, name: string, rows: number, cols: number, mode: 'float' | 'q4', scale: number, onRows?: (done: number) => void): Promise<PleTable> {
+  get format(): PleFormat {
+    return this.table.format as PleFormat;
+  }
+
+  get rows(): number {
+    return this.table.rows;
+  }
+
+  get cols(): number {
+    return this.table.cols;
+  }
+
+  /**
+   * Reads `rows` rows of tensor `name` into host memory as `format`. q4/q8 rows come pre-quantized from the container
+   * when it stores them losslessly in that layout (GGUF), else they are quantized here (src/model/gemma3n/cpu-quant.ts,
+   * bit-identical to the GPU quantizer).
+   */
+  static async load(ckpt: Checkpoint, name: string, rows: number, cols: number, format: PleFormat, scale: number, onRows?: (done: number) => void): Promise<PleTable> {
     const chunk = Math.max(1, Math.floor(LOAD_CHUNK_BYTES / (cols * 4)));
-    if (mode === 'float') {
-      const all = new Float32Array(rows * cols);
-      for (let r = 0; r < rows; r += chunk) {
-        const n = Math.min(chunk, rows - r);
-        all.set(await readF32(ckpt, name, { start: r, count: n }), r * cols);
-        onRows?.(r + n);
-      }
-      return new PleTable(rows, cols, scale, all);
-    }
+    const data = new Uint8Array(dataBytes(format, rows, cols));
     const G = groupsPerRow(cols);
-    const data = new Uint32Array(rows * G * 4);
-    const scales = new Uint16Array(rows * G);
+    const scales = format === 'f32' ? undefined : new Uint16Array(rows * G);
+    const readPacked = ckpt.readPackedAs?.bind(ckpt) as PackedRowReader | undefined;
     for (let r = 0; r < rows; r += chunk) {
       const n = Math.min(chunk, rows - r);
-      const packed: PackedWeight = quantizeCpu('q4', await readF32(ckpt, name, { start: r, count: n }), n, cols);
-      data.set(packed.data, r * G * 4);
-      scales.set(packed.scales, r * G);
+      if (format === 'f32') {
+        const v = await readF32(ckpt, name, { start: r, count: n });
+        data.set(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), r * cols * 4);
+      } else {
+        const packed = (await readPacked?.(name, format, { start: r, count: n })) ?? quantizeCpu(format, await readF32(ckpt, name, { start: r, count: n }), n, cols);
+        const rowBytes = dataBytes(format, 1, cols);
+        data.set(new Uint8Array(packed.data.buffer, packed.data.byteOffset, n * rowBytes), r * rowBytes);
+        scales!.set(packed.scales.subarray(0, n * G), r * G);
+      }
       onRows?.(r + n);
     }
-    return new PleTable(rows, cols, scale, undefined, { data, scales });
+    return new PleTable({ format, rows, cols, data, scales }, scale);
   }
 
   /** A table of the right size that holds nothing (memory accounting with synthetic weights); rows read as 0. */
-  static placeholder(rows: number, cols: number, mode: 'float' | 'q4'): PleTable {
-    const t = new PleTable(rows, cols, 0);
-    t.virtualBytes = mode === 'float' ? rows * cols * 4 : rows * groupsPerRow(cols) * (16 + 2);
-    return t;
+  static placeholder(rows: number, cols: number, format: PleFormat): PleTable {
+    const G = groupsPerRow(cols);
+    const empty: CpuTable = { format, rows: 1, cols, data: new Uint8Array(dataBytes(format, 1, cols)), scales: format === 'f32' ? undefined : new Uint16Array(G) };
+    return new PleTable(empty, 0, dataBytes(format, rows, cols) + (format === 'f32' ? 0 : rows * G * 2));
   }
-
-  private virtualBytes = 0;
 
   /** Host bytes held (for a placeholder: the bytes the real table would hold). */
   get bytes(): number {
-    if (this.f32) return this.f32.byteLength;
-    if (this.q4) return this.q4.data.byteLength + this.q4.scales.byteLength;
-    return this.virtualBytes;
+    return this.virtualBytes || this.table.data.byteLength + (this.table.scales?.byteLength ?? 0);
   }
 
-  /** Writes √P · row(id) (row 0 for ids ≥ rows) for each id into out[t * cols ...]. */
-  gather(ids: ArrayLike<number>, out: Float32Array): void {
-    const { cols, scale } = this;
+  /** The packed rows of `ids` (row 0 for ids ≥ rows), ready to write to the `bindUploaded` buffers. */
+  pack(ids: ArrayLike<number>): { data: Uint32Array; scales?: Uint32Array } {
+    return packRowsForUpload(this.table, ids, this.table.rows, 0);
+  }
+
+  /** A GPU-resident copy in the same layout, split by rows into parts that each fit one storage binding. */
+  toGpu(ctx: GpuContext, label = 'ple-table'): GpuWeight {
+    const { device } = ctx;
+    const { format, rows, cols, data, scales } = this.table;
+    const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+    const rowBytes = dataBytes(format, 1, cols);
     const G = groupsPerRow(cols);
-    for (let t = 0; t < ids.length; t++) {
-      const id = ids[t] >= 0 && ids[t] < this.rows ? ids[t] : 0;
-      const o = t * cols;
-      if (!this.f32 && !this.q4) {
-        out.fill(0, o, o + cols);
-        continue;
-      }
-      if (this.f32) {
-        for (let c = 0; c < cols; c++) out[o + c] = this.f32[id * cols + c] * scale;
-        continue;
-      }
-      const { data, scales } = this.q4!;
-      for (let g = 0; g < G; g++) {
-        const s = f16BitsToF32(scales[id * G + g]) * scale;
-        const base = (id * G + g) * 4;
-        const n = Math.min(GROUP, cols - g * GROUP);
-        for (let e = 0; e < n; e++) out[o + g * GROUP + e] = (((data[base + (e >> 3)] >>> (4 * (e & 7))) & 15) - 8) * s;
-      }
+    let perPart = Math.max(2, Math.floor(limit / rowBytes));
+    perPart -= perPart % 2; // parts start on even rows, so scale words (two f16 each) never straddle parts
+    const parts: WeightPart[] = [];
+    let bytes = 0;
+    const upload = (src: ArrayBufferView, size: number, what: string) => {
+      const b = device.createBuffer({ label: `${label}/${what}`, size: Math.max(16, Math.ceil(size / 16) * 16), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+      device.queue.writeBuffer(b, 0, src.buffer, src.byteOffset, src.byteLength);
+      bytes += b.size;
+      return b;
+    };
+    for (let rowStart = 0; rowStart < rows; rowStart += perPart) {
+      const n = Math.min(perPart, rows - rowStart);
+      const partData = upload(data.subarray(rowStart * rowBytes, (rowStart + n) * rowBytes), dataBytes(format, n, cols), `part@${rowStart}/data`);
+      const partScales = scales ? upload(scalesAsWords(scales.subarray(rowStart * G, (rowStart + n) * G)), scaleBytes(format, n, cols), `part@${rowStart}/scales`) : undefined;
+      parts.push({ rowStart, rows: n, data: partData, scales: partScales });
     }
+    return { format, rows, cols, parts, bytes };
   }
 }

@@ -25,6 +25,8 @@
  * on this fixture (0.521 / 0.723, fixtures/gguf-gemma3n-tiny-a/README.md §5.5). These random tiny checkpoints are
  * far more sensitive to weight noise than a trained model (even all-int8 flips 8 % of argmaxes).
  */
+import { gpuFormatFor } from '../../io/gguf-types.ts';
+
 export type Family = 'embed' | 'pleTable' | 'attn' | 'mlp' | 'altup' | 'laurel' | 'pleProj' | 'embedders' | 'small';
 export type StoredFormat = 'f32' | 'f16' | 'q4' | 'q8';
 export type WeightMode = 'float' | 'q4';
@@ -53,6 +55,22 @@ export const Q4_PLAN: Record<Family, StoredFormat> = {
   embedders: 'f32',
   small: 'f32',
 };
+
+/** Stored dtypes the loader reads as floats; any other (a GGUF block type: Q4_0, Q8_0, Q4_K, …) is pre-quantized. */
+const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16']);
+
+/**
+ * Format of a checkpoint tensor stored as `dtype`. A pre-quantized tensor (GGUF) keeps its file's choice, as
+ * src/io/gguf-types.ts `gpuFormatFor` maps it: Q4_0 → q4 (repacked losslessly), Q8_0 → q8 (lossless), any other
+ * block type (K-quants, Q5_0, …) → dequantized and requantized to q8. Float-stored tensors follow the mode's plan.
+ */
+export function formatForStored(name: string, dtype: string | undefined, mode: WeightMode, f16: boolean, plan: Record<Family, StoredFormat> = Q4_PLAN): StoredFormat {
+  const family = familyOf(name);
+  if (dtype !== undefined && !FLOAT_DTYPES.has(dtype) && family !== 'small' && family !== 'embedders') {
+    return gpuFormatFor(dtype) === 'q4' ? 'q4' : 'q8';
+  }
+  return formatFor(name, mode, f16, plan);
+}
 
 /** Format of a tensor in a mode. Float mode: f16 matrices on shader-f16 adapters, else f32; small tensors f32. */
 export function formatFor(name: string, mode: WeightMode, f16: boolean, plan: Record<Family, StoredFormat> = Q4_PLAN): StoredFormat {

@@ -1,8 +1,10 @@
 /**
- * Gemma 3n weights on the GPU: every matrix the text decoder uses, in the format quant-plan.ts picks for the mode,
- * plus the small f32 vectors (norms, AltUp coefficients). The PLE table stays in host memory (ple-table.ts), and
- * the multimodal hard-token embeddings are precomputed in f32 at load (256 rows in E2B), so neither embedder runs
- * on the GPU. KV-shared layers' own k_proj / v_proj / k_norm are never read (formats doc §2.8, trap 9).
+ * Gemma 3n weights on the GPU: every matrix the text decoder uses, in the format quant-plan.ts picks for the mode
+ * (or, for a pre-quantized GGUF tensor, the file's own quantization: `formatForStored`), plus the small f32 vectors
+ * (norms, AltUp coefficients). The PLE table stays in host memory (ple-table.ts) unless asked to live on the GPU,
+ * and the multimodal hard-token embeddings are precomputed in f32 at load into host memory (256 rows in E2B; the
+ * forward pass writes a hard token's row straight into its embedding slot), so neither embedder runs on the GPU.
+ * KV-shared layers' own k_proj / v_proj / k_norm are never read (formats doc §2.8, trap 9).
  */
 import type { GpuContext } from '../../gpu/device.ts';
 import { uploadBuffer } from '../../gpu/buffers.ts';
@@ -10,7 +12,7 @@ import { readF32, requireTensor, type Checkpoint, type PackedTensor } from '../.
 import { createWeight, createRandomWeight, destroyWeight } from '../../kernels/upload-weight.ts';
 import { dataBytes, scalesAsWords, type GpuWeight } from '../../kernels/weight-format.ts';
 import type { Gemma3nConfig } from './config.ts';
-import { formatFor, type WeightMode } from './quant-plan.ts';
+import { formatForStored, type WeightMode } from './quant-plan.ts';
 import { PleTable } from './ple-table.ts';
 
 const LM = 'model.language_model.';
@@ -28,7 +30,7 @@ export interface LayerWeights {
   laurelRight: GpuWeight;
   pleGate: GpuWeight;
   pleProjection: GpuWeight;
-  /** altup.modality_router with the router's input scale 1/D folded in. */
+  /** altup.modality_router W_r (the router's input scale 1/D is applied by the AltUp kernels). */
   router: GpuWeight;
   inputNorm: GPUBuffer;
   postAttentionNorm: GPUBuffer;
@@ -53,13 +55,15 @@ export interface ModelWeights {
   altupUnembedProjections: GpuWeight[];
   finalNorm: GPUBuffer;
   layers: LayerWeights[];
-  /** Multimodal hard-token embeddings, [hardTokenCount, D] f32 (GPU), row i = id hardTokenBase + i. */
-  hardRows: GPUBuffer;
+  /** Multimodal hard-token embeddings, [hardTokenCount, D] f32 (host memory), row i = id hardTokenBase + i. */
+  hardRows: Float32Array;
   hardTokenBase: number;
   hardTokenCount: number;
   /** 1 where an embedder row was computed; other ids ≥ hardTokenBase use their embed_tokens row. */
   hardRowPresent: Uint8Array;
   pleTable: PleTable;
+  /** The PLE table on the GPU (only with `pleOnGpu`). */
+  pleGpu?: GpuWeight;
   /** GPU bytes of everything above. */
   gpuBytes: number;
 }
@@ -73,6 +77,8 @@ export interface LoadWeightsOptions {
    * not materialised. The checkpoint is then only used for its config.
    */
   random?: boolean;
+  /** Keep the PLE table GPU-resident too (default: host memory only; rows uploaded per step). */
+  pleOnGpu?: boolean;
 }
 
 function uploadPacked(ctx: GpuContext, label: string, p: PackedTensor): GpuWeight {
@@ -98,21 +104,17 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
   const tick = () => opts.onTensor?.(++done, total);
   let seed = 1;
 
-  /** A matrix [rows, cols] in the mode's format; `transform` edits f32 values first (folded scales). */
-  const matrix = async (name: string, rows: number, cols: number, transform?: (v: Float32Array) => void): Promise<GpuWeight> => {
-    const format = formatFor(name, mode, ctx.f16);
+  /** A matrix [rows, cols] in the mode's (or the file's) format. */
+  const matrix = async (name: string, rows: number, cols: number): Promise<GpuWeight> => {
+    const format = formatForStored(name, ckpt.tensor(name)?.dtype, mode, ctx.f16);
     let w: GpuWeight;
     if (opts.random) {
       w = await createRandomWeight(ctx, { label: name, rows, cols, format, seed: seed++, std: 0.02 });
     } else {
       requireTensor(ckpt, name, [rows, cols]);
-      const packed = !transform && (format === 'q4' || format === 'q8') && ckpt.readPackedAs ? await ckpt.readPackedAs(name, format) : null;
+      const packed = (format === 'q4' || format === 'q8') && ckpt.readPackedAs ? await ckpt.readPackedAs(name, format) : null;
       if (packed) w = uploadPacked(ctx, name, packed);
-      else if (transform) {
-        const v = await readF32(ckpt, name);
-        transform(v);
-        w = await createWeight(ctx, { label: name, rows, cols, format, dtype: 'f32', bytes: new Uint8Array(v.buffer) });
-      } else {
+      else {
         const t = await ckpt.read(name);
         const dtype = t.dtype === 'F32' ? 'f32' : t.dtype === 'F16' ? 'f16' : 'bf16';
         w = await createWeight(ctx, { label: name, rows, cols, format, dtype, bytes: t.bytes });
@@ -165,8 +167,7 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
       laurelRight: await matrix(p + 'laurel.linear_right.weight', D, c.laurelRank),
       pleGate: await matrix(p + 'per_layer_input_gate.weight', P, D),
       pleProjection: await matrix(p + 'per_layer_projection.weight', D, P),
-      // router(v) = tanh(W_r · (RMSNorm(v) / D)): fold 1/D into W_r (exact when D is a power of two).
-      router: await matrix(p + 'altup.modality_router.weight', A, D, (v) => v.forEach((x, i) => (v[i] = x / D))),
+      router: await matrix(p + 'altup.modality_router.weight', A, D),
       inputNorm: await vector(p + 'input_layernorm.weight', D),
       postAttentionNorm: await vector(p + 'post_attention_layernorm.weight', D),
       preFeedforwardNorm: await vector(p + 'pre_feedforward_layernorm.weight', D),
@@ -218,14 +219,18 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
     }
   }
   // Without an embedder (a text-only checkpoint, or a GGUF) a hard id falls back to its own embed_tokens row.
-  const hardRows = uploadBuffer(ctx.device, hard, 'hard-token-embeddings');
-  gpuBytes += hardRows.size;
 
+  // The PLE table: host rows in the plan's format (f32 in float mode; q4), or the GGUF's own (Q8_0/Q4_0 lossless,
+  // other block types requantized to q8).
   const pleName = LM + 'embed_tokens_per_layer.weight';
-  const pleTable = opts.random
-    ? PleTable.placeholder(c.vocabSizePerLayerInput, L * P, mode)
-    : await PleTable.load(ckpt, pleName, c.vocabSizePerLayerInput, L * P, mode, Math.fround(Math.sqrt(P)));
+  const stored = formatForStored(pleName, ckpt.tensor(pleName)?.dtype, mode, false);
+  const pleFormat = stored === 'f16' ? 'f32' : stored;
   if (!opts.random) requireTensor(ckpt, pleName);
+  const pleTable = opts.random
+    ? PleTable.placeholder(c.vocabSizePerLayerInput, L * P, pleFormat)
+    : await PleTable.load(ckpt, pleName, c.vocabSizePerLayerInput, L * P, pleFormat, Math.fround(Math.sqrt(P)));
+  const pleGpu = opts.pleOnGpu ? pleTable.toGpu(ctx, pleName) : undefined;
+  if (pleGpu) gpuBytes += pleGpu.bytes;
   tick();
 
   return {
@@ -236,11 +241,12 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
     altupUnembedProjections,
     finalNorm,
     layers,
-    hardRows,
+    hardRows: hard,
     hardTokenBase,
     hardTokenCount,
     hardRowPresent,
     pleTable,
+    pleGpu,
     gpuBytes,
   };
 }
@@ -248,7 +254,8 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
 /** Frees every GPU buffer of the weights. */
 export function destroyWeights(w: ModelWeights): void {
   const mats = [w.embed, w.perLayerModelProjection, ...w.altupProjections, ...w.altupUnembedProjections];
-  const vecs = [w.perLayerProjectionNorm, w.finalNorm, w.hardRows];
+  const vecs = [w.perLayerProjectionNorm, w.finalNorm];
+  if (w.pleGpu) mats.push(w.pleGpu);
   for (const l of w.layers) {
     mats.push(l.q, l.o, l.gate, l.up, l.down, l.laurelLeft, l.laurelRight, l.pleGate, l.pleProjection, l.router);
     if (l.k) mats.push(l.k);
