@@ -36,6 +36,11 @@ export interface AttentionArgs {
   outStride?: number;
   /** Most key splits of one step (sizes the split scratch: maxSplits * heads rows). Default 64. */
   maxSplits?: number;
+  /**
+   * Split scratch shared by several bindings (all layers of a model: dispatches in a pass run in order, so one
+   * scratch serves every layer). Default: a private one of maxSplits * heads rows (512 KiB at E2B shapes).
+   */
+  scratch?: AttentionScratch;
   /** Split keys until about this many workgroups run (default 256). */
   targetWorkgroups?: number;
 }
@@ -50,6 +55,13 @@ export interface AttentionDispatch extends Dispatch {
   setStep(p0: number, T: number, splits?: number): void;
   /** Key splits chosen by the last setStep (1 = no combine pass). */
   readonly splits: number;
+}
+
+/** Partial outputs of key splits: `rows` (splits x query rows) of headDim f32, plus (max, sum) per row. */
+export interface AttentionScratch {
+  readonly partO: GPUBuffer;
+  readonly partMl: GPUBuffer;
+  readonly rows: number;
 }
 
 interface Variant {
@@ -97,6 +109,16 @@ export class AttentionKernel {
     return new AttentionKernel(ctx, headDim, act, decode, prefill, combine);
   }
 
+  /** A split scratch for `rows` = maxSplits * heads partial rows, to share between bindings. */
+  createScratch(rows: number): AttentionScratch {
+    const { device } = this.ctx;
+    return {
+      rows,
+      partO: createStorageBuffer(device, rows * this.headDim * 4, 'attention/part-o'),
+      partMl: createStorageBuffer(device, rows * 2 * 4, 'attention/part-ml'),
+    };
+  }
+
   bind(args: AttentionArgs): AttentionDispatch {
     const { device } = this.ctx;
     const { cache, heads } = args;
@@ -113,13 +135,13 @@ export class AttentionKernel {
     const qStride = args.qStride ?? heads * dh;
     const outStride = args.outStride ?? heads * dh;
     if (qStride < heads * dh || outStride < heads * dh) throw new Error('attention: strides must be >= heads * headDim');
-    const maxSplits = Math.max(1, args.maxSplits ?? 64);
+    const scratch = args.scratch ?? this.createScratch(Math.max(1, args.maxSplits ?? 64) * heads);
+    const maxSplits = Math.min(args.maxSplits ?? Infinity, Math.floor(scratch.rows / heads));
+    if (maxSplits < 1) throw new Error(`attention: scratch of ${scratch.rows} rows is too small for ${heads} heads`);
     const target = args.targetWorkgroups ?? 256;
 
     const params = createUniformBuffer(device, 80, 'attention/params');
-    const partO = createStorageBuffer(device, maxSplits * heads * dh * 4, 'attention/part-o');
-    const partMl = createStorageBuffer(device, maxSplits * heads * 2 * 4, 'attention/part-ml');
-    const buffers = [params, args.q, cache.k, cache.v, args.out, partO, partMl];
+    const buffers = [params, args.q, cache.k, cache.v, args.out, scratch.partO, scratch.partMl];
     const mainGroup = (pipeline: GPUComputePipeline) =>
       device.createBindGroup({
         label: 'attention',

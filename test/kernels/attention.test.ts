@@ -214,3 +214,30 @@ test('attention f16 variant', async (t) => {
   // f16 output rounding (2^-11 relative of values <= ~3) on top of the f32 tolerance.
   assertClose(got, attentionRef(h16, s, p0, T, 512, 1, 0), { atol: 2e-3, rtol: 2e-3, tag });
 });
+
+test('attention: two layers sharing one split scratch in one pass (a full and a sliding cache)', async () => {
+  const ctx = await testGpu();
+  const { rng, tag } = freshRng();
+  const s = { H: 4, Hkv: 2, dh: 32 };
+  const total = 400;
+  const hists = [makeHistory(rng, s, total), makeHistory(rng, s, total)];
+  const writer = await KvWriteKernel.create(ctx);
+  const attn = await AttentionKernel.create(ctx, { headDim: 32, group: 2 });
+  const scratch = attn.createScratch(16 * s.H);
+  const kinds = [{ kind: 'full' as const, window: 0 }, { kind: 'sliding' as const, window: 150 }];
+  const outs = kinds.map(() => upload(ctx, new Uint32Array(s.H * s.dh).fill(POISON_U32)));
+  const dispatches = kinds.flatMap(({ kind, window }, i) => {
+    const cache = KvCache.create(ctx, { kind, kvHeads: 2, headDim: 32, maxContext: total, window, maxChunk: total });
+    const w = writer.bind({ cache, k: upload(ctx, hists[i].k), v: upload(ctx, hists[i].v) });
+    w.setStep(0, total);
+    const a = attn.bind({ q: upload(ctx, hists[i].q.subarray((total - 1) * s.H * s.dh)), out: outs[i], cache, heads: s.H, scratch });
+    a.setStep(total - 1, 1);
+    assert.ok(a.splits > 1, tag);
+    return [w, a];
+  });
+  submitDispatches(ctx.device, dispatches);
+  for (let i = 0; i < 2; i++) {
+    const got = new Float32Array(await download(ctx, outs[i], s.H * s.dh * 4));
+    assertClose(got, attentionRef(hists[i], s, total - 1, 1, kinds[i].window, 1, 0), { ...TOL, tag: `${tag} layer ${i}` });
+  }
+});
