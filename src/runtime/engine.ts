@@ -88,11 +88,11 @@ export class Engine {
   }
 
   /** Forgets the KV cache: the next prompt is prefilled from scratch. */
-  resetCache(): void {
+  async resetCache(): Promise<void> {
     this.checkUsable();
     if (this.running) throw busyError();
     this.cached = [];
-    this.model.truncate(0);
+    await this.model.truncate(0);
   }
 
   dispose(): void {
@@ -149,7 +149,7 @@ export class Engine {
     common = Math.min(common, prompt.length - 1);
     let reused: number;
     try {
-      reused = Math.max(0, Math.min(common, model.truncate(common)));
+      reused = Math.max(0, Math.min(common, await model.truncate(common)));
     } catch (err) {
       this.cached = [];
       throw err;
@@ -244,7 +244,7 @@ export class Engine {
       // The cache may be half-written: forget it so the next turn starts clean.
       this.cached = [];
       try {
-        model.truncate(0);
+        await model.truncate(0);
       } catch {
         // the model is already broken; the original error says why
       }

@@ -1,12 +1,144 @@
 /**
- * The default model factory of the browser worker: opens the GPU device first (so a missing WebGPU, adapter,
- * feature or limit is reported before anything is downloaded), then loads the Gemma 3n checkpoint with
- * src/model/gemma3n/ and adapts it to the engine's LanguageModel.
+ * The default model factory of the worker: opens the GPU device first (so a missing WebGPU, adapter, feature
+ * or limit is reported before anything is downloaded), opens the checkpoint, loads it with src/model/gemma3n/
+ * and adapts it to the engine's LanguageModel (gemma3n-model.ts).
+ *
+ * `LoadRequest.model` may be:
+ * - a folder URL ('https://host/gemma-3n-E2B-it/', '/models/tiny/'): config.json, *.safetensors, tokenizer files;
+ * - a Hugging Face repo id ('google/gemma-3n-E2B-it'; gated repos need `token`), or `{ hub, revision?, token? }`;
+ * - a `.gguf` URL (pass `tokenizer: '<folder URL>'`: transformers.js cannot read a GGUF's tokenizer);
+ * - `{ files: File[] }`: picked checkpoint files (a folder, or one .gguf plus the tokenizer files);
+ * - `{ randomCheckpoint: { preset?, seed?, layers? } }`: random weights at real shapes, generated on the spot
+ *   (pass `tokenizer`; see src/model/gemma3n/random-checkpoint.ts).
  */
 import { GemmaError } from '../errors.ts';
-import type { ModelFactory } from './worker-host.ts';
+import type { Checkpoint } from '../io/checkpoint.ts';
+import { listCheckpoint } from '../io/checkpoint-listing.ts';
+import { blobSource, pickedFiles } from '../io/file-source.ts';
+import { openGemma3nGguf } from '../io/gguf-gemma3n.ts';
+import { httpSource } from '../io/http-source.ts';
+import { hubFiles, urlFiles } from '../io/hub.ts';
+import { openSafetensorsCheckpoint, type CheckpointFiles } from '../io/safetensors.ts';
+import { Gemma3nModel } from '../model/gemma3n/model.ts';
+import { createRandomCheckpoint, isRandomCheckpointSpec } from '../model/gemma3n/random-checkpoint.ts';
+import { Gemma3nLanguageModel } from './gemma3n-model.ts';
+import type { LoadProgress, LoadRequest } from './protocol.ts';
+import { tokenizerFromTexts, type TextTokenizer } from './tokenizer.ts';
+import type { LoadedModel, ModelFactory } from './worker-host.ts';
+import type { GpuContext } from '../gpu/device.ts';
+
+const DEFAULT_CONTEXT = 4096;
+const PREFILL_CHUNK = 64;
+
+interface Opened {
+  checkpoint: Checkpoint;
+  tokenizer?: TextTokenizer;
+}
 
 export const gemma3nFactory: ModelFactory = async (ctx) => {
-  await ctx.gpu();
-  throw new GemmaError('internal', 'The Gemma 3n GPU model is not wired into this build yet (src/model/gemma3n is in progress).');
+  const gpu = await ctx.gpu();
+  const { checkpoint, tokenizer } = await openCheckpoint(ctx.request, ctx.onProgress);
+  const loaded = await loadGemma3n(gpu, checkpoint, ctx.request, ctx.onProgress);
+  return { ...loaded, tokenizer };
 };
+
+/**
+ * Loads an opened checkpoint onto the GPU as the engine's LanguageModel (Node and custom hosts: open the
+ * checkpoint your way, e.g. `openSafetensorsCheckpoint(directoryFiles(dir))`, then call this).
+ */
+export async function loadGemma3n(
+  gpu: GpuContext,
+  checkpoint: Checkpoint,
+  options: Pick<LoadRequest, 'contextLength' | 'weights'> = {},
+  onProgress: (p: LoadProgress) => void = () => {},
+): Promise<LoadedModel> {
+  let model: Gemma3nModel;
+  try {
+    const maxContext = Math.min(options.contextLength ?? DEFAULT_CONTEXT, maxPositions(checkpoint));
+    model = await Gemma3nModel.load(gpu, checkpoint, {
+      weights: options.weights ?? 'q4',
+      maxContext,
+      chunk: PREFILL_CHUNK,
+      onProgress: (done, total) => onProgress({ phase: 'weights', loaded: done, total, file: checkpoint.name }),
+    });
+  } catch (err) {
+    if (err instanceof GemmaError) throw err;
+    // A GPU out-of-memory or validation failure while creating buffers: say what was being loaded.
+    throw new GemmaError('internal', `Loading ${checkpoint.name} onto the GPU failed: ${(err as Error)?.message ?? err}`, { cause: err });
+  }
+  return {
+    model: new Gemma3nLanguageModel(model, Math.min(PREFILL_CHUNK, model.maxContext)),
+    stopTokenIds: model.config.eosTokenIds,
+    adapterName: gpu.adapterName,
+  };
+}
+
+function maxPositions(checkpoint: Checkpoint): number {
+  const c = checkpoint.config as { text_config?: { max_position_embeddings?: number }; max_position_embeddings?: number };
+  return c.text_config?.max_position_embeddings ?? c.max_position_embeddings ?? 32768;
+}
+
+async function openCheckpoint(request: LoadRequest, onProgress: (p: LoadProgress) => void): Promise<Opened> {
+  const spec = request.model;
+  if (isRandomCheckpointSpec(spec)) return { checkpoint: createRandomCheckpoint(spec.randomCheckpoint) };
+  let downloaded = 0;
+  const onBytes = (file: string, bytes: number) => {
+    downloaded += bytes;
+    onProgress({ phase: 'download', loaded: downloaded, total: 0, file });
+  };
+  if (typeof spec === 'string') {
+    if (isGgufName(spec)) {
+      const headers: Record<string, string> = request.token ? { Authorization: `Bearer ${request.token}` } : {};
+      const url = new URL(spec, globalThis.location?.href).href;
+      return { checkpoint: await openGemma3nGguf(httpSource(url, { headers, onBytes: (n) => onBytes(url, n) })) };
+    }
+    const files = isRepoId(spec) ? hubFiles(spec, { token: request.token, onBytes }) : urlFiles(spec, { token: request.token, onBytes });
+    return openFolder(files, request);
+  }
+  if (typeof spec === 'object' && spec !== null && typeof (spec as { hub?: unknown }).hub === 'string') {
+    const { hub, revision, token } = spec as { hub: string; revision?: string; token?: string };
+    return openFolder(hubFiles(hub, { revision, token: token ?? request.token, onBytes }), request);
+  }
+  if (typeof spec === 'object' && spec !== null && Array.isArray((spec as { files?: unknown }).files)) {
+    const picked = (spec as { files: File[] }).files;
+    const gguf = picked.find((f) => isGgufName(f.name));
+    if (gguf) {
+      const checkpoint = await openGemma3nGguf(blobSource(gguf));
+      const files = pickedFiles(picked);
+      const hasTokenizer = (await files.exists('tokenizer.json')) && (await files.exists('tokenizer_config.json'));
+      return { checkpoint, tokenizer: hasTokenizer && request.tokenizer === undefined ? await readTokenizer(files) : undefined };
+    }
+    return openFolder(pickedFiles(picked), request);
+  }
+  throw new GemmaError(
+    'invalid-argument',
+    `loadGemma({ model }) got ${JSON.stringify(spec)}: pass a checkpoint folder URL, a Hugging Face repo id, a .gguf URL, { files } or { randomCheckpoint }.`,
+  );
+}
+
+/** A safetensors folder; its own tokenizer unless `request.tokenizer` says otherwise. */
+async function openFolder(files: CheckpointFiles, request: LoadRequest): Promise<Opened> {
+  if (request.tokenizer !== undefined) return { checkpoint: await openSafetensorsCheckpoint(files) };
+  const listing = await listCheckpoint(files); // config, tokenizer files, chat template; names what is missing
+  const [checkpoint, tokenizer] = await Promise.all([openSafetensorsCheckpoint(files), tokenizerFromTexts(listing.texts, files.name)]);
+  return { checkpoint, tokenizer };
+}
+
+async function readTokenizer(files: CheckpointFiles): Promise<TextTokenizer> {
+  const texts = new Map<string, string>();
+  for (const name of ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja']) {
+    if (!(await files.exists(name))) continue;
+    const source = files.open(name);
+    texts.set(name, new TextDecoder().decode(await source.read(0, await source.size())));
+  }
+  return tokenizerFromTexts(texts, files.name);
+}
+
+function isGgufName(s: string): boolean {
+  return /\.gguf$/i.test(s.split(/[?#]/)[0]);
+}
+
+/** 'owner/name' (no scheme, no leading '/' or '.'): a Hugging Face repo id. */
+function isRepoId(s: string): boolean {
+  return /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(s) && !s.includes('..');
+}

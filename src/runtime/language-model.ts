@@ -35,9 +35,10 @@ export interface LanguageModel {
   step?(id: number, pos: number, params: SamplingParams): Promise<number>;
   /**
    * Shrinks the cache to at most `length` positions and returns how many it kept. A model whose sliding-window
-   * ring buffers have overwritten positions it would need may keep fewer (0 is always allowed).
+   * ring buffers have overwritten positions it would need may keep fewer (0 is always allowed); the engine then
+   * prefills the rest, so `reusedTokens` counts only what was really not recomputed.
    */
-  truncate(length: number): number;
+  truncate(length: number): number | Promise<number>;
   /** Frees GPU memory. */
   dispose(): void;
 }

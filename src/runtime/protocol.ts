@@ -111,8 +111,12 @@ export interface LoadRequest {
    * `false`: no tokenizer (token-id prompts only).
    */
   tokenizer?: string | false;
-  /** KV-cache length to allocate (default: the model's choice, at most the checkpoint's limit). */
+  /** KV-cache length to allocate (default 4096, at most the checkpoint's limit). */
   contextLength?: number;
+  /** Weight format on the GPU: 'q4' (int4/int8 by tensor family, default) or 'float' (f32, f16 where supported). */
+  weights?: 'q4' | 'float';
+  /** A Hugging Face access token, for gated repos (`model: 'google/gemma-3n-E2B-it'` or `{ hub }`). */
+  token?: string;
   /** Use f16 kernels where the adapter has shader-f16 (default true). */
   allowF16?: boolean;
   powerPreference?: GPUPowerPreference;

@@ -52,6 +52,27 @@ export async function createTokenizer(files: TokenizerFiles): Promise<TextTokeni
   return new TransformersTokenizer(hf, config.chat_template !== undefined);
 }
 
+/**
+ * Builds the tokenizer from a checkpoint's small text files by name (src/io/checkpoint-listing.ts reads them):
+ * tokenizer.json, tokenizer_config.json, and chat_template.jinja where newer repos keep the template.
+ */
+export async function tokenizerFromTexts(texts: ReadonlyMap<string, string>, where: string): Promise<TextTokenizer> {
+  const parse = (name: string): Record<string, unknown> => {
+    const text = texts.get(name);
+    if (text === undefined) throw new GemmaError('bad-file', `${where} has no ${name}; the tokenizer needs tokenizer.json and tokenizer_config.json.`);
+    try {
+      return JSON.parse(text) as Record<string, unknown>;
+    } catch (err) {
+      throw new GemmaError('bad-file', `${where}/${name} is not valid JSON: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  const tokenizerJson = parse('tokenizer.json');
+  const tokenizerConfig = parse('tokenizer_config.json');
+  const template = texts.get('chat_template.jinja');
+  if (tokenizerConfig.chat_template === undefined && template !== undefined) tokenizerConfig.chat_template = template;
+  return createTokenizer({ tokenizerJson, tokenizerConfig });
+}
+
 /** Fetches `tokenizer.json` and `tokenizer_config.json` from a folder URL and builds the tokenizer. */
 export async function fetchTokenizer(folderUrl: string, fetchFn: typeof fetch = fetch): Promise<TextTokenizer> {
   const base = folderUrl.endsWith('/') ? folderUrl : folderUrl + '/';

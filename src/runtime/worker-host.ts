@@ -132,7 +132,7 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
     },
 
     async reset(): Promise<void> {
-      engine?.resetCache();
+      await engine?.resetCache();
     },
 
     async dispose(): Promise<void> {

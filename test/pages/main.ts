@@ -5,6 +5,7 @@
 import { loadGemma, connectGemmaWorker, GemmaError, type GenerationStream, type GemmaClient } from '../../src/index.ts';
 import { createWorkerApi } from '../../src/runtime/worker-host.ts';
 import { testFactory } from './factories.ts';
+import { gemma3nFactory } from '../../src/runtime/gemma3n-factory.ts';
 import type { Delta, GenerateRequest, GenerationStats, LoadRequest } from '../../src/runtime/protocol.ts';
 
 export interface Collected {
@@ -40,8 +41,8 @@ function plainError(err: unknown) {
 }
 
 /** Runs the engine in this thread (no worker, no messages) with the test factory, for worker-overhead measurements. */
-async function directGenerate(load: LoadRequest, request: GenerateRequest): Promise<{ stats: GenerationStats; tokens: number }> {
-  const api = createWorkerApi(testFactory);
+async function directGenerate(load: LoadRequest, request: GenerateRequest, factory: 'test' | 'gemma3n' = 'test'): Promise<{ stats: GenerationStats; tokens: number }> {
+  const api = createWorkerApi(factory === 'test' ? testFactory : gemma3nFactory);
   await api.load(load);
   const engine = api.engine()!;
   let tokens = 0;
