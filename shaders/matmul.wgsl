@@ -3,14 +3,15 @@
 // writes output columns n_offset .. n_offset + n_part.
 // Bindings: 0 params (uniform), 1 x [T, K] act_t (from x_offset), 2 w array<vec4<u32>> (the part's data),
 // 3 scales array<u32> (q4/q8; a dummy otherwise), 4 y [T, N] act_t (from y_offset, row stride N).
-// Overrides: FORMAT 0 f32, 1 f16, 2 q4, 3 q8. ALIGNED (float formats): rows start on 16 bytes (K % 4 == 0 for
-// f32, K % 8 == 0 for f16), so a row is read as vec4<u32> units; otherwise element by element (odd test shapes).
+// Overrides: FORMAT 0 f32, 1 f16, 2 q4, 3 q8; ROWS x LANES the gemv workgroup. Float rows are read as vec4<u32>
+// units when they start on 16 bytes (p.aligned), else element by element (odd test shapes). Only FORMAT makes
+// pipelines: each costs seconds to compile on SwiftShader.
 // Accumulation is f32 in every variant; weights are dequantized to exactly q * scale (scale decoded exactly from
 // its f16 bits), so the result is the matmul over weight-format.ts `dequantize` up to f32 summation order.
 //
-// gemv (decode, T <= a few): a workgroup owns ROWS output features x TB tokens; LANES threads share a row. Every
+// gemv (decode, T <= a few): a workgroup owns ROWS output features x p.tb tokens; LANES threads share a row. Every
 // weight read is one 16-byte vec4<u32> "unit" (q4: one 32-weight group, q8: half a group, f16: 8 weights, f32: 4),
-// lanes take consecutive units, so a warp's loads are contiguous and each weight byte is read once per TB tokens.
+// lanes take consecutive units, so a warp's loads are contiguous and each weight byte is read once per p.tb tokens.
 // Lane partial sums (a vec4, one component per token) are reduced in workgroup memory (no subgroups needed: a
 // subgroup reduction would only shorten this tail). x is re-read through the cache.
 // gemm (prefill): 64 tokens x 64 features per workgroup of 16 x 16 threads, each thread 4 x 4 outputs strided by
@@ -30,13 +31,13 @@ struct Params {
   groups: u32,     // groups (of 32) per row: q4/q8 blocks per row
   grid_x: u32,     // workgroups per grid row (grids may be 2-D)
   n_blocks: u32,   // workgroups along the feature axis
+  tb: u32,         // gemv: tokens per workgroup, 1..4 (a uniform, not an override: one pipeline serves all T)
+  aligned: u32,    // float formats: rows start on 16 bytes (K % 4 == 0 for f32, K % 8 == 0 for f16)
 }
 
 override FORMAT: u32 = 2u;
-override ALIGNED: bool = true;
 override ROWS: u32 = 8u;
 override LANES: u32 = 32u;
-override TB: u32 = 1u; // tokens per gemv workgroup, 1..4
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<act_t>;
@@ -142,25 +143,25 @@ fn write_y(t: u32, n: u32, v: f32) {
   y[i] = act_t(r);
 }
 
-var<workgroup> red: array<vec4<f32>, 256>; // ROWS * LANES <= 256; one lane per token (TB <= 4)
+var<workgroup> red: array<vec4<f32>, 256>; // ROWS * LANES <= 256; one component per token (tb <= 4)
 
 @compute @workgroup_size(ROWS * LANES)
 fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let block = wg.y * p.grid_x + wg.x;
   let nb = block % p.n_blocks;
-  let t0 = (block / p.n_blocks) * TB;
+  let t0 = (block / p.n_blocks) * p.tb;
   let r = lid / LANES;
   let lane = lid % LANES;
   let n = nb * ROWS + r;
   let live = n < p.n_part && t0 < p.T; // no early return: every thread reaches the barriers
-  let nt = min(TB, p.T - min(t0, p.T));
+  let nt = min(p.tb, p.T - min(t0, p.T));
   var acc = vec4<f32>(0.0); // token t0 + j in component j
   if (live) {
     let units = units_per_row();
     let row_units = n * units; // every format's rows are contiguous units when aligned
     let per = unit_elems();
     for (var u = lane; u < units; u += LANES) {
-      if (FORMAT < 2u && !ALIGNED) {
+      if (FORMAT < 2u && p.aligned == 0u) {
         for (var j = 0u; j < nt; j++) { acc[j] += unit_dot_unaligned(n, u, t0 + j); }
         continue;
       }
@@ -243,7 +244,7 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let h = (part & 1u) * 2u;
         wa = q8_4(blk[h]) * d;
         wb = q8_4(blk[h + 1u]) * d;
-      } else if (ALIGNED && k0 + part * 8u + 8u <= p.K) {
+      } else if (p.aligned != 0u && k0 + part * 8u + 8u <= p.K) {
         let e = n * p.K + k0 + part * 8u; // a multiple of 8 (f32: 4) elements: whole vec4 units
         if (FORMAT == 0u) {
           wa = bitcast<vec4<f32>>(w[e >> 2u]);

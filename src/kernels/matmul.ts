@@ -45,8 +45,7 @@ const FORMAT_CODE: Record<WeightFormat, number> = { f32: 0, f16: 1, q4: 2, q8: 3
 const GEMM_TILE = 64;
 
 interface Variant {
-  gemv1: GPUComputePipeline;
-  gemv4: GPUComputePipeline;
+  gemv: GPUComputePipeline;
   gemm: GPUComputePipeline;
 }
 
@@ -72,8 +71,8 @@ export class MatmulKernel {
   ) {}
 
   /**
-   * Compiles the variants for `formats` (default: all four; f16 weights are read with unpack2x16float, so they
-   * do not need shader-f16, only f16 activations do). Float formats also get their unaligned-row variant.
+   * Compiles a GEMV and a GEMM pipeline for each of `formats` (default: all four; f16 weights are read with
+   * unpack2x16float, so they do not need shader-f16, only f16 activations do).
    */
   static async create(
     ctx: GpuContext,
@@ -86,24 +85,14 @@ export class MatmulKernel {
     const lanes = options.gemvLanes ?? (cpu ? 4 : 32);
     if (rows * lanes > 256 || (lanes & (lanes - 1)) !== 0 || rows < 1) throw new Error(`matmul: bad GEMV shape ${rows} x ${lanes}`);
     const variants = new Map<string, Variant>();
-    const jobs: Promise<void>[] = [];
-    for (const format of formats) {
-      for (const aligned of format === 'q4' || format === 'q8' ? [true] : [true, false]) {
-        const constants = { FORMAT: FORMAT_CODE[format], ALIGNED: aligned ? 1 : 0 };
+    await Promise.all(
+      formats.map(async (format) => {
         const spec = (entryPoint: string, extra: Record<string, number> = {}) =>
-          getPipeline(ctx, { label: 'matmul', source, act, entryPoint, constants: { ...constants, ...extra } });
-        jobs.push(
-          Promise.all([
-            spec('gemv', { TB: 1, ROWS: rows, LANES: lanes }),
-            spec('gemv', { TB: 4, ROWS: rows, LANES: lanes }),
-            spec('gemm'),
-          ]).then(([gemv1, gemv4, gemm]) => {
-            variants.set(`${format}/${aligned}`, { gemv1, gemv4, gemm });
-          }),
-        );
-      }
-    }
-    await Promise.all(jobs);
+          getPipeline(ctx, { label: 'matmul', source, act, entryPoint, constants: { FORMAT: FORMAT_CODE[format], ...extra } });
+        const [gemv, gemm] = await Promise.all([spec('gemv', { ROWS: rows, LANES: lanes }), spec('gemm')]);
+        variants.set(format, { gemv, gemm });
+      }),
+    );
     const dummyScales = ctx.device.createBuffer({ label: 'matmul/no-scales', size: 16, usage: GPUBufferUsage.STORAGE });
     return new MatmulKernel(ctx, act, variants, dummyScales, rows);
   }
@@ -121,7 +110,7 @@ export class MatmulKernel {
       throw new Error(`${label}: bad offsets xOffset=${xOffset} yOffset=${yOffset}`);
     }
     if (K <= 0 || N <= 0 || weight.parts.length === 0) throw new Error(`${label}: empty weight`);
-    const variant = this.variants.get(`${weight.format}/${isAligned(weight.format, K)}`);
+    const variant = this.variants.get(weight.format);
     if (!variant) throw new Error(`${label}: format ${weight.format} was not compiled (MatmulKernel.create formats)`);
     let covered = 0;
     for (const part of weight.parts) {
@@ -134,15 +123,14 @@ export class MatmulKernel {
     const actBytes = this.act === 'f16' ? 2 : 4;
     const maxPerDim = device.limits.maxComputeWorkgroupsPerDimension;
     const parts = weight.parts.map((part) => {
-      const gemvParams = createUniformBuffer(device, 48, `${label}/gemv-params`);
-      const gemmParams = createUniformBuffer(device, 48, `${label}/gemm-params`);
+      const gemvParams = createUniformBuffer(device, 64, `${label}/gemv-params`);
+      const gemmParams = createUniformBuffer(device, 64, `${label}/gemm-params`);
       const buffers = (params: GPUBuffer) => [params, args.x, part.data, part.scales ?? this.dummyScales, args.y];
       return {
         part,
         gemvParams,
         gemmParams,
-        gemv1: bindBuffers(device, variant.gemv1, buffers(gemvParams), label),
-        gemv4: bindBuffers(device, variant.gemv4, buffers(gemvParams), label),
+        gemv: bindBuffers(device, variant.gemv, buffers(gemvParams), label),
         gemm: bindBuffers(device, variant.gemm, buffers(gemmParams), label),
         gemvGrid: [0, 1] as [number, number],
         gemmGrid: [0, 1] as [number, number],
@@ -166,7 +154,7 @@ export class MatmulKernel {
         p.gemvGrid = grid2d(gemvBlocks * Math.ceil(T / tb), maxPerDim);
         const gemmBlocks = Math.ceil(p.part.rows / GEMM_TILE);
         p.gemmGrid = grid2d(gemmBlocks * Math.ceil(T / GEMM_TILE), maxPerDim);
-        const common = (grid: [number, number], blocks: number) =>
+        const common = (grid: [number, number], blocks: number): ArrayBuffer =>
           packUniform([
             ['u32', T],
             ['u32', K],
@@ -179,6 +167,8 @@ export class MatmulKernel {
             ['u32', groupsPerRow(K)],
             ['u32', grid[0]],
             ['u32', blocks],
+            ['u32', tb],
+            ['u32', isAligned(weight.format, K) ? 1 : 0],
           ]);
         device.queue.writeBuffer(p.gemvParams, 0, common(p.gemvGrid, gemvBlocks));
         device.queue.writeBuffer(p.gemmParams, 0, common(p.gemmGrid, gemmBlocks));
@@ -196,8 +186,8 @@ export class MatmulKernel {
         if (T === 0) return;
         for (const p of parts) {
           if (path === 'gemv') {
-            pass.setPipeline(T <= 1 ? variant.gemv1 : variant.gemv4);
-            pass.setBindGroup(0, T <= 1 ? p.gemv1 : p.gemv4);
+            pass.setPipeline(variant.gemv);
+            pass.setBindGroup(0, p.gemv);
             pass.dispatchWorkgroups(p.gemvGrid[0], p.gemvGrid[1]);
           } else {
             pass.setPipeline(variant.gemm);
