@@ -241,3 +241,17 @@ fn random_f32(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
   // Keep `src` and `scales` in this entry point's interface so every entry shares one bind group layout.
   if (t == 0xffffffffu) { scales[0] = src[0]; }
 }
+
+// random_codes: uniform random q4/q8 codes straight into a quantized weight (dst: p.count data words from word
+// p.out_offset) and one f16 scale p.stddev for every group (scales: p.cols words), for benchmarks and memory
+// accounting at model size, where quantizing drawn normals would take minutes on a CPU adapter.
+@compute @workgroup_size(WG)
+fn random_codes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = thread_id(wg, lid);
+  if (t < p.count) { dst[p.out_offset + t] = pcg((p.in_offset + t) ^ pcg(p.seed)); }
+  if (t < p.cols) {
+    let h = f32_to_f16_bits(p.stddev);
+    scales[t] = h | (h << 16u);
+  }
+  if (t == 0xffffffffu) { dst[0] = src[0]; } // keep `src` in the interface (see random_f32)
+}

@@ -37,6 +37,11 @@ export interface RandomWeightOptions {
   std: number;
   maxPartBytes?: number;
   stagingBytes?: number;
+  /**
+   * q4/q8 only: draw uniform codes with one scale per tensor (std matched) instead of quantizing drawn normals.
+   * Same bytes and layout, minutes faster on CPU adapters; for benchmarks and memory accounting.
+   */
+  codes?: boolean;
 }
 
 const DEFAULT_STAGING = 64 * 1024 * 1024;
@@ -193,8 +198,24 @@ export async function createWeight(ctx: GpuContext, o: CreateWeightOptions): Pro
 export async function createRandomWeight(ctx: GpuContext, o: RandomWeightOptions): Promise<GpuWeight> {
   const label = o.label ?? `random[${o.rows}x${o.cols} ${o.format}]`;
   const weight = allocate(ctx, label, o.format, o.rows, o.cols, o.maxPartBytes);
-  const chunkRows = chunkRowsFor(o.cols * 4, o.stagingBytes ?? DEFAULT_STAGING);
   const q = await quantizer(ctx);
+  if (o.codes && (o.format === 'q4' || o.format === 'q8')) {
+    const ds = weight.parts.map(async (p) => {
+      const dataWords = dataBytes(o.format, p.rows, o.cols) / 4;
+      const scale = o.std / (o.format === 'q4' ? Math.sqrt(255 / 12) : Math.sqrt(65535 / 12));
+      return q.randomCodes({ data: p.data, dataWords, scales: p.scales!, scaleWords: scaleBytes(o.format, p.rows, o.cols) / 4, seed: o.seed, scale, firstIndex: dataBytes(o.format, p.rowStart, o.cols) / 4 });
+    });
+    const dispatches = await Promise.all(ds);
+    const encoder = ctx.device.createCommandEncoder({ label });
+    const pass = encoder.beginComputePass();
+    dispatches.forEach((d) => d.encode(pass));
+    pass.end();
+    ctx.device.queue.submit([encoder.finish()]);
+    await ctx.device.queue.onSubmittedWorkDone();
+    dispatches.forEach((d) => d.destroy());
+    return weight;
+  }
+  const chunkRows = chunkRowsFor(o.cols * 4, o.stagingBytes ?? DEFAULT_STAGING);
   const scratch =
     o.format === 'f32'
       ? []

@@ -105,4 +105,15 @@ test('createRandomWeight: GPU-drawn, independent of chunking and parts, std as a
   const got = Math.sqrt(ss / ((rows / 8) * cols));
   assert.ok(Math.abs(got - std) < 0.02 * std, `std ${got} vs ${std} ${tag}`);
   for (const w of [a, b, c]) destroyWeight(w);
+  // codes mode (benchmarks): uniform codes, same layout and size, std matched to within sampling error.
+  for (const format of ['q4', 'q8'] as const) {
+    const d = await createRandomWeight(ctx, { rows: 256, cols: 2048, format, seed, std, codes: true, maxPartBytes: 1 << 16 });
+    assert.equal(d.bytes, 256 * 64 * (format === 'q4' ? 18 : 34));
+    const hd = await downloadWeight(ctx, d);
+    let s2 = 0;
+    for (let r = 0; r < 256; r++) for (const v of decodeRow(hd, r, row)) s2 += v * v;
+    const sd = Math.sqrt(s2 / (256 * cols));
+    assert.ok(Math.abs(sd - std) < 0.03 * std, `codes ${format} std ${sd} vs ${std} ${tag}`);
+    destroyWeight(d);
+  }
 });
