@@ -18,15 +18,16 @@
  *   - PLE rows uploaded: L × 256 f32 per token.
  *   Activations, norms and uniforms are ignored (well under 1 % at E2B).
  *
- * Usage: npm run bench -- [--layers N] [--preset e2b|e4b] [--weights q4|float] [--quick] [--json FILE]
+ * Usage: npm run bench -- [--layers N] [--preset e2b|e4b] [--weights q4|float] [--quick] [--json FILE] [--vocab N]
  *   --layers N   keep every per-layer dimension real, scale the layer count (the output says so)
- *   --quick      short mode for CI / SwiftShader: prompt 128 only, 8 decode tokens, "long" context 512
+ *   --vocab N    smoke runs only: cut the LM head / PLE vocabulary (the output says so)
+ *   --quick      short mode for CI on SwiftShader: prompt 32 only, 4 decode tokens, "long" context 128
  */
 import { writeFile } from 'node:fs/promises';
 import { createNodeGpuContext } from '../src/node/gpu.ts';
 import type { GpuContext } from '../src/gpu/device.ts';
 import { Gemma3nModel } from '../src/model/gemma3n/model.ts';
-import { createRandomCheckpoint, type RandomPreset } from '../src/model/gemma3n/random-checkpoint.ts';
+import { createRandomCheckpoint, GEMMA3N_VOCAB_SIZE, type RandomPreset } from '../src/model/gemma3n/random-checkpoint.ts';
 import { parseGemma3nConfig, type Gemma3nTextConfig } from '../src/model/gemma3n/config.ts';
 import { formatFor, type WeightMode } from '../src/model/gemma3n/quant-plan.ts';
 import { dataBytes, scaleBytes } from '../src/kernels/weight-format.ts';
@@ -35,6 +36,7 @@ import { measureReadBandwidth } from './read-bandwidth.ts';
 interface Args {
   preset: Exclude<RandomPreset, 'tiny'>;
   layers?: number;
+  vocab?: number;
   weights: WeightMode;
   quick: boolean;
   json?: string;
@@ -50,7 +52,8 @@ function parseArgs(argv: string[]): Args {
   if (preset !== 'e2b' && preset !== 'e4b') throw new Error(`--preset must be e2b or e4b, got ${preset}`);
   const weights = (value('weights') ?? 'q4') as WeightMode;
   if (weights !== 'q4' && weights !== 'float') throw new Error(`--weights must be q4 or float, got ${weights}`);
-  return { preset, layers: layers === undefined ? undefined : Number(layers), weights, quick: argv.includes('--quick'), json: value('json') };
+  const vocab = value('vocab');
+  return { preset, layers: layers === undefined ? undefined : Number(layers), vocab: vocab === undefined ? undefined : Number(vocab), weights, quick: argv.includes('--quick'), json: value('json') };
 }
 
 /** Weight bytes one decode token reads (see the header). */
@@ -100,11 +103,12 @@ export function decodeKvBytes(c: Gemma3nTextConfig, context: number): number {
   return total;
 }
 
-const randomIds = (n: number, seed: number) => {
+/** `n` token ids in [3, limit + 3), deterministic from the seed. */
+const randomIds = (n: number, seed: number, limit: number) => {
   let s = seed >>> 0 || 1;
   return Array.from({ length: n }, () => {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return 3 + (s % 262000);
+    return 3 + (s % limit);
   });
 };
 
@@ -122,24 +126,28 @@ interface DecodeResult {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const quick = args.quick;
-  const prefillLengths = quick ? [128] : [128, 1024];
-  const decodeTokens = quick ? 8 : 32;
-  const longContext = quick ? 512 : 2048;
+  const prefillLengths = quick ? [32] : [128, 1024];
+  const decodeTokens = quick ? 4 : 32;
+  const longContext = quick ? 128 : 2048;
   const maxContext = longContext + decodeTokens + 64;
 
   const ctx: GpuContext = await createNodeGpuContext();
   const bw = await measureReadBandwidth(ctx, quick ? { bytes: 64 * 2 ** 20, reps: 4, trials: 2 } : {});
 
-  const checkpoint = createRandomCheckpoint({ preset: args.preset, layers: args.layers });
+  const checkpoint = createRandomCheckpoint({ preset: args.preset, layers: args.layers, vocabSize: args.vocab });
   const cfg = parseGemma3nConfig(checkpoint.config).text;
   const realLayers = parseGemma3nConfig(createRandomCheckpoint({ preset: args.preset }).config).text.numLayers;
-  const layerNote =
+  let layerNote =
     cfg.numLayers === realLayers
       ? `${cfg.numLayers} layers (real)`
       : `${cfg.numLayers} of ${realLayers} layers (--layers: every per-layer dimension real, layer count scaled; ${cfg.numKvSharedLayers} KV-shared)`;
+  if (cfg.vocabSize !== GEMMA3N_VOCAB_SIZE) {
+    layerNote += `; vocabulary cut to ${cfg.vocabSize} rows by --vocab (smoke run: the real LM head is ${GEMMA3N_VOCAB_SIZE} rows)`;
+  }
   const log = (s: string) => process.stderr.write(s + '\n');
   log(`# gemma3n ${args.preset.toUpperCase()} random weights, ${args.weights}, ${layerNote}; adapter: ${ctx.adapterName}${quick ? ' [--quick]' : ''}`);
 
+  const idLimit = cfg.vocabSizePerLayerInput - 3;
   let t = performance.now();
   const model = await Gemma3nModel.load(ctx, checkpoint, { random: true, weights: args.weights, maxContext });
   await ctx.device.queue.onSubmittedWorkDone();
@@ -148,7 +156,7 @@ async function main(): Promise<void> {
   const sync = () => ctx.device.queue.onSubmittedWorkDone();
 
   // Warm-up: first dispatches of every pipeline (driver-side compilation, lazy allocations).
-  await model.prefill(randomIds(8, 99));
+  await model.prefill(randomIds(8, 99, idLimit));
   await model.greedyToken();
   model.reset();
 
@@ -182,7 +190,7 @@ async function main(): Promise<void> {
 
   for (const [i, n] of prefillLengths.entries()) {
     model.reset();
-    const ids = randomIds(n, 1 + i);
+    const ids = randomIds(n, 1 + i, idLimit);
     await sync();
     t = performance.now();
     await model.prefill(ids);
@@ -199,7 +207,7 @@ async function main(): Promise<void> {
   }
   // Long context: fill the cache to `longContext` (not timed), then decode.
   model.reset();
-  await model.prefill(randomIds(longContext, 7));
+  await model.prefill(randomIds(longContext, 7, idLimit));
   decode.push(await measureDecode(await model.greedyToken()));
   log(`decode @${longContext}: ${decode[decode.length - 1].tokensPerSecond.toFixed(2)} tok/s`);
 
@@ -232,6 +240,7 @@ async function main(): Promise<void> {
       weights: args.weights,
       layers: cfg.numLayers,
       realLayers,
+      vocabSize: cfg.vocabSize,
       quick,
       adapter: ctx.adapterName,
       f16: ctx.f16,

@@ -26,7 +26,7 @@ export interface SourceDescription {
 
 export const SOURCES: Record<SourceKind, SourceDescription> = {
   tiny: {
-    help: 'A 4-layer Gemma 3n with random weights and the real tokenizer. Loads in seconds, works offline, writes gibberish.',
+    help: 'A 4-layer Gemma 3n with random weights and the real tokenizer: no download, works offline, writes gibberish.',
     needsUrl: false,
     needsToken: false,
     needsFiles: false,

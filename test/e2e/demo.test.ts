@@ -76,8 +76,25 @@ after(async () => {
 });
 
 const state = (p: Page) => p.evaluate(() => document.body.dataset.state);
-const waitState = (p: Page, s: string, timeout = 300_000) =>
-  p.waitForFunction((want) => document.body.dataset.state === want, s, { timeout, polling: 100 });
+/** Waits for the app state; on timeout the error says what the page shows (progress, errors). */
+async function waitState(p: Page, want: string, timeout = 600_000): Promise<void> {
+  const until = Date.now() + timeout;
+  let lastReport = Date.now();
+  for (;;) {
+    const now = await p.evaluate(() => ({
+      state: document.body.dataset.state,
+      progress: document.getElementById('progress')?.innerText.replace(/\s+/g, ' '),
+      error: document.getElementById('load-error')?.innerText,
+    }));
+    if (now.state === want) return;
+    if (Date.now() > until) throw new Error(`state ${now.state}, waiting for ${want}: ${JSON.stringify(now)}`);
+    if (Date.now() - lastReport > 30_000) {
+      process.stderr.write(`[demo.test] waiting for ${want}: ${JSON.stringify(now)}\n`);
+      lastReport = Date.now();
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 /** Saves a screenshot and checks it shows something: many distinct colours, no colour covering nearly all pixels. */
 async function screenshot(p: Page, name: string): Promise<{ colors: number; dominant: number }> {
@@ -250,7 +267,8 @@ test('demo: works offline after the first visit (service worker precache: app, w
 
 test('demo: a clear page when WebGPU is missing', async () => {
   const p = await context.newPage();
-  await p.addInitScript(() => Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true }));
+  // A browser without WebGPU: navigator.gpu reads as undefined (an own property shadows the prototype's getter).
+  await p.addInitScript(() => Object.defineProperty(navigator, 'gpu', { value: undefined, configurable: true }));
   await p.setViewportSize({ width: 1280, height: 800 });
   await p.goto(server.url + '/');
   await p.waitForFunction(() => document.body.dataset.state === 'no-webgpu', undefined, { timeout: 30_000 });

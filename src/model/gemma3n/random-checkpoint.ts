@@ -27,6 +27,11 @@ export interface RandomCheckpointOptions {
   seed?: number;
   /** Decoder layers (default: the preset's). Per-layer dimensions stay the preset's; see randomGemma3nConfig. */
   layers?: number;
+  /**
+   * LM-head rows (default the real 262400; the PLE table then has this minus 256 rows). Smaller only for smoke runs
+   * of benchmarks on slow software GPUs: the real tokenizer needs the full vocabulary.
+   */
+  vocabSize?: number;
   /** Stored dtype of the float tensors (default 'BF16', as the published checkpoints). */
   dtype?: Extract<FloatDtype, 'BF16' | 'F32'>;
 }
@@ -90,7 +95,9 @@ const PRESETS: Record<RandomPreset, PresetDims> = {
  * fewer layers than that, the last one is full), KV sharing and activation sparsity keep the preset's proportions
  * (rounded down), and every shared layer still has an earlier producer of its attention type.
  */
-export function randomGemma3nConfig(preset: RandomPreset = 'tiny', layers?: number): Record<string, unknown> {
+export function randomGemma3nConfig(preset: RandomPreset = 'tiny', layers?: number, vocabSize = GEMMA3N_VOCAB_SIZE): Record<string, unknown> {
+  if (!Number.isInteger(vocabSize) || vocabSize < 512) throw new RangeError(`vocabSize must be an integer ≥ 512, got ${vocabSize}`);
+  const pleVocab = vocabSize - (GEMMA3N_VOCAB_SIZE - GEMMA3N_PLE_VOCAB_SIZE);
   const p = PRESETS[preset];
   const L = layers ?? p.layers;
   if (!Number.isInteger(L) || L < 1) throw new RangeError(`layers must be a positive integer, got ${layers}`);
@@ -133,8 +140,8 @@ export function randomGemma3nConfig(preset: RandomPreset = 'tiny', layers?: numb
     sliding_window: p.slidingWindow,
     torch_dtype: 'bfloat16',
     use_cache: true,
-    vocab_size: GEMMA3N_VOCAB_SIZE,
-    vocab_size_per_layer_input: GEMMA3N_PLE_VOCAB_SIZE,
+    vocab_size: vocabSize,
+    vocab_size_per_layer_input: pleVocab,
   };
   return {
     architectures: ['Gemma3nForConditionalGeneration'],
@@ -150,9 +157,9 @@ export function randomGemma3nConfig(preset: RandomPreset = 'tiny', layers?: numb
     eoa_token_id: 262272,
     audio_token_id: 262273,
     text_config: text,
-    vision_config: { model_type: 'gemma3n_vision', hidden_size: p.visionHidden, vocab_offset: 262144, vocab_size: 128, rms_norm_eps: 1e-6 },
-    audio_config: { model_type: 'gemma3n_audio', hidden_size: p.audioHidden, vocab_offset: 262272, vocab_size: 128, rms_norm_eps: 1e-6 },
-    random_weights: { preset, layers: L },
+    vision_config: { model_type: 'gemma3n_vision', hidden_size: p.visionHidden, vocab_offset: pleVocab, vocab_size: 128, rms_norm_eps: 1e-6 },
+    audio_config: { model_type: 'gemma3n_audio', hidden_size: p.audioHidden, vocab_offset: pleVocab + 128, vocab_size: 128, rms_norm_eps: 1e-6 },
+    random_weights: { preset, layers: L, vocabSize },
   };
 }
 
@@ -270,7 +277,7 @@ export function createRandomCheckpoint(options: RandomCheckpointOptions = {}): C
   const preset = options.preset ?? 'tiny';
   const seed = options.seed ?? 1;
   const dtype = options.dtype ?? 'BF16';
-  const config = randomGemma3nConfig(preset, options.layers);
+  const config = randomGemma3nConfig(preset, options.layers, options.vocabSize);
   const plans = tensorPlans(config, dtype);
   const name = `random Gemma 3n (${preset}, ${(config.text_config as { num_hidden_layers: number }).num_hidden_layers} layers, seed ${seed})`;
   return {
