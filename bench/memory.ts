@@ -1,8 +1,12 @@
 /**
  * GPU memory of the real Gemma 3n E2B text decoder in q4 mode at a 4,096-token context, by group, computed from the
  * same format plan (quant-plan.ts), weight layouts (weight-format.ts), KV-cache sizing (KvCache.byteSizeFor) and
- * scratch buffers (forward.ts) the engine allocates. The PLE table is kept off the GPU (host memory, int4 rows).
+ * scratch buffers (forward.ts) the engine allocates. The PLE table is kept off the GPU (host memory, int4 rows) unless
+ * --ple-gpu (LoadOptions.pleOnGpu). Then measures the per-step cost of the host-resident table: packing the current
+ * tokens' rows (PleTable.pack → packRowsForUpload) and uploading them (queue.writeBuffer, waited for), for 1 token
+ * and a 64-token chunk at E2B dims (30 layers × 256, int4).
  * Usage: node --import ./scripts/register.mjs bench/memory.ts [--context 4096] [--chunk 64] [--weights q4|float]
+ *        [--ple-gpu] [--no-fetch]
  * (Gemma3nModel.load(ctx, ckpt, { random: true }) allocates the same thing with random weights drawn on the GPU;
  * on SwiftShader that takes far too long at E2B size, so this script counts instead of allocating.)
  */
@@ -10,11 +14,14 @@ import { parseGemma3nConfig } from '../src/model/gemma3n/config.ts';
 import { formatFor, type WeightMode } from '../src/model/gemma3n/quant-plan.ts';
 import { dataBytes, scaleBytes, groupsPerRow } from '../src/kernels/weight-format.ts';
 import { KvCache } from '../src/kernels/kv-cache.ts';
+import { packRowsForUpload, uploadedRowsBytes, type CpuTable } from '../src/kernels/gather.ts';
+import { createNodeGpuContext } from '../src/node/gpu.ts';
 
 const arg = (k: string, d: string) => { const i = process.argv.indexOf(`--${k}`); return i > 0 ? process.argv[i + 1] : d; };
 const context = Number(arg('context', '4096'));
 const chunk = Number(arg('chunk', '64'));
 const mode = arg('weights', 'q4') as WeightMode;
+const pleOnGpu = process.argv.includes('--ple-gpu');
 
 // google/gemma-3n-E2B-it text_config (shared/docs/gemma3n-formats.md §1.3).
 const L = 30;
@@ -54,8 +61,12 @@ for (let l = 0; l < L; l++) {
   mat(p + 'altup.modality_router.weight', A, D, 'AltUp');
   for (let i = 0; i < 9; i++) vec(D); vec(dh); vec(A * A * A); vec(A * A);
 }
-const hardRows = align16((V - c.vocabSizePerLayerInput) * D * 4);
-byFamily.set('hard-token rows (f32)', hardRows); weights += hardRows;
+// The PLE table (int4 rows in q4 mode, f32 in float mode): host memory by default, GPU-resident with --ple-gpu.
+const LP = L * P;
+const pleFormat = mode === 'q4' ? 'q4' : 'f32';
+const pleBytes = align16(dataBytes(pleFormat, c.vocabSizePerLayerInput, LP)) + (pleFormat === 'q4' ? align16(scaleBytes(pleFormat, c.vocabSizePerLayerInput, LP)) : 0);
+if (pleOnGpu) { byFamily.set(`PLE table (${pleFormat})`, pleBytes); weights += pleBytes; }
+// (Multimodal hard-token rows are precomputed into host memory and written into the embedding slot per step.)
 
 let kv = 0;
 c.layerTypes.forEach((t, l) => {
@@ -63,10 +74,14 @@ c.layerTypes.forEach((t, l) => {
   kv += KvCache.byteSizeFor({ kind: t === 'full_attention' ? 'full' : 'sliding', kvHeads: Hkv, headDim: dh, maxContext: context, window: c.slidingWindow, maxChunk: chunk, act: 'f32' });
 });
 // Scratch: the buffers of forward.ts, for `chunk` tokens, f32.
-const C = chunk, Fmax = Math.max(...c.intermediateSize), LP = L * P;
-const scratchFloats = C * (1 + A * D + (A + 1) * D + 4 * LP + D + A + D + c.laurelRank + 2 * D + 2 * H * dh + 4 * Hkv * dh + H * dh + 2 * D + 2 * D + 3 * Fmax + 2 * D + D + 2 * P + 2 * D + 2 * D + D + V) + D + V + 4;
-const scratch = scratchFloats * 4;
-const pleHost = mode === 'q4' ? c.vocabSizePerLayerInput * groupsPerRow(LP) * 18 : c.vocabSizePerLayerInput * LP * 4;
+const C = chunk, Fmax = Math.max(...c.intermediateSize);
+// ids ×2, e, streams, predictions, PLE projection + z, router in/logits, n, LAuReL ×3, q/k/v (+normed), attention
+// out, o ×2, h, MLP in, g, gate/up/act, down ×2, u, PLE gate out/act, PLE out ×2, unembed mean, final normed, all
+// logits; then last hidden, last logits, next token.
+const scratchFloats = C * (2 + D + A * D + A * D + 2 * LP + D + A + D + c.laurelRank + 2 * D + 2 * H * dh + 4 * Hkv * dh + H * dh + 2 * D + 3 * D + 3 * Fmax + 2 * D + D + 2 * P + 2 * D + D + D + V) + D + V + 4;
+const upload = uploadedRowsBytes(pleFormat, LP, C);
+const scratch = scratchFloats * 4 + (pleOnGpu ? 0 : upload.data + upload.scales);
+const pleHost = pleOnGpu ? 0 : c.vocabSizePerLayerInput * (pleFormat === 'q4' ? groupsPerRow(LP) * 18 : LP * 4);
 
 const MB = (b: number) => (b / 2 ** 20).toFixed(1).padStart(9) + ' MiB';
 console.log(`Gemma 3n E2B text decoder, weights=${mode}, context ${context}, prefill chunk ${chunk}, f32 activations and KV cache`);
@@ -76,4 +91,39 @@ console.log(`GPU weights                   ${MB(weights)}`);
 console.log(`GPU KV cache (20 owner layers)${MB(kv)}`);
 console.log(`GPU scratch                   ${MB(scratch)}`);
 console.log(`GPU total                     ${MB(weights + kv + scratch)}  (${((weights + kv + scratch) / 1e9).toFixed(3)} GB)`);
-console.log(`host: PLE table (${mode === 'q4' ? 'int4 rows' : 'f32'})     ${MB(pleHost)}`);
+console.log(`host: PLE table (${mode === 'q4' ? 'int4 rows' : 'f32'})     ${MB(pleHost)}${pleOnGpu ? '  (--ple-gpu: on the GPU instead)' : ''}`);
+console.log(`PLE table on the GPU would add ${MB(pleBytes)} (${(pleBytes / 1e9).toFixed(3)} GB) and drop the ${MB(upload.data + upload.scales)} upload slots`);
+
+if (!process.argv.includes('--no-fetch')) {
+  // Per-step cost of the host-resident table: pack the rows of T random ids (out of a 32,768-row table: rows are
+  // 4,320 bytes apart from each other in memory either way) and upload them, median of many reps.
+  const rows = 32768;
+  const G = groupsPerRow(LP);
+  const table: CpuTable = { format: 'q4', rows, cols: LP, data: new Uint8Array(dataBytes('q4', rows, LP)), scales: new Uint16Array(rows * G) };
+  const words = new Uint32Array(table.data.buffer);
+  let x = 0x9e3779b9;
+  for (let i = 0; i < words.length; i++) { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; words[i] = x >>> 0; }
+  table.scales!.fill(0x2e66);
+  const ctx = await createNodeGpuContext();
+  const sizes = uploadedRowsBytes('q4', LP, 64);
+  const dataBuf = ctx.device.createBuffer({ size: sizes.data, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+  const scaleBuf = ctx.device.createBuffer({ size: sizes.scales, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+  const median = (v: number[]) => v.sort((a, b) => a - b)[v.length >> 1];
+  for (const T of [1, 64]) {
+    const pack: number[] = [], both: number[] = [];
+    for (let rep = 0; rep < 200; rep++) {
+      const ids = Array.from({ length: T }, () => Math.floor(Math.random() * rows));
+      const t0 = performance.now();
+      const up = packRowsForUpload(table, ids);
+      const t1 = performance.now();
+      ctx.device.queue.writeBuffer(dataBuf, 0, up.data);
+      ctx.device.queue.writeBuffer(scaleBuf, 0, up.scales!);
+      await ctx.device.queue.onSubmittedWorkDone();
+      pack.push(t1 - t0);
+      both.push(performance.now() - t0);
+    }
+    const bytes = dataBytes('q4', T, LP) + T * G * 2;
+    console.log(`PLE host fetch, ${String(T).padStart(2)} token(s): ${bytes} bytes; pack ${(median(pack) * 1000).toFixed(0)} µs, pack + upload (waited) ${(median(both) * 1000).toFixed(0)} µs (median of 200)`);
+  }
+  process.exit(0);
+}

@@ -76,6 +76,12 @@ export class PleTable {
     return new PleTable(empty, 0, dataBytes(format, rows, cols) + (format === 'f32' ? 0 : rows * G * 2));
   }
 
+  /** The same table without its host rows (once a GPU-resident copy holds them). */
+  withoutHostRows(): PleTable {
+    const { format, cols } = this.table;
+    return new PleTable({ format, rows: 0, cols, data: new Uint8Array(0), scales: format === 'f32' ? undefined : new Uint16Array(0) }, this.scale);
+  }
+
   /** Host bytes held (for a placeholder: the bytes the real table would hold). */
   get bytes(): number {
     return this.virtualBytes || this.table.data.byteLength + (this.table.scales?.byteLength ?? 0);

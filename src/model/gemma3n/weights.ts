@@ -226,11 +226,12 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
   const stored = formatForStored(pleName, ckpt.tensor(pleName)?.dtype, mode, false);
   const pleFormat = stored === 'f16' ? 'f32' : stored;
   if (!opts.random) requireTensor(ckpt, pleName);
-  const pleTable = opts.random
+  const pleHost = opts.random
     ? PleTable.placeholder(c.vocabSizePerLayerInput, L * P, pleFormat)
     : await PleTable.load(ckpt, pleName, c.vocabSizePerLayerInput, L * P, pleFormat, Math.fround(Math.sqrt(P)));
-  const pleGpu = opts.pleOnGpu ? pleTable.toGpu(ctx, pleName) : undefined;
+  const pleGpu = opts.pleOnGpu ? pleHost.toGpu(ctx, pleName) : undefined;
   if (pleGpu) gpuBytes += pleGpu.bytes;
+  const pleTable = pleGpu ? pleHost.withoutHostRows() : pleHost;
   tick();
 
   return {
