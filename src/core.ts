@@ -17,7 +17,6 @@ export {
 } from './runtime/worker-host.ts';
 export { gemma3nFactory, loadGemma3n } from './runtime/gemma3n-factory.ts';
 export { Gemma3nLanguageModel } from './runtime/gemma3n-model.ts';
-export { sampleLogits } from './runtime/cpu-sampler.ts';
 export { createGpuContext, type GpuContext, type DeviceOptions } from './gpu/device.ts';
 export { GemmaError, serializeError, deserializeError, type GemmaErrorCode, type SerializedGemmaError } from './errors.ts';
 export type * from './runtime/protocol.ts';

@@ -1,18 +1,20 @@
 /**
- * Adapts the GPU model (src/model/gemma3n/model.ts, Gemma3nModel) to the engine's LanguageModel: positions are
- * checked against the model's own history, greedy tokens come from the GPU argmax (only the id is read back),
- * and sampling with temperature reads the logits back and samples on the CPU until the model samples on the GPU.
+ * Adapts the GPU model (src/model/gemma3n/model.ts, Gemma3nModel) to the engine's LanguageModel. Sampling runs
+ * on the GPU and only the id is read back; a decode step feeds the last token and samples the next in one
+ * submission. Greedy (temperature 0) is the argmax over every id, as HF generate; sampling never picks the
+ * multimodal / pad-copy ids ≥ vocab_size_per_layer_input. The engine's uniform random number becomes the GPU
+ * sampler's seed (its counter is the position), so an engine seed reproduces the same tokens.
  */
 import { GemmaError } from '../errors.ts';
-import type { Gemma3nModel } from '../model/gemma3n/model.ts';
-import { sampleLogits } from './cpu-sampler.ts';
+import type { Gemma3nModel, SampleOptions } from '../model/gemma3n/model.ts';
 import type { LanguageModel, SamplingParams } from './language-model.ts';
+
+/** The GPU sampler's largest top-k (its 0 means this). */
+const GPU_TOP_K_MAX = 1024;
 
 export class Gemma3nLanguageModel implements LanguageModel {
   readonly vocabSize: number;
   readonly maxContext: number;
-  /** Ids ≥ this (multimodal soft/hard tokens, pad-row copies in the LM head) are never sampled. */
-  private readonly textVocab: number;
 
   constructor(
     readonly model: Gemma3nModel,
@@ -21,7 +23,6 @@ export class Gemma3nLanguageModel implements LanguageModel {
   ) {
     this.vocabSize = model.config.text.vocabSize;
     this.maxContext = model.maxContext;
-    this.textVocab = model.config.text.vocabSizePerLayerInput;
   }
 
   async prefill(ids: readonly number[], startPos: number): Promise<void> {
@@ -30,14 +31,22 @@ export class Gemma3nLanguageModel implements LanguageModel {
   }
 
   async sample(p: SamplingParams): Promise<number> {
-    if (p.temperature <= 0 || p.topK === 1) return this.model.greedyToken();
-    return sampleLogits(await this.model.logits(), p, this.textVocab);
+    return this.model.sampleNext(this.options(p));
   }
 
   async step(id: number, pos: number, p: SamplingParams): Promise<number> {
     this.checkPos(pos);
-    await this.model.step(id);
-    return this.sample(p);
+    return this.model.feedAndSample([id], this.options(p));
+  }
+
+  private options(p: SamplingParams): SampleOptions {
+    if (p.temperature <= 0) return { temperature: 0, allowMultimodal: true };
+    return {
+      temperature: p.temperature,
+      topK: p.topK > 0 && p.topK <= GPU_TOP_K_MAX ? p.topK : 0,
+      topP: p.topP,
+      seed: Math.floor(p.random * 4294967296) >>> 0,
+    };
   }
 
   /**

@@ -19,7 +19,7 @@ export interface GenerateOptions {
   maxNewTokens?: number;
   /** Softmax temperature; 0 = greedy (default 1.0, Gemma's generation_config). */
   temperature?: number;
-  /** Sample from the k most likely tokens; 0 = no limit (default 64). */
+  /** Sample from the k most likely tokens (default 64); 0 or more than 1024 = the GPU sampler's maximum, 1024. */
   topK?: number;
   /** Nucleus sampling mass (default 0.95); 1 = off. */
   topP?: number;

@@ -61,6 +61,8 @@ const MIME: Record<string, string> = {
   '.wasm': 'application/wasm',
   '.css': 'text/css',
   '.wgsl': 'text/plain',
+  '.svg': 'image/svg+xml',
+  '.webmanifest': 'application/manifest+json',
 };
 
 export interface StaticServer {
@@ -160,6 +162,9 @@ export async function startTestBrowser(): Promise<TestBrowser> {
         if (process.env.GEMMA_TEST_VERBOSE || m.type() === 'error') process.stderr.write(`[page ${m.type()}] ${m.text()}\n`);
       });
       page.on('pageerror', (e) => process.stderr.write(`[page error] ${e.message}\n`));
+      // Test code passed to page.evaluate() is compiled by tsx (esbuild keepNames), which wraps named functions in
+      // __name(); the page needs that helper.
+      await page.addInitScript('globalThis.__name ??= (fn) => fn;');
       if (options.initScript) await page.addInitScript(options.initScript);
       await page.goto(server.url + path);
       await page.waitForFunction(() => (window as unknown as { T?: unknown }).T !== undefined);

@@ -7,7 +7,6 @@ import { Engine } from '../../src/runtime/engine.ts';
 import { gemma3nFactory, loadGemma3n } from '../../src/runtime/gemma3n-factory.ts';
 import { openSafetensorsCheckpoint } from '../../src/io/safetensors.ts';
 import { directoryFiles } from '../../src/node/checkpoint-files.ts';
-import { sampleLogits, topK } from '../../src/runtime/cpu-sampler.ts';
 import type { LoadRequest, Delta } from '../../src/runtime/protocol.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { tinyFixtures } from '../helpers/fixtures.ts';
@@ -65,17 +64,4 @@ test('random full-vocabulary Gemma 3n + real tokenizer: chat streams text, sampl
   assert.ok(s2.reusedTokens >= s1.promptTokens, `reused ${s2.reusedTokens} of ${s2.promptTokens}`);
   console.log(`# random tiny model: ${s1.newTokens} tokens at ${s1.decodeTokensPerSecond.toFixed(1)} tok/s decode; turn 2 reused ${s2.reusedTokens}/${s2.promptTokens}`);
   engine.dispose();
-});
-
-test('CPU sampler: top-k order, greedy at temperature 0, top-p keeps the nucleus, inverse CDF with the random number', () => {
-  const logits = Float32Array.from([0, 5, 1, 5, 3, -2]);
-  assert.deepEqual(topK(logits, 6, 3), [1, 3, 4]);
-  assert.equal(sampleLogits(logits, { temperature: 0, topK: 0, topP: 1, random: 0.9 }), 1);
-  // topP tiny: only the most likely token survives.
-  assert.equal(sampleLogits(logits, { temperature: 1, topK: 0, topP: 1e-6, random: 0.99 }), 1);
-  // random 0 picks the most likely; random close to 1 the least likely kept (top-k 3 → id 4).
-  assert.equal(sampleLogits(logits, { temperature: 1, topK: 3, topP: 1, random: 0 }), 1);
-  assert.equal(sampleLogits(logits, { temperature: 1, topK: 3, topP: 1, random: 0.9999 }), 4);
-  // vocabulary limit: ids beyond it are never sampled.
-  assert.equal(sampleLogits(Float32Array.from([0, 1, 9]), { temperature: 1, topK: 0, topP: 1, random: 0.5 }, 2) <= 1, true);
 });
