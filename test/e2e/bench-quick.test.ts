@@ -24,12 +24,13 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
   });
 }
 
-test('bench/e2e.ts --quick --layers 1 --vocab 16384 runs and reports prefill, TTFT, decode, memory and the roofline', async () => {
+test('bench/e2e.ts --quick --layers 1 --vocab 16384 runs and reports prefill, TTFT, decode, memory and the roofline', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'gemma-bench-'));
   try {
     const json = join(dir, 'e2e.json');
     const r = await run(['--quick', '--layers', '1', '--vocab', '16384', '--json', json]);
     assert.equal(r.code, 0, `bench failed:\n${r.stderr}\n${r.stdout}`);
+    for (const line of r.stdout.trim().split('\n')) t.diagnostic(line);
     assert.match(r.stdout, /1 of 30 layers \(--layers: every per-layer dimension real/);
     assert.match(r.stdout, /\| prefill \| tokens\/s \| time to first token \|/);
     assert.match(r.stdout, /% of roofline/);
