@@ -4,6 +4,7 @@
  * budget of a tensor, whatever its size. Tensors bigger than one storage binding are split by rows into parts.
  */
 import type { GpuContext } from '../gpu/device.ts';
+import { GemmaError } from '../errors.ts';
 import { writeBuffer } from '../gpu/buffers.ts';
 import { QuantizeKernel, type OwnedDispatch, type SourceDType } from './quantize.ts';
 import { dataBytes, groupsPerRow, scaleBytes, type GpuWeight, type WeightFormat, type WeightPart } from './weight-format.ts';
@@ -21,7 +22,7 @@ export interface CreateWeightOptions {
   dtype: SourceDType;
   /** The whole tensor, or a reader called with bounded row ranges, in order. */
   bytes: Uint8Array | RowReader;
-  /** Largest part (data or scales buffer) in bytes; default the device's storage binding / buffer size limit. */
+  /** Largest part (data or scales buffer) in bytes; default 1 MiB under the device's binding / buffer size limit. */
   maxPartBytes?: number;
   /** Host + GPU staging budget in bytes (two chunks in flight); default 64 MiB. */
   stagingBytes?: number;
@@ -67,14 +68,17 @@ function rowsPerPart(format: WeightFormat, rows: number, cols: number, maxBytes:
   return r;
 }
 
-function allocate(ctx: GpuContext, label: string, format: WeightFormat, rows: number, cols: number, maxPartBytes?: number): GpuWeight {
+/** Allocates the part buffers; rejects (freeing what was made) if the device is out of memory. */
+async function allocate(ctx: GpuContext, label: string, format: WeightFormat, rows: number, cols: number, maxPartBytes?: number): Promise<GpuWeight> {
   const { device } = ctx;
   if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows <= 0 || cols <= 0) throw new Error(`${label}: bad shape [${rows}, ${cols}]`);
   const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
-  const perPart = rowsPerPart(format, rows, cols, Math.min(maxPartBytes ?? limit, limit), label);
+  // 1 MiB under the limit by default: SwiftShader fails to allocate a buffer of exactly maxBufferSize (1 GiB).
+  const perPart = rowsPerPart(format, rows, cols, Math.min(maxPartBytes ?? limit - 2 ** 20, limit), label);
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
   const parts: WeightPart[] = [];
   let bytes = 0;
+  device.pushErrorScope('out-of-memory');
   for (let rowStart = 0, i = 0; rowStart < rows; rowStart += perPart, i++) {
     const n = Math.min(perPart, rows - rowStart);
     const data = device.createBuffer({ label: `${label}/part${i}/data`, size: align16(dataBytes(format, n, cols)), usage });
@@ -86,7 +90,13 @@ function allocate(ctx: GpuContext, label: string, format: WeightFormat, rows: nu
     }
     parts.push({ rowStart, rows: n, data, scales });
   }
-  return { format, rows, cols, parts, bytes };
+  const weight: GpuWeight = { format, rows, cols, parts, bytes };
+  const oom = await device.popErrorScope();
+  if (oom) {
+    destroyWeight(weight);
+    throw new GemmaError('limit-too-small', `${label}: the GPU is out of memory for ${(bytes / 2 ** 20).toFixed(1)} MiB (${format} [${rows}, ${cols}]): ${oom.message.split('\n')[0]}`);
+  }
+  return weight;
 }
 
 /** Frees a weight's GPU buffers. */
@@ -148,7 +158,7 @@ export async function createWeight(ctx: GpuContext, o: CreateWeightOptions): Pro
   if (o.bytes instanceof Uint8Array && o.bytes.byteLength !== o.rows * rowBytes) {
     throw new Error(`${o.label}: ${o.bytes.byteLength} bytes given, [${o.rows}, ${o.cols}] ${o.dtype} is ${o.rows * rowBytes}`);
   }
-  const weight = allocate(ctx, o.label, o.format, o.rows, o.cols, o.maxPartBytes);
+  const weight = await allocate(ctx, o.label, o.format, o.rows, o.cols, o.maxPartBytes);
   const read = async (row: number, n: number): Promise<Uint8Array> => {
     const b = o.bytes instanceof Uint8Array ? o.bytes.subarray(row * rowBytes, (row + n) * rowBytes) : await o.bytes(row, n);
     if (b.byteLength !== n * rowBytes) throw new Error(`${o.label}: reader returned ${b.byteLength} bytes for rows ${row}+${n}, expected ${n * rowBytes}`);
@@ -197,7 +207,7 @@ export async function createWeight(ctx: GpuContext, o: CreateWeightOptions): Pro
  */
 export async function createRandomWeight(ctx: GpuContext, o: RandomWeightOptions): Promise<GpuWeight> {
   const label = o.label ?? `random[${o.rows}x${o.cols} ${o.format}]`;
-  const weight = allocate(ctx, label, o.format, o.rows, o.cols, o.maxPartBytes);
+  const weight = await allocate(ctx, label, o.format, o.rows, o.cols, o.maxPartBytes);
   const q = await quantizer(ctx);
   if (o.codes && (o.format === 'q4' || o.format === 'q8')) {
     const ds = weight.parts.map(async (p) => {

@@ -1,0 +1,276 @@
+/**
+ * Kernel benchmark (`npm run bench:kernels [-- --quick] [-- --json FILE]`): the adapter's ceilings measured in the
+ * same run (copyBufferToBuffer, the best of a few streaming-read kernels), then the decode GEMV at Gemma 3n E2B
+ * shapes in q4 and f32 (weight bytes/s, % of both ceilings), the prefill GEMM (512 tokens, GFLOP/s), decode
+ * attention at 4K context (K/V bytes/s) and the per-token PLE fetch (host row pack + upload + GPU dequantize).
+ *
+ * Timing: GPU timestamps around the compute pass when the device has `timestamp-query` (ctx.timestamps), else the
+ * wall clock from submit to onSubmittedWorkDone; copies always use the wall clock (no pass to stamp). Each row:
+ * warm-up, then `iters` measurements of `reps` back-to-back calls, median reported. On SwiftShader (a CPU) the
+ * kernels are ALU-bound and the machine is shared: read the ratios, not the absolute numbers.
+ */
+import { writeFileSync } from 'node:fs';
+import { createNodeGpuContext } from '../src/node/gpu.ts';
+import type { GpuContext } from '../src/gpu/device.ts';
+import { createStorageBuffer } from '../src/gpu/buffers.ts';
+import { getPipeline, bindBuffers, type Dispatch } from '../src/gpu/pipeline.ts';
+import { MatmulKernel } from '../src/kernels/matmul.ts';
+import { createRandomWeight, destroyWeight } from '../src/kernels/upload-weight.ts';
+import type { WeightFormat } from '../src/kernels/weight-format.ts';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const jsonIdx = args.indexOf('--json');
+const jsonFile = jsonIdx >= 0 ? args[jsonIdx + 1] : undefined;
+if (jsonIdx >= 0 && !jsonFile) throw new Error('--json needs a file name');
+
+interface Row {
+  name: string;
+  /** Median milliseconds per call. */
+  ms: number;
+  /** Bytes per call the rate is computed from (weights, K/V, ...), if a bandwidth row. */
+  bytes?: number;
+  gbps?: number;
+  gflops?: number;
+  pctCopy?: number;
+  pctRead?: number;
+  timing: 'timestamp' | 'wall';
+  note?: string;
+}
+
+const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+
+/** Median ms per call of `reps` encodes of `d` in one pass. */
+async function timeDispatch(ctx: GpuContext, encode: (pass: GPUComputePassEncoder) => void, reps: number, iters: number): Promise<{ ms: number; timing: Row['timing'] }> {
+  const { device } = ctx;
+  const qs = ctx.timestamps ? device.createQuerySet({ type: 'timestamp', count: 2 }) : undefined;
+  const resolve = qs && device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+  const read = qs && device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const samples: number[] = [];
+  for (let i = 0; i <= iters; i++) {
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass(qs ? { timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
+    for (let r = 0; r < reps; r++) encode(pass);
+    pass.end();
+    if (qs) {
+      enc.resolveQuerySet(qs, 0, 2, resolve!, 0);
+      enc.copyBufferToBuffer(resolve!, 0, read!, 0, 16);
+    }
+    const t0 = performance.now();
+    device.queue.submit([enc.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    const wall = performance.now() - t0;
+    let ms = wall;
+    if (qs) {
+      await read!.mapAsync(GPUMapMode.READ);
+      const t = new BigUint64Array(read!.getMappedRange().slice(0));
+      read!.unmap();
+      const ns = Number(t[1] - t[0]);
+      if (ns > 0) ms = ns / 1e6;
+    }
+    if (i > 0) samples.push(ms / reps); // i = 0 is the warm-up
+  }
+  qs?.destroy();
+  return { ms: median(samples), timing: qs ? 'timestamp' : 'wall' };
+}
+
+async function timeCopy(ctx: GpuContext, bytes: number, reps: number, iters: number): Promise<number> {
+  const { device } = ctx;
+  const a = createStorageBuffer(device, bytes, 'copy-src');
+  const b = createStorageBuffer(device, bytes, 'copy-dst');
+  const samples: number[] = [];
+  for (let i = 0; i <= iters; i++) {
+    const enc = device.createCommandEncoder();
+    for (let r = 0; r < reps; r++) enc.copyBufferToBuffer(a, 0, b, 0, bytes);
+    const t0 = performance.now();
+    device.queue.submit([enc.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    if (i > 0) samples.push((performance.now() - t0) / reps);
+  }
+  a.destroy();
+  b.destroy();
+  return median(samples);
+}
+
+// Streaming read: each thread sums vec4<u32> loads (XOR, so nothing is optimized away) into one word per thread
+// kept only if an impossible value turns up. Two access patterns; the faster one is the ceiling.
+const READ_WGSL = /* wgsl */ `
+struct P { count: u32, per_group: u32, grid_stride: u32, mode: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> src: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read_write> sink: array<u32>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let g = wg.y * nw.x + wg.x;
+  var acc = vec4<u32>(0u);
+  if (p.mode == 0u) { // contiguous slab per workgroup
+    let start = g * p.per_group;
+    let end = min(start + p.per_group, p.count);
+    for (var i = start + lid; i < end; i += 256u) { acc ^= src[i]; }
+  } else { // grid-stride over the whole buffer
+    for (var i = g * 256u + lid; i < p.count; i += p.grid_stride) { acc ^= src[i]; }
+  }
+  let f = acc.x ^ acc.y ^ acc.z ^ acc.w;
+  if (f == 0x9e3779b9u) { sink[g] = f; }
+}`;
+
+async function streamingRead(ctx: GpuContext, bytes: number, reps: number, iters: number): Promise<{ ms: number; timing: Row['timing']; note: string }> {
+  const { device } = ctx;
+  const pipeline = await getPipeline(ctx, { label: 'bench-read', source: READ_WGSL });
+  const src = createStorageBuffer(device, bytes, 'read-src');
+  const sink = createStorageBuffer(device, 4 * 65536, 'read-sink');
+  const count = bytes / 16;
+  let best = { ms: Infinity, timing: 'wall' as Row['timing'], note: '' };
+  for (const [mode, groups] of [[0, 1024], [0, 4096], [1, 1024], [1, 8192]]) {
+    const params = device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    device.queue.writeBuffer(params, 0, new Uint32Array([count, Math.ceil(count / groups), groups * 256, mode]));
+    const bg = bindBuffers(device, pipeline, [params, src, sink]);
+    const r = await timeDispatch(ctx, (pass) => {
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, bg);
+      pass.dispatchWorkgroups(groups);
+    }, reps, iters);
+    if (r.ms < best.ms) best = { ...r, note: `${mode === 0 ? 'slab' : 'grid-stride'}, ${groups} workgroups` };
+  }
+  src.destroy();
+  return best;
+}
+
+const ctx = await createNodeGpuContext();
+const rows: Row[] = [];
+const reps = quick ? 2 : 10;
+const iters = quick ? 3 : 7; // measured iterations after one warm-up
+const GB = 1e9;
+console.log(`adapter: ${ctx.adapterName}; timestamps: ${ctx.timestamps}; subgroups: ${ctx.subgroups}; ${quick ? 'quick' : 'full'} run`);
+
+const ceilBytes = (quick ? 64 : 256) * 2 ** 20;
+const copyMs = await timeCopy(ctx, ceilBytes, reps, iters);
+const copyGbps = ceilBytes / copyMs / 1e6;
+rows.push({ name: `ceiling: copyBufferToBuffer ${ceilBytes >> 20} MiB`, ms: copyMs, bytes: ceilBytes, gbps: copyGbps, timing: 'wall', note: 'bytes copied/s (each read once, written once)' });
+const rd = await streamingRead(ctx, ceilBytes, reps, iters);
+const readGbps = ceilBytes / rd.ms / 1e6;
+rows.push({ name: `ceiling: streaming read ${ceilBytes >> 20} MiB`, ms: rd.ms, bytes: ceilBytes, gbps: readGbps, timing: rd.timing, note: `best of 4: ${rd.note}` });
+
+function bandwidthRow(name: string, ms: number, bytes: number, timing: Row['timing'], note?: string): Row {
+  const gbps = bytes / ms / 1e6;
+  return { name, ms, bytes, gbps, pctCopy: (100 * gbps) / copyGbps, pctRead: (100 * gbps) / readGbps, timing, note };
+}
+
+// Decode GEMV at E2B shapes: K -> N with N = out features.
+const shapes: Array<[number, number, string]> = [
+  [2048, 8192, 'FFN gate/up'],
+  [8192, 2048, 'FFN down'],
+  [2048, 262400, 'LM head'],
+];
+const matmul = await MatmulKernel.create(ctx, 'f32', ['q4', 'f32']);
+for (const format of ['q4', 'f32'] as WeightFormat[]) {
+  for (const [K, N, what] of shapes) {
+    const name = `decode GEMV ${format} ${K}->${N} (${what})`;
+    if (quick && format === 'f32' && N > 100000) {
+      rows.push({ name, ms: NaN, timing: 'wall', note: 'skipped in --quick (a 2 GB f32 weight); run without --quick' });
+      continue;
+    }
+    // q4: uniform random codes (same bytes as quantized normals; quantizing 537 M normals takes minutes on a CPU).
+    let weight;
+    try {
+      weight = await createRandomWeight(ctx, { rows: N, cols: K, format, seed: 1, std: 0.02, codes: true });
+    } catch (err) {
+      rows.push({ name, ms: NaN, timing: 'wall', note: `skipped: ${err instanceof Error ? err.message.split(':').slice(-1)[0].trim() : err}` });
+      continue;
+    }
+    const x = createStorageBuffer(ctx.device, K * 4, 'x');
+    const y = createStorageBuffer(ctx.device, N * 4, 'y');
+    const d = matmul.bind({ x, weight, y, rows: 1 });
+    const big = weight.bytes > 512 * 2 ** 20;
+    const r = await timeDispatch(ctx, (pass) => d.encode(pass), big || quick ? 1 : reps, big && quick ? 1 : iters);
+    rows.push(bandwidthRow(name, r.ms, weight.bytes, r.timing, `${weight.parts.length} part(s), ${(weight.bytes / 2 ** 20).toFixed(1)} MiB`));
+    console.log(`  ${name}: ${r.ms.toFixed(2)} ms`);
+    d.destroy();
+    destroyWeight(weight);
+    x.destroy();
+    y.destroy();
+  }
+}
+
+// Prefill GEMM: 512 tokens through the FFN up projection, q4.
+{
+  // --quick: 1024 of the 8192 output features (GFLOP/s is per-tile work; the full shape takes minutes on a CPU).
+  const T = 512, K = 2048, N = quick ? 1024 : 8192;
+  const weight = await createRandomWeight(ctx, { rows: N, cols: K, format: 'q4', seed: 2, std: 0.02, codes: true });
+  const x = createStorageBuffer(ctx.device, T * K * 4, 'x');
+  const y = createStorageBuffer(ctx.device, T * N * 4, 'y');
+  const d = matmul.bind({ x, weight, y, rows: T });
+  const r = await timeDispatch(ctx, (pass) => d.encode(pass), 1, quick ? 1 : 3);
+  d.destroy();
+  const gflops = (2 * T * K * N) / r.ms / 1e6;
+  rows.push({ name: `prefill GEMM q4 ${K}->${N}, ${T} tokens`, ms: r.ms, gflops, timing: r.timing, note: `${d.path}; weights ${(weight.bytes / GB).toFixed(3)} GB read ${Math.ceil(T / 64)}x` });
+  console.log(`  ${rows[rows.length - 1].name}: ${r.ms.toFixed(1)} ms`);
+  destroyWeight(weight);
+  x.destroy();
+  y.destroy();
+}
+
+// Decode attention at 4K context (E2B: 8 query heads, 2 KV heads, head dim 256, f32 cache) — src/kernels/attention.ts.
+try {
+  const { AttentionKernel } = await import('../src/kernels/attention.ts');
+  const { KvCache } = await import('../src/kernels/kv-cache.ts');
+  const H = 8, Hkv = 2, dh = 256, context = 4096;
+  const attn = await AttentionKernel.create(ctx, { headDim: dh, group: H / Hkv });
+  const cache = KvCache.create(ctx, { kind: 'full', kvHeads: Hkv, headDim: dh, maxContext: context });
+  const q = createStorageBuffer(ctx.device, H * dh * 4, 'q');
+  const out = createStorageBuffer(ctx.device, H * dh * 4, 'out');
+  const d = attn.bind({ q, out, cache, heads: H });
+  d.setStep(context - 1, 1);
+  const r = await timeDispatch(ctx, (pass) => d.encode(pass), reps, iters);
+  rows.push(bandwidthRow(`decode attention, ${context} context (E2B heads)`, r.ms, 2 * context * Hkv * dh * 4, r.timing, `K/V bytes; ${d.splits} key splits`));
+  cache.destroy();
+} catch (err) {
+  rows.push({ name: 'decode attention, 4096 context', ms: NaN, timing: 'wall', note: `TODO: src/kernels/attention.ts failed: ${err instanceof Error ? err.message : err}` });
+}
+
+// PLE fetch per decode token (E2B: 30 layers x 256 = 7680 values, q4): the row is packed from the host table,
+// uploaded with writeBuffer and dequantized by the gather kernel — src/kernels/gather.ts, as forward.ts does.
+try {
+  const { GatherKernel, packRowsForUpload, uploadedRowsBytes } = await import('../src/kernels/gather.ts');
+  const cols = 30 * 256, tableRows = 4096; // a slice of the 262,144-row table: the per-token cost does not depend on it
+  const G = cols / 32;
+  const table = { format: 'q4' as const, rows: tableRows, cols, data: new Uint8Array(tableRows * G * 16), scales: new Uint16Array(tableRows * G).fill(0x3c00) };
+  for (let i = 0; i < table.data.length; i++) table.data[i] = (i * 2654435761) >>> 24;
+  const gather = await GatherKernel.create(ctx);
+  const sizes = uploadedRowsBytes('q4', cols, 1);
+  const data = createStorageBuffer(ctx.device, sizes.data, 'ple-data');
+  const scales = createStorageBuffer(ctx.device, sizes.scales, 'ple-scales');
+  const y = createStorageBuffer(ctx.device, cols * 4, 'ple-out');
+  const d: Dispatch = gather.bindUploaded({ format: 'q4', cols, data, scales, y, tokens: 1, scale: 16 });
+  const samples: number[] = [];
+  const n = quick ? 5 : 50;
+  for (let i = 0; i <= n; i++) {
+    const t0 = performance.now();
+    const rowsUp = packRowsForUpload(table, [(i * 7919) % tableRows]);
+    ctx.device.queue.writeBuffer(data, 0, rowsUp.data);
+    ctx.device.queue.writeBuffer(scales, 0, rowsUp.scales!);
+    const enc = ctx.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    d.encode(pass);
+    pass.end();
+    ctx.device.queue.submit([enc.finish()]);
+    await ctx.device.queue.onSubmittedWorkDone();
+    if (i > 0) samples.push(performance.now() - t0);
+  }
+  rows.push(bandwidthRow('PLE fetch, 1 token (pack + upload + dequantize 7680 q4 values)', median(samples), sizes.data + sizes.scales, 'wall', 'wall time incl. submit round trip; bytes = the uploaded row'));
+} catch (err) {
+  rows.push({ name: 'PLE fetch', ms: NaN, timing: 'wall', note: `TODO: src/kernels/gather.ts failed: ${err instanceof Error ? err.message : err}` });
+}
+
+// The table.
+const fmt = (v: number | undefined, d = 1) => (v === undefined || Number.isNaN(v) ? '' : v.toFixed(d));
+const header = ['kernel', 'ms', 'GB/s', 'GFLOP/s', '% copy', '% read', 'timing', 'note'];
+const body = rows.map((r) => [r.name, fmt(r.ms, 3), fmt(r.gbps, 2), fmt(r.gflops, 2), fmt(r.pctCopy), fmt(r.pctRead), r.timing, r.note ?? '']);
+const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+const line = (cells: string[]) => cells.map((c, i) => (i === 0 || i >= 6 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+console.log(`\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${body.map(line).join('\n')}`);
+if (jsonFile) {
+  writeFileSync(jsonFile, JSON.stringify({ adapter: ctx.adapterName, timestamps: ctx.timestamps, quick, date: new Date().toISOString(), rows }, null, 2));
+  console.log(`wrote ${jsonFile}`);
+}
+process.exit(0);
