@@ -58,20 +58,20 @@ test('random full-vocabulary Gemma 3n + real tokenizer: streamed chat, emoji/CJK
     async ({ model, messages }) => {
       const { T } = window;
       const client = await T.loadGemma({ model, tokenizer: '/tokenizer/', contextLength: 512 });
-      T.clients.random = client;
-      const first = await T.collect(client.chat(messages, { maxNewTokens: 10, seed: 11, stopTokenIds: [] }));
+      const first = await T.collect(client.chat(messages, { maxNewTokens: 5, seed: 11, stopTokenIds: [] }));
       const turn2 = [...messages, { role: 'assistant' as const, content: first.text }, { role: 'user' as const, content: 'And again, 再来一次 😀' }];
-      const second = await T.collect(client.chat(turn2, { maxNewTokens: 4, seed: 12 }));
-      // Abort after the 3rd delta; the next chat must work.
+      const second = await T.collect(client.chat(turn2, { maxNewTokens: 1, seed: 12 }));
+      // Abort after the 2nd delta; the next chat must work.
       const controller = new AbortController();
       let seenAtAbort = 0;
       const aborted = await T.collect(client.chat(turn2, { maxNewTokens: 200, signal: controller.signal, stopTokenIds: [] }), (_d, i) => {
-        if (i === 2) {
+        if (i === 1) {
           seenAtAbort = i + 1;
           controller.abort();
         }
       });
-      const next = await T.collect(client.chat(messages, { maxNewTokens: 3, temperature: 0 }));
+      const next = await T.collect(client.chat(messages, { maxNewTokens: 1, temperature: 0 }));
+      await client.dispose();
       return { info: client.info, first, second, aborted, seenAtAbort, next };
     },
     { model: RANDOM_MODEL, messages },
@@ -83,9 +83,9 @@ test('random full-vocabulary Gemma 3n + real tokenizer: streamed chat, emoji/CJK
   // The browser's tokenizer + template agree with Node's (emoji and CJK included).
   assert.equal(first.promptTokens, tok.applyChatTemplate(messages).length);
   const ids = r.first.deltas.flatMap((d) => d.tokenIds);
-  assert.equal(ids.length, 10);
+  assert.equal(ids.length, 5);
   assert.equal(r.first.text, tok.decode(ids), 'streamed text equals the full decode of the streamed ids');
-  assert.ok(r.first.deltas.filter((d) => d.tokenIds.length > 0).length >= 5, 'tokens arrive one by one');
+  assert.equal(r.first.deltas.filter((d) => d.tokenIds.length > 0).length, 5, 'tokens arrive one by one');
   assert.ok(r.first.arrivals[1] < r.first.arrivals.at(-1)!, 'deltas spread over the generation');
   // Second turn: prompt 1 and the reply were cached.
   assert.equal(r.second.error, null, JSON.stringify(r.second.error));
@@ -95,45 +95,51 @@ test('random full-vocabulary Gemma 3n + real tokenizer: streamed chat, emoji/CJK
   assert.equal(r.aborted.stats?.finishReason, 'abort');
   assert.ok(r.aborted.stats!.newTokens <= r.seenAtAbort + 2, `${r.aborted.stats!.newTokens} tokens, abort after ${r.seenAtAbort}`);
   assert.equal(r.next.error, null, JSON.stringify(r.next.error));
-  assert.equal(r.next.stats?.newTokens, 3);
+  assert.equal(r.next.stats?.newTokens, 1);
   console.log(
     `random tiny model in Chromium: first turn ${first.promptTokens} prompt tokens, TTFT ${first.timeToFirstTokenMs.toFixed(0)} ms, ` +
       `${first.decodeTokensPerSecond.toFixed(1)} tok/s; second turn reused ${r.second.stats!.reusedTokens}/${r.second.stats!.promptTokens}`,
   );
 });
 
-test('real model: the page stays responsive during generation; tokens/s through the worker vs the engine on the page', async () => {
+test('real model (tiny fixture): the page stays responsive during generation; tokens/s through the worker vs the engine on the page', async () => {
+  const fx = tinyFixtures()[0];
   const r = await page.evaluate(
-    async ({ model }) => {
+    async ({ name }) => {
       const { T } = window;
-      const client = T.clients.random;
-      const prompt = [2, 105, 2364, 107, 9259, 106, 107, 105, 4368, 107];
-      const opts = { temperature: 0, maxNewTokens: 24, stopTokenIds: [] as number[] };
+      const load = { model: `/fixtures/${name}/`, tokenizer: false as const, contextLength: 512 };
+      const client = await T.loadGemma(load);
+      const onPage = await T.directApi(load, 'gemma3n');
+      const prompt = [2, 54, 55, 394, 215, 274, 289, 379];
+      const opts = { temperature: 0, maxNewTokens: 32, stopTokenIds: [] as number[] };
       const viaWorker: number[] = [];
+      const inWorker: number[] = [];
       const direct: number[] = [];
       let watch = { frames: 0, maxGap: 0 };
-      for (let rep = 0; rep < 2; rep++) {
+      for (let rep = 0; rep < 3; rep++) {
         await client.reset();
         const stop = T.watchMainThread();
         const out = await T.collect(client.generate(prompt, opts));
         const w = stop();
-        if (rep === 1) watch = w;
+        if (w.maxGap > watch.maxGap) watch = w;
         const n = out.deltas.reduce((s, d) => s + d.tokenIds.length, 0);
         viaWorker.push((n - 1) / ((out.arrivals.at(-1)! - out.arrivals[0]) / 1000));
-        const d = await T.directGenerate({ model, tokenizer: false, contextLength: 512 }, { kind: 'prompt', prompt, options: opts }, 'gemma3n');
-        direct.push(d.stats.decodeTokensPerSecond);
+        inWorker.push(out.stats!.decodeTokensPerSecond);
+        await onPage.reset();
+        direct.push((await onPage.run({ kind: 'prompt', prompt, options: opts })).stats.decodeTokensPerSecond);
       }
+      await onPage.dispose();
       await client.dispose();
-      return { viaWorker, direct, watch };
+      return { viaWorker, inWorker, direct, watch };
     },
-    { model: RANDOM_MODEL },
+    { name: fx.name },
   );
-  const best = (a: number[]) => Math.max(...a);
+  const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
   const f = (a: number[]) => a.map((x) => x.toFixed(1)).join(', ');
-  const overhead = 1 - best(r.viaWorker) / best(r.direct);
+  const overhead = 1 - median(r.viaWorker) / median(r.direct);
   console.log(
-    `random tiny model, greedy decode tok/s: through the worker (arrivals on the page) ${f(r.viaWorker)}; engine on the page ${f(r.direct)}; ` +
-      `overhead ${(overhead * 100).toFixed(1)}% (best of 2); main thread during worker generation: ${JSON.stringify(r.watch)}`,
+    `${fx.name} (q4, SwiftShader) greedy decode tok/s: through the worker as received on the page ${f(r.viaWorker)} (engine inside the worker ${f(r.inWorker)}); ` +
+      `engine on the page ${f(r.direct)}; overhead ${(overhead * 100).toFixed(1)}% (medians); main thread during worker generation: ${JSON.stringify(r.watch)}`,
   );
   assert.ok(r.watch.maxGap < 200, `main thread stalled ${r.watch.maxGap} ms`);
   assert.ok(overhead < 0.15, `worker overhead ${(overhead * 100).toFixed(1)}%`);
