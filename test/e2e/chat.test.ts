@@ -126,7 +126,7 @@ test('abort stops generation within a token and the next chat works; busy while 
 test('the main thread stays responsive while the worker computes (and would not without the worker)', async () => {
   const r = await page.evaluate(async () => {
     const { T } = window;
-    // 150 tokens x 8 ms of blocking compute per model call.
+    // 150 tokens x 8 ms of blocking compute per model call (in the worker), then 100 on the page as a control.
     const fake = { spinMs: 8 };
     const client = await T.connectGemmaWorker(T.testWorker(), { model: { fake }, tokenizer: false }, true);
     let stop = T.watchMainThread();
@@ -136,16 +136,18 @@ test('the main thread stays responsive while the worker computes (and would not 
     await client.dispose();
     stop = T.watchMainThread();
     const t1 = performance.now();
-    await T.directGenerate({ model: { fake: { spinMs: 8 } }, tokenizer: false }, { kind: 'prompt', prompt: [2, 5, 6], options: { maxNewTokens: 30 } });
+    await T.directGenerate({ model: { fake: { spinMs: 8 } }, tokenizer: false }, { kind: 'prompt', prompt: [2, 5, 6], options: { maxNewTokens: 100 } });
     const direct = { ...stop(), ms: performance.now() - t1 };
     return { worker, direct };
   });
   console.log(`main thread during generation: worker ${JSON.stringify(r.worker)}; engine on the main thread ${JSON.stringify(r.direct)}`);
   assert.equal(r.worker.tokens, 150);
-  assert.ok(r.worker.maxGap < 150, `main thread stalled ${r.worker.maxGap.toFixed(0)} ms with the worker`);
-  assert.ok(r.worker.frames >= r.worker.ms / 1000 * 10, `${r.worker.frames} frames in ${r.worker.ms} ms`);
-  // Control: the same work on the main thread blocks it (so the check above measures something).
-  assert.ok(r.direct.maxGap > 200, `direct run max gap only ${r.direct.maxGap} ms`);
+  // Bounds leave room for a loaded 2-core CI machine (the page's thread competes with everything else).
+  assert.ok(r.worker.maxGap < 400, `main thread stalled ${r.worker.maxGap.toFixed(0)} ms with the worker`);
+  assert.ok(r.worker.frames >= (r.worker.ms / 1000) * 10, `${r.worker.frames} frames in ${r.worker.ms} ms`);
+  // Control: the same work on the main thread blocks it for the whole run (so the check above measures something).
+  assert.ok(r.direct.maxGap > 700, `direct run max gap only ${r.direct.maxGap} ms`);
+  assert.ok(r.worker.maxGap < r.direct.maxGap / 2);
 });
 
 test('worker streaming overhead: decode tokens/s through the worker vs the engine called directly', async () => {

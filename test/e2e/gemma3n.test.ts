@@ -141,6 +141,6 @@ test('real model (tiny fixture): the page stays responsive during generation; to
     `${fx.name} (q4, SwiftShader) greedy decode tok/s: through the worker as received on the page ${f(r.viaWorker)} (engine inside the worker ${f(r.inWorker)}); ` +
       `engine on the page ${f(r.direct)}; overhead ${(overhead * 100).toFixed(1)}% (medians); main thread during worker generation: ${JSON.stringify(r.watch)}`,
   );
-  assert.ok(r.watch.maxGap < 200, `main thread stalled ${r.watch.maxGap} ms`);
+  assert.ok(r.watch.maxGap < 400, `main thread stalled ${r.watch.maxGap} ms`);
   assert.ok(overhead < 0.15, `worker overhead ${(overhead * 100).toFixed(1)}%`);
 });
