@@ -70,6 +70,10 @@ export async function loadGemma3n(
     model: new Gemma3nLanguageModel(model, Math.min(PREFILL_CHUNK, model.maxContext)),
     stopTokenIds: model.config.eosTokenIds,
     adapterName: gpu.adapterName,
+    memory: () => {
+      const m = model.memory();
+      return { gpuBytes: m.gpu.total, hostBytes: m.host.pleTable };
+    },
   };
 }
 

@@ -97,6 +97,8 @@ export interface ModelInfo {
   adapterName: string;
   /** Whether text (tokenizer + chat template) is available; without it only token-id prompts work. */
   hasTokenizer: boolean;
+  /** Memory the model holds after loading: GPU buffers (weights, KV cache, scratch) and host memory (PLE table). */
+  memory?: { gpuBytes: number; hostBytes: number };
 }
 
 /** The main thread -> worker request to load a model. Plain data (structured-clonable). */

@@ -26,6 +26,8 @@ export interface LoadedModel {
   stopTokenIds?: number[];
   /** For ModelInfo (default 'unknown' or the GPU context's name). */
   adapterName?: string;
+  /** For ModelInfo.memory. */
+  memory?: () => { gpuBytes: number; hostBytes: number };
 }
 
 export interface ModelFactoryContext {
@@ -90,6 +92,7 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
           maxContext: loaded.model.maxContext,
           adapterName: loaded.adapterName ?? gpuContext?.adapterName ?? 'unknown',
           hasTokenizer: tokenizer !== undefined,
+          memory: loaded.memory?.(),
         };
       } finally {
         loading = false;

@@ -42,6 +42,7 @@ for (const fx of tinyFixtures()) {
     assert.deepEqual(r.out.deltas.flatMap((d) => d.tokenIds), generated_ids);
     assert.equal(r.out.stats?.finishReason, 'length');
     assert.equal(r.info.maxContext, 128);
+    assert.ok(r.info.memory && r.info.memory.gpuBytes > 0 && r.info.memory.hostBytes > 0, JSON.stringify(r.info.memory));
     assert.ok(r.phases.includes('device') && r.phases.includes('weights'), JSON.stringify(r.phases));
   });
 }
