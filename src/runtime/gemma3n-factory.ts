@@ -14,6 +14,7 @@
 import { GemmaError } from '../errors.ts';
 import type { Checkpoint } from '../io/checkpoint.ts';
 import { listCheckpoint } from '../io/checkpoint-listing.ts';
+import { ProgressAggregator } from '../io/progress.ts';
 import { blobSource, pickedFiles } from '../io/file-source.ts';
 import { openGemma3nGguf } from '../io/gguf-gemma3n.ts';
 import { httpSource } from '../io/http-source.ts';
@@ -33,12 +34,20 @@ const PREFILL_CHUNK = 64;
 interface Opened {
   checkpoint: Checkpoint;
   tokenizer?: TextTokenizer;
+  /** Ends the download phase (the weights have all been read by then). */
+  download?: DownloadProgress;
+}
+
+interface DownloadProgress {
+  aggregator: ProgressAggregator | undefined;
+  loaded: number;
 }
 
 export const gemma3nFactory: ModelFactory = async (ctx) => {
   const gpu = await ctx.gpu();
-  const { checkpoint, tokenizer } = await openCheckpoint(ctx.request, ctx.onProgress);
+  const { checkpoint, tokenizer, download } = await openCheckpoint(ctx.request, ctx.onProgress);
   const loaded = await loadGemma3n(gpu, checkpoint, ctx.request, ctx.onProgress);
+  download?.aggregator?.finish();
   return { ...loaded, tokenizer };
 };
 
@@ -53,14 +62,19 @@ export async function loadGemma3n(
   onProgress: (p: LoadProgress) => void = () => {},
 ): Promise<LoadedModel> {
   let model: Gemma3nModel;
+  let tensors = 0;
   try {
     const maxContext = Math.min(options.contextLength ?? DEFAULT_CONTEXT, maxPositions(checkpoint));
     model = await Gemma3nModel.load(gpu, checkpoint, {
       weights: options.weights ?? 'q4',
       maxContext,
       chunk: PREFILL_CHUNK,
-      onProgress: (done, total) => onProgress({ phase: 'weights', loaded: done, total, file: checkpoint.name }),
+      onProgress: (done, total) => {
+        tensors = total;
+        if (done < total) onProgress({ phase: 'weights', loaded: done, total, file: checkpoint.name });
+      },
     });
+    onProgress({ phase: 'weights', loaded: tensors, total: tensors, file: checkpoint.name });
   } catch (err) {
     if (err instanceof GemmaError) throw err;
     // A GPU out-of-memory or validation failure while creating buffers: say what was being loaded.
@@ -85,10 +99,13 @@ function maxPositions(checkpoint: Checkpoint): number {
 async function openCheckpoint(request: LoadRequest, onProgress: (p: LoadProgress) => void): Promise<Opened> {
   const spec = request.model;
   if (isRandomCheckpointSpec(spec)) return { checkpoint: createRandomCheckpoint(spec.randomCheckpoint) };
-  let downloaded = 0;
+  // Download progress counts the weight files' bytes; once a listing knows their sizes it is a clean 0..total
+  // stream (ProgressAggregator), before that (GGUF, no listing) raw bytes with total 0 = unknown.
+  const download: DownloadProgress = { aggregator: undefined, loaded: 0 };
   const onBytes = (file: string, bytes: number) => {
-    downloaded += bytes;
-    onProgress({ phase: 'download', loaded: downloaded, total: 0, file });
+    if (!/\.(safetensors|gguf)$/i.test(file.split(/[?#]/)[0])) return;
+    if (download.aggregator) download.aggregator.advance(file, bytes);
+    else onProgress({ phase: 'download', loaded: (download.loaded += bytes), total: 0, file });
   };
   if (typeof spec === 'string') {
     if (isGgufName(spec)) {
@@ -97,11 +114,11 @@ async function openCheckpoint(request: LoadRequest, onProgress: (p: LoadProgress
       return { checkpoint: await openGemma3nGguf(httpSource(url, { headers, onBytes: (n) => onBytes(url, n) })) };
     }
     const files = isRepoId(spec) ? hubFiles(spec, { token: request.token, onBytes }) : urlFiles(spec, { token: request.token, onBytes });
-    return openFolder(files, request);
+    return openFolder(files, request, download, onProgress);
   }
   if (typeof spec === 'object' && spec !== null && typeof (spec as { hub?: unknown }).hub === 'string') {
     const { hub, revision, token } = spec as { hub: string; revision?: string; token?: string };
-    return openFolder(hubFiles(hub, { revision, token: token ?? request.token, onBytes }), request);
+    return openFolder(hubFiles(hub, { revision, token: token ?? request.token, onBytes }), request, download, onProgress);
   }
   if (typeof spec === 'object' && spec !== null && Array.isArray((spec as { files?: unknown }).files)) {
     const picked = (spec as { files: File[] }).files;
@@ -121,11 +138,12 @@ async function openCheckpoint(request: LoadRequest, onProgress: (p: LoadProgress
 }
 
 /** A safetensors folder; its own tokenizer unless `request.tokenizer` says otherwise. */
-async function openFolder(files: CheckpointFiles, request: LoadRequest): Promise<Opened> {
-  if (request.tokenizer !== undefined) return { checkpoint: await openSafetensorsCheckpoint(files) };
+async function openFolder(files: CheckpointFiles, request: LoadRequest, download?: DownloadProgress, onProgress?: (p: LoadProgress) => void): Promise<Opened> {
+  if (request.tokenizer !== undefined) return { checkpoint: await openSafetensorsCheckpoint(files), download };
   const listing = await listCheckpoint(files); // config, tokenizer files, chat template; names what is missing
+  if (download && onProgress) download.aggregator = new ProgressAggregator('download', listing.totalWeightBytes, onProgress);
   const [checkpoint, tokenizer] = await Promise.all([openSafetensorsCheckpoint(files), tokenizerFromTexts(listing.texts, files.name)]);
-  return { checkpoint, tokenizer };
+  return { checkpoint, tokenizer, download };
 }
 
 async function readTokenizer(files: CheckpointFiles): Promise<TextTokenizer> {

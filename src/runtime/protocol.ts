@@ -77,9 +77,12 @@ export interface GenerationStats {
  * One event stream per phase; each phase ends with exactly one event where loaded === total.
  */
 export interface LoadProgress {
-  /** 'device' (opening the GPU), 'download', 'cache-read', 'quantize', 'compile', 'tokenizer'. */
-  phase: 'device' | 'download' | 'cache-read' | 'quantize' | 'compile' | 'tokenizer' | (string & {});
-  /** Units done (bytes for download / cache-read / quantize; steps otherwise). */
+  /**
+   * 'device' (opening the GPU), 'download' (bytes), 'weights' (tensors placed on the GPU, quantized to int4 when
+   * `weights: 'q4'`), 'tokenizer'; the io layer's 'cache-read', 'quantize', 'compile' where used.
+   */
+  phase: 'device' | 'download' | 'weights' | 'tokenizer' | 'cache-read' | 'quantize' | 'compile' | (string & {});
+  /** Units done (bytes for download / cache-read / quantize; tensors for weights; steps otherwise). */
   loaded: number;
   /** Units in the phase (0 = unknown). */
   total: number;

@@ -47,6 +47,29 @@ for (const fx of tinyFixtures()) {
   });
 }
 
+test('a checkpoint folder with its own tokenizer files: download progress, tokenizer from the folder, clear vocabulary errors', async () => {
+  const r = await page.evaluate(async () => {
+    const { T } = window;
+    const events: { phase: string; loaded: number; total: number }[] = [];
+    const client = await T.loadGemma({ model: '/tiny-a-with-tokenizer/', weights: 'float', contextLength: 64, onProgress: (p) => events.push(p) });
+    // The tiny fixture's vocabulary is 512 ids: real Gemma text encodes to ids beyond it.
+    const chat = await T.collect(client.chat([{ role: 'user', content: 'Hello' }]));
+    const ids = await T.collect(client.generate([2, 100, 200], { maxNewTokens: 2, temperature: 0 }));
+    const info = client.info;
+    await client.dispose();
+    return { events, chat: chat.error, ids: ids.stats, info };
+  });
+  assert.equal(r.info.hasTokenizer, true);
+  const downloads = r.events.filter((e) => e.phase === 'download');
+  // The weight file's bytes, ending exactly at its size (tokenizer files and re-reads are not counted).
+  assert.deepEqual({ loaded: downloads.at(-1)?.loaded, total: downloads.at(-1)?.total }, { loaded: 996728, total: 996728 }, JSON.stringify(downloads.slice(-3)));
+  assert.ok(downloads.every((e) => e.total === 996728 && e.loaded <= e.total));
+  assert.ok(r.events.some((e) => e.phase === "weights" && e.loaded === e.total), JSON.stringify(r.events.slice(-12)));
+  assert.equal(r.chat?.code, 'invalid-argument');
+  assert.match(r.chat!.message, /Token id \d+ is not an integer in \[0, 512\)/);
+  assert.equal(r.ids?.newTokens, 2);
+});
+
 const RANDOM_MODEL = { randomCheckpoint: { preset: 'tiny', seed: 3 } };
 
 test('random full-vocabulary Gemma 3n + real tokenizer: streamed chat, emoji/CJK, abort, second turn reuses the cache', async () => {

