@@ -4,7 +4,7 @@
  */
 export { Engine, DEFAULT_OPTIONS, commonPrefixLength, type EngineParts, type EngineRunOptions } from './runtime/engine.ts';
 export type { LanguageModel, SamplingParams } from './runtime/language-model.ts';
-export { createTokenizer, fetchTokenizer, type TextTokenizer, type TokenizerFiles } from './runtime/tokenizer.ts';
+export { createTokenizer, fetchTokenizer, tokenizerFromTexts, type TextTokenizer, type TokenizerFiles } from './runtime/tokenizer.ts';
 export { IncrementalDetokenizer } from './runtime/detokenizer.ts';
 export { StopStringMatcher } from './runtime/stop-strings.ts';
 export {
