@@ -265,6 +265,29 @@ test('demo: works offline after the first visit (service worker precache: app, w
   }
 });
 
+test('demo: cached models are listed with their size and can be deleted', async () => {
+  await page.goto(server.url + '/');
+  await waitState(page, 'idle', 60_000);
+  // A committed cache entry as src/io/cache.ts writes it (folder per entry, manifest.json last; no files needed).
+  await page.evaluate(async () => {
+    const root = await (await navigator.storage.getDirectory()).getDirectoryHandle('gemma-webgpu-cache', { create: true });
+    const folder = await root.getDirectoryHandle(`${encodeURIComponent('google/gemma-3n-E2B-it')}+main+q4+test1`, { create: true });
+    const manifest = { format: 1, modelId: 'google/gemma-3n-E2B-it', revision: 'main', weightMode: 'q4', createdAt: new Date().toISOString(), totalBytes: 3_141_592_653, files: [] };
+    const writable = await (await folder.getFileHandle('manifest.json', { create: true })).createWritable();
+    await writable.write(JSON.stringify(manifest));
+    await writable.close();
+  });
+  await page.reload();
+  await waitState(page, 'idle', 60_000);
+  await page.waitForFunction(() => document.getElementById('cache-list')?.textContent?.includes('gemma-3n-E2B-it'), undefined, { timeout: 30_000 });
+  const row = await page.textContent('#cache-list li');
+  assert.match(row ?? '', /google\/gemma-3n-E2B-it \(q4\)/);
+  assert.match(row ?? '', /3\.14 GB/);
+  await page.click('#cache-list li button');
+  await page.waitForFunction(() => !document.getElementById('cache-list')?.textContent?.includes('gemma-3n-E2B-it'), undefined, { timeout: 30_000 });
+  assert.match(await page.textContent('#cache-list') ?? '', /No models cached yet/);
+});
+
 test('demo: a clear page when WebGPU is missing', async () => {
   const p = await context.newPage();
   // A browser without WebGPU: navigator.gpu reads as undefined (an own property shadows the prototype's getter).
