@@ -8,7 +8,7 @@
  * the main thread posts 'abort' on the same port. Deltas produced while the previous post is younger than
  * `streamIntervalMs` are batched into one message.
  */
-import { expose } from 'comlink';
+import { expose, releaseProxy } from 'comlink';
 import { createGpuContext, type GpuContext } from '../gpu/device.ts';
 import { GemmaError, serializeError } from '../errors.ts';
 import { installErrorTransfer } from './comlink-errors.ts';
@@ -96,6 +96,8 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
         };
       } finally {
         loading = false;
+        // Through comlink the callback is a proxy holding a MessagePort: release it once loading is over.
+        (onProgress as { [releaseProxy]?: () => void } | undefined)?.[releaseProxy]?.();
       }
     },
 
