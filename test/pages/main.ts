@@ -40,17 +40,32 @@ function plainError(err: unknown) {
   return { name: e?.name ?? 'unknown', code: e instanceof GemmaError ? e.code : undefined, message: e?.message ?? String(err) };
 }
 
-/** Runs the engine in this thread (no worker, no messages) with the test factory, for worker-overhead measurements. */
-async function directGenerate(load: LoadRequest, request: GenerateRequest, factory: 'test' | 'gemma3n' = 'test'): Promise<{ stats: GenerationStats; tokens: number }> {
+/** The engine API in this thread (no worker, no messages), for worker-overhead measurements. */
+async function directApi(load: LoadRequest, factory: 'test' | 'gemma3n' = 'test') {
   const api = createWorkerApi(factory === 'test' ? testFactory : gemma3nFactory);
   await api.load(load);
   const engine = api.engine()!;
-  let tokens = 0;
-  const onDelta = (d: Delta) => (tokens += d.tokenIds.length);
-  const stats =
-    request.kind === 'chat' ? await engine.chat(request.messages, request.options, { onDelta }) : await engine.generate(request.prompt, request.options, { onDelta });
-  await api.dispose();
-  return { stats, tokens };
+  return {
+    async run(request: GenerateRequest): Promise<{ stats: GenerationStats; tokens: number }> {
+      let tokens = 0;
+      const onDelta = (d: Delta) => (tokens += d.tokenIds.length);
+      const stats =
+        request.kind === 'chat' ? await engine.chat(request.messages, request.options, { onDelta }) : await engine.generate(request.prompt, request.options, { onDelta });
+      return { stats, tokens };
+    },
+    reset: () => api.reset(),
+    dispose: () => api.dispose(),
+  };
+}
+
+/** Loads, runs one request and disposes, all in this thread. */
+async function directGenerate(load: LoadRequest, request: GenerateRequest, factory: 'test' | 'gemma3n' = 'test'): Promise<{ stats: GenerationStats; tokens: number }> {
+  const api = await directApi(load, factory);
+  try {
+    return await api.run(request);
+  } finally {
+    await api.dispose();
+  }
 }
 
 /** How a load ends within `timeoutMs`: 'loaded' (the client is disposed), 'hang', or the error as plain data. */
@@ -105,6 +120,7 @@ const T = {
   collect,
   plainError,
   directGenerate,
+  directApi,
   testWorker: () => new Worker(new URL('./test-worker.ts', import.meta.url), { type: 'module', name: 'gemma-test' }),
   clients: {} as Record<string, GemmaClient>,
 };
