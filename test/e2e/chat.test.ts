@@ -143,11 +143,13 @@ test('the main thread stays responsive while the worker computes (and would not 
   console.log(`main thread during generation: worker ${JSON.stringify(r.worker)}; engine on the main thread ${JSON.stringify(r.direct)}`);
   assert.equal(r.worker.tokens, 150);
   // Bounds leave room for a loaded 2-core CI machine (the page's thread competes with everything else).
-  assert.ok(r.worker.maxGap < 400, `main thread stalled ${r.worker.maxGap.toFixed(0)} ms with the worker`);
+  // p95 of the callback gaps: what a user feels; a single descheduling of the whole browser on a loaded machine
+  // can exceed any max bound without the page being blocked.
+  assert.ok(r.worker.p95Gap < 100, `main thread stalled: p95 gap ${r.worker.p95Gap.toFixed(0)} ms with the worker`);
   assert.ok(r.worker.frames >= (r.worker.ms / 1000) * 10, `${r.worker.frames} frames in ${r.worker.ms} ms`);
   // Control: the same work on the main thread blocks it for the whole run (so the check above measures something).
   assert.ok(r.direct.maxGap > 700, `direct run max gap only ${r.direct.maxGap} ms`);
-  assert.ok(r.worker.maxGap < r.direct.maxGap / 2);
+  assert.ok(r.worker.p95Gap < r.direct.maxGap / 4);
 });
 
 test('worker streaming overhead: decode tokens/s through the worker vs the engine called directly', async () => {

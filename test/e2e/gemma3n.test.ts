@@ -139,13 +139,13 @@ test('real model (tiny fixture): the page stays responsive during generation; to
       const viaWorker: number[] = [];
       const inWorker: number[] = [];
       const direct: number[] = [];
-      let watch = { frames: 0, maxGap: 0 };
+      let watch = { frames: 0, maxGap: 0, p95Gap: 0 };
       for (let rep = 0; rep < 3; rep++) {
         await client.reset();
         const stop = T.watchMainThread();
         const out = await T.collect(client.generate(prompt, opts));
         const w = stop();
-        if (w.maxGap > watch.maxGap) watch = w;
+        if (w.p95Gap >= watch.p95Gap) watch = w;
         const n = out.deltas.reduce((s, d) => s + d.tokenIds.length, 0);
         viaWorker.push((n - 1) / ((out.arrivals.at(-1)! - out.arrivals[0]) / 1000));
         inWorker.push(out.stats!.decodeTokensPerSecond);
@@ -165,6 +165,8 @@ test('real model (tiny fixture): the page stays responsive during generation; to
     `${fx.name} (q4, SwiftShader) greedy decode tok/s: through the worker as received on the page ${f(r.viaWorker)} (engine inside the worker ${f(r.inWorker)}); ` +
       `engine on the page ${f(r.direct)}; overhead ${(overhead * 100).toFixed(1)}% (medians); main thread during worker generation: ${JSON.stringify(r.watch)}`,
   );
-  assert.ok(r.watch.maxGap < 400, `main thread stalled ${r.watch.maxGap} ms`);
+  // One decode step on the page blocks it for 1-2 s here; through the worker 95% of the callback gaps stay
+  // under 100 ms even on a loaded 2-core machine (a single descheduling of the whole browser can exceed it).
+  assert.ok(r.watch.p95Gap < 100, `main thread stalled: p95 gap ${r.watch.p95Gap.toFixed(1)} ms (max ${r.watch.maxGap.toFixed(1)} ms)`);
   assert.ok(overhead < 0.15, `worker overhead ${(overhead * 100).toFixed(1)}%`);
 });

@@ -86,14 +86,18 @@ async function outcome(p: Promise<GemmaClient>, timeoutMs = 20_000): Promise<'lo
 }
 
 /** Watches main-thread responsiveness: animation frames and the longest gap between 5 ms timer ticks. */
-function watchMainThread(): () => { frames: number; maxGap: number } {
+/**
+ * Watches the main thread: every gap between timer/frame callbacks is recorded. `p95Gap` is what a user feels
+ * (a shared CI machine can still deschedule the whole browser once in a while, which `maxGap` shows).
+ */
+function watchMainThread(): () => { frames: number; maxGap: number; p95Gap: number } {
   let frames = 0;
-  let maxGap = 0;
+  const gaps: number[] = [];
   let last = performance.now();
   let running = true;
   const tick = () => {
     const now = performance.now();
-    maxGap = Math.max(maxGap, now - last);
+    gaps.push(now - last);
     last = now;
   };
   const frame = () => {
@@ -107,7 +111,8 @@ function watchMainThread(): () => { frames: number; maxGap: number } {
     running = false;
     clearInterval(timer);
     tick();
-    return { frames, maxGap };
+    const sorted = [...gaps].sort((a, b) => a - b);
+    return { frames, maxGap: sorted.at(-1) ?? 0, p95Gap: sorted[Math.floor(sorted.length * 0.95)] ?? 0 };
   };
 }
 
