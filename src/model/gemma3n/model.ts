@@ -8,7 +8,7 @@ import { readF32, readU32 } from '../../gpu/buffers.ts';
 import type { Checkpoint } from '../../io/checkpoint.ts';
 import { GemmaError } from '../../errors.ts';
 import { parseGemma3nConfig, type Gemma3nConfig } from './config.ts';
-import { loadWeights, destroyWeights, type ModelWeights } from './weights.ts';
+import { loadWeights, destroyWeights, type ConvertedTensor, type ModelWeights } from './weights.ts';
 import { Gemma3nForward, type SampleRange } from './forward.ts';
 import type { WeightMode } from './quant-plan.ts';
 
@@ -19,8 +19,12 @@ export interface LoadOptions {
   maxContext?: number;
   /** Prefill chunk size (tokens per step). Default 64. */
   chunk?: number;
-  /** Called as tensors load: (done, total). */
+  /** Called as tensors load: (done, total); ends with done === total. */
   onProgress?: (done: number, total: number) => void;
+  /** Each converted tensor, as soon as it exists (the offline cache's writer; see weights.ts ConvertedTensor). */
+  onConverted?: (t: ConvertedTensor) => Promise<void>;
+  /** Pipeline compilation (after the weights): called with false when it starts and true when it is done. */
+  onCompile?: (done: boolean) => void;
   /** Synthetic weights drawn on the GPU (memory accounting at real sizes; nothing is read from the checkpoint). */
   random?: boolean;
   /**
@@ -78,8 +82,16 @@ export class Gemma3nModel {
     const mode = opts.weights ?? 'q4';
     const maxContext = opts.maxContext ?? 4096;
     const chunk = Math.min(opts.chunk ?? 64, maxContext);
-    const weights = await loadWeights(ctx, checkpoint, config, { mode, onTensor: opts.onProgress, random: opts.random, pleOnGpu: opts.pleOnGpu });
-    const fwd = await Gemma3nForward.create(ctx, config.text, weights, { chunk, maxContext });
+    const weights = await loadWeights(ctx, checkpoint, config, { mode, onTensor: opts.onProgress, onConverted: opts.onConverted, random: opts.random, pleOnGpu: opts.pleOnGpu });
+    opts.onCompile?.(false);
+    let fwd: Gemma3nForward;
+    try {
+      fwd = await Gemma3nForward.create(ctx, config.text, weights, { chunk, maxContext });
+    } catch (err) {
+      destroyWeights(weights);
+      throw err;
+    }
+    opts.onCompile?.(true);
     return new Gemma3nModel(ctx, config, mode, weights, fwd);
   }
 

@@ -14,6 +14,7 @@ import { dataBytes, scalesAsWords, type GpuWeight } from '../../kernels/weight-f
 import type { Gemma3nConfig } from './config.ts';
 import { formatForStored, type WeightMode } from './quant-plan.ts';
 import { PleTable } from './ple-table.ts';
+import type { CpuTable } from '../../kernels/gather.ts';
 
 const LM = 'model.language_model.';
 
@@ -68,8 +69,20 @@ export interface ModelWeights {
   gpuBytes: number;
 }
 
+/**
+ * A tensor in the form the model keeps it, handed to `onConverted` as soon as it exists (the offline cache writes
+ * these, src/runtime/converted-cache.ts): GPU matrices after conversion, f32 vectors before any load-time transform
+ * (they are re-read through the same code path), the host PLE table as packed rows.
+ */
+export type ConvertedTensor =
+  | { kind: 'gpu'; name: string; shape: number[]; weight: GpuWeight }
+  | { kind: 'f32'; name: string; shape: number[]; values: Float32Array }
+  | { kind: 'ple'; name: string; shape: number[]; table: CpuTable };
+
 export interface LoadWeightsOptions {
   mode: WeightMode;
+  /** Sees each converted tensor once, in load order; awaited (so a slow consumer bounds memory, not grows it). */
+  onConverted?: (t: ConvertedTensor) => Promise<void>;
   /** Report progress as (tensors done, tensors total). */
   onTensor?: (done: number, total: number) => void;
   /**
@@ -83,13 +96,24 @@ export interface LoadWeightsOptions {
 
 function uploadPacked(ctx: GpuContext, label: string, p: PackedTensor): GpuWeight {
   const { device } = ctx;
-  const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
-  if (dataBytes(p.format, p.rows, p.cols) > limit) {
-    throw new Error(`${label}: pre-quantized tensor larger than one binding (${limit} bytes); not split yet`);
+  // 1 MiB under the limit, as upload-weight.ts does (SwiftShader cannot allocate exactly maxBufferSize).
+  const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize) - 2 ** 20;
+  const rowBytes = dataBytes(p.format, 1, p.cols);
+  const G = p.scales.length / p.rows;
+  // Parts start on even rows so two f16 scales never straddle parts (the kernels' part contract).
+  let perPart = Math.max(2, Math.floor(limit / Math.max(rowBytes, 2 * G)));
+  perPart = perPart >= p.rows ? p.rows : perPart - (perPart % 2);
+  const bytes = new Uint8Array(p.data.buffer, p.data.byteOffset, p.data.byteLength);
+  const parts: GpuWeight['parts'] = [];
+  let total = 0;
+  for (let rowStart = 0; rowStart < p.rows; rowStart += perPart) {
+    const n = Math.min(perPart, p.rows - rowStart);
+    const data = uploadBuffer(device, bytes.subarray(rowStart * rowBytes, (rowStart + n) * rowBytes), `${label}/part@${rowStart}/data`);
+    const scales = uploadBuffer(device, scalesAsWords(p.scales.subarray(rowStart * G, (rowStart + n) * G)), `${label}/part@${rowStart}/scales`);
+    parts.push({ rowStart, rows: n, data, scales });
+    total += data.size + scales.size;
   }
-  const data = uploadBuffer(device, p.data, `${label}/data`);
-  const scales = uploadBuffer(device, scalesAsWords(p.scales), `${label}/scales`);
-  return { format: p.format, rows: p.rows, cols: p.cols, parts: [{ rowStart: 0, rows: p.rows, data, scales }], bytes: data.size + scales.size };
+  return { format: p.format, rows: p.rows, cols: p.cols, parts, bytes: total };
 }
 
 /** Loads the decoder's weights for `cfg` from `ckpt`. */
@@ -100,7 +124,9 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
   const H = c.numHeads, Hkv = c.numKvHeads, dh = c.headDim;
   let gpuBytes = 0;
   let done = 0;
-  const total = 5 + 2 * (A - 1) + L * 24;
+  // Per layer 12 matrices + 12 vectors; KV-shared layers skip k_proj, v_proj and k_norm (3 fewer).
+  let total = 5 + 2 * (A - 1);
+  for (let l = 0; l < L; l++) total += c.kvSourceLayer[l] === l ? 24 : 21;
   const tick = () => opts.onTensor?.(++done, total);
   let seed = 1;
 
@@ -121,6 +147,7 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
       }
     }
     gpuBytes += w.bytes;
+    if (opts.onConverted && !opts.random) await opts.onConverted({ kind: 'gpu', name, shape: [rows, cols], weight: w });
     tick();
     return w;
   };
@@ -132,6 +159,7 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
       requireTensor(ckpt, name);
       v = await readF32(ckpt, name);
       if (v.length !== length) throw new Error(`${name}: ${v.length} values, expected ${length}`);
+      await opts.onConverted?.({ kind: 'f32', name, shape: ckpt.tensor(name)!.shape, values: v });
     }
     if (transform) v = transform(v);
     const buf = uploadBuffer(ctx.device, v, name);
@@ -192,9 +220,14 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
   if (!opts.random) {
     for (const [prefix, range] of [['model.embed_vision.', cfg.vision], ['model.embed_audio.', cfg.audio]] as const) {
       if (!range || !ckpt.tensor(prefix + 'embedding.weight')) continue;
-      const emb = await readF32(ckpt, prefix + 'embedding.weight');
-      const hardNorm = await readF32(ckpt, prefix + 'hard_embedding_norm.weight');
-      const proj = await readF32(ckpt, prefix + 'embedding_projection.weight');
+      const read = async (name: string) => {
+        const values = await readF32(ckpt, name);
+        await opts.onConverted?.({ kind: 'f32', name, shape: ckpt.tensor(name)!.shape, values });
+        return values;
+      };
+      const emb = await read(prefix + 'embedding.weight');
+      const hardNorm = await read(prefix + 'hard_embedding_norm.weight');
+      const proj = await read(prefix + 'embedding_projection.weight');
       const E = range.hiddenSize;
       const end = cfg.audio && range === cfg.vision ? cfg.audio.vocabOffset : range.vocabOffset + range.vocabSize;
       for (let id = range.vocabOffset; id < Math.min(end, range.vocabOffset + range.vocabSize); id++) {
@@ -229,6 +262,7 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
   const pleHost = opts.random
     ? PleTable.placeholder(c.vocabSizePerLayerInput, L * P, pleFormat)
     : await PleTable.load(ckpt, pleName, c.vocabSizePerLayerInput, L * P, pleFormat, Math.fround(Math.sqrt(P)));
+  if (!opts.random) await opts.onConverted?.({ kind: 'ple', name: pleName, shape: ckpt.tensor(pleName)!.shape, table: pleHost.table });
   const pleGpu = opts.pleOnGpu ? pleHost.toGpu(ctx, pleName) : undefined;
   if (pleGpu) gpuBytes += pleGpu.bytes;
   const pleTable = pleGpu ? pleHost.withoutHostRows() : pleHost;
