@@ -37,6 +37,7 @@ export async function loadGemma(options: LoadGemmaOptions): Promise<GemmaClient>
 
 export { connectGemmaWorker, GemmaClient, type LoadOptions };
 export { GenerationStream } from './runtime/generation-stream.ts';
+export { listCachedModels, deleteCachedModel, clearCache, cacheUsage, persistCache, type CacheUsage, type CacheKey, type CachedModelInfo } from './cache-api.ts';
 export { GemmaError, type GemmaErrorCode } from './errors.ts';
 export type {
   ChatMessage,

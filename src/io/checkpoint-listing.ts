@@ -64,8 +64,22 @@ export async function listCheckpoint(files: CheckpointFiles): Promise<Checkpoint
   });
 
   const index = texts.get(SAFETENSORS_INDEX);
+  const weightFiles = await listWeightFiles(files, index);
+  return { texts, index, weightFiles, totalWeightBytes: weightFiles.reduce((sum, f) => sum + f.size, 0) };
+}
+
+/**
+ * The safetensors files with their sizes (the index's shards, or the single model.safetensors): the download
+ * total, also for loads that bring their own tokenizer. `indexText` is read here when not given.
+ */
+export async function listWeightFiles(files: CheckpointFiles, indexText?: string): Promise<ListedFile[]> {
+  let index = indexText;
+  if (index === undefined && (await files.exists(SAFETENSORS_INDEX))) {
+    const source = files.open(SAFETENSORS_INDEX);
+    index = new TextDecoder().decode(await source.read(0, await source.size()));
+  }
   const shardNames = index === undefined ? [SAFETENSORS_SINGLE] : shardsOf(files.name, index);
-  const weightFiles = await Promise.all(
+  return Promise.all(
     shardNames.map(async (name): Promise<ListedFile> => {
       if (!(await files.exists(name))) {
         const why = index === undefined ? `and there is no ${SAFETENSORS_INDEX} either` : `but ${SAFETENSORS_INDEX} lists it`;
@@ -74,7 +88,6 @@ export async function listCheckpoint(files: CheckpointFiles): Promise<Checkpoint
       return { name, size: await files.open(name).size() };
     }),
   );
-  return { texts, index, weightFiles, totalWeightBytes: weightFiles.reduce((sum, f) => sum + f.size, 0) };
 }
 
 function shardsOf(where: string, indexText: string): string[] {

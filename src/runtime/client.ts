@@ -155,9 +155,17 @@ export class GemmaClient {
 
 /** Options of loadGemma() / connectGemmaWorker(). */
 export interface LoadOptions extends LoadRequest {
-  /** Loading progress: device, download, quantize, compile, tokenizer. */
+  /** Loading progress: device, then download + quantize or cache-read, then compile (and tokenizer). */
   onProgress?: (progress: LoadProgress) => void;
+  /**
+   * Aborts the load (download, conversion, caching): the promise rejects with GemmaError('aborted') once the
+   * worker has stopped and dropped any half-written cache entry.
+   */
+  signal?: AbortSignal;
 }
+
+/** How long an aborted load may take to wind down before the worker is given up on. */
+const ABORT_GRACE_MS = 10_000;
 
 /**
  * Loads a model in a worker you created (a script that calls `exposeGemmaWorker()`); the worker stays yours
@@ -165,8 +173,23 @@ export interface LoadOptions extends LoadRequest {
  */
 export async function connectGemmaWorker(worker: Worker, options: LoadOptions, ownsWorker = false): Promise<GemmaClient> {
   installErrorTransfer();
-  const { onProgress, ...request } = options;
+  const { onProgress, signal, ...request } = options;
+  if (signal?.aborted) {
+    if (ownsWorker) worker.terminate();
+    throw new GemmaError('aborted', 'Loading was aborted before it started.');
+  }
   const api = wrap<WorkerApi>(worker);
+  // On abort the worker stops at the next tensor or network chunk and cleans up (cache entry, GPU memory); if it
+  // does not answer within the grace period the load is given up on anyway.
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => {
+      void api.cancelLoad().catch(() => {});
+      setTimeout(() => reject(new GemmaError('aborted', 'Loading was aborted (the worker did not wind down in time).')), ABORT_GRACE_MS);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  aborted.catch(() => {});
   let onError: ((e: ErrorEvent) => void) | undefined;
   const crashed = new Promise<never>((_, reject) => {
     onError = (e: ErrorEvent) => {
@@ -176,13 +199,16 @@ export async function connectGemmaWorker(worker: Worker, options: LoadOptions, o
     worker.addEventListener('error', onError);
   });
   try {
-    const info = await Promise.race([api.load(request, onProgress ? proxy(onProgress) : undefined), crashed]);
+    const info = await Promise.race([api.load(request, onProgress ? proxy(onProgress) : undefined), crashed, aborted]);
+    if (signal?.aborted) throw new GemmaError('aborted', 'Loading was aborted.');
     return new GemmaClient(api, worker, info, ownsWorker);
   } catch (err) {
     api[releaseProxy]();
     if (ownsWorker) worker.terminate();
+    if (signal?.aborted) throw err instanceof GemmaError && err.code === 'aborted' ? err : new GemmaError('aborted', 'Loading was aborted.', { cause: err });
     throw err instanceof GemmaError ? err : new GemmaError('internal', String((err as Error)?.message ?? err), { cause: err });
   } finally {
     if (onError) worker.removeEventListener('error', onError);
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
   }
 }

@@ -78,11 +78,14 @@ export interface GenerationStats {
  */
 export interface LoadProgress {
   /**
-   * 'device' (opening the GPU), 'download' (bytes), 'weights' (tensors placed on the GPU, quantized to int4 when
-   * `weights: 'q4'`), 'tokenizer'; the io layer's 'cache-read', 'quantize', 'compile' where used.
+   * 'device' (opening the GPU), then either 'download' (weight-file bytes from the network or picked files) and
+   * 'quantize' (tensors converted on the GPU: int4/int8 with `weights: 'q4'`, f16/f32 with 'float'), or
+   * 'cache-read' (bytes of the converted model read from the offline cache, no network); then 'compile' (GPU
+   * pipelines) and, when fetched separately, 'tokenizer'. 'download' and 'quantize' interleave (each tensor is
+   * converted as soon as its bytes arrive); each phase on its own is monotonic.
    */
-  phase: 'device' | 'download' | 'weights' | 'tokenizer' | 'cache-read' | 'quantize' | 'compile' | (string & {});
-  /** Units done (bytes for download / cache-read / quantize; tensors for weights; steps otherwise). */
+  phase: 'device' | 'download' | 'quantize' | 'cache-read' | 'compile' | 'tokenizer' | (string & {});
+  /** Units done: bytes for download / cache-read; tensors for quantize; steps otherwise. */
   loaded: number;
   /** Units in the phase (0 = unknown). */
   total: number;
@@ -102,6 +105,16 @@ export interface ModelInfo {
   hasTokenizer: boolean;
   /** Memory the model holds after loading: GPU buffers (weights, KV cache, scratch) and host memory (PLE table). */
   memory?: { gpuBytes: number; hostBytes: number };
+  /** GPU bytes in use (= memory.gpuBytes), when the model reports it. */
+  gpuBytes?: number;
+  /**
+   * The offline cache: 'hit' (loaded from it, no network), 'stored' (downloaded and now cached), 'not-stored'
+   * (downloaded, but it could not be cached: see `warnings`), 'off' (not cached: `cache: false`, picked files,
+   * random checkpoints, or no storage in this context).
+   */
+  cache?: 'hit' | 'stored' | 'not-stored' | 'off';
+  /** Things that did not stop the load but you may want to tell the user (e.g. the cache quota was full). */
+  warnings?: string[];
 }
 
 /** The main thread -> worker request to load a model. Plain data (structured-clonable). */
@@ -125,6 +138,12 @@ export interface LoadRequest {
   /** Use f16 kernels where the adapter has shader-f16 (default true). */
   allowF16?: boolean;
   powerPreference?: GPUPowerPreference;
+  /**
+   * Keep the converted model in the browser's offline cache (OPFS) and load it from there next time (default true
+   * for URLs and Hugging Face repos; picked files and random checkpoints are never cached). The key is the model
+   * id or URL, the revision and the weight mode. `false` neither reads nor writes the cache.
+   */
+  cache?: boolean;
 }
 
 /** Messages the worker posts on a generation's MessagePort (worker -> main). */
@@ -144,6 +163,8 @@ export type GenerateRequest =
 /** The API the worker exposes through comlink (see worker-host.ts). */
 export interface WorkerApi {
   load(request: LoadRequest, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
+  /** Aborts the load in progress (it then rejects with GemmaError('aborted'); nothing half-written is cached). */
+  cancelLoad(): Promise<void>;
   /** Runs one generation; deltas, the final stats or the error arrive on `port` (see StreamMessage). */
   generate(port: MessagePort, request: GenerateRequest): Promise<void>;
   /** Forgets the KV cache (the next turn prefills everything). */

@@ -28,6 +28,9 @@ export interface LoadedModel {
   adapterName?: string;
   /** For ModelInfo.memory. */
   memory?: () => { gpuBytes: number; hostBytes: number };
+  /** For ModelInfo.cache / warnings. */
+  cache?: ModelInfo['cache'];
+  warnings?: string[];
 }
 
 export interface ModelFactoryContext {
@@ -35,6 +38,8 @@ export interface ModelFactoryContext {
   /** Opens (once) the WebGPU device with our feature/limit checks; fails with a typed GemmaError. */
   gpu(): Promise<GpuContext>;
   onProgress(p: LoadProgress): void;
+  /** Aborted by cancelLoad(): stop reading, converting and caching, and reject with GemmaError('aborted'). */
+  signal?: AbortSignal;
 }
 
 export type ModelFactory = (ctx: ModelFactoryContext) => Promise<LoadedModel>;
@@ -49,6 +54,7 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
   let engine: Engine | undefined;
   let loading = false;
   let gpuContext: GpuContext | undefined;
+  let loadController: AbortController | undefined;
   const interval = options.streamIntervalMs ?? 0;
 
   return {
@@ -57,6 +63,7 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
     async load(request: LoadRequest, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
       if (engine || loading) throw new GemmaError('busy', 'A model is already loaded (or loading) in this worker; dispose() it first, or use another worker.');
       loading = true;
+      const controller = (loadController = new AbortController());
       const progress = (p: LoadProgress) => {
         try {
           void onProgress?.(p);
@@ -73,7 +80,7 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
             progress({ phase: 'device', loaded: 1, total: 1, file: gpuContext.adapterName });
             return gpuContext;
           })());
-        const loaded = await factory({ request, gpu, onProgress: progress });
+        const loaded = await factory({ request, gpu, onProgress: progress, signal: controller.signal });
         let tokenizer = loaded.tokenizer;
         const tokenizerUrl = request.tokenizer ?? (typeof request.model === 'string' ? request.model : undefined);
         if (!tokenizer && request.tokenizer !== false && tokenizerUrl) {
@@ -86,19 +93,38 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
           }
           progress({ phase: 'tokenizer', loaded: 1, total: 1, file: 'tokenizer.json' });
         }
+        if (controller.signal.aborted) {
+          loaded.model.dispose();
+          throw new GemmaError('aborted', 'Loading was aborted.');
+        }
         engine = new Engine({ model: loaded.model, tokenizer, stopTokenIds: loaded.stopTokenIds });
+        const memory = loaded.memory?.();
         return {
           vocabSize: loaded.model.vocabSize,
           maxContext: loaded.model.maxContext,
           adapterName: loaded.adapterName ?? gpuContext?.adapterName ?? 'unknown',
           hasTokenizer: tokenizer !== undefined,
-          memory: loaded.memory?.(),
+          memory,
+          gpuBytes: memory?.gpuBytes,
+          cache: loaded.cache,
+          warnings: loaded.warnings,
         };
+      } catch (err) {
+        // A failed or aborted load may leave GPU buffers behind (a half-loaded model): destroying the device frees
+        // them all, and the next load() opens a fresh one, so this worker stays usable.
+        gpuContext?.device.destroy();
+        gpuContext = undefined;
+        throw controller.signal.aborted && !(err instanceof GemmaError && err.code === 'aborted') ? new GemmaError('aborted', 'Loading was aborted.', { cause: err }) : err;
       } finally {
         loading = false;
+        loadController = undefined;
         // Through comlink the callback is a proxy holding a MessagePort: release it once loading is over.
         (onProgress as { [releaseProxy]?: () => void } | undefined)?.[releaseProxy]?.();
       }
+    },
+
+    async cancelLoad(): Promise<void> {
+      loadController?.abort();
     },
 
     async generate(port: MessagePort, request: GenerateRequest): Promise<void> {

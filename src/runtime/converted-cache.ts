@@ -1,0 +1,213 @@
+/**
+ * The offline cache's format for Gemma 3n: the model's weights as the model keeps them after conversion (GPU
+ * q4/q8 blocks with f16 scales, f16/f32 matrices, f32 norms, the host PLE table's packed rows), so a cached load
+ * only reads local storage and uploads: no download, no bf16 decoding, no quantization.
+ *
+ * Why converted and not the source files: a q4 entry is about a third of the bf16 safetensors (E2B ~3.1 GB vs
+ * ~10 GB), which decides whether a phone's storage quota can hold it at all, and a cached load skips the
+ * conversion work. The price: an entry is per weight mode (and f16 vs f32 in float mode), so the key says which.
+ *
+ * Entry files: `config.json`, the tokenizer texts when the load had them, and `weights.bin` (every tensor's data
+ * then scales, in load order). The manifest's `meta` holds the tensor index. Reading the entry back gives a
+ * Checkpoint (`ConvertedCheckpoint`) that the unchanged Gemma 3n loader consumes: packed tensors answer
+ * `readPackedAs` with their exact bytes (dtype Q4_0 / Q8_0 marks them as pre-quantized, as GGUF's do), float
+ * tensors answer `read` in F32 / F16, which the loader uploads as plain copies.
+ */
+import { GemmaError } from '../errors.ts';
+import { readBuffer } from '../gpu/buffers.ts';
+import type { ByteSource } from '../io/byte-source.ts';
+import type { CacheEntryReader, CacheEntryWriter, CacheFileWriter } from '../io/cache.ts';
+import type { Checkpoint, FloatDtype, PackedTensor, TensorBytes, TensorInfo } from '../io/checkpoint.ts';
+import { dataBytes, groupsPerRow } from '../kernels/weight-format.ts';
+import type { ConvertedTensor } from '../model/gemma3n/weights.ts';
+
+export const WEIGHTS_FILE = 'weights.bin';
+const META_KIND = 'gemma3n-converted/1';
+/** Readback slice: bounds the host memory the writer holds to one slice of one tensor. */
+const READBACK_BYTES = 16 * 1024 * 1024;
+
+type StoredDtype = 'F32' | 'F16' | 'Q4_0' | 'Q8_0';
+
+interface IndexEntry {
+  name: string;
+  shape: number[];
+  dtype: StoredDtype;
+  /** Byte offset of the data in weights.bin, and its length. */
+  offset: number;
+  bytes: number;
+  /** q4/q8: byte offset of rows * G f16 scales (right after the data). */
+  scalesOffset?: number;
+}
+
+export interface ConvertedMeta {
+  kind: typeof META_KIND;
+  tensors: IndexEntry[];
+  /** Names of the text files in the entry besides config.json (tokenizer.json, tokenizer_config.json, ...). */
+  texts: string[];
+  /** Where the tokenizer texts came from ('model' or the tokenizer folder URL), so a different choice is not served. */
+  tokenizerSource?: string;
+}
+
+/** Writes converted tensors into an open cache entry as the loader produces them. */
+export class ConvertedCacheWriter {
+  private readonly tensors: IndexEntry[] = [];
+  private readonly texts: string[] = [];
+  private offset = 0;
+
+  private constructor(
+    readonly entry: CacheEntryWriter,
+    private readonly file: CacheFileWriter,
+    private readonly device: GPUDevice,
+  ) {}
+
+  static async start(entry: CacheEntryWriter, device: GPUDevice): Promise<ConvertedCacheWriter> {
+    return new ConvertedCacheWriter(entry, await entry.createFile(WEIGHTS_FILE), device);
+  }
+
+  /** config.json or a tokenizer text. */
+  async addText(name: string, text: string): Promise<void> {
+    await this.entry.writeFile(name, [new TextEncoder().encode(text)]);
+    if (name !== 'config.json') this.texts.push(name);
+  }
+
+  /** Appends one tensor (GPU weights are read back slice by slice). */
+  async add(t: ConvertedTensor): Promise<void> {
+    const start = this.offset;
+    if (t.kind === 'f32') {
+      await this.write(new Uint8Array(t.values.buffer, t.values.byteOffset, t.values.byteLength));
+      this.tensors.push({ name: t.name, shape: t.shape, dtype: 'F32', offset: start, bytes: t.values.byteLength });
+      return;
+    }
+    if (t.kind === 'ple') {
+      const { table } = t;
+      await this.write(table.data);
+      const entry: IndexEntry = { name: t.name, shape: t.shape, dtype: dtypeOf(table.format), offset: start, bytes: table.data.byteLength };
+      if (table.scales) {
+        entry.scalesOffset = this.offset;
+        await this.write(new Uint8Array(table.scales.buffer, table.scales.byteOffset, table.scales.byteLength));
+      }
+      this.tensors.push(entry);
+      return;
+    }
+    const w = t.weight;
+    for (const part of w.parts) await this.readBack(part.data, dataBytes(w.format, part.rows, w.cols));
+    const entry: IndexEntry = { name: t.name, shape: t.shape, dtype: dtypeOf(w.format), offset: start, bytes: this.offset - start };
+    if (w.format === 'q4' || w.format === 'q8') {
+      entry.scalesOffset = this.offset;
+      const G = groupsPerRow(w.cols);
+      for (const part of w.parts) await this.readBack(part.scales!, part.rows * G * 2);
+    }
+    this.tensors.push(entry);
+  }
+
+  /** Closes weights.bin and writes the manifest (the entry becomes visible only now). */
+  async commit(tokenizerSource: string | undefined, commit?: string): Promise<void> {
+    await this.file.close();
+    const meta: ConvertedMeta = { kind: META_KIND, tensors: this.tensors, texts: this.texts, tokenizerSource };
+    await this.entry.commit({ meta, commit });
+  }
+
+  abort(): Promise<void> {
+    return this.entry.abort();
+  }
+
+  private async readBack(buffer: GPUBuffer, bytes: number): Promise<void> {
+    for (let at = 0; at < bytes; at += READBACK_BYTES) {
+      const n = Math.min(READBACK_BYTES, bytes - at);
+      await this.write(new Uint8Array(await readBuffer(this.device, buffer, n, at)));
+    }
+  }
+
+  private async write(bytes: Uint8Array): Promise<void> {
+    await this.file.write(bytes);
+    this.offset += bytes.byteLength;
+  }
+}
+
+function dtypeOf(format: string): StoredDtype {
+  switch (format) {
+    case 'f32': return 'F32';
+    case 'f16': return 'F16';
+    case 'q4': return 'Q4_0';
+    case 'q8': return 'Q8_0';
+  }
+  throw new GemmaError('internal', `converted cache: unknown weight format ${format}`);
+}
+
+/** The entry's meta, or undefined when it is not a Gemma 3n converted entry of this version. */
+export function convertedMeta(entry: CacheEntryReader): ConvertedMeta | undefined {
+  const meta = entry.manifest.meta as ConvertedMeta | undefined;
+  return meta?.kind === META_KIND && Array.isArray(meta.tensors) && entry.has(WEIGHTS_FILE) ? meta : undefined;
+}
+
+/** A cache entry as a Checkpoint; every byte read is checked against the manifest (cache.ts). */
+export class ConvertedCheckpoint implements Checkpoint {
+  readonly name: string;
+  private readonly index: Map<string, IndexEntry>;
+
+  private constructor(
+    readonly config: unknown,
+    meta: ConvertedMeta,
+    private readonly source: ByteSource,
+    name: string,
+  ) {
+    this.name = name;
+    this.index = new Map(meta.tensors.map((t) => [t.name, t]));
+  }
+
+  static async open(entry: CacheEntryReader, meta: ConvertedMeta, onBytes?: (bytes: number) => void): Promise<ConvertedCheckpoint> {
+    const m = entry.manifest;
+    const configText = await entry.text('config.json');
+    onBytes?.(new TextEncoder().encode(configText).byteLength);
+    return new ConvertedCheckpoint(JSON.parse(configText), meta, entry.open(WEIGHTS_FILE, { onBytes }), `${m.modelId} (cached, ${m.weightMode})`);
+  }
+
+  tensor(name: string): TensorInfo | undefined {
+    const t = this.index.get(name);
+    return t && { name, shape: t.shape, dtype: t.dtype };
+  }
+
+  tensorNames(): string[] {
+    return [...this.index.keys()];
+  }
+
+  async read(name: string, rows?: { start: number; count: number }): Promise<TensorBytes> {
+    const t = this.entry(name);
+    if (t.dtype !== 'F32' && t.dtype !== 'F16') {
+      throw new GemmaError('internal', `${this.name}: ${name} is cached as ${t.dtype}; read it with readPackedAs`);
+    }
+    const { start, count } = rows ?? { start: 0, count: t.shape[0] ?? 1 };
+    const rowBytes = t.bytes / (t.shape[0] ?? 1);
+    const bytes = await this.source.read(t.offset + start * rowBytes, count * rowBytes);
+    return { dtype: t.dtype as FloatDtype, bytes: aligned(bytes) };
+  }
+
+  async readPackedAs(name: string, format: 'q4' | 'q8', rows?: { start: number; count: number }): Promise<PackedTensor | null> {
+    const t = this.entry(name);
+    if (t.dtype !== (format === 'q4' ? 'Q4_0' : 'Q8_0')) return null;
+    const [allRows, cols] = t.shape;
+    const { start, count } = rows ?? { start: 0, count: allRows };
+    const rowBytes = dataBytes(format, 1, cols);
+    const G = groupsPerRow(cols);
+    const data = aligned(await this.source.read(t.offset + start * rowBytes, count * rowBytes));
+    const scales = aligned(await this.source.read(t.scalesOffset! + start * G * 2, count * G * 2));
+    return {
+      format,
+      rows: count,
+      cols,
+      data: new Uint32Array(data.buffer, data.byteOffset, data.byteLength / 4),
+      scales: new Uint16Array(scales.buffer, scales.byteOffset, scales.byteLength / 2),
+    };
+  }
+
+  private entry(name: string): IndexEntry {
+    const t = this.index.get(name);
+    if (!t) throw new GemmaError('bad-file', `${this.name}: tensor ${name} is not in the cached entry; delete it from the cache and load again.`);
+    return t;
+  }
+}
+
+/** Typed-array views need 4-byte alignment; range reads may hand back an unaligned subarray. */
+function aligned(bytes: Uint8Array): Uint8Array {
+  return bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
+}
