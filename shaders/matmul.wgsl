@@ -47,10 +47,12 @@ override LANES: u32 = 32u;
 
 // Exact f16 bits -> f32 (unpack2x16float may flush subnormals, weight-format.ts `dequantize` does not).
 fn f16_bits_to_f32(h: u32) -> f32 {
+  // Branch-free (both forms computed, one selected): a per-lane branch costs both sides on SIMD CPUs anyway.
   let e = (h >> 10u) & 0x1fu;
   let m = h & 0x3ffu;
-  if (e == 0u) { return select(1.0, -1.0, (h & 0x8000u) != 0u) * f32(m) * 5.9604644775390625e-8; }
-  return bitcast<f32>(((h & 0x8000u) << 16u) | ((e + 112u) << 23u) | (m << 13u));
+  let subnormal = select(1.0, -1.0, (h & 0x8000u) != 0u) * f32(m) * 5.9604644775390625e-8;
+  let normal = bitcast<f32>(((h & 0x8000u) << 16u) | ((e + 112u) << 23u) | (m << 13u));
+  return select(normal, subnormal, e == 0u);
 }
 
 fn scale_at(s: u32) -> f32 {
@@ -88,32 +90,61 @@ fn x4(t: u32, c: u32) -> vec4<f32> {
   return select(vec4<f32>(0.0), v, vec4<u32>(c) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(p.K));
 }
 
-// q4 nibbles / q8 bytes of one word as floats (without the scale).
-fn q4_lo(word: u32) -> vec4<f32> { return vec4<f32>((vec4<u32>(word) >> vec4<u32>(0u, 4u, 8u, 12u)) & vec4<u32>(15u)) - 8.0; }
-fn q4_hi(word: u32) -> vec4<f32> { return vec4<f32>((vec4<u32>(word) >> vec4<u32>(16u, 20u, 24u, 28u)) & vec4<u32>(15u)) - 8.0; }
+// q4 nibbles / q8 bytes of one word as floats (without the scale). q4: code q in 0..15 stands for q - 8, which is
+// the nibble q ^ 8 read as a signed 4-bit integer: flip the word's nibble top bits once (q4_signed), then each
+// value is a shift left, an arithmetic shift right and a signed convert (no mask, no unsigned convert, no subtract).
+fn q4_signed(word: u32) -> vec4<i32> { return bitcast<vec4<i32>>(vec4<u32>(word ^ 0x88888888u)); }
+fn q4_lo(word: u32) -> vec4<f32> { return vec4<f32>((q4_signed(word) << vec4<u32>(28u, 24u, 20u, 16u)) >> vec4<u32>(28u)); }
+fn q4_hi(word: u32) -> vec4<f32> { return vec4<f32>((q4_signed(word) << vec4<u32>(12u, 8u, 4u, 0u)) >> vec4<u32>(28u)); }
 fn q8_4(word: u32) -> vec4<f32> { return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(word) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u)); }
 fn f16_8(wv: vec4<u32>) -> array<vec4<f32>, 2> {
   // f16 weights via unpack2x16float: works without shader-f16 (f16 subnormals, |w| < 6.1e-5, may flush).
   return array<vec4<f32>, 2>(vec4<f32>(unpack2x16float(wv.x), unpack2x16float(wv.y)), vec4<f32>(unpack2x16float(wv.z), unpack2x16float(wv.w)));
 }
 
-// Dot of one 16-byte weight unit (columns c0 ..) with token t's activations. Written out straight-line: some
-// shader compilers (SwiftShader's Subzero JIT) neither unroll loops nor keep private arrays in registers.
-fn unit_dot(wv: vec4<u32>, t: u32, c: u32) -> f32 {
+// The activations one 16-byte weight unit multiplies (token t, columns c ..; zero past K), loaded once and reused
+// for every row a thread owns: only the first 1 (f32), 2 (f16), 4 (q8) or 8 (q4) vec4s are used.
+struct XUnit { a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, d: vec4<f32>, e: vec4<f32>, f: vec4<f32>, g: vec4<f32>, h: vec4<f32> }
+
+fn x_unit(t: u32, c: u32) -> XUnit {
+  let z = vec4<f32>(0.0);
+  switch FORMAT {
+    case 2u: { return XUnit(x4(t, c), x4(t, c + 4u), x4(t, c + 8u), x4(t, c + 12u), x4(t, c + 16u), x4(t, c + 20u), x4(t, c + 24u), x4(t, c + 28u)); }
+    case 3u: { return XUnit(x4(t, c), x4(t, c + 4u), x4(t, c + 8u), x4(t, c + 12u), z, z, z, z); }
+    case 1u: { return XUnit(x4(t, c), x4(t, c + 4u), z, z, z, z, z, z); }
+    default: { return XUnit(x4(t, c), z, z, z, z, z, z, z); }
+  }
+}
+
+// Dot of one 16-byte weight unit with its activations (without the scale). Written out straight-line: some shader
+// compilers (SwiftShader's Subzero JIT) neither unroll loops nor keep private arrays in registers. Per 4 weights:
+// one vector shift, mask, convert, subtract (q4) and a dot.
+fn unit_dot_x(wv: vec4<u32>, xu: XUnit) -> f32 {
   switch FORMAT {
     case 2u: {
-      return dot(q4_lo(wv.x), x4(t, c)) + dot(q4_hi(wv.x), x4(t, c + 4u)) + dot(q4_lo(wv.y), x4(t, c + 8u)) + dot(q4_hi(wv.y), x4(t, c + 12u))
-           + dot(q4_lo(wv.z), x4(t, c + 16u)) + dot(q4_hi(wv.z), x4(t, c + 20u)) + dot(q4_lo(wv.w), x4(t, c + 24u)) + dot(q4_hi(wv.w), x4(t, c + 28u));
+      return dot(q4_lo(wv.x), xu.a) + dot(q4_hi(wv.x), xu.b) + dot(q4_lo(wv.y), xu.c) + dot(q4_hi(wv.y), xu.d)
+           + dot(q4_lo(wv.z), xu.e) + dot(q4_hi(wv.z), xu.f) + dot(q4_lo(wv.w), xu.g) + dot(q4_hi(wv.w), xu.h);
     }
     case 3u: {
-      return dot(q8_4(wv.x), x4(t, c)) + dot(q8_4(wv.y), x4(t, c + 4u)) + dot(q8_4(wv.z), x4(t, c + 8u)) + dot(q8_4(wv.w), x4(t, c + 12u));
+      return dot(q8_4(wv.x), xu.a) + dot(q8_4(wv.y), xu.b) + dot(q8_4(wv.z), xu.c) + dot(q8_4(wv.w), xu.d);
     }
     case 1u: {
       let h = f16_8(wv);
-      return dot(h[0], x4(t, c)) + dot(h[1], x4(t, c + 4u));
+      return dot(h[0], xu.a) + dot(h[1], xu.b);
     }
-    default: { return dot(bitcast<vec4<f32>>(wv), x4(t, c)); }
+    default: { return dot(bitcast<vec4<f32>>(wv), xu.a); }
   }
+}
+
+fn unit_dot(wv: vec4<u32>, t: u32, c: u32) -> f32 {
+  return unit_dot_x(wv, x_unit(t, c));
+}
+
+// Scale of unit u of row n (1 for float formats).
+fn unit_scale(n: u32, u: u32) -> f32 {
+  if (FORMAT == 2u) { return scale_at(n * p.groups + u); }
+  if (FORMAT == 3u) { return scale_at(n * p.groups + (u >> 1u)); }
+  return 1.0;
 }
 
 // Unaligned float rows: the same unit, element by element, masked at K.
@@ -166,9 +197,7 @@ fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         continue;
       }
       let wv = w[row_units + u];
-      var scale = 1.0;
-      if (FORMAT == 2u) { scale = scale_at(n * p.groups + u); }
-      if (FORMAT == 3u) { scale = scale_at(n * p.groups + (u >> 1u)); }
+      let scale = unit_scale(n, u);
       for (var j = 0u; j < nt; j++) { acc[j] += scale * unit_dot(wv, t0 + j, u * per); }
     }
   }
@@ -181,6 +210,68 @@ fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   if (live && lane == 0u) {
     let v = red[lid];
     for (var j = 0u; j < nt; j++) { write_y(t0 + j, n, v[j]); }
+  }
+}
+
+// gemv_rows (CPU adapters: LANES = 1): each thread owns RPT = 4 whole rows (n0 + i * ROWS) and walks them unit by
+// unit, loading the unit's activations once per token for all 4 rows (x loads, not weight loads, dominate on a
+// CPU, where every load is a per-lane gather) and keeping the 4 x tb sums in registers. No workgroup memory and no
+// barrier: SwiftShader then runs the invocations as plain SIMD loops (barriers force its coroutine path, and
+// workgroup memory is zeroed per workgroup). A workgroup covers ROWS * RPT rows.
+const RPT = 4u;
+
+@compute @workgroup_size(ROWS)
+fn gemv_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let block = wg.y * p.grid_x + wg.x;
+  let nb = block % p.n_blocks;
+  let t0 = (block / p.n_blocks) * p.tb;
+  let n0 = nb * ROWS * RPT + lid;
+  if (n0 >= p.n_part || t0 >= p.T) { return; } // no barriers here: returning early is fine
+  let nt = min(p.tb, p.T - t0);
+  // Rows past the part are clamped to its last row for reading (in bounds, one code path) and never written.
+  let last = p.n_part - 1u;
+  let n1 = min(n0 + ROWS, last);
+  let n2 = min(n0 + 2u * ROWS, last);
+  let n3 = min(n0 + 3u * ROWS, last);
+  var a0 = vec4<f32>(0.0); // row n_i, token t0 + j in component j
+  var a1 = vec4<f32>(0.0);
+  var a2 = vec4<f32>(0.0);
+  var a3 = vec4<f32>(0.0);
+  let units = units_per_row();
+  if (FORMAT < 2u && p.aligned == 0u) {
+    for (var u = 0u; u < units; u++) {
+      for (var j = 0u; j < nt; j++) {
+        a0[j] += unit_dot_unaligned(n0, u, t0 + j);
+        a1[j] += unit_dot_unaligned(n1, u, t0 + j);
+        a2[j] += unit_dot_unaligned(n2, u, t0 + j);
+        a3[j] += unit_dot_unaligned(n3, u, t0 + j);
+      }
+    }
+  } else {
+    let per = unit_elems();
+    for (var u = 0u; u < units; u++) {
+      let w0 = w[n0 * units + u];
+      let w1 = w[n1 * units + u];
+      let w2 = w[n2 * units + u];
+      let w3 = w[n3 * units + u];
+      let s0 = unit_scale(n0, u);
+      let s1 = unit_scale(n1, u);
+      let s2 = unit_scale(n2, u);
+      let s3 = unit_scale(n3, u);
+      for (var j = 0u; j < nt; j++) {
+        let xu = x_unit(t0 + j, u * per);
+        a0[j] += s0 * unit_dot_x(w0, xu);
+        a1[j] += s1 * unit_dot_x(w1, xu);
+        a2[j] += s2 * unit_dot_x(w2, xu);
+        a3[j] += s3 * unit_dot_x(w3, xu);
+      }
+    }
+  }
+  for (var j = 0u; j < nt; j++) {
+    write_y(t0 + j, n0, a0[j]);
+    if (n0 + ROWS < p.n_part) { write_y(t0 + j, n0 + ROWS, a1[j]); }
+    if (n0 + 2u * ROWS < p.n_part) { write_y(t0 + j, n0 + 2u * ROWS, a2[j]); }
+    if (n0 + 3u * ROWS < p.n_part) { write_y(t0 + j, n0 + 3u * ROWS, a3[j]); }
   }
 }
 

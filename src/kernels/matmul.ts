@@ -25,8 +25,10 @@ export type MatmulPath = 'auto' | 'gemv' | 'gemm';
 export interface MatmulOptions {
   /**
    * GEMV shape: `rows` output features per workgroup, `lanes` threads per feature (rows * lanes <= 256, lanes a
-   * power of two). Default 8 x 32 (coalesced 512-byte runs per row on GPUs); on SwiftShader 64 x 4, because its
-   * barriers are expensive and it has no coalescing to win.
+   * power of two). Default 8 x 32 (coalesced 512-byte runs per row on GPUs). `lanes` 1 selects the `gemv_rows`
+   * entry point: each thread owns 4 whole rows (so a workgroup covers 4 * `rows` features), no workgroup memory, no
+   * barrier; the default on SwiftShader (64 x 1), whose barriers are expensive and whose loads are per-lane gathers
+   * (the activations of a unit are loaded once for 4 rows), with no coalescing to win.
    */
   gemvRows?: number;
   gemvLanes?: number;
@@ -43,6 +45,8 @@ export interface MatmulDispatch extends Dispatch {
 
 const FORMAT_CODE: Record<WeightFormat, number> = { f32: 0, f16: 1, q4: 2, q8: 3 };
 const GEMM_TILE = 64;
+/** shaders/matmul.wgsl `RPT`: rows per thread of the `gemv_rows` entry point. */
+const GEMV_ROWS_PER_THREAD = 4;
 
 interface Variant {
   gemv: GPUComputePipeline;
@@ -82,19 +86,20 @@ export class MatmulKernel {
   ): Promise<MatmulKernel> {
     const cpu = /swiftshader/i.test(ctx.adapterName);
     const rows = options.gemvRows ?? (cpu ? 64 : 8);
-    const lanes = options.gemvLanes ?? (cpu ? 4 : 32);
+    const lanes = options.gemvLanes ?? (cpu ? 1 : 32);
     if (rows * lanes > 256 || (lanes & (lanes - 1)) !== 0 || rows < 1) throw new Error(`matmul: bad GEMV shape ${rows} x ${lanes}`);
     const variants = new Map<string, Variant>();
     await Promise.all(
       formats.map(async (format) => {
         const spec = (entryPoint: string, extra: Record<string, number> = {}) =>
           getPipeline(ctx, { label: 'matmul', source, act, entryPoint, constants: { FORMAT: FORMAT_CODE[format], ...extra } });
-        const [gemv, gemm] = await Promise.all([spec('gemv', { ROWS: rows, LANES: lanes }), spec('gemm')]);
+        const [gemv, gemm] = await Promise.all([lanes === 1 ? spec('gemv_rows', { ROWS: rows }) : spec('gemv', { ROWS: rows, LANES: lanes }), spec('gemm')]);
         variants.set(format, { gemv, gemm });
       }),
     );
     const dummyScales = ctx.device.createBuffer({ label: 'matmul/no-scales', size: 16, usage: GPUBufferUsage.STORAGE });
-    return new MatmulKernel(ctx, act, variants, dummyScales, rows);
+    // Features per GEMV workgroup: gemv_rows threads own GEMV_ROWS_PER_THREAD rows each.
+    return new MatmulKernel(ctx, act, variants, dummyScales, lanes === 1 ? rows * GEMV_ROWS_PER_THREAD : rows);
   }
 
   bind(args: MatmulArgs): MatmulDispatch {
