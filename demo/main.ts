@@ -6,7 +6,7 @@
  * `document.body.dataset.state` is 'idle' | 'loading' | 'ready' | 'generating' (for styling and for the e2e test).
  */
 import { loadGemma, GemmaError, type ChatMessage, type GemmaClient, type GenerationStats, type LoadProgress } from '../src/index.ts';
-import { ModelCache, type CachedModelInfo } from '../src/io/cache.ts';
+import { cacheUsage, deleteCachedModel, listCachedModels, type CachedModelInfo } from '../src/index.ts';
 import { checkWebGpu, type AdapterSummary } from './gpu-info.ts';
 import { formatBytes, formatMs, formatRate } from './format.ts';
 import { renderMarkdown } from './markdown.ts';
@@ -120,12 +120,12 @@ const PHASE_LABELS: Record<string, string> = {
   device: 'Opening the GPU',
   download: 'Downloading',
   'cache-read': 'Reading from the offline cache',
-  quantize: 'Converting to int4 on the GPU',
+  quantize: 'Converting weights on the GPU',
   compile: 'Compiling GPU kernels',
   tokenizer: 'Loading the tokenizer',
-  weights: 'Preparing weights',
 };
-const BYTE_PHASES = new Set(['download', 'cache-read', 'quantize']);
+// quantize counts tensors, not bytes (it follows the download, one tensor at a time).
+const BYTE_PHASES = new Set(['download', 'cache-read']);
 
 function showProgress(p: LoadProgress): void {
   let row = ui.progress.querySelector<HTMLElement>(`[data-phase="${CSS.escape(p.phase)}"]`);
@@ -197,7 +197,7 @@ async function loadModel(): Promise<void> {
     client = loaded;
     const info = loaded.info;
     showLoadedSummary(performance.now() - loadStarted);
-    const gpuBytes = (info as typeof info & { gpuBytes?: number }).gpuBytes;
+    const gpuBytes = info.gpuBytes;
     ui.badge.textContent = `${sourceLabel(form)} · ${info.maxContext.toLocaleString()} tokens context`;
     ui.randomNotice.hidden = form.kind !== 'tiny';
     contextUsed = 0;
@@ -236,15 +236,15 @@ async function unloadModel(): Promise<void> {
 // ---------------------------------------------------------------- cache
 
 async function refreshCacheList(): Promise<void> {
-  const cache = await ModelCache.open().catch(() => undefined);
+  const usage = await cacheUsage().catch(() => undefined);
   ui.cacheList.replaceChildren();
-  if (!cache) {
+  if (!usage || usage.backend === 'none') {
     ui.storage.textContent = 'This browser offers no persistent storage: models are downloaded on every visit.';
     return;
   }
   let entries: CachedModelInfo[] = [];
   try {
-    entries = await cache.list();
+    entries = await listCachedModels();
   } catch (err) {
     ui.storage.textContent = `Could not read the cache: ${describeError(err)}`;
   }
@@ -270,15 +270,15 @@ async function refreshCacheList(): Promise<void> {
     del.setAttribute('aria-label', `Delete ${entry.modelId} from the cache`);
     del.addEventListener('click', async () => {
       del.disabled = true;
-      await cache.delete(entry).catch((err) => alert(`Could not delete: ${describeError(err)}`));
+      await deleteCachedModel(entry).catch((err) => alert(`Could not delete: ${describeError(err)}`));
       await refreshCacheList();
     });
     li.append(name, size, del);
     ui.cacheList.append(li);
   }
-  const estimate = await cache.estimate().catch(() => undefined);
+  const estimate = usage.storage;
   ui.storage.textContent = estimate
-    ? `Storage (${cache.backend.kind === 'opfs' ? 'origin private file system' : 'Cache Storage'}): ${formatBytes(estimate.usage)} used of ${formatBytes(estimate.quota)}.`
+    ? `Storage (${usage.backend === 'opfs' ? 'origin private file system' : 'Cache Storage'}): ${formatBytes(estimate.usage)} used of ${formatBytes(estimate.quota)}.`
     : '';
 }
 

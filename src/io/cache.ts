@@ -197,7 +197,8 @@ export class CacheEntryWriter {
   private readonly blockSize: number;
   private readonly release: () => void;
   private readonly files: CachedFile[] = [];
-  private readonly open = new Set<string>();
+  /** Files being written, by name: abort() must abort their sinks first (OPFS refuses to remove a locked file). */
+  private readonly open = new Map<string, FileSink>();
   private finished = false;
 
   constructor(cache: ModelCache, key: CacheKey, folder: string, blockSize: number, release: () => void) {
@@ -226,8 +227,8 @@ export class CacheEntryWriter {
     if (name === MANIFEST || this.open.has(name) || this.files.some((f) => f.name === name)) {
       throw new GemmaError('invalid-argument', `cache entry file "${name}" is reserved or already written`);
     }
-    this.open.add(name);
     const sink = await this.guard(() => this.cache.backend.createFile(this.folder, storedName(name)));
+    this.open.set(name, sink);
     return new CacheFileWriter(name, sink, this.blockSize, (op) => this.guard(op), (info) => {
       this.open.delete(name);
       this.files.push(info);
@@ -237,7 +238,7 @@ export class CacheEntryWriter {
   /** Makes the entry visible: writes the manifest (last), then drops older versions of the same key. */
   async commit(extra: { commit?: string; meta?: unknown } = {}): Promise<CacheManifest> {
     this.checkOpen();
-    if (this.open.size > 0) throw new GemmaError('internal', `cache commit with unfinished files: ${[...this.open].join(', ')}`);
+    if (this.open.size > 0) throw new GemmaError('internal', `cache commit with unfinished files: ${[...this.open.keys()].join(', ')}`);
     const manifest: CacheManifest = {
       format: 1,
       ...this.key,
@@ -262,6 +263,8 @@ export class CacheEntryWriter {
   async abort(): Promise<void> {
     if (this.finished) return;
     this.finished = true;
+    for (const sink of this.open.values()) await sink.abort().catch(() => {});
+    this.open.clear();
     await this.cache.dropFolder(this.folder);
     this.release();
   }
@@ -364,12 +367,20 @@ export class CacheEntryReader {
         (err: unknown) => this.corrupt(name, `it cannot be read (${(err as Error)?.message})`),
       ));
     const sourceName = `${name} (cached ${this.label()})`;
+    // The last verified block: loaders read many small tensors in file order, and without this each of them would
+    // fetch and hash its whole block again (E2B: hundreds of norms, each re-reading a 4 MiB block). One block of
+    // memory at most.
+    let kept: { start: number; bytes: Uint8Array } | undefined;
     return {
       name: sourceName,
       size: async () => info.size,
       read: async (offset, length) => {
         if (offset + length > info.size) throw truncated(sourceName, offset + length, info.size);
         if (length === 0) return new Uint8Array(0);
+        if (kept && offset >= kept.start && offset + length <= kept.start + kept.bytes.length) {
+          options.onBytes?.(length);
+          return kept.bytes.subarray(offset - kept.start, offset - kept.start + length);
+        }
         const bs = info.blockSize;
         const first = Math.floor(offset / bs);
         const last = Math.floor((offset + length - 1) / bs);
@@ -390,6 +401,8 @@ export class CacheEntryReader {
             return this.corrupt(name, `bytes ${b * bs}-${b * bs + block.length - 1} do not match their checksum`);
           }
         }
+        const lastStart = last * bs;
+        kept = { start: lastStart, bytes: first === last ? bytes : bytes.slice(lastStart - start) };
         options.onBytes?.(length);
         return bytes.subarray(offset - start, offset - start + length);
       },

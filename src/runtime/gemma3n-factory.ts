@@ -66,6 +66,11 @@ export const gemma3nFactory: ModelFactory = async (ctx) => {
   let loaded: LoadedModel;
   try {
     loaded = await loadGemma3n(gpu, opened.checkpoint, request, onProgress, { signal, onConverted: session?.onConverted });
+    if (signal.aborted) {
+      // Aborted while compiling: the entry would be complete, but the caller asked for nothing to be kept.
+      loaded.model.dispose();
+      throw new GemmaError('aborted', `Loading ${opened.checkpoint.name} was aborted.`);
+    }
     opened.download?.aggregator?.finish();
   } catch (err) {
     await session?.abort(); // a truncated, corrupt or aborted download never enters the cache

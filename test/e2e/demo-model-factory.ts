@@ -82,7 +82,7 @@ export const gemma3nFactory: ModelFactory = async (ctx) => {
   const checkpoint = createRandomCheckpoint(ctx.request.model.randomCheckpoint);
   const model = await Gemma3nModel.load(gpu, checkpoint, {
     maxContext: ctx.request.contextLength ?? 4096,
-    onProgress: (done, total) => ctx.onProgress({ phase: 'weights', loaded: done, total, file: 'random weights' }),
+    onProgress: (done, total) => ctx.onProgress({ phase: 'quantize', loaded: done, total, file: 'random weights' }),
   });
   return { model: new Gemma3nLanguageModel(model), stopTokenIds: model.config.eosTokenIds, adapterName: gpu.adapterName };
 };

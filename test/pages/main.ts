@@ -2,7 +2,11 @@
  * The e2e test page: puts the public API and a few measuring helpers on `window.T` for Playwright's
  * page.evaluate (which can only move plain data).
  */
-import { loadGemma, connectGemmaWorker, GemmaError, type GenerationStream, type GemmaClient } from '../../src/index.ts';
+import { loadGemma, connectGemmaWorker, GemmaError, listCachedModels, deleteCachedModel, clearCache, cacheUsage, type GenerationStream, type GemmaClient } from '../../src/index.ts';
+import { ModelCache } from '../../src/io/cache.ts';
+import { createGpuContext } from '../../src/gpu/device.ts';
+import type { Gemma3nLanguageModel } from '../../src/runtime/gemma3n-model.ts';
+import type { LoadProgress } from '../../src/runtime/protocol.ts';
 import { createWorkerApi } from '../../src/runtime/worker-host.ts';
 import { testFactory } from './factories.ts';
 import { gemma3nFactory } from '../../src/runtime/gemma3n-factory.ts';
@@ -116,7 +120,53 @@ function watchMainThread(): () => { frames: number; maxGap: number; p95Gap: numb
   };
 }
 
+/** Every folder in the cache (committed or not), to check nothing half-written stays behind. */
+async function cacheFolders(): Promise<string[]> {
+  return (await (await ModelCache.open())?.backend.listFolders()) ?? [];
+}
+
+/**
+ * Loads with the worker's own factory on this thread (so the model object is reachable): the last prompt
+ * position's logits, greedy tokens, timed progress events and the peak JS heap seen while loading.
+ */
+async function pageModel(load: LoadRequest, prompt: number[], n: number) {
+  const events: (LoadProgress & { t: number })[] = [];
+  const heap = () => (performance as Performance & { memory?: { usedJSHeapSize: number } }).memory?.usedJSHeapSize ?? 0;
+  const heapBefore = heap();
+  let heapPeak = heapBefore;
+  const timer = setInterval(() => (heapPeak = Math.max(heapPeak, heap())), 20);
+  let gpu: Awaited<ReturnType<typeof createGpuContext>> | undefined;
+  const t0 = performance.now();
+  try {
+    const loaded = await gemma3nFactory({
+      request: load,
+      gpu: async () => (gpu ??= await createGpuContext()),
+      onProgress: (p) => {
+        heapPeak = Math.max(heapPeak, heap());
+        events.push({ ...p, t: performance.now() - t0 });
+      },
+    });
+    const loadMs = performance.now() - t0;
+    clearInterval(timer);
+    const model = (loaded.model as Gemma3nLanguageModel).model;
+    const logits = (await model.prefill(prompt, { allLogits: true }))!.at(-1)!;
+    model.reset();
+    const tokens = await model.generateGreedy(prompt, n);
+    loaded.model.dispose();
+    return { events, loadMs, cache: loaded.cache, warnings: loaded.warnings, logits: Array.from(logits), tokens, heapBefore, heapPeak };
+  } finally {
+    clearInterval(timer);
+    gpu?.device.destroy();
+  }
+}
+
 const T = {
+  listCachedModels,
+  deleteCachedModel,
+  clearCache,
+  cacheUsage,
+  cacheFolders,
+  pageModel,
   watchMainThread,
   outcome,
   loadGemma,
