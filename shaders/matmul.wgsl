@@ -275,6 +275,23 @@ fn gemv_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
   }
 }
 
+// Weights (n, k .. k + 3) of a float format element by element, zero past K (unaligned rows). Straight-line, like
+// write_tile_row: loops that index a vector dynamically triple the gemm's compile time on SwiftShader.
+fn w_float4(n: u32, k: u32) -> vec4<f32> {
+  let last = p.K - 1u;
+  let v = vec4<f32>(w_float(n, min(k, last)), w_float(n, min(k + 1u, last)), w_float(n, min(k + 2u, last)), w_float(n, min(k + 3u, last)));
+  return select(vec4<f32>(0.0), v, vec4<u32>(k) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(p.K));
+}
+
+// gemm output: token mm, features nn, nn + 16, nn + 32, nn + 48 from the 4 components of v (masked to [T, n_part]).
+fn write_tile_row(mm: u32, nn: u32, v: vec4<f32>) {
+  if (mm >= p.T) { return; }
+  if (nn < p.n_part) { write_y(mm, nn, v.x); }
+  if (nn + 16u < p.n_part) { write_y(mm, nn + 16u, v.y); }
+  if (nn + 32u < p.n_part) { write_y(mm, nn + 32u, v.z); }
+  if (nn + 48u < p.n_part) { write_y(mm, nn + 48u, v.w); }
+}
+
 const BM = 64u;
 const BN = 64u;
 const BK = 32u;
@@ -346,11 +363,8 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
           wb = h[1];
         }
       } else {
-        for (var i = 0u; i < 4u; i++) {
-          let k = k0 + part * 8u + i;
-          if (k < p.K) { wa[i] = w_float(n, k); }
-          if (k + 4u < p.K) { wb[i] = w_float(n, k + 4u); }
-        }
+        wa = w_float4(n, k0 + part * 8u);
+        wb = w_float4(n, k0 + part * 8u + 4u);
       }
     }
     let wi = part * 8u * 16u + (nl % 16u);
@@ -368,12 +382,8 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     workgroupBarrier();
   }
-  let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
-  for (var i = 0u; i < 4u; i++) {
-    let mm = m0 + ty + 16u * i;
-    for (var j = 0u; j < 4u; j++) {
-      let nn = n0 + tx + 16u * j;
-      if (mm < p.T && nn < p.n_part) { write_y(mm, nn, accs[i][j]); }
-    }
-  }
+  write_tile_row(m0 + ty, n0 + tx, acc0);
+  write_tile_row(m0 + ty + 16u, n0 + tx, acc1);
+  write_tile_row(m0 + ty + 32u, n0 + tx, acc2);
+  write_tile_row(m0 + ty + 48u, n0 + tx, acc3);
 }
