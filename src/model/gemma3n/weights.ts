@@ -116,6 +116,25 @@ function uploadPacked(ctx: GpuContext, label: string, p: PackedTensor): GpuWeigh
   return { format: p.format, rows: p.rows, cols: p.cols, parts, bytes: total };
 }
 
+/**
+ * A small f32 vector for random weights, on the host (a few KB): norms and scales 1; the AltUp coefficients small
+ * (uniform, std 0.05, deterministic) — all-ones prediction coefficients would multiply the streams by ~5 per layer.
+ */
+function randomVector(name: string, length: number): Float32Array {
+  const v = new Float32Array(length).fill(1);
+  if (!name.includes('coefs')) return v;
+  let s = 0x9e3779b9;
+  for (let i = 0; i < name.length; i++) s = Math.imul(s ^ name.charCodeAt(i), 16777619) >>> 0;
+  const half = 0.05 * Math.sqrt(3);
+  for (let i = 0; i < length; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    v[i] = -half + ((s >>> 0) / 4294967296) * 2 * half;
+  }
+  return v;
+}
+
 /** Loads the decoder's weights for `cfg` from `ckpt`. */
 export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3nConfig, opts: LoadWeightsOptions): Promise<ModelWeights> {
   const c = cfg.text;
@@ -135,7 +154,10 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
     const format = formatForStored(name, ckpt.tensor(name)?.dtype, mode, ctx.f16);
     let w: GpuWeight;
     if (opts.random) {
-      w = await createRandomWeight(ctx, { label: name, rows, cols, format, seed: seed++, std: 0.02 });
+      // q4/q8: uniform codes written straight into the layout (codes: true), seconds for all of E2B on SwiftShader
+      // where drawing normals and quantizing took minutes per layer. std 1/√cols: unit-variance inputs give
+      // unit-variance outputs, so 30 layers of random weights keep activations (and the logits) finite.
+      w = await createRandomWeight(ctx, { label: name, rows, cols, format, seed: seed++, std: 1 / Math.sqrt(cols), codes: true });
     } else {
       requireTensor(ckpt, name, [rows, cols]);
       const packed = (format === 'q4' || format === 'q8') && ckpt.readPackedAs ? await ckpt.readPackedAs(name, format) : null;
@@ -154,7 +176,7 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
   /** A small f32 vector (norm weights, coefficients). */
   const vector = async (name: string, length: number, transform?: (v: Float32Array) => Float32Array): Promise<GPUBuffer> => {
     let v: Float32Array;
-    if (opts.random) v = new Float32Array(length).fill(1);
+    if (opts.random) v = randomVector(name, length);
     else {
       requireTensor(ckpt, name);
       v = await readF32(ckpt, name);
