@@ -1,11 +1,11 @@
 /**
  * Kernel benchmark (`npm run bench:kernels [-- --quick] [-- --json FILE]`): the adapter's ceilings measured in the
- * same run (copyBufferToBuffer, the best of a few streaming-read kernels), then the decode GEMV at Gemma 3n E2B
- * shapes in q4 and f32 (weight bytes/s, % of both ceilings), the prefill GEMM (512 tokens, GFLOP/s), decode
+ * same run (copyBufferToBuffer, the best of a few streaming-read kernels: bench/read-bandwidth.ts, shared with the
+ * end-to-end roofline), then the decode GEMV at Gemma 3n E2B shapes in q4 and f32 (weight bytes/s, % of both ceilings), the prefill GEMM (512 tokens, GFLOP/s), decode
  * attention at 4K context (K/V bytes/s) and the per-token PLE fetch (host row pack + upload + GPU dequantize).
  *
  * Timing: GPU timestamps around the compute pass when the device has `timestamp-query` (ctx.timestamps), else the
- * wall clock from submit to onSubmittedWorkDone; copies always use the wall clock (no pass to stamp). Each row:
+ * wall clock from submit to onSubmittedWorkDone; the ceilings use the wall clock (best trial, read-bandwidth.ts). Each row:
  * warm-up, then `iters` measurements of `reps` back-to-back calls, median reported. On SwiftShader (a CPU) the
  * kernels are ALU-bound and the machine is shared: read the ratios, not the absolute numbers.
  */
@@ -13,10 +13,11 @@ import { writeFileSync } from 'node:fs';
 import { createNodeGpuContext } from '../src/node/gpu.ts';
 import type { GpuContext } from '../src/gpu/device.ts';
 import { createStorageBuffer } from '../src/gpu/buffers.ts';
-import { getPipeline, bindBuffers, type Dispatch } from '../src/gpu/pipeline.ts';
+import type { Dispatch } from '../src/gpu/pipeline.ts';
 import { MatmulKernel } from '../src/kernels/matmul.ts';
 import { createRandomWeight, destroyWeight } from '../src/kernels/upload-weight.ts';
 import type { WeightFormat } from '../src/kernels/weight-format.ts';
+import { measureReadBandwidth } from './read-bandwidth.ts';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -74,68 +75,6 @@ async function timeDispatch(ctx: GpuContext, encode: (pass: GPUComputePassEncode
   return { ms: median(samples), timing: qs ? 'timestamp' : 'wall' };
 }
 
-async function timeCopy(ctx: GpuContext, bytes: number, reps: number, iters: number): Promise<number> {
-  const { device } = ctx;
-  const a = createStorageBuffer(device, bytes, 'copy-src');
-  const b = createStorageBuffer(device, bytes, 'copy-dst');
-  const samples: number[] = [];
-  for (let i = 0; i <= iters; i++) {
-    const enc = device.createCommandEncoder();
-    for (let r = 0; r < reps; r++) enc.copyBufferToBuffer(a, 0, b, 0, bytes);
-    const t0 = performance.now();
-    device.queue.submit([enc.finish()]);
-    await device.queue.onSubmittedWorkDone();
-    if (i > 0) samples.push((performance.now() - t0) / reps);
-  }
-  a.destroy();
-  b.destroy();
-  return median(samples);
-}
-
-// Streaming read: each thread sums vec4<u32> loads (XOR, so nothing is optimized away) into one word per thread
-// kept only if an impossible value turns up. Two access patterns; the faster one is the ceiling.
-const READ_WGSL = /* wgsl */ `
-struct P { count: u32, per_group: u32, grid_stride: u32, mode: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> src: array<vec4<u32>>;
-@group(0) @binding(2) var<storage, read_write> sink: array<u32>;
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let g = wg.y * nw.x + wg.x;
-  var acc = vec4<u32>(0u);
-  if (p.mode == 0u) { // contiguous slab per workgroup
-    let start = g * p.per_group;
-    let end = min(start + p.per_group, p.count);
-    for (var i = start + lid; i < end; i += 256u) { acc ^= src[i]; }
-  } else { // grid-stride over the whole buffer
-    for (var i = g * 256u + lid; i < p.count; i += p.grid_stride) { acc ^= src[i]; }
-  }
-  let f = acc.x ^ acc.y ^ acc.z ^ acc.w;
-  if (f == 0x9e3779b9u) { sink[g] = f; }
-}`;
-
-async function streamingRead(ctx: GpuContext, bytes: number, reps: number, iters: number): Promise<{ ms: number; timing: Row['timing']; note: string }> {
-  const { device } = ctx;
-  const pipeline = await getPipeline(ctx, { label: 'bench-read', source: READ_WGSL });
-  const src = createStorageBuffer(device, bytes, 'read-src');
-  const sink = createStorageBuffer(device, 4 * 65536, 'read-sink');
-  const count = bytes / 16;
-  let best = { ms: Infinity, timing: 'wall' as Row['timing'], note: '' };
-  for (const [mode, groups] of [[0, 1024], [0, 4096], [1, 1024], [1, 8192]]) {
-    const params = device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-    device.queue.writeBuffer(params, 0, new Uint32Array([count, Math.ceil(count / groups), groups * 256, mode]));
-    const bg = bindBuffers(device, pipeline, [params, src, sink]);
-    const r = await timeDispatch(ctx, (pass) => {
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(0, bg);
-      pass.dispatchWorkgroups(groups);
-    }, reps, iters);
-    if (r.ms < best.ms) best = { ...r, note: `${mode === 0 ? 'slab' : 'grid-stride'}, ${groups} workgroups` };
-  }
-  src.destroy();
-  return best;
-}
-
 const ctx = await createNodeGpuContext();
 const rows: Row[] = [];
 const reps = quick ? 2 : 10;
@@ -143,13 +82,13 @@ const iters = quick ? 3 : 7; // measured iterations after one warm-up
 const GB = 1e9;
 console.log(`adapter: ${ctx.adapterName}; timestamps: ${ctx.timestamps}; subgroups: ${ctx.subgroups}; ${quick ? 'quick' : 'full'} run`);
 
+// Ceilings: the shared implementation (bench/read-bandwidth.ts, also the end-to-end roofline's), wall clock.
 const ceilBytes = (quick ? 64 : 256) * 2 ** 20;
-const copyMs = await timeCopy(ctx, ceilBytes, reps, iters);
-const copyGbps = ceilBytes / copyMs / 1e6;
-rows.push({ name: `ceiling: copyBufferToBuffer ${ceilBytes >> 20} MiB`, ms: copyMs, bytes: ceilBytes, gbps: copyGbps, timing: 'wall', note: 'bytes copied/s (each read once, written once)' });
-const rd = await streamingRead(ctx, ceilBytes, reps, iters);
-const readGbps = ceilBytes / rd.ms / 1e6;
-rows.push({ name: `ceiling: streaming read ${ceilBytes >> 20} MiB`, ms: rd.ms, bytes: ceilBytes, gbps: readGbps, timing: rd.timing, note: `best of 4: ${rd.note}` });
+const bw = await measureReadBandwidth(ctx, { bytes: ceilBytes, reps, trials: iters });
+const copyGbps = bw.copyBytesPerSecond / GB;
+const readGbps = bw.readBytesPerSecond / GB;
+rows.push({ name: `ceiling: copyBufferToBuffer ${bw.bytes >> 20} MiB`, ms: (bw.bytes / bw.copyBytesPerSecond) * 1000, bytes: bw.bytes, gbps: copyGbps, timing: 'wall', note: 'bytes copied/s (each read once, written once)' });
+rows.push({ name: `ceiling: streaming read ${bw.bytes >> 20} MiB`, ms: (bw.bytes / bw.readBytesPerSecond) * 1000, bytes: bw.bytes, gbps: readGbps, timing: 'wall', note: `best of ${bw.readVariants.length}: ${bw.readKernel}` });
 
 function bandwidthRow(name: string, ms: number, bytes: number, timing: Row['timing'], note?: string): Row {
   const gbps = bytes / ms / 1e6;

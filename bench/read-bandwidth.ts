@@ -1,7 +1,8 @@
 /**
- * The adapter's streaming-read ceiling: the best bytes/s a compute shader reaches reading one large buffer once
- * (16-byte loads, coalesced, one small write per workgroup), and the buffer-copy rate for comparison. Decode is
- * memory-bound, so this is the yardstick for the end-to-end roofline (bench/e2e.ts) and for kernels.
+ * The adapter's streaming-read ceiling: the best bytes/s any of a few streaming-read kernels reaches reading one
+ * large buffer once (16-byte loads; contiguous slabs per workgroup or a grid-stride loop, at a few workgroup
+ * counts), and the buffer-copy rate for comparison. Decode is memory-bound, so the best read kernel is the yardstick
+ * for the end-to-end roofline (bench/e2e.ts) and for kernels (bench/kernels.ts): one implementation for both.
  *
  * Timing: wall clock around submit → onSubmittedWorkDone over `reps` repetitions after a warm-up, best of
  * `trials` (timestamp queries are not available everywhere; on real GPUs the submit overhead is ~0.1 ms against
@@ -10,53 +11,65 @@
 import type { GpuContext } from '../src/gpu/device.ts';
 
 export interface ReadBandwidth {
-  /** Bytes per second of the read kernel (best trial). */
+  /** Bytes per second of the best streaming-read kernel (best trial): the roofline ceiling. */
   readBytesPerSecond: number;
-  /** Bytes per second read by copyBufferToBuffer (it also writes as much). */
+  /** Which read kernel that was (access pattern, workgroups). */
+  readKernel: string;
+  /** Every read kernel tried, bytes per second. */
+  readVariants: Array<{ kernel: string; bytesPerSecond: number }>;
+  /** Bytes per second read by copyBufferToBuffer (it also writes as much); for comparison only. */
   copyBytesPerSecond: number;
   /** Size of the buffer read. */
   bytes: number;
 }
 
 const WORKGROUP = 256;
-/** vec4<u32> loads per thread per workgroup pass: each workgroup streams a contiguous slab. */
+// Each thread XORs vec4<u32> loads (nothing can be optimized away) into one word kept only if an impossible value
+// turns up: no write per thread, so the kernel's traffic is the read.
 const SHADER = /* wgsl */ `
+struct Params { count: u32, per_group: u32, grid_stride: u32, mode: u32 }
 @group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
 @group(0) @binding(1) var<storage, read_write> sink: array<u32>;
-struct Params { count: u32, perGroup: u32 }
-@group(0) @binding(2) var<uniform> params: Params;
+@group(0) @binding(2) var<uniform> p: Params;
 
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let group = wg.x + wg.y * n.x;
-  let start = group * params.perGroup;
-  let end = min(start + params.perGroup, params.count);
+  let g = wg.x + wg.y * n.x;
   var acc = vec4<u32>(0u);
-  for (var i = start + lid; i < end; i += ${WORKGROUP}u) {
-    acc ^= src[i];
+  if (p.mode == 0u) { // contiguous slab per workgroup
+    let start = g * p.per_group;
+    let end = min(start + p.per_group, p.count);
+    for (var i = start + lid; i < end; i += ${WORKGROUP}u) { acc ^= src[i]; }
+  } else { // grid-stride over the whole buffer
+    for (var i = g * ${WORKGROUP}u + lid; i < p.count; i += p.grid_stride) { acc ^= src[i]; }
   }
   let folded = acc.x ^ acc.y ^ acc.z ^ acc.w;
-  // Almost never true, but the compiler cannot know: keeps the loads alive without a write per thread.
-  if (folded == 0x9e3779b9u) { sink[group] = folded; }
+  if (folded == 0x9e3779b9u) { sink[g] = folded; }
 }`;
 
 export async function measureReadBandwidth(ctx: GpuContext, options: { bytes?: number; reps?: number; trials?: number } = {}): Promise<ReadBandwidth> {
   const { device } = ctx;
   const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
-  const bytes = Math.floor(Math.min(options.bytes ?? 256 * 2 ** 20, limit) / 16) * 16;
+  const bytes = Math.floor(Math.min(options.bytes ?? 256 * 2 ** 20, limit - 2 ** 20) / 16) * 16;
   const reps = options.reps ?? 10;
   const trials = options.trials ?? 3;
   const count = bytes / 16;
-  const perGroup = WORKGROUP * 64; // 64 loads per thread: 256 KiB per workgroup
-  const groups = Math.ceil(count / perGroup);
-  const gx = Math.min(groups, device.limits.maxComputeWorkgroupsPerDimension);
-  const gy = Math.ceil(groups / gx);
+  const maxX = device.limits.maxComputeWorkgroupsPerDimension;
+  // Slabs of 64 loads per thread (256 KiB per workgroup, one per ~core-sized chunk), and fixed grids that suit
+  // GPUs with few (1024) or many (4096, 8192) resident workgroups.
+  const slab64 = Math.ceil(count / (WORKGROUP * 64));
+  const variants: Array<{ mode: 0 | 1; groups: number }> = [
+    { mode: 0, groups: slab64 },
+    { mode: 0, groups: 1024 },
+    { mode: 0, groups: 4096 },
+    { mode: 1, groups: 1024 },
+    { mode: 1, groups: 8192 },
+  ];
 
   const src = device.createBuffer({ label: 'bw/src', size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
   const dst = device.createBuffer({ label: 'bw/dst', size: bytes, usage: GPUBufferUsage.COPY_DST });
-  const sink = device.createBuffer({ label: 'bw/sink', size: Math.max(16, gx * gy * 4), usage: GPUBufferUsage.STORAGE });
-  const uniform = device.createBuffer({ label: 'bw/params', size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-  device.queue.writeBuffer(uniform, 0, new Uint32Array([count, perGroup, 0, 0]));
+  const sink = device.createBuffer({ label: 'bw/sink', size: 4 * Math.max(8192, slab64), usage: GPUBufferUsage.STORAGE });
+  const uniforms: GPUBuffer[] = [];
   try {
     // Fill with non-zero data (a copy of a written pattern) so no driver can shortcut zero pages.
     const pattern = new Uint32Array(Math.min(bytes, 4 * 2 ** 20) / 4).map((_, i) => Math.imul(i + 1, 2654435761));
@@ -64,10 +77,6 @@ export async function measureReadBandwidth(ctx: GpuContext, options: { bytes?: n
 
     const module = device.createShaderModule({ label: 'bw/read', code: SHADER });
     const pipeline = await device.createComputePipelineAsync({ label: 'bw/read', layout: 'auto', compute: { module, entryPoint: 'main' } });
-    const bind = device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: [{ binding: 0, resource: { buffer: src } }, { binding: 1, resource: { buffer: sink } }, { binding: 2, resource: { buffer: uniform } }],
-    });
     const timeReps = async (record: (enc: GPUCommandEncoder) => void): Promise<number> => {
       const submit = () => {
         const enc = device.createCommandEncoder();
@@ -84,16 +93,30 @@ export async function measureReadBandwidth(ctx: GpuContext, options: { bytes?: n
       }
       return (bytes * reps) / best;
     };
-    const readBytesPerSecond = await timeReps((enc) => {
-      const pass = enc.beginComputePass();
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(0, bind);
-      pass.dispatchWorkgroups(gx, gy);
-      pass.end();
-    });
+    const readVariants: ReadBandwidth['readVariants'] = [];
+    for (const v of variants) {
+      const uniform = device.createBuffer({ label: 'bw/params', size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      uniforms.push(uniform);
+      device.queue.writeBuffer(uniform, 0, new Uint32Array([count, Math.ceil(count / v.groups), v.groups * WORKGROUP, v.mode]));
+      const bind = device.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [{ binding: 0, resource: { buffer: src } }, { binding: 1, resource: { buffer: sink } }, { binding: 2, resource: { buffer: uniform } }],
+      });
+      const gx = Math.min(v.groups, maxX);
+      const gy = Math.ceil(v.groups / gx);
+      const bytesPerSecond = await timeReps((enc) => {
+        const pass = enc.beginComputePass();
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(0, bind);
+        pass.dispatchWorkgroups(gx, gy);
+        pass.end();
+      });
+      readVariants.push({ kernel: `${v.mode === 0 ? 'slab' : 'grid-stride'}, ${v.groups} workgroups`, bytesPerSecond });
+    }
+    const best = readVariants.reduce((a, b) => (b.bytesPerSecond > a.bytesPerSecond ? b : a));
     const copyBytesPerSecond = await timeReps((enc) => enc.copyBufferToBuffer(src, 0, dst, 0, bytes));
-    return { readBytesPerSecond, copyBytesPerSecond, bytes };
+    return { readBytesPerSecond: best.bytesPerSecond, readKernel: best.kernel, readVariants, copyBytesPerSecond, bytes };
   } finally {
-    for (const b of [src, dst, sink, uniform]) b.destroy();
+    for (const b of [src, dst, sink, ...uniforms]) b.destroy();
   }
 }
