@@ -8,51 +8,24 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { build, transformWithOxc, type Plugin } from 'vite';
+import { build, transformWithOxc } from 'vite';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { CHROMIUM, CHROMIUM_FLAGS, REPO_ROOT, serveStatic, type StaticServer } from '../helpers/browser.ts';
 
 const RESULTS = join(REPO_ROOT, 'test-results');
-const SHIPPED_FACTORY = join(REPO_ROOT, 'src/runtime/gemma3n-factory.ts');
 
 let outDir: string;
 let server: StaticServer;
 let context: BrowserContext;
 let userDataDir: string;
 let page: Page;
-/** Set when the shipped worker factory cannot load the built-in model yet (see demo-model-factory.ts). */
-let factoryNote = '';
-
-/**
- * While src/runtime/gemma3n-factory.ts does not load `{ randomCheckpoint }` models, the demo's worker gets the test
- * factory instead (the same GPU model through a thin adapter), so the UI is still exercised end to end.
- */
-async function factorySwap(): Promise<Plugin | undefined> {
-  const source = await readFile(SHIPPED_FACTORY, 'utf8');
-  if (source.includes('randomCheckpoint') || source.includes('RandomCheckpoint')) return undefined;
-  factoryNote = 'src/runtime/gemma3n-factory.ts does not load the random-weight model yet: the demo runs with test/e2e/demo-model-factory.ts';
-  return {
-    name: 'demo-test-factory-swap',
-    enforce: 'pre',
-    resolveId(id, importer) {
-      if (id === './gemma3n-factory.ts' && importer?.replace(/\\/g, '/').endsWith('src/runtime/worker.ts')) {
-        return join(REPO_ROOT, 'test/e2e/demo-model-factory.ts');
-      }
-      return undefined;
-    },
-  };
-}
-
 before(async () => {
   outDir = await mkdtemp(join(tmpdir(), 'gemma-demo-'));
-  const swap = await factorySwap();
   await build({
     configFile: join(REPO_ROOT, 'vite.config.ts'),
     logLevel: 'warn',
-    plugins: swap ? [swap] : [],
     build: { outDir, emptyOutDir: true, minify: false, reportCompressedSize: false, chunkSizeWarningLimit: 100_000 },
   });
-  if (factoryNote) process.stderr.write(`[demo.test] ${factoryNote}\n`);
   server = await serveStatic({ '/': outDir });
   userDataDir = await mkdtemp(join(tmpdir(), 'gemma-demo-chromium-'));
   context = await chromium.launchPersistentContext(userDataDir, {
@@ -117,7 +90,6 @@ async function screenshot(p: Page, name: string): Promise<{ colors: number; domi
 }
 
 test('demo: loads the built-in tiny model, streams a reply, stops with Esc, regenerates, clears; screenshots', async (t) => {
-  if (factoryNote) t.diagnostic(factoryNote);
   await page.goto(server.url + '/');
   await waitState(page, 'idle', 60_000);
   assert.equal(await page.isVisible('#no-webgpu'), false);
