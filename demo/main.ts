@@ -189,11 +189,10 @@ async function loadModel(): Promise<void> {
   const loadStarted = performance.now();
   const w = new Worker(new URL('../src/runtime/worker.ts', import.meta.url), { type: 'module', name: 'gemma-webgpu' });
   worker = w;
-  const cancelled = new Promise<never>((_, reject) => {
-    cancelLoading = () => reject(new DOMException('Loading was cancelled.', 'AbortError'));
-  });
+  const abortLoad = new AbortController();
+  cancelLoading = () => abortLoad.abort();
   try {
-    const loaded = await Promise.race([loadGemma({ ...request, worker: w, onProgress: showProgress }), cancelled]);
+    const loaded = await loadGemma({ ...request, worker: w, onProgress: showProgress, signal: abortLoad.signal });
     client = loaded;
     const info = loaded.info;
     showLoadedSummary(performance.now() - loadStarted);
@@ -210,7 +209,7 @@ async function loadModel(): Promise<void> {
   } catch (err) {
     w.terminate();
     worker = undefined;
-    const aborted = err instanceof DOMException && err.name === 'AbortError';
+    const aborted = abortLoad.signal.aborted;
     ui.badge.textContent = 'No model loaded';
     ui.loadError.textContent = aborted ? 'Loading was cancelled.' : `Could not load the model: ${describeError(err)}`;
     ui.loadError.hidden = false;
