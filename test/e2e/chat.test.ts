@@ -1,10 +1,9 @@
 // The public worker API in Chromium: golden tokens through the worker, the real Gemma tokenizer and chat
 // template end to end, abort, busy, multi-turn KV reuse, main-thread responsiveness, and the worker's
 // streaming overhead against calling the engine directly.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Page } from 'playwright-core';
-import { startTestBrowser, type TestBrowser } from '../helpers/browser.ts';
+import { useTestPage } from '../helpers/browser.ts';
 import { tinyFixtures } from '../helpers/fixtures.ts';
 import { gemmaTokenizer } from '../runtime/gemma-tokenizer.ts';
 import type { TestApi, Collected } from '../pages/main.ts';
@@ -12,21 +11,12 @@ import type { ChatMessage } from '../../src/runtime/protocol.ts';
 
 declare const window: { T: TestApi };
 
-let browser: TestBrowser;
-let page: Page;
-
-before(async () => {
-  browser = await startTestBrowser();
-  page = await browser.open();
-});
-after(async () => {
-  await browser?.close();
-});
+const shared = useTestPage();
 
 for (const fx of tinyFixtures()) {
   test(`${fx.name}: greedy tokens streamed through the worker equal the golden continuation (CPU reference model)`, async () => {
     const { prompt_ids, generated_ids } = fx.golden.greedy;
-    const r = await page.evaluate(
+    const r = await shared.page.evaluate(
       async ({ name, prompt, n }) => {
         const { T } = window;
         const client = await T.connectGemmaWorker(T.testWorker(), { model: { reference: `/fixtures/${name}/` }, tokenizer: false }, true);
@@ -50,7 +40,7 @@ test('real Gemma tokenizer + chat template: chunks stream before the end, emoji/
     { role: 'system', content: 'Answer briefly.' },
     { role: 'user', content: 'Say hello in Chinese 🇨🇳 and show a flamingo.' },
   ];
-  const r = await page.evaluate(
+  const r = await shared.page.evaluate(
     async ({ reply, messages }) => {
       const { T } = window;
       const client = await T.connectGemmaWorker(T.testWorker(), { model: { fake: { reply, delayMs: 3 } }, tokenizer: '/tokenizer/' }, true);
@@ -83,7 +73,7 @@ test('real Gemma tokenizer + chat template: chunks stream before the end, emoji/
 });
 
 test('abort stops generation within a token and the next chat works; busy while running; abort-then-chat queues', async () => {
-  const r = await page.evaluate(async () => {
+  const r = await shared.page.evaluate(async () => {
     const { T } = window;
     // Fake model without a script: hashes, never stops by itself. 4 ms per token (timer: the worker stays responsive).
     const client = await T.connectGemmaWorker(T.testWorker(), { model: { fake: { delayMs: 4 } }, tokenizer: false }, true);
@@ -124,7 +114,7 @@ test('abort stops generation within a token and the next chat works; busy while 
 });
 
 test('the main thread stays responsive while the worker computes (and would not without the worker)', async () => {
-  const r = await page.evaluate(async () => {
+  const r = await shared.page.evaluate(async () => {
     const { T } = window;
     // 150 tokens x 8 ms of blocking compute per model call (in the worker), then 100 on the page as a control.
     const fake = { spinMs: 8 };
@@ -153,7 +143,7 @@ test('the main thread stays responsive while the worker computes (and would not 
 });
 
 test('worker streaming overhead: decode tokens/s through the worker vs the engine called directly', async () => {
-  const r = await page.evaluate(async () => {
+  const r = await shared.page.evaluate(async () => {
     const { T } = window;
     // A fake model that waits ~2 ms per token without blocking its thread, as a GPU-bound model does (timers
     // clamp to 4 ms when nested, in the worker and on the page alike): per-token messaging costs would show.

@@ -1,10 +1,9 @@
 // The shipped worker (src/runtime/worker.ts) running the real GPU model in Chromium through loadGemma(): golden
 // greedy tokens on the tiny fixtures, and a random full-vocabulary Gemma 3n driven by the real tokenizer and chat
 // template (streaming, abort, KV reuse, responsiveness, tokens/s through the worker vs the engine on the page).
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Page } from 'playwright-core';
-import { startTestBrowser, type TestBrowser } from '../helpers/browser.ts';
+import { useTestPage } from '../helpers/browser.ts';
 import { tinyFixtures } from '../helpers/fixtures.ts';
 import { gemmaTokenizer } from '../runtime/gemma-tokenizer.ts';
 import type { TestApi } from '../pages/main.ts';
@@ -12,21 +11,12 @@ import type { ChatMessage } from '../../src/runtime/protocol.ts';
 
 declare const window: { T: TestApi };
 
-let browser: TestBrowser;
-let page: Page;
-
-before(async () => {
-  browser = await startTestBrowser();
-  page = await browser.open();
-});
-after(async () => {
-  await browser?.close();
-});
+const shared = useTestPage();
 
 for (const fx of tinyFixtures()) {
   test(`${fx.name}: loadGemma() + the shipped worker stream the golden greedy continuation`, async () => {
     const { prompt_ids, generated_ids } = fx.golden.greedy;
-    const r = await page.evaluate(
+    const r = await shared.page.evaluate(
       async ({ name, prompt, n }) => {
         const { T } = window;
         const phases = new Set<string>();
@@ -48,7 +38,7 @@ for (const fx of tinyFixtures()) {
 }
 
 test('a checkpoint folder with its own tokenizer files: download progress, tokenizer from the folder, clear vocabulary errors', async () => {
-  const r = await page.evaluate(async () => {
+  const r = await shared.page.evaluate(async () => {
     const { T } = window;
     const events: { phase: string; loaded: number; total: number }[] = [];
     const client = await T.loadGemma({ model: '/tiny-a-with-tokenizer/', weights: 'float', contextLength: 64, onProgress: (p) => events.push(p) });
@@ -78,7 +68,7 @@ test('random full-vocabulary Gemma 3n + real tokenizer: streamed chat, emoji/CJK
     { role: 'system', content: 'You are terse.' },
     { role: 'user', content: 'Translate 你好世界 and explain 🦩🪿 please.' },
   ];
-  const r = await page.evaluate(
+  const r = await shared.page.evaluate(
     async ({ model, messages }) => {
       const { T } = window;
       const client = await T.loadGemma({ model, tokenizer: '/tokenizer/', contextLength: 512 });
@@ -128,7 +118,7 @@ test('random full-vocabulary Gemma 3n + real tokenizer: streamed chat, emoji/CJK
 
 test('real model (tiny fixture): the page stays responsive during generation; tokens/s through the worker vs the engine on the page', async () => {
   const fx = tinyFixtures()[0];
-  const r = await page.evaluate(
+  const r = await shared.page.evaluate(
     async ({ name }) => {
       const { T } = window;
       const load = { model: `/fixtures/${name}/`, tokenizer: false as const, contextLength: 512 };

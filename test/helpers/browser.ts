@@ -3,6 +3,7 @@
  * Vite from test/pages/ (so TypeScript, `?raw` WGSL imports and `new Worker(new URL(...), { type: 'module' })`
  * behave as in an app), served from http://127.0.0.1 by a tiny static server with Range support.
  */
+import { after, before } from 'node:test';
 import { build } from 'vite';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -189,4 +190,20 @@ export async function startTestBrowser(): Promise<TestBrowser> {
       await rm(pagesDir, { recursive: true, force: true }).catch(() => {});
     },
   };
+}
+
+/**
+ * For a test file whose tests share the test page: registers the hooks that start the browser and open the page
+ * before them, and close everything after. Read `browser` and `page` from the returned object inside tests.
+ */
+export function useTestPage(): { readonly browser: TestBrowser; readonly page: Page } {
+  const shared = {} as { browser: TestBrowser; page: Page };
+  before(async () => {
+    shared.browser = await startTestBrowser();
+    shared.page = await shared.browser.open();
+  });
+  after(async () => {
+    await shared.browser?.close();
+  });
+  return shared;
 }
