@@ -72,8 +72,9 @@ function span(events: Event[], phase: string): number {
   return list.at(-1)!.t! - list[0].t!;
 }
 
-test('worker load from the server: clean download/quantize/compile progress, the golden tokens, cached, gpuBytes reported', async () => {
-  const r = await page.evaluate(
+/** Loads `url` through the worker (float weights, context 64, progress recorded), generates the N golden greedy tokens, disposes. */
+function workerLoadAndGenerate(url: string) {
+  return page.evaluate(
     async ({ url, prompt, n }) => {
       const { T } = window;
       const events: { phase: string; loaded: number; total: number; file: string }[] = [];
@@ -81,10 +82,15 @@ test('worker load from the server: clean download/quantize/compile progress, the
       const out = await T.collect(client.generate(prompt, { temperature: 0, maxNewTokens: n }));
       const info = client.info;
       await client.dispose();
-      return { events, info, out, cached: await T.listCachedModels() };
+      return { events, info, out };
     },
-    { url: `${server.url}/tiny/`, prompt: PROMPT, n: N },
+    { url, prompt: PROMPT, n: N },
   );
+}
+
+test('worker load from the server: clean download/quantize/compile progress, the golden tokens, cached, gpuBytes reported', async () => {
+  const r = await workerLoadAndGenerate(`${server.url}/tiny/`);
+  const cached = await page.evaluate(() => window.T.listCachedModels());
   assert.equal(r.out.error, null, JSON.stringify(r.out.error));
   assert.deepEqual(r.out.deltas.flatMap((d) => d.tokenIds), golden.generated_ids.slice(0, N));
   assertCleanPhases(r.events, ['device', 'download', 'quantize', 'compile']);
@@ -92,8 +98,8 @@ test('worker load from the server: clean download/quantize/compile progress, the
   assert.ok(!r.events.some((e) => e.phase === 'cache-read'));
   assert.equal(r.info.cache, 'stored', JSON.stringify(r.info.warnings));
   assert.ok(r.info.gpuBytes! > 0 && r.info.gpuBytes === r.info.memory?.gpuBytes, JSON.stringify(r.info));
-  const entry = r.cached.find((e) => e.modelId === `${server.url}/tiny/`);
-  assert.ok(entry, JSON.stringify(r.cached));
+  const entry = cached.find((e) => e.modelId === `${server.url}/tiny/`);
+  assert.ok(entry, JSON.stringify(cached));
   assert.equal(entry.revision, 'url');
   assert.match(entry.weightMode, /^float-f(16|32)$/);
   assert.ok(entry.bytes > 0);
@@ -182,18 +188,7 @@ test('server stopped: the second load comes from the cache (no network), same lo
   assert.ok(online, 'needs the online load');
   await server.close();
   const requestsBefore = server.log.length;
-  const worker = await page.evaluate(
-    async ({ url, prompt, n }) => {
-      const { T } = window;
-      const events: { phase: string; loaded: number; total: number; file: string }[] = [];
-      const client = await T.loadGemma({ model: url, tokenizer: false, weights: 'float', contextLength: 64, onProgress: (p) => events.push(p) });
-      const out = await T.collect(client.generate(prompt, { temperature: 0, maxNewTokens: n }));
-      const info = client.info;
-      await client.dispose();
-      return { events, info, out };
-    },
-    { url: `${server.url}/tiny/`, prompt: PROMPT, n: N },
-  );
+  const worker = await workerLoadAndGenerate(`${server.url}/tiny/`);
   assert.equal(worker.info.cache, 'hit');
   assert.deepEqual(worker.out.deltas.flatMap((d) => d.tokenIds), online!.tokens);
   assertCleanPhases(worker.events, ['device', 'cache-read', 'compile']);
