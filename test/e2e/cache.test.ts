@@ -8,9 +8,8 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { build } from 'vite';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { CHROMIUM, CHROMIUM_FLAGS, REPO_ROOT, serveStatic, type StaticServer } from '../helpers/browser.ts';
+import { CHROMIUM, CHROMIUM_FLAGS, buildTestPages, serveStatic, type StaticServer } from '../helpers/browser.ts';
 
 type C = typeof import('../pages/cache-page.ts') extends never ? never : Record<string, (...args: never[]) => Promise<unknown>>;
 
@@ -30,14 +29,7 @@ function call<T = any>(fn: string, ...args: unknown[]): Promise<T> {
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'gemma-cache-e2e-'));
-  const root = join(REPO_ROOT, 'test/pages');
-  await build({
-    root,
-    configFile: false,
-    logLevel: 'warn',
-    base: '/',
-    build: { outDir: join(dir, 'pages'), emptyOutDir: true, target: 'es2022', minify: false, reportCompressedSize: false, rollupOptions: { input: { cache: join(root, 'cache.html') } } },
-  });
+  await buildTestPages({ input: { cache: 'cache.html' }, outDir: join(dir, 'pages') });
   // A file big enough to time (the fixtures are ~1 MB): pseudo-random so nothing compresses it.
   const big = new Uint8Array(BIG_BYTES);
   const words = new Uint32Array(big.buffer);

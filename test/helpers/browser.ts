@@ -31,10 +31,14 @@ export const CHROMIUM_FLAGS = [
   '--no-first-run',
 ];
 
-/** Builds test/pages (every *.html there) into a fresh temporary folder; returns the folder. */
-export async function buildTestPages(): Promise<string> {
-  const outDir = await mkdtemp(join(tmpdir(), 'gemma-pages-'));
+/**
+ * Builds pages of test/pages (default the test page, index.html) into `outDir` (default a fresh temporary folder);
+ * returns the folder.
+ */
+export async function buildTestPages(options: { input?: Record<string, string>; outDir?: string } = {}): Promise<string> {
+  const outDir = options.outDir ?? (await mkdtemp(join(tmpdir(), 'gemma-pages-')));
   const root = join(REPO_ROOT, 'test/pages');
+  const input = Object.fromEntries(Object.entries(options.input ?? { index: 'index.html' }).map(([name, file]) => [name, join(root, file)]));
   await build({
     root,
     configFile: false,
@@ -47,7 +51,7 @@ export async function buildTestPages(): Promise<string> {
       minify: false,
       reportCompressedSize: false,
       chunkSizeWarningLimit: 100_000,
-      rollupOptions: { input: { index: join(root, 'index.html') } },
+      rollupOptions: { input },
     },
     worker: { format: 'es' },
   });
