@@ -44,11 +44,6 @@ export function f32ToF16Bits(value: number): number {
   return sign | (e << 10) | r;
 }
 
-export function bf16BitsToF32(b: number): number {
-  u32[0] = b << 16;
-  return f32[0];
-}
-
 export function f32ToBf16Bits(value: number): number {
   f32[0] = value;
   const x = u32[0];

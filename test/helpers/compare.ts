@@ -31,9 +31,3 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
   }
   return maxErr;
 }
-
-export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
