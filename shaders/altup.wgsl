@@ -2,7 +2,7 @@
 // Streams are stored stream-major in one buffer: stream i, token t, dim d at i * stream_stride + t * dim + d
 // (stream_stride = capacity * dim, so T can shrink below the capacity without moving anything).
 // Router logits r [T, 4] are W_r . RMSNorm(x_0) as the matmul writes them; the kernels apply HF's 1/D input
-// scale (router_scale) and the f32 tanh. Coefficient matrices may be clamped to +-coef_clip (has_clip).
+// scale (router_scale) and the f32 tanh (tanh_f32 from shaders/lib/tanh.wgsl). Coefficient matrices may be clamped to +-coef_clip (has_clip).
 //
 // Entry points (each its own pipeline; bindings per entry below):
 //  predict:  c = W_pred tanh(r[t] / D) (16), x^_i = x_i + sum_k c[4i + k] x_k.
@@ -24,18 +24,6 @@
 
 override WG: u32 = 256;
 
-// tanh with relative accuracy near 0 (router arguments are r / 2048) and finite everywhere (Cephes tanhf).
-fn tanh_f32(x: f32) -> f32 {
-  let ax = min(abs(x), 10.0);
-  var r: f32;
-  if (ax < 0.625) {
-    let z = ax * ax;
-    r = ax + ax * z * ((((-5.70498872745e-3 * z + 2.06390887954e-2) * z - 5.37397155531e-2) * z + 1.33314422036e-1) * z - 3.33332819422e-1);
-  } else {
-    r = 1.0 - 2.0 / (exp(2.0 * ax) + 1.0);
-  }
-  return select(r, -r, x < 0.0);
-}
 
 struct CoefParams {
   tokens: u32,

@@ -2,7 +2,7 @@
 //   OP 0 lincomb:  y = alpha * a + beta * b      (add: 1, 1; axpy: 1, s)
 //   OP 1 scale:    y = alpha * a                  (copy: alpha = 1, exact)
 //   OP 2 mul_row:  y = alpha * a * w[col]         (row-broadcast vector, w f32)
-//   OP 3 softcap:  y = alpha * tanh(a / alpha)    (alpha = cap; a / cap divides, as HF does)
+//   OP 3 softcap:  y = alpha * tanh(a / alpha)    (alpha = cap; a / cap divides, as HF does; tanh_f32 from shaders/lib/tanh.wgsl)
 // Bindings: 0 params (uniform), 1 a act_t, 2 b act_t, 3 w f32, 4 y act_t (read_write). Unused inputs are bound
 // to a dummy. WebGPU forbids binding one buffer both read-only and writable, so when a (or b) IS the output
 // buffer the launcher sets A_IN_Y (B_IN_Y) and the operand is read through the y binding (its own offset and
@@ -35,19 +35,6 @@ override WG: u32 = 256;
 @group(0) @binding(3) var<storage, read> w: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<act_t>;
 
-// tanh that is finite for every finite input (some implementations return NaN for large |x|) and keeps
-// its relative accuracy near 0 (Cephes tanhf: odd polynomial below 0.625, 1 - 2 / (e^2x + 1) above).
-fn tanh_f32(x: f32) -> f32 {
-  let ax = min(abs(x), 10.0); // tanh(10) rounds to 1 in f32
-  var r: f32;
-  if (ax < 0.625) {
-    let z = ax * ax;
-    r = ax + ax * z * ((((-5.70498872745e-3 * z + 2.06390887954e-2) * z - 5.37397155531e-2) * z + 1.33314422036e-1) * z - 3.33332819422e-1);
-  } else {
-    r = 1.0 - 2.0 / (exp(2.0 * ax) + 1.0);
-  }
-  return select(r, -r, x < 0.0);
-}
 
 fn load_a(i: u32) -> f32 {
   if (A_IN_Y) { return f32(y[i]); }

@@ -21,6 +21,8 @@ export interface PipelineSpec {
   constants?: Record<string, number>;
   /** Extra `enable` directives, e.g. 'subgroups'. */
   enables?: string[];
+  /** Shared WGSL functions (shaders/lib/*.wgsl) placed before `source`. */
+  libraries?: string[];
 }
 
 const pipelineCache = new WeakMap<GPUDevice, Map<string, Promise<GPUComputePipeline>>>();
@@ -30,12 +32,13 @@ export function getPipeline(ctx: GpuContext, spec: PipelineSpec): Promise<GPUCom
   const act = spec.act ?? 'f32';
   if (act === 'f16' && !ctx.f16) throw new Error(`${spec.label}: f16 variant requested but shader-f16 is not enabled`);
   const entryPoint = spec.entryPoint ?? 'main';
-  const key = JSON.stringify([spec.label, act, entryPoint, spec.constants ?? {}, spec.enables ?? [], spec.source.length]);
+  const source = [...(spec.libraries ?? []), spec.source].join('\n');
+  const key = JSON.stringify([spec.label, act, entryPoint, spec.constants ?? {}, spec.enables ?? [], source.length]);
   let perDevice = pipelineCache.get(ctx.device);
   if (!perDevice) pipelineCache.set(ctx.device, (perDevice = new Map()));
   let pipeline = perDevice.get(key);
   if (!pipeline) {
-    const code = shaderSource(spec.source, act, spec.enables);
+    const code = shaderSource(source, act, spec.enables);
     const module = ctx.device.createShaderModule({ label: spec.label, code });
     pipeline = ctx.device
       .createComputePipelineAsync({

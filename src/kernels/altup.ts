@@ -1,3 +1,4 @@
+import tanhLib from '../../shaders/lib/tanh.wgsl?raw';
 import source from '../../shaders/altup.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
 import { createUniformBuffer } from '../gpu/buffers.ts';
@@ -106,7 +107,7 @@ export class AltUpKernel {
   ) {}
 
   static async create(ctx: GpuContext): Promise<AltUpKernel> {
-    const compiled = await Promise.all(ENTRIES.map((entryPoint) => getPipeline(ctx, { label: 'altup', source, entryPoint, constants: { WG } })));
+    const compiled = await Promise.all(ENTRIES.map((entryPoint) => getPipeline(ctx, { label: 'altup', source, libraries: [tanhLib], entryPoint, constants: { WG } })));
     const pipelines = Object.fromEntries(ENTRIES.map((e, i) => [e, compiled[i]])) as Record<Entry, GPUComputePipeline>;
     const dummy = ctx.device.createBuffer({ label: 'altup/unused', size: 16, usage: GPUBufferUsage.STORAGE });
     const dummyW = ctx.device.createBuffer({ label: 'altup/unused-w', size: 16, usage: GPUBufferUsage.STORAGE });

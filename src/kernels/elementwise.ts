@@ -1,3 +1,4 @@
+import tanhLib from '../../shaders/lib/tanh.wgsl?raw';
 import source from '../../shaders/elementwise.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
 import { createUniformBuffer } from '../gpu/buffers.ts';
@@ -72,7 +73,7 @@ export class ElementwiseKernel {
     const pipelines = new Map<string, GPUComputePipeline>();
     await Promise.all(
       variants.map(async ([op, aInY, bInY]) => {
-        const pipeline = await getPipeline(ctx, { label: 'elementwise', source, act, constants: { OP: op, A_IN_Y: aInY ? 1 : 0, B_IN_Y: bInY ? 1 : 0, WG } });
+        const pipeline = await getPipeline(ctx, { label: 'elementwise', source, libraries: [tanhLib], act, constants: { OP: op, A_IN_Y: aInY ? 1 : 0, B_IN_Y: bInY ? 1 : 0, WG } });
         pipelines.set(`${op}/${aInY}/${bInY}`, pipeline);
       }),
     );
