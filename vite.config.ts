@@ -13,7 +13,7 @@ export default defineConfig(({ mode }) => {
         emptyOutDir: true,
         target: 'es2022',
         lib: {
-          entry: { 'gemma-webgpu': resolve(import.meta.dirname, 'src/index.ts'), core: resolve(import.meta.dirname, 'src/core.ts') },
+          entry: { 'gemma3n-webgpu': resolve(import.meta.dirname, 'src/index.ts'), core: resolve(import.meta.dirname, 'src/core.ts') },
           formats: ['es'],
         },
         rollupOptions: { external: LIBRARY_EXTERNALS },

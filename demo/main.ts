@@ -187,7 +187,7 @@ async function loadModel(): Promise<void> {
   setState('loading');
   ui.badge.textContent = `Loading ${sourceLabel(form)}…`;
   const loadStarted = performance.now();
-  const w = new Worker(new URL('../src/runtime/worker.ts', import.meta.url), { type: 'module', name: 'gemma-webgpu' });
+  const w = new Worker(new URL('../src/runtime/worker.ts', import.meta.url), { type: 'module', name: 'gemma3n-webgpu' });
   worker = w;
   const abortLoad = new AbortController();
   cancelLoading = () => abortLoad.abort();

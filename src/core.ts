@@ -1,5 +1,5 @@
 /**
- * gemma-webgpu/core: the host-independent engine, for Node (with the `webgpu` package), for your own worker
+ * gemma3n-webgpu/core: the host-independent engine, for Node (with the `webgpu` package), for your own worker
  * (`exposeGemmaWorker`) and for tests. No DOM, no worker of its own.
  */
 export { Engine, DEFAULT_OPTIONS, commonPrefixLength, type EngineParts, type EngineRunOptions } from './runtime/engine.ts';

@@ -1,9 +1,9 @@
 /**
- * gemma-webgpu: Gemma 3n in the browser on WebGPU. The model runs in a dedicated Web Worker; this module is
+ * gemma3n-webgpu: Gemma 3n in the browser on WebGPU. The model runs in a dedicated Web Worker; this module is
  * the main-thread API.
  *
  * ```ts
- * import { loadGemma } from 'gemma-webgpu';
+ * import { loadGemma } from 'gemma3n-webgpu';
  * const gemma = await loadGemma({ model: 'https://example.com/gemma-3n-E2B-it/', onProgress: console.log });
  * const stream = gemma.chat([{ role: 'user', content: 'Hi!' }], { maxNewTokens: 256 });
  * for await (const { text } of stream) output.textContent += text;
@@ -15,7 +15,7 @@ import { connectGemmaWorker, GemmaClient, type LoadOptions } from './runtime/cli
 
 export interface LoadGemmaOptions extends LoadOptions {
   /**
-   * A worker that calls `exposeGemmaWorker()` (from 'gemma-webgpu/core'), for custom models or bundlers that
+   * A worker that calls `exposeGemmaWorker()` (from 'gemma3n-webgpu/core'), for custom models or bundlers that
    * cannot emit our worker. Default: the library's own worker, terminated by dispose().
    */
   worker?: Worker;
@@ -31,7 +31,7 @@ export async function loadGemma(options: LoadGemmaOptions): Promise<GemmaClient>
         '(Chrome/Edge 113+, Safari 26+, Firefox 141+ on Windows) over https or localhost.',
     );
   }
-  const worker = given ?? new Worker(new URL('./runtime/worker.ts', import.meta.url), { type: 'module', name: 'gemma-webgpu' });
+  const worker = given ?? new Worker(new URL('./runtime/worker.ts', import.meta.url), { type: 'module', name: 'gemma3n-webgpu' });
   return connectGemmaWorker(worker, rest, !given);
 }
 

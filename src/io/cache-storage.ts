@@ -24,7 +24,7 @@ export interface CacheStorageBackend {
   removeAll(): Promise<void>;
 }
 
-const ROOT_NAME = 'gemma-webgpu-cache';
+const ROOT_NAME = 'gemma3n-webgpu-cache';
 
 /** The best backend this context has, or undefined when there is no persistent storage at all. */
 export async function defaultCacheBackend(): Promise<CacheStorageBackend | undefined> {
@@ -122,9 +122,9 @@ interface SyncAccessHandle {
   close(): void;
 }
 
-/** Cache Storage: one Response per file, under https://gemma-webgpu.invalid/{folder}/{name}. */
+/** Cache Storage: one Response per file, under https://gemma3n-webgpu.invalid/{folder}/{name}. */
 export function cacheStorageBackend(cacheName: string): CacheStorageBackend {
-  const origin = 'https://gemma-webgpu.invalid/';
+  const origin = 'https://gemma3n-webgpu.invalid/';
   const open = () => caches.open(cacheName);
   const urlOf = (dir: string, name: string) => `${origin}${encodeURIComponent(dir)}/${encodeURIComponent(name)}`;
   const folderOf = (url: string) => decodeURIComponent(url.slice(origin.length).split('/')[0] ?? '');

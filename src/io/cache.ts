@@ -67,7 +67,7 @@ export interface StorageEstimate {
 
 const MANIFEST = 'manifest.json';
 const DEFAULT_BLOCK_SIZE = 4 * 1024 * 1024;
-const LOCK_PREFIX = 'gemma-webgpu-cache:';
+const LOCK_PREFIX = 'gemma3n-webgpu-cache:';
 
 export interface ModelCacheOptions {
   /** Bytes per checksummed block (default 4 MiB): reads verify whole blocks, so this bounds read amplification. */

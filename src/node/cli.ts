@@ -1,4 +1,4 @@
-/** The CLI behind bin/gemma-webgpu.mjs (see its header for the interface). Errors: message on stderr, exit 1. */
+/** The CLI behind bin/gemma3n-webgpu.mjs (see its header for the interface). Errors: message on stderr, exit 1. */
 import { stat } from 'node:fs/promises';
 import { GemmaError } from '../errors.ts';
 import type { Checkpoint } from '../io/checkpoint.ts';
@@ -10,8 +10,8 @@ import { fileSource } from './file-source.ts';
 import { createNodeGpuContext } from './gpu.ts';
 
 const USAGE = `usage:
-  gemma-webgpu logits   --model DIR|FILE.gguf --tokens 2,105,2364 [--weights float|q4]
-  gemma-webgpu generate --model DIR|FILE.gguf --tokens 2,105 --max-new-tokens 12 [--weights float|q4]`;
+  gemma3n-webgpu logits   --model DIR|FILE.gguf --tokens 2,105,2364 [--weights float|q4]
+  gemma3n-webgpu generate --model DIR|FILE.gguf --tokens 2,105 --max-new-tokens 12 [--weights float|q4]`;
 
 function parseArgs(argv: string[]): { command: string; flags: Map<string, string> } {
   const [command, ...rest] = argv;

@@ -100,7 +100,7 @@ export async function startCaching(
   const fail = async (err: unknown) => {
     const message = err instanceof GemmaError ? err.message : `could not write the model cache: ${(err as Error)?.message ?? err}`;
     warnings.push(`${message} The model was loaded without caching it; the next load downloads it again.`);
-    console.warn(`gemma-webgpu: ${warnings.at(-1)}`);
+    console.warn(`gemma3n-webgpu: ${warnings.at(-1)}`);
     const w = writer;
     writer = undefined;
     await w?.abort();

@@ -242,7 +242,7 @@ test('demo: cached models are listed with their size and can be deleted', async 
   await waitState(page, 'idle', 60_000);
   // A committed cache entry as src/io/cache.ts writes it (folder per entry, manifest.json last; no files needed).
   await page.evaluate(async () => {
-    const root = await (await navigator.storage.getDirectory()).getDirectoryHandle('gemma-webgpu-cache', { create: true });
+    const root = await (await navigator.storage.getDirectory()).getDirectoryHandle('gemma3n-webgpu-cache', { create: true });
     const folder = await root.getDirectoryHandle(`${encodeURIComponent('google/gemma-3n-E2B-it')}+main+q4+test1`, { create: true });
     const manifest = { format: 1, modelId: 'google/gemma-3n-E2B-it', revision: 'main', weightMode: 'q4', createdAt: new Date().toISOString(), totalBytes: 3_141_592_653, files: [] };
     const writable = await (await folder.getFileHandle('manifest.json', { create: true })).createWritable();

@@ -1,4 +1,4 @@
-/** The CLI (bin/gemma-webgpu.mjs) on a tiny fixture: the exact interface outside checks use. */
+/** The CLI (bin/gemma3n-webgpu.mjs) on a tiny fixture: the exact interface outside checks use. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { tinyFixtures, maxAbsDiff2d, FIXTURES_DIR } from '../helpers/fixtures.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const cli = (args: string[]) => spawnSync(process.execPath, ['bin/gemma-webgpu.mjs', ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
+const cli = (args: string[]) => spawnSync(process.execPath, ['bin/gemma3n-webgpu.mjs', ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
 
 const fx = tinyFixtures()[0];
 

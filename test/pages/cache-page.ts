@@ -41,11 +41,11 @@ async function settle<T>(p: Promise<T>): Promise<{ ok: true; value: T } | { ok: 
 }
 
 async function opfsRoot(): Promise<FileSystemDirectoryHandle> {
-  return (await navigator.storage.getDirectory()).getDirectoryHandle('gemma-webgpu-cache', { create: true });
+  return (await navigator.storage.getDirectory()).getDirectoryHandle('gemma3n-webgpu-cache', { create: true });
 }
 
 async function cacheOf(kind: 'opfs' | 'cache-storage' = 'opfs', blockSize?: number): Promise<ModelCache> {
-  return new ModelCache(kind === 'opfs' ? opfsBackend(await opfsRoot()) : cacheStorageBackend('gemma-webgpu-test'), { blockSize });
+  return new ModelCache(kind === 'opfs' ? opfsBackend(await opfsRoot()) : cacheStorageBackend('gemma3n-webgpu-test'), { blockSize });
 }
 
 interface FileSpec {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// gemma-webgpu CLI: runs the same engine code the browser runs, on Dawn (the `webgpu` npm package).
+// gemma3n-webgpu CLI: runs the same engine code the browser runs, on Dawn (the `webgpu` npm package).
 //   logits   --model DIR|FILE.gguf --tokens 2,105,2364 [--weights float|q4]         → {"logits": [[...], ...]}
 //   generate --model DIR|FILE.gguf --tokens 2,105 --max-new-tokens 12 [--weights float|q4] → {"tokens": [...]}
 // No build step: TypeScript (and WGSL imports) load through scripts/register.mjs.
