@@ -33,7 +33,7 @@ import { Gemma3nModel } from '../src/model/gemma3n/model.ts';
 import { createRandomCheckpoint, GEMMA3N_VOCAB_SIZE, type RandomPreset } from '../src/model/gemma3n/random-checkpoint.ts';
 import { parseGemma3nConfig, type Gemma3nTextConfig } from '../src/model/gemma3n/config.ts';
 import { formatFor, type WeightMode } from '../src/model/gemma3n/quant-plan.ts';
-import { dataBytes, scaleBytes } from '../src/kernels/weight-format.ts';
+import { dataBytes, scaleBytes } from '../src/formats/weight-format.ts';
 import { measureReadBandwidth } from './read-bandwidth.ts';
 
 interface Args {

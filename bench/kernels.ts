@@ -16,7 +16,7 @@ import { createStorageBuffer } from '../src/gpu/buffers.ts';
 import type { Dispatch } from '../src/gpu/pipeline.ts';
 import { MatmulKernel } from '../src/kernels/matmul.ts';
 import { createRandomWeight, destroyWeight } from '../src/kernels/upload-weight.ts';
-import type { WeightFormat } from '../src/kernels/weight-format.ts';
+import type { WeightFormat } from '../src/formats/weight-format.ts';
 import { measureReadBandwidth } from './read-bandwidth.ts';
 
 const args = process.argv.slice(2);

@@ -15,7 +15,7 @@
  */
 import { parseGemma3nConfig, type Gemma3nTextConfig } from '../src/model/gemma3n/config.ts';
 import { formatFor, type WeightMode } from '../src/model/gemma3n/quant-plan.ts';
-import { dataBytes, scaleBytes, groupsPerRow } from '../src/kernels/weight-format.ts';
+import { dataBytes, scaleBytes, groupsPerRow } from '../src/formats/weight-format.ts';
 import { KvCache } from '../src/kernels/kv-cache.ts';
 import { packRowsForUpload, uploadedRowsBytes, type CpuTable } from '../src/kernels/gather.ts';
 import { createNodeGpuContext } from '../src/node/gpu.ts';

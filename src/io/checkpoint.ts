@@ -6,7 +6,7 @@
  */
 import { GemmaError } from '../errors.ts';
 import { bf16ArrayToF32, f16ArrayToF32 } from './half.ts';
-import type { PackedWeight } from '../kernels/weight-format.ts';
+import type { PackedWeight } from '../formats/weight-format.ts';
 
 /** The float dtypes a checkpoint can hand to the loader (safetensors spelling). */
 export type FloatDtype = 'F32' | 'F16' | 'BF16';

@@ -8,7 +8,7 @@
  * `d·sc·q − dmin·m`): there the difference is at most one f32 rounding of the result.
  */
 import { GemmaError } from '../errors.ts';
-import { GROUP, type PackedWeight } from '../kernels/weight-format.ts';
+import { GROUP, type PackedWeight } from '../formats/weight-format.ts';
 
 /** ggml_type ids (ggml.h). Gaps are ids llama.cpp removed. */
 export const GGML_TYPE = {

@@ -2,7 +2,7 @@ import source from '../../shaders/gather.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
 import { createUniformBuffer } from '../gpu/buffers.ts';
 import { getPipeline, grid2d, makeDispatch, type ActType, type Dispatch } from '../gpu/pipeline.ts';
-import { dataBytes, groupsPerRow, scaleBytes, type GpuWeight, type WeightFormat } from './weight-format.ts';
+import { dataBytes, groupsPerRow, scaleBytes, type GpuWeight, type WeightFormat } from '../formats/weight-format.ts';
 
 const WG = 256;
 const FORMAT_CODE: Record<WeightFormat, number> = { f32: 0, f16: 1, q4: 2, q8: 3 };

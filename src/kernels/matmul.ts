@@ -2,7 +2,7 @@ import source from '../../shaders/matmul.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
 import { createUniformBuffer, packUniform } from '../gpu/buffers.ts';
 import { bindBuffers, getPipeline, grid2d, type ActType, type Dispatch } from '../gpu/pipeline.ts';
-import { groupsPerRow, type GpuWeight, type WeightFormat } from './weight-format.ts';
+import { groupsPerRow, type GpuWeight, type WeightFormat } from '../formats/weight-format.ts';
 
 export interface MatmulArgs {
   /** Activations [rows, K] (act_t), starting at element `xOffset`. */

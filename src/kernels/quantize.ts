@@ -2,7 +2,7 @@ import source from '../../shaders/quantize.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
 import { createUniformBuffer, packUniform } from '../gpu/buffers.ts';
 import { bindBuffers, getPipeline, grid2d, makeDispatch, type Dispatch } from '../gpu/pipeline.ts';
-import { groupsPerRow } from './weight-format.ts';
+import { groupsPerRow } from '../formats/weight-format.ts';
 
 /** Element type of source weights: f32, or raw 16-bit values two per u32 word (bf16 as safetensors stores it, f16). */
 export type SourceDType = 'f32' | 'bf16' | 'f16';

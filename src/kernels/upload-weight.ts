@@ -7,7 +7,7 @@ import type { GpuContext } from '../gpu/device.ts';
 import { GemmaError } from '../errors.ts';
 import { writeBuffer } from '../gpu/buffers.ts';
 import { QuantizeKernel, type OwnedDispatch, type SourceDType } from './quantize.ts';
-import { dataBytes, groupsPerRow, scaleBytes, type GpuWeight, type WeightFormat, type WeightPart } from './weight-format.ts';
+import { dataBytes, groupsPerRow, scaleBytes, type GpuWeight, type WeightFormat, type WeightPart } from '../formats/weight-format.ts';
 
 /** Source rows [rowStart, rowStart + rowCount) as raw bytes in `dtype` (row-major, rowCount * cols elements). */
 export type RowReader = (rowStart: number, rowCount: number) => Promise<Uint8Array>;

@@ -18,7 +18,7 @@ import { readBuffer } from '../gpu/buffers.ts';
 import type { ByteSource } from '../io/byte-source.ts';
 import type { CacheEntryReader, CacheEntryWriter, CacheFileWriter } from '../io/cache.ts';
 import type { Checkpoint, FloatDtype, PackedTensor, TensorBytes, TensorInfo } from '../io/checkpoint.ts';
-import { dataBytes, groupsPerRow } from '../kernels/weight-format.ts';
+import { dataBytes, groupsPerRow } from '../formats/weight-format.ts';
 import type { ConvertedTensor } from '../model/gemma3n/weights.ts';
 
 export const WEIGHTS_FILE = 'weights.bin';

@@ -3,7 +3,7 @@
  * bit. Computed in float64, where every quotient below lands on the same side of every rounding boundary as the
  * exact real quotient (and exactly on it only when the real one is), so no tricks are needed here.
  */
-import { packQ4, packQ8, groupsPerRow, GROUP, type PackedWeight } from '../../src/kernels/weight-format.ts';
+import { packQ4, packQ8, groupsPerRow, GROUP, type PackedWeight } from '../../src/formats/weight-format.ts';
 
 /** round half to even of a float64. */
 export function rne(v: number): number {

@@ -1,7 +1,7 @@
 /** Test helpers for GpuWeights: build one from CPU-packed data, read one back, decode rows, reference matmul. */
 import type { GpuContext } from '../../src/gpu/device.ts';
 import { readBuffer } from '../../src/gpu/buffers.ts';
-import { dataBytes, groupsPerRow, scaleBytes, scalesAsWords, type GpuWeight, type WeightFormat } from '../../src/kernels/weight-format.ts';
+import { dataBytes, groupsPerRow, scaleBytes, scalesAsWords, type GpuWeight, type WeightFormat } from '../../src/formats/weight-format.ts';
 import { f16BitsToF32 } from '../../src/io/half.ts';
 
 /** CPU form of a weight: `data` words (f32 bits, f16 pairs, q4/q8 blocks) and q4/q8 f16 scales. */

@@ -18,7 +18,7 @@ import { readF32, tensorBytesToF32, type Checkpoint } from '../../src/io/checkpo
 import { readGgufHeader } from '../../src/io/gguf.ts';
 import { openGemma3nGguf, normalCdf, type Gemma3nGguf } from '../../src/io/gguf-gemma3n.ts';
 import { GGML_TYPE, dequantize, gpuFormatFor, repackLossless } from '../../src/io/gguf-types.ts';
-import { dequantize as dequantizePacked } from '../../src/kernels/weight-format.ts';
+import { dequantize as dequantizePacked } from '../../src/formats/weight-format.ts';
 import { f16BitsToF32 } from '../../src/io/half.ts';
 import { parseGemma3nConfig } from '../../src/model/gemma3n/config.ts';
 import { GemmaError } from '../../src/errors.ts';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GatherKernel, packRowsForUpload, uploadedRowsBytes, type CpuTable } from '../../src/kernels/gather.ts';
-import { dequantize, groupsPerRow, packQ4, packQ8, scalesAsWords, type GpuWeight, type WeightFormat } from '../../src/kernels/weight-format.ts';
+import { dequantize, groupsPerRow, packQ4, packQ8, scalesAsWords, type GpuWeight, type WeightFormat } from '../../src/formats/weight-format.ts';
 import { submitDispatches } from '../../src/gpu/pipeline.ts';
 import { createStorageBuffer, writeBuffer } from '../../src/gpu/buffers.ts';
 import { testGpu, poisonedBuffer, upload, download, f16SkipReason } from '../helpers/gpu.ts';

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MatmulKernel, type MatmulPath } from '../../src/kernels/matmul.ts';
 import { createRandomWeight, destroyWeight } from '../../src/kernels/upload-weight.ts';
-import type { WeightFormat } from '../../src/kernels/weight-format.ts';
+import type { WeightFormat } from '../../src/formats/weight-format.ts';
 import { submitDispatches } from '../../src/gpu/pipeline.ts';
 import { f32ArrayToF16, f16ArrayToF32, f32ToF16Bits } from '../../src/io/half.ts';
 import { testGpu, poisonedBuffer, upload, download, f16SkipReason } from '../helpers/gpu.ts';

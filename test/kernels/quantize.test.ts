@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { QuantizeKernel, type SourceDType } from '../../src/kernels/quantize.ts';
-import { dataBytes, scaleBytes, scalesAsWords, dequantize, groupsPerRow } from '../../src/kernels/weight-format.ts';
+import { dataBytes, scaleBytes, scalesAsWords, dequantize, groupsPerRow } from '../../src/formats/weight-format.ts';
 import { submitDispatches } from '../../src/gpu/pipeline.ts';
 import { bf16ArrayToF32, f16ArrayToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../../src/io/half.ts';
 import { testGpu, poisonedBuffer, upload, download } from '../helpers/gpu.ts';

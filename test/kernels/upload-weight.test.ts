@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createWeight, createRandomWeight, destroyWeight } from '../../src/kernels/upload-weight.ts';
-import { dataBytes, scaleBytes, type WeightFormat } from '../../src/kernels/weight-format.ts';
+import { dataBytes, scaleBytes, type WeightFormat } from '../../src/formats/weight-format.ts';
 import type { SourceDType } from '../../src/kernels/quantize.ts';
 import { bf16ArrayToF32, f16ArrayToF32, f32ToBf16Bits, f32ToF16Bits } from '../../src/io/half.ts';
 import { testGpu } from '../helpers/gpu.ts';

@@ -40,7 +40,7 @@ import { parseGemma3nConfig } from '../../src/model/gemma3n/config.ts';
 import { Gemma3nModel } from '../../src/model/gemma3n/model.ts';
 import { formatForStored } from '../../src/model/gemma3n/quant-plan.ts';
 import { quantizeCpu } from '../../src/model/gemma3n/cpu-quant.ts';
-import { dequantize } from '../../src/kernels/weight-format.ts';
+import { dequantize } from '../../src/formats/weight-format.ts';
 import { f16BitsToF32 } from '../../src/io/half.ts';
 import type { Checkpoint } from '../../src/io/checkpoint.ts';
 import { testGpu } from '../helpers/gpu.ts';

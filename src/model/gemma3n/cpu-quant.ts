@@ -6,7 +6,7 @@
  * GPU sees.
  */
 import { f16BitsToF32, f32ToF16Bits } from '../../io/half.ts';
-import { GROUP, groupsPerRow, packQ4, packQ8, type PackedWeight } from '../../kernels/weight-format.ts';
+import { GROUP, groupsPerRow, packQ4, packQ8, type PackedWeight } from '../../formats/weight-format.ts';
 
 function roundHalfEven(x: number): number {
   const r = Math.round(x);

@@ -25,7 +25,7 @@ import { KvCache, KvWriteKernel } from '../../kernels/kv-cache.ts';
 import { GatherKernel, uploadedRowsBytes } from '../../kernels/gather.ts';
 import { AltUpKernel } from '../../kernels/altup.ts';
 import { SampleKernel, type SampleDispatch } from '../../kernels/sample.ts';
-import type { GpuWeight, WeightFormat } from '../../kernels/weight-format.ts';
+import type { GpuWeight, WeightFormat } from '../../formats/weight-format.ts';
 import type { Gemma3nTextConfig } from './config.ts';
 import type { ModelWeights } from './weights.ts';
 

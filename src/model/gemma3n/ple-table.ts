@@ -10,7 +10,7 @@
 import type { GpuContext } from '../../gpu/device.ts';
 import { readF32, type Checkpoint, type PackedTensor } from '../../io/checkpoint.ts';
 import { packRowsForUpload, type CpuTable } from '../../kernels/gather.ts';
-import { dataBytes, groupsPerRow, scaleBytes, scalesAsWords, type GpuWeight, type WeightPart } from '../../kernels/weight-format.ts';
+import { dataBytes, groupsPerRow, scaleBytes, scalesAsWords, type GpuWeight, type WeightPart } from '../../formats/weight-format.ts';
 import { quantizeCpu } from './cpu-quant.ts';
 
 /** Rows read (and packed) per chunk at load: bounds the transient host memory. */

@@ -10,7 +10,7 @@ import type { GpuContext } from '../../gpu/device.ts';
 import { uploadBuffer } from '../../gpu/buffers.ts';
 import { readF32, requireTensor, type Checkpoint, type PackedTensor } from '../../io/checkpoint.ts';
 import { createWeight, createRandomWeight, destroyWeight } from '../../kernels/upload-weight.ts';
-import { dataBytes, scalesAsWords, type GpuWeight } from '../../kernels/weight-format.ts';
+import { dataBytes, scalesAsWords, type GpuWeight } from '../../formats/weight-format.ts';
 import type { Gemma3nConfig } from './config.ts';
 import { formatForStored, type WeightMode } from './quant-plan.ts';
 import { PleTable } from './ple-table.ts';
