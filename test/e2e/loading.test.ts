@@ -12,7 +12,7 @@ import type { TestApi } from '../pages/main.ts';
 
 declare const window: { T: TestApi };
 
-const FIXTURE = join(REPO_ROOT, '../shared/fixtures/gemma3n-tiny-a');
+const FIXTURE = join(REPO_ROOT, 'test/fixtures/gemma3n-tiny-a');
 const WEIGHTS_BYTES = 996728;
 const golden = JSON.parse(readFileSync(join(FIXTURE, 'golden.json'), 'utf8')).greedy as { prompt_ids: number[]; generated_ids: number[] };
 const PROMPT = golden.prompt_ids;

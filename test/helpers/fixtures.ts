@@ -1,12 +1,14 @@
 /**
- * The tiny Gemma 3n fixtures (`../shared/fixtures/gemma3n-tiny-*` beside the repo root, as in CI): discovered by
- * name, never hard-coded, so new ones are tested as they appear.
+ * The fixtures the tests read live in test/fixtures/ (copied from ../shared/fixtures, their source, by
+ * `npm run fixtures:sync`; test/fixtures.test.ts fails when the two differ). Tiny Gemma 3n checkpoints are
+ * discovered by name, never hard-coded, so new ones are tested as they appear; a missing fixture folder fails the
+ * suite instead of registering zero tests.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const FIXTURES_DIR = fileURLToPath(new URL('../../../shared/fixtures/', import.meta.url));
+export const FIXTURES_DIR = fileURLToPath(new URL('../fixtures/', import.meta.url));
 
 export interface GoldenCase {
   name: string;
@@ -47,12 +49,22 @@ export interface TinyFixture {
 
 /** Every `gemma3n-tiny-*` fixture directory that has a config, weights and a golden. */
 export function tinyFixtureDirs(): Array<{ name: string; dir: string }> {
-  if (!existsSync(FIXTURES_DIR)) return [];
-  return readdirSync(FIXTURES_DIR)
+  const dirs = readdirSync(FIXTURES_DIR)
     .filter((n) => n.startsWith('gemma3n-tiny-'))
     .map((name) => ({ name, dir: join(FIXTURES_DIR, name) }))
     .filter(({ dir }) => existsSync(join(dir, 'config.json')) && existsSync(join(dir, 'golden.json')))
     .sort((a, b) => a.name.localeCompare(b.name));
+  if (dirs.length === 0) throw new Error(`no gemma3n-tiny-* fixture with config.json and golden.json in ${FIXTURES_DIR}`);
+  return dirs;
+}
+
+/** The folder of a named fixture (test/fixtures/<name>); throws, failing the suite, when it is missing. */
+export function fixtureDir(name: string, mustContain: string[] = ['README.md']): string {
+  const dir = join(FIXTURES_DIR, name);
+  for (const file of mustContain) {
+    if (!existsSync(join(dir, file))) throw new Error(`fixture ${name} is missing ${file} (expected in ${dir}; run npm run fixtures:sync)`);
+  }
+  return dir;
 }
 
 const goldenCache = new Map<string, Golden>();

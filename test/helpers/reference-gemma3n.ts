@@ -1,5 +1,5 @@
 /**
- * A float64 CPU reference of the Gemma 3n text decoder, written straight from shared/docs/gemma3n-formats.md §2
+ * A float64 CPU reference of the Gemma 3n text decoder, written straight from docs/gemma3n-formats.md §2
  * (and HF modeling_gemma3n.py), for tests: it proves our reading of the spec against golden.json, and — run on the
  * dequantized q4 weights — separates quantization error from kernel error. Whole-sequence only (causal attention
  * over all positions at once, no cache): the GPU engine's cache, chunking and sharing are checked against it.

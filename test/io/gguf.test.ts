@@ -1,6 +1,6 @@
 /**
  * GGUF import (src/io/gguf*.ts) against llama.cpp's own GGUF conversions of the tiny-a fixture
- * (shared/fixtures/gguf-gemma3n-tiny-a) and the same model's safetensors (shared/fixtures/gemma3n-tiny-a), plus
+ * (test/fixtures/gguf-gemma3n-tiny-a) and the same model's safetensors (test/fixtures/gemma3n-tiny-a), plus
  * synthetic files for what the fixtures do not contain (other types, malformed headers).
  */
 import { test } from 'node:test';

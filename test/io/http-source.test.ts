@@ -7,7 +7,7 @@ import { ProgressAggregator, type LoadProgress } from '../../src/io/progress.ts'
 import { GemmaError } from '../../src/errors.ts';
 import { startFixtureServer, type FixtureServer } from '../helpers/fixture-server.ts';
 
-const fixtures = fileURLToPath(new URL('../../../shared/fixtures/', import.meta.url));
+const fixtures = fileURLToPath(new URL('../fixtures/', import.meta.url));
 const modelPath = `${fixtures}gemma3n-tiny-a/model.safetensors`;
 const model = new Uint8Array(readFileSync(modelPath)); // ~1 MB
 const KiB = 1024;

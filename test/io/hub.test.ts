@@ -8,7 +8,7 @@ import { directoryFiles } from '../../src/node/checkpoint-files.ts';
 import { GemmaError } from '../../src/errors.ts';
 import { startFixtureServer, type FixtureServer } from '../helpers/fixture-server.ts';
 
-const fixtureDir = fileURLToPath(new URL('../../../shared/fixtures/gemma3n-tiny-a/', import.meta.url));
+const fixtureDir = fileURLToPath(new URL('../fixtures/gemma3n-tiny-a/', import.meta.url));
 const text = (s: string) => new TextEncoder().encode(s);
 const COMMIT = '0123456789abcdef0123456789abcdef01234567';
 

@@ -13,7 +13,7 @@
  *       error and must hold to the float tolerance (the golden's fp32 atol).
  *    3. The PLE table GPU-resident (q4 rows gathered by id) gives exactly the host-resident path's logits.
  *
- * B. llama.cpp's GGUF conversions of gemma3n-tiny-a (every *.gguf in ../shared/fixtures/gguf-gemma3n-tiny-a/) through
+ * B. llama.cpp's GGUF conversions of gemma3n-tiny-a (every *.gguf in test/fixtures/gguf-gemma3n-tiny-a/) through
  * openGemma3nGguf → Gemma3nModel.load, float mode (float-stored tensors stay f32; pre-quantized tensors keep the
  * file's quantization: Q4_0 → q4 and Q8_0 → q8 repacked losslessly, other block types → q8, quant-plan.ts
  * `formatForStored`).

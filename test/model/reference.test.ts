@@ -11,7 +11,7 @@ import { loadRefWeights, referenceForward, referenceGreedy } from '../helpers/re
 import { tinyFixtures, maxAbsDiff2d, argmax } from '../helpers/fixtures.ts';
 
 const fixtures = tinyFixtures();
-test('there is at least one gemma3n-tiny fixture', () => assert.ok(fixtures.length > 0, 'no ../shared/fixtures/gemma3n-tiny-* found'));
+test('there is at least one gemma3n-tiny fixture', () => assert.ok(fixtures.length > 0, 'no test/fixtures/gemma3n-tiny-* found'));
 
 for (const fx of fixtures) {
   const setup = (async () => {

@@ -3,7 +3,7 @@
  * `gemma3n_text`), validation (anything we do not implement is a GemmaError('unsupported-config') naming the key and
  * value), and the derived per-layer facts the forward pass needs: attention type, which cache a layer reads
  * (KV sharing), and the activation-sparsity cutoff κ.
- * Reference: shared/docs/gemma3n-formats.md §1.2–1.3, §2.8, §2.9.
+ * Reference: docs/gemma3n-formats.md §1.2–1.3, §2.8, §2.9.
  */
 import { GemmaError } from '../../errors.ts';
 

@@ -1,6 +1,6 @@
 /**
  * The Gemma 3n text decoder's forward pass on the GPU, for a chunk of T ≤ C tokens at positions p0..p0+T−1
- * (prefill chunks and single-token decode alike). Reads like shared/docs/gemma3n-formats.md §2.10:
+ * (prefill chunks and single-token decode alike). Reads like docs/gemma3n-formats.md §2.10:
  *
  *   1. embed (§2.2) → PLE inputs z[l] (§2.3) → AltUp streams (§2.4)
  *   2. per layer (§2.5): ROUTER → ALTUP PREDICT → input norm → LAUREL → ATTENTION (own or SHARED KV cache)
