@@ -18,6 +18,7 @@ export type GemmaErrorCode =
   | 'busy' // a generation is already running on this engine
   | 'disposed' // the engine was disposed
   | 'invalid-argument' // a caller passed something the API does not accept
+  | 'worker-load-failed' // the worker script could not be loaded (not emitted or not served by the app)
   | 'internal'; // a bug: please report it
 
 export class GemmaError extends Error {

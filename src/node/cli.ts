@@ -1,4 +1,4 @@
-/** The CLI behind bin/gemma3n-webgpu.mjs (see its header for the interface). Errors: message on stderr, exit 1. */
+/** The CLI behind bin/gemma3n-webgpu.mjs; USAGE below is its one description (`--help`). Errors: message on stderr, exit 1. */
 import { stat } from 'node:fs/promises';
 import { GemmaError } from '../errors.ts';
 import type { Checkpoint } from '../io/checkpoint.ts';
@@ -76,6 +76,10 @@ async function run(argv: string[]): Promise<unknown> {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(USAGE + '\n');
+    return;
+  }
   let code = 0;
   try {
     const result = await run(argv);
