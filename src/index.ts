@@ -61,6 +61,9 @@ export type {
   LoadProgress,
   LoadRequest,
   ModelInfo,
+  ModelSpec,
+  CustomModelSpec,
+  RandomCheckpointOptions,
   PromptInput,
   StreamOptions,
 } from './runtime/protocol.ts';
