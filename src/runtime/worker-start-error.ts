@@ -24,7 +24,7 @@ export function defaultWorkerLoadError(cause: unknown): GemmaError {
       'so node_modules/gemma3n-webgpu/dist/gemma3n-webgpu-worker.js (and dist/chunks/) must be served next to the library module; ' +
       'Vite, webpack 5 and bundler-free pages do this as they are, other setups may need to copy or emit the file. ' +
       'Or create the worker yourself and pass it: a module containing ' +
-      "`import { exposeGemmaWorker, gemma3nFactory } from 'gemma3n-webgpu/core'; exposeGemmaWorker(gemma3nFactory);`, " +
+      "`import { exposeGemmaWorker, defaultModelFactory } from 'gemma3n-webgpu/core'; exposeGemmaWorker(defaultModelFactory);`, " +
       "started with `new Worker(new URL('./gemma-worker.js', import.meta.url), { type: 'module' })` and given as loadGemma({ worker, ... }).",
     { cause },
   );

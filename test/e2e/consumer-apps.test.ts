@@ -180,14 +180,14 @@ test('types: a strict TypeScript app type-checks against the published declarati
   await writeFile(
     join(app, 'app.ts'),
     `import { loadGemma, GemmaError, type GemmaClient, type GemmaErrorCode } from 'gemma3n-webgpu';
-import { Engine, exposeGemmaWorker, gemma3nFactory, createGpuContext } from 'gemma3n-webgpu/core';
+import { Engine, exposeGemmaWorker, defaultModelFactory, createGpuContext } from 'gemma3n-webgpu/core';
 const code: GemmaErrorCode = 'worker-load-failed';
 export async function main(): Promise<string> {
   const gemma: GemmaClient = await loadGemma({ model: 'google/gemma-3n-E2B-it', onProgress: (p) => console.log(p.phase, p.loaded) });
   let text = '';
   for await (const d of gemma.chat([{ role: 'user', content: 'Hi' }], { maxNewTokens: 8 })) text += d.text;
   const stats = await gemma.generate('x').stats;
-  void [Engine, exposeGemmaWorker, gemma3nFactory, createGpuContext, stats.newTokens, code, new GemmaError('busy', 'x').code];
+  void [Engine, exposeGemmaWorker, defaultModelFactory, createGpuContext, stats.newTokens, code, new GemmaError('busy', 'x').code];
   return text;
 }
 `,
@@ -285,7 +285,7 @@ test('a worker file that is not served: GemmaError worker-load-failed naming the
   assert.equal(result.name, 'GemmaError');
   assert.equal(result.code, 'worker-load-failed', result.message);
   assert.match(result.message, /gemma3n-webgpu-worker\.js/);
-  assert.match(result.message, /exposeGemmaWorker\(gemma3nFactory\)/);
+  assert.match(result.message, /exposeGemmaWorker\(defaultModelFactory\)/);
   assert.match(result.message, /loadGemma\(\{ worker/);
 });
 
