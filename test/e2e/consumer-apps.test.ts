@@ -319,7 +319,7 @@ test('installed CLI: --help exits 0; generate runs the built JS on Dawn and prin
     assert.equal(help.status, 0, help.stderr);
     assert.match(help.stdout, /usage:[\s\S]*gemma3n-webgpu generate/);
   }
-  const r = npx(['generate', '--model', FIXTURE, '--tokens', GREEDY.prompt_ids.join(','), '--max-new-tokens', String(GREEDY.generated_ids.length)]);
+  const r = npx(['generate', '--model', FIXTURE, '--tokens', GREEDY.prompt_ids.join(','), '--max-new-tokens', String(GREEDY.generated_ids.length), '--weights', 'float']);
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual((JSON.parse(r.stdout) as { tokens: number[] }).tokens, GREEDY.generated_ids);
   // Without the optional `webgpu` package the CLI says how to get it.
