@@ -7,6 +7,7 @@
  * those tables at load and never uploaded.
  */
 import type { GpuContext } from '../../gpu/device.ts';
+import { GemmaError } from '../../errors.ts';
 import { uploadBuffer } from '../../gpu/buffers.ts';
 import { readF32, requireTensor, type Checkpoint } from '../../io/checkpoint.ts';
 import { createRandomWeight, createWeight, destroyWeight } from '../../kernels/upload-weight.ts';
@@ -148,6 +149,9 @@ export async function loadAudioWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: A
     return w;
   };
 
+  if (!opts.random && !ckpt.tensor(`${TOWER}subsample_conv_projection.conv_0.conv.weight`)) {
+    throw new GemmaError('bad-file', `${ckpt.name} has no audio tower (no model.audio_tower.* tensors): audio needs a full Gemma 3n checkpoint, not a text-only one`);
+  }
   try {
     const conv: GPUBuffer[] = [];
     const convNorm: GPUBuffer[] = [];
