@@ -9,8 +9,8 @@
 // Bindings: 0 params (uniform); 1 x act_t (read_write: OUT 2 and MASK 2 write it), row r at x_offset + r * x_stride
 // (x_stride > dim reads every k-th row: the time reduction); 2 w f32 [dim]; 3 m u32 [rows] (unread when MASK 0);
 // 4 y act_t (read_write), row r at y_offset + r * dim (unused when OUT 2).
-// Tiling: one workgroup per row (2-D grid past 65535 rows); WG threads stride over the row; the sum of squares is a
-// tree reduction in workgroup memory, in f32. Each element is read and written by the same thread, so OUT 2 and
+// Tiling: one workgroup per row (2-D grid past 65535 rows); WG threads stride over the row; the sum of squares is
+// workgroup_sum (shaders/lib/workgroup-sum.wgsl), in f32. Each element is read and written by the same thread, so OUT 2 and
 // MASK 2 are safe in place.
 
 struct Params {
@@ -36,8 +36,6 @@ override MASK: u32 = 0u;
 @group(0) @binding(3) var<storage, read> m: array<u32>;
 @group(0) @binding(4) var<storage, read_write> y: array<act_t>;
 
-var<workgroup> partial: array<f32, WG>;
-
 fn load(i: u32, keep: bool) -> f32 {
   return clamp(select(0.0, f32(x[i]), keep), -p.clip, p.clip);
 }
@@ -53,13 +51,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     let v = load(base_x + i, keep);
     sum += v * v;
   }
-  partial[t] = sum;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (t < s) { partial[t] += partial[t + s]; }
-    workgroupBarrier();
-  }
-  let inv = inverseSqrt(partial[0] / f32(p.dim) + p.eps);
+  let inv = inverseSqrt(workgroup_sum(t, sum) / f32(p.dim) + p.eps);
   let base_y = p.y_offset + row * p.dim;
   for (var i = t; i < p.dim; i += WG) {
     var n = load(base_x + i, keep) * inv * w[i];

@@ -6,7 +6,7 @@
 //   y[t, g] = relu((x[t, g] - mean_t) / sqrt(var_t + eps) * w[c])
 // HF ignores the padding mask here (every frame counts), and so do we.
 // Five phases, one pipeline each (override PHASE), dispatched in order:
-//   0 row_sum:    one workgroup per t: stats[t] = sum_g x[t, g]                      (tree reduction, f32)
+//   0 row_sum:    one workgroup per t: stats[t] = sum_g x[t, g]                      (workgroup_sum, f32)
 //   1 scan_mean:  one thread: stats[T + t] = running sum / count_t                   (sequential, like cumsum)
 //   2 row_sqdiff: one workgroup per t: stats[t] = sum_g (x[t, g] - stats[T + t])^2
 //   3 scan_rstd:  one thread: stats[2T + t] = 1 / sqrt(running sum / count_t + eps)
@@ -29,18 +29,6 @@ override PHASE: u32 = 0u;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read_write> stats: array<f32>;
 
-var<workgroup> partial: array<f32, WG>;
-
-fn reduce(t: u32, v: f32) -> f32 {
-  partial[t] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (t < s) { partial[t] += partial[t + s]; }
-    workgroupBarrier();
-  }
-  return partial[0];
-}
-
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let g_id = wg.y * p.grid_x + wg.x;
@@ -58,7 +46,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         sum += d * d;
       }
     }
-    let total = reduce(lid, sum);
+    let total = workgroup_sum(lid, sum);
     if (lid == 0u) { stats[row] = total; }
   } else if (PHASE == 1u || PHASE == 3u) {
     if (g_id != 0u || lid != 0u) { return; }

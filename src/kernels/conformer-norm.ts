@@ -1,3 +1,4 @@
+import sumLib from '../../shaders/lib/workgroup-sum.wgsl?raw';
 import source from '../../shaders/conformer-norm.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
 import { createUniformBuffer, packUniform } from '../gpu/buffers.ts';
@@ -69,7 +70,7 @@ export class ConformerNormKernel {
     await Promise.all(
       variants.map(async (v) => {
         const constants = { OUT: OUT_CODE[v.out], ACT: ACT_CODE[v.act ?? 'none'], MASK: MASK_CODE[v.mask ?? 'none'] };
-        pipelines.set(key(v), await getPipeline(ctx, { label: 'conformer-norm', source, constants }));
+        pipelines.set(key(v), await getPipeline(ctx, { label: 'conformer-norm', source, libraries: [sumLib], constants }));
       }),
     );
     const usage = GPUBufferUsage.STORAGE;

@@ -1,3 +1,4 @@
+import sumLib from '../../shaders/lib/workgroup-sum.wgsl?raw';
 import source from '../../shaders/cumulative-group-norm.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
 import { createStorageBuffer, createUniformBuffer, packUniform } from '../gpu/buffers.ts';
@@ -32,7 +33,7 @@ export class CumulativeGroupNormKernel {
   ) {}
 
   static async create(ctx: GpuContext): Promise<CumulativeGroupNormKernel> {
-    const pipelines = await Promise.all(Array.from({ length: PHASES }, (_, phase) => getPipeline(ctx, { label: 'cumulative-group-norm', source, constants: { WG, PHASE: phase } })));
+    const pipelines = await Promise.all(Array.from({ length: PHASES }, (_, phase) => getPipeline(ctx, { label: 'cumulative-group-norm', source, libraries: [sumLib], constants: { WG, PHASE: phase } })));
     return new CumulativeGroupNormKernel(ctx, pipelines);
   }
 
