@@ -13,6 +13,9 @@ import { join } from 'node:path';
 import { openSafetensorsCheckpoint } from '../../src/io/safetensors.ts';
 import { directoryFiles } from '../../src/node/checkpoint-files.ts';
 import { AudioEncoder } from '../../src/model/audio/encoder.ts';
+import { audioSpanRows } from '../../src/model/audio/span.ts';
+import { readF32 } from '../../src/io/checkpoint.ts';
+import { featureFrames } from '../../src/audio/log-mel.ts';
 import { GemmaError } from '../../src/errors.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { fixtureDir } from '../helpers/fixtures.ts';
@@ -30,6 +33,7 @@ interface AudioGolden {
     audio_mel_mask: boolean[];
   };
   audio_soft_tokens: number[][];
+  end_to_end: { merged_audio_features: number[][] };
 }
 const golden = JSON.parse(readFileSync(join(dir, 'golden.json'), 'utf8')) as AudioGolden;
 const atol = golden.tolerance.recommended_atol_audio_tensors_fp32;
@@ -83,6 +87,35 @@ test('audio tower: a shorter clip after a longer one (same plan), all frames val
     const row = r.tokens.subarray(j * r.width, (j + 1) * r.width);
     assert.ok(Math.abs(row.reduce((s, x) => s + x * x, 0) / r.width - 1) < 1e-3);
   }
+});
+
+test('audio span rows: soft tokens, padded ones and the rest of the span replaced as HF merges them', async () => {
+  const enc = await encoderPromise;
+  const ckpt = await openSafetensorsCheckpoint(directoryFiles(dir));
+  const cfg = ckpt.config as { text_config: { vocab_size: number }; audio_config: { vocab_offset: number; rms_norm_eps: number }; audio_soft_tokens_per_image: number };
+  // embed_audio of hard id text_vocab - 1, in float64: RMS0(W_proj · RMSNorm_hard(Emb[id - offset])).
+  const emb = await readF32(ckpt, 'model.embed_audio.embedding.weight');
+  const hardNorm = await readF32(ckpt, 'model.embed_audio.hard_embedding_norm.weight');
+  const proj = await readF32(ckpt, 'model.embed_audio.embedding_projection.weight');
+  const E = hardNorm.length, Dt = proj.length / E, eps = cfg.audio_config.rms_norm_eps;
+  const row = emb.subarray((cfg.text_config.vocab_size - 1 - cfg.audio_config.vocab_offset) * E, (cfg.text_config.vocab_size - cfg.audio_config.vocab_offset) * E);
+  const inv = 1 / Math.sqrt(row.reduce((a, x) => a + x * x, 0) / E + eps);
+  const y = Array.from({ length: Dt }, (_, i) => row.reduce((a, x, j) => a + proj[i * E + j] * x * inv * hardNorm[j], 0));
+  const inv2 = 1 / Math.sqrt(y.reduce((a, x) => a + x * x, 0) / Dt + eps);
+  const padRow = Float32Array.from(y, (x) => x * inv2);
+  const encoding = await enc.encode(features, frames, mask);
+  const span = cfg.audio_soft_tokens_per_image;
+  assert.equal(span, enc.config.softTokensPerClip);
+  assertClose(audioSpanRows(encoding, span, padRow), flat(golden.end_to_end.merged_audio_features), { atol, tag: 'merged_audio_features' });
+  assert.throws(() => audioSpanRows(encoding, 5, padRow), (e: unknown) => e instanceof GemmaError && e.code === 'invalid-argument');
+});
+
+test('audio tower: encodeSamples = features then encode', async () => {
+  const enc = await encoderPromise;
+  const samples = Float32Array.from({ length: 8000 }, (_, i) => 0.3 * Math.sin(i / 5) + 0.1 * Math.sin(i / 1.3));
+  const r = await enc.encodeSamples(samples);
+  assert.equal(r.count, enc.tokensFor(featureFrames(samples.length)));
+  assert.ok(r.tokens.every(Number.isFinite) && r.valid.every((v) => v === 1));
 });
 
 test('audio tower: bad input is a typed error and the encoder stays usable', async () => {

@@ -27,6 +27,7 @@ import { createStorageBuffer, readF32, writeBuffer } from '../../gpu/buffers.ts'
 import type { Dispatch } from '../../gpu/pipeline.ts';
 import type { Checkpoint } from '../../io/checkpoint.ts';
 import { GemmaError } from '../../errors.ts';
+import { gemma3nLogMel } from '../../audio/log-mel.ts';
 import { MatmulKernel, type MatmulDispatch } from '../../kernels/matmul.ts';
 import { RmsNormKernel } from '../../kernels/rmsnorm.ts';
 import { ElementwiseKernel } from '../../kernels/elementwise.ts';
@@ -160,12 +161,27 @@ export class AudioEncoder {
    * frame mask (1 = valid; default all valid, as HF's extractor gives for one clip).
    */
   async encode(features: Float32Array, frames: number, mask?: Uint8Array): Promise<AudioEncoding> {
-    return (await this.run(features, frames, mask, false)).encoding;
+    return (await this.run(features, frames, mask, 'none')).encoding;
+  }
+
+  /**
+   * encode() with each stage (sub-sampler, every block, reduction + embedding) submitted and awaited on its own:
+   * wall-clock ms per stage, for benchmarks.
+   */
+  async encodeTimed(features: Float32Array, frames: number, mask?: Uint8Array): Promise<{ encoding: AudioEncoding; stageMs: number[] }> {
+    const r = await this.run(features, frames, mask, 'time');
+    return { encoding: r.encoding, stageMs: r.stageMs! };
+  }
+
+  /** encode() of mono 16 kHz samples: Gemma 3n's log-mel features (src/audio/log-mel.ts; clips over 30 s truncated, as HF). */
+  async encodeSamples(samples: Float32Array): Promise<AudioEncoding> {
+    const f = gemma3nLogMel(samples);
+    return this.encode(f.features, f.frames, f.mask);
   }
 
   /** encode() that also reads back the sub-sampler's and every block's output (one submission per stage). */
   async encodeWithIntermediates(features: Float32Array, frames: number, mask?: Uint8Array): Promise<{ encoding: AudioEncoding; intermediates: AudioIntermediates }> {
-    const r = await this.run(features, frames, mask, true);
+    const r = await this.run(features, frames, mask, 'capture');
     return { encoding: r.encoding, intermediates: r.intermediates! };
   }
 
@@ -184,7 +200,12 @@ export class AudioEncoder {
     destroyAudioWeights(this.weights);
   }
 
-  private async run(features: Float32Array, frames: number, mask: Uint8Array | undefined, capture: boolean): Promise<{ encoding: AudioEncoding; intermediates?: AudioIntermediates }> {
+  private async run(
+    features: Float32Array,
+    frames: number,
+    mask: Uint8Array | undefined,
+    mode: 'none' | 'capture' | 'time',
+  ): Promise<{ encoding: AudioEncoding; intermediates?: AudioIntermediates; stageMs?: number[] }> {
     if (this.destroyed) throw new GemmaError('disposed', 'this audio encoder was destroyed');
     const c = this.config;
     if (!(Number.isInteger(frames) && frames >= 1)) throw new GemmaError('invalid-argument', `audio features: ${frames} frames; at least one frame is needed`);
@@ -221,7 +242,8 @@ export class AudioEncoder {
       pass.end();
       device.queue.submit([encoder.finish()]);
     };
-    if (capture) {
+    const stageMs: number[] = [];
+    if (mode === 'capture') {
       for (let s = 0; s < plan.stages.length; s++) {
         submit(plan.stages[s]);
         if (s < plan.stages.length - 1) {
@@ -230,12 +252,21 @@ export class AudioEncoder {
           else layers.push(x);
         }
       }
+    } else if (mode === 'time') {
+      await device.queue.onSubmittedWorkDone(); // the uploads above
+      for (const stage of plan.stages) {
+        const t0 = performance.now();
+        submit(stage);
+        await device.queue.onSubmittedWorkDone();
+        stageMs.push(performance.now() - t0);
+      }
     } else {
       submit(plan.stages.flat());
     }
     const tokens = await readF32(device, plan.tokens, L.tokens * c.textHiddenSize);
     const encoding: AudioEncoding = { tokens, count: L.tokens, width: c.textHiddenSize, valid: Uint8Array.from(tokenValid) };
-    if (!capture) return { encoding };
+    if (mode === 'time') return { encoding, stageMs };
+    if (mode === 'none') return { encoding };
     const last = layers.length > 0 ? layers[layers.length - 1] : subsampled!;
     const lastHidden = new Float32Array(L.tokens * D);
     for (let j = 0; j < L.tokens; j++) if (tokenValid[j]) lastHidden.set(last.subarray(j * c.reductionFactor * D, (j * c.reductionFactor + 1) * D), j * D);
