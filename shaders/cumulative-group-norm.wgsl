@@ -10,7 +10,7 @@
 //   1 scan_mean:  one thread: stats[T + t] = running sum / count_t                   (sequential, like cumsum)
 //   2 row_sqdiff: one workgroup per t: stats[t] = sum_g (x[t, g] - stats[T + t])^2
 //   3 scan_rstd:  one thread: stats[2T + t] = 1 / sqrt(running sum / count_t + eps)
-//   4 apply:      one thread per element, in place: x = relu((x - mean_t) * rstd_t * w[c])
+//   4 apply:      one workgroup per t, in place: x[t, g] = relu((x[t, g] - mean_t) * rstd_t * w[g % C])
 // Bindings: 0 params (uniform); 1 x act_t [T, G] (read_write); 2 w f32 [C]; 3 stats f32 [3T] (read_write).
 
 struct Params {
@@ -57,11 +57,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       if (PHASE == 1u) { stats[p.T + t] = avg; } else { stats[2u * p.T + t] = 1.0 / sqrt(avg + p.eps); }
     }
   } else {
-    let idx = g_id * WG + lid;
-    if (idx >= p.T * p.G) { return; }
-    let t = idx / p.G;
-    let c = (idx % p.G) % p.C;
-    let v = (f32(x[idx]) - stats[p.T + t]) * stats[2u * p.T + t] * w[c];
-    x[idx] = act_t(max(v, 0.0));
+    let row = g_id;
+    if (row >= p.T) { return; }
+    let mean = stats[p.T + row];
+    let rstd = stats[2u * p.T + row];
+    let base = row * p.G;
+    for (var i = lid; i < p.G; i += WG) {
+      let v = (f32(x[base + i]) - mean) * rstd * w[i % p.C];
+      x[base + i] = act_t(max(v, 0.0));
+    }
   }
 }

@@ -46,21 +46,16 @@ export class CumulativeGroupNormKernel {
     const maxFrames = args.maxFrames ?? args.frames;
     const stats = createStorageBuffer(device, 3 * Math.max(1, maxFrames) * 4, `${label}/stats`);
     const params = createUniformBuffer(device, 32, `${label}/params`);
-    const elemParams = createUniformBuffer(device, 32, `${label}/params-apply`);
-    const groups = this.pipelines.map((pl, phase) => bindBuffers(device, pl, [phase === 4 ? elemParams : params, args.x, args.weight, stats], label));
+    const groups = this.pipelines.map((pl) => bindBuffers(device, pl, [params, args.x, args.weight, stats], label));
     const maxPerDim = device.limits.maxComputeWorkgroupsPerDimension;
     let T = 0;
     let rowGrid: [number, number] = [0, 1];
-    let elemGrid: [number, number] = [0, 1];
     const setFrames = (frames: number) => {
       if (!(Number.isInteger(frames) && frames >= 0 && frames <= maxFrames)) throw new Error(`${label}: ${frames} frames (at most ${maxFrames})`);
       if (frames * G * 4 > args.x.size) throw new Error(`${label}: x too small for ${frames} frames`);
       T = frames;
       rowGrid = grid2d(T, maxPerDim);
-      elemGrid = grid2d(Math.ceil((T * G) / WG), maxPerDim);
-      // Two uniforms: the row phases and the element phase have different grids (grid_x).
       device.queue.writeBuffer(params, 0, packUniform([['u32', T], ['u32', G], ['u32', C], ['u32', rowGrid[0]], ['f32', args.eps]]));
-      device.queue.writeBuffer(elemParams, 0, packUniform([['u32', T], ['u32', G], ['u32', C], ['u32', elemGrid[0]], ['f32', args.eps]]));
     };
     setFrames(args.frames);
     return {
@@ -68,7 +63,7 @@ export class CumulativeGroupNormKernel {
       setFrames,
       encode: (pass) => {
         if (T === 0) return;
-        const grids: Array<[number, number]> = [rowGrid, [1, 1], rowGrid, [1, 1], elemGrid];
+        const grids: Array<[number, number]> = [rowGrid, [1, 1], rowGrid, [1, 1], rowGrid];
         for (let phase = 0; phase < PHASES; phase++) {
           pass.setPipeline(this.pipelines[phase]);
           pass.setBindGroup(0, groups[phase]);
@@ -78,7 +73,6 @@ export class CumulativeGroupNormKernel {
       destroy: () => {
         stats.destroy();
         params.destroy();
-        elemParams.destroy();
       },
     };
   }

@@ -26,18 +26,22 @@ export function subsampleConvOutput(s: SubsampleConvShape): { tOut: number; fOut
   return { tOut: Math.floor((s.tIn - 1) / s.sh) + 1, fOut: Math.floor((s.fIn + 2 * s.padF - s.kw) / s.sw) + 1 };
 }
 
-/** PyTorch's conv weight [co, ci, kh, kw] as the kernel reads it: [kh, kw, ci, co]. */
+/** Output channels padded to a multiple of 4 (the kernel computes 4 per thread). */
+const padded4 = (co: number) => Math.ceil(co / 4) * 4;
+
+/** PyTorch's conv weight [co, ci, kh, kw] as the kernel reads it: [kh, kw, ci, co4], co4 = co padded with zeros to 4. */
 export function convWeightForKernel(w: Float32Array, co: number, ci: number, kh: number, kw: number): Float32Array {
   if (w.length !== co * ci * kh * kw) throw new Error(`conv weight has ${w.length} values, [${co}, ${ci}, ${kh}, ${kw}] needs ${co * ci * kh * kw}`);
-  const out = new Float32Array(w.length);
-  for (let o = 0; o < co; o++) for (let c = 0; c < ci; c++) for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) out[((i * kw + j) * ci + c) * co + o] = w[((o * ci + c) * kh + i) * kw + j];
+  const co4 = padded4(co);
+  const out = new Float32Array(kh * kw * ci * co4);
+  for (let o = 0; o < co; o++) for (let c = 0; c < ci; c++) for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) out[((i * kw + j) * ci + c) * co4 + o] = w[((o * ci + c) * kh + i) * kw + j];
   return out;
 }
 
 export interface SubsampleConvArgs extends SubsampleConvShape {
   /** [tIn, fIn, ci] f32, channels last. */
   x: GPUBuffer;
-  /** [kh, kw, ci, co] f32 (convWeightForKernel). */
+  /** [kh, kw, ci, co4] f32 (convWeightForKernel). */
   weight: GPUBuffer;
   /** [tOut, fOut, co] f32. */
   y: GPUBuffer;
@@ -62,7 +66,7 @@ export class SubsampleConvKernel {
       if (!(Number.isInteger(args[k]) && args[k] > 0)) throw new Error(`${label}: bad ${k} ${args[k]}`);
     }
     if (!(Number.isInteger(args.padF) && args.padF >= 0)) throw new Error(`${label}: bad padF ${args.padF}`);
-    if (args.weight.size < args.kh * args.kw * args.ci * args.co * 4) throw new Error(`${label}: weight too small`);
+    if (args.weight.size < args.kh * args.kw * args.ci * padded4(args.co) * 4) throw new Error(`${label}: weight too small (convWeightForKernel layout)`);
     const params = createUniformBuffer(device, 48, `${label}/params`);
     const bindGroup = bindBuffers(device, this.pipeline, [params, args.x, args.weight, args.y], label);
     let grid: [number, number] = [0, 1];
@@ -72,7 +76,7 @@ export class SubsampleConvKernel {
       if (fOut <= 0 && tIn > 0) throw new Error(`${label}: ${args.fIn} bins are too few for the kernel`);
       if (tIn * args.fIn * args.ci * 4 > args.x.size) throw new Error(`${label}: x too small for ${tIn} frames`);
       if (tOut * fOut * args.co * 4 > args.y.size) throw new Error(`${label}: y too small for ${tOut} output frames`);
-      grid = grid2d(Math.ceil((tOut * fOut * args.co) / WG), device.limits.maxComputeWorkgroupsPerDimension);
+      grid = grid2d(Math.ceil((tOut * fOut * padded4(args.co)) / 4 / WG), device.limits.maxComputeWorkgroupsPerDimension);
       device.queue.writeBuffer(
         params,
         0,
