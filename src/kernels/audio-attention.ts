@@ -1,7 +1,7 @@
 import tanhLib from '../../shaders/lib/tanh.wgsl?raw';
 import source from '../../shaders/audio-attention.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
-import { createUniformBuffer, packUniform } from '../gpu/buffers.ts';
+import { BufferArena, packUniform } from '../gpu/buffers.ts';
 import { bindBuffers, getPipeline, makeDispatch, type Dispatch } from '../gpu/pipeline.ts';
 
 const WG = 64;
@@ -41,10 +41,15 @@ export interface AudioAttentionArgs extends AudioAttentionShape {
 
 /** Gemma 3n's chunked local audio self-attention with relative positions (shaders/audio-attention.wgsl). f32. */
 export class AudioAttentionKernel {
+  /** Every buffer this kernel created for its dispatches (freed by destroy()). */
+  private readonly arena: BufferArena;
+
   private constructor(
     private readonly ctx: GpuContext,
     private readonly pipeline: GPUComputePipeline,
-  ) {}
+  ) {
+    this.arena = new BufferArena(ctx.device);
+  }
 
   static async create(ctx: GpuContext): Promise<AudioAttentionKernel> {
     return new AudioAttentionKernel(ctx, await getPipeline(ctx, { label: 'audio-attention', source, libraries: [tanhLib], constants: { WG } }));
@@ -65,7 +70,7 @@ export class AudioAttentionKernel {
     const width = heads * headDim;
     if (args.rel.size < (past + future + 1) * width * 4) throw new Error(`${label}: rel too small`);
     if (args.qScale.size < headDim * 4) throw new Error(`${label}: qScale too small`);
-    const params = createUniformBuffer(device, 32, `${label}/params`);
+    const params = this.arena.uniform(32, `${label}/params`);
     const bindGroup = bindBuffers(device, this.pipeline, [params, args.q, args.k, args.v, args.rel, args.qScale, args.valid, args.out], label);
     let grid: [number, number] = [0, heads];
     const setLength = (T: number) => {
@@ -79,5 +84,10 @@ export class AudioAttentionKernel {
     };
     setLength(args.length);
     return { ...makeDispatch(label, this.pipeline, bindGroup, () => grid), setLength };
+  }
+
+  /** Frees the buffers this kernel created (its dispatches must not be encoded afterwards). */
+  destroy(): void {
+    this.arena.destroy();
   }
 }

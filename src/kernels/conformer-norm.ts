@@ -1,7 +1,7 @@
 import sumLib from '../../shaders/lib/workgroup-sum.wgsl?raw';
 import source from '../../shaders/conformer-norm.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
-import { createUniformBuffer, packUniform } from '../gpu/buffers.ts';
+import { BufferArena, packUniform } from '../gpu/buffers.ts';
 import { bindBuffers, getPipeline, grid2d, makeDispatch, type Dispatch } from '../gpu/pipeline.ts';
 
 /** Where the normalised row goes (see shaders/conformer-norm.wgsl). */
@@ -57,12 +57,20 @@ const key = (v: ConformerNormVariant) => `${OUT_CODE[v.out]}/${ACT_CODE[v.act ??
 
 /** Clamp + RMSNorm (+ SiLU) (+ residual) over rows: the audio conformer's norm step (shaders/conformer-norm.wgsl). f32. */
 export class ConformerNormKernel {
+  /** Every buffer this kernel created for its dispatches (freed by destroy()). */
+  private readonly arena: BufferArena;
+
+  private readonly dummyMask: GPUBuffer;
+  private readonly dummyY: GPUBuffer;
+
   private constructor(
     private readonly ctx: GpuContext,
     private readonly pipelines: Map<string, GPUComputePipeline>,
-    private readonly dummyMask: GPUBuffer,
-    private readonly dummyY: GPUBuffer,
-  ) {}
+  ) {
+    this.arena = new BufferArena(ctx.device);
+    this.dummyMask = this.arena.storage(16, 'conformer-norm/no-mask');
+    this.dummyY = this.arena.storage(16, 'conformer-norm/no-y');
+  }
 
   /** Compiles `variants` (default: the audio tower's six). */
   static async create(ctx: GpuContext, variants: ConformerNormVariant[] = AUDIO_TOWER_NORM_VARIANTS): Promise<ConformerNormKernel> {
@@ -73,10 +81,7 @@ export class ConformerNormKernel {
         pipelines.set(key(v), await getPipeline(ctx, { label: 'conformer-norm', source, libraries: [sumLib], constants }));
       }),
     );
-    const usage = GPUBufferUsage.STORAGE;
-    const dummyMask = ctx.device.createBuffer({ label: 'conformer-norm/no-mask', size: 16, usage });
-    const dummyY = ctx.device.createBuffer({ label: 'conformer-norm/no-y', size: 16, usage });
-    return new ConformerNormKernel(ctx, pipelines, dummyMask, dummyY);
+    return new ConformerNormKernel(ctx, pipelines);
   }
 
   bind(args: ConformerNormArgs): Dispatch & { setRows(rows: number): void } {
@@ -94,7 +99,7 @@ export class ConformerNormKernel {
     const masked = (args.mask ?? 'none') !== 'none';
     if (masked && !args.rowMask) throw new Error(`${label}: rowMask is required`);
     if (args.weight.size < dim * 4) throw new Error(`${label}: weight holds fewer than ${dim} floats`);
-    const params = createUniformBuffer(device, 48, `${label}/params`);
+    const params = this.arena.uniform(48, `${label}/params`);
     const bindGroup = bindBuffers(device, pipeline, [params, args.x, args.weight, masked ? args.rowMask! : this.dummyMask, writesY ? args.y! : this.dummyY], label);
     const clip = args.clip === undefined || args.clip >= F32_MAX ? F32_MAX : args.clip;
     let grid: [number, number] = [0, 1];
@@ -124,5 +129,10 @@ export class ConformerNormKernel {
     };
     setRows(args.rows);
     return { ...makeDispatch(label, pipeline, bindGroup, () => grid), setRows };
+  }
+
+  /** Frees the buffers this kernel created (its dispatches must not be encoded afterwards). */
+  destroy(): void {
+    this.arena.destroy();
   }
 }

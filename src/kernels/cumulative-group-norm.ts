@@ -1,7 +1,7 @@
 import sumLib from '../../shaders/lib/workgroup-sum.wgsl?raw';
 import source from '../../shaders/cumulative-group-norm.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
-import { createStorageBuffer, createUniformBuffer, packUniform } from '../gpu/buffers.ts';
+import { BufferArena, packUniform } from '../gpu/buffers.ts';
 import { bindBuffers, getPipeline, grid2d, type Dispatch } from '../gpu/pipeline.ts';
 
 const WG = 256;
@@ -24,28 +24,33 @@ export interface CumulativeGroupNormArgs {
 
 /**
  * Cumulative group norm + ReLU over time (shaders/cumulative-group-norm.wgsl): five dispatches (row sums, running
- * mean, centred row sums of squares, running inverse std, apply) with a private [3 * maxFrames] f32 scratch. f32.
+ * mean, centred row sums of squares, running inverse std, apply) with a [3 * maxFrames] f32 scratch per binding. f32.
  */
 export class CumulativeGroupNormKernel {
+  /** Every buffer this kernel created for its dispatches (freed by destroy()). */
+  private readonly arena: BufferArena;
+
   private constructor(
     private readonly ctx: GpuContext,
     private readonly pipelines: GPUComputePipeline[],
-  ) {}
+  ) {
+    this.arena = new BufferArena(ctx.device);
+  }
 
   static async create(ctx: GpuContext): Promise<CumulativeGroupNormKernel> {
     const pipelines = await Promise.all(Array.from({ length: PHASES }, (_, phase) => getPipeline(ctx, { label: 'cumulative-group-norm', source, libraries: [sumLib], constants: { WG, PHASE: phase } })));
     return new CumulativeGroupNormKernel(ctx, pipelines);
   }
 
-  bind(args: CumulativeGroupNormArgs): Dispatch & { setFrames(frames: number): void; destroy(): void } {
+  bind(args: CumulativeGroupNormArgs): Dispatch & { setFrames(frames: number): void } {
     const { device } = this.ctx;
     const label = `cumulative-group-norm[${args.group}/${args.channels}]`;
     const { group: G, channels: C } = args;
     if (!(Number.isInteger(G) && Number.isInteger(C) && C > 0 && G > 0 && G % C === 0)) throw new Error(`${label}: group ${G} is not a positive multiple of channels ${C}`);
     if (args.weight.size < C * 4) throw new Error(`${label}: weight too small`);
     const maxFrames = args.maxFrames ?? args.frames;
-    const stats = createStorageBuffer(device, 3 * Math.max(1, maxFrames) * 4, `${label}/stats`);
-    const params = createUniformBuffer(device, 32, `${label}/params`);
+    const stats = this.arena.storage(3 * Math.max(1, maxFrames) * 4, `${label}/stats`);
+    const params = this.arena.uniform(32, `${label}/params`);
     const groups = this.pipelines.map((pl) => bindBuffers(device, pl, [params, args.x, args.weight, stats], label));
     const maxPerDim = device.limits.maxComputeWorkgroupsPerDimension;
     let T = 0;
@@ -70,10 +75,11 @@ export class CumulativeGroupNormKernel {
           pass.dispatchWorkgroups(grids[phase][0], grids[phase][1]);
         }
       },
-      destroy: () => {
-        stats.destroy();
-        params.destroy();
-      },
     };
+  }
+
+  /** Frees the buffers this kernel created (its dispatches must not be encoded afterwards). */
+  destroy(): void {
+    this.arena.destroy();
   }
 }

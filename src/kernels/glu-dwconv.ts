@@ -1,6 +1,6 @@
 import source from '../../shaders/glu-dwconv.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
-import { createUniformBuffer, packUniform } from '../gpu/buffers.ts';
+import { BufferArena, packUniform } from '../gpu/buffers.ts';
 import { bindBuffers, getPipeline, grid2d, makeDispatch, type Dispatch } from '../gpu/pipeline.ts';
 
 const WG = 256;
@@ -19,10 +19,15 @@ export interface GluDwConvArgs {
 
 /** GLU + causal depthwise conv1d of the audio light-conv module (shaders/glu-dwconv.wgsl). f32. */
 export class GluDwConvKernel {
+  /** Every buffer this kernel created for its dispatches (freed by destroy()). */
+  private readonly arena: BufferArena;
+
   private constructor(
     private readonly ctx: GpuContext,
     private readonly pipeline: GPUComputePipeline,
-  ) {}
+  ) {
+    this.arena = new BufferArena(ctx.device);
+  }
 
   static async create(ctx: GpuContext): Promise<GluDwConvKernel> {
     return new GluDwConvKernel(ctx, await getPipeline(ctx, { label: 'glu-dwconv', source, constants: { WG } }));
@@ -35,7 +40,7 @@ export class GluDwConvKernel {
     if (!(Number.isInteger(D) && D > 0 && Number.isInteger(K) && K > 0)) throw new Error(`${label}: bad shape`);
     if (args.a === args.y) throw new Error(`${label}: a and y must be different buffers`);
     if (args.weight.size < D * K * 4) throw new Error(`${label}: weight too small`);
-    const params = createUniformBuffer(device, 16, `${label}/params`);
+    const params = this.arena.uniform(16, `${label}/params`);
     const bindGroup = bindBuffers(device, this.pipeline, [params, args.a, args.weight, args.y], label);
     let grid: [number, number] = [0, 1];
     const setRows = (T: number) => {
@@ -46,5 +51,10 @@ export class GluDwConvKernel {
     };
     setRows(args.rows);
     return { ...makeDispatch(label, this.pipeline, bindGroup, () => grid), setRows };
+  }
+
+  /** Frees the buffers this kernel created (its dispatches must not be encoded afterwards). */
+  destroy(): void {
+    this.arena.destroy();
   }
 }

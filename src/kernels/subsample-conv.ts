@@ -1,6 +1,6 @@
 import source from '../../shaders/subsample-conv.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
-import { createUniformBuffer, packUniform } from '../gpu/buffers.ts';
+import { BufferArena, packUniform } from '../gpu/buffers.ts';
 import { bindBuffers, getPipeline, grid2d, makeDispatch, type Dispatch } from '../gpu/pipeline.ts';
 
 const WG = 256;
@@ -49,10 +49,15 @@ export interface SubsampleConvArgs extends SubsampleConvShape {
 
 /** The audio sub-sampler's strided 2-D convolution (shaders/subsample-conv.wgsl). f32. */
 export class SubsampleConvKernel {
+  /** Every buffer this kernel created for its dispatches (freed by destroy()). */
+  private readonly arena: BufferArena;
+
   private constructor(
     private readonly ctx: GpuContext,
     private readonly pipeline: GPUComputePipeline,
-  ) {}
+  ) {
+    this.arena = new BufferArena(ctx.device);
+  }
 
   static async create(ctx: GpuContext): Promise<SubsampleConvKernel> {
     return new SubsampleConvKernel(ctx, await getPipeline(ctx, { label: 'subsample-conv', source, constants: { WG } }));
@@ -67,7 +72,7 @@ export class SubsampleConvKernel {
     }
     if (!(Number.isInteger(args.padF) && args.padF >= 0)) throw new Error(`${label}: bad padF ${args.padF}`);
     if (args.weight.size < args.kh * args.kw * args.ci * padded4(args.co) * 4) throw new Error(`${label}: weight too small (convWeightForKernel layout)`);
-    const params = createUniformBuffer(device, 48, `${label}/params`);
+    const params = this.arena.uniform(48, `${label}/params`);
     const bindGroup = bindBuffers(device, this.pipeline, [params, args.x, args.weight, args.y], label);
     let grid: [number, number] = [0, 1];
     const setFrames = (tIn: number) => {
@@ -86,5 +91,10 @@ export class SubsampleConvKernel {
     };
     setFrames(args.tIn);
     return { ...makeDispatch(label, this.pipeline, bindGroup, () => grid), setFrames };
+  }
+
+  /** Frees the buffers this kernel created (its dispatches must not be encoded afterwards). */
+  destroy(): void {
+    this.arena.destroy();
   }
 }

@@ -9,8 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { GemmaError } from '../errors.ts';
 import { toGemmaAudio, GEMMA_SAMPLE_RATE } from '../audio/resample.ts';
 import { gemma3nLogMel, GEMMA3N_AUDIO_FEATURES } from '../audio/log-mel.ts';
-import { AudioEncoder } from '../model/audio/encoder.ts';
-import type { AudioWeightFormat } from '../model/audio/weights.ts';
+import { MEDIA_ENCODERS } from '../model/registry.ts';
 import { openSource } from '../runtime/loading/open-source.ts';
 import { nodeModelSource } from './model-source.ts';
 import { createNodeGpuContext } from './gpu.ts';
@@ -79,8 +78,9 @@ export async function runAudioCommand(argv: string[]): Promise<unknown> {
   const model = flags.get('model');
   if (!model) throw new GemmaError('invalid-argument', 'embed-audio: --model is required (see --help)');
   if (flags.has('wave') === flags.has('features')) throw new GemmaError('invalid-argument', 'embed-audio: pass exactly one of --wave (with --sample-rate) and --features');
-  const weights = (flags.get('weights') ?? 'q8') as AudioWeightFormat;
-  if (!['f32', 'q8', 'q4'].includes(weights)) throw new GemmaError('invalid-argument', `--weights ${weights}: expected f32, q8 or q4`);
+  const family = MEDIA_ENCODERS.audio;
+  const weights = family.weightFormats.find((f) => f === (flags.get('weights') ?? family.weightFormats[0]));
+  if (!weights) throw new GemmaError('invalid-argument', `--weights ${flags.get('weights')}: expected ${family.weightFormats.join(', ')}`);
   const bins = GEMMA3N_AUDIO_FEATURES.featureSize;
   let features: Float32Array;
   let mask: Uint8Array | undefined;
@@ -96,7 +96,7 @@ export async function runAudioCommand(argv: string[]): Promise<unknown> {
   const source = await nodeModelSource(model);
   const { checkpoint } = await openSource(source, { kind: 'none' }, { onProgress: () => {} });
   const ctx = await createNodeGpuContext();
-  const encoder = await AudioEncoder.load(ctx, checkpoint, { weights, random: source.kind === 'random' });
+  const encoder = await family.load(ctx, checkpoint, { weights, random: source.kind === 'random' });
   try {
     const t0 = performance.now();
     const r = await encoder.encode(features, frames, mask);

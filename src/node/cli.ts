@@ -15,11 +15,12 @@ const USAGE = `usage:
 SRC: a checkpoint directory, a .gguf file, an http(s) URL of either, a Hugging Face repo id, or random:tiny[:SEED].
 --weights: q4 (default, as in the browser) or float. generate is greedy and stops at the model's end-of-turn ids.
   gemma3n-webgpu audio-features --wave FILE.f32 --sample-rate HZ [--out FILE.f32]
-  gemma3n-webgpu embed-audio --model DIR (--wave FILE.f32 --sample-rate HZ | --features FILE.f32 [--mask FILE.u8])
+  gemma3n-webgpu embed-audio --model SRC (--wave FILE.f32 --sample-rate HZ | --features FILE.f32 [--mask FILE.u8])
                              [--weights q8|q4|f32] [--out FILE.f32]
 audio-features: raw float32 mono samples -> resampled to 16 kHz when HZ differs -> Gemma 3n log-mel features
 [frames, 128] float32; prints {"frames":N,...}. embed-audio: the audio tower and embed_audio (weights q8 by default);
-writes the soft tokens [n, D] float32, prints {"shape":[n,D],"valid":[...],...}; --mask: one byte per frame, 0 = padded.`;
+writes the soft tokens [n, D] float32, prints {"shape":[n,D],"valid":[...],...}; --mask: one byte per frame, 0 = padded;
+random:PRESET draws the tower's weights at that preset's audio config.`;
 
 function parseArgs(argv: string[]): { command: string; flags: Map<string, string> } {
   const [command, ...rest] = argv;

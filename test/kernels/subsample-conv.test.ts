@@ -94,6 +94,6 @@ for (const c of [
     submitDispatches(ctx.device, [d]);
     // Running f32 sums over up to 301 x 15 or 37 x 8192 values: relative error ~1e-6..1e-5 of the statistics.
     assertClose(new Float32Array(await download(ctx, xb, x.byteLength)), cgnRef(x, c.T, G, w, 1e-3), { atol: 5e-5, rtol: 5e-5, tag });
-    d.destroy();
+    kernel.destroy();
   });
 }

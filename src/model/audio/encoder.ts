@@ -28,7 +28,7 @@ import type { Dispatch } from '../../gpu/pipeline.ts';
 import type { Checkpoint } from '../../io/checkpoint.ts';
 import { GemmaError } from '../../errors.ts';
 import { gemma3nLogMel } from '../../audio/log-mel.ts';
-import { MatmulKernel, type MatmulDispatch } from '../../kernels/matmul.ts';
+import { MatmulKernel } from '../../kernels/matmul.ts';
 import { RmsNormKernel } from '../../kernels/rmsnorm.ts';
 import { ElementwiseKernel } from '../../kernels/elementwise.ts';
 import { ConformerNormKernel } from '../../kernels/conformer-norm.ts';
@@ -121,7 +121,8 @@ export class AudioEncoder {
     private readonly ctx: GpuContext,
     readonly config: AudioTowerConfig,
     private readonly weights: AudioTowerWeights,
-    private readonly kernels: Kernels,
+    /** Kernels compiled at load, handed to the first plan (a later, bigger plan makes its own from the cache). */
+    private firstKernels: Kernels | undefined,
   ) {}
 
   /** Reads the tower's config and weights from `checkpoint` (config.json with an audio_config) and compiles its kernels. */
@@ -130,17 +131,7 @@ export class AudioEncoder {
     const plan = opts.weights ?? DEFAULT_AUDIO_WEIGHTS;
     const weights = await loadAudioWeights(ctx, checkpoint, config, { plan, random: opts.random, onProgress: opts.onProgress });
     try {
-      const [matmul, norm, rmsnorm, elementwise, conv, groupNorm, attention, gluConv] = await Promise.all([
-        MatmulKernel.create(ctx, 'f32', formatsOf(plan)),
-        ConformerNormKernel.create(ctx),
-        RmsNormKernel.create(ctx),
-        ElementwiseKernel.create(ctx),
-        SubsampleConvKernel.create(ctx),
-        CumulativeGroupNormKernel.create(ctx),
-        AudioAttentionKernel.create(ctx),
-        GluDwConvKernel.create(ctx),
-      ]);
-      return new AudioEncoder(ctx, config, weights, { matmul, norm, rmsnorm, elementwise, conv, groupNorm, attention, gluConv });
+      return new AudioEncoder(ctx, config, weights, await createKernels(ctx, plan));
     } catch (err) {
       destroyAudioWeights(weights);
       throw err;
@@ -197,6 +188,8 @@ export class AudioEncoder {
     this.destroyed = true;
     this.plan?.destroy();
     this.plan = undefined;
+    if (this.firstKernels) destroyKernels(this.firstKernels);
+    this.firstKernels = undefined;
     destroyAudioWeights(this.weights);
   }
 
@@ -218,7 +211,7 @@ export class AudioEncoder {
     if (mask && mask.length !== frames) throw new GemmaError('invalid-argument', `audio mask has ${mask.length} entries for ${frames} frames`);
     const L = audioLengths(c, frames);
     if (L.steps < 1) throw new GemmaError('invalid-argument', `audio clip of ${frames} frames is too short for the audio tower`);
-    const plan = this.planFor(frames);
+    const plan = await this.planFor(frames);
     const { device } = this.ctx;
 
     // The conformer's mask: the frame mask at t * (product of the sub-sampler's time strides), HF's gather.
@@ -273,15 +266,37 @@ export class AudioEncoder {
     return { encoding, intermediates: { subsampled: subsampled!, layers, lastHidden, stepValid: Uint8Array.from(stepValid) } };
   }
 
-  /** The plan for clips of `frames` frames: the current one, or a bigger one (the old one freed). */
-  private planFor(frames: number): Plan {
+  /** The plan for clips of `frames` frames: the current one, or a bigger one (the old one and its kernels freed). */
+  private async planFor(frames: number): Promise<Plan> {
     if (this.plan && this.plan.capacity >= frames) return this.plan;
     this.plan?.destroy();
     this.plan = undefined;
+    const kernels = this.firstKernels ?? (await createKernels(this.ctx, this.weights.plan));
+    this.firstKernels = undefined;
     // Room for 30 s (2,997 frames) at once, so the usual clip never rebuilds.
-    this.plan = buildPlan(this.ctx, this.config, this.weights, this.kernels, Math.max(frames, 3000));
+    this.plan = buildPlan(this.ctx, this.config, this.weights, kernels, Math.max(frames, 3000));
     return this.plan;
   }
+}
+
+/** The tower's kernels (pipelines come from the per-device cache after the first time). */
+async function createKernels(ctx: GpuContext, plan: AudioWeightPlan): Promise<Kernels> {
+  const [matmul, norm, rmsnorm, elementwise, conv, groupNorm, attention, gluConv] = await Promise.all([
+    MatmulKernel.create(ctx, 'f32', formatsOf(plan)),
+    ConformerNormKernel.create(ctx),
+    RmsNormKernel.create(ctx),
+    ElementwiseKernel.create(ctx),
+    SubsampleConvKernel.create(ctx),
+    CumulativeGroupNormKernel.create(ctx),
+    AudioAttentionKernel.create(ctx),
+    GluDwConvKernel.create(ctx),
+  ]);
+  return { matmul, norm, rmsnorm, elementwise, conv, groupNorm, attention, gluConv };
+}
+
+/** Frees every buffer the kernels made for their dispatches. */
+function destroyKernels(k: Kernels): void {
+  for (const kernel of Object.values(k)) kernel.destroy();
 }
 
 function buildPlan(ctx: GpuContext, c: AudioTowerConfig, w: AudioTowerWeights, k: Kernels, capacity: number): Plan {
@@ -324,11 +339,8 @@ function buildPlan(ctx: GpuContext, c: AudioTowerConfig, w: AudioTowerWeights, k
   const clip = c.gradientClipping;
   const eps = 1e-6; // HF: Gemma3nRMSNorm's default eps for the FFN, attention and block norms
   const resizers: Array<(L: AudioLengths) => void> = [];
-  const matmuls: MatmulDispatch[] = [];
-  const destroyers: Array<() => void> = [];
   const mm = (x: GPUBuffer, weight: AudioTowerWeights['inputProj'], y: GPUBuffer, rows: (L: AudioLengths) => number, accumulate = false) => {
     const d = k.matmul.bind({ x, weight, y, rows: 0, accumulate });
-    matmuls.push(d);
     resizers.push((L) => d.setRows(rows(L)));
     return d;
   };
@@ -347,7 +359,6 @@ function buildPlan(ctx: GpuContext, c: AudioTowerConfig, w: AudioTowerWeights, k
   const conv1d = k.conv.bind({ ...convArgs(1, conv0, conv1, f1), tIn: 0 });
   const gn0 = k.groupNorm.bind({ x: conv0, weight: w.convNorm[0], frames: 0, maxFrames: t1, group: f1 * c0, channels: c0, eps: c.groupNormEps });
   const gn1 = k.groupNorm.bind({ x: conv1, weight: w.convNorm[1], frames: 0, maxFrames: t2, group: f2 * c1, channels: c1, eps: c.groupNormEps });
-  destroyers.push(gn0.destroy, gn1.destroy);
   resizers.push((L) => {
     conv0d.setFrames(L.frames);
     gn0.setFrames(L.conv[0][0]);
@@ -416,8 +427,7 @@ function buildPlan(ctx: GpuContext, c: AudioTowerConfig, w: AudioTowerWeights, k
     stages,
     resize: (L) => resizers.forEach((r) => r(L)),
     destroy: () => {
-      matmuls.forEach((d) => d.destroy());
-      destroyers.forEach((d) => d());
+      destroyKernels(k);
       buffers.forEach((b) => b.destroy());
     },
   };
