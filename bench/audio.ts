@@ -190,11 +190,18 @@ row('sub-sampler (2 conv + group norm + input projection)', best.stages[0], flop
 row(`conformer block (mean of ${blockMs.length})`, meanBlock, flops.block);
 row('time reduction + embed_audio', best.stages[best.stages.length - 1], flops.final);
 row(`**whole tower (${layers} blocks${oneSubmissionMs === undefined ? ', sum of the stages' : ', one submission'})**`, best.total, flops.total);
-console.log(`GPU memory: weights ${(mem.gpu.weights / 1e9).toFixed(3)} GB, activations ${(mem.gpu.scratch / 1e6).toFixed(1)} MB (sized for 30 s); load (random weights on the GPU + compile) ${(loadMs / 1000).toFixed(1)} s`);
-if (layers < 12) console.log(`(12 blocks would add ${((12 - layers) * meanBlock / 1000).toFixed(1)} s at this block time: an extrapolation, not a measurement)`);
 encoder.destroy();
+// GPU weights of the whole tower: with fewer blocks timed, the 12-block tower is loaded (not run) to measure them.
+let fullWeights = mem.gpu.weights;
+if (layers !== 12) {
+  const full = await AudioEncoder.load(ctx, { ...configOnly, config: { ...e2bConfig, audio_config: { ...e2bConfig.audio_config, conf_num_hidden_layers: 12 } } }, { random: true });
+  fullWeights = full.memory().gpu.weights;
+  full.destroy();
+}
+console.log(`GPU memory: weights ${(fullWeights / 1e9).toFixed(3)} GB for 12 blocks (int8 + f16 scales; ${(mem.gpu.weights / 1e9).toFixed(3)} GB for the ${layers} timed), activations ${(mem.gpu.scratch / 1e6).toFixed(1)} MB (sized for 30 s); load of the timed tower (random weights on the GPU + compile) ${(loadMs / 1000).toFixed(1)} s`);
+if (layers < 12) console.log(`(12 blocks would take about ${((best.total + (12 - layers) * meanBlock) / 1000).toFixed(0)} s at this block time: an extrapolation, not a measurement)`);
 
 if (jsonFile) {
-  writeFileSync(jsonFile, JSON.stringify({ adapter: ctx.adapterName, seconds, layers, fmaCeiling: fma, frontEnd: { resampleMs, logMelMs, bundleBytes: ourBytes, bundleGzipBytes: ourGzip, transformersJs: tjs, ortWasmBytes: ortBytes }, tower: { frames: feats.frames, steps: L.steps, tokens: L.tokens, loadMs, stageMs, oneSubmissionMs, flops, memory: mem.gpu } }, null, 2));
+  writeFileSync(jsonFile, JSON.stringify({ adapter: ctx.adapterName, seconds, layers, fmaCeiling: fma, frontEnd: { resampleMs, logMelMs, bundleBytes: ourBytes, bundleGzipBytes: ourGzip, transformersJs: tjs, ortWasmBytes: ortBytes }, tower: { frames: feats.frames, steps: L.steps, tokens: L.tokens, loadMs, stageMs, oneSubmissionMs, flops, memory: mem.gpu, weightsBytes12Blocks: fullWeights } }, null, 2));
 }
 process.exit(0);

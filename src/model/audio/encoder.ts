@@ -43,8 +43,8 @@ import { destroyAudioWeights, formatsOf, loadAudioWeights, type AudioTowerWeight
  * The storage the encoder uses unless told otherwise: int8 for every matrix. Measured on gemma3n-audio-tiny against
  * HF's soft tokens (bench/audio-formats.ts; relative RMS error ||ours - HF|| / ||HF||): f32 5.9e-7, all q8 1.35e-2,
  * all q4 0.236; from all-q8, one family in q4 costs 0.08..0.18 (ffn 0.113, attention 0.176, lconv 0.085, input
- * projection 0.083, embed 0.084). int4 anywhere costs 6-13x int8's error, so int8: E2B's tower is 0.72 GB with
- * scales (int4 would be 0.38 GB).
+ * projection 0.083, embed 0.084). int4 anywhere costs 6-13x int8's error, so int8: E2B's tower takes 0.699 GB of
+ * GPU memory with its scales and f32 tables (int4: 0.371 GB; both measured by loading random weights, bench/audio.ts).
  */
 export const DEFAULT_AUDIO_WEIGHTS: AudioWeightPlan = 'q8';
 
