@@ -8,7 +8,7 @@
  */
 import { GemmaError } from '../../errors.ts';
 import type { TokenConstraint } from '../token-constraint.ts';
-import { ANY_OBJECT, type SchemaNode, checkSchemaTree, readSchema, schemaEbnf } from './json-schema.ts';
+import { ANY_OBJECT, type SchemaNode, checkSchemaTree, hasBoundedString, readSchema, schemaEbnf } from './json-schema.ts';
 import { StringBoundsTracker, lengthTables } from './string-bounds.ts';
 import type { GrammarVocabulary } from './vocabulary.ts';
 import { type XGrammar, type XGrammarCompiled, type XGrammarCompiler, type XGrammarMatcher, loadXGrammar } from './xgrammar.ts';
@@ -94,7 +94,7 @@ export class ConstraintCompiler {
   async constraint(spec: GrammarSpec): Promise<GrammarConstraint> {
     const { grammar } = await this.compiled(spec);
     const matcher = await this.xg.GrammarMatcher.createGrammarMatcher(grammar, [...this.vocab.stopTokenIds]);
-    const tracker = spec.schema ? new StringBoundsTracker(spec.schema, lengthTables(this.vocab)) : undefined;
+    const tracker = spec.schema && hasBoundedString(spec.schema) ? new StringBoundsTracker(spec.schema, lengthTables(this.vocab)) : undefined;
     return new GrammarConstraint(matcher, this.vocab, tracker);
   }
 }

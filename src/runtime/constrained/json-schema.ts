@@ -256,7 +256,7 @@ function jsonTypeName(v: unknown): string {
 }
 
 /** Whether strings with length bounds occur in the node's subtree (those need the mask-side check). */
-function hasBoundedString(node: SchemaNode, seen = new Set<SchemaNode>()): boolean {
+export function hasBoundedString(node: SchemaNode, seen = new Set<SchemaNode>()): boolean {
   if (seen.has(node)) return false;
   seen.add(node);
   switch (node.kind) {

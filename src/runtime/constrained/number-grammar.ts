@@ -55,6 +55,7 @@ const DIGIT = '[0-9]';
 function sameLengthBetween(lo: string, hi: string): string {
   if (lo.length === 0) return '""';
   if (lo === hi) return lit(lo);
+  if (/^0*$/.test(lo) && /^9*$/.test(hi)) return Array(lo.length).fill(DIGIT).join(' ');
   const a = Number(lo[0]);
   const b = Number(hi[0]);
   const rest = lo.length - 1;
@@ -66,18 +67,25 @@ function sameLengthBetween(lo: string, hi: string): string {
   return alt(...options);
 }
 
-/** Canonical naturals (no leading zeros) in [lo, hi]; hi undefined = unbounded. */
+/**
+ * Where the schema sets no upper bound the grammar still stops at 16 digits (or one more digit than the lower
+ * bound): a validator parses JSON numbers to doubles, and digits without end would overflow to Infinity, which
+ * is not a valid number.
+ */
+export const MAX_FREE_DIGITS = 16;
+
+/** Canonical naturals (no leading zeros) in [lo, hi]; hi undefined = up to MAX_FREE_DIGITS digits. */
 export function naturalRange(lo: bigint, hi: bigint | undefined): string {
-  if (hi !== undefined && hi < lo) throw new Error('naturalRange: empty');
+  if (hi === undefined) hi = lo < 10n ** BigInt(MAX_FREE_DIGITS - 1) ? 10n ** BigInt(MAX_FREE_DIGITS) - 1n : lo * 10n + 9n;
+  if (hi < lo) throw new Error('naturalRange: empty');
   const options: string[] = [];
   const loS = lo.toString();
-  const maxLen = hi === undefined ? loS.length : hi.toString().length;
+  const maxLen = hi.toString().length;
   for (let len = loS.length; len <= maxLen; len++) {
     const first = len === loS.length ? loS : '1' + '0'.repeat(len - 1);
-    const last = hi !== undefined && len === maxLen ? hi.toString() : '9'.repeat(len);
+    const last = len === maxLen ? hi.toString() : '9'.repeat(len);
     options.push(sameLengthBetween(first, last));
   }
-  if (hi === undefined) options.push(seq('[1-9]', ...Array(loS.length).fill(DIGIT), `${DIGIT}*`));
   return alt(...options);
 }
 
@@ -180,8 +188,10 @@ function inclusiveBounds(b: NumberBounds, integer: boolean): { lo?: number; hi?:
   return { lo, hi };
 }
 
-const UNBOUNDED_INTEGER = `(${lit('-')}? (${lit('0')} | [1-9] ${DIGIT}*))`;
-const UNBOUNDED_NUMBER = `(${lit('-')}? (${lit('0')} | [1-9] ${DIGIT}*) (${lit('.')} ${DIGIT}+)? ([eE] [+\\u002d]? ${DIGIT}+)?)`;
+// At most MAX_FREE_DIGITS integer digits and a two-digit exponent: always a finite double.
+const FREE_INT = `(${lit('0')} | [1-9] ${DIGIT}{0,${MAX_FREE_DIGITS - 1}})`;
+const UNBOUNDED_INTEGER = `(${lit('-')}? ${FREE_INT})`;
+const UNBOUNDED_NUMBER = `(${lit('-')}? ${FREE_INT} (${lit('.')} ${DIGIT}+)? ([eE] [+\\u002d]? ${DIGIT} ${DIGIT}?)?)`;
 
 /** Whether the bounds admit any value (integers: any integer). */
 export function boundsSatisfiable(b: NumberBounds, integer: boolean): boolean {

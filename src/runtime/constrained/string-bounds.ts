@@ -111,6 +111,8 @@ export class StringBoundsTracker {
   private stack: Frame[] = [];
   private str: OpenString | undefined;
   private readonly history: Uint8Array[] = [];
+  /** Set by byte() when a bounded string overruns maxLength or closes short of minLength. */
+  private violated = false;
   private readonly decoder = new TextDecoder();
 
   constructor(
@@ -136,11 +138,15 @@ export class StringBoundsTracker {
     const s = this.str;
     if (s) {
       if (s.esc === 0) {
-        if (b === QUOTE) return this.closeString();
+        if (b === QUOTE) {
+          if (s.count < s.min) this.violated = true;
+          return this.closeString();
+        }
         if (b === BACKSLASH) {
           s.esc = 1;
           s.count++;
         } else if ((b & 0xc0) !== 0x80) s.count++;
+        if (s.max !== undefined && s.count > s.max) this.violated = true;
       } else if (s.esc === 1) s.esc = b === 0x75 ? 5 : 0;
       else s.esc = s.esc === 2 ? 0 : s.esc - 1;
       s.bytes.push(b);
@@ -204,45 +210,48 @@ export class StringBoundsTracker {
     });
   }
 
-  /** Clears, in `mask`, the ids that would break the open string's length bounds (no-op outside one). */
+  /**
+   * Clears, in `mask`, the ids that would break a length bound: inside a bounded string by the plain-token tables
+   * plus a walk of the allowed ids with quotes / backslashes; elsewhere only those ids can open a string and fill
+   * it in the same token, so only they are walked.
+   */
   refine(mask: Uint32Array): void {
     const s = this.str;
-    if (!s || s.isKey || (s.min === 0 && s.max === undefined)) return;
     const t = this.tables;
-    if (s.esc === 0) {
-      // Plain ids: only maxLength matters (they cannot close the string).
-      if (s.max !== undefined) {
-        const plain = t.plainUpTo(s.max - s.count);
-        const special = t.specialMask;
-        for (let w = 0; w < mask.length; w++) mask[w] &= plain[w] | special[w];
+    if (s && s.esc !== 0 && !s.isKey && (s.min > 0 || s.max !== undefined)) {
+      for (let w = 0; w < mask.length; w++) {
+        for (let m = mask[w]; m !== 0; m &= m - 1) {
+          const id = (w << 5) | (31 - Math.clz32(m & -m));
+          if (!this.fits(id)) clearBit(mask, id);
+        }
       }
-      for (const id of t.special) if (maskBit(mask, id) && !this.fits(id, s)) clearBit(mask, id);
       return;
     }
-    for (let w = 0; w < mask.length; w++) {
-      for (let m = mask[w]; m !== 0; m &= m - 1) {
-        const id = (w << 5) | (31 - Math.clz32(m & -m));
-        if (!this.fits(id, s)) clearBit(mask, id);
-      }
+    if (s && !s.isKey && s.max !== undefined) {
+      // Plain ids cannot close the string: only maxLength matters for them.
+      const plain = t.plainUpTo(s.max - s.count);
+      const special = t.specialMask;
+      for (let w = 0; w < mask.length; w++) mask[w] &= plain[w] | special[w];
     }
+    for (const id of t.special) if (maskBit(mask, id) && !this.fits(id)) clearBit(mask, id);
   }
 
-  /** Whether appending id keeps the open string within its bounds. */
-  private fits(id: number, s: OpenString): boolean {
-    let count = s.count;
-    let esc = s.esc;
+  /** Whether appending id's bytes keeps every string within its bounds (walks a copy of the state). */
+  private fits(id: number): boolean {
+    const stack = this.stack;
+    const str = this.str;
+    this.stack = stack.map((f) => ({ ...f }));
+    this.str = str && { ...str, bytes: [...str.bytes] };
+    this.violated = false;
     for (const b of this.tables.vocab.tokenBytes(id)) {
-      if (esc === 0) {
-        if (b === QUOTE) return count >= s.min;
-        if (b === BACKSLASH) {
-          esc = 1;
-          count++;
-        } else if ((b & 0xc0) !== 0x80) count++;
-        if (s.max !== undefined && count > s.max) return false;
-      } else if (esc === 1) esc = b === 0x75 ? 5 : 0;
-      else esc = esc === 2 ? 0 : esc - 1;
+      this.byte(b);
+      if (this.violated) break;
     }
-    return true;
+    const ok = !this.violated;
+    this.stack = stack;
+    this.str = str;
+    this.violated = false;
+    return ok;
   }
 }
 
