@@ -35,7 +35,10 @@ class LengthTables {
       const bytes = vocab.tokenBytes(id);
       if (bytes.length === 0) continue;
       let len = 0;
-      let plain = true;
+      // A lone byte >= 0x80 (a byte-fallback piece) is part of a character split over tokens: counted with the
+      // pieces after it the code point count could go wrong if the bytes end up invalid UTF-8, so inside bounded
+      // strings these are treated as special and refused (see fits()).
+      let plain = !(bytes.length === 1 && bytes[0] >= 0x80);
       for (const b of bytes) {
         if (b === QUOTE || b === BACKSLASH || b < 0x20) plain = false;
         if ((b & 0xc0) !== 0x80) len++;
@@ -238,12 +241,14 @@ export class StringBoundsTracker {
 
   /** Whether appending id's bytes keeps every string within its bounds (walks a copy of the state). */
   private fits(id: number): boolean {
+    const bytes = this.tables.vocab.tokenBytes(id);
+    if (bytes.length === 1 && bytes[0] >= 0x80) return !(this.str && !this.str.isKey && (this.str.min > 0 || this.str.max !== undefined));
     const stack = this.stack;
     const str = this.str;
     this.stack = stack.map((f) => ({ ...f }));
     this.str = str && { ...str, bytes: [...str.bytes] };
     this.violated = false;
-    for (const b of this.tables.vocab.tokenBytes(id)) {
+    for (const b of bytes) {
       this.byte(b);
       if (this.violated) break;
     }
