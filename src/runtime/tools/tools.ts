@@ -13,7 +13,7 @@ import { GemmaError } from '../../errors.ts';
 import type { ChatMessage } from '../protocol.ts';
 import { EbnfBuilder, cls } from '../constrained/ebnf.ts';
 import { type GrammarSpec, schemaSpec } from '../constrained/grammar-constraint.ts';
-import { type SchemaNode, SchemaGrammar, checkSchemaTree, hasBoundedString, readSchema, serialize } from '../constrained/json-schema.ts';
+import { type SchemaNode, SchemaGrammar, checkSchemaTree, readSchema, serialize } from '../constrained/json-schema.ts';
 
 /** An OpenAI-style tool declaration. */
 export interface ToolDeclaration {
@@ -135,5 +135,5 @@ export function autoCallSpec(tools: readonly ToolDeclaration[]): GrammarSpec {
   checkSchemaTree(node);
   const g = new EbnfBuilder();
   const call = new SchemaGrammar(g).value(node);
-  return { ebnf: g.text(`${cls([[0x09, 0x0a], [0x20, 0x20]])}* ${call}`), schema: hasBoundedString(node) ? node : node };
+  return { ebnf: g.text(`${cls([[0x09, 0x0a], [0x20, 0x20]])}* ${call}`), schema: node };
 }
