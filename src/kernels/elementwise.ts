@@ -1,7 +1,7 @@
 import tanhLib from '../../shaders/lib/tanh.wgsl?raw';
 import source from '../../shaders/elementwise.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
-import { createUniformBuffer } from '../gpu/buffers.ts';
+import { BufferArena } from '../gpu/buffers.ts';
 import { getPipeline, grid2d, makeDispatch, type ActType, type Dispatch } from '../gpu/pipeline.ts';
 
 const WG = 256;
@@ -58,12 +58,17 @@ function asOperand(x: Operand | GPUBuffer): Operand {
 
 /** Elementwise ops (see shaders/elementwise.wgsl). One instance per activation type; all op variants compiled up front. */
 export class ElementwiseKernel {
+  /** Every buffer this kernel created for its dispatches (freed by destroy()). */
+  private readonly arena: BufferArena;
+
   private constructor(
     private readonly ctx: GpuContext,
     private readonly pipelines: Map<string, GPUComputePipeline>,
     private readonly dummy: GPUBuffer,
     private readonly elemBytes: number,
-  ) {}
+  ) {
+    this.arena = new BufferArena(ctx.device);
+  }
 
   static async create(ctx: GpuContext, act: ActType = 'f32'): Promise<ElementwiseKernel> {
     const variants: Array<[number, boolean, boolean]> = [];
@@ -78,7 +83,9 @@ export class ElementwiseKernel {
       }),
     );
     const dummy = ctx.device.createBuffer({ label: 'elementwise/unused', size: 16, usage: GPUBufferUsage.STORAGE });
-    return new ElementwiseKernel(ctx, pipelines, dummy, act === 'f16' ? 2 : 4);
+    const kernel = new ElementwiseKernel(ctx, pipelines, dummy, act === 'f16' ? 2 : 4);
+    kernel.arena.own(dummy);
+    return kernel;
   }
 
   bind(args: ElementwiseArgs): ElementwiseDispatch {
@@ -103,7 +110,7 @@ export class ElementwiseKernel {
     strides.forEach((s, i) => {
       if (ops[i][1] && s < cols) throw new Error(`elementwise ${op}: ${ops[i][0]}.rowStride ${s} < cols ${cols}`);
     });
-    const params = createUniformBuffer(device, 48, `elementwise/${op}/params`);
+    const params = this.arena.uniform(48, `elementwise/${op}/params`);
     const buffers = [params, aInY ? this.dummy : a.buffer, needsB && !bInY ? b!.buffer : this.dummy, op === 'mulRow' ? args.w! : this.dummy, y.buffer];
     const bindGroup = device.createBindGroup({
       label: `elementwise/${op}`,
@@ -149,5 +156,10 @@ export class ElementwiseKernel {
       write();
     };
     return { ...makeDispatch(`elementwise/${op}`, pipeline, bindGroup, () => grid), setRows, setScalars };
+  }
+
+  /** Frees the buffers this kernel created (its dispatches must not be encoded afterwards). */
+  destroy(): void {
+    this.arena.destroy();
   }
 }

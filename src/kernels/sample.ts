@@ -1,6 +1,6 @@
 import source from '../../shaders/sample.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
-import { createStorageBuffer, createUniformBuffer } from '../gpu/buffers.ts';
+import { BufferArena } from '../gpu/buffers.ts';
 import { getPipeline, type Dispatch } from '../gpu/pipeline.ts';
 
 /** Logits per `partial` workgroup (shaders/sample.wgsl: 256 threads x 16). */
@@ -51,12 +51,17 @@ export interface SampleDispatch extends Dispatch {
  * (deterministic for (seed, step, row)). Writes one u32 per row; read back only that.
  */
 export class SampleKernel {
+  /** Every buffer this kernel created for its dispatches (freed by destroy()). */
+  private readonly arena: BufferArena;
+
   private constructor(
     private readonly ctx: GpuContext,
     /** Largest top-k this kernel's bindings can be asked for. */
     readonly maxTopK: number,
     private readonly pipelines: Record<'partial' | 'finish' | 'partial_greedy' | 'finish_greedy' | 'partial_masked' | 'partial_greedy_masked', GPUComputePipeline>,
-  ) {}
+  ) {
+    this.arena = new BufferArena(ctx.device);
+  }
 
   /**
    * `maxTopK` (<= 1024, default 1024) sizes the final pass's workgroup memory (a power of two >= 256): keep it
@@ -89,14 +94,14 @@ export class SampleKernel {
     if (logitsStride < vocab) throw new Error('sample: logitsStride < vocab');
     const nChunks = Math.ceil(valid / CHUNK);
     const chunkCap = Math.min(maxTopK, CHUNK);
-    const params = createUniformBuffer(device, 64, 'sample/params');
-    const candKey = createStorageBuffer(device, batch * nChunks * chunkCap * 4, 'sample/cand-key');
-    const candIdx = createStorageBuffer(device, batch * nChunks * chunkCap * 4, 'sample/cand-idx');
-    const candCount = createStorageBuffer(device, batch * nChunks * 4, 'sample/cand-count');
+    const params = this.arena.uniform(64, 'sample/params');
+    const candKey = this.arena.storage(batch * nChunks * chunkCap * 4, 'sample/cand-key');
+    const candIdx = this.arena.storage(batch * nChunks * chunkCap * 4, 'sample/cand-idx');
+    const candCount = this.arena.storage(batch * nChunks * 4, 'sample/cand-count');
     if (args.mask && args.mask.size < Math.ceil(vocab / 32) * 4) throw new Error(`sample: mask holds ${args.mask.size} bytes, needs ${Math.ceil(vocab / 32) * 4}`);
     // The partial passes reference binding 6 in every variant (MASKED folds the read away): without a mask it gets a
     // 4-byte placeholder.
-    const buffers = [params, args.logits, candKey, candIdx, candCount, args.out, args.mask ?? createStorageBuffer(device, 4, 'sample/no-mask')];
+    const buffers = [params, args.logits, candKey, candIdx, candCount, args.out, args.mask ?? this.arena.storage(4, 'sample/no-mask')];
     const group = (pipeline: GPUComputePipeline, bindings: number[]) =>
       device.createBindGroup({
         label: 'sample',
@@ -163,5 +168,10 @@ export class SampleKernel {
         pass.dispatchWorkgroups(batch);
       },
     };
+  }
+
+  /** Frees the buffers this kernel created (its dispatches must not be encoded afterwards). */
+  destroy(): void {
+    this.arena.destroy();
   }
 }

@@ -9,7 +9,9 @@
 import { proxy, releaseProxy, transfer, wrap, type Remote } from 'comlink';
 import { GemmaError, deserializeError } from '../errors.ts';
 import { installErrorTransfer } from './comlink-errors.ts';
+import { workerStartError } from './worker-start-error.ts';
 import { GenerationStream } from './generation-stream.ts';
+import { withAbsoluteUrls } from './loading/model-source.ts';
 import type {
   ChatMessage,
   GenerateRequest,
@@ -173,7 +175,15 @@ const ABORT_GRACE_MS = 10_000;
  */
 export async function connectGemmaWorker(worker: Worker, options: LoadOptions, ownsWorker = false): Promise<GemmaClient> {
   installErrorTransfer();
-  const { onProgress, signal, ...request } = options;
+  const { onProgress, signal, ...given } = options;
+  let request: LoadRequest;
+  try {
+    // Relative model and tokenizer URLs are the page's: resolve them here, not against the worker script's URL.
+    request = withAbsoluteUrls(given);
+  } catch (err) {
+    if (ownsWorker) worker.terminate();
+    throw err;
+  }
   if (signal?.aborted) {
     if (ownsWorker) worker.terminate();
     throw new GemmaError('aborted', 'Loading was aborted before it started.');
@@ -194,7 +204,7 @@ export async function connectGemmaWorker(worker: Worker, options: LoadOptions, o
   const crashed = new Promise<never>((_, reject) => {
     onError = (e: ErrorEvent) => {
       e.preventDefault?.();
-      reject(new GemmaError('internal', `The Gemma worker failed: ${e.message || 'its script could not be loaded'}.`));
+      reject(workerStartError(e));
     };
     worker.addEventListener('error', onError);
   });

@@ -3,6 +3,11 @@
  * messages, options, stream deltas, stats and the wire messages of one generation. Types only.
  */
 import type { SerializedGemmaError } from '../errors.ts';
+import type { LoadProgress } from '../io/progress.ts';
+import type { RandomCheckpointOptions } from '../model/family.ts';
+
+export type { LoadProgress, LoadPhase } from '../io/progress.ts';
+export type { RandomCheckpointOptions } from '../model/family.ts';
 
 /** One chat turn. `assistant` is written as Gemma's `model` role by the chat template. */
 export interface ChatMessage {
@@ -72,27 +77,6 @@ export interface GenerationStats {
   finishReason: FinishReason;
 }
 
-/**
- * Loading progress, forwarded from the worker: the shape of src/io/progress.ts plus the runtime's own phases.
- * One event stream per phase; each phase ends with exactly one event where loaded === total.
- */
-export interface LoadProgress {
-  /**
-   * 'device' (opening the GPU), then either 'download' (weight-file bytes from the network or picked files) and
-   * 'quantize' (tensors converted on the GPU: int4/int8 with `weights: 'q4'`, f16/f32 with 'float'), or
-   * 'cache-read' (bytes of the converted model read from the offline cache, no network); then 'compile' (GPU
-   * pipelines) and, when fetched separately, 'tokenizer'. 'download' and 'quantize' interleave (each tensor is
-   * converted as soon as its bytes arrive); each phase on its own is monotonic.
-   */
-  phase: 'device' | 'download' | 'quantize' | 'cache-read' | 'compile' | 'tokenizer' | (string & {});
-  /** Units done: bytes for download / cache-read; tensors for quantize; steps otherwise. */
-  loaded: number;
-  /** Units in the phase (0 = unknown). */
-  total: number;
-  /** The file being worked on (or the adapter name for 'device'). */
-  file: string;
-}
-
 /** What a loaded model reports about itself. */
 export interface ModelInfo {
   /** Vocabulary size of the LM head. */
@@ -117,13 +101,30 @@ export interface ModelInfo {
   warnings?: string[];
 }
 
+/**
+ * Which model to load:
+ * - a Hugging Face repo id ('google/gemma-3n-E2B-it'; gated repos need `token`), or `{ hub, revision?, token? }`;
+ * - a URL of a checkpoint folder (config.json, *.safetensors, tokenizer files) or of a `.gguf` file;
+ * - `{ files }`: picked or dropped files (a checkpoint folder, or one .gguf plus tokenizer files);
+ * - `{ randomCheckpoint }`: random weights at real shapes, generated on the spot (gibberish by design);
+ * - anything else a custom worker's model factory understands (`CustomModelSpec`).
+ */
+export type ModelSpec =
+  | string
+  | { hub: string; revision?: string; token?: string }
+  | { files: File[] }
+  | { randomCheckpoint: RandomCheckpointOptions }
+  | CustomModelSpec;
+
+/** A model description for a custom model factory (exposeGemmaWorker(factory)); the default factory rejects it. */
+export interface CustomModelSpec {
+  [key: string]: unknown;
+}
+
 /** The main thread -> worker request to load a model. Plain data (structured-clonable). */
 export interface LoadRequest {
-  /**
-   * The checkpoint: a URL of a folder with config.json, weights and tokenizer files (a Hugging Face repo
-   * layout), or a host-specific descriptor the worker's model factory understands.
-   */
-  model: string | Record<string, unknown>;
+  /** The checkpoint (see ModelSpec); parsed once by src/runtime/loading/model-source.ts. */
+  model: ModelSpec;
   /**
    * Where tokenizer.json and tokenizer_config.json are (a folder URL); default: the model folder.
    * `false`: no tokenizer (token-id prompts only).

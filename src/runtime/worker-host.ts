@@ -13,36 +13,8 @@ import { createGpuContext, type GpuContext } from '../gpu/device.ts';
 import { GemmaError, serializeError } from '../errors.ts';
 import { installErrorTransfer } from './comlink-errors.ts';
 import { Engine } from './engine.ts';
-import type { LanguageModel } from './language-model.ts';
 import type { Delta, GenerateRequest, LoadProgress, LoadRequest, ModelInfo, StreamControl, StreamMessage, WorkerApi } from './protocol.ts';
-import { fetchTokenizer, type TextTokenizer } from './tokenizer.ts';
-
-/** What a model factory produces. */
-export interface LoadedModel {
-  model: LanguageModel;
-  /** When absent, the host loads tokenizer.json / tokenizer_config.json from `request.tokenizer` or the model URL. */
-  tokenizer?: TextTokenizer;
-  /** The checkpoint's stop ids (config.json / generation_config.json `eos_token_id`). */
-  stopTokenIds?: number[];
-  /** For ModelInfo (default 'unknown' or the GPU context's name). */
-  adapterName?: string;
-  /** For ModelInfo.memory. */
-  memory?: () => { gpuBytes: number; hostBytes: number };
-  /** For ModelInfo.cache / warnings. */
-  cache?: ModelInfo['cache'];
-  warnings?: string[];
-}
-
-export interface ModelFactoryContext {
-  request: LoadRequest;
-  /** Opens (once) the WebGPU device with our feature/limit checks; fails with a typed GemmaError. */
-  gpu(): Promise<GpuContext>;
-  onProgress(p: LoadProgress): void;
-  /** Aborted by cancelLoad(): stop reading, converting and caching, and reject with GemmaError('aborted'). */
-  signal?: AbortSignal;
-}
-
-export type ModelFactory = (ctx: ModelFactoryContext) => Promise<LoadedModel>;
+import { memoryInfo, type ModelFactory } from './loading/model-factory.ts';
 
 export interface WorkerHostOptions {
   /** Batch deltas posted less than this many ms after the previous post (default 0: post every token). */
@@ -81,29 +53,17 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
             return gpuContext;
           })());
         const loaded = await factory({ request, gpu, onProgress: progress, signal: controller.signal });
-        let tokenizer = loaded.tokenizer;
-        const tokenizerUrl = request.tokenizer ?? (typeof request.model === 'string' ? request.model : undefined);
-        if (!tokenizer && request.tokenizer !== false && tokenizerUrl) {
-          progress({ phase: 'tokenizer', loaded: 0, total: 1, file: 'tokenizer.json' });
-          try {
-            tokenizer = await fetchTokenizer(tokenizerUrl);
-          } catch (err) {
-            loaded.model.dispose();
-            throw err;
-          }
-          progress({ phase: 'tokenizer', loaded: 1, total: 1, file: 'tokenizer.json' });
-        }
         if (controller.signal.aborted) {
           loaded.model.dispose();
           throw new GemmaError('aborted', 'Loading was aborted.');
         }
-        engine = new Engine({ model: loaded.model, tokenizer, stopTokenIds: loaded.stopTokenIds });
-        const memory = loaded.memory?.();
+        engine = new Engine({ model: loaded.model, tokenizer: loaded.tokenizer, stopTokenIds: loaded.stopTokenIds });
+        const memory = memoryInfo(loaded.model);
         return {
           vocabSize: loaded.model.vocabSize,
           maxContext: loaded.model.maxContext,
           adapterName: loaded.adapterName ?? gpuContext?.adapterName ?? 'unknown',
-          hasTokenizer: tokenizer !== undefined,
+          hasTokenizer: loaded.tokenizer !== undefined,
           memory,
           gpuBytes: memory?.gpuBytes,
           cache: loaded.cache,
@@ -146,11 +106,10 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
       };
       try {
         if (!engine) throw new GemmaError('invalid-argument', 'No model is loaded in this worker: call load() first.');
-        const run = { onDelta, signal: controller.signal };
-        const stats =
-          request.kind === 'chat'
-            ? await engine.chat(request.messages, request.options, run)
-            : await engine.generate(request.prompt, request.options, run);
+        const options = { ...request.options, signal: controller.signal };
+        const stream = request.kind === 'chat' ? engine.chat(request.messages, options) : engine.generate(request.prompt, options);
+        for await (const delta of stream) onDelta(delta);
+        const stats = await stream.stats;
         flush();
         post({ type: 'done', stats });
       } catch (err) {
@@ -174,6 +133,8 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
     },
   };
 }
+
+export type { LoadedModel, ModelFactory, ModelFactoryContext } from './loading/model-factory.ts';
 
 /** Call this in a worker script: exposes the engine API to the page's `loadGemma({ worker })`. */
 export function exposeGemmaWorker(factory: ModelFactory, options?: WorkerHostOptions): void {

@@ -3,7 +3,9 @@
  * behaviour, and the CPU reference forward over a tiny fixture for golden checks. Both use the real worker
  * host, comlink boundary and public client; only the LanguageModel differs from the shipped worker.
  */
-import type { ModelFactory } from '../../src/runtime/worker-host.ts';
+import type { ModelFactory } from '../../src/runtime/loading/model-factory.ts';
+import { separateTokenizer } from '../../src/runtime/loading/open-source.ts';
+import { parseTokenizerSource } from '../../src/runtime/loading/model-source.ts';
 import { FakeModel, type FakeModelOptions } from '../runtime/fake-model.ts';
 import { ReferenceLanguageModel } from '../runtime/reference-model.ts';
 import { urlFiles } from '../../src/io/hub.ts';
@@ -41,12 +43,13 @@ export const testFactory: ModelFactory = async (ctx) => {
     await ctx.gpu();
     throw new Error('test factory: the GPU was supposed to fail');
   }
-  if (spec.fake) return { model: new FakeModel(spec.fake), stopTokenIds: [1, 106], adapterName: 'fake' };
+  const { tokenizer } = await separateTokenizer(parseTokenizerSource(request));
+  if (spec.fake) return { model: new FakeModel(spec.fake), tokenizer, stopTokenIds: [1, 106], adapterName: 'fake' };
   if (spec.reference) {
     const ckpt = await openSafetensorsCheckpoint(urlFiles(new URL(spec.reference, location.href).href));
     const cfg = parseGemma3nConfig(ckpt.config);
     const model = new ReferenceLanguageModel(cfg, await loadRefWeights(ckpt), request.contextLength ?? 256);
-    return { model, stopTokenIds: cfg.eosTokenIds, adapterName: 'cpu-reference' };
+    return { model, tokenizer, stopTokenIds: cfg.eosTokenIds, adapterName: 'cpu-reference' };
   }
   throw new Error(`test factory: unknown model ${JSON.stringify(spec)}`);
 };
