@@ -11,8 +11,12 @@ export interface FetchTextsOptions {
   fetch?: typeof fetch;
 }
 
-/** The files of `names` under the folder URL `base` that exist (404 = absent), by name. */
-export async function fetchTexts(base: string, names: readonly string[], options: FetchTextsOptions = {}): Promise<Map<string, string>> {
+/**
+ * The files of `names` under the folder URL `base` that exist (404 = absent), by name. A network failure on one of
+ * `optional` counts as absent too: offline, a service worker answers only what it precached, and a missing optional
+ * file must not fail a load that has everything it needs.
+ */
+export async function fetchTexts(base: string, names: readonly string[], options: FetchTextsOptions & { optional?: readonly string[] } = {}): Promise<Map<string, string>> {
   const folder = base.endsWith('/') ? base : base + '/';
   const doFetch = options.fetch ?? fetch;
   const texts = new Map<string, string>();
@@ -24,6 +28,7 @@ export async function fetchTexts(base: string, names: readonly string[], options
         response = await doFetch(url, { signal: options.signal, headers: options.headers });
       } catch (err) {
         if (options.signal?.aborted) throw new GemmaError('aborted', `Fetching ${url} was aborted.`, { cause: err });
+        if (options.optional?.includes(name)) return;
         throw new GemmaError('network', `Could not fetch ${url}: ${(err as Error).message}. Check the URL and your connection.`, { cause: err });
       }
       if (response.status === 404 || response.status === 410) return;

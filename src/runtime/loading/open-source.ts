@@ -135,7 +135,7 @@ export async function separateTokenizer(source: TokenizerSource, signal?: AbortS
   if (source.kind === 'model') {
     throw new GemmaError('invalid-argument', 'This model source carries no tokenizer files: pass `tokenizer: <folder URL>` or `tokenizer: false`.');
   }
-  return tokenizerFrom(await fetchTexts(source.url, TOKENIZER_FILES, { signal }), source.url.replace(/\/+$/, ''));
+  return tokenizerFrom(await fetchTexts(source.url, TOKENIZER_FILES, { signal, optional: ['chat_template.jinja'] }), source.url.replace(/\/+$/, ''));
 }
 
 async function tokenizerFrom(texts: Map<string, string>, where: string): Promise<TokenizerPart> {
