@@ -38,9 +38,14 @@ export interface SamplingParams {
   /**
    * Allowed ids as a packed bitmask (bit id & 31 of word id >> 5, ceil(vocabSize / 32) words), or absent for no
    * constraint: constrained decoding (src/runtime/token-constraint.ts). The sampler never picks a masked-out id.
+   * A function instead of the mask: the model calls it once the step's forward pass is submitted and samples with
+   * what it resolves to (null: unconstrained), so the CPU computes the mask while the GPU runs the layers.
    */
-  mask?: Uint32Array;
+  mask?: Uint32Array | LazyMask;
 }
+
+/** A mask computed on demand (see SamplingParams.mask). */
+export type LazyMask = () => Promise<Uint32Array | null>;
 
 /** GPU and host memory a loaded model holds. */
 export interface MemoryReport {

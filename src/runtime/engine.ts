@@ -17,7 +17,7 @@ import type { LanguageModel, SamplingParams } from '../model/language-model.ts';
 import { IncrementalDetokenizer } from './detokenizer.ts';
 import { GenerationStream } from './generation-stream.ts';
 import { Prompt, commonPrefixLength, type PositionKey } from './prompt.ts';
-import type { ChatMessage, Delta, FinishReason, GenerateOptions, GenerationStats, PromptInput, StreamOptions } from './protocol.ts';
+import type { ChatMessage, ChatOptions, Delta, FinishReason, GenerateOptions, GenerationStats, PromptInput, StreamOptions } from './protocol.ts';
 import { SamplerRng, randomSeed } from './rng.ts';
 import { StopStringMatcher } from './stop-strings.ts';
 import type { TextTokenizer } from './tokenizer.ts';
@@ -33,7 +33,20 @@ export interface EngineParts {
 
 /** What one generation needs beyond its options (the structured-output and tool layers add a constraint). */
 export interface GenerationExtras {
-  constraint?: TokenConstraint;
+  /**
+   * Constrains sampling. A promise is awaited once the prompt is prefilled (a grammar compiles meanwhile); if it
+   * rejects, the generation fails before its first token (within one prefill chunk). Disposed when it ends.
+   */
+  constraint?: TokenConstraint | Promise<TokenConstraint>;
+  /** Rewrites the streamed deltas and the final stats (the tool layer turns a call's text into `toolCalls`). */
+  output?: OutputFilter;
+}
+
+/** See GenerationExtras.output. */
+export interface OutputFilter {
+  delta(d: Delta): Delta;
+  /** At the end: may change `stats` (e.g. finishReason 'tool_calls') and return a last delta. */
+  end(stats: GenerationStats): Delta | undefined;
 }
 
 export const DEFAULT_OPTIONS = {
@@ -67,12 +80,32 @@ export class Engine {
     return this.current !== undefined;
   }
 
-  /** Streams the model's reply to a conversation rendered with the checkpoint's chat template. */
-  chat(messages: readonly ChatMessage[], options: StreamOptions = {}, extras: GenerationExtras = {}): GenerationStream {
-    return this.start(() => {
-      validateMessages(messages);
-      return Prompt.fromIds(this.requireTokenizer('chat()').applyChatTemplate(messages));
-    }, options, extras);
+  /** The ids that end a reply (the checkpoint's and the tokenizer's eos ids). */
+  get stopTokenIds(): readonly number[] {
+    return [...this.stopIds];
+  }
+
+  /**
+   * Streams the model's reply to a conversation rendered with the checkpoint's chat template. With `tools` or
+   * `responseFormat` (or tool turns in `messages`), src/runtime/structured/ renders the tools into the prompt and
+   * builds the constraint, loaded on first use.
+   */
+  chat(messages: readonly ChatMessage[], options: ChatOptions = {}, extras: GenerationExtras = {}): GenerationStream {
+    const { tools, toolChoice, responseFormat, ...streamOptions } = options;
+    const structured = tools !== undefined || toolChoice !== undefined || (responseFormat !== undefined && responseFormat?.type !== 'text') || messages.some?.((m) => m?.role === 'tool' || m?.toolCalls !== undefined);
+    if (!structured) {
+      return this.start(() => {
+        validateMessages(messages);
+        return Prompt.fromIds(this.requireTokenizer('chat()').applyChatTemplate(messages));
+      }, streamOptions, extras);
+    }
+    return this.start(async () => {
+      const tokenizer = this.requireTokenizer('chat()');
+      const { planStructuredChat } = await import('./structured/plan.ts');
+      const plan = planStructuredChat(tokenizer, messages, { tools, toolChoice, responseFormat }, { vocabSize: this.model.vocabSize, stopTokenIds: this.stopTokenIds });
+      validateMessages(plan.messages);
+      return { prompt: Prompt.fromIds(tokenizer.applyChatTemplate(plan.messages)), extras: { ...extras, ...plan.extras } };
+    }, streamOptions, extras);
   }
 
   /** Streams the continuation of a text prompt (tokenized with BOS, no template), token ids, or a segmented Prompt. */
@@ -147,7 +180,7 @@ export class Engine {
     };
   }
 
-  private start(build: () => Prompt, options: StreamOptions, extras: GenerationExtras): GenerationStream {
+  private start(build: () => Prompt | Promise<{ prompt: Prompt; extras: GenerationExtras }>, options: StreamOptions, extras: GenerationExtras): GenerationStream {
     const stream = new GenerationStream();
     const t0 = performance.now();
     const { signal: external, ...genOptions } = options;
@@ -171,8 +204,12 @@ export class Engine {
       try {
         if (previous) await previous.done;
         const opts = resolveOptions(genOptions);
-        const prompt = build();
-        const stats = await this.run(prompt, opts, extras, controller.signal, (d) => stream.push([d]), t0);
+        const built = await build();
+        const { prompt, extras: ex } = built instanceof Prompt ? { prompt: built, extras } : built;
+        const output = ex.output;
+        const stats = await this.run(prompt, opts, ex, controller.signal, (d) => stream.push([output ? output.delta(d) : d]), t0);
+        const last = output?.end(stats);
+        if (last) stream.push([last]);
         stream.finish(stats);
       } catch (err) {
         stream.fail(err instanceof GemmaError ? err : new GemmaError('internal', `generation failed: ${(err as Error)?.message ?? err}`, { cause: err }));
@@ -244,11 +281,20 @@ export class Engine {
     };
 
     const rng = new SamplerRng(opts.seed);
-    const { constraint } = extras;
+    // The constraint may still be compiling: prefill meanwhile, and stop at a chunk boundary if it fails.
+    const pending = Promise.resolve(extras.constraint);
+    let constraintFailed: { error: unknown } | undefined;
+    pending.catch((error) => (constraintFailed = { error }));
+    let constraint: TokenConstraint | undefined;
+    // The mask of the next token, computed once the model has submitted the forward pass (GPU and CPU overlap);
+    // a complete output allows only the stop ids, so the sampler ends it.
+    const nextMask = async (): Promise<Uint32Array | null> => {
+      await constraint!.prepare?.();
+      return constraint!.isComplete() ? this.stopMask() : constraint!.nextMask();
+    };
     const params = (): SamplingParams => {
       const p: SamplingParams = { temperature: opts.temperature, topK: opts.topK, topP: opts.topP, random: rng.next() };
-      const mask = constraint?.nextMask();
-      if (mask) p.mask = mask;
+      if (constraint) p.mask = nextMask;
       return p;
     };
     const detok = this.tokenizer ? new IncrementalDetokenizer(this.tokenizer) : undefined;
@@ -261,6 +307,7 @@ export class Engine {
       const C = model.maxChunk;
       for (let pos = reused; pos < prompt.length; pos += C) {
         if (signal.aborted) return finish('abort');
+        if (constraintFailed) throw constraintFailed.error;
         const end = Math.min(prompt.length, pos + C);
         const soft = await prompt.softTokens(pos, end, model.embeddingWidth);
         if (signal.aborted) return finish('abort');
@@ -268,6 +315,8 @@ export class Engine {
         this.keys.push(...prompt.keys.slice(pos, end));
         stats.prefillTokens += end - pos;
       }
+      if (signal.aborted) return finish('abort');
+      constraint = await pending;
       if (signal.aborted) return finish('abort');
 
       let token = await model.sample(params());
@@ -290,10 +339,6 @@ export class Engine {
         if (out.stopped) {
           reason = 'stop';
           stoppedByString = true;
-          break;
-        }
-        if (constraint?.isComplete()) {
-          reason = 'stop';
           break;
         }
         if (stats.newTokens >= opts.maxNewTokens || this.keys.length >= maxContext) {
@@ -322,11 +367,28 @@ export class Engine {
         if (rest) emit({ text: rest, tokenIds: [] });
       }
       stats.decodeTokensPerSecond = stats.newTokens > 1 && tLast > tFirst ? (stats.newTokens - 1) / ((tLast - tFirst) / 1000) : 0;
+      if (constraint) {
+        // Ended by a stop token: the constraint allowed it, so the output is whole. Otherwise ask the constraint.
+        if (reason !== 'stop' || stoppedByString) {
+          await constraint.prepare?.();
+          stats.complete = constraint.isComplete();
+          if (reason === 'length' && stats.complete) reason = 'stop';
+        } else stats.complete = true;
+      }
       return finish(reason);
     } catch (err) {
       this.forget();
       throw err;
+    } finally {
+      pending.then((c) => c?.dispose?.(), () => {});
     }
+  }
+
+  /** Only the stop ids (the mask of a complete constrained output). */
+  private stopMask(): Uint32Array {
+    const mask = new Uint32Array(Math.ceil(this.model.vocabSize / 32));
+    for (const id of this.stopIds) if (id < this.model.vocabSize) mask[id >>> 5] |= 1 << (id & 31);
+    return mask;
   }
 }
 
@@ -364,7 +426,7 @@ function resolveOptions(o: GenerateOptions): ResolvedOptions {
 function validateMessages(messages: readonly ChatMessage[]): void {
   if (!Array.isArray(messages) || messages.length === 0) throw new GemmaError('invalid-argument', 'chat() needs at least one message.');
   for (const m of messages) {
-    if (!m || (m.role !== 'system' && m.role !== 'user' && m.role !== 'assistant') || typeof m.content !== 'string') {
+    if (!m || (m.role !== 'system' && m.role !== 'user' && m.role !== 'assistant') || typeof m.content !== 'string' || m.toolCalls !== undefined) {
       throw new GemmaError('invalid-argument', `Each message needs role 'system' | 'user' | 'assistant' and a string content (got ${JSON.stringify(m)}).`);
     }
   }

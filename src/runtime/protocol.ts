@@ -9,10 +9,57 @@ import type { RandomCheckpointOptions } from '../model/family.ts';
 export type { LoadProgress, LoadPhase } from '../io/progress.ts';
 export type { RandomCheckpointOptions } from '../model/family.ts';
 
-/** One chat turn. `assistant` is written as Gemma's `model` role by the chat template. */
+/**
+ * One chat turn. `assistant` is written as Gemma's `model` role by the chat template. With function calling, an
+ * assistant turn may carry the calls it made (`toolCalls`) and a `tool` turn carries one call's result (its
+ * `toolCallId` and the function's `name` are optional); both are rendered the documented way (src/runtime/tools/).
+ */
 export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant';
+  role: 'system' | 'user' | 'assistant' | 'tool';
   content: string;
+  /** assistant turns: the calls the model made (as the stream yielded them). */
+  toolCalls?: ToolCall[];
+  /** tool turns: the id of the call this is the result of. */
+  toolCallId?: string;
+  /** tool turns: the function's name. */
+  name?: string;
+}
+
+/** A function the model may call (OpenAI's shape): `parameters` is a JSON schema of its arguments object. */
+export interface ToolDeclaration {
+  type: 'function';
+  function: { name: string; description?: string; parameters?: unknown };
+}
+
+/**
+ * 'auto': the model decides (once it starts a call, the rest is constrained to a valid call); 'none': no call
+ * (the tools are not even declared); 'required': exactly one call to one of the tools; `{ name }`: exactly one call
+ * to that tool. 'required' and `{ name }` are decoded under the call's grammar: the arguments always validate.
+ */
+export type ToolChoice = 'auto' | 'none' | 'required' | { name: string };
+
+/** A call the model made, with its arguments parsed (they validate against the tool's `parameters`). */
+export interface ToolCall {
+  id: string;
+  name: string;
+  arguments: Record<string, unknown>;
+}
+
+/**
+ * Constrained output: 'json_object' (any JSON object), 'json_schema' (JSON valid against `schema`; unsupported
+ * keywords are refused with a GemmaError naming them, before any token), 'grammar' (an EBNF grammar in XGrammar's
+ * dialect, `root ::= ...`), 'text' (no constraint).
+ */
+export type ResponseFormat = { type: 'text' } | { type: 'json_object' } | { type: 'json_schema'; schema: unknown } | { type: 'grammar'; grammar: string };
+
+/** What `chat()` takes beyond sampling: function calling and structured output. Plain data (crosses to the worker). */
+export interface ChatExtensions {
+  /** Functions the model may call (see ToolDeclaration); calls arrive as `Delta.toolCalls`. */
+  tools?: ToolDeclaration[];
+  /** Default 'auto' (with tools). */
+  toolChoice?: ToolChoice;
+  /** Constrain the reply to JSON, a JSON schema or a grammar (see ResponseFormat). */
+  responseFormat?: ResponseFormat;
 }
 
 /** What to continue: a plain text prompt (tokenized with BOS, no chat template) or token ids as-is. */
@@ -45,15 +92,21 @@ export interface StreamOptions extends GenerateOptions {
   signal?: AbortSignal;
 }
 
+/** Options of `chat()`: sampling, cancellation, function calling and structured output. */
+export interface ChatOptions extends StreamOptions, ChatExtensions {}
+
 /** A piece of the streamed reply. `text` is always whole characters (never half of a UTF-8 sequence). */
 export interface Delta {
   /** New text (may be '' when the tokens so far end inside a character or may start a stop string). */
   text: string;
   /** The token ids generated since the previous delta (stop tokens excluded). */
   tokenIds: number[];
+  /** Function calls completed in this delta (chat with `tools`), each as soon as its JSON closed. */
+  toolCalls?: ToolCall[];
 }
 
-export type FinishReason = 'stop' | 'length' | 'abort';
+/** 'tool_calls': the reply is one or more function calls (see Delta.toolCalls). */
+export type FinishReason = 'stop' | 'length' | 'abort' | 'tool_calls';
 
 /** Numbers about one finished generation. */
 export interface GenerationStats {
@@ -73,8 +126,18 @@ export interface GenerationStats {
   decodeTokensPerSecond: number;
   /** Whole generation, in ms. */
   totalMs: number;
-  /** 'stop': a stop token or string; 'length': maxNewTokens or the context end; 'abort': the caller aborted. */
+  /**
+   * 'stop': a stop token or string; 'length': maxNewTokens or the context end; 'abort': the caller aborted;
+   * 'tool_calls': the reply was function calls.
+   */
   finishReason: FinishReason;
+  /**
+   * Only with `responseFormat` or `tools`: whether the constrained output is whole. true: the JSON parses and
+   * validates (the grammar reached its end) and every call closed. false: it was cut off (by maxNewTokens, the
+   * context, a stop string or an abort): the text is a prefix, never parse it as the answer; a cut-off call is
+   * not yielded.
+   */
+  complete?: boolean;
 }
 
 /** What a loaded model reports about itself. */
@@ -158,7 +221,7 @@ export type StreamControl = { type: 'abort' };
 
 /** What a generation request carries across the boundary. */
 export type GenerateRequest =
-  | { kind: 'chat'; messages: ChatMessage[]; options: GenerateOptions }
+  | { kind: 'chat'; messages: ChatMessage[]; options: GenerateOptions & ChatExtensions }
   | { kind: 'prompt'; prompt: PromptInput; options: GenerateOptions };
 
 /** The API the worker exposes through comlink (see worker-host.ts). */

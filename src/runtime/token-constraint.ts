@@ -19,6 +19,8 @@ export interface TokenConstraint {
   prepare?(): Promise<void>;
   /** Optional: forgets the last `n` accepted tokens (e.g. when the engine trims a stop string). */
   rollback?(n: number): void;
+  /** Optional: frees what the constraint holds (the grammar engine's matcher); the engine calls it when done. */
+  dispose?(): void;
 }
 
 /** Number of u32 words of a packed mask over `vocabSize` ids. */

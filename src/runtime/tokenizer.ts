@@ -26,6 +26,20 @@ export interface TextTokenizer {
   tokenBytes(id: number): Uint8Array;
   /** Token ids that end a turn according to the tokenizer (its eos token). */
   readonly stopTokenIds: readonly number[];
+  /**
+   * The vocabulary as tokenizer.json has it, for the grammar engine of constrained decoding (structured output,
+   * tool calls). Optional: a tokenizer without it cannot constrain decoding.
+   */
+  vocabulary?(): TokenizerVocabulary;
+}
+
+/** A tokenizer's vocabulary: each id's piece, whether unknown bytes fall back to `<0xNN>` pieces, the added tokens. */
+export interface TokenizerVocabulary {
+  /** The model's pieces by id (SentencePiece form: `▁` for a space). */
+  pieces: readonly string[];
+  /** SentencePiece byte fallback (Gemma's): a byte without a piece is written as `<0xNN>`. */
+  byteFallback: boolean;
+  addedTokens: readonly { id: number; content: string; special: boolean }[];
 }
 
 /** The two JSON files of a Hugging Face tokenizer, parsed. */
@@ -181,6 +195,13 @@ class HfTokenizer implements TextTokenizer {
 
   decode(ids: readonly number[]): string {
     return ids.length === 0 ? '' : this.tokenizer.decode(Array.from(ids), { skip_special_tokens: true });
+  }
+
+  vocabulary(): TokenizerVocabulary {
+    // The model's id -> piece table and settings, as @huggingface/tokenizers holds them (read, not copied).
+    const model = (this.tokenizer as unknown as { model: { vocab: readonly string[]; byte_fallback?: boolean } }).model;
+    const addedTokens = [...this.tokenizer.get_added_tokens_decoder()].map(([id, t]) => ({ id, content: t.content, special: t.special }));
+    return { pieces: model.vocab, byteFallback: model.byte_fallback === true, addedTokens };
   }
 
   tokenBytes(id: number): Uint8Array {

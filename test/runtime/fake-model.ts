@@ -46,6 +46,8 @@ export class FakeModel implements LanguageModel {
   softRows = new Map<number, Float32Array>();
   /** Sampling params seen, in order. */
   samples: SamplingParams[] = [];
+  /** The mask each sample used (resolved when it was computed on demand), null when unconstrained. */
+  masks: (Uint32Array | null)[] = [];
   disposed = false;
   /** Keeps the `work` loop from being optimised away. */
   sink = 0;
@@ -85,11 +87,17 @@ export class FakeModel implements LanguageModel {
     check(this.cache.length > 0, 'sample() before any prefill');
     check(params.random >= 0 && params.random < 1, `random ${params.random} not in [0, 1)`);
     this.samples.push(params);
+    // A mask computed on demand is asked for after the step's "forward pass" (run), as the GPU model does.
+    const mask = typeof params.mask === 'function' ? await params.mask() : (params.mask ?? null);
+    this.masks.push(mask);
     if (this.opts.reply) {
       const r = this.opts.reply;
-      return this.k < r.length ? r[this.k++] : (this.opts.after ?? 106);
+      const id = this.k < r.length ? r[this.k++] : (this.opts.after ?? 106);
+      check(!mask || allowed(mask, id), `scripted token ${id} is not allowed by the mask`);
+      return id;
     }
-    return this.hashNext(params);
+    const id = this.hashNext(params);
+    return mask && !allowed(mask, id) ? nthAllowed(mask, id) : id;
   }
 
   rewindableTo(length: number): number {
@@ -135,4 +143,15 @@ export class FakeModel implements LanguageModel {
     while (avoid.has(id)) id++;
     return id;
   }
+}
+
+const allowed = (mask: Uint32Array, id: number) => ((mask[id >>> 5] >>> (id & 31)) & 1) === 1;
+
+/** The allowed id of rank `h % count` (a masked draw that stays a function of the hash). */
+function nthAllowed(mask: Uint32Array, h: number): number {
+  let count = 0;
+  for (let id = 0; id < mask.length * 32; id++) if (allowed(mask, id)) count++;
+  check(count > 0, 'the mask allows nothing');
+  let k = h % count;
+  for (let id = 0; ; id++) if (allowed(mask, id) && k-- === 0) return id;
 }

@@ -78,6 +78,9 @@ export class Gemma3nForward {
   readonly nextToken: GPUBuffer;
   /** GPU sampling of the last position's logits: over the text vocabulary, or over every id. */
   readonly samplers: Record<SampleRange, SampleDispatch>;
+  /** Allowed ids of constrained decoding, a packed bitmask both samplers read while masked (see setMask). */
+  readonly tokenMask: GPUBuffer;
+  private masked = false;
   private readonly buffers: GPUBuffer[] = [];
   /** The kernels this forward pass bound (each owns its dispatches' parameter buffers). */
   private readonly kernels: Array<{ destroy(): void }>;
@@ -263,9 +266,10 @@ export class Gemma3nForward {
     mm(w.embed, this.lastHidden, this.lastLogits, { list: this.headOps, fixedRows: 1 });
     if (c.finalLogitSoftcap !== null) ew({ op: 'softcap', a: this.lastLogits, y: this.lastLogits, cols: V, alpha: c.finalLogitSoftcap }, this.headOps);
     // Sampling (§2.6): ids ≥ vocab_size_per_layer_input are multimodal tokens / pad-row copies, masked for text.
+    this.tokenMask = buf('token-mask', Math.ceil(V / 32));
     this.samplers = {
-      text: k.sample.bind({ logits: this.lastLogits, out: this.nextToken, batch: 1, vocab: V, maxTokenId: c.vocabSizePerLayerInput }),
-      all: k.sample.bind({ logits: this.lastLogits, out: this.nextToken, batch: 1, vocab: V }),
+      text: k.sample.bind({ logits: this.lastLogits, out: this.nextToken, batch: 1, vocab: V, maxTokenId: c.vocabSizePerLayerInput, mask: this.tokenMask }),
+      all: k.sample.bind({ logits: this.lastLogits, out: this.nextToken, batch: 1, vocab: V, mask: this.tokenMask }),
     };
     mm(w.embed, this.finalNormed, this.allLogits, { list: this.allHeadOps });
     if (c.finalLogitSoftcap !== null) ew({ op: 'softcap', a: this.allLogits, y: this.allLogits, cols: V, alpha: c.finalLogitSoftcap }, this.allHeadOps);
@@ -360,6 +364,17 @@ export class Gemma3nForward {
     if (opts.allLogits) for (const op of this.allHeadOps) op.d.encode(pass);
     pass.end();
     device.queue.submit([encoder.finish()]);
+  }
+
+  /**
+   * The allowed ids of the next sample (a packed bitmask of ceil(V / 32) words, uploaded now), or null for none.
+   * Unconstrained sampling runs the samplers' unmasked pipelines: nothing is uploaded or read for it.
+   */
+  setMask(mask: Uint32Array | null): void {
+    if (mask) writeBuffer(this.ctx.device, this.tokenMask, mask);
+    if (this.masked === (mask !== null)) return;
+    this.masked = mask !== null;
+    for (const s of Object.values(this.samplers)) s.setMasked(this.masked);
   }
 
   /** Samples the next token from the current `lastLogits` into `nextToken` (one small submission). */

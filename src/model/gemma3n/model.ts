@@ -61,6 +61,11 @@ export interface SampleOptions {
    * default is false (they are masked before sampling). `greedyToken()` is the unmasked argmax, as HF generate.
    */
   allowMultimodal?: boolean;
+  /**
+   * Allowed ids (constrained decoding): a packed bitmask, bit id & 31 of word id >> 5, ceil(vocabSize / 32) words.
+   * Temperature, top-k and top-p then apply within the allowed set. Default: every id (the unmasked pipelines).
+   */
+  mask?: Uint32Array;
 }
 
 export class Gemma3nModel implements LanguageModel {
@@ -128,11 +133,19 @@ export class Gemma3nModel implements LanguageModel {
   }
 
   async sample(params: SamplingParams): Promise<number> {
-    return this.sampleNext(samplingOptions(params, this.written));
+    const mask = typeof params.mask === 'function' ? await params.mask() : params.mask;
+    return this.sampleNext({ ...samplingOptions(params, this.written), mask: mask ?? undefined });
   }
 
   async step(id: number, params: SamplingParams): Promise<number> {
-    return this.feedAndSample([id], samplingOptions(params, this.written + 1));
+    if (typeof params.mask !== 'function') return this.feedAndSample([id], { ...samplingOptions(params, this.written + 1), mask: params.mask });
+    // A mask computed on demand: submit the layers first, compute the mask while the GPU runs them, then upload it
+    // and sample in a second small submission (the queue orders it after the forward pass).
+    this.submit({ ids: [id] }, false);
+    const mask = await params.mask();
+    const range = this.setSampling({ ...samplingOptions(params, this.written), mask: mask ?? undefined });
+    this.fwd.sample(range);
+    return this.readToken();
   }
 
   rewindableTo(n: number): number {
@@ -215,6 +228,17 @@ export class Gemma3nModel implements LanguageModel {
     if (this.disposed) throw new GemmaError('disposed', 'this model was disposed');
   }
 
+  /** A constraint's mask: one bit per logit row, and at least one id allowed (else the sampler has nothing to pick). */
+  private checkMask(mask: Uint32Array | undefined): Uint32Array | null {
+    if (!mask) return null;
+    const words = Math.ceil(this.vocabSize / 32);
+    if (mask.length !== words) throw new GemmaError('internal', `sampling mask of ${mask.length} words; the vocabulary of ${this.vocabSize} needs ${words}`);
+    let any = 0;
+    for (let i = 0; i < words; i++) any |= mask[i];
+    if (any === 0) throw new GemmaError('internal', 'sampling mask allows no token');
+    return mask;
+  }
+
   /** Records and submits one chunk at the write position (nothing is awaited). */
   private submit(input: FeedInput, allLogits: boolean, sample?: SampleRange): void {
     this.check();
@@ -239,6 +263,7 @@ export class Gemma3nModel implements LanguageModel {
     }
     s.setSeed(opts.seed ?? 0);
     s.setStep(opts.step ?? this.written);
+    this.fwd.setMask(this.checkMask(opts.mask));
     return range;
   }
 

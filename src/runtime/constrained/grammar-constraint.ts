@@ -13,7 +13,9 @@ import { StringBoundsTracker, lengthTables } from './string-bounds.ts';
 import type { GrammarVocabulary } from './vocabulary.ts';
 import { type XGrammar, type XGrammarCompiled, type XGrammarCompiler, type XGrammarMatcher, loadXGrammar } from './xgrammar.ts';
 
-export type ResponseFormat = { type: 'text' } | { type: 'json_object' } | { type: 'json_schema'; schema: unknown } | { type: 'grammar'; grammar: string };
+import type { ResponseFormat } from '../protocol.ts';
+
+export type { ResponseFormat };
 
 /** What a constraint is compiled from: grammar text plus, for JSON, the schema tree the length check follows. */
 export interface GrammarSpec {

@@ -10,6 +10,7 @@
  * text would disagree; the ids >= the tokenizer's size (the LM head's pad rows) are never allowed either.
  */
 import { GemmaError } from '../../errors.ts';
+import type { TokenizerVocabulary } from '../tokenizer.ts';
 
 export interface GrammarVocabulary {
   /** Pieces by id in byte-fallback form; '' = never allowed. Length = the tokenizer's size. */
@@ -44,18 +45,30 @@ function isControlToken(t: { content: string; special?: boolean }): boolean {
 export function byteFallbackVocabulary(tokenizerJson: unknown, opts: { vocabSize: number; stopTokenIds: readonly number[] }): GrammarVocabulary {
   const json = tokenizerJson as TokenizerJson;
   const vocab = json.model?.vocab;
-  if (!vocab || json.model?.byte_fallback !== true) {
-    throw new GemmaError('unsupported-config', 'Constrained decoding needs a SentencePiece byte-fallback tokenizer.json (model.vocab with byte_fallback: true), as Gemma ships.');
-  }
+  if (!vocab) throw notByteFallback();
   const entries: [string, number][] = Array.isArray(vocab) ? vocab : Object.entries(vocab);
   let size = 0;
   for (const [, id] of entries) size = Math.max(size, id + 1);
-  for (const t of json.added_tokens ?? []) size = Math.max(size, t.id + 1);
-  if (size > opts.vocabSize) throw new GemmaError('unsupported-config', `The tokenizer has ${size} ids but the model only ${opts.vocabSize} logits.`);
   const pieces: string[] = new Array(size).fill('');
   for (const [piece, id] of entries) pieces[id] = piece;
-  for (const t of json.added_tokens ?? []) pieces[t.id] = isControlToken(t) ? '' : t.content;
+  const addedTokens = (json.added_tokens ?? []).map((t) => ({ id: t.id, content: t.content, special: t.special === true }));
+  return grammarVocabulary({ pieces, byteFallback: json.model?.byte_fallback === true, addedTokens }, opts);
+}
+
+/** The grammar vocabulary of a loaded tokenizer's vocabulary (TextTokenizer.vocabulary()). */
+export function grammarVocabulary(v: TokenizerVocabulary, opts: { vocabSize: number; stopTokenIds: readonly number[] }): GrammarVocabulary {
+  if (!v.byteFallback) throw notByteFallback();
+  let size = v.pieces.length;
+  for (const t of v.addedTokens) size = Math.max(size, t.id + 1);
+  if (size > opts.vocabSize) throw new GemmaError('unsupported-config', `The tokenizer has ${size} ids but the model only ${opts.vocabSize} logits: this tokenizer does not belong to this model.`);
+  const pieces: string[] = new Array(size);
+  for (let id = 0; id < size; id++) pieces[id] = v.pieces[id] ?? '';
+  for (const t of v.addedTokens) pieces[t.id] = isControlToken(t) ? '' : t.content;
   return makeVocabulary(pieces, opts.vocabSize, opts.stopTokenIds);
+}
+
+function notByteFallback(): GemmaError {
+  return new GemmaError('unsupported-config', 'Constrained decoding needs a SentencePiece byte-fallback tokenizer (tokenizer.json with model.vocab and byte_fallback: true), as Gemma ships.');
 }
 
 /** A vocabulary from pieces directly (tests; other byte-fallback tokenizers). */

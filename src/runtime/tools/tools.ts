@@ -10,30 +10,15 @@
  * ```tool_output```"). The chat template still applies: rendering yields plain ChatMessages.
  */
 import { GemmaError } from '../../errors.ts';
-import type { ChatMessage } from '../protocol.ts';
+import type { ChatMessage, ToolChoice, ToolDeclaration } from '../protocol.ts';
 import { EbnfBuilder, cls } from '../constrained/ebnf.ts';
 import { type GrammarSpec, schemaSpec } from '../constrained/grammar-constraint.ts';
 import { type SchemaNode, SchemaGrammar, checkSchemaTree, readSchema, serialize } from '../constrained/json-schema.ts';
 
-/** An OpenAI-style tool declaration. */
-export interface ToolDeclaration {
-  type: 'function';
-  function: { name: string; description?: string; parameters?: unknown };
-}
-
-export type ToolChoice = 'auto' | 'none' | 'required' | { name: string };
-
-export interface ToolCall {
-  id: string;
-  name: string;
-  arguments: Record<string, unknown>;
-}
+export type { ToolCall, ToolChoice, ToolDeclaration } from '../protocol.ts';
 
 /** A conversation turn with tools: assistant turns may carry calls, `tool` turns carry results. */
-export type ToolChatMessage =
-  | { role: 'system' | 'user'; content: string }
-  | { role: 'assistant'; content: string; toolCalls?: ToolCall[] }
-  | { role: 'tool'; content: string; toolCallId?: string; name?: string };
+export type ToolChatMessage = ChatMessage;
 
 export const TOOL_INSTRUCTIONS =
   'You have access to functions. If you decide to invoke any of the function(s), you MUST put it in the format of\n' +
