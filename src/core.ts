@@ -3,12 +3,13 @@
  * (`exposeGemmaWorker`) and for tests. No DOM, no worker of its own. The engine streams the same GenerationStream the
  * page gets from `loadGemma()`.
  */
-export { Engine, DEFAULT_OPTIONS, type EngineParts, type GenerationExtras } from './runtime/engine.ts';
+export { Engine, DEFAULT_OPTIONS, type EngineParts, type GenerationExtras, type OutputFilter } from './runtime/engine.ts';
 export { GenerationStream } from './runtime/generation-stream.ts';
 export { Prompt, commonPrefixLength, type PromptSegment, type TextSegment, type MediaSegment, type PositionKey } from './runtime/prompt.ts';
 export type { TokenConstraint } from './runtime/token-constraint.ts';
 export type { LanguageModel, SamplingParams, FeedInput, SoftTokens, MemoryReport } from './model/language-model.ts';
-export { createTokenizer, tokenizerFromTexts, type TextTokenizer, type TokenizerFiles } from './runtime/tokenizer.ts';
+export { createTokenizer, tokenizerFromTexts, type TextTokenizer, type TokenizerFiles, type TokenizerVocabulary } from './runtime/tokenizer.ts';
+export { provideXGrammar } from './runtime/constrained/xgrammar.ts';
 export { IncrementalDetokenizer } from './runtime/detokenizer.ts';
 export { StopStringMatcher } from './runtime/stop-strings.ts';
 export { createWorkerApi, exposeGemmaWorker, type WorkerHostOptions } from './runtime/worker-host.ts';

@@ -49,11 +49,26 @@ export async function loadGemma(options: LoadGemmaOptions): Promise<GemmaClient>
 }
 
 export { connectGemmaWorker, GemmaClient, type LoadOptions };
+export type { ChatFunction } from './runtime/client.ts';
+export type {
+  ChatCompletions,
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatCompletionStream,
+  ChatCompletionRequest,
+  OpenAIMessage,
+} from './runtime/openai/chat-completions.ts';
 export { GenerationStream } from './runtime/generation-stream.ts';
 export { listCachedModels, deleteCachedModel, clearCache, cacheUsage, persistCache, type CacheUsage, type CacheKey, type CachedModelInfo } from './cache-api.ts';
 export { GemmaError, type GemmaErrorCode } from './errors.ts';
 export type {
   ChatMessage,
+  ChatOptions,
+  ChatExtensions,
+  ToolDeclaration,
+  ToolChoice,
+  ToolCall,
+  ResponseFormat,
   Delta,
   FinishReason,
   GenerateOptions,

@@ -12,8 +12,10 @@ import { installErrorTransfer } from './comlink-errors.ts';
 import { workerStartError } from './worker-start-error.ts';
 import { GenerationStream } from './generation-stream.ts';
 import { withAbsoluteUrls } from './loading/model-source.ts';
+import { ChatCompletions } from './openai/chat-completions.ts';
 import type {
   ChatMessage,
+  ChatOptions,
   GenerateRequest,
   LoadProgress,
   LoadRequest,
@@ -24,6 +26,12 @@ import type {
   StreamOptions,
   WorkerApi,
 } from './protocol.ts';
+
+/**
+ * `client.chat(messages, options)` streams a reply; `client.chat.completions.create(request, { signal })` is the same
+ * call in OpenAI's chat-completions shape (src/runtime/openai/chat-completions.ts).
+ */
+export type ChatFunction = ((messages: ChatMessage[], options?: ChatOptions) => GenerationStream) & { readonly completions: ChatCompletions };
 
 interface Active {
   done: Promise<void>;
@@ -49,13 +57,19 @@ export class GemmaClient {
     private readonly ownsWorker: boolean,
   ) {
     worker.addEventListener('error', this.onWorkerError);
+    const chat = (messages: ChatMessage[], options: ChatOptions = {}): GenerationStream => {
+      const { signal, ...rest } = options;
+      return this.start({ kind: 'chat', messages: messages.map(plainMessage), options: rest }, signal);
+    };
+    this.chat = Object.assign(chat, { completions: new ChatCompletions(chat) });
   }
 
-  /** Streams the model's reply to a conversation (rendered with the checkpoint's chat template). */
-  chat(messages: ChatMessage[], options: StreamOptions = {}): GenerationStream {
-    const { signal, ...rest } = options;
-    return this.start({ kind: 'chat', messages: messages.map((m) => ({ role: m.role, content: m.content })), options: rest }, signal);
-  }
+  /**
+   * Streams the model's reply to a conversation (rendered with the checkpoint's chat template). Options: sampling,
+   * `signal`, and function calling / structured output (`tools`, `toolChoice`, `responseFormat`; calls arrive as
+   * `delta.toolCalls`). `chat.completions.create(...)` takes OpenAI's request shape instead.
+   */
+  readonly chat: ChatFunction;
 
   /** Streams the continuation of a plain text prompt (BOS added, no chat template) or of token ids. */
   generate(prompt: PromptInput, options: StreamOptions = {}): GenerationStream {
@@ -153,6 +167,15 @@ export class GemmaClient {
     })();
     return stream;
   }
+}
+
+/** A message as plain data for the worker (only the fields the protocol has). */
+function plainMessage(m: ChatMessage): ChatMessage {
+  const out: ChatMessage = { role: m.role, content: m.content };
+  if (m.toolCalls !== undefined) out.toolCalls = m.toolCalls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments }));
+  if (m.toolCallId !== undefined) out.toolCallId = m.toolCallId;
+  if (m.name !== undefined) out.name = m.name;
+  return out;
 }
 
 /** Options of loadGemma() / connectGemmaWorker(). */

@@ -1,7 +1,8 @@
 /**
- * The OpenAI chat-completions shape over the native API, as pure functions: request -> native messages and
- * options, native stream -> chunks / a response. Phase 2 wires `createChatCompletion` to the client.
- * Native interface assumed: chat(messages, opts) -> AsyncIterable<{ text, toolCalls? }> & { stats: Promise<...> }.
+ * The OpenAI chat-completions shape over the native API: request -> native messages and options, native stream ->
+ * chunks / a response, as pure functions, and `ChatCompletions` (`client.chat.completions`), whose `create()` is
+ * what code written for OpenAI's SDK calls. Native interface: chat(messages, opts) -> AsyncIterable<{ text,
+ * toolCalls? }> & { stats: Promise<...>, abort() } (GemmaClient.chat, Engine.chat).
  */
 import { GemmaError } from '../../errors.ts';
 import type { ResponseFormat } from '../constrained/grammar-constraint.ts';
@@ -54,7 +55,8 @@ export interface NativeStats {
   finishReason: 'stop' | 'length' | 'abort' | 'tool_calls';
 }
 
-export type NativeChat = (messages: ToolChatMessage[], opts: NativeOptions) => AsyncIterable<NativeDelta> & { stats: Promise<NativeStats> };
+export type NativeStream = AsyncIterable<NativeDelta> & { stats: Promise<NativeStats>; abort?(): void };
+export type NativeChat = (messages: ToolChatMessage[], opts: NativeOptions) => NativeStream;
 
 function textOf(content: OpenAIMessage['content']): string {
   if (content === null || content === undefined) return '';
@@ -63,6 +65,17 @@ function textOf(content: OpenAIMessage['content']): string {
     if (p.type !== 'text') throw new GemmaError('invalid-argument', `Content part type "${p.type}" is not supported here (text only).`);
     return p.text ?? '';
   }).join('');
+}
+
+function parseArguments(json: string, name: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(json || '{}');
+  } catch (err) {
+    throw new GemmaError('invalid-argument', `The arguments of the ${name} call in messages are not JSON: ${(err as Error).message}`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new GemmaError('invalid-argument', `The arguments of the ${name} call in messages must be a JSON object.`);
+  return v as Record<string, unknown>;
 }
 
 /** OpenAI request -> native messages and options. */
@@ -79,7 +92,7 @@ export function toNative(req: OpenAIRequest, signal?: AbortSignal): { messages: 
         return {
           role: 'assistant',
           content: textOf(m.content),
-          toolCalls: m.tool_calls?.map((c) => ({ id: c.id, name: c.function.name, arguments: JSON.parse(c.function.arguments || '{}') as Record<string, unknown> })),
+          toolCalls: m.tool_calls?.map((c) => ({ id: c.id, name: c.function.name, arguments: parseArguments(c.function.arguments, c.function.name) })),
         };
       case 'tool':
         return { role: 'tool', content: textOf(m.content), toolCallId: m.tool_call_id, name: m.name };
@@ -166,4 +179,60 @@ export function createChatCompletion(chat: NativeChat, req: OpenAIRequest, opts:
   const meta = { id: `chatcmpl-${Math.random().toString(36).slice(2, 12)}`, model: req.model ?? opts.model ?? 'gemma-3n', created: Math.floor(Date.now() / 1000) };
   const native = chat(messages, options);
   return req.stream ? toChunks(native, { ...meta, includeUsage: req.stream_options?.include_usage }) : toCompletion(native, meta);
+}
+
+/** A streamed completion, as OpenAI's SDK returns it: async-iterable chunks, and `controller.abort()` to stop. */
+export interface ChatCompletionStream extends AsyncIterable<ChatCompletionChunk> {
+  controller: AbortController;
+}
+
+export type ChatCompletionRequest = OpenAIRequest;
+type Streaming = OpenAIRequest & { stream: true };
+type NonStreaming = OpenAIRequest & { stream?: false | null };
+
+/**
+ * `client.chat.completions`: `create(request, { signal })` resolves to a ChatCompletion, or with `stream: true` to
+ * a ChatCompletionStream once the first token is out. A request the model cannot serve (an unsupported schema, a
+ * bad tool, a message it cannot take) rejects the promise, before any token.
+ */
+export class ChatCompletions {
+  constructor(
+    private readonly chat: NativeChat,
+    private readonly model = 'gemma-3n',
+  ) {}
+
+  create(request: Streaming, options?: { signal?: AbortSignal }): Promise<ChatCompletionStream>;
+  create(request: NonStreaming, options?: { signal?: AbortSignal }): Promise<ChatCompletion>;
+  create(request: OpenAIRequest, options?: { signal?: AbortSignal }): Promise<ChatCompletion | ChatCompletionStream>;
+  async create(request: OpenAIRequest, options: { signal?: AbortSignal } = {}): Promise<ChatCompletion | ChatCompletionStream> {
+    const controller = new AbortController();
+    const signal = options.signal ? anySignal(options.signal, controller.signal) : controller.signal;
+    const { messages, options: nativeOptions } = toNative(request, signal);
+    const native = this.chat(messages, nativeOptions);
+    const meta = { id: `chatcmpl-${Math.random().toString(36).slice(2, 12)}`, model: request.model ?? this.model, created: Math.floor(Date.now() / 1000) };
+    if (!request.stream) return toCompletion(native, meta);
+    // Wait for the first delta (or the end): an error before any token rejects create() itself, as an HTTP error does.
+    const iterator = native[Symbol.asyncIterator]();
+    const first = await iterator.next();
+    const replayed: NativeStream = Object.assign(
+      (async function* () {
+        if (first.done) return;
+        yield first.value;
+        for (let r = await iterator.next(); !r.done; r = await iterator.next()) yield r.value;
+      })(),
+      { stats: native.stats },
+    );
+    const chunks = toChunks(replayed, { ...meta, includeUsage: request.stream_options?.include_usage });
+    return { [Symbol.asyncIterator]: () => chunks, controller };
+  }
+}
+
+/** Aborted when either is. */
+function anySignal(a: AbortSignal, b: AbortSignal): AbortSignal {
+  const c = new AbortController();
+  const abort = () => c.abort();
+  if (a.aborted || b.aborted) abort();
+  a.addEventListener('abort', abort, { once: true });
+  b.addEventListener('abort', abort, { once: true });
+  return c.signal;
 }
