@@ -11,6 +11,9 @@
 // so a bundler-free page could not resolve bare imports there. Only `webgpu` (Node's Dawn, optional, CLI only)
 // and node: builtins stay external. WGSL `?raw` imports are inlined as strings. Licenses of bundled packages go
 // to dist/THIRD_PARTY_LICENSES.md.
+//   dist/xgrammar.js               XGrammar's UMD file as published (the grammar engine, 1.1 MB with its wasm
+//                                  embedded), loaded at run time only when a generation is constrained: see xgrammarFile.
+import { createRequire } from 'node:module';
 import { build } from 'rolldown';
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
@@ -47,6 +50,40 @@ const workerUrl = {
   },
 };
 
+/**
+ * XGrammar (src/runtime/constrained/xgrammar.ts imports it on first use) is not bundled: its package entry is a UMD
+ * file that bundlers mishandle, and an app bundler that cannot split a worker (Vite's default `worker.format: 'iife'`
+ * inlines dynamic imports) would put its 1.1 MB into every first visit. Instead dist/xgrammar.js is the published
+ * file, and the import becomes `import(new URL('<relative>/xgrammar.js', import.meta.url).href)`: app bundlers emit
+ * the file as an asset (Vite and webpack both turn `new URL(literal, import.meta.url)` into an emitted file and its
+ * URL) and leave the import to the browser (@vite-ignore / webpackIgnore), a bundler-free page fetches it beside
+ * the chunk, and the Node CLI evaluates it as CommonJS (src/node/xgrammar.ts).
+ */
+const XGRAMMAR_FILE = 'xgrammar.js';
+const XGRAMMAR_SPECIFIER = '@mlc-ai/web-xgrammar';
+const xgrammarFile = {
+  name: 'xgrammar-file',
+  transform(code, id) {
+    if (id !== join(root, 'src/runtime/constrained/xgrammar.ts')) return null;
+    const pattern = `import('${XGRAMMAR_SPECIFIER}')`;
+    if (code.split(pattern).length !== 2) throw new Error(`src/runtime/constrained/xgrammar.ts must contain ${pattern} exactly once`);
+    return code.replace(pattern, `import(/* @vite-ignore */ /* webpackIgnore: true */ new URL('./${XGRAMMAR_FILE}', import.meta.url).href)`);
+  },
+  renderChunk(code, chunk) {
+    // Each `new URL('./xgrammar.js', import.meta.url)` must point at dist/xgrammar.js from where its chunk landed.
+    const prefix = chunk.fileName.includes('/') ? '../'.repeat(chunk.fileName.split('/').length - 1) : './';
+    const re = /new URL\((["'])\.\/xgrammar\.js\1, import\.meta\.url\)/g;
+    if (!re.test(code)) return null;
+    return code.replace(re, `new URL("${prefix}${XGRAMMAR_FILE}", import.meta.url)`);
+  },
+  generateBundle() {
+    const file = createRequire(import.meta.url).resolve(XGRAMMAR_SPECIFIER);
+    // As published, minus its source-map comment (the map is not shipped: a browser would ask for it and get a 404).
+    const source = readFileSync(file, 'utf8').replace(/\n\/\/# sourceMappingURL=.*\s*$/, '\n');
+    this.emitFile({ type: 'asset', fileName: XGRAMMAR_FILE, source });
+  },
+};
+
 rmSync(dist, { recursive: true, force: true });
 const result = await build({
   cwd: root,
@@ -58,7 +95,7 @@ const result = await build({
   },
   platform: 'browser',
   external: ['webgpu', /^node:/],
-  plugins: [wgslRaw, workerUrl],
+  plugins: [wgslRaw, workerUrl, xgrammarFile],
   output: {
     dir: dist,
     format: 'es',
@@ -77,8 +114,8 @@ if (!main.includes(`new Worker(new URL("./${WORKER_ENTRY}.js", import.meta.url)`
   throw new Error(`dist/gemma3n-webgpu.js does not start its worker with new Worker(new URL("./${WORKER_ENTRY}.js", import.meta.url), ...)`);
 }
 
-// Which packages got bundled, with their license texts.
-const bundled = new Map();
+// Which packages got bundled, with their license texts (XGrammar's file ships beside them).
+const bundled = new Map([[XGRAMMAR_SPECIFIER, join(root, 'node_modules', XGRAMMAR_SPECIFIER)]]);
 for (const chunk of result.output) {
   for (const id of chunk.type === 'chunk' ? Object.keys(chunk.modules) : []) {
     const m = /node_modules[\\/]((?:@[^\\/]+[\\/])?[^\\/]+)/.exec(id);

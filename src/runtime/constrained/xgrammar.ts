@@ -4,14 +4,44 @@
  * bundlers (the wasm is embedded, no network) and leaves the API on `globalThis.xgrammar`; Node cannot import it
  * as ESM (it calls `require`), so Node hosts load it with src/node/xgrammar.ts and hand it over here.
  */
-import type * as XGrammarModule from '@mlc-ai/web-xgrammar';
 import { GemmaError } from '../../errors.ts';
 
-export type XGrammar = Pick<typeof XGrammarModule, 'GrammarCompiler' | 'GrammarMatcher' | 'TokenizerInfo' | 'Grammar' | 'CompiledGrammar'>;
-export type XGrammarMatcher = XGrammarModule.GrammarMatcher;
-export type XGrammarCompiled = XGrammarModule.CompiledGrammar;
-export type XGrammarCompiler = XGrammarModule.GrammarCompiler;
-export type XGrammarTokenizerInfo = XGrammarModule.TokenizerInfo;
+// The part of the package's API we use, declared here: the package is not a dependency of the published library
+// (its file ships as dist/xgrammar.js), so the published types must not name it.
+
+/** XGrammar's preprocessed vocabulary. */
+export interface XGrammarTokenizerInfo {
+  dispose(): void;
+}
+
+export interface XGrammarCompiled {
+  dispose(): void;
+}
+
+export interface XGrammarCompiler {
+  compileGrammar(ebnf: string, rootRule?: string): Promise<XGrammarCompiled>;
+  dispose(): void;
+}
+
+export interface XGrammarMatcher {
+  acceptToken(tokenId: number, verbose?: boolean): boolean;
+  /** The allowed ids as a bitmask (ceil(vocabSize / 32) words, as signed 32-bit integers). */
+  getNextTokenBitmask(): Promise<Int32Array>;
+  isTerminated(): boolean;
+  rollBack(numTokens: number): void;
+  dispose(): void;
+}
+
+/** The module (`globalThis.xgrammar` once its UMD file has run). */
+export interface XGrammar {
+  TokenizerInfo: {
+    createTokenizerInfo(encodedVocab: string[], vocabType?: string, prependSpaceInTokenization?: boolean, vocabSize?: number, stopTokenIds?: number[] | number): Promise<XGrammarTokenizerInfo>;
+  };
+  GrammarCompiler: { createGrammarCompiler(tokenizerInfo: XGrammarTokenizerInfo, cacheEnabled?: boolean): Promise<XGrammarCompiler> };
+  GrammarMatcher: {
+    createGrammarMatcher(compiled: XGrammarCompiled, overrideStopTokens?: number[] | number, terminateWithoutStopToken?: boolean, maxRollbackTokens?: number): Promise<XGrammarMatcher>;
+  };
+}
 
 let provided: XGrammar | undefined;
 
