@@ -20,6 +20,12 @@
  *   - PLE rows uploaded: L × 256 values per token, in the table's format (int4 rows + scales in q4 mode).
  *   Activations, norms and uniforms are ignored (well under 1 % at E2B).
  *
+ * Constrained decoding (structured output, tool calls), same run, same model: the per-token mask time of each test
+ * schema (bench/constrained.ts: XGrammar's mask + our string-length check over the real 262k Gemma vocabulary, random
+ * logits on the CPU), and decode steps of this model as the engine runs them (temperature 1, top-k 64, top-p 0.95):
+ * unconstrained, and under a JSON schema with the mask computed on demand while the GPU runs the layers, uploaded
+ * and honoured by the masked sampler. Skipped with --vocab (the grammar needs the real vocabulary).
+ *
  * Usage: npm run bench -- [--layers N] [--preset e2b|e4b] [--weights q4|float] [--quick] [--json FILE] [--vocab N]
  *   --layers N   keep every per-layer dimension real, scale the layer count (the output says so)
  *   --vocab N    smoke runs only: cut the LM head / PLE vocabulary (the output says so; nothing else cuts it)
@@ -36,6 +42,11 @@ import { formatFor } from '../src/model/gemma3n/quant-plan.ts';
 import type { WeightMode } from '../src/model/family.ts';
 import { dataBytes, scaleBytes } from '../src/formats/weight-format.ts';
 import { measureReadBandwidth } from './read-bandwidth.ts';
+import { measureMaskTimes, quantile, type MaskTimes } from './constrained.ts';
+import { gemmaConstraintCompiler } from '../test/runtime/constrained/random-driver.ts';
+import { TEST_SCHEMAS } from '../test/runtime/constrained/schemas.ts';
+import { responseFormatSpec } from '../src/runtime/constrained/grammar-constraint.ts';
+import type { SamplingParams } from '../src/model/language-model.ts';
 
 interface Args {
   preset: Exclude<RandomPreset, 'tiny'>;
@@ -219,6 +230,8 @@ async function main(): Promise<void> {
   decode.push(await measureDecode(await model.greedyToken()));
   log(`decode @${longContext}: ${decode[decode.length - 1].tokensPerSecond.toFixed(2)} tok/s`);
 
+  const constrained = cfg.vocabSize === GEMMA3N_VOCAB_SIZE ? await measureConstrained(model, randomIds(prefillLengths[0], 3, idLimit), decodeTokens, quick) : undefined;
+
   const memory = model.memory();
   model.dispose();
 
@@ -242,6 +255,22 @@ async function main(): Promise<void> {
         `| context ${d.context} | ${d.tokensPerSecond.toFixed(2)} | ${d.msPerToken.toFixed(1)} | ${MB(d.bytesPerToken.total)} (${MB(d.bytesPerToken.weights)} + ${MB(d.bytesPerToken.kvCache)} + ${MB(d.bytesPerToken.pleRows)}) | ${d.rooflineMsPerToken.toFixed(2)} | ${d.rooflinePercent.toFixed(1)} % |`,
     ),
   ];
+  if (constrained) {
+    const c = constrained;
+    lines.push(
+      '',
+      `Constrained decoding, same run (real ${GEMMA3N_VOCAB_SIZE.toLocaleString('en')}-token vocabulary; mask = XGrammar's next-token bitmask + our length check, on the CPU):`,
+      '',
+      `| schema | compile ms | tokens | mask median ms | mask p95 ms | mask p95 / decode step |`,
+      '|---|---|---|---|---|---|',
+      ...c.masks.map((m) => `| ${m.schema} | ${m.compileMs.toFixed(0)} | ${m.tokens} | ${m.maskMedianMs.toFixed(3)} | ${m.maskP95Ms.toFixed(3)} | ${((100 * m.maskP95Ms) / c.plainStepMs).toFixed(2)} % |`),
+      '',
+      `| decode step @context ${c.context} (${c.steps} steps, temperature 1, top-k 64, top-p 0.95) | ms/token |`,
+      '|---|---|',
+      `| unconstrained | ${c.plainStepMs.toFixed(1)} |`,
+      `| JSON schema "${c.schema}": mask computed while the GPU runs the layers, uploaded, masked sampler | ${c.constrainedStepMs.toFixed(1)} (mask ${c.stepMaskMedianMs.toFixed(3)} ms median, ${c.stepMaskP95Ms.toFixed(3)} p95) |`,
+    );
+  }
   console.log(lines.join('\n'));
   if (args.json) {
     const report = {
@@ -258,10 +287,81 @@ async function main(): Promise<void> {
       memory,
       prefill,
       decode,
+      constrained,
     };
     await writeFile(args.json, JSON.stringify(report, null, 2) + '\n');
   }
   ctx.device.destroy();
+}
+
+interface ConstrainedResult {
+  masks: MaskTimes[];
+  context: number;
+  steps: number;
+  schema: string;
+  plainStepMs: number;
+  constrainedStepMs: number;
+  stepMaskMedianMs: number;
+  stepMaskP95Ms: number;
+}
+
+/**
+ * Mask times of the test schemas, then `steps` decode steps of `model` after `prompt`, unconstrained and under a
+ * JSON schema (a fresh constraint whenever one completes), as the engine runs them (src/runtime/engine.ts).
+ */
+async function measureConstrained(model: Gemma3nModel, prompt: number[], steps: number, quick: boolean): Promise<ConstrainedResult> {
+  const masks = await measureMaskTimes({ generations: quick ? 3 : 10 });
+  const compiler = await gemmaConstraintCompiler();
+  const schema = 'nestedOptional';
+  const spec = responseFormatSpec({ type: 'json_schema', schema: TEST_SCHEMAS[schema] })!;
+  const stop = new Uint32Array(Math.ceil(model.vocabSize / 32));
+  for (const id of compiler.vocab.stopTokenIds) stop[id >>> 5] |= 1 << (id & 31);
+  let random = 0.5;
+  const params = (): SamplingParams => ({ temperature: 1, topK: 64, topP: 0.95, random: (random = (random * 9301 + 0.4927) % 1) });
+  const run = async (constrained: boolean): Promise<{ ms: number; maskMs: number[] }> => {
+    model.rewind(0);
+    await model.prefill(prompt);
+    let c = constrained ? await compiler.constraint(spec) : undefined;
+    const maskMs: number[] = [];
+    let next = await model.sample({ ...params(), mask: c ? await c.prepare().then(() => c!.nextMask()) : undefined });
+    const t0 = performance.now();
+    for (let i = 0; i < steps; i++) {
+      if (c) {
+        if (compiler.vocab.stopTokenIds.includes(next)) {
+          c.dispose();
+          c = await compiler.constraint(spec); // a new reply
+        } else c.accept(next);
+      }
+      const k = c;
+      const p = params();
+      if (k) {
+        p.mask = async () => {
+          const t = performance.now();
+          await k.prepare();
+          const m = k.isComplete() ? stop : k.nextMask();
+          maskMs.push(performance.now() - t);
+          return m;
+        };
+      }
+      next = await model.step(next, p);
+    }
+    const ms = (performance.now() - t0) / steps;
+    c?.dispose();
+    return { ms, maskMs };
+  };
+  await run(true); // warm-up: the masked pipelines' first dispatch
+  const plain = await run(false);
+  const masked = await run(true);
+  return {
+    masks,
+    context: prompt.length,
+    steps,
+    schema,
+    plainStepMs: plain.ms,
+    constrainedStepMs: masked.ms,
+    stepMaskMedianMs: quantile(masked.maskMs, 0.5),
+    stepMaskP95Ms: quantile(masked.maskMs, 0.95),
+  };
 }
 
 await main();

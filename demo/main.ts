@@ -1,17 +1,20 @@
 /**
  * The demo app: pick a model (hub, URL, GGUF, local files or the built-in random-weight tiny model), watch it load,
  * chat with streamed, safely rendered Markdown, and see the numbers (tokens/s, time to first token, context, GPU).
- * Plain DOM + the library's public API (src/index.ts); the model runs in the library's Web Worker.
+ * Tools (demo/tools.ts: a weather lookup and a calculator) show the call, its result and the final answer; JSON mode
+ * constrains the reply to the schema in the editor. Plain DOM + the library's public API (src/index.ts); the model
+ * runs in the library's Web Worker.
  *
  * `document.body.dataset.state` is 'idle' | 'loading' | 'ready' | 'generating' (for styling and for the e2e test).
  */
-import { loadGemma, GemmaError, type ChatMessage, type GemmaClient, type GenerationStats, type LoadProgress } from '../src/index.ts';
+import { loadGemma, GemmaError, type ChatMessage, type ChatOptions, type GemmaClient, type GenerationStats, type LoadProgress, type ToolCall } from '../src/index.ts';
 import { cacheUsage, deleteCachedModel, listCachedModels, type CachedModelInfo } from '../src/index.ts';
 import { checkWebGpu, type AdapterSummary } from './gpu-info.ts';
 import { formatBytes, formatMs, formatRate } from './format.ts';
 import { renderMarkdown } from './markdown.ts';
 import { SOURCES, loadRequestFor, sourceLabel, type SourceForm, type SourceKind } from './model-sources.ts';
 import { registerOfflineSupport } from './offline.ts';
+import { DEMO_TOOLS, EXAMPLE_SCHEMA, runTool } from './tools.ts';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
   const el = document.getElementById(id);
@@ -49,6 +52,13 @@ const ui = {
   topP: $<HTMLInputElement>('top-p'),
   topPOut: $<HTMLOutputElement>('top-p-out'),
   maxTokens: $<HTMLInputElement>('max-tokens'),
+  toolsToggle: $<HTMLInputElement>('tools-toggle'),
+  toolsRow: $('tools-row'),
+  toolChoice: $<HTMLSelectElement>('tool-choice'),
+  jsonToggle: $<HTMLInputElement>('json-toggle'),
+  jsonRow: $('json-row'),
+  jsonSchema: $<HTMLTextAreaElement>('json-schema'),
+  jsonSchemaError: $('json-schema-error'),
   gpuInfo: $('gpu-info'),
   randomNotice: $('random-notice'),
   messages: $('messages'),
@@ -318,7 +328,7 @@ function showFinalStats(s: GenerationStats): void {
 
 // ---------------------------------------------------------------- chat
 
-function addMessageElement(role: ChatMessage['role'], text: string): HTMLLIElement {
+function addMessageElement(role: 'user' | 'assistant', text: string): HTMLLIElement {
   const li = document.createElement('li');
   li.className = `message ${role}`;
   const who = document.createElement('span');
@@ -348,17 +358,85 @@ function samplingOptions() {
   };
 }
 
+/** A function call and its result, as one element. */
+function addToolElement(call: ToolCall, result: string): HTMLLIElement {
+  const li = document.createElement('li');
+  li.className = 'message tool';
+  const who = document.createElement('span');
+  who.className = 'role';
+  who.textContent = 'Function call';
+  const callLine = document.createElement('div');
+  callLine.className = 'call';
+  callLine.textContent = `${call.name}(${JSON.stringify(call.arguments)})`;
+  const resultLine = document.createElement('div');
+  resultLine.className = 'result';
+  resultLine.textContent = result;
+  li.append(who, callLine, resultLine);
+  ui.messages.append(li);
+  return li;
+}
+
+/** Tools or JSON mode, from the panel; throws with a message when the schema is not JSON. */
+function replyOptions(): Pick<ChatOptions, 'tools' | 'toolChoice' | 'responseFormat'> {
+  if (ui.toolsToggle.checked) return { tools: DEMO_TOOLS, toolChoice: ui.toolChoice.value === 'required' ? 'required' : 'auto' };
+  if (ui.jsonToggle.checked) {
+    try {
+      return { responseFormat: { type: 'json_schema', schema: JSON.parse(ui.jsonSchema.value) } };
+    } catch (err) {
+      throw new Error(`The JSON schema is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  return {};
+}
+
 function conversation(): ChatMessage[] {
   const system = ui.systemPrompt.value.trim();
   const history = turns.map((t) => t.message);
   return system ? [{ role: 'system', content: system }, ...history] : history;
 }
 
+/** Rounds of calls and results before the model must answer in text. */
+const MAX_TOOL_ROUNDS = 3;
+
 async function generateReply(): Promise<void> {
   if (!client || state !== 'ready') return;
+  let extra: ReturnType<typeof replyOptions>;
+  try {
+    extra = replyOptions();
+    ui.jsonSchemaError.hidden = true;
+  } catch (err) {
+    ui.jsonSchemaError.textContent = (err as Error).message;
+    ui.jsonSchemaError.hidden = false;
+    return;
+  }
   const controller = new AbortController();
   generation = controller;
   setState('generating');
+  try {
+    // With tools: each reply that calls a function gets its result, then the model goes on, up to MAX_TOOL_ROUNDS;
+    // after a required call, the next round lets the model answer ('auto'), and the last round allows no calls.
+    for (let round = 0; ; round++) {
+      let options = extra;
+      if (extra.tools && round > 0) options = { ...extra, toolChoice: round >= MAX_TOOL_ROUNDS ? 'none' : 'auto' };
+      const calls = await streamReply(options, controller.signal);
+      if (!calls?.length || controller.signal.aborted) break;
+      turns.push({ message: { role: 'assistant', content: '', toolCalls: calls }, element: ui.messages.lastElementChild as HTMLLIElement });
+      for (const call of calls) {
+        const result = runTool(call);
+        turns.push({ message: { role: 'tool', content: result, toolCallId: call.id, name: call.name }, element: addToolElement(call, result) });
+      }
+      scrollToEnd();
+    }
+  } finally {
+    generation = undefined;
+    setState(client ? 'ready' : 'idle');
+    scrollToEnd();
+  }
+}
+
+/** Streams one reply into a new message; returns the function calls it made (the element then shows them). */
+async function streamReply(options: Pick<ChatOptions, 'tools' | 'toolChoice' | 'responseFormat'>, signal: AbortSignal): Promise<ToolCall[] | undefined> {
+  if (!client) return undefined;
   const li = addMessageElement('assistant', '');
   li.classList.add('streaming');
   li.setAttribute('aria-busy', 'true');
@@ -369,9 +447,10 @@ async function generateReply(): Promise<void> {
   let tokens = 0;
   let text = '';
   let frame = 0;
+  const calls: ToolCall[] = [];
   const render = () => {
     frame = 0;
-    body.replaceChildren(renderMarkdown(text));
+    body.replaceChildren(renderMarkdown(text || (tokens > 0 && options.tools ? '…' : '')));
     const now = performance.now();
     if (firstAt) {
       ui.statTtft.textContent = formatMs(firstAt - t0);
@@ -381,12 +460,13 @@ async function generateReply(): Promise<void> {
   };
   ui.statTps.textContent = '…';
   ui.statTtft.textContent = '…';
-  const stream = client.chat(conversation(), { ...samplingOptions(), signal: controller.signal });
+  const stream = client.chat(conversation(), { ...samplingOptions(), ...options, signal });
   try {
     for await (const delta of stream) {
       if (!firstAt) firstAt = performance.now();
       tokens += delta.tokenIds.length;
       text += delta.text;
+      calls.push(...(delta.toolCalls ?? []));
       frame ||= requestAnimationFrame(render);
     }
     const stats = await stream.stats;
@@ -395,22 +475,46 @@ async function generateReply(): Promise<void> {
     showFinalStats(stats);
     const meta = document.createElement('span');
     meta.className = 'meta';
-    const why = stats.finishReason === 'abort' ? 'stopped' : stats.finishReason === 'length' ? 'length limit' : 'done';
+    const why = stats.finishReason === 'abort' ? 'stopped' : stats.finishReason === 'length' ? 'length limit' : stats.finishReason === 'tool_calls' ? 'function call' : 'done';
     meta.textContent = `${stats.newTokens} tokens · ${formatRate(stats.decodeTokensPerSecond)} · ${why}`;
+    if (calls.length) {
+      // The call is shown as a function-call element with its result; this message says that it made one.
+      li.className = 'message assistant called';
+      body.textContent = `Calling ${calls.map((c) => c.name).join(', ')}…`;
+      li.append(meta);
+      return calls;
+    }
+    if (options.responseFormat) showJson(li, body, text, stats);
     li.append(meta);
     turns.push({ message: { role: 'assistant', content: text }, element: li });
+    return undefined;
   } catch (err) {
     if (frame) cancelAnimationFrame(frame);
     li.classList.add('error');
     body.textContent = `Generation failed: ${describeError(err)}`;
     li.dataset.failed = 'true';
+    return undefined;
   } finally {
     li.classList.remove('streaming');
     li.removeAttribute('aria-busy');
-    generation = undefined;
-    setState(client ? 'ready' : 'idle');
-    scrollToEnd();
   }
+}
+
+/** JSON mode: a complete reply (it validates against the schema) is shown pretty-printed; a cut one says so. */
+function showJson(li: HTMLLIElement, body: HTMLElement, text: string, stats: GenerationStats): void {
+  const status = document.createElement('span');
+  status.className = 'json-status';
+  if (stats.complete) {
+    const pre = document.createElement('pre');
+    const code = document.createElement('code');
+    code.textContent = JSON.stringify(JSON.parse(text), null, 2);
+    pre.append(code);
+    body.replaceChildren(pre);
+    status.textContent = 'valid JSON (follows the schema)';
+  } else {
+    status.textContent = 'incomplete JSON: cut off before the end';
+  }
+  li.append(status);
 }
 
 function dropFailedReplies(): void {
@@ -433,11 +537,8 @@ function stop(): void {
 async function regenerate(): Promise<void> {
   if (state !== 'ready') return;
   dropFailedReplies();
-  const last = turns[turns.length - 1];
-  if (last?.message.role === 'assistant') {
-    turns.pop();
-    last.element.remove();
-  }
+  // Drop the last reply, with any function calls and results it made.
+  while (turns.length > 0 && turns[turns.length - 1].message.role !== 'user') turns.pop()!.element.remove();
   if (turns[turns.length - 1]?.message.role !== 'user') return;
   await generateReply();
 }
@@ -484,6 +585,20 @@ function wire(): void {
   ui.clear.addEventListener('click', () => void clearChat());
   ui.temperature.addEventListener('input', () => (ui.temperatureOut.value = ui.temperature.valueAsNumber.toFixed(2)));
   ui.topP.addEventListener('input', () => (ui.topPOut.value = ui.topP.valueAsNumber.toFixed(2)));
+  // Tools and JSON mode are one or the other (a reply is either a call or follows the schema).
+  const showModes = () => {
+    ui.toolsRow.hidden = !ui.toolsToggle.checked;
+    ui.jsonRow.hidden = !ui.jsonToggle.checked;
+  };
+  ui.toolsToggle.addEventListener('change', () => {
+    if (ui.toolsToggle.checked) ui.jsonToggle.checked = false;
+    showModes();
+  });
+  ui.jsonToggle.addEventListener('change', () => {
+    if (ui.jsonToggle.checked) ui.toolsToggle.checked = false;
+    showModes();
+  });
+  ui.jsonSchema.value = JSON.stringify(EXAMPLE_SCHEMA, null, 2);
   ui.togglePanel.addEventListener('click', () => {
     const open = ui.side.classList.toggle('open');
     ui.togglePanel.setAttribute('aria-expanded', String(open));

@@ -92,8 +92,7 @@ export class Engine {
    */
   chat(messages: readonly ChatMessage[], options: ChatOptions = {}, extras: GenerationExtras = {}): GenerationStream {
     const { tools, toolChoice, responseFormat, ...streamOptions } = options;
-    const structured = tools !== undefined || toolChoice !== undefined || (responseFormat !== undefined && responseFormat?.type !== 'text') || messages.some?.((m) => m?.role === 'tool' || m?.toolCalls !== undefined);
-    if (!structured) {
+    if (!usesToolsOrFormat(messages, options)) {
       return this.start(() => {
         validateMessages(messages);
         return Prompt.fromIds(this.requireTokenizer('chat()').applyChatTemplate(messages));
@@ -341,6 +340,14 @@ export class Engine {
           stoppedByString = true;
           break;
         }
+        if (constraint && this.stopIds.size === 0) {
+          // No stop id that the sampler could pick to end a complete output (see nextMask): end it here.
+          await constraint.prepare?.();
+          if (constraint.isComplete()) {
+            reason = 'stop';
+            break;
+          }
+        }
         if (stats.newTokens >= opts.maxNewTokens || this.keys.length >= maxContext) {
           reason = 'length';
           break;
@@ -426,10 +433,16 @@ function resolveOptions(o: GenerateOptions): ResolvedOptions {
 function validateMessages(messages: readonly ChatMessage[]): void {
   if (!Array.isArray(messages) || messages.length === 0) throw new GemmaError('invalid-argument', 'chat() needs at least one message.');
   for (const m of messages) {
-    if (!m || (m.role !== 'system' && m.role !== 'user' && m.role !== 'assistant') || typeof m.content !== 'string' || m.toolCalls !== undefined) {
+    if (!m || (m.role !== 'system' && m.role !== 'user' && m.role !== 'assistant') || typeof m.content !== 'string') {
       throw new GemmaError('invalid-argument', `Each message needs role 'system' | 'user' | 'assistant' and a string content (got ${JSON.stringify(m)}).`);
     }
   }
+}
+
+/** Whether chat() needs src/runtime/structured/: tools, a response format, or tool turns to render. */
+function usesToolsOrFormat(messages: readonly ChatMessage[], o: ChatOptions): boolean {
+  if (o.tools !== undefined || o.toolChoice !== undefined || (o.responseFormat !== undefined && o.responseFormat?.type !== 'text')) return true;
+  return Array.isArray(messages) && messages.some((m) => m?.role === 'tool' || m?.toolCalls !== undefined);
 }
 
 function busyError(): GemmaError {

@@ -1,6 +1,6 @@
 // The end-to-end benchmark runs in CI in its short mode: `npm run bench -- --quick --json FILE` (real E2B per-layer
 // dimensions and the real 262,400-row vocabulary, one layer, a 32-token prompt and 4 decode tokens, random int4/int8
-// codes written on the GPU; ~80 s on SwiftShader), and its report is complete and sane.
+// codes written on the GPU; ~80 s on SwiftShader), and its report is complete and sane, constrained decoding included.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -51,6 +51,11 @@ test('bench/e2e.ts --quick (1 layer, full vocabulary) runs and reports prefill, 
     assert.match(r.stdout, /--quick: prompt 32 tokens/);
     assert.match(r.stdout, /roofline ceiling = best streaming-read kernel/);
     assert.ok(report.memory.gpu.total > 650e6, `GPU bytes ${report.memory.gpu.total}`);
+    // Constrained decoding in the same run: mask times per test schema beside this model's decode steps.
+    assert.match(r.stdout, /Constrained decoding, same run/);
+    assert.equal(report.constrained.masks.length, 8);
+    for (const m of report.constrained.masks) assert.ok(m.tokens > 0 && m.maskMedianMs > 0 && m.maskP95Ms >= m.maskMedianMs, JSON.stringify(m));
+    assert.ok(report.constrained.plainStepMs > 0 && report.constrained.constrainedStepMs > 0 && report.constrained.stepMaskMedianMs > 0, JSON.stringify(report.constrained));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -1,6 +1,7 @@
 // The demo app end to end in Chromium (SwiftShader WebGPU): builds demo/ with Vite (as `npx vite build` does),
 // serves it on 127.0.0.1, loads the built-in tiny model (random weights, real tokenizer, real GPU forward), streams
-// a reply, stops a generation with Esc, regenerates and clears; checks the Markdown renderer cannot be used for
+// a reply, stops a generation with Esc, regenerates and clears; JSON mode (a schema typed into the editor) and tools
+// (the call, its result, the reply after it); checks the Markdown renderer cannot be used for
 // HTML injection, the no-WebGPU page, and that the app and tokenizer come from the service worker's cache when
 // offline. Screenshots (desktop 1280×800, phone 390×844) go to test-results/ and are checked to be non-blank.
 import { after, before, test } from 'node:test';
@@ -170,6 +171,59 @@ test('demo: loads the built-in tiny model, streams a reply, stops with Esc, rege
   await waitState(page, 'ready');
   assert.equal(await page.$$eval('.message', (els) => els.length), 0);
   assert.equal(await page.textContent('#stat-context'), '0 / 4,096');
+});
+
+test('demo: JSON mode follows the schema in the editor; tools show the call, its result and the answer after it', async () => {
+  if ((await state(page)) !== 'ready') {
+    await page.goto(server.url + '/');
+    await waitState(page, 'idle', 60_000);
+    await page.click('#load');
+    await waitState(page, 'ready');
+  }
+  // JSON mode with a small bounded schema typed into the editor (random weights: any reply must still follow it).
+  const schema = { type: 'object', properties: { ok: { type: 'boolean' }, n: { type: 'integer', minimum: 0, maximum: 9 } }, required: ['ok', 'n'] };
+  await page.check('#json-toggle');
+  assert.equal(await page.isVisible('#json-schema'), true);
+  await page.fill('#json-schema', '{ not json');
+  await page.fill('#prompt', 'JSON, please.');
+  await page.click('#send');
+  await page.waitForSelector('#json-schema-error:not([hidden])');
+  assert.match((await page.textContent('#json-schema-error')) ?? '', /not valid JSON/);
+  await page.fill('#json-schema', JSON.stringify(schema, null, 2));
+  await page.fill('#max-tokens', '40');
+  await page.click('#send');
+  await waitState(page, 'ready');
+  const json = await page.$$eval('.message.assistant pre code', (els) => els.at(-1)?.textContent ?? '');
+  const value = JSON.parse(json) as { ok: unknown; n: unknown };
+  assert.ok(typeof value.ok === 'boolean' && Number.isInteger(value.n) && (value.n as number) >= 0 && (value.n as number) <= 9, json);
+  assert.match((await page.$$eval('.message.assistant .json-status', (els) => els.at(-1)?.textContent)) ?? '', /valid JSON/);
+
+  // Tools, a call required: the call and its result appear, then the model's next reply streams (stopped with Esc).
+  await page.check('#tools-toggle');
+  assert.equal(await page.isChecked('#json-toggle'), false, 'tools and JSON mode are one or the other');
+  await page.selectOption('#tool-choice', 'required');
+  await page.fill('#max-tokens', '100');
+  await page.fill('#prompt', 'What is the weather in Paris?');
+  await page.click('#send');
+  await page.waitForSelector('.message.tool .result', { timeout: 600_000 });
+  const call = (await page.textContent('.message.tool .call')) ?? '';
+  assert.match(call, /^(get_current_weather|calculate)\(\{.*\}\)$/);
+  const result = JSON.parse((await page.textContent('.message.tool .result')) ?? '') as Record<string, unknown>;
+  assert.ok(call.startsWith('get_current_weather') ? result.sky === 'sunny' : 'result' in result || 'error' in result, JSON.stringify(result));
+  await page.waitForFunction(
+    () => {
+      const next = document.querySelector('.message.tool')?.nextElementSibling;
+      return !!next && next.classList.contains('assistant') && (next.querySelector('.body')?.textContent ?? '').length > 0;
+    },
+    undefined,
+    { timeout: 600_000, polling: 100 },
+  );
+  await screenshot(page, 'demo-tools.png');
+  await page.keyboard.press('Escape');
+  await waitState(page, 'ready', 120_000);
+  await page.uncheck('#tools-toggle');
+  await page.click('#clear');
+  await waitState(page, 'ready');
 });
 
 test('demo: Markdown from the model is rendered as DOM nodes, never as HTML', async () => {

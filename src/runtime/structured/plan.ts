@@ -32,6 +32,7 @@ export interface ModelVocabulary {
 }
 
 export function planStructuredChat(tokenizer: TextTokenizer, messages: readonly ChatMessage[], ext: ChatExtensions, model: ModelVocabulary): StructuredPlan {
+  if (!Array.isArray(messages) || messages.length === 0) throw new GemmaError('invalid-argument', 'chat() needs at least one message.');
   const tools = readTools(ext.tools);
   const choice = readChoice(ext.toolChoice);
   const format = readFormat(ext.responseFormat);
