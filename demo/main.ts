@@ -376,17 +376,20 @@ function addToolElement(call: ToolCall, result: string): HTMLLIElement {
   return li;
 }
 
-/** Tools or JSON mode, from the panel; throws with a message when the schema is not JSON. */
-function replyOptions(): Pick<ChatOptions, 'tools' | 'toolChoice' | 'responseFormat'> {
+type ReplyOptions = Pick<ChatOptions, 'tools' | 'toolChoice' | 'responseFormat'>;
+
+/** Tools or JSON mode, from the panel; undefined (and the editor says why) when the schema is not JSON. */
+function replyOptions(): ReplyOptions | undefined {
+  ui.jsonSchemaError.hidden = true;
   if (ui.toolsToggle.checked) return { tools: DEMO_TOOLS, toolChoice: ui.toolChoice.value === 'required' ? 'required' : 'auto' };
-  if (ui.jsonToggle.checked) {
-    try {
-      return { responseFormat: { type: 'json_schema', schema: JSON.parse(ui.jsonSchema.value) } };
-    } catch (err) {
-      throw new Error(`The JSON schema is not valid JSON: ${(err as Error).message}`);
-    }
+  if (!ui.jsonToggle.checked) return {};
+  try {
+    return { responseFormat: { type: 'json_schema', schema: JSON.parse(ui.jsonSchema.value) } };
+  } catch (err) {
+    ui.jsonSchemaError.textContent = `The JSON schema is not valid JSON: ${(err as Error).message}`;
+    ui.jsonSchemaError.hidden = false;
+    return undefined;
   }
-  return {};
 }
 
 function conversation(): ChatMessage[] {
@@ -400,15 +403,8 @@ const MAX_TOOL_ROUNDS = 3;
 
 async function generateReply(): Promise<void> {
   if (!client || state !== 'ready') return;
-  let extra: ReturnType<typeof replyOptions>;
-  try {
-    extra = replyOptions();
-    ui.jsonSchemaError.hidden = true;
-  } catch (err) {
-    ui.jsonSchemaError.textContent = (err as Error).message;
-    ui.jsonSchemaError.hidden = false;
-    return;
-  }
+  const extra = replyOptions();
+  if (!extra) return;
   const controller = new AbortController();
   generation = controller;
   setState('generating');
@@ -435,7 +431,7 @@ async function generateReply(): Promise<void> {
 }
 
 /** Streams one reply into a new message; returns the function calls it made (the element then shows them). */
-async function streamReply(options: Pick<ChatOptions, 'tools' | 'toolChoice' | 'responseFormat'>, signal: AbortSignal): Promise<ToolCall[] | undefined> {
+async function streamReply(options: ReplyOptions, signal: AbortSignal): Promise<ToolCall[] | undefined> {
   if (!client) return undefined;
   const li = addMessageElement('assistant', '');
   li.classList.add('streaming');
@@ -523,7 +519,7 @@ function dropFailedReplies(): void {
 
 async function send(): Promise<void> {
   const text = ui.prompt.value.trim();
-  if (!text || state !== 'ready') return;
+  if (!text || state !== 'ready' || !replyOptions()) return; // a schema that is not JSON: the message stays in the box
   dropFailedReplies();
   ui.prompt.value = '';
   turns.push({ message: { role: 'user', content: text }, element: addMessageElement('user', text) });

@@ -193,7 +193,9 @@ test('demo: JSON mode follows the schema in the editor; tools show the call, its
   await page.fill('#max-tokens', '40');
   await page.click('#send');
   await waitState(page, 'ready');
+  const last = await page.$$eval('.message.assistant', (els) => els.at(-1)?.textContent ?? '');
   const json = await page.$$eval('.message.assistant pre code', (els) => els.at(-1)?.textContent ?? '');
+  assert.ok(json, `the reply shows pretty-printed JSON: ${last}`);
   const value = JSON.parse(json) as { ok: unknown; n: unknown };
   assert.ok(typeof value.ok === 'boolean' && Number.isInteger(value.n) && (value.n as number) >= 0 && (value.n as number) <= 9, json);
   assert.match((await page.$$eval('.message.assistant .json-status', (els) => els.at(-1)?.textContent)) ?? '', /valid JSON/);

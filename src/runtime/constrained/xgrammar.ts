@@ -50,17 +50,22 @@ export function provideXGrammar(module: XGrammar): void {
   provided = module;
 }
 
+function api(x: unknown): XGrammar | undefined {
+  const g = x as Partial<XGrammar> | undefined;
+  return g && typeof g.GrammarCompiler === 'function' ? (g as XGrammar) : undefined;
+}
+
 function fromGlobal(): XGrammar | undefined {
-  const g = (globalThis as { xgrammar?: XGrammar }).xgrammar;
-  return g && typeof g.GrammarCompiler === 'function' ? g : undefined;
+  return api((globalThis as { xgrammar?: unknown }).xgrammar);
 }
 
 /** The XGrammar API, loading the package on first use. */
 export async function loadXGrammar(): Promise<XGrammar> {
   provided ??= fromGlobal();
   if (provided) return provided;
+  let module: { default?: unknown } | undefined;
   try {
-    await import('@mlc-ai/web-xgrammar');
+    module = await import('@mlc-ai/web-xgrammar');
   } catch (err) {
     throw new GemmaError(
       'internal',
@@ -68,7 +73,9 @@ export async function loadXGrammar(): Promise<XGrammar> {
       { cause: err },
     );
   }
-  provided = fromGlobal();
-  if (!provided) throw new GemmaError('internal', '@mlc-ai/web-xgrammar loaded but did not define globalThis.xgrammar (a bundler rewrote its UMD entry?).');
+  // Run as a script (a browser importing the file itself) the UMD defines the global; a bundler that wraps it as
+  // CommonJS (Vite's, for the demo) hands its exports over as the module instead.
+  provided = fromGlobal() ?? api(module) ?? api(module?.default);
+  if (!provided) throw new GemmaError('internal', '@mlc-ai/web-xgrammar loaded but neither defined globalThis.xgrammar nor exported its API (a bundler rewrote its UMD entry?).');
   return provided;
 }
