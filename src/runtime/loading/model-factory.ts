@@ -18,6 +18,7 @@ import type { TextTokenizer } from '../tokenizer.ts';
 import { readFromCache, startCaching, type CacheSession } from './model-cache.ts';
 import { cacheKeyOf, parseModelSource, parseTokenizerSource, tokenizerCacheTag, type ModelSource, type TokenizerSource } from './model-source.ts';
 import { openSource } from './open-source.ts';
+import type { MediaSource } from './media-source.ts';
 
 /** KV-cache positions when the request does not say (at most the checkpoint's limit). */
 export const DEFAULT_CONTEXT = 4096;
@@ -34,6 +35,8 @@ export interface LoadedModel {
   /** For ModelInfo.cache / warnings. */
   cache?: ModelInfo['cache'];
   warnings?: string[];
+  /** Where media encoders (audio, vision) are loaded from on first use; absent: text only. */
+  media?: MediaSource;
 }
 
 export interface ModelFactoryContext {
@@ -82,7 +85,10 @@ export async function loadFromSource(gpu: GpuContext, source: ModelSource, token
   if (cached && (tokenizerSource.kind === 'none' || cached.tokenizer)) {
     const loaded = await loadModel(gpu, cached.checkpoint, load, { onProgress, signal, tensorProgress: false });
     cached.finish();
-    return { ...loaded, tokenizer: cached.tokenizer, cache: 'hit' };
+    // Encoders come from their own cache entries, or from the source opened again (without its tokenizer) on first use.
+    let reopened: Promise<Checkpoint> | undefined;
+    const checkpoint = (s?: AbortSignal) => (reopened ??= openSource(source, { kind: 'none' }, { onProgress: () => {}, signal: s }).then((o) => o.checkpoint));
+    return { ...loaded, tokenizer: cached.tokenizer, cache: 'hit', media: { config: cached.checkpoint.config, weights, checkpoint, cacheKey: key } };
   }
   const opened = await openSource(source, tokenizerSource, { onProgress, signal });
   const session: CacheSession | undefined = key ? await startCaching(key, gpu.device, opened.checkpoint, opened.tokenizerTexts, tokenizerTag) : undefined;
@@ -95,7 +101,8 @@ export async function loadFromSource(gpu: GpuContext, source: ModelSource, token
     throw err;
   }
   const outcome = session ? await session.commit(opened.commit()) : { cache: 'off' as const, warnings: [] };
-  return { ...loaded, tokenizer: opened.tokenizer, cache: outcome.cache, warnings: outcome.warnings.length ? outcome.warnings : undefined };
+  const media: MediaSource = { config: opened.checkpoint.config, weights, checkpoint: async () => opened.checkpoint, cacheKey: key };
+  return { ...loaded, tokenizer: opened.tokenizer, cache: outcome.cache, warnings: outcome.warnings.length ? outcome.warnings : undefined, media };
 }
 
 /** What loadModel does besides loading (the factory uses these; Node callers need none). */
