@@ -54,7 +54,7 @@ const setup = (async () => {
 })();
 
 /** Features with the golden's mask (`null`: no mask, every frame valid). */
-const featuresPart = (f = features, m: Uint8Array | null = mask): ContentPart => ({ type: 'audio_features', features: f, mask: m ?? undefined });
+const featuresPart = (f: Float32Array<ArrayBufferLike> = features, m: Uint8Array | null = mask): ContentPart => ({ type: 'audio_features', features: f, mask: m ?? undefined });
 
 test('gemma3n-audio-tiny end to end: HF layout, logits within 1e-3, golden greedy continuation', async () => {
   const { engine, prompts, encoders } = await setup;
@@ -80,7 +80,7 @@ test('gemma3n-audio-tiny end to end: HF layout, logits within 1e-3, golden greed
 test('prefix reuse is keyed by the audio content: another clip at the same position is recomputed', async () => {
   const { engine, prompts } = await setup;
   const other = features.map((v, i) => v + 0.25 * Math.sin(i));
-  const run = async (f: Float32Array) => (await collect(engine.generate(await prompts.raw([...before, featuresPart(f), ...after]), { temperature: 0, maxNewTokens: 1 }))).stats!;
+  const run = async (f: Float32Array<ArrayBufferLike>) => (await collect(engine.generate(await prompts.raw([...before, featuresPart(f), ...after]), { temperature: 0, maxNewTokens: 1 }))).stats!;
   await engine.resetCache();
   const first = await run(features);
   const same = await run(features);
