@@ -52,7 +52,7 @@ test('gemma3n-audio-tiny via loadGemma() + the shipped worker: golden greedy tok
       const { T } = window;
       const events: { phase: string; component?: string; loaded: number; total: number }[] = [];
       const onProgress = (p: { phase: string; component?: string; loaded: number; total: number }) => events.push(p);
-      const load = () => T.loadGemma({ model: `/fixtures/${name}/`, tokenizer: false, weights: 'float', contextLength: 64, onProgress });
+      const load = (preload: 'audio'[] = []) => T.loadGemma({ model: `/fixtures/${name}/`, tokenizer: false, weights: 'float', contextLength: 64, onProgress, preload });
       const prompt = [...before, { type: 'audio_features' as const, features: Float32Array.from(features), mask: Uint8Array.from(mask) }, ...after];
       let client = await load();
       const loadEvents = events.length;
@@ -63,10 +63,10 @@ test('gemma3n-audio-tiny via loadGemma() + the shipped worker: golden greedy tok
       await client.preload('audio');
       const preloaded = structuredClone(client.info.memory);
       await client.dispose();
-      // A second load: the decoder and the tower come from the offline cache.
+      // A second load, preloading the tower: the decoder and the tower come from the offline cache.
       events.length = 0;
-      client = await load();
-      const cachedInfo = client.info;
+      client = await load(['audio']);
+      const cachedInfo = structuredClone(client.info);
       const second = await T.collect(client.generate(prompt, { temperature: 0, maxNewTokens: 8 }));
       const cachedEvents = events.filter((e) => e.component === 'audio');
       await client.dispose();
@@ -88,6 +88,8 @@ test('gemma3n-audio-tiny via loadGemma() + the shipped worker: golden greedy tok
   assert.ok((r.preloaded?.encoders?.audio ?? 0) > 0, 'preload brings it back');
   // Second load: from the cache, the same tokens.
   assert.equal(r.cachedInfo.cache, 'hit');
+  assert.ok((r.cachedInfo.memory?.encoders?.audio ?? 0) > 0, 'preload: the tower is in at load');
+  assert.equal(r.second.stats?.encodeMs !== undefined, true);
   assert.equal(r.second.error, null, JSON.stringify(r.second.error));
   assert.deepEqual(r.second.deltas.flatMap((d) => d.tokenIds), golden.end_to_end.greedy_generated_ids);
   assert.ok(r.cachedEvents.some((e) => e.phase === 'cache-read') && !r.cachedEvents.some((e) => e.phase === 'quantize'), JSON.stringify(r.cachedEvents.map((e) => e.phase)));
@@ -111,12 +113,12 @@ test('random Gemma 3n with its audio tower: a 44.1 kHz stereo WAV and a Chromium
       const part = (prepared.messages[0].content as { type: string; payload: { samples: Float32Array } }[])[0];
       const transferred = prepared.transfer.includes(part.payload.samples.buffer);
 
-      const client = await T.loadGemma({ model, tokenizer: '/tokenizer-3n/', contextLength: 1024 });
+      // Kept for the next test (one load of the random model for both).
+      const client = (T.clients.random = await T.loadGemma({ model, tokenizer: '/tokenizer-3n/', contextLength: 512 }));
       const ask = (audio: Blob, text: string) => T.collect(client.chat([{ role: 'user', content: [{ type: 'audio', audio }, { type: 'text', text }] }], { maxNewTokens: 3, seed: 1 }));
       const fromWav = await ask(wav, 'Transcribe this audio.');
       const fromOpus = await ask(recorded.blob, 'Translate this audio to French.');
       const info = client.info;
-      await client.dispose();
       return {
         wav: { rate: decodedWav.sampleRate, length: decodedWav.samples.length, mid: decodedWav.samples[1000], expected: 0.5 * (left[1000] + right[1000]) },
         recorded: { duration: recorded.duration, rate: recorded.sampleRate, type: recorded.blob.type, bytes: recorded.blob.size, rms: Math.sqrt(recorded.samples.reduce((s, v) => s + v * v, 0) / recorded.samples.length) },
@@ -144,7 +146,7 @@ test('random Gemma 3n with its audio tower: a 44.1 kHz stereo WAV and a Chromium
   // prompt length for a clip of the same duration.
   const random = createRandomCheckpoint({ preset: 'tiny', seed: 5 });
   const tokenizer = await createTokenizer({ tokenizerJson: JSON.parse(tokenizerFiles['tokenizer.json']), tokenizerConfig: JSON.parse(tokenizerFiles['tokenizer_config.json']) });
-  const builder = new PromptBuilder({ tokenizer, encoders: new MediaEncoders({} as GpuContext, { config: random.config, weights: 'q4', checkpoint: async () => random }), maxContext: 1024 });
+  const builder = new PromptBuilder({ tokenizer, encoders: new MediaEncoders({} as GpuContext, { config: random.config, weights: 'q4', checkpoint: async () => random }), maxContext: 512 });
   const expected = await builder.chat([{ role: 'user', content: [{ type: 'audio', audio: new Float32Array(r.wav.length), sampleRate: 44100 }, { type: 'text', text: 'Transcribe this audio.' }] }]);
   assert.equal(r.fromWav.stats!.promptTokens, expected.length);
   const span = expected.mediaSpans[0];
@@ -154,11 +156,11 @@ test('random Gemma 3n with its audio tower: a 44.1 kHz stereo WAV and a Chromium
 });
 
 test('bad audio input in the browser: typed errors naming the part, an abort while encoding, the client stays usable', async () => {
-  await serveGemma3nTokenizer();
   const r = await shared.page.evaluate(
-    async ({ model }) => {
+    async () => {
       const { T } = window;
-      const client = await T.loadGemma({ model, tokenizer: '/tokenizer-3n/', contextLength: 512 });
+      const client = T.clients.random; // the previous test's random model (context 512)
+      if (!client) throw new Error('this test uses the random model the previous test loaded');
       const say = (content: unknown) => T.collect(client.chat([{ role: 'user', content: content as never }], { maxNewTokens: 2 }));
       const garbage = await say([{ type: 'text', text: 'What is this?' }, { type: 'audio', audio: new Blob([new Uint8Array(4000).fill(7)], { type: 'audio/ogg' }) }]);
       const empty = await say([{ type: 'audio', audio: new Blob([]) }]);
@@ -180,7 +182,6 @@ test('bad audio input in the browser: typed errors naming the part, an abort whi
       await textOnly.dispose();
       return { garbage, empty, noRate, badBase64, tooLong, silence, aborted, next, noTower, stillText };
     },
-    { model: RANDOM },
   );
   const fails = (out: { error: { code?: string; message: string } | null }, code: string, message: RegExp) => {
     assert.equal(out.error?.code, code, JSON.stringify(out.error));

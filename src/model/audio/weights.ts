@@ -10,7 +10,7 @@ import type { GpuContext } from '../../gpu/device.ts';
 import { GemmaError } from '../../errors.ts';
 import { uploadBuffer } from '../../gpu/buffers.ts';
 import { readF32, requireTensor, type Checkpoint } from '../../io/checkpoint.ts';
-import { createRandomWeight, createWeight, destroyWeight, uploadPackedWeight } from '../../kernels/upload-weight.ts';
+import { createRandomWeight, destroyWeight, weightFromCheckpoint } from '../../kernels/upload-weight.ts';
 import { convWeightForKernel } from '../../kernels/subsample-conv.ts';
 import type { GpuWeight } from '../../formats/weight-format.ts';
 import type { ConvertedTensor } from '../converted-tensor.ts';
@@ -157,15 +157,7 @@ export async function loadAudioWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: A
     if (opts.random) {
       w = await createRandomWeight(ctx, { label: name, rows, cols, format, seed: seed++, std: 1 / Math.sqrt(cols), codes: true });
     } else {
-      requireTensor(ckpt, name, [rows, cols]);
-      // Pre-quantized tensors (the offline cache's entries, a GGUF's Q8_0) upload as they are.
-      const packed = (format === 'q4' || format === 'q8') && ckpt.readPackedAs ? await ckpt.readPackedAs(name, format) : null;
-      if (packed) w = await uploadPackedWeight(ctx, name, packed);
-      else {
-        const t = await ckpt.read(name);
-        const dtype = t.dtype === 'F32' ? 'f32' : t.dtype === 'F16' ? 'f16' : 'bf16';
-        w = await createWeight(ctx, { label: name, rows, cols, format, dtype, bytes: t.bytes });
-      }
+      w = await weightFromCheckpoint(ctx, ckpt, name, rows, cols, format);
     }
     keep(w);
     if (!opts.random) await opts.onConverted?.({ kind: 'gpu', name, shape: [rows, cols], weight: w });
