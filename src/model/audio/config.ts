@@ -85,6 +85,9 @@ function pair(v: unknown, key: string): [number, number] {
   return [v[0], v[1]];
 }
 
+/** A tensor every checkpoint with the audio tower's weights has (a text-only GGUF has the config but not this). */
+export const AUDIO_TOWER_PROBE_TENSOR = 'model.audio_tower.subsample_conv_projection.conv_0.conv.weight';
+
 /** Whether a config.json has an audio tower configured. */
 export function hasAudioConfig(raw: unknown): boolean {
   return !!raw && typeof raw === 'object' && !!(raw as Json).audio_config && typeof (raw as Json).audio_config === 'object';

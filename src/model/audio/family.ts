@@ -9,14 +9,13 @@ import type { GpuContext } from '../../gpu/device.ts';
 import type { Checkpoint } from '../../io/checkpoint.ts';
 import type { WeightMode } from '../family.ts';
 import type { MediaEncoderFamily, MediaEncoderLoadOptions, MediaSpanLayout } from '../media-encoder.ts';
-import { audioLengths, hasAudioConfig, parseAudioTowerConfig, type AudioTowerConfig } from './config.ts';
+import { AUDIO_TOWER_PROBE_TENSOR, audioLengths, hasAudioConfig, parseAudioTowerConfig, type AudioTowerConfig } from './config.ts';
 import { AudioEncoder, type AudioEncoderOptions } from './encoder.ts';
-import { hasAudioWeights, type AudioWeightFormat } from './weights.ts';
+import type { AudioWeightFormat } from './weights.ts';
 
 export type { AudioEncoder, AudioEncoding, AudioEncoderOptions, AudioEncoderMemory, EncodeOptions } from './encoder.ts';
 export type { AudioWeightFormat, AudioWeightPlan } from './weights.ts';
 export type { AudioTowerConfig } from './config.ts';
-export { audioSpanRows } from './span.ts';
 
 /** A top-level config.json integer id, or a clear error naming it. */
 function configId(config: unknown, key: string): number {
@@ -34,7 +33,7 @@ export const audioEncoderFamily = {
   weightFormats: ['q8', 'q4', 'f32'] as readonly AudioWeightFormat[],
   /** Whether a checkpoint config describes an audio tower. */
   hasEncoder: (config: unknown): boolean => hasAudioConfig(config),
-  hasWeights: (checkpoint: Checkpoint): boolean => hasAudioWeights(checkpoint),
+  hasWeights: (checkpoint: Checkpoint): boolean => checkpoint.tensor(AUDIO_TOWER_PROBE_TENSOR) !== undefined,
   /** The tower's config (and the text width and per-clip span it feeds). */
   towerConfig: (config: unknown): AudioTowerConfig => parseAudioTowerConfig(config),
   /** Soft tokens the tower makes from `frames` log-mel frames (188 for 30 s). */

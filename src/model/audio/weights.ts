@@ -14,7 +14,7 @@ import { createRandomWeight, destroyWeight, weightFromCheckpoint } from '../../k
 import { convWeightForKernel } from '../../kernels/subsample-conv.ts';
 import type { GpuWeight } from '../../formats/weight-format.ts';
 import type { ConvertedTensor } from '../converted-tensor.ts';
-import { attentionPast, audioLengths, type AudioTowerConfig } from './config.ts';
+import { AUDIO_TOWER_PROBE_TENSOR, attentionPast, audioLengths, type AudioTowerConfig } from './config.ts';
 import { queryScale, relativePositionTable } from './attention-tables.ts';
 
 /** Storage of the tower's big matrices. */
@@ -113,7 +113,7 @@ function pseudoNormals(n: number, std: number, seed: number): Float32Array {
 
 /** Whether a checkpoint holds the audio tower's tensors (a text-only GGUF has the config but not the tower). */
 export function hasAudioWeights(ckpt: Checkpoint): boolean {
-  return ckpt.tensor(`${TOWER}subsample_conv_projection.conv_0.conv.weight`) !== undefined;
+  return ckpt.tensor(AUDIO_TOWER_PROBE_TENSOR) !== undefined;
 }
 
 /** Loads (or, with `random`, draws) the tower's weights for `cfg`. Frees what it made if anything fails. */
