@@ -1,6 +1,6 @@
 /** Reference weights quantized exactly as the GPU loader quantizes them (same rules, same plan), then dequantized. */
 import { familyOf, type Family, type StoredFormat } from '../../src/model/gemma3n/quant-plan.ts';
-import { quantizeCpu } from '../../src/model/gemma3n/cpu-quant.ts';
+import { quantizeCpu } from '../../src/model/cpu-quant.ts';
 import { dequantize } from '../../src/formats/weight-format.ts';
 import { f16BitsToF32 } from '../../src/io/half.ts';
 import type { RefWeights } from './reference-gemma3n.ts';

@@ -17,7 +17,7 @@ import { destroyLoaded, loadTable, tableSpecs, type Loaded } from '../tensor-tab
 import type { Gemma3nConfig } from './config.ts';
 import { formatForStored } from './quant-plan.ts';
 import type { WeightMode } from '../family.ts';
-import { PleTable } from './ple-table.ts';
+import { PleTable } from '../ple-table.ts';
 import { PLE_TABLE, gemma3nTensorTable, type Gemma3nTensorTable } from './tensors.ts';
 
 /** The decoder's tensors on the GPU (the table's structure: `w.layers[l].q`, …) plus what stays in host memory. */
