@@ -9,9 +9,10 @@ import type { Checkpoint } from '../io/checkpoint.ts';
 import { readGgufHeader } from '../io/gguf.ts';
 import type { ModelFamily, RandomCheckpointOptions } from './family.ts';
 import { gemma3nFamily } from './gemma3n/family.ts';
+import { gemma4Family } from './gemma4/family.ts';
 
 /** Every family this library runs. */
-export const MODEL_FAMILIES: readonly ModelFamily[] = [gemma3nFamily];
+export const MODEL_FAMILIES: readonly ModelFamily[] = [gemma3nFamily, gemma4Family];
 
 function modelTypeOf(config: unknown): string | undefined {
   const c = config as { model_type?: unknown; text_config?: { model_type?: unknown } } | null;

@@ -31,6 +31,7 @@ import type { Gemma3nTextConfig } from './config.ts';
 import type { ModelWeights } from './weights.ts';
 import type { FeedInput } from '../language-model.ts';
 import { GemmaError } from '../../errors.ts';
+import type { DecoderForward, SampleRange } from '../gpu-decoder.ts';
 
 /** A recorded dispatch plus how it follows the step's token count and position. */
 interface Op {
@@ -49,10 +50,7 @@ export interface ForwardOptions {
 /** Id written to the embedding gather for a hard token: out of range, so the gather skips that row. */
 const SKIP_ROW = 0xffffffff;
 
-/** Which logits the GPU sampler may choose from. */
-export type SampleRange = 'text' | 'all';
-
-export class Gemma3nForward {
+export class Gemma3nForward implements DecoderForward {
   readonly caches: Array<KvCache | undefined>;
   /** Scratch GPU bytes (activations, logits), for memory accounting. */
   readonly scratchBytes: number;
