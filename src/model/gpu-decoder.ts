@@ -275,6 +275,34 @@ function samplingOptions(p: SamplingParams, position: number): SampleOptions {
   };
 }
 
+/**
+ * The shape of every family's `Model.load`: the weights, then the forward pass (pipeline compilation, reported through
+ * `onCompile`); if building the forward pass fails, or the load is aborted meanwhile, the weights are freed.
+ */
+export async function buildDecoder<W, F extends DecoderForward>(
+  checkpointName: string,
+  opts: DecoderLoadOptions,
+  loadWeights: () => Promise<W>,
+  createForward: (weights: W) => Promise<F>,
+  destroyWeights: (weights: W) => void,
+): Promise<{ weights: W; fwd: F }> {
+  const weights = await loadWeights();
+  opts.onCompile?.(false);
+  let fwd: F;
+  try {
+    fwd = await createForward(weights);
+    if (opts.signal?.aborted) {
+      fwd.destroy();
+      throw new GemmaError('aborted', `Loading ${checkpointName} was aborted.`);
+    }
+  } catch (err) {
+    destroyWeights(weights);
+    throw err;
+  }
+  opts.onCompile?.(true);
+  return { weights, fwd };
+}
+
 /** Tokens per prefill chunk of the families' default loads: sizes the sliding-window rings and the activations. */
 export const PREFILL_CHUNK = 64;
 

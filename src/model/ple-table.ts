@@ -9,7 +9,10 @@
  * row 0, as HF's multimodal model does (formats doc §2.3), on both paths.
  */
 import type { GpuContext } from '../gpu/device.ts';
-import { readF32, type Checkpoint, type PackedTensor } from '../io/checkpoint.ts';
+import { readF32, requireTensor, type Checkpoint, type PackedTensor } from '../io/checkpoint.ts';
+import type { ConvertedTensor } from './converted-tensor.ts';
+import { GemmaError } from '../errors.ts';
+import type { StoredFormat } from './stored-format.ts';
 import { packRowsForUpload, type CpuTable } from '../kernels/gather.ts';
 import { dataBytes, groupsPerRow, scaleBytes, scalesAsWords, type GpuWeight, type WeightPart } from '../formats/weight-format.ts';
 import { quantizeCpu } from './cpu-quant.ts';
@@ -68,6 +71,31 @@ export class PleTable {
       onRows?.(r + n);
     }
     return new PleTable({ format, rows, cols, data, scales }, scale);
+  }
+
+  /**
+   * A model load's table (both families' weights.ts): host rows in the format the plan (or a GGUF) stores the table
+   * in — f16 is kept as f32, the host has no f16 rows — read and handed to the offline cache's writer; or, for random
+   * weights, a placeholder of the right size.
+   */
+  static async forModel(
+    ckpt: Checkpoint,
+    name: string,
+    rows: number,
+    cols: number,
+    stored: StoredFormat,
+    scale: number,
+    opts: { random?: boolean; onConverted?: (t: ConvertedTensor) => Promise<void> },
+  ): Promise<PleTable> {
+    const format: PleFormat = stored === 'f16' ? 'f32' : stored;
+    if (opts.random) return PleTable.placeholder(rows, cols, format);
+    const info = requireTensor(ckpt, name);
+    if (info.shape.length !== 2 || info.shape[1] !== cols || info.shape[0] < rows) {
+      throw new GemmaError('bad-file', `${ckpt.name}: tensor ${name} has shape [${info.shape}], but the config implies [${rows}, ${cols}] (at least ${rows} rows). The checkpoint and its config.json do not match.`);
+    }
+    const table = await PleTable.load(ckpt, name, rows, cols, format, scale);
+    await opts.onConverted?.({ kind: 'ple', name, shape: ckpt.tensor(name)!.shape, table: table.table });
+    return table;
   }
 
   /** A table of the right size that holds nothing (memory accounting with synthetic weights); rows read as 0. */

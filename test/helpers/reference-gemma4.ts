@@ -7,9 +7,9 @@
  */
 import type { Gemma4Config } from '../../src/model/gemma4/config.ts';
 import { readF32, type Checkpoint } from '../../src/io/checkpoint.ts';
+import { geluTanh, get, linear, rmsNorm, type RefWeights, type Vec } from './reference-math.ts';
 
-/** Weights by HF name, as f32 values. */
-export type RefWeights = Map<string, Float32Array>;
+export type { RefWeights };
 
 const LM = 'model.language_model.';
 
@@ -23,40 +23,6 @@ export async function loadGemma4RefWeights(ckpt: Checkpoint, cfg: Gemma4Config):
   for (const name of ckpt.tensorNames()) if (name.startsWith(LM) && !shared(name)) w.set(name, await readF32(ckpt, name));
   return w;
 }
-
-type Vec = Float64Array<ArrayBufferLike>;
-
-function get(w: RefWeights, name: string): Float32Array {
-  const t = w.get(name);
-  if (!t) throw new Error(`reference: missing tensor ${name}`);
-  return t;
-}
-
-/** y = W x for W [out, in] row-major. */
-function linear(W: Float32Array, x: ArrayLike<number>, out: number): Vec {
-  const inn = x.length;
-  if (W.length !== out * inn) throw new Error(`reference: linear shape mismatch ${W.length} != ${out}x${inn}`);
-  const y = new Float64Array(out);
-  for (let i = 0; i < out; i++) {
-    let s = 0;
-    const base = i * inn;
-    for (let j = 0; j < inn; j++) s += W[base + j] * x[j];
-    y[i] = s;
-  }
-  return y;
-}
-
-/** RMSNorm with the stored weight (w, not 1 + w); no weight for v_norm. */
-function rmsNorm(x: ArrayLike<number>, weight: Float32Array | undefined, eps: number): Vec {
-  let ss = 0;
-  for (let i = 0; i < x.length; i++) ss += x[i] * x[i];
-  const inv = 1 / Math.sqrt(ss / x.length + eps);
-  const y = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) y[i] = x[i] * inv * (weight ? weight[i] : 1);
-  return y;
-}
-
-const geluTanh = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
 
 /**
  * RoPE on one head in place, rotate-half pairs (i, i + d/2) for i < angles, inv_freq = theta^(-2i/d) over the WHOLE

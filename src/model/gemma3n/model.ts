@@ -6,12 +6,11 @@
  */
 import type { GpuContext } from '../../gpu/device.ts';
 import type { Checkpoint } from '../../io/checkpoint.ts';
-import { GemmaError } from '../../errors.ts';
 import { parseGemma3nConfig, type Gemma3nConfig } from './config.ts';
 import { loadWeights, destroyWeights } from './weights.ts';
 import { Gemma3nForward } from './forward.ts';
 import type { WeightMode } from '../family.ts';
-import { GpuDecoderModel, type DecoderLoadOptions, type GpuDecoderParts } from '../gpu-decoder.ts';
+import { GpuDecoderModel, buildDecoder, type DecoderLoadOptions, type GpuDecoderParts } from '../gpu-decoder.ts';
 
 export type { SampleOptions } from '../gpu-decoder.ts';
 
@@ -34,20 +33,13 @@ export class Gemma3nModel extends GpuDecoderModel {
     const mode = opts.weights ?? 'q4';
     const maxContext = opts.maxContext ?? 4096;
     const chunk = Math.min(opts.chunk ?? 64, maxContext);
-    const weights = await loadWeights(ctx, checkpoint, config, { mode, onTensor: opts.onProgress, onConverted: opts.onConverted, random: opts.random, pleOnGpu: opts.pleOnGpu, signal: opts.signal });
-    opts.onCompile?.(false);
-    let fwd: Gemma3nForward;
-    try {
-      fwd = await Gemma3nForward.create(ctx, config.text, weights, { chunk, maxContext });
-      if (opts.signal?.aborted) {
-        fwd.destroy();
-        throw new GemmaError('aborted', `Loading ${checkpoint.name} was aborted.`);
-      }
-    } catch (err) {
-      destroyWeights(weights);
-      throw err;
-    }
-    opts.onCompile?.(true);
+    const { weights, fwd } = await buildDecoder(
+      checkpoint.name,
+      opts,
+      () => loadWeights(ctx, checkpoint, config, { mode, onTensor: opts.onProgress, onConverted: opts.onConverted, random: opts.random, pleOnGpu: opts.pleOnGpu, signal: opts.signal }),
+      (w) => Gemma3nForward.create(ctx, config.text, w, { chunk, maxContext }),
+      destroyWeights,
+    );
     return new Gemma3nModel(ctx, config, mode, fwd, {
       vocabSize: config.text.vocabSize,
       embeddingWidth: config.text.hiddenSize,

@@ -7,7 +7,7 @@
  * KV-shared layers' own k_proj / v_proj / k_norm are never read (formats doc §2.8, trap 9).
  */
 import type { GpuContext } from '../../gpu/device.ts';
-import { readF32, requireTensor, type Checkpoint } from '../../io/checkpoint.ts';
+import { readF32, type Checkpoint } from '../../io/checkpoint.ts';
 import type { GpuWeight } from '../../formats/weight-format.ts';
 import type { ConvertedTensor } from '../converted-tensor.ts';
 import { destroyLoaded, loadTable, tableSpecs, type Loaded } from '../tensor-table.ts';
@@ -83,12 +83,7 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
     // The PLE table: host rows in the plan's format (f32 in float mode; q4), or the GGUF's own (Q8_0/Q4_0 lossless,
     // other block types requantized to q8).
     const stored = formatForStored(PLE_TABLE, ckpt.tensor(PLE_TABLE)?.dtype, mode, false);
-    const pleFormat = stored === 'f16' ? 'f32' : stored;
-    if (!opts.random) requireTensor(ckpt, PLE_TABLE);
-    const pleHost = opts.random
-      ? PleTable.placeholder(c.vocabSizePerLayerInput, L * P, pleFormat)
-      : await PleTable.load(ckpt, PLE_TABLE, c.vocabSizePerLayerInput, L * P, pleFormat, Math.fround(Math.sqrt(P)));
-    if (!opts.random) await opts.onConverted?.({ kind: 'ple', name: PLE_TABLE, shape: ckpt.tensor(PLE_TABLE)!.shape, table: pleHost.table });
+    const pleHost = await PleTable.forModel(ckpt, PLE_TABLE, c.vocabSizePerLayerInput, L * P, stored, Math.fround(Math.sqrt(P)), opts);
     loader.tick();
     const pleGpu = opts.pleOnGpu ? pleHost.toGpu(ctx, PLE_TABLE) : undefined;
     return { ...gpu, ...hard, pleTable: pleGpu ? pleHost.withoutHostRows() : pleHost, pleGpu, gpuBytes: loader.gpuBytes + (pleGpu?.bytes ?? 0) };

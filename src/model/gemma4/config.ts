@@ -6,6 +6,7 @@
  * Reference: test/fixtures/gemma4-tiny-a/README.md (math and traps), HF configuration_gemma4.py / modeling_gemma4.py.
  */
 import { GemmaError } from '../../errors.ts';
+import { idList, num, unsupported, type Json } from '../config-json.ts';
 
 export type LayerType = 'sliding_attention' | 'full_attention';
 
@@ -57,20 +58,6 @@ export interface Gemma4Config {
    * before the embedding and PLE lookups, then scatters the encoders' soft tokens over them.
    */
   placeholderIds: number[];
-}
-
-type Json = Record<string, unknown>;
-
-function unsupported(key: string, value: unknown, why: string): GemmaError {
-  return new GemmaError('unsupported-config', `config.json: ${key} = ${JSON.stringify(value)} is not supported (${why}).`);
-}
-
-function num(obj: Json, key: string, prefix: string, opts: { int?: boolean; min?: number; default?: number } = {}): number {
-  const v = obj[key] ?? opts.default;
-  if (typeof v !== 'number' || !Number.isFinite(v) || (opts.int && !Number.isInteger(v)) || (opts.min !== undefined && v < opts.min)) {
-    throw unsupported(prefix + key, v, opts.int ? `expected an integer ≥ ${opts.min ?? 0}` : 'expected a number');
-  }
-  return v;
 }
 
 /** Off-by-default features of the Gemma 4 family that the E2B/E4B decoders do not use (and we do not implement). */
@@ -203,12 +190,6 @@ function parseTextConfig(tc: Json, prefix: string): Gemma4TextConfig {
     // HF: rope_angles = int(partial_rotary_factor * head_dim // 2), over the layer type's head dim.
     ropeAngles: types.map((t, l) => Math.floor((rope[t].rotaryFraction * layerHeadDim[l]) / 2)),
   };
-}
-
-function idList(v: unknown, fallback: number[]): number[] {
-  if (typeof v === 'number') return [v];
-  if (Array.isArray(v) && v.every((x) => typeof x === 'number')) return v as number[];
-  return fallback;
 }
 
 /** Parses and validates a Gemma 4 config.json (either top-level form). */

@@ -34,17 +34,11 @@ import { AltUpKernel } from '../../kernels/altup.ts';
 import { SampleKernel, type SampleDispatch } from '../../kernels/sample.ts';
 import type { GpuWeight } from '../../formats/weight-format.ts';
 import { loadedFormats } from '../tensor-table.ts';
+import { StepRecorder, type Op } from '../step-recorder.ts';
 import type { FeedInput } from '../language-model.ts';
 import type { DecoderForward, SampleRange } from '../gpu-decoder.ts';
 import type { Gemma4Config } from './config.ts';
 import type { Gemma4Weights } from './weights.ts';
-
-/** A recorded dispatch plus how it follows the step's token count and position. */
-interface Op {
-  d: Dispatch;
-  rows?: (T: number) => void;
-  step?: (p0: number, T: number) => void;
-}
 
 export interface Gemma4ForwardOptions {
   /** Most tokens per step (prefill chunk size). */
@@ -81,10 +75,7 @@ export class Gemma4Forward implements DecoderForward {
   readonly nextToken: GPUBuffer;
   /** Gemma 4 has no ids outside its text vocabulary to mask: both ranges sample every id. */
   readonly samplers: Record<SampleRange, SampleDispatch>;
-  private readonly ops: Op[] = [];
-  private readonly headOps: Op[] = [];
-  private readonly allHeadOps: Op[] = [];
-  private lastT = -1;
+  private readonly recorder = new StepRecorder('gemma4');
   private readonly embedIds: GPUBuffer;
   private readonly pleIds?: GPUBuffer;
   private readonly embedIdsHost: Uint32Array;
@@ -122,7 +113,7 @@ export class Gemma4Forward implements DecoderForward {
       bytes += b.size;
       return b;
     };
-    const ops = this.ops;
+    const ops = this.recorder.ops;
     const mm = (W: GpuWeight, x: GPUBuffer, y: GPUBuffer, o: { list?: Op[]; fixedRows?: number } = {}) => {
       const d = k.mm.bind({ x, weight: W, y, rows: o.fixedRows ?? 1 });
       (o.list ?? ops).push({ d, rows: o.fixedRows ? undefined : (T) => d.setRows(T) });
@@ -241,12 +232,12 @@ export class Gemma4Forward implements DecoderForward {
 
     // ================= Final norm, tied LM head, softcap =================
     norm(x, w.finalNorm, this.finalNormed, D);
-    mm(w.embed, this.lastHidden, this.lastLogits, { list: this.headOps, fixedRows: 1 });
-    if (c.finalLogitSoftcap !== null) ew({ op: 'softcap', a: this.lastLogits, y: this.lastLogits, cols: V, alpha: c.finalLogitSoftcap }, this.headOps);
+    mm(w.embed, this.lastHidden, this.lastLogits, { list: this.recorder.headOps, fixedRows: 1 });
+    if (c.finalLogitSoftcap !== null) ew({ op: 'softcap', a: this.lastLogits, y: this.lastLogits, cols: V, alpha: c.finalLogitSoftcap }, this.recorder.headOps);
     const sampler = k.sample.bind({ logits: this.lastLogits, out: this.nextToken, batch: 1, vocab: V });
     this.samplers = { text: sampler, all: sampler };
-    mm(w.embed, this.finalNormed, this.allLogits, { list: this.allHeadOps });
-    if (c.finalLogitSoftcap !== null) ew({ op: 'softcap', a: this.allLogits, y: this.allLogits, cols: V, alpha: c.finalLogitSoftcap }, this.allHeadOps);
+    mm(w.embed, this.finalNormed, this.allLogits, { list: this.recorder.allHeadOps });
+    if (c.finalLogitSoftcap !== null) ew({ op: 'softcap', a: this.allLogits, y: this.allLogits, cols: V, alpha: c.finalLogitSoftcap }, this.recorder.allHeadOps);
 
     this.scratchBytes = bytes;
   }
@@ -309,32 +300,16 @@ export class Gemma4Forward implements DecoderForward {
       writeBuffer(device, this.pleUpload!.data, rows.data);
       if (rows.scales && this.pleUpload!.scales) writeBuffer(device, this.pleUpload!.scales, rows.scales);
     }
-    if (T !== this.lastT) {
-      for (const op of this.ops) op.rows?.(T);
-      for (const op of this.allHeadOps) op.rows?.(T);
-      this.lastT = T;
-    }
-    for (const op of this.ops) op.step?.(p0, T);
-
-    const encoder = device.createCommandEncoder({ label: 'gemma4 step' });
-    let pass = encoder.beginComputePass({ label: 'gemma4 layers' });
-    for (const op of this.ops) op.d.encode(pass);
-    pass.end();
-    encoder.copyBufferToBuffer(this.finalNormed, (T - 1) * D * 4, this.lastHidden, 0, D * 4);
-    pass = encoder.beginComputePass({ label: 'gemma4 head' });
-    for (const op of this.headOps) op.d.encode(pass);
-    if (opts.sample) this.samplers[opts.sample].encode(pass);
-    if (opts.allLogits) for (const op of this.allHeadOps) op.d.encode(pass);
-    pass.end();
-    device.queue.submit([encoder.finish()]);
+    this.recorder.submit(device, p0, T, {
+      lastRow: { src: this.finalNormed, offset: (T - 1) * D * 4, dst: this.lastHidden, bytes: D * 4 },
+      sampler: opts.sample && this.samplers[opts.sample],
+      allLogits: opts.allLogits,
+    });
   }
 
+  /** Samples the next token from the current `lastLogits` into `nextToken` (one small submission). */
   sample(range: SampleRange): void {
-    const encoder = this.ctx.device.createCommandEncoder({ label: 'gemma4 sample' });
-    const pass = encoder.beginComputePass({ label: 'gemma4 sample' });
-    this.samplers[range].encode(pass);
-    pass.end();
-    this.ctx.device.queue.submit([encoder.finish()]);
+    this.recorder.submitOne(this.ctx.device, this.samplers[range]);
   }
 
   destroy(): void {

@@ -5,9 +5,8 @@
  */
 import type { GpuContext } from '../../gpu/device.ts';
 import type { Checkpoint } from '../../io/checkpoint.ts';
-import { GemmaError } from '../../errors.ts';
 import type { WeightMode } from '../family.ts';
-import { GpuDecoderModel, type DecoderLoadOptions, type GpuDecoderParts } from '../gpu-decoder.ts';
+import { GpuDecoderModel, buildDecoder, type DecoderLoadOptions, type GpuDecoderParts } from '../gpu-decoder.ts';
 import { parseGemma4Config, type Gemma4Config } from './config.ts';
 import { Gemma4Forward } from './forward.ts';
 import { destroyGemma4Weights, loadGemma4Weights } from './weights.ts';
@@ -28,20 +27,13 @@ export class Gemma4Model extends GpuDecoderModel {
     const mode = opts.weights ?? 'q4';
     const maxContext = opts.maxContext ?? 4096;
     const chunk = Math.min(opts.chunk ?? 64, maxContext);
-    const weights = await loadGemma4Weights(ctx, checkpoint, config, { mode, onTensor: opts.onProgress, onConverted: opts.onConverted, random: opts.random, pleOnGpu: opts.pleOnGpu, signal: opts.signal });
-    opts.onCompile?.(false);
-    let fwd: Gemma4Forward;
-    try {
-      fwd = await Gemma4Forward.create(ctx, config, weights, { chunk, maxContext });
-      if (opts.signal?.aborted) {
-        fwd.destroy();
-        throw new GemmaError('aborted', `Loading ${checkpoint.name} was aborted.`);
-      }
-    } catch (err) {
-      destroyGemma4Weights(weights);
-      throw err;
-    }
-    opts.onCompile?.(true);
+    const { weights, fwd } = await buildDecoder(
+      checkpoint.name,
+      opts,
+      () => loadGemma4Weights(ctx, checkpoint, config, { mode, onTensor: opts.onProgress, onConverted: opts.onConverted, random: opts.random, pleOnGpu: opts.pleOnGpu, signal: opts.signal }),
+      (w) => Gemma4Forward.create(ctx, config, w, { chunk, maxContext }),
+      destroyGemma4Weights,
+    );
     return new Gemma4Model(ctx, config, mode, fwd, {
       vocabSize: config.text.vocabSize,
       embeddingWidth: config.text.hiddenSize,

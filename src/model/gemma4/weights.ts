@@ -5,7 +5,7 @@
  * layers' own k_proj / v_proj / k_norm are never read (tensors.ts).
  */
 import type { GpuContext } from '../../gpu/device.ts';
-import { requireTensor, type Checkpoint } from '../../io/checkpoint.ts';
+import type { Checkpoint } from '../../io/checkpoint.ts';
 import type { GpuWeight } from '../../formats/weight-format.ts';
 import { destroyLoaded, loadTable, tableSpecs, type Loaded } from '../tensor-table.ts';
 import { TensorLoader, type TensorLoaderOptions } from '../tensor-loader.ts';
@@ -38,12 +38,7 @@ export async function loadGemma4Weights(ctx: GpuContext, ckpt: Checkpoint, cfg: 
     const L = c.numLayers, P = c.pleDim;
     // Host rows in the plan's format (f32 in float mode, int4 in q4 mode), or the GGUF's own (Q8_0/Q4_0 lossless).
     const stored = formatForStored(PLE_TABLE, ckpt.tensor(PLE_TABLE)?.dtype, mode, false);
-    const pleFormat = stored === 'f16' ? 'f32' : stored;
-    if (!opts.random) requireTensor(ckpt, PLE_TABLE, [c.vocabSizePerLayerInput, L * P]);
-    const pleHost = opts.random
-      ? PleTable.placeholder(c.vocabSizePerLayerInput, L * P, pleFormat)
-      : await PleTable.load(ckpt, PLE_TABLE, c.vocabSizePerLayerInput, L * P, pleFormat, Math.fround(Math.sqrt(P)));
-    if (!opts.random) await opts.onConverted?.({ kind: 'ple', name: PLE_TABLE, shape: ckpt.tensor(PLE_TABLE)!.shape, table: pleHost.table });
+    const pleHost = await PleTable.forModel(ckpt, PLE_TABLE, c.vocabSizePerLayerInput, L * P, stored, Math.fround(Math.sqrt(P)), opts);
     loader.tick();
     const pleGpu = opts.pleOnGpu ? pleHost.toGpu(ctx, PLE_TABLE) : undefined;
     return { ...gpu, pleTable: pleGpu ? pleHost.withoutHostRows() : pleHost, pleGpu, gpuBytes: loader.gpuBytes + (pleGpu?.bytes ?? 0) };
