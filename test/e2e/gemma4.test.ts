@@ -34,3 +34,29 @@ test(`${fx.name}: loadGemma() + the shipped worker stream the golden greedy cont
   assert.ok(r.info.memory && r.info.memory.gpuBytes > 0 && r.info.memory.hostBytes === 512 * 192 * 4, JSON.stringify(r.info.memory));
   assert.ok(r.phases.includes('download') && r.phases.includes('quantize') && r.phases.includes('compile'), JSON.stringify(r.phases));
 });
+
+test(`${fx.name}: q4 through the offline cache: stored on the first load, served on the second, same greedy tokens`, async () => {
+  const { prompt_ids } = fx.golden.greedy;
+  const r = await shared.page.evaluate(
+    async ({ name, prompt }) => {
+      const { T } = window;
+      const run = async () => {
+        const phases = new Set<string>();
+        const client = await T.loadGemma({ model: `/fixtures/${name}/`, tokenizer: false, weights: 'q4', contextLength: 128, onProgress: (p) => phases.add(p.phase) });
+        const out = await T.collect(client.generate(prompt, { temperature: 0, maxNewTokens: 6 }));
+        const info = client.info;
+        await client.dispose();
+        return { tokens: out.deltas.flatMap((d) => d.tokenIds), error: out.error, cache: info.cache, phases: [...phases] };
+      };
+      return [await run(), await run()];
+    },
+    { name: fx.name, prompt: prompt_ids },
+  );
+  const [first, second] = r;
+  assert.equal(first.error, null, JSON.stringify(first.error));
+  assert.equal(first.cache, 'stored');
+  assert.equal(second.cache, 'hit');
+  assert.ok(second.phases.includes('cache-read') && !second.phases.includes('quantize'), JSON.stringify(second.phases));
+  assert.equal(first.tokens.length, 6);
+  assert.deepEqual(second.tokens, first.tokens);
+});

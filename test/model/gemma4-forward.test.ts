@@ -1,7 +1,8 @@
 /**
- * The Gemma 4 GPU forward pass in float mode against the gemma4-tiny-a goldens (HF float32), loaded through the
- * registry (loadModel: the same path the worker and the CLI take) from a checkpoint that THROWS when anything reads
- * the decoy k_proj / v_proj / k_norm of a KV-shared layer (the original release ships them; the fixture's are random):
+ * The Gemma 4 GPU forward pass in float mode against the gemma4-tiny-a goldens (HF float32), loaded from a
+ * checkpoint that THROWS when anything reads the decoy k_proj / v_proj / k_norm of a KV-shared layer (the original
+ * release ships them; the fixture's are random). (The registry's path — loadModel, the worker, the CLI — is run by
+ * gemma4-cli.test.ts and e2e/gemma4.test.ts.)
  * - every position of the three cases within the README's atol (2.71e-3; float32 vs float64 measured 6.8e-4) and
  *   argmax equal everywhere (the smallest golden top-2 margin, 0.068, is 25× the atol);
  * - the 12-token greedy continuation through the engine (src/runtime/engine.ts) over the GPU model: fused decode
@@ -16,7 +17,6 @@ import assert from 'node:assert/strict';
 import { openSafetensorsCheckpoint } from '../../src/io/safetensors.ts';
 import { directoryFiles } from '../../src/node/checkpoint-files.ts';
 import type { Checkpoint } from '../../src/io/checkpoint.ts';
-import { loadModel } from '../../src/runtime/loading/model-factory.ts';
 import { Engine } from '../../src/runtime/engine.ts';
 import { Gemma4Model } from '../../src/model/gemma4/model.ts';
 import { parseGemma4Config } from '../../src/model/gemma4/config.ts';
@@ -128,16 +128,4 @@ test('gemma4 float: PLE table GPU-resident == host-resident (identical logits); 
   assert.equal(m.host.total, 512 * 192 * 4);
   assert.ok(m.gpu.kvCache > 0 && m.gpu.scratch > 0);
   onGpu.dispose();
-});
-
-test('gemma4 through the registry (loadModel, as the worker and the CLI): family, eos, logits', async () => {
-  const { ctx, ckpt, decoyReads } = await setup;
-  const loaded = await loadModel(ctx, ckpt, { weights: 'float', contextLength: 64 });
-  assert.deepEqual(loaded.stopTokenIds, [1]);
-  assert.equal(loaded.model.vocabSize, 512);
-  await loaded.model.feed({ ids: g.cases[0].input_ids }, { allLogits: true });
-  const err = maxAbsDiff2d(await loaded.model.readLogits(), g.cases[0].logits);
-  assert.ok(err <= atol, `${err}`);
-  assert.deepEqual(decoyReads, []);
-  loaded.model.dispose();
 });
