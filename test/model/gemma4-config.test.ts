@@ -71,6 +71,7 @@ test('gemma4 config: features E2B/E4B do not have are refused, naming the key', 
   bad((tc) => ((tc.rope_parameters as Record<string, Record<string, unknown>>).full_attention.rope_type = 'yarn'), /rope_type/);
   bad((tc) => ((tc.rope_parameters as Record<string, Record<string, unknown>>).full_attention.partial_rotary_factor = 0), /partial_rotary_factor/);
   bad((tc) => (tc.hidden_activation = 'gelu'), /hidden_activation/);
+  bad((tc) => (tc.use_bidirectional_attention = 'all'), /use_bidirectional_attention/);
   bad((tc) => (tc.num_kv_shared_layers = 7), /num_kv_shared_layers/);
   bad((tc) => (tc.layer_types = ['sliding_attention']), /layer_types/);
   assert.throws(() => parseGemma4Config({ model_type: 'gemma4' }), /text_config/);

@@ -76,6 +76,9 @@ function rejectUnimplemented(tc: Json, prefix: string): void {
   if (tc.attn_logit_softcapping !== undefined && tc.attn_logit_softcapping !== null) {
     throw unsupported(prefix + 'attn_logit_softcapping', tc.attn_logit_softcapping, 'Gemma 4 has no attention-logit softcap');
   }
+  // HF: attention is causal unless use_bidirectional_attention == 'all'; 'vision' makes image spans attend both ways,
+  // which only matters once images are fed (text is causal either way).
+  if (tc.use_bidirectional_attention === 'all') throw unsupported(prefix + 'use_bidirectional_attention', 'all', 'the decoder is causal');
   const act = tc.hidden_activation ?? tc.hidden_act;
   if (act !== 'gelu_pytorch_tanh') throw unsupported(prefix + 'hidden_activation', act, 'only "gelu_pytorch_tanh" is implemented');
   if (tc.tie_word_embeddings === false) throw unsupported(prefix + 'tie_word_embeddings', false, 'the LM head is the tied token embedding');
