@@ -9,12 +9,10 @@
 import type { GpuContext } from '../../gpu/device.ts';
 import { readF32, type Checkpoint } from '../../io/checkpoint.ts';
 import type { GpuWeight } from '../../formats/weight-format.ts';
-import type { ConvertedTensor } from '../converted-tensor.ts';
 import { destroyLoaded, loadTable, tableSpecs, type Loaded } from '../tensor-table.ts';
-import { TensorLoader } from '../tensor-loader.ts';
+import { TensorLoader, type TensorLoaderOptions } from '../tensor-loader.ts';
 import type { Gemma3nConfig } from './config.ts';
 import { formatForStored } from './quant-plan.ts';
-import type { WeightMode } from '../family.ts';
 import { PleTable } from '../ple-table.ts';
 import { PLE_TABLE, gemma3nTensorTable, type Gemma3nTensorTable } from './tensors.ts';
 
@@ -33,21 +31,9 @@ export type ModelWeights = Loaded<Gemma3nTensorTable> & {
   gpuBytes: number;
 };
 
-export interface LoadWeightsOptions {
-  mode: WeightMode;
-  /** Sees each converted tensor once, in load order; awaited (so a slow consumer bounds memory, not grows it). */
-  onConverted?: (t: ConvertedTensor) => Promise<void>;
-  /** Report progress as (tensors done, tensors total). */
-  onTensor?: (done: number, total: number) => void;
-  /**
-   * Synthetic weights (memory accounting at real sizes): every matrix drawn on the GPU, no tensor read, PLE table
-   * not materialised. The checkpoint is then only used for its config.
-   */
-  random?: boolean;
+export interface LoadWeightsOptions extends TensorLoaderOptions {
   /** Keep the PLE table GPU-resident too (default: host memory only; rows uploaded per step). */
   pleOnGpu?: boolean;
-  /** Checked after every tensor: an aborted load frees what it made and rejects with GemmaError('aborted'). */
-  signal?: AbortSignal;
 }
 
 /**
