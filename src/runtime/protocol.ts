@@ -55,6 +55,14 @@ export interface Delta {
 
 export type FinishReason = 'stop' | 'length' | 'abort';
 
+/** What a generation knows once its prompt is tokenized, before prefill. */
+export interface PromptInfo {
+  /** Tokens of the prompt (the whole conversation for chat). */
+  promptTokens: number;
+  /** Of those, the ones whose KV cache is reused from the previous turn. */
+  reusedTokens: number;
+}
+
 /** Numbers about one finished generation. */
 export interface GenerationStats {
   /** Tokens of the prompt (the whole conversation for chat). */
@@ -157,6 +165,7 @@ export interface LoadRequest {
 
 /** Messages the worker posts on a generation's MessagePort (worker -> main). */
 export type StreamMessage =
+  | { type: 'start'; prompt: PromptInfo }
   | { type: 'delta'; deltas: Delta[] }
   | { type: 'done'; stats: GenerationStats }
   | { type: 'error'; error: SerializedGemmaError };

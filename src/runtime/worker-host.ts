@@ -151,6 +151,8 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
         if (!engine) throw new GemmaError('invalid-argument', 'No model is loaded in this worker: call load() first.');
         const options = { ...request.options, signal: controller.signal };
         const stream = request.kind === 'chat' ? engine.chat(request.messages, options) : engine.generate(request.prompt, options);
+        const prompt = await stream.started.catch(() => undefined);
+        if (prompt) post({ type: 'start', prompt });
         for await (const delta of stream) onDelta(delta);
         const stats = await stream.stats;
         flush();
