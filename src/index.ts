@@ -64,6 +64,7 @@ export type {
   ModelSpec,
   CustomModelSpec,
   RandomCheckpointOptions,
+  PromptInfo,
   PromptInput,
   StreamOptions,
 } from './runtime/protocol.ts';
