@@ -10,8 +10,9 @@
  * the per-step cost of the host-resident table: packing the current tokens' rows (PleTable.pack → packRowsForUpload)
  * and uploading them (queue.writeBuffer, waited for), for 1 token and a 64-token chunk at E2B dims (30 layers × 256,
  * int4).
- * Usage: node --import ./scripts/register.mjs bench/memory.ts [--preset e2b|e4b|e2b,e4b] [--context 4096]
- *        [--chunk 64] [--weights q4|float] [--ple-gpu] [--counted-only] [--no-fetch]
+ * `--family gemma4`: the same tables for Gemma 4 E2B/E4B (bench/memory-gemma4.ts).
+ * Usage: node --import ./scripts/register.mjs bench/memory.ts [--family gemma3n|gemma4] [--preset e2b|e4b|e2b,e4b]
+ *        [--context 4096] [--chunk 64] [--weights q4|float] [--ple-gpu] [--counted-only] [--no-fetch]
  */
 import { parseGemma3nConfig, type Gemma3nTextConfig } from '../src/model/gemma3n/config.ts';
 import { formatFor } from '../src/model/gemma3n/quant-plan.ts';
@@ -24,6 +25,7 @@ import type { GpuContext } from '../src/gpu/device.ts';
 import { Gemma3nModel } from '../src/model/gemma3n/model.ts';
 import type { MemoryReport } from '../src/model/language-model.ts';
 import { createRandomCheckpoint, type RandomPreset } from '../src/model/gemma3n/random-checkpoint.ts';
+import { gemma4Memory } from './memory-gemma4.ts';
 
 const arg = (k: string, d: string) => { const i = process.argv.indexOf(`--${k}`); return i > 0 ? process.argv[i + 1] : d; };
 const context = Number(arg('context', '4096'));
@@ -33,6 +35,11 @@ const pleOnGpu = process.argv.includes('--ple-gpu');
 const measure = !process.argv.includes('--counted-only');
 const presets = arg('preset', 'e2b,e4b').split(',') as RandomPreset[];
 for (const p of presets) if (p !== 'e2b' && p !== 'e4b') throw new Error(`--preset: e2b, e4b or e2b,e4b; got ${p}`);
+if (arg('family', 'gemma3n') === 'gemma4') {
+  const ok = await gemma4Memory({ presets, context, chunk, mode, pleOnGpu, measure });
+  if (!ok) console.error('FAIL: counted and measured bytes disagree (the sizing above no longer matches what the engine allocates)');
+  process.exit(ok ? 0 : 1);
+}
 
 interface Counted {
   byFamily: Map<string, number>;

@@ -66,6 +66,7 @@ export type {
   ModelSpec,
   CustomModelSpec,
   RandomCheckpointOptions,
+  PromptInfo,
   PromptInput,
   StreamOptions,
 } from './runtime/protocol.ts';

@@ -10,10 +10,11 @@ import { readGgufHeader } from '../io/gguf.ts';
 import type { ModelFamily, RandomCheckpointOptions } from './family.ts';
 import type { MediaEncoderFamily } from './media-encoder.ts';
 import { gemma3nFamily } from './gemma3n/family.ts';
+import { gemma4Family } from './gemma4/family.ts';
 import { audioEncoderFamily } from './audio/family.ts';
 
 /** Every family this library runs. */
-export const MODEL_FAMILIES: readonly ModelFamily[] = [gemma3nFamily];
+export const MODEL_FAMILIES: readonly ModelFamily[] = [gemma3nFamily, gemma4Family];
 
 /**
  * Media encoders by modality (soft tokens for a prompt's media spans), loaded from the decoder's checkpoint when
