@@ -8,8 +8,8 @@
  *   clip is served from the cache;
  * - the layout of long clips (the random tiny preset's tower: 188 tokens per 30 s): a 75 s clip becomes 3 spans,
  *   `truncate` keeps one; hashes follow the samples and the rate;
- * - bad input: empty clips, features longer than a span, non-prefix masks, a model without an audio tower, a clip
- *   longer than the context (the message says how much fits).
+ * - bad input: empty clips, features longer than a span, non-prefix masks, a model without an audio tower (Gemma 4's
+ *   gemma4_audio config included), a clip longer than the context (the message says how much fits).
  * ~10 s here (the fixture's decoder and tower are tiny).
  */
 import { test } from 'node:test';
@@ -23,6 +23,7 @@ import { PromptBuilder } from '../../src/runtime/media/prompt-builder.ts';
 import { Engine } from '../../src/runtime/engine.ts';
 import { GemmaError } from '../../src/errors.ts';
 import { createRandomCheckpoint } from '../../src/model/gemma3n/random-checkpoint.ts';
+import { createGemma4RandomCheckpoint, randomGemma4Config } from '../../src/model/gemma4/random-checkpoint.ts';
 import type { GpuContext } from '../../src/gpu/device.ts';
 import type { ContentPart } from '../../src/runtime/content.ts';
 import { testGpu } from '../helpers/gpu.ts';
@@ -124,6 +125,12 @@ test('a model without an audio tower: unsupported-input naming the part', async 
   delete noTower.audio_config;
   const ggufLike = new PromptBuilder({ encoders: new MediaEncoders(gpu, { config: noTower, weights: 'q4', checkpoint: async () => createRandomCheckpoint() }), maxContext: 64 });
   await assert.rejects(ggufLike.raw([2, featuresPart()]), (e: unknown) => e instanceof GemmaError && e.code === 'unsupported-input' && /no audio encoder.*audio_config/.test(e.message));
+  // Gemma 4's audio_config describes another tower (gemma4_audio): not Gemma 3n's, so not taken for one.
+  const gemma4 = { ...randomGemma4Config(), audio_config: { model_type: 'gemma4_audio', hidden_size: 1024, num_hidden_layers: 12, num_attention_heads: 8 } };
+  const gemma4Encoders = new MediaEncoders(gpu, { config: gemma4, weights: 'q4', checkpoint: async () => createGemma4RandomCheckpoint() });
+  assert.equal(gemma4Encoders.family('audio'), undefined);
+  const gemma4Prompts = new PromptBuilder({ encoders: gemma4Encoders, maxContext: 64 });
+  await assert.rejects(gemma4Prompts.raw([2, featuresPart()]), (e: unknown) => e instanceof GemmaError && e.code === 'unsupported-input' && /no audio encoder.*Gemma 4/.test(e.message));
 });
 
 test('long clips: 30 s segments, each its own span (or one with truncate); hashes follow samples and rate', async () => {

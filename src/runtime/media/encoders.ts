@@ -45,7 +45,7 @@ export class MediaEncoders {
       ? `this build of the library has no ${modality} encoder yet`
       : !this.source
         ? 'this model was loaded without a checkpoint the library can read encoders from (a custom model factory)'
-        : `this checkpoint has no ${modality} encoder (its config.json has no ${modality === 'audio' ? 'audio_config' : 'vision_config'}: a text-only model or GGUF)`;
+        : `this checkpoint has no ${modality} encoder this library runs (its config.json has no Gemma 3n ${modality === 'audio' ? 'audio_config' : 'vision_config'}: a text-only model, a GGUF, or another family such as Gemma 4)`;
     throw new GemmaError('unsupported-input', `${where}this model cannot take ${MODALITY_WORD[modality]}: ${why}. Load a full Gemma 3n checkpoint (safetensors) for ${MODALITY_WORD[modality]}, or send text only.`);
   }
 
