@@ -12,6 +12,11 @@ export interface ByteSource {
   size(): Promise<number>;
   /** Exactly `length` bytes starting at `offset`; rejects with a GemmaError('bad-file') if the file is shorter. */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Bytes that cost about as much to read through as one more read costs (strided reads, src/io/strided-read.ts,
+   * read through gaps up to this size instead of skipping them). Default 0.
+   */
+  readonly readGap?: number;
 }
 
 /** A source over bytes already in memory (tests, small files). */

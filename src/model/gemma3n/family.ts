@@ -7,6 +7,7 @@ import { GemmaError } from '../../errors.ts';
 import type { ModelFamily } from '../family.ts';
 import { parseGemma3nConfig } from './config.ts';
 import { GEMMA3N_GGUF_ARCH, openGemma3nGguf } from './gguf.ts';
+import { sliceGemma3n } from './matformer.ts';
 import { Gemma3nModel } from './model.ts';
 import { createRandomCheckpoint, isRandomPreset } from './random-checkpoint.ts';
 
@@ -24,6 +25,7 @@ export const gemma3nFamily: ModelFamily = {
     }
     return createRandomCheckpoint({ ...options, preset: options.preset });
   },
+  slice: sliceGemma3n,
   async load(gpu, checkpoint, options) {
     const config = parseGemma3nConfig(checkpoint.config);
     const maxContext = Math.min(options.maxContext, config.text.maxPositionEmbeddings);
