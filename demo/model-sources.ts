@@ -14,6 +14,8 @@ export interface SourceForm {
   url: string;
   token: string;
   files: File[];
+  /** E4B only: a MatFormer size ('E2B', …; demo/model-sizes.ts), '' = whole. */
+  size: string;
 }
 
 export interface SourceDescription {
@@ -38,7 +40,7 @@ export const SOURCES: Record<SourceKind, SourceDescription> = {
     needsFiles: false,
   },
   e4b: {
-    help: 'google/gemma-3n-E4B-it (≈ 16 GB download): like E2B, larger and better; needs about 4 GB of GPU memory.',
+    help: 'google/gemma-3n-E4B-it (≈ 16 GB download): like E2B, larger and better; needs about 3 GB of GPU memory whole. Pick a smaller size below to load less of it (MatFormer).',
     needsUrl: false,
     needsToken: true,
     needsFiles: false,
@@ -76,7 +78,7 @@ export function sourceLabel(form: SourceForm): string {
     case 'e2b':
       return 'Gemma 3n E2B';
     case 'e4b':
-      return 'Gemma 3n E4B';
+      return form.size ? `Gemma 3n E4B → ${form.size}` : 'Gemma 3n E4B';
     case 'files':
       return form.files.map((f) => f.name).join(', ') || 'local files';
     default:
@@ -94,7 +96,8 @@ export function loadRequestFor(form: SourceForm): LoadRequest {
     case 'e2b':
     case 'e4b': {
       const repo = form.kind === 'e2b' ? 'google/gemma-3n-E2B-it' : 'google/gemma-3n-E4B-it';
-      return { model: { hub: repo, revision: 'main', ...(form.token ? { token: form.token } : {}) } };
+      const size = form.kind === 'e4b' && form.size ? { size: form.size } : {};
+      return { model: { hub: repo, revision: 'main', ...(form.token ? { token: form.token } : {}) }, ...size };
     }
     case 'gguf':
     case 'url': {

@@ -19,6 +19,12 @@ export interface ByteSource {
   readonly readGap?: number;
 }
 
+/**
+ * ByteSource.readGap of local files (a Blob, a Node file): one read costs ~0.1-0.3 ms (measured: Node file 80 µs,
+ * Node Blob 270 µs per 16 KiB read), the time ~64 KiB take to read.
+ */
+export const LOCAL_READ_GAP = 64 * 1024;
+
 /** A source over bytes already in memory (tests, small files). */
 export function memorySource(name: string, bytes: Uint8Array): ByteSource {
   return {
