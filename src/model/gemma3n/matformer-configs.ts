@@ -6,7 +6,7 @@
  * per layer, "block-level" ones per 4-sliding + 1-full block. Effective parameters (billions) and MMLU (pretrained,
  * %) are the published figures; `src/model/gemma3n/matformer.ts` also counts the parameters itself (the text decoder
  * without the two embedding tables, the definition that reproduces 1.91 B / 3.98 B exactly; for the 35-layer
- * sub-models our count is 0.01–0.02 B below the published one, e.g. E2.54B counts 2.521 B).
+ * sub-models our count is 0.004–0.019 B below the published one, e.g. E2.54B counts 2.521 B).
  */
 
 export type SliceLevel = 'main' | 'official' | 'layer' | 'block';
