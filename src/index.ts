@@ -49,6 +49,8 @@ export type {
   LoadRequest,
   ModelInfo,
   ModelSpec,
+  ModelSize,
+  SliceInfo,
   CustomModelSpec,
   RandomCheckpointOptions,
   PromptInput,

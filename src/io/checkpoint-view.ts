@@ -88,9 +88,9 @@ export function checkpointView(base: Checkpoint, options: ViewOptions): Checkpoi
       if (shape.length !== 2) throw new GemmaError('internal', `${name}: column runs of ${v.base} [${b.shape}], which is not a matrix`);
       shape[1] = columnRunsWidth(v.columns, b.shape[1], `${name}: ${v.base}`);
     }
-    if (v.rows) mapRuns(undefined, v.rows).forEach((r) => {
+    for (const r of v.rows ?? []) {
       if (!(r.start >= 0 && r.count > 0 && r.start + r.count <= b.shape[0])) throw new GemmaError('internal', `${name}: rows ${JSON.stringify(v.rows)} outside ${v.base} [${b.shape}]`);
-    });
+    }
     infos.set(viewName, { name: viewName, shape, dtype: b.dtype });
   }
   const get = (n: string): { v: ViewTensor; info: TensorInfo } => {
