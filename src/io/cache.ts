@@ -386,6 +386,8 @@ export class CacheEntryReader {
     let kept: { start: number; bytes: Uint8Array } | undefined;
     return {
       name: sourceName,
+      // A read fetches and checks whole blocks anyway: a strided read skipping less than a block saves nothing.
+      readGap: info.blockSize,
       size: async () => info.size,
       read: async (offset, length) => {
         if (offset + length > info.size) throw truncated(sourceName, offset + length, info.size);
