@@ -11,7 +11,24 @@ import type { CachedModelInfo } from '../src/index.ts';
 import { E4B_SLICING_CONFIGS, type PublishedSlice } from '../src/model/gemma3n/matformer-configs.ts';
 
 /** GPU bytes (weights + KV cache + scratch) and host bytes (PLE table, int4 rows) by size id, q4, context 4096. */
-const MEASURED_Q4: Record<string, { gpu: number; host: number }> = {};
+const MEASURED_Q4: Record<string, { gpu: number; host: number }> = {
+  'E4B': { gpu: 3.045e9, host: 1.321e9 },
+  'E2B': { gpu: 1.872e9, host: 1.132e9 },
+  'E1.96B': { gpu: 1.906e9, host: 1.132e9 },
+  'E2.54B': { gpu: 2.224e9, host: 1.321e9 },
+  'E2.69B': { gpu: 2.309e9, host: 1.321e9 },
+  'E2.98B': { gpu: 2.479e9, host: 1.321e9 },
+  'E3.18B': { gpu: 2.592e9, host: 1.321e9 },
+  'E3.39B': { gpu: 2.705e9, host: 1.321e9 },
+  'E3.59B': { gpu: 2.819e9, host: 1.321e9 },
+  'E3.79B': { gpu: 2.932e9, host: 1.321e9 },
+  'E2.49B-block': { gpu: 2.196e9, host: 1.321e9 },
+  'E2.73B-block': { gpu: 2.337e9, host: 1.321e9 },
+  'E2.98B-block': { gpu: 2.479e9, host: 1.321e9 },
+  'E3.24B-block': { gpu: 2.620e9, host: 1.321e9 },
+  'E3.49B-block': { gpu: 2.762e9, host: 1.321e9 },
+  'E3.79B-block': { gpu: 2.904e9, host: 1.321e9 },
+};
 
 export const E4B_REPO = 'google/gemma-3n-E4B-it';
 /** The select's value for E4B loaded whole (no `size` in the request: the entry every size can be cut from). */
