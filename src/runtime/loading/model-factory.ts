@@ -16,7 +16,7 @@ import type { LanguageModel, MemoryReport } from '../../model/language-model.ts'
 import { familyForConfig } from '../../model/registry.ts';
 import type { LoadProgress, LoadRequest, ModelInfo } from '../protocol.ts';
 import type { TextTokenizer } from '../tokenizer.ts';
-import { readContainingFromCache, readFromCache, startCaching, type CacheSession } from './model-cache.ts';
+import { readContainingFromCache, readFromCache, startCaching, type CacheSession, type CachedLoad } from './model-cache.ts';
 import { cacheKeyOf, parseModelSize, parseModelSource, parseTokenizerSource, sliceCacheTag, tokenizerCacheTag, type ModelSource, type TokenizerSource } from './model-source.ts';
 import { openSource } from './open-source.ts';
 
@@ -85,7 +85,7 @@ export async function loadFromSource(gpu: GpuContext, source: ModelSource, token
   /** The checkpoint cut to the size asked for (a view of it: nothing is read yet), or as it is. */
   const sized = (checkpoint: Checkpoint, exact = false): { checkpoint: Checkpoint; slice?: SliceInfo } =>
     size === undefined ? { checkpoint } : sliceCheckpoint(checkpoint, size, exact);
-  const fromCache = async (cached: CachedLoadParts, cut: { checkpoint: Checkpoint; slice?: SliceInfo }): Promise<LoadedModel> => {
+  const fromCache = async (cached: CachedLoad, cut: { checkpoint: Checkpoint; slice?: SliceInfo }): Promise<LoadedModel> => {
     const loaded = await loadModel(gpu, cut.checkpoint, load, { onProgress, signal, tensorProgress: false });
     cached.finish();
     return { ...loaded, tokenizer: cached.tokenizer, cache: 'hit', slice: cut.slice };
@@ -113,8 +113,6 @@ export async function loadFromSource(gpu: GpuContext, source: ModelSource, token
   const outcome = session ? await session.commit(opened.commit()) : { cache: 'off' as const, warnings: [] };
   return { ...loaded, tokenizer: opened.tokenizer, cache: outcome.cache, warnings: outcome.warnings.length ? outcome.warnings : undefined, slice: cut.slice };
 }
-
-type CachedLoadParts = { tokenizer?: TextTokenizer; finish(): void };
 
 /** A checkpoint cut to `size` by its family (MatFormer families only; anything else is a clear error). */
 export function sliceCheckpoint(checkpoint: Checkpoint, size: ModelSize, exact = false): { checkpoint: Checkpoint; slice: SliceInfo } {
