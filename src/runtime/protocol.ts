@@ -55,6 +55,14 @@ export interface Delta {
 
 export type FinishReason = 'stop' | 'length' | 'abort';
 
+/** What a generation knows once its prompt is tokenized, before prefill. */
+export interface PromptInfo {
+  /** Tokens of the prompt (the whole conversation for chat). */
+  promptTokens: number;
+  /** Of those, the ones whose KV cache is reused from the previous turn. */
+  reusedTokens: number;
+}
+
 /** Numbers about one finished generation. */
 export interface GenerationStats {
   /** Tokens of the prompt (the whole conversation for chat). */
@@ -101,7 +109,15 @@ export interface ModelInfo {
   warnings?: string[];
   /** The sub-model loaded when the request asked for a `size` (layers, FFN widths, effective parameters). */
   slice?: SliceInfo;
+  /**
+   * Set when the GPU device was lost after loading (driver reset, out of memory, a mobile tab in the background):
+   * every generation then fails with GemmaError('device-lost') until `client.reload()`.
+   */
+  deviceLost?: { message: string };
 }
+
+/** What the worker tells the page outside any generation. */
+export type WorkerEvent = { type: 'device-lost'; message: string };
 
 /**
  * Which model to load:
@@ -158,6 +174,7 @@ export interface LoadRequest {
 
 /** Messages the worker posts on a generation's MessagePort (worker -> main). */
 export type StreamMessage =
+  | { type: 'start'; prompt: PromptInfo }
   | { type: 'delta'; deltas: Delta[] }
   | { type: 'done'; stats: GenerationStats }
   | { type: 'error'; error: SerializedGemmaError };
@@ -172,7 +189,8 @@ export type GenerateRequest =
 
 /** The API the worker exposes through comlink (see worker-host.ts). */
 export interface WorkerApi {
-  load(request: LoadRequest, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
+  /** `onEvent` stays subscribed until dispose() (device loss is reported through it). */
+  load(request: LoadRequest, onProgress?: (p: LoadProgress) => void, onEvent?: (e: WorkerEvent) => void): Promise<ModelInfo>;
   /** Aborts the load in progress (it then rejects with GemmaError('aborted'); nothing half-written is cached). */
   cancelLoad(): Promise<void>;
   /** Runs one generation; deltas, the final stats or the error arrive on `port` (see StreamMessage). */

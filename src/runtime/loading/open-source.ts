@@ -9,6 +9,7 @@ import type { Checkpoint } from '../../io/checkpoint.ts';
 import { listCheckpoint, listWeightFiles } from '../../io/checkpoint-listing.ts';
 import { blobSource, pickedFiles } from '../../io/file-source.ts';
 import { httpSource } from '../../io/http-source.ts';
+import { fetchTexts } from '../../io/fetch-texts.ts';
 import { hubFiles, urlFiles } from '../../io/hub.ts';
 import { ProgressAggregator } from '../../io/progress.ts';
 import { openSafetensorsCheckpoint, type CheckpointFiles } from '../../io/safetensors.ts';
@@ -134,8 +135,7 @@ export async function separateTokenizer(source: TokenizerSource, signal?: AbortS
   if (source.kind === 'model') {
     throw new GemmaError('invalid-argument', 'This model source carries no tokenizer files: pass `tokenizer: <folder URL>` or `tokenizer: false`.');
   }
-  const files = urlFiles(source.url, { signal });
-  return tokenizerFrom(await readTexts(files), files.name);
+  return tokenizerFrom(await fetchTexts(source.url, TOKENIZER_FILES, { signal, optional: ['chat_template.jinja'] }), source.url.replace(/\/+$/, ''));
 }
 
 async function tokenizerFrom(texts: Map<string, string>, where: string): Promise<TokenizerPart> {
