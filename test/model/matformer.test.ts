@@ -10,17 +10,17 @@
  *   quantizes them (gate/up/down of the slice, the kept PLE columns re-grouped), to the golden atol — the pattern of
  *   forward-quantized.test.ts, which isolates kernel error from (large, expected) quantization error.
  * The same slices from llama.cpp's GGUFs of tiny-a (float mode, case `long`):
- * - F32 (every slice) and BF16 (skip4): the file holds the checkpoint's values, so the logits equal the safetensors
- *   slice's to float rounding (1e-5) — and hence the goldens;
- * - Q8_0 and Q4_0 (skip4, widths; Q4_0 ffn_down prefixes repack losslessly, the Q8_0 PLE table's 16-column groups
- *   straddle its 32-blocks and are requantized to q8): equal the CPU reference on exactly the weights the GPU holds,
+ * - F32 (skip4, widths) and BF16 (skip4): the file holds the checkpoint's values, so the logits equal the
+ *   safetensors slice's to float rounding (1e-5) — and hence the goldens;
+ * - Q8_0 (skip4: the PLE table's 16-column groups straddle its 32-blocks and are requantized to q8) and Q4_0 (widths:
+ *   ffn_down prefixes repack losslessly): equal the CPU reference on exactly the weights the GPU holds,
  *   i.e. they differ from the goldens only by the file's own quantization noise. Tolerance per position: the atol, or
  *   10× the position's float32 sensitivity where that is larger. The quantized models are chaotic in places: at
  *   position 38 of `long`, multiplying every Q4_0 weight by (1 ± 2⁻²⁴) — half an f32 ulp — moves the exact float64
  *   reference by 7.4e-4 (widths slice; 3.2e-4 skip4; median position 6e-6), so an f32 GPU cannot be held closer
  *   than a few times that there (measured GPU error 2.5e-3 at that position, ≤ 8e-5 elsewhere). The sensitivity is
  *   measured in the test by exactly that perturbation;
- * - Q4_K_M: identity only (its layer-3 ffn_down is Q4_K, 256-value blocks: the other slices cut it to 128 and are
+ * - Q4_K_M: identity (its layer-3 ffn_down is Q4_K, 256-value blocks: the other slices cut it to 128 and are
  *   refused, tested in matformer-slice.test.ts).
  */
 import { test } from 'node:test';
@@ -136,9 +136,13 @@ for (const s of slices) {
   });
 }
 
+/**
+ * Each container path once: F32 / BF16 column reads of floats, Q8_0's PLE groups re-blocked (skip4), Q4_0's ffn_down
+ * prefixes repacked (widths), a K-quant file through the view (identity); the K-quant refusals are in
+ * matformer-slice.test.ts.
+ */
 const GGUF_RUNS: Array<[type: string, slice: string]> = [
-  ['F32', 'identity'], ['F32', 'skip4'], ['F32', 'widths'], ['BF16', 'skip4'],
-  ['Q8_0', 'skip4'], ['Q8_0', 'widths'], ['Q4_0', 'skip4'], ['Q4_0', 'widths'], ['Q4_K_M', 'identity'],
+  ['F32', 'skip4'], ['F32', 'widths'], ['BF16', 'skip4'], ['Q8_0', 'skip4'], ['Q4_0', 'widths'], ['Q4_K_M', 'identity'],
 ];
 
 for (const [type, sliceName] of GGUF_RUNS) {
