@@ -12,8 +12,9 @@
  * int4).
  * --size NAME[,NAME…|all] (with --preset e4b): MatFormer sub-models of E4B (src/model/gemma3n/matformer.ts; 'all' = the
  * 16 published configurations), each measured the same way, then one summary table.
- * Usage: node --import ./scripts/register.mjs bench/memory.ts [--preset e2b|e4b|e2b,e4b] [--context 4096]
- *        [--chunk 64] [--weights q4|float] [--ple-gpu] [--counted-only] [--no-fetch] [--size E2B,E2.54B|all]
+ * `--family gemma4`: the same tables for Gemma 4 E2B/E4B (bench/memory-gemma4.ts).
+ * Usage: node --import ./scripts/register.mjs bench/memory.ts [--family gemma3n|gemma4] [--preset e2b|e4b|e2b,e4b]
+ *        [--context 4096] [--chunk 64] [--weights q4|float] [--ple-gpu] [--counted-only] [--no-fetch] [--size E2B,E2.54B|all]
  */
 import { parseGemma3nConfig, type Gemma3nTextConfig } from '../src/model/gemma3n/config.ts';
 import { formatFor } from '../src/model/gemma3n/quant-plan.ts';
@@ -29,6 +30,7 @@ import { createRandomCheckpoint, type RandomPreset } from '../src/model/gemma3n/
 import { sliceGemma3n } from '../src/model/gemma3n/matformer.ts';
 import { E4B_SLICING_CONFIGS } from '../src/model/gemma3n/matformer-configs.ts';
 import type { SliceInfo } from '../src/model/family.ts';
+import { gemma4Memory } from './memory-gemma4.ts';
 
 const arg = (k: string, d: string) => { const i = process.argv.indexOf(`--${k}`); return i > 0 ? process.argv[i + 1] : d; };
 const context = Number(arg('context', '4096'));
@@ -38,6 +40,11 @@ const pleOnGpu = process.argv.includes('--ple-gpu');
 const measure = !process.argv.includes('--counted-only');
 const presets = arg('preset', 'e2b,e4b').split(',') as RandomPreset[];
 for (const p of presets) if (p !== 'e2b' && p !== 'e4b') throw new Error(`--preset: e2b, e4b or e2b,e4b; got ${p}`);
+if (arg('family', 'gemma3n') === 'gemma4') {
+  const ok = await gemma4Memory({ presets, context, chunk, mode, pleOnGpu, measure });
+  if (!ok) console.error('FAIL: counted and measured bytes disagree (the sizing above no longer matches what the engine allocates)');
+  process.exit(ok ? 0 : 1);
+}
 const sizeArg = arg('size', '');
 const sizes: Array<string | undefined> = sizeArg === '' ? [undefined] : sizeArg === 'all' ? E4B_SLICING_CONFIGS.map((c) => c.id) : sizeArg.split(',');
 if (sizeArg !== '' && presets.some((p) => p !== 'e4b')) throw new Error('--size slices E4B: use it with --preset e4b');

@@ -7,6 +7,7 @@ import type { Checkpoint } from '../io/checkpoint.ts';
 import type { GgufFile } from '../io/gguf.ts';
 import type { ConvertedTensor } from './converted-tensor.ts';
 import type { LanguageModel } from './language-model.ts';
+import type { ToolTokens } from './tool-tokens.ts';
 
 /** How the decoder's matrices are stored on the GPU: 'q4' (int4/int8 by tensor family) or 'float' (f32, f16 where the adapter has shader-f16). */
 export type WeightMode = 'q4' | 'float';
@@ -88,6 +89,11 @@ export interface ModelFamily {
   readonly ggufArchitectures: readonly string[];
   /** A GGUF file of this family as a Checkpoint (HF tensor names and an HF-style config). */
   openGguf(gguf: GgufFile): Promise<Checkpoint>;
+  /**
+   * The family's native tool-calling control tokens as its tokenizer spells them (Gemma 4), absent for a family
+   * that has none (Gemma 3n: tools are prompted); ids through the checkpoint's tokenizer with resolveToolTokens.
+   */
+  readonly toolTokens?: ToolTokens<string>;
   /** A random checkpoint with this family's shapes (see RandomCheckpointOptions). */
   randomCheckpoint?(options: RandomCheckpointOptions): Checkpoint;
   /**

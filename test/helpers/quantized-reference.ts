@@ -1,6 +1,6 @@
 /** Reference weights quantized exactly as the GPU loader quantizes them (same rules, same plan), then dequantized. */
 import { familyOf, formatForStored, type Family, type StoredFormat } from '../../src/model/gemma3n/quant-plan.ts';
-import { quantizeCpu } from '../../src/model/gemma3n/cpu-quant.ts';
+import { quantizeCpu } from '../../src/model/cpu-quant.ts';
 import { dequantize } from '../../src/formats/weight-format.ts';
 import { f16BitsToF32 } from '../../src/io/half.ts';
 import type { Checkpoint } from '../../src/io/checkpoint.ts';
@@ -8,12 +8,19 @@ import { loadRefWeights, type RefWeights } from './reference-gemma3n.ts';
 
 /**
  * Each 2-D tensor whose family the plan puts in q4/q8 is replaced by its dequantized value. `hiddenSize`: the
- * loader folds 1/D into the AltUp router before quantizing; undo it identically here.
+ * loader folds 1/D into the AltUp router before quantizing; undo it identically here. `groupOf`: the family's tensor
+ * groups (default Gemma 3n's; Gemma 4 passes src/model/gemma4/quant-plan.ts `groupOf`).
  */
-export function quantizeRefWeights(w: RefWeights, shapes: Map<string, number[]>, plan: Partial<Record<Family, StoredFormat>>, hiddenSize?: number): RefWeights {
+export function quantizeRefWeights<G extends string = Family>(
+  w: RefWeights,
+  shapes: Map<string, number[]>,
+  plan: Partial<Record<G, StoredFormat>>,
+  hiddenSize?: number,
+  groupOf: (name: string) => G = familyOf as (name: string) => G,
+): RefWeights {
   const out: RefWeights = new Map();
   for (const [name, values] of w) {
-    const fmt = plan[familyOf(name)];
+    const fmt = plan[groupOf(name)];
     const shape = shapes.get(name)!;
     if ((fmt === 'q4' || fmt === 'q8') && shape.length === 2) {
       const [rows, cols] = shape;

@@ -9,7 +9,7 @@
  *       tiny-a: 0.521 / 0.700 (CPU reference on the same weights, bench/q4-families.ts) and on the GPU; bounds:
  *       top-1 ≥ 0.45, KL ≤ 0.85.
  *    2. Against the CPU reference run on exactly the dequantized weights the GPU uses (the GPU quantizer and
- *       src/model/gemma3n/cpu-quant.ts are bit-identical by construction): isolates kernel error from quantization
+ *       src/model/cpu-quant.ts are bit-identical by construction): isolates kernel error from quantization
  *       error and must hold to the float tolerance (the golden's fp32 atol).
  *    3. The PLE table GPU-resident (q4 rows gathered by id) gives exactly the host-resident path's logits.
  *
