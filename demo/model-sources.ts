@@ -14,6 +14,8 @@ export interface SourceForm {
   url: string;
   token: string;
   files: File[];
+  /** E4B only: a MatFormer size ('E2B', …; demo/model-sizes.ts), '' = whole. */
+  size: string;
 }
 
 export interface SourceDescription {
@@ -38,7 +40,7 @@ export const SOURCES: Record<SourceKind, SourceDescription> = {
     needsFiles: false,
   },
   e4b: {
-    help: 'google/gemma-3n-E4B-it (≈ 16 GB download): like E2B, larger and better; needs about 4 GB of GPU memory.',
+    help: 'google/gemma-3n-E4B-it (≈ 16 GB download): like E2B, larger and better; needs about 3 GB of GPU memory whole. Pick a smaller size below to load less of it (MatFormer).',
     needsUrl: false,
     needsToken: true,
     needsFiles: false,
@@ -96,7 +98,7 @@ export function sourceLabel(form: SourceForm): string {
     case 'e2b':
       return 'Gemma 3n E2B';
     case 'e4b':
-      return 'Gemma 3n E4B';
+      return form.size ? `Gemma 3n E4B → ${form.size}` : 'Gemma 3n E4B';
     case 'gemma4-e2b':
       return 'Gemma 4 E2B';
     case 'gemma4-e4b':
@@ -119,7 +121,8 @@ export function loadRequestFor(form: SourceForm): LoadRequest {
     case 'e4b':
     case 'gemma4-e2b':
     case 'gemma4-e4b': {
-      return { model: { hub: HUB_REPOS[form.kind], revision: 'main', ...(form.token ? { token: form.token } : {}) } };
+      const size = form.kind === 'e4b' && form.size ? { size: form.size } : {};
+      return { model: { hub: HUB_REPOS[form.kind], revision: 'main', ...(form.token ? { token: form.token } : {}) }, ...size };
     }
     case 'gguf':
     case 'url': {

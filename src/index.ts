@@ -64,6 +64,8 @@ export type {
   LoadRequest,
   ModelInfo,
   ModelSpec,
+  ModelSize,
+  SliceInfo,
   CustomModelSpec,
   RandomCheckpointOptions,
   PromptInfo,

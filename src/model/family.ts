@@ -50,6 +50,36 @@ export interface RandomCheckpointOptions {
   dtype?: 'BF16' | 'F32';
 }
 
+/**
+ * A sub-model cut at load time from a MatFormer checkpoint (Gemma 3n: E2B and the other published sizes inside
+ * E4B): a published configuration by name ('E2B', 'E2.54B', …), or explicit — layers to skip and one FFN width per
+ * kept layer, in the original model's layer numbering.
+ */
+export type ModelSize = string | { skipLayers?: readonly number[]; ffnWidths?: readonly number[] };
+
+/** What a sliced model is (ModelInfo.slice). */
+export interface SliceInfo {
+  /** The published configuration's id when the size named one ('E2B'). */
+  name?: string;
+  /** Decoder layers kept, of the original model's `sourceLayers`. */
+  layers: number;
+  sourceLayers: number;
+  /** Original indices of the skipped layers. */
+  skippedLayers: number[];
+  /** FFN width per kept layer. */
+  ffnWidths: number[];
+  /** Parameters of the text decoder without its two embedding tables (our count of the loaded tensors' shapes). */
+  effectiveParams: number;
+  /** The published figures of a named configuration (effective parameters in billions, MMLU pretrained %). */
+  published?: { effectiveParamsB: number; mmluPt: number };
+}
+
+/** A checkpoint cut to a size: a view of the original files (nothing is rewritten), and what it is. */
+export interface SlicedCheckpoint {
+  checkpoint: Checkpoint;
+  slice: SliceInfo;
+}
+
 export interface ModelFamily {
   /** For messages and the cache ('gemma3n'). */
   readonly name: string;
@@ -66,6 +96,13 @@ export interface ModelFamily {
   readonly toolTokens?: ToolTokens<string>;
   /** A random checkpoint with this family's shapes (see RandomCheckpointOptions). */
   randomCheckpoint?(options: RandomCheckpointOptions): Checkpoint;
+  /**
+   * MatFormer families: `checkpoint` cut to `size` (a GemmaError('invalid-argument') for a size it cannot give).
+   * The checkpoint may itself be a sliced one (a cached entry): the size is still in the original numbering and must
+   * lie inside it. `exact`: also refuse a cut that would change stored values (re-blocking quantized columns), for
+   * serving a slice from a cached bigger one.
+   */
+  slice?(checkpoint: Checkpoint, size: ModelSize, options?: { exact?: boolean }): SlicedCheckpoint;
   /** Builds the decoder on the GPU. */
   load(gpu: GpuContext, checkpoint: Checkpoint, options: FamilyLoadOptions): Promise<LoadedDecoder>;
 }

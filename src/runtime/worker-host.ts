@@ -146,6 +146,7 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
           cache: loaded.cache,
           warnings: warnings.length ? warnings : undefined,
           media: MODALITIES.filter((m) => media.family(m) !== undefined),
+          ...(loaded.slice ? { slice: loaded.slice } : {}),
         };
       } catch (err) {
         // A failed or aborted load may leave GPU buffers behind (a half-loaded model): destroying the device frees

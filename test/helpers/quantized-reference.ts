@@ -1,9 +1,10 @@
 /** Reference weights quantized exactly as the GPU loader quantizes them (same rules, same plan), then dequantized. */
-import { familyOf, type Family, type StoredFormat } from '../../src/model/gemma3n/quant-plan.ts';
+import { familyOf, formatForStored, type Family, type StoredFormat } from '../../src/model/gemma3n/quant-plan.ts';
 import { quantizeCpu } from '../../src/model/cpu-quant.ts';
 import { dequantize } from '../../src/formats/weight-format.ts';
 import { f16BitsToF32 } from '../../src/io/half.ts';
-import type { RefWeights } from './reference-gemma3n.ts';
+import type { Checkpoint } from '../../src/io/checkpoint.ts';
+import { loadRefWeights, type RefWeights } from './reference-gemma3n.ts';
 
 /**
  * Each 2-D tensor whose family the plan puts in q4/q8 is replaced by its dequantized value. `hiddenSize`: the
@@ -30,4 +31,22 @@ export function quantizeRefWeights<G extends string = Family>(
     } else out.set(name, values);
   }
   return out;
+}
+
+/**
+ * The weights the GPU holds for a checkpoint loaded in float mode, as f32: a pre-quantized tensor (GGUF) keeps its
+ * file's values when it repacks losslessly (readPackedAs), else its dequantized values are requantized to q8 by the
+ * same CPU quantizer the loader uses; float tensors stay as they are.
+ */
+export async function gpuEquivalentWeights(ckpt: Checkpoint): Promise<RefWeights> {
+  const w = await loadRefWeights(ckpt);
+  for (const [name, values] of w) {
+    const info = ckpt.tensor(name)!;
+    const format = formatForStored(name, info.dtype, 'float', false);
+    if ((format === 'q4' || format === 'q8') && info.shape.length === 2 && !(await ckpt.readPackedAs?.(name, format))) {
+      const [rows, cols] = info.shape;
+      w.set(name, dequantize(format, quantizeCpu(format, values, rows, cols), rows, cols, f16BitsToF32));
+    }
+  }
+  return w;
 }

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { HUB_REPOS, SOURCES, loadRequestFor, sourceLabel, type SourceKind } from '../../demo/model-sources.ts';
 
 test('demo sources: Gemma 4 E2B/E4B from the hub beside Gemma 3n; every kind is an option of the page', () => {
-  const form = (kind: SourceKind) => ({ kind, url: '', token: 'hf_x', files: [] });
+  const form = (kind: SourceKind) => ({ kind, url: '', token: 'hf_x', files: [], size: '' });
   assert.deepEqual(loadRequestFor(form('gemma4-e2b')).model, { hub: 'google/gemma-4-E2B-it', revision: 'main', token: 'hf_x' });
   assert.deepEqual(loadRequestFor(form('gemma4-e4b')).model, { hub: 'google/gemma-4-E4B-it', revision: 'main', token: 'hf_x' });
   assert.deepEqual(loadRequestFor(form('e2b')).model, { hub: 'google/gemma-3n-E2B-it', revision: 'main', token: 'hf_x' });

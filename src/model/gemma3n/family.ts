@@ -7,6 +7,7 @@ import { GemmaError } from '../../errors.ts';
 import type { ModelFamily } from '../family.ts';
 import { parseGemma3nConfig } from './config.ts';
 import { GEMMA3N_GGUF_ARCH, openGemma3nGguf } from './gguf.ts';
+import { sliceGemma3n } from './matformer.ts';
 import { Gemma3nModel } from './model.ts';
 import { loadFamilyDecoder } from '../gpu-decoder.ts';
 import { createRandomCheckpoint, isRandomPreset } from './random-checkpoint.ts';
@@ -22,6 +23,7 @@ export const gemma3nFamily: ModelFamily = {
     }
     return createRandomCheckpoint({ ...options, preset: options.preset });
   },
+  slice: sliceGemma3n,
   async load(gpu, checkpoint, options) {
     const config = parseGemma3nConfig(checkpoint.config);
     const model = await loadFamilyDecoder(checkpoint, options, config.text.maxPositionEmbeddings, (opts) => Gemma3nModel.load(gpu, checkpoint, opts));
