@@ -13,6 +13,8 @@ import { workerStartError } from './worker-start-error.ts';
 import { GenerationStream } from './generation-stream.ts';
 import { withAbsoluteUrls } from './loading/model-source.ts';
 import { ChatCompletions } from './openai/chat-completions.ts';
+import { prepareMessages, preparePrompt } from './media/prepare.ts';
+import type { MediaModality } from './content.ts';
 import type {
   ChatMessage,
   ChatOptions,
@@ -25,6 +27,7 @@ import type {
   StreamMessage,
   StreamOptions,
   WorkerApi,
+  WorkerEvent,
 } from './protocol.ts';
 
 /**
@@ -43,6 +46,9 @@ export class GemmaClient {
   private active: Active | undefined;
   private disposed = false;
   private crashed: GemmaError | undefined;
+  /** Set when the worker reports that the GPU device was lost; cleared by reload(). */
+  private lost: GemmaError | undefined;
+  private current: ModelInfo;
   private readonly onWorkerError = (e: ErrorEvent) => {
     this.crashed = new GemmaError('internal', `The Gemma worker crashed: ${e.message || 'unknown error'}. Load the model again.`);
     this.active?.fail(this.crashed);
@@ -52,29 +58,91 @@ export class GemmaClient {
   constructor(
     private readonly api: Remote<WorkerApi>,
     private readonly worker: Worker,
-    /** What the loaded model reports: vocabulary, context length, adapter, tokenizer availability. */
-    readonly info: ModelInfo,
+    info: ModelInfo,
     private readonly ownsWorker: boolean,
+    /** The load request (URLs absolute), for reload(). */
+    private readonly request: LoadRequest,
+    private readonly events: WorkerEvents,
+    /** Load progress of media encoders loaded later (on first use): the loadGemma() callback. */
+    private readonly onProgress?: (p: LoadProgress) => void,
   ) {
+    this.current = info;
     worker.addEventListener('error', this.onWorkerError);
+    events.subscribe((e) => this.onWorkerEvent(e));
     const chat = (messages: ChatMessage[], options: ChatOptions = {}): GenerationStream => {
       const { signal, ...rest } = options;
-      return this.start({ kind: 'chat', messages: messages.map(plainMessage), options: rest }, signal);
+      return this.start(
+        prepareMessages(messages, signal).then((p) => ({ request: { kind: 'chat', messages: p.messages, options: rest }, transfer: p.transfer })),
+        signal,
+      );
     };
     this.chat = Object.assign(chat, { completions: new ChatCompletions(chat) });
   }
 
   /**
-   * Streams the model's reply to a conversation (rendered with the checkpoint's chat template). Options: sampling,
-   * `signal`, and function calling / structured output (`tools`, `toolChoice`, `responseFormat`; calls arrive as
-   * `delta.toolCalls`). `chat.completions.create(...)` takes OpenAI's request shape instead.
+   * What the loaded model reports: vocabulary, context length, adapter, tokenizer availability, memory, cache; and
+   * `deviceLost` once the GPU device is lost (then call reload()).
+   */
+  get info(): ModelInfo {
+    return this.current;
+  }
+
+  /**
+   * Loads the model again in the same worker, on a fresh GPU device: after a device loss (`info.deviceLost`, or a
+   * stream that failed with GemmaError('device-lost')), without a page refresh. A running generation is aborted
+   * first. From the offline cache when the model was cached.
+   */
+  async reload(options: Pick<LoadOptions, 'onProgress' | 'signal'> = {}): Promise<ModelInfo> {
+    this.checkUsable(false);
+    if (this.active) {
+      this.active.fail(new GemmaError('aborted', 'The model is being reloaded.'));
+      await this.active.done;
+    }
+    await this.api.dispose();
+    this.current = await loadInWorker(this.api, this.worker, this.request, options, this.events);
+    this.lost = undefined;
+    return this.current;
+  }
+
+  /**
+   * Streams the model's reply to a conversation (rendered with the checkpoint's chat template). Content may be text
+   * or parts: `[{ type: 'audio', audio: blobOrClip }, { type: 'text', text: 'Transcribe this.' }]`; media is decoded
+   * here (compressed audio needs the page's Web Audio) and its samples are transferred to the worker. Options:
+   * sampling, `signal`, and function calling / structured output (`tools`, `toolChoice`, `responseFormat`; calls
+   * arrive as `delta.toolCalls`). `chat.completions.create(...)` takes OpenAI's request shape instead.
    */
   readonly chat: ChatFunction;
 
-  /** Streams the continuation of a plain text prompt (BOS added, no chat template) or of token ids. */
+  /**
+   * Streams the continuation of a plain text prompt (BOS added, no chat template), of token ids, or of a raw prompt
+   * of ids and parts (token-exact: see PromptInput).
+   */
   generate(prompt: PromptInput, options: StreamOptions = {}): GenerationStream {
     const { signal, ...rest } = options;
-    return this.start({ kind: 'prompt', prompt: typeof prompt === 'string' ? prompt : Array.from(prompt), options: rest }, signal);
+    return this.start(
+      preparePrompt(prompt, signal).then((p) => ({ request: { kind: 'prompt', prompt: p.prompt, options: rest }, transfer: p.transfer })),
+      signal,
+    );
+  }
+
+  /**
+   * Loads a media encoder now rather than on first use (progress as at load, with `component` set); `info.memory`
+   * then has its line. Rejects with GemmaError('unsupported-input') when the model has no such encoder.
+   */
+  async preload(modality: MediaModality, options: { onProgress?: (p: LoadProgress) => void } = {}): Promise<void> {
+    this.checkUsable();
+    const onProgress = options.onProgress ?? this.onProgress;
+    this.setMemory(await this.api.preload(modality, onProgress ? proxy(onProgress) : undefined));
+  }
+
+  /** Frees a media encoder's GPU memory ('audio'); it loads again when next needed. */
+  async unload(modality: MediaModality): Promise<void> {
+    this.checkUsable();
+    this.setMemory(await this.api.unload(modality));
+  }
+
+  private setMemory(memory: NonNullable<ModelInfo['memory']>): void {
+    this.current = { ...this.current, memory, gpuBytes: memory.gpuBytes };
   }
 
   /** Forgets the cached conversation (the next turn is prefilled from scratch). */
@@ -93,17 +161,28 @@ export class GemmaClient {
       if (!this.crashed) await this.api.dispose();
     } finally {
       this.api[releaseProxy]();
+      this.events.release();
       this.worker.removeEventListener('error', this.onWorkerError);
       if (this.ownsWorker) this.worker.terminate();
     }
   }
 
-  private checkUsable(): void {
+  private checkUsable(requireDevice = true): void {
     if (this.disposed) throw new GemmaError('disposed', 'This model was disposed; call loadGemma() again.');
     if (this.crashed) throw this.crashed;
+    if (requireDevice && this.lost) throw this.lost;
   }
 
-  private start(request: GenerateRequest, signal: AbortSignal | undefined): GenerationStream {
+  private onWorkerEvent(e: WorkerEvent): void {
+    if (e.type === 'device-lost') {
+      this.lost = new GemmaError('device-lost', e.message);
+      this.current = { ...this.current, deviceLost: { message: e.message } };
+      this.active?.fail(this.lost);
+    }
+  }
+
+  private start(prepared: Promise<{ request: GenerateRequest; transfer: Transferable[] }>, signal: AbortSignal | undefined): GenerationStream {
+    prepared.catch(() => {}); // reported through the stream below
     const stream = new GenerationStream();
     try {
       this.checkUsable();
@@ -146,7 +225,15 @@ export class GemmaClient {
     if (signal?.aborted) abort();
     port.onmessage = (e: MessageEvent<StreamMessage>) => {
       const m = e.data;
-      if (m.type === 'delta') stream.push(m.deltas);
+      if (m.type === 'start') stream.begin(m.prompt);
+      else if (m.type === 'delta') stream.push(m.deltas);
+      else if (m.type === 'progress') {
+        try {
+          this.onProgress?.(m.progress);
+        } catch {
+          // a throwing progress callback must not break generation
+        }
+      } else if (m.type === 'memory') this.setMemory(m.memory);
       else if (m.type === 'done') {
         stream.finish(m.stats);
         end();
@@ -158,8 +245,17 @@ export class GemmaClient {
     void (async () => {
       if (previous) await previous.done;
       if (stream.settled) return;
+      let ready: { request: GenerateRequest; transfer: Transferable[] };
       try {
-        await this.api.generate(transfer(channel.port2, [channel.port2]), request);
+        ready = await prepared;
+      } catch (err) {
+        entry.fail(err instanceof GemmaError ? err : new GemmaError('invalid-argument', `The message content could not be prepared: ${(err as Error)?.message ?? err}`));
+        return;
+      }
+      if (stream.settled) return;
+      try {
+        // The port and the media samples move to the worker (transferred, not copied).
+        await this.api.generate(transfer(channel.port2, [channel.port2, ...ready.transfer]), ready.request);
       } catch (err) {
         // The worker reports generation errors on the port; this is a transport failure.
         entry.fail(err instanceof GemmaError ? err : new GemmaError('internal', `The Gemma worker did not respond: ${(err as Error)?.message ?? err}`));
@@ -167,15 +263,6 @@ export class GemmaClient {
     })();
     return stream;
   }
-}
-
-/** A message as plain data for the worker (only the fields the protocol has). */
-function plainMessage(m: ChatMessage): ChatMessage {
-  const out: ChatMessage = { role: m.role, content: m.content };
-  if (m.toolCalls !== undefined) out.toolCalls = m.toolCalls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments }));
-  if (m.toolCallId !== undefined) out.toolCallId = m.toolCallId;
-  if (m.name !== undefined) out.name = m.name;
-  return out;
 }
 
 /** Options of loadGemma() / connectGemmaWorker(). */
@@ -207,11 +294,48 @@ export async function connectGemmaWorker(worker: Worker, options: LoadOptions, o
     if (ownsWorker) worker.terminate();
     throw err;
   }
-  if (signal?.aborted) {
-    if (ownsWorker) worker.terminate();
-    throw new GemmaError('aborted', 'Loading was aborted before it started.');
-  }
   const api = wrap<WorkerApi>(worker);
+  const events = new WorkerEvents();
+  try {
+    const info = await loadInWorker(api, worker, request, { onProgress, signal }, events);
+    return new GemmaClient(api, worker, info, ownsWorker, request, events, onProgress);
+  } catch (err) {
+    api[releaseProxy]();
+    events.release();
+    if (ownsWorker) worker.terminate();
+    throw err;
+  }
+}
+
+/** The worker's events (device loss), relayed to whoever subscribes; one comlink proxy for the client's life. */
+class WorkerEvents {
+  private listener: ((e: WorkerEvent) => void) | undefined;
+  private readonly queued: WorkerEvent[] = [];
+  readonly proxy = proxy((e: WorkerEvent) => {
+    if (this.listener) this.listener(e);
+    else this.queued.push(e);
+  });
+
+  subscribe(listener: (e: WorkerEvent) => void): void {
+    this.listener = listener;
+    for (const e of this.queued.splice(0)) listener(e);
+  }
+
+  release(): void {
+    this.listener = undefined;
+    (this.proxy as { [releaseProxy]?: () => void })[releaseProxy]?.();
+  }
+}
+
+/** Runs the worker's load(), turning a crash, an abort or a stuck wind-down into GemmaErrors. */
+async function loadInWorker(
+  api: Remote<WorkerApi>,
+  worker: Worker,
+  request: LoadRequest,
+  { onProgress, signal }: Pick<LoadOptions, 'onProgress' | 'signal'>,
+  events: WorkerEvents,
+): Promise<ModelInfo> {
+  if (signal?.aborted) throw new GemmaError('aborted', 'Loading was aborted before it started.');
   // On abort the worker stops at the next tensor or network chunk and cleans up (cache entry, GPU memory); if it
   // does not answer within the grace period the load is given up on anyway.
   let onAbort: (() => void) | undefined;
@@ -232,12 +356,10 @@ export async function connectGemmaWorker(worker: Worker, options: LoadOptions, o
     worker.addEventListener('error', onError);
   });
   try {
-    const info = await Promise.race([api.load(request, onProgress ? proxy(onProgress) : undefined), crashed, aborted]);
+    const info = await Promise.race([api.load(request, onProgress ? proxy(onProgress) : undefined, events.proxy), crashed, aborted]);
     if (signal?.aborted) throw new GemmaError('aborted', 'Loading was aborted.');
-    return new GemmaClient(api, worker, info, ownsWorker);
+    return info;
   } catch (err) {
-    api[releaseProxy]();
-    if (ownsWorker) worker.terminate();
     if (signal?.aborted) throw err instanceof GemmaError && err.code === 'aborted' ? err : new GemmaError('aborted', 'Loading was aborted.', { cause: err });
     throw err instanceof GemmaError ? err : new GemmaError('internal', String((err as Error)?.message ?? err), { cause: err });
   } finally {

@@ -17,7 +17,9 @@ import type { LanguageModel, SamplingParams } from '../model/language-model.ts';
 import { IncrementalDetokenizer } from './detokenizer.ts';
 import { GenerationStream } from './generation-stream.ts';
 import { Prompt, commonPrefixLength, type PositionKey } from './prompt.ts';
-import type { ChatMessage, ChatOptions, Delta, FinishReason, GenerateOptions, GenerationStats, PromptInput, StreamOptions } from './protocol.ts';
+import type { ChatMessage, ChatOptions, Delta, FinishReason, GenerateOptions, GenerationStats, PromptInfo, PromptInput, StreamOptions } from './protocol.ts';
+import type { WireMessage, WirePromptItem } from './content.ts';
+import { PromptBuilder } from './media/prompt-builder.ts';
 import { SamplerRng, randomSeed } from './rng.ts';
 import { StopStringMatcher } from './stop-strings.ts';
 import type { TextTokenizer } from './tokenizer.ts';
@@ -29,6 +31,8 @@ export interface EngineParts {
   tokenizer?: TextTokenizer;
   /** Token ids that end generation (the checkpoint's eos ids); the tokenizer's eos is added. */
   stopTokenIds?: readonly number[];
+  /** Builds prompts with media (default: text and token ids only). */
+  prompts?: PromptBuilder;
 }
 
 /** What one generation needs beyond its options (the structured-output and tool layers add a constraint). */
@@ -59,6 +63,7 @@ export const DEFAULT_OPTIONS = {
 export class Engine {
   readonly model: LanguageModel;
   readonly tokenizer: TextTokenizer | undefined;
+  readonly prompts: PromptBuilder;
   private readonly stopIds: Set<number>;
   /** One key per position the model's KV cache holds (positions 0..length-1). */
   private keys: PositionKey[] = [];
@@ -68,6 +73,7 @@ export class Engine {
   constructor(parts: EngineParts) {
     this.model = parts.model;
     this.tokenizer = parts.tokenizer;
+    this.prompts = parts.prompts ?? new PromptBuilder({ tokenizer: parts.tokenizer, maxContext: parts.model.maxContext });
     this.stopIds = new Set([...(parts.stopTokenIds ?? []), ...(parts.tokenizer?.stopTokenIds ?? [])]);
   }
 
@@ -86,42 +92,50 @@ export class Engine {
   }
 
   /**
-   * Streams the model's reply to a conversation rendered with the checkpoint's chat template. With `tools` or
-   * `responseFormat` (or tool turns in `messages`), src/runtime/structured/ renders the tools into the prompt and
-   * builds the constraint, loaded on first use.
+   * Streams the model's reply to a conversation rendered with the checkpoint's chat template; content may hold media
+   * parts (laid out as Hugging Face's processor does: src/runtime/media/prompt-builder.ts). With `tools` or
+   * `responseFormat` (or tool turns in `messages`), src/runtime/structured/ renders the tools into the conversation
+   * and builds the constraint, loaded on first use.
    */
-  chat(messages: readonly ChatMessage[], options: ChatOptions = {}, extras: GenerationExtras = {}): GenerationStream {
+  chat(messages: readonly (ChatMessage | WireMessage)[], options: ChatOptions = {}, extras: GenerationExtras = {}): GenerationStream {
     const { tools, toolChoice, responseFormat, ...streamOptions } = options;
-    if (!usesToolsOrFormat(messages, options)) {
-      return this.start(() => {
-        validateMessages(messages);
-        return Prompt.fromIds(this.requireTokenizer('chat()').applyChatTemplate(messages));
-      }, streamOptions, extras);
-    }
+    if (!usesToolsOrFormat(messages, options)) return this.start(() => this.prompts.chat(messages), streamOptions, extras);
     return this.start(async () => {
       const tokenizer = this.requireTokenizer('chat()');
       const { planStructuredChat } = await import('./structured/plan.ts');
       const plan = planStructuredChat(tokenizer, messages, { tools, toolChoice, responseFormat }, { vocabSize: this.model.vocabSize, stopTokenIds: this.stopTokenIds });
-      validateMessages(plan.messages);
-      return { prompt: Prompt.fromIds(tokenizer.applyChatTemplate(plan.messages)), extras: { ...extras, ...plan.extras } };
+      try {
+        return { prompt: await this.prompts.chat(plan.messages), extras: { ...extras, ...plan.extras } };
+      } catch (err) {
+        // The constraint is compiling already: free it (the engine disposes it only for a generation that ran).
+        Promise.resolve(plan.extras.constraint).then((c) => c?.dispose?.(), () => {});
+        throw err;
+      }
     }, streamOptions, extras);
   }
 
-  /** Streams the continuation of a text prompt (tokenized with BOS, no template), token ids, or a segmented Prompt. */
-  generate(prompt: PromptInput | Prompt, options: StreamOptions = {}, extras: GenerationExtras = {}): GenerationStream {
+  /**
+   * Streams the continuation of a text prompt (tokenized with BOS, no template), token ids, a raw prompt of ids,
+   * text and media parts (token-exact: src/runtime/media/prompt-builder.ts), or a segmented Prompt.
+   */
+  generate(prompt: PromptInput | readonly WirePromptItem[] | Prompt, options: StreamOptions = {}, extras: GenerationExtras = {}): GenerationStream {
     return this.start(() => {
       if (prompt instanceof Prompt) return prompt;
       if (typeof prompt === 'string') return Prompt.fromIds(this.requireTokenizer('a text prompt').encode(prompt));
-      if (!Array.isArray(prompt)) throw new GemmaError('invalid-argument', 'prompt must be a string or an array of token ids.');
-      return Prompt.fromIds(Array.from(prompt));
+      if (!Array.isArray(prompt)) throw new GemmaError('invalid-argument', 'prompt must be a string, an array of token ids, or an array of ids and parts.');
+      if (prompt.every((x) => typeof x === 'number')) return Prompt.fromIds(prompt as number[]);
+      return this.prompts.raw(prompt as readonly WirePromptItem[]);
     }, options, extras);
   }
 
-  /** The logits [T][vocab] of every position of `ids` (scoring; the CLI's `logits`). Recomputes from position 0. */
-  async logits(ids: readonly number[]): Promise<Float32Array[]> {
+  /**
+   * The logits [T][vocab] of every position of `ids` or of a segmented Prompt (media soft tokens included; scoring,
+   * the CLI's `logits`). Recomputes from position 0.
+   */
+  async logits(ids: readonly number[] | Prompt): Promise<Float32Array[]> {
     this.checkUsable();
     if (this.current) throw busyError();
-    const prompt = Prompt.fromIds(Array.from(ids));
+    const prompt = ids instanceof Prompt ? ids : Prompt.fromIds(Array.from(ids));
     this.validate(prompt);
     const done = this.claim(false);
     try {
@@ -129,7 +143,8 @@ export class Engine {
       const out: Float32Array[] = [];
       for (let pos = 0; pos < prompt.length; pos += this.model.maxChunk) {
         const end = Math.min(prompt.length, pos + this.model.maxChunk);
-        await this.model.feed({ ids: prompt.ids.slice(pos, end) }, { allLogits: true });
+        const soft = await prompt.softTokens(pos, end, this.model.embeddingWidth);
+        await this.model.feed({ ids: prompt.ids.slice(pos, end), soft }, { allLogits: true });
         this.keys.push(...prompt.keys.slice(pos, end));
         out.push(...(await this.model.readLogits()));
       }
@@ -179,7 +194,7 @@ export class Engine {
     };
   }
 
-  private start(build: () => Prompt | Promise<{ prompt: Prompt; extras: GenerationExtras }>, options: StreamOptions, extras: GenerationExtras): GenerationStream {
+  private start(build: () => Prompt | Promise<Prompt | { prompt: Prompt; extras: GenerationExtras }>, options: StreamOptions, extras: GenerationExtras): GenerationStream {
     const stream = new GenerationStream();
     const t0 = performance.now();
     const { signal: external, ...genOptions } = options;
@@ -206,7 +221,7 @@ export class Engine {
         const built = await build();
         const { prompt, extras: ex } = built instanceof Prompt ? { prompt: built, extras } : built;
         const output = ex.output;
-        const stats = await this.run(prompt, opts, ex, controller.signal, (d) => stream.push([output ? output.delta(d) : d]), t0);
+        const stats = await this.run(prompt, opts, ex, controller.signal, (d) => stream.push([output ? output.delta(d) : d]), t0, (info) => stream.begin(info));
         const last = output?.end(stats);
         if (last) stream.push([last]);
         stream.finish(stats);
@@ -255,12 +270,30 @@ export class Engine {
     }
   }
 
-  private async run(prompt: Prompt, opts: ResolvedOptions, extras: GenerationExtras, signal: AbortSignal, emit: (d: Delta) => void, t0: number): Promise<GenerationStats> {
+  private async run(
+    prompt: Prompt,
+    opts: ResolvedOptions,
+    extras: GenerationExtras,
+    signal: AbortSignal,
+    emit: (d: Delta) => void,
+    t0: number,
+    onStart: (info: PromptInfo) => void,
+  ): Promise<GenerationStats> {
     const { model } = this;
-    this.validate(prompt);
+    // The constraint may still be compiling: prefill meanwhile, and stop at a chunk boundary if it fails.
+    const pending = Promise.resolve(extras.constraint);
+    let constraintFailed: { error: unknown } | undefined;
+    pending.catch((error) => (constraintFailed = { error }));
+    try {
+      this.validate(prompt);
+    } catch (err) {
+      pending.then((c) => c?.dispose?.(), () => {});
+      throw err;
+    }
     const maxContext = model.maxContext;
     // Reuse the longest common prefix (by content key), but always recompute the last prompt position (its logits).
     const reused = this.rewindTo(Math.min(commonPrefixLength(this.keys, prompt.keys), prompt.length - 1));
+    onStart({ promptTokens: prompt.length, reusedTokens: reused });
 
     const stats: GenerationStats = {
       promptTokens: prompt.length,
@@ -280,10 +313,6 @@ export class Engine {
     };
 
     const rng = new SamplerRng(opts.seed);
-    // The constraint may still be compiling: prefill meanwhile, and stop at a chunk boundary if it fails.
-    const pending = Promise.resolve(extras.constraint);
-    let constraintFailed: { error: unknown } | undefined;
-    pending.catch((error) => (constraintFailed = { error }));
     let constraint: TokenConstraint | undefined;
     // The mask of the next token, computed once the model has submitted the forward pass (GPU and CPU overlap);
     // a complete output allows only the stop ids, so the sampler ends it.
@@ -308,8 +337,13 @@ export class Engine {
         if (signal.aborted) return finish('abort');
         if (constraintFailed) throw constraintFailed.error;
         const end = Math.min(prompt.length, pos + C);
-        const soft = await prompt.softTokens(pos, end, model.embeddingWidth);
-        if (signal.aborted) return finish('abort');
+        // Media spans are encoded here, on first need (an abort stops the encoder within one of its stages).
+        const soft = await prompt.softTokens(pos, end, model.embeddingWidth, signal).catch((err) => {
+          if (signal.aborted) return null;
+          throw err;
+        });
+        if (prompt.encodeMs > 0) stats.encodeMs = prompt.encodeMs;
+        if (soft === null || signal.aborted) return finish('abort');
         await model.feed({ ids: prompt.ids.slice(pos, end), soft });
         this.keys.push(...prompt.keys.slice(pos, end));
         stats.prefillTokens += end - pos;
@@ -430,17 +464,8 @@ function resolveOptions(o: GenerateOptions): ResolvedOptions {
   return { maxNewTokens, temperature, topK, topP, seed, stop, stopTokenIds };
 }
 
-function validateMessages(messages: readonly ChatMessage[]): void {
-  if (!Array.isArray(messages) || messages.length === 0) throw new GemmaError('invalid-argument', 'chat() needs at least one message.');
-  for (const m of messages) {
-    if (!m || (m.role !== 'system' && m.role !== 'user' && m.role !== 'assistant') || typeof m.content !== 'string') {
-      throw new GemmaError('invalid-argument', `Each message needs role 'system' | 'user' | 'assistant' and a string content (got ${JSON.stringify(m)}).`);
-    }
-  }
-}
-
 /** Whether chat() needs src/runtime/structured/: tools, a response format, or tool turns to render. */
-function usesToolsOrFormat(messages: readonly ChatMessage[], o: ChatOptions): boolean {
+function usesToolsOrFormat(messages: readonly (ChatMessage | WireMessage)[], o: ChatOptions): boolean {
   if (o.tools !== undefined || o.toolChoice !== undefined || (o.responseFormat !== undefined && o.responseFormat?.type !== 'text')) return true;
   return Array.isArray(messages) && messages.some((m) => m?.role === 'tool' || m?.toolCalls !== undefined);
 }

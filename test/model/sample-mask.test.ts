@@ -1,4 +1,5 @@
-// Constrained sampling through the real model path (Gemma3nModel on the GPU, the gemma3n-tiny-a fixture): over
+// Constrained sampling through the real model path (GpuDecoderModel on the GPU: Gemma3nModel on the gemma3n-tiny-a
+// fixture, Gemma4Model on gemma4-tiny-a; the mask lives in the family-neutral gpu-decoder.ts): over
 // random masks (dense, sparse, a single id) and sampling settings (greedy, temperature up to 50, top-k, top-p),
 // via sample() and via step() with the mask computed on demand, the token is always one the mask allows; greedy is
 // the argmax within the mask (the logits are read back to check); a seed reproduces; and an unconstrained sample
@@ -6,6 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Gemma3nModel } from '../../src/model/gemma3n/model.ts';
+import { Gemma4Model } from '../../src/model/gemma4/model.ts';
+import type { GpuDecoderModel } from '../../src/model/gpu-decoder.ts';
 import { openSafetensorsCheckpoint } from '../../src/io/safetensors.ts';
 import { directoryFiles } from '../../src/node/checkpoint-files.ts';
 import type { SamplingParams } from '../../src/model/language-model.ts';
@@ -14,6 +17,7 @@ import { fixtureDir, loadGolden } from '../helpers/fixtures.ts';
 import { freshRng, type Rng } from '../helpers/random.ts';
 
 const FIXTURE = fixtureDir('gemma3n-tiny-a', ['config.json', 'model.safetensors', 'golden.json']);
+const GEMMA4_FIXTURE = fixtureDir('gemma4-tiny-a', ['config.json', 'model.safetensors', 'golden.json']);
 const allows = (m: Uint32Array, id: number) => ((m[id >>> 5] >>> (id & 31)) & 1) === 1;
 
 function randomMask(rng: Rng, vocab: number, valid: number, density: number): Uint32Array {
@@ -26,13 +30,12 @@ function randomMask(rng: Rng, vocab: number, valid: number, density: number): Ui
   return m;
 }
 
-test('Gemma3nModel samples within the mask (sample and step, random masks and settings); the mask does not stick', async () => {
-  const { rng, tag } = freshRng();
-  const ckpt = await openSafetensorsCheckpoint(directoryFiles(FIXTURE));
-  const model = await Gemma3nModel.load(await testGpu(), ckpt, { weights: 'float', maxContext: 96 });
+/**
+ * `valid`: the ids sampling (temperature > 0) may pick (Gemma 3n: below vocab_size_per_layer_input; Gemma 4: all);
+ * masks draw only from them.
+ */
+async function checkMaskedSampling(model: GpuDecoderModel, valid: number, prompt: readonly number[], rng: Rng, tag: string): Promise<void> {
   const V = model.vocabSize;
-  const valid = model.config.text.vocabSizePerLayerInput; // sampling (temperature > 0) never picks ids above
-  const prompt = loadGolden(FIXTURE).greedy.prompt_ids;
   await model.prefill(prompt);
   const plainGreedy = await model.sample({ temperature: 0, topK: 0, topP: 1, random: 0 });
   const settings = [
@@ -74,5 +77,20 @@ test('Gemma3nModel samples within the mask (sample and step, random masks and se
   assert.equal(await model.sample({ temperature: 0, topK: 0, topP: 1, random: 0 }), plainGreedy, `an unmasked sample after masked ones ${tag}`);
   const lazyNull = await model.step(token, { temperature: 0, topK: 0, topP: 1, random: 0, mask: async () => null });
   assert.ok(Number.isInteger(lazyNull) && lazyNull < V);
+}
+
+test('Gemma3nModel samples within the mask (sample and step, random masks and settings); the mask does not stick', async () => {
+  const { rng, tag } = freshRng();
+  const ckpt = await openSafetensorsCheckpoint(directoryFiles(FIXTURE));
+  const model = await Gemma3nModel.load(await testGpu(), ckpt, { weights: 'float', maxContext: 96 });
+  await checkMaskedSampling(model, model.config.text.vocabSizePerLayerInput, loadGolden(FIXTURE).greedy.prompt_ids, rng, tag);
+  model.dispose();
+});
+
+test('Gemma4Model samples within the mask as Gemma 3n does (the same GpuDecoderModel path)', async () => {
+  const { rng, tag } = freshRng();
+  const ckpt = await openSafetensorsCheckpoint(directoryFiles(GEMMA4_FIXTURE));
+  const model = await Gemma4Model.load(await testGpu(), ckpt, { weights: 'float', maxContext: 96 });
+  await checkMaskedSampling(model, model.vocabSize, loadGolden(GEMMA4_FIXTURE).greedy.prompt_ids, rng, tag);
   model.dispose();
 });

@@ -6,15 +6,23 @@
  */
 import { GemmaError } from '../../errors.ts';
 import type { ResponseFormat } from '../constrained/grammar-constraint.ts';
-import type { ToolCall, ToolChatMessage, ToolChoice, ToolDeclaration } from '../tools/tools.ts';
+import type { ChatMessage, ToolCall, ToolChoice, ToolDeclaration } from '../protocol.ts';
+import type { ContentPart } from '../content.ts';
 
 export interface OpenAIMessage {
   role: 'system' | 'developer' | 'user' | 'assistant' | 'tool';
-  content: string | null | { type: string; text?: string }[];
+  /** Text, or parts: `text`, and in user turns `input_audio` ({ data: base64, format }) and `image_url` as OpenAI has them. */
+  content: string | null | OpenAIContentPart[];
   tool_calls?: { id: string; type: 'function'; function: { name: string; arguments: string } }[];
   tool_call_id?: string;
   name?: string;
 }
+
+export type OpenAIContentPart =
+  | { type: 'text'; text: string }
+  | { type: 'input_audio'; input_audio: { data: string; format: string } }
+  | { type: 'image_url'; image_url: { url: string } }
+  | { type: string; [key: string]: unknown };
 
 export interface OpenAIRequest {
   messages: OpenAIMessage[];
@@ -56,15 +64,26 @@ export interface NativeStats {
 }
 
 export type NativeStream = AsyncIterable<NativeDelta> & { stats: Promise<NativeStats>; abort?(): void };
-export type NativeChat = (messages: ToolChatMessage[], opts: NativeOptions) => NativeStream;
+export type NativeChat = (messages: ChatMessage[], opts: NativeOptions) => NativeStream;
 
-function textOf(content: OpenAIMessage['content']): string {
+function textOf(content: OpenAIMessage['content'], role: string): string {
   if (content === null || content === undefined) return '';
   if (typeof content === 'string') return content;
   return content.map((p) => {
-    if (p.type !== 'text') throw new GemmaError('invalid-argument', `Content part type "${p.type}" is not supported here (text only).`);
-    return p.text ?? '';
+    if (p.type !== 'text') throw new GemmaError('invalid-argument', `Content part type "${p.type}" is not supported in ${role} messages (text only; audio goes in user messages).`);
+    return (p as { text?: string }).text ?? '';
   }).join('');
+}
+
+/** A user turn's content: text as a string; with media, OpenAI's parts as the native ones of the same shape. */
+function userContent(content: OpenAIMessage['content']): ChatMessage['content'] {
+  if (!Array.isArray(content) || content.every((p) => p?.type === 'text')) return textOf(content, 'user');
+  return content.map((p): ContentPart => {
+    if (p.type === 'text') return { type: 'text', text: (p as { text: string }).text };
+    if (p.type === 'input_audio') return { type: 'input_audio', input_audio: (p as { input_audio: { data: string; format: string } }).input_audio };
+    if (p.type === 'image_url') return { type: 'image_url', image_url: (p as { image_url: { url: string } }).image_url };
+    throw new GemmaError('invalid-argument', `Content part type "${p.type}" is not supported (text, input_audio, image_url).`);
+  });
 }
 
 function parseArguments(json: string, name: string): Record<string, unknown> {
@@ -79,23 +98,23 @@ function parseArguments(json: string, name: string): Record<string, unknown> {
 }
 
 /** OpenAI request -> native messages and options. */
-export function toNative(req: OpenAIRequest, signal?: AbortSignal): { messages: ToolChatMessage[]; options: NativeOptions } {
+export function toNative(req: OpenAIRequest, signal?: AbortSignal): { messages: ChatMessage[]; options: NativeOptions } {
   if (!Array.isArray(req.messages) || req.messages.length === 0) throw new GemmaError('invalid-argument', 'messages must be a non-empty array.');
-  const messages: ToolChatMessage[] = req.messages.map((m): ToolChatMessage => {
+  const messages: ChatMessage[] = req.messages.map((m): ChatMessage => {
     switch (m.role) {
       case 'system':
       case 'developer':
-        return { role: 'system', content: textOf(m.content) };
+        return { role: 'system', content: textOf(m.content, m.role) };
       case 'user':
-        return { role: 'user', content: textOf(m.content) };
+        return { role: 'user', content: userContent(m.content) };
       case 'assistant':
         return {
           role: 'assistant',
-          content: textOf(m.content),
+          content: textOf(m.content, m.role),
           toolCalls: m.tool_calls?.map((c) => ({ id: c.id, name: c.function.name, arguments: parseArguments(c.function.arguments, c.function.name) })),
         };
       case 'tool':
-        return { role: 'tool', content: textOf(m.content), toolCallId: m.tool_call_id, name: m.name };
+        return { role: 'tool', content: textOf(m.content, m.role), toolCallId: m.tool_call_id, name: m.name };
       default:
         throw new GemmaError('invalid-argument', `Unknown message role ${JSON.stringify((m as { role: unknown }).role)}.`);
     }

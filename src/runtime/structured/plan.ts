@@ -11,17 +11,17 @@
  */
 import { GemmaError } from '../../errors.ts';
 import type { GenerationExtras, OutputFilter } from '../engine.ts';
-import type { ChatExtensions, ChatMessage, Delta, GenerationStats, ResponseFormat, ToolChoice, ToolDeclaration } from '../protocol.ts';
+import type { ChatExtensions, Delta, GenerationStats, ResponseFormat, ToolChoice, ToolDeclaration } from '../protocol.ts';
 import type { TextTokenizer } from '../tokenizer.ts';
 import type { TokenConstraint } from '../token-constraint.ts';
 import { type GrammarSpec, responseFormatSpec, schemaSpec } from '../constrained/grammar-constraint.ts';
 import { type CallReader, JSON_TOOL_FORMAT, toolFormatFor } from '../tools/tool-format.ts';
-import { callSchema } from '../tools/tools.ts';
+import { type RenderedMessage, type ToolChatMessage, callSchema } from '../tools/tools.ts';
 import { compilerFor } from './compiler-cache.ts';
 
 export interface StructuredPlan {
-  /** Plain system/user/assistant turns for the chat template. */
-  messages: ChatMessage[];
+  /** Plain system/user/assistant turns for the chat template (media parts where they were). */
+  messages: RenderedMessage[];
   extras: GenerationExtras;
 }
 
@@ -31,7 +31,7 @@ export interface ModelVocabulary {
   stopTokenIds: readonly number[];
 }
 
-export function planStructuredChat(tokenizer: TextTokenizer, messages: readonly ChatMessage[], ext: ChatExtensions, model: ModelVocabulary): StructuredPlan {
+export function planStructuredChat(tokenizer: TextTokenizer, messages: readonly ToolChatMessage[], ext: ChatExtensions, model: ModelVocabulary): StructuredPlan {
   if (!Array.isArray(messages) || messages.length === 0) throw new GemmaError('invalid-argument', 'chat() needs at least one message.');
   const tools = readTools(ext.tools);
   const choice = readChoice(ext.toolChoice);

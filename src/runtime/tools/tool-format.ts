@@ -5,13 +5,13 @@
  * them) adds its format to NATIVE_TOOL_FORMATS: `detect` says, from the tokenizer's vocabulary, whether the
  * loaded model is one of its own; every other model gets the JSON format.
  */
-import type { ChatMessage, ToolChoice, ToolDeclaration } from '../protocol.ts';
+import type { ToolChoice, ToolDeclaration } from '../protocol.ts';
 import type { TokenizerVocabulary } from '../tokenizer.ts';
 import type { TokenConstraint } from '../token-constraint.ts';
 import type { ConstraintCompiler, GrammarSpec } from '../constrained/grammar-constraint.ts';
 import { AutoCallConstraint } from './auto-call-constraint.ts';
 import { ToolCallParser, type ParsedDelta } from './call-parser.ts';
-import { renderToolConversation, requiredCallSpec } from './tools.ts';
+import { type RenderedMessage, type ToolChatMessage, renderToolConversation, requiredCallSpec } from './tools.ts';
 
 /** Reads calls out of the streamed reply (see call-parser.ts for the JSON format's). */
 export interface CallReader {
@@ -25,7 +25,7 @@ export interface ToolFormat {
   /** Whether this format's tool tokens are in the vocabulary (the loaded model was trained on it). */
   detect(vocabulary: TokenizerVocabulary): boolean;
   /** Tool declarations, calls and results as plain turns for the chat template. */
-  render(messages: readonly ChatMessage[], tools: readonly ToolDeclaration[], choice: ToolChoice): ChatMessage[];
+  render(messages: readonly ToolChatMessage[], tools: readonly ToolDeclaration[], choice: ToolChoice): RenderedMessage[];
   /** The grammar of exactly one call ('required' or a named tool); computed before any token (throws on bad schemas). */
   requiredCall(tools: readonly ToolDeclaration[], choice: ToolChoice): GrammarSpec;
   /** 'auto': free text until the reply starts a call, then the rest of the call constrained. */

@@ -11,14 +11,23 @@
  */
 import { GemmaError } from '../../errors.ts';
 import type { ChatMessage, ToolChoice, ToolDeclaration } from '../protocol.ts';
+import type { ContentPart, WireMessage, WirePart } from '../content.ts';
 import { EbnfBuilder, cls } from '../constrained/ebnf.ts';
 import { type GrammarSpec, schemaSpec } from '../constrained/grammar-constraint.ts';
 import { type SchemaNode, SchemaGrammar, checkSchemaTree, readSchema, serialize } from '../constrained/json-schema.ts';
 
 export type { ToolCall, ToolChoice, ToolDeclaration } from '../protocol.ts';
 
-/** A conversation turn with tools: assistant turns may carry calls, `tool` turns carry results. */
-export type ToolChatMessage = ChatMessage;
+/**
+ * A conversation turn with tools: assistant turns may carry calls, `tool` turns carry results. Content may be parts
+ * (audio, ...) as the caller wrote them or as they crossed to the worker: rendering keeps them where they are.
+ */
+export type ToolChatMessage = ChatMessage | WireMessage;
+
+/** A rendered turn: plain system/user/assistant, content as the chat template and the media prompt builder take it. */
+export type RenderedMessage = ChatMessage | WireMessage;
+
+type Part = ContentPart | WirePart;
 
 export const TOOL_INSTRUCTIONS =
   'You have access to functions. If you decide to invoke any of the function(s), you MUST put it in the format of\n' +
@@ -50,15 +59,17 @@ function toolOutput(content: string): string {
 /**
  * Renders a tool conversation into plain chat messages for the chat template: declarations into the system turn
  * (omitted for toolChoice 'none'), assistant calls as their JSON, tool results as ```tool_output``` blocks in a
- * user turn (consecutive results, and a user message right after them, share that turn).
+ * user turn (consecutive results, and a user message right after them, share that turn). Media parts stay in their
+ * turns; text joined into a turn goes into the neighbouring text part (the template trims each text part).
  */
-export function renderToolConversation(messages: readonly ToolChatMessage[], tools: readonly ToolDeclaration[], choice: ToolChoice = 'auto'): ChatMessage[] {
+export function renderToolConversation(messages: readonly ToolChatMessage[], tools: readonly ToolDeclaration[], choice: ToolChoice = 'auto'): RenderedMessage[] {
   validateTools(tools, choice);
-  const out: ChatMessage[] = [];
-  const push = (role: ChatMessage['role'], content: string, mergeWith?: ChatMessage['role']) => {
+  validateToolMessages(messages);
+  const out: RenderedMessage[] = [];
+  const push = (role: RenderedMessage['role'], content: RenderedMessage['content'], mergeWith?: RenderedMessage['role']) => {
     const last = out[out.length - 1];
-    if (mergeWith && last?.role === mergeWith && role === mergeWith) last.content += '\n\n' + content;
-    else out.push({ role, content });
+    if (mergeWith && last?.role === mergeWith && role === mergeWith) last.content = joinContent(last.content, content);
+    else out.push({ role, content } as RenderedMessage);
   };
   let lastWasTool = false;
   for (const m of messages) {
@@ -68,15 +79,13 @@ export function renderToolConversation(messages: readonly ToolChatMessage[], too
         push(m.role, m.content, lastWasTool && m.role === 'user' ? 'user' : undefined);
         break;
       case 'assistant': {
-        const calls = (m.toolCalls ?? []).map(callText);
-        push('assistant', [m.content, ...calls].filter((s) => s !== '').join('\n'));
+        const calls = (m.toolCalls ?? []).map(callText).join('\n');
+        push('assistant', calls === '' ? m.content : joinContent(m.content, calls, '\n'));
         break;
       }
       case 'tool':
-        push('user', toolOutput(m.content), lastWasTool ? 'user' : undefined);
+        push('user', toolOutput(m.content as string), lastWasTool ? 'user' : undefined);
         break;
-      default:
-        throw new GemmaError('invalid-argument', `Unknown message role ${JSON.stringify((m as { role: unknown }).role)}.`);
     }
     lastWasTool = m.role === 'tool';
   }
@@ -87,10 +96,48 @@ export function renderToolConversation(messages: readonly ToolChatMessage[], too
       2,
     );
     const block = TOOL_INSTRUCTIONS + declarations;
-    if (out[0]?.role === 'system') out[0] = { role: 'system', content: block + '\n\n' + out[0].content };
+    if (out[0]?.role === 'system') out[0] = { role: 'system', content: joinContent(block, out[0].content) } as RenderedMessage;
     else out.unshift({ role: 'system', content: block });
   }
   return out;
+}
+
+/**
+ * `a` then `b` in one turn, separated by `sep` (empty sides dropped). Strings stay strings; with parts, text at the
+ * seam joins into one text part, so the separator survives the template's per-part trim.
+ */
+function joinContent(a: RenderedMessage['content'], b: RenderedMessage['content'], sep = '\n\n'): RenderedMessage['content'] {
+  if (typeof a === 'string' && typeof b === 'string') return [a, b].filter((s) => s !== '').join(sep);
+  const parts = (c: RenderedMessage['content']): Part[] => (typeof c === 'string' ? (c === '' ? [] : [{ type: 'text', text: c }]) : [...c]);
+  const left = parts(a);
+  const right = parts(b);
+  const l = left[left.length - 1];
+  const r = right[0];
+  if (l?.type === 'text' && r?.type === 'text') left[left.length - 1] = { type: 'text', text: [l.text, r.text].filter((s) => s !== '').join(sep) }, right.shift();
+  // Page-side and wire parts never meet in one conversation; the media prompt builder prepares either form.
+  return [...left, ...right] as WirePart[];
+}
+
+/** The shapes function calling needs, checked before any token (content itself is the prompt builder's to check). */
+function validateToolMessages(messages: readonly ToolChatMessage[]): void {
+  for (const [i, m] of messages.entries()) {
+    const where = `Message ${i + 1}`;
+    if (!m || !['system', 'user', 'assistant', 'tool'].includes(m.role)) {
+      throw new GemmaError('invalid-argument', `${where} needs role 'system' | 'user' | 'assistant' | 'tool' (got ${JSON.stringify((m as { role?: unknown })?.role ?? m)}).`);
+    }
+    if (typeof m.content !== 'string' && !Array.isArray(m.content)) {
+      throw new GemmaError('invalid-argument', `${where} needs a content that is a string or an array of parts (got ${typeof m.content}).`);
+    }
+    if (m.role === 'tool' && typeof m.content !== 'string') {
+      throw new GemmaError('invalid-argument', `${where} (role 'tool') carries a function's result: its content must be a string (JSON.stringify the result).`);
+    }
+    if (m.toolCalls !== undefined) {
+      if (m.role !== 'assistant') throw new GemmaError('invalid-argument', `${where}: only assistant messages carry toolCalls (got role '${m.role}').`);
+      if (!Array.isArray(m.toolCalls) || m.toolCalls.some((c) => typeof c?.name !== 'string' || typeof c.arguments !== 'object' || c.arguments === null || Array.isArray(c.arguments))) {
+        throw new GemmaError('invalid-argument', `${where}: toolCalls must be an array of { id, name, arguments: object } (as the stream yielded them).`);
+      }
+    }
+  }
 }
 
 /** The schema tree of a call to one of the tools: {"name": <const>, "parameters": <the tool's schema>}. */
