@@ -29,13 +29,15 @@ export interface FakeModelOptions {
   maxChunk?: number;
   /** Implement the fused step() (default true). */
   fusedStep?: boolean;
+  /** Width of a soft-token row (default 8; a real media encoder's output width to feed its rows). */
+  embeddingWidth?: number;
 }
 
 export class FakeModel implements LanguageModel {
   readonly vocabSize: number;
   readonly maxContext: number;
   readonly maxChunk: number;
-  readonly embeddingWidth = 8;
+  readonly embeddingWidth: number;
   /** The ids in the cache. */
   cache: number[] = [];
   /** Every token ever run through the model (prefill or step). */
@@ -58,6 +60,7 @@ export class FakeModel implements LanguageModel {
     this.vocabSize = opts.vocabSize ?? 262400;
     this.maxContext = opts.maxContext ?? 4096;
     this.maxChunk = opts.maxChunk ?? 512;
+    this.embeddingWidth = opts.embeddingWidth ?? 8;
     if (opts.fusedStep ?? true) {
       this.step = async (id, params) => {
         await this.run([id]);
