@@ -39,6 +39,16 @@ test('request mapping: messages, tool calls and results, options', () => {
   assert.deepEqual(options, { toolChoice: { name: 'f' }, responseFormat: { type: 'json_schema', schema: { type: 'object' } }, maxNewTokens: 7, temperature: 0.5, topP: 0.9, seed: 3, stop: ['END'] });
 });
 
+test("request mapping: a user turn's input_audio and image_url parts become the native parts of the same shape; other roles stay text", () => {
+  const audio = { data: 'UklGRg==', format: 'wav' };
+  const { messages } = toNative({
+    messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: audio }, { type: 'text', text: 'Transcribe.' }, { type: 'image_url', image_url: { url: 'data:,' } }] }],
+  });
+  assert.deepEqual(messages, [{ role: 'user', content: [{ type: 'input_audio', input_audio: audio }, { type: 'text', text: 'Transcribe.' }, { type: 'image_url', image_url: { url: 'data:,' } }] }]);
+  assert.throws(() => toNative({ messages: [{ role: 'system', content: [{ type: 'input_audio', input_audio: audio }] }] }), /not supported in system messages/);
+  assert.throws(() => toNative({ messages: [{ role: 'user', content: [{ type: 'file', file: {} }] }] }), /"file" is not supported/);
+});
+
 test('streaming reproduces the native text and tool calls in OpenAI chunk shapes, usage last', async () => {
   const calls = [{ id: 'call_a', name: 'get_weather', arguments: { city: 'Paris' } }, { id: 'call_b', name: 'calc', arguments: { e: '1+1' } }];
   const chat = fakeNative([{ text: 'Hel' }, { text: 'lo' }, { text: '', toolCalls: [calls[0]] }, { text: '', toolCalls: [calls[1]] }], { promptTokens: 10, newTokens: 5, finishReason: 'stop' });

@@ -18,6 +18,7 @@ import { TOOL_INSTRUCTIONS } from '../../src/runtime/tools/tools.ts';
 import { loadXGrammarForNode } from '../../src/node/xgrammar.ts';
 import { gemma3nTokenizerFiles } from '../../scripts/gemma3n-tokenizer.ts';
 import { FakeModel } from './fake-model.ts';
+import { WEATHER_TOOL } from './constrained/schemas.ts';
 import { GEMMA_TOKENIZER_DIR } from './gemma-tokenizer.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { collect } from '../helpers/stream.ts';
@@ -25,16 +26,7 @@ import { freshRng } from '../helpers/random.ts';
 
 loadXGrammarForNode();
 const GEMMA_STOP = [1, 106];
-const TOOLS: ToolDeclaration[] = [
-  {
-    type: 'function',
-    function: {
-      name: 'get_weather',
-      description: 'Current weather of a city',
-      parameters: { type: 'object', properties: { city: { type: 'string', minLength: 1, maxLength: 12 }, unit: { enum: ['celsius', 'fahrenheit'] } }, required: ['city'] },
-    },
-  },
-];
+const TOOLS: ToolDeclaration[] = [WEATHER_TOOL];
 const SCHEMA = { type: 'object', properties: { language: { enum: ['en', 'fr', 'de'] }, words: { type: 'integer', minimum: 0, maximum: 50 } }, required: ['language', 'words'] };
 
 const setup = (async () => {

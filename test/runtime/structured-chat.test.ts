@@ -12,6 +12,7 @@ import { renderToolConversation } from '../../src/runtime/tools/tools.ts';
 import { byteFallbackVocabulary, grammarVocabulary } from '../../src/runtime/constrained/vocabulary.ts';
 import { loadXGrammarForNode } from '../../src/node/xgrammar.ts';
 import { FakeModel, type FakeModelOptions } from './fake-model.ts';
+import { WEATHER_TOOL } from './constrained/schemas.ts';
 import { gemmaTokenizer, GEMMA_TOKENIZER_DIR } from './gemma-tokenizer.ts';
 import { collect } from '../helpers/stream.ts';
 import { freshRng } from '../helpers/random.ts';
@@ -28,14 +29,7 @@ async function makeEngine(opts: FakeModelOptions = {}) {
 }
 
 const TOOLS: ToolDeclaration[] = [
-  {
-    type: 'function',
-    function: {
-      name: 'get_weather',
-      description: 'Current weather of a city',
-      parameters: { type: 'object', properties: { city: { type: 'string', minLength: 1, maxLength: 12 }, unit: { enum: ['celsius', 'fahrenheit'] } }, required: ['city'] },
-    },
-  },
+  WEATHER_TOOL,
   { type: 'function', function: { name: 'add', description: 'Adds two integers', parameters: { type: 'object', properties: { a: { type: 'integer', minimum: -99, maximum: 99 }, b: { type: 'integer', minimum: -99, maximum: 99 } }, required: ['a', 'b'] } } },
 ];
 const SCHEMA = {

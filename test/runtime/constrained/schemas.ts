@@ -1,3 +1,5 @@
+import type { ToolDeclaration } from '../../../src/runtime/protocol.ts';
+
 /** The JSON schemas the constrained-decoding tests and bench/constrained.ts run (covering the supported keywords). */
 export const TEST_SCHEMAS: Record<string, unknown> = {
   nestedOptional: {
@@ -77,4 +79,14 @@ export const TEST_SCHEMAS: Record<string, unknown> = {
     $ref: '#/$defs/node',
   },
   minLengthOnly: { type: 'array', items: { type: 'string', minLength: 3 }, minItems: 1, maxItems: 3 },
+};
+
+/** The weather tool the engine's tool tests declare (a bounded string and an enum in its arguments). */
+export const WEATHER_TOOL: ToolDeclaration = {
+  type: 'function',
+  function: {
+    name: 'get_weather',
+    description: 'Current weather of a city',
+    parameters: { type: 'object', properties: { city: { type: 'string', minLength: 1, maxLength: 12 }, unit: { enum: ['celsius', 'fahrenheit'] } }, required: ['city'] },
+  },
 };
