@@ -80,7 +80,7 @@ export async function loadFromSource(gpu: GpuContext, source: ModelSource, token
   const onProgress = options.onProgress ?? (() => {});
   const signal = options.signal ?? new AbortController().signal;
   const weights = options.weights ?? 'q4';
-  const weightMode = weights === 'q4' ? 'q4' : gpu.f16 ? 'float-f16' : 'float-f32';
+  const weightMode = weights !== 'float' ? weights : gpu.f16 ? 'float-f16' : 'float-f32';
   const { size } = options;
   const key = options.cache === false ? undefined : cacheKeyOf(source, weightMode, size === undefined ? undefined : sliceCacheTag(size));
   const tokenizerTag = tokenizerCacheTag(tokenizerSource);
