@@ -154,3 +154,18 @@ test('gemma4-tiny-a: converts and loads with bit-identical logits (the format is
   assert.deepEqual(converted.phases, ['download', 'compile']);
   assertBitIdentical(await logits(converted.loaded, [2, 10, 20, 30]), expected, 'gemma4 q4');
 });
+
+test('an aborted converted load rejects with aborted and caches nothing', async () => {
+  installMemoryCacheStorage();
+  const controller = new AbortController();
+  const source = parseModelSource({ model: `${server.url}/tiny-q4/` }, undefined);
+  const loading = loadFromSource(await testGpu(), source, { kind: 'none' }, {
+    contextLength: 32,
+    signal: controller.signal,
+    onProgress: (p) => {
+      if (p.phase === 'download' && p.loaded > 0) controller.abort();
+    },
+  });
+  await assert.rejects(loading, (err: GemmaError) => err.code === 'aborted');
+  assert.deepEqual(await (await ModelCache.open())!.list(), []);
+});
