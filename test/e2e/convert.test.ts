@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { startTestBrowser, type TestBrowser } from '../helpers/browser.ts';
-import { startFixtureServer, type FixtureServer } from '../helpers/fixture-server.ts';
+import { CORS_HEADERS, startFixtureServer, type FixtureServer } from '../helpers/fixture-server.ts';
 import { fixtureDir } from '../helpers/fixtures.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { convertModel } from '../../src/node/convert.ts';
@@ -46,11 +46,7 @@ before(async () => {
   browser = await startTestBrowser();
   page = await browser.open();
   server = await startFixtureServer();
-  server.extraHeaders = {
-    'Access-Control-Allow-Origin': '*',
-    'Access-Control-Allow-Headers': 'Range, Authorization',
-    'Access-Control-Expose-Headers': 'Content-Range, Content-Length, ETag, Accept-Ranges',
-  };
+  server.extraHeaders = { ...CORS_HEADERS };
   server.resolve = (path) => (path.startsWith('/original/') ? join(TINY, path.slice('/original/'.length)) : join(dir, path));
   await page.evaluate(() => window.T.clearCache());
 });
