@@ -14,6 +14,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { GemmaError } from '../errors.ts';
+import type { WeightMode } from '../model/family.ts';
 import { Engine } from '../runtime/engine.ts';
 import { loadFromSource } from '../runtime/loading/model-factory.ts';
 import type { ChatMessage, ChatOptions, ToolChoice, ToolDeclaration } from '../runtime/protocol.ts';
@@ -107,8 +108,9 @@ export async function runChatCommand(argv: string[]): Promise<ChatResult> {
   if (!modelArg || message === undefined) throw new GemmaError('invalid-argument', 'chat: --model and --message are required (see --help)');
   if (flags.has('schema') && flags.has('tools')) throw new GemmaError('invalid-argument', 'chat: give --schema or --tools, not both');
   if (flags.has('tool-choice') && !flags.has('tools')) throw new GemmaError('invalid-argument', 'chat: --tool-choice needs --tools');
-  const weights = flags.get('weights') ?? 'q4';
-  if (weights !== 'float' && weights !== 'q4') throw new GemmaError('invalid-argument', `chat: --weights ${weights}: expected float or q4`);
+  // Absent: q4, or the mode a converted folder holds.
+  const weights = flags.get('weights') as WeightMode | undefined;
+  if (weights !== undefined && weights !== 'float' && weights !== 'q4' && weights !== 'q8') throw new GemmaError('invalid-argument', `chat: --weights ${weights}: expected q4, q8 or float`);
   const options: ChatOptions = {
     maxNewTokens: number(flags, 'max-new-tokens', (n) => Number.isInteger(n) && n >= 1, 'a positive integer') ?? DEFAULT_MAX_NEW_TOKENS,
     temperature: number(flags, 'temperature', (n) => Number.isFinite(n) && n >= 0, 'a number >= 0 (0 = greedy)'),
