@@ -1,12 +1,13 @@
 // 2-D convolution as an implicit GEMM over channels-last (HWC) f32 activations; with a 1x1 kernel on a 1 x M
 // "image" it is a plain GEMM (pointwise convolutions, the vision attention's q.k and p.v, projections):
-//   y[m, n] (+)= bias[n] + sum_{ky, kx, c} x[iy, ix, c] * W(n, ky, kx, c)
+//   y[m, n] (+)= scale[n] * sum_{ky, kx, c} x[iy, ix, c] * W(n, ky, kx, c) + bias[n]
 //   m = oy * OW + ox, iy = oy * stride - pad_top + ky, ix = ox * stride - pad_left + kx; x is 0 outside the image
 //   (TensorFlow/timm "SAME" padding is pad_top = floor(total / 2) with the odd row at the bottom: the launcher's job).
 // Bindings: 0 params (uniform); 1 x array<vec4<f32>> [H * W * C] from x_offset (elements), pixel-major;
 // 2 w array<vec2<u32>>: W_KMAJOR = false: W(n, k) at n * K + k, k = (ky * KW + kx) * C + c (PyTorch's
 // [out, in, kh, kw] repacked to [out, kh, kw, in]); W_KMAJOR = true: W(n, k) at k * N + n (e.g. V in p.V);
-// 3 bias array<f32> [N] (read when has_bias); 4 y array<f32>, y[m, n] at y_offset + m * y_stride + n.
+// 3 bias array<f32> [N] (read when has_bias); 4 y array<f32>, y[m, n] at y_offset + m * y_stride + n;
+// 5 scale array<f32> [N] (read when has_scale: a layer scale applied before a residual add, as timm orders it).
 // Overrides: W_FORMAT 0 f32 (2 words per vec2), 1 f16, 2 bf16 (4 weights per vec2, decoded exactly to f32 in
 // registers: bf16 is a 16-bit shift); W_KMAJOR. Requires C % 4 == 0 and N % 4 == 0 (launcher-checked; the stem's 3
 // input channels are zero-padded to 4). Math and accumulation are f32.
@@ -33,6 +34,7 @@ struct Params {
   y_offset: u32,   // elements
   y_stride: u32,   // elements between output pixels (>= N)
   has_bias: u32,
+  has_scale: u32,
   accumulate: u32, // 1: y += conv(x)
   n_blocks: u32,   // N / 4
   grid_x: u32,     // workgroups per grid row (grids may be 2-D)
@@ -47,6 +49,7 @@ override WG: u32 = 64u;
 @group(0) @binding(2) var<storage, read> w: array<vec2<u32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read> scale: array<f32>;
 
 // 4 consecutive weights starting at element e (a multiple of 4).
 fn w4(e: u32) -> vec4<f32> {
@@ -80,6 +83,7 @@ fn store(m: u32, n: u32, v: vec4<f32>) {
   if (m >= M) { return; }
   let i = p.y_offset + m * p.y_stride + n;
   var r = v;
+  if (p.has_scale != 0u) { r *= vec4<f32>(scale[n], scale[n + 1u], scale[n + 2u], scale[n + 3u]); }
   if (p.has_bias != 0u) { r += vec4<f32>(bias[n], bias[n + 1u], bias[n + 2u], bias[n + 3u]); }
   if (p.accumulate != 0u) { r += vec4<f32>(y[i], y[i + 1u], y[i + 2u], y[i + 3u]); }
   y[i] = r.x;

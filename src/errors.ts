@@ -18,6 +18,7 @@ export type GemmaErrorCode =
   | 'busy' // a generation is already running on this engine
   | 'disposed' // the engine was disposed
   | 'invalid-argument' // a caller passed something the API does not accept
+  | 'unsupported-input' // the model cannot take this kind of input (e.g. an image for a checkpoint without a vision tower)
   | 'internal'; // a bug: please report it
 
 export class GemmaError extends Error {

@@ -44,6 +44,8 @@ export interface Conv2dArgs {
   weight: ConvWeight;
   /** f32 [cout], added to every output pixel. */
   bias?: GPUBuffer;
+  /** f32 [cout], multiplies the convolution before the bias and the accumulation (a layer scale). */
+  scale?: GPUBuffer;
   stride?: number;
   /** Default 'same' (TensorFlow / timm: output ceil(in / stride), the odd padding row/column after). */
   padding?: 'same' | ConvPadding;
@@ -63,6 +65,7 @@ export interface GemmArgs {
   rows: number;
   weight: ConvWeight;
   bias?: GPUBuffer;
+  scale?: GPUBuffer;
   y: GPUBuffer;
   yOffset?: number;
   yStride?: number;
@@ -140,20 +143,21 @@ export class Conv2dKernel {
     if (needY > args.y.size) throw new Error(`${label}: y holds ${args.y.size} bytes, needs ${needY}`);
     if (needW > w.data.size) throw new Error(`${label}: weight holds ${w.data.size} bytes, needs ${needW}`);
     if (args.bias && args.bias.size < N * 4) throw new Error(`${label}: bias is shorter than ${N}`);
+    if (args.scale && args.scale.size < N * 4) throw new Error(`${label}: scale is shorter than ${N}`);
     const nBlocks = N / 4;
     const workgroups = Math.ceil((Math.ceil(M / TILE_M) * nBlocks) / WG);
     const grid = grid2d(workgroups, device.limits.maxComputeWorkgroupsPerDimension);
-    const params = createUniformBuffer(device, 72, `${label}/params`);
+    const params = createUniformBuffer(device, 76, `${label}/params`);
     device.queue.writeBuffer(
       params,
       0,
       packUniform(
-        [H, W, C, pad.outHeight, pad.outWidth, N, w.kh, w.kw, stride, pad.top, pad.left, xOffset, yOffset, yStride, args.bias ? 1 : 0, args.accumulate ? 1 : 0, nBlocks, grid[0]].map(
+        [H, W, C, pad.outHeight, pad.outWidth, N, w.kh, w.kw, stride, pad.top, pad.left, xOffset, yOffset, yStride, args.bias ? 1 : 0, args.scale ? 1 : 0, args.accumulate ? 1 : 0, nBlocks, grid[0]].map(
           (v) => ['u32', v] as ['u32', number],
         ),
       ),
     );
-    const bindGroup = bindBuffers(device, pipeline, [params, args.x, w.data, args.bias ?? this.dummy, args.y], label);
+    const bindGroup = bindBuffers(device, pipeline, [params, args.x, w.data, args.bias ?? this.dummy, args.y, args.scale ?? this.dummy], label);
     return { ...makeDispatch(label, pipeline, bindGroup, () => grid), destroy: () => params.destroy() };
   }
 

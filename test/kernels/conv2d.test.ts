@@ -44,7 +44,7 @@ for (const c of cases) {
   });
 }
 
-test('conv2d as GEMM: out-major bf16 with accumulate into a strided slice, and in-major f32', async () => {
+test('conv2d as GEMM: out-major bf16 with scale and accumulate into a strided slice, and in-major f32', async () => {
   const ctx = await testGpu();
   const kernel = await kernelPromise;
   const { rng, tag } = freshRng();
@@ -53,9 +53,10 @@ test('conv2d as GEMM: out-major bf16 with accumulate into a strided slice, and i
   // out-major: W [N, K] (bf16), y (prefilled) += x W^T, written at yOffset + m * stride.
   const wt = randomWeights(rng, N * K, 0.3, 'bf16');
   const before = rng.normals(yOffset + rows * stride, 1);
+  const scale = rng.normals(N, 0.1, 0.25);
   const y = upload(ctx, before);
   submitDispatches(ctx.device, [
-    kernel.bindGemm({ x: upload(ctx, x), rows, weight: { format: 'bf16', layout: 'out-major', cout: N, cin: K, kh: 1, kw: 1, data: upload(ctx, wt.bytes) }, y, yOffset, yStride: stride, accumulate: true }),
+    kernel.bindGemm({ x: upload(ctx, x), rows, weight: { format: 'bf16', layout: 'out-major', cout: N, cin: K, kh: 1, kw: 1, data: upload(ctx, wt.bytes) }, scale: upload(ctx, scale), y, yOffset, yStride: stride, accumulate: true }),
   ]);
   const got = new Float32Array(await download(ctx, y, before.byteLength));
   const ref = Float64Array.from(before);
@@ -69,8 +70,8 @@ test('conv2d as GEMM: out-major bf16 with accumulate into a strided slice, and i
         abs += Math.abs(t);
       }
       const i = yOffset + m * stride + n;
-      ref[i] += s;
-      bound[i] = (K + 2) * 2 ** -24 * (abs + Math.abs(before[i]));
+      ref[i] += scale[n] * s;
+      bound[i] = (K + 3) * 2 ** -24 * (Math.abs(scale[n]) * abs + Math.abs(before[i]));
     }
   assertWithin(got, ref, bound, `${tag} out-major accumulate`);
 
