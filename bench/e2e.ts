@@ -26,6 +26,8 @@
  *   --quick      short mode for CI on SwiftShader (~2 min): --layers 1 unless given, prompt 32 only, 4 decode
  *                tokens, "long" context 128, a smaller bandwidth buffer; the real vocabulary (the output says so)
  */
+// `npm run bench -- --vision`: the vision encoder's benchmark instead (bench/vision.ts; it exits when done).
+if (process.argv.includes('--vision')) await import('./vision.ts');
 import { writeFile } from 'node:fs/promises';
 import { createNodeGpuContext } from '../src/node/gpu.ts';
 import type { GpuContext } from '../src/gpu/device.ts';

@@ -8,10 +8,12 @@ import { Gemma3nModel } from '../model/gemma3n/model.ts';
 import { directoryFiles } from './checkpoint-files.ts';
 import { fileSource } from './file-source.ts';
 import { createNodeGpuContext } from './gpu.ts';
+import { EMBED_IMAGE_USAGE, runEmbedImage } from './cli-vision.ts';
 
 const USAGE = `usage:
   gemma3n-webgpu logits   --model DIR|FILE.gguf --tokens 2,105,2364 [--weights float|q4]
-  gemma3n-webgpu generate --model DIR|FILE.gguf --tokens 2,105 --max-new-tokens 12 [--weights float|q4]`;
+  gemma3n-webgpu generate --model DIR|FILE.gguf --tokens 2,105 --max-new-tokens 12 [--weights float|q4]
+${EMBED_IMAGE_USAGE}`;
 
 function parseArgs(argv: string[]): { command: string; flags: Map<string, string> } {
   const [command, ...rest] = argv;
@@ -50,6 +52,7 @@ function parseTokens(s: string | undefined): number[] {
 }
 
 async function run(argv: string[]): Promise<unknown> {
+  if (argv[0] === 'embed-image') return runEmbedImage(argv.slice(1));
   const { command, flags } = parseArgs(argv);
   const modelPath = flags.get('model');
   if (!modelPath) throw new GemmaError('invalid-argument', `--model is required\n${USAGE}`);
