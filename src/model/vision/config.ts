@@ -25,7 +25,11 @@ export function hasVisionTower(ckpt: Checkpoint): boolean {
   return ckpt.tensor(TOWER_PREFIX + 'conv_stem.conv.weight') !== undefined;
 }
 
-export function parseVisionConfig(ckpt: Checkpoint): VisionConfig {
+/**
+ * `archOverride` replaces the timm architecture named by the config (tests run small architectures of the same
+ * block kinds); the checkpoint's tensors must still match it.
+ */
+export function parseVisionConfig(ckpt: Checkpoint, archOverride?: VisionArch): VisionConfig {
   if (!hasVisionTower(ckpt)) {
     throw new GemmaError(
       'unsupported-input',
@@ -36,7 +40,7 @@ export function parseVisionConfig(ckpt: Checkpoint): VisionConfig {
   const vc = top.vision_config as Record<string, unknown> | undefined;
   if (!vc || typeof vc !== 'object') throw new GemmaError('bad-file', `${ckpt.name}: config.json has vision tower tensors but no vision_config.`);
   const archName = String(vc.architecture ?? '');
-  const arch = VISION_ARCHS[archName];
+  const arch = archOverride ?? VISION_ARCHS[archName];
   if (!arch) {
     throw new GemmaError('unsupported-config', `${ckpt.name}: vision_config.architecture "${archName}" is not supported (supported: ${Object.keys(VISION_ARCHS).join(', ')}).`);
   }

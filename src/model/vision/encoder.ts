@@ -38,6 +38,8 @@ export interface VisionEncoderOptions {
   weights?: VisionWeightFormat;
   onProgress?: (loaded: number, total: number) => void;
   signal?: AbortSignal;
+  /** Overrides the architecture the config names (tests: small architectures of the same block kinds). */
+  arch?: VisionArch;
 }
 
 /** A tensor the forward produced, for debugging against the fixture's per-block summaries. */
@@ -128,7 +130,7 @@ export class VisionEncoder {
 
   /** Loads the tower and embedder weights from `ckpt` and binds the whole forward (GemmaError when it has no tower). */
   static async load(ctx: GpuContext, ckpt: Checkpoint, options: VisionEncoderOptions = {}): Promise<VisionEncoder> {
-    const cfg = parseVisionConfig(ckpt);
+    const cfg = parseVisionConfig(ckpt, options.arch);
     const format = options.weights ?? 'bf16';
     const [conv, dw, norm, resample, softmax] = await Promise.all([
       Conv2dKernel.create(ctx, [[format, 'out-major'], ['f32', 'out-major'], ['f32', 'in-major']]),
