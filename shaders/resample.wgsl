@@ -26,25 +26,30 @@ override WG: u32 = 64u;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
 
+// The invocation's output item: (channel block, output pixel m, oy, ox); m >= OH * OW past the end.
+fn item(wg: vec3<u32>, lid: u32) -> vec4<u32> {
+  let g = (wg.y * p.grid_x + wg.x) * WG + lid;
+  let m = g / p.C4;
+  return vec4<u32>(g % p.C4, m, m / p.OW, m % p.OW);
+}
+
 @compute @workgroup_size(WG)
 fn nearest(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let g = (wg.y * p.grid_x + wg.x) * WG + lid;
-  let c4 = g % p.C4;
-  let m = g / p.C4;
+  let it = item(wg, lid);
+  let c4 = it.x;
+  let m = it.y;
   if (m >= p.OH * p.OW) { return; }
-  let oy = m / p.OW;
-  let ox = m % p.OW;
-  y[m * p.y_stride4 + p.y_offset4 + c4] = x[((oy / p.f) * p.W + ox / p.f) * p.C4 + c4];
+  y[m * p.y_stride4 + p.y_offset4 + c4] = x[((it.z / p.f) * p.W + it.w / p.f) * p.C4 + c4];
 }
 
 @compute @workgroup_size(WG)
 fn avg_pool(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let g = (wg.y * p.grid_x + wg.x) * WG + lid;
-  let c4 = g % p.C4;
-  let m = g / p.C4;
+  let it = item(wg, lid);
+  let c4 = it.x;
+  let m = it.y;
   if (m >= p.OH * p.OW) { return; }
-  let oy = m / p.OW;
-  let ox = m % p.OW;
+  let oy = it.z;
+  let ox = it.w;
   var s = vec4<f32>(0.0);
   for (var dy = 0u; dy < p.f; dy++) {
     for (var dx = 0u; dx < p.f; dx++) {
