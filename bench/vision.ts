@@ -16,7 +16,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createNodeGpuContext } from '../src/node/gpu.ts';
-import { proceduralVisionCheckpoint } from '../src/model/vision/procedural.ts';
+import { proceduralBf16, proceduralVisionCheckpoint } from '../src/model/vision/procedural.ts';
 import { VisionEncoder } from '../src/model/vision/encoder.ts';
 import { MOBILENETV5_300M_ENC, towerMacs } from '../src/model/vision/arch.ts';
 import { pixelValuesFromRgb } from '../src/model/vision/preprocess.ts';
@@ -25,7 +25,7 @@ import type { Checkpoint, TensorBytes } from '../src/io/checkpoint.ts';
 import { tensorBytesToF32 } from '../src/io/checkpoint.ts';
 import { quantizeCpu } from '../src/model/gemma3n/cpu-quant.ts';
 import { dequantize } from '../src/formats/weight-format.ts';
-import { f16BitsToF32 } from '../src/io/half.ts';
+import { bf16ArrayToF32, f16BitsToF32, f32ToF16Bits } from '../src/io/half.ts';
 import { measureFmaCeiling } from './fma-ceiling.ts';
 
 const args = process.argv.slice(2);
@@ -70,11 +70,40 @@ function maxAbs(a: Float32Array, b: Float32Array): number {
   return m;
 }
 
+/** Weight-level error of each storage format over every convolution / projection weight (no GPU). */
+function weightErrors(): Record<string, { changed: number; maxAbs: number; maxRel: number }> {
+  const ckpt = proceduralVisionCheckpoint();
+  const out: Record<string, { changed: number; maxAbs: number; maxRel: number }> = {
+    f16: { changed: 0, maxAbs: 0, maxRel: 0 },
+    int8: { changed: 0, maxAbs: 0, maxRel: 0 },
+  };
+  const note = (k: string, w: number, v: number) => {
+    const e = Math.abs(w - v);
+    if (e === 0) return;
+    out[k].changed++;
+    out[k].maxAbs = Math.max(out[k].maxAbs, e);
+    out[k].maxRel = Math.max(out[k].maxRel, e / Math.abs(w));
+  };
+  for (const name of ckpt.tensorNames()) {
+    const shape = ckpt.tensor(name)!.shape;
+    if (!((shape.length === 4 && shape[1] > 1) || (shape.length === 2 && !name.endsWith('.embedding.weight')))) continue;
+    const bits = proceduralBf16(name, shape);
+    const w = bf16ArrayToF32(bits);
+    for (let i = 0; i < w.length; i++) note('f16', w[i], f16BitsToF32(f32ToF16Bits(w[i])));
+    const r = shape[0];
+    const q = dequantize('q8', quantizeCpu('q8', w, r, w.length / r), r, w.length / r, f16BitsToF32);
+    for (let i = 0; i < w.length; i++) note('int8', w[i], q[i]);
+  }
+  return out;
+}
+
 if (args.includes('--formats')) {
+  console.log(JSON.stringify({ weightErrors: weightErrors() }));
   const goldenF = readF32('a.features.f32');
   const goldenT = readF32('a.soft_tokens.f32');
   const rows: unknown[] = [];
-  for (const format of ['bf16', 'f16', 'f32', 'int8'] as const) {
+  const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : ['bf16', 'f16', 'f32', 'int8'];
+  for (const format of (['bf16', 'f16', 'f32', 'int8'] as const).filter((f) => only.includes(f))) {
     const base = proceduralVisionCheckpoint();
     const ckpt = format === 'int8' ? int8Checkpoint(base) : base;
     const storage: VisionWeightFormat = format === 'int8' ? 'f32' : format;

@@ -9,7 +9,8 @@
 // 3 bias array<f32> [N] (read when has_bias); 4 y array<f32>, y[m, n] at y_offset + m * y_stride + n;
 // 5 scale array<f32> [N] (read when has_scale: a layer scale applied before a residual add, as timm orders it).
 // Overrides: W_FORMAT 0 f32 (2 words per vec2), 1 f16, 2 bf16 (4 weights per vec2, decoded exactly to f32 in
-// registers: bf16 is a 16-bit shift); W_KMAJOR. Requires C % 4 == 0 and N % 4 == 0 (launcher-checked; the stem's 3
+// registers: bf16 is a 16-bit shift); W_KMAJOR; POINTWISE (1x1, stride 1, no padding: every tap is inside the
+// image, so the x loads need no mask: 77 % of the tower's MACs). Requires C % 4 == 0 and N % 4 == 0 (launcher-checked; the stem's 3
 // input channels are zero-padded to 4). Math and accumulation are f32.
 // Tiling: one invocation owns 8 output pixels x 4 output channels (8 vec4 accumulators), no workgroup memory and no
 // barrier; per 4 input channels it loads 8 x vec4s and 4 weight vec4s for 32 dot products. Invocations are
@@ -42,6 +43,7 @@ struct Params {
 
 override W_FORMAT: u32 = 2u;
 override W_KMAJOR: bool = false;
+override POINTWISE: bool = false;
 override WG: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -66,6 +68,7 @@ fn w4(e: u32) -> vec4<f32> {
 
 // Input vec4 index of pixel (iy, ix), channel 0 (in vec4 units), or 0xffffffff when outside the image.
 fn tap(oy: u32, ox: u32, ky: u32, kx: u32) -> u32 {
+  if (POINTWISE) { return (p.x_offset >> 2u) + (oy * p.OW + ox) * (p.C >> 2u); }
   let iy = i32(oy * p.stride + ky) - i32(p.pad_top);
   let ix = i32(ox * p.stride + kx) - i32(p.pad_left);
   let inside = (iy >= 0) & (ix >= 0) & (iy < i32(p.H)) & (ix < i32(p.W)); // & not &&: no branches (SwiftShader compiles branchy code very slowly)
@@ -74,6 +77,7 @@ fn tap(oy: u32, ox: u32, ky: u32, kx: u32) -> u32 {
 
 // x vec4 at tap base b (from tap()) plus c4; zero for a tap outside the image (the index is clamped to 0).
 fn xv(b: u32, c4: u32) -> vec4<f32> {
+  if (POINTWISE) { return x[b + c4]; }
   let ok = b != 0xffffffffu;
   return select(vec4<f32>(0.0), x[select(0u, b + c4, ok)], ok);
 }

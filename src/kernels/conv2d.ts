@@ -103,8 +103,11 @@ export class Conv2dKernel {
     const pipelines = new Map<string, GPUComputePipeline>();
     await Promise.all(
       variants.map(async ([format, layout]) => {
-        const pipeline = await getPipeline(ctx, { label: 'conv2d', source, constants: { W_FORMAT: FORMAT_CODE[format], W_KMAJOR: layout === 'in-major' ? 1 : 0, WG } });
-        pipelines.set(`${format}/${layout}`, pipeline);
+        const compile = (pointwise: boolean) =>
+          getPipeline(ctx, { label: 'conv2d', source, constants: { W_FORMAT: FORMAT_CODE[format], W_KMAJOR: layout === 'in-major' ? 1 : 0, POINTWISE: pointwise ? 1 : 0, WG } });
+        const [general, pointwise] = await Promise.all([compile(false), compile(true)]);
+        pipelines.set(`${format}/${layout}`, general);
+        pipelines.set(`${format}/${layout}/pointwise`, pointwise);
       }),
     );
     const dummy = ctx.device.createBuffer({ label: 'conv2d/no-bias', size: 16, usage: GPUBufferUsage.STORAGE });
@@ -119,8 +122,8 @@ export class Conv2dKernel {
     const N = w.cout;
     const stride = args.stride ?? 1;
     const label = `conv2d[${w.format} ${w.kh}x${w.kw}/${stride} ${C}->${N} ${H}x${W}]`;
-    const pipeline = this.pipelines.get(`${w.format}/${w.layout}`);
-    if (!pipeline) throw new Error(`${label}: variant ${w.format}/${w.layout} was not compiled (Conv2dKernel.create variants)`);
+    const general = this.pipelines.get(`${w.format}/${w.layout}`);
+    if (!general) throw new Error(`${label}: variant ${w.format}/${w.layout} was not compiled (Conv2dKernel.create variants)`);
     if (args.x === args.y) throw new Error(`${label}: x and y must be different buffers`);
     if (C % 4 !== 0 || N % 4 !== 0) throw new Error(`${label}: input and output channels must be multiples of 4`);
     if (!(H > 0 && W > 0 && stride > 0 && w.kh > 0 && w.kw > 0)) throw new Error(`${label}: bad shape`);
@@ -131,6 +134,8 @@ export class Conv2dKernel {
       pad = { top: py.before, left: px.before, outHeight: py.out, outWidth: px.out };
     } else pad = args.padding;
     const M = pad.outHeight * pad.outWidth;
+    const pointwise = w.kh === 1 && w.kw === 1 && stride === 1 && pad.top === 0 && pad.left === 0 && pad.outHeight === H && pad.outWidth === W;
+    const pipeline = pointwise ? this.pipelines.get(`${w.format}/${w.layout}/pointwise`)! : general;
     const xOffset = args.xOffset ?? 0;
     const yOffset = args.yOffset ?? 0;
     const yStride = args.yStride ?? N;

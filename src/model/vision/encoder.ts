@@ -75,10 +75,19 @@ interface Step {
   out?: { buffer: GPUBuffer; c: number; h: number; w: number };
 }
 
+/**
+ * Whether the stem's output can live in a scratch buffer (the residual buffer then only needs the blocks' outputs,
+ * half the stem's size): when the first block is an edge residual without skip, which reads its input once.
+ */
+function stemToScratch(arch: VisionArch): boolean {
+  const first = arch.stages[0][0];
+  return first.kind === 'er' && !(first.stride === 1 && first.cin === first.cout);
+}
+
 /** Activation buffer sizes (f32 elements) of one image, by role. */
 function activationSizes(arch: VisionArch, textHidden: number): Record<string, number> {
   let s = samePad(arch.imageSize, arch.stem.kernel, arch.stem.stride).out;
-  const size = { input: arch.imageSize ** 2 * 4, res: arch.stem.cout * s * s, scratch: arch.stem.cout * s * s, q: 4, kx: 4, kv: 4, concat: 0, pooled: 0, embed: 0, tokens: 0 };
+  const size = { input: arch.imageSize ** 2 * 4, res: stemToScratch(arch) ? 0 : arch.stem.cout * s * s, scratch: arch.stem.cout * s * s, q: 4, kx: 4, kv: 4, concat: 0, features: 0, embed: 0, tokens: 0 };
   const fusedAt = arch.stages.length - 2;
   let fused = 0;
   arch.stages.forEach((stage, si) => {
@@ -105,7 +114,7 @@ function activationSizes(arch: VisionArch, textHidden: number): Record<string, n
   size.concat = msfaIn(arch) * fused * fused;
   size.scratch = Math.max(size.scratch, arch.msfa.mid * fused * fused, arch.msfa.cout * fused * fused);
   const tokens = arch.msfa.outputSize ** 2;
-  size.pooled = arch.msfa.cout * tokens;
+  size.features = arch.msfa.cout * tokens;
   size.embed = arch.msfa.cout * tokens;
   size.tokens = textHidden * tokens;
   return size;
@@ -115,6 +124,7 @@ export class VisionEncoder {
   /** Soft tokens of the last encode, [softTokens, textHidden] f32 on the GPU. */
   readonly softTokens: GPUBuffer;
   private disposed = false;
+  private running = false;
 
   private constructor(
     private readonly ctx: GpuContext,
@@ -173,6 +183,16 @@ export class VisionEncoder {
    */
   async encode(pixelValues: Float32Array, options: EncodeOptions = {}): Promise<EncodeResult> {
     if (this.disposed) throw new GemmaError('disposed', 'the vision encoder was destroyed');
+    if (this.running) throw new GemmaError('busy', 'the vision encoder is already encoding an image; await it first (one image at a time per encoder)');
+    this.running = true;
+    try {
+      return await this.run(pixelValues, options);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async run(pixelValues: Float32Array, options: EncodeOptions): Promise<EncodeResult> {
     const { device } = this.ctx;
     const S = this.config.arch.imageSize;
     const C = this.config.arch.inChannels;
@@ -196,10 +216,11 @@ export class VisionEncoder {
       }
     }
     const tokens = this.config.softTokens;
-    const [softTokens, features] = await Promise.all([readF32(device, this.buffers.tokens, tokens * this.config.textHidden), readF32(device, this.buffers.pooled, tokens * this.config.visionHidden)]);
+    const [softTokens, features] = await Promise.all([readF32(device, this.buffers.tokens, tokens * this.config.textHidden), readF32(device, this.buffers.features, tokens * this.config.visionHidden)]);
     return { softTokens, features };
   }
 
+  /** Frees the weights and activations (an encode in flight finishes first on the GPU queue). */
   destroy(): void {
     if (this.disposed) return;
     this.disposed = true;
@@ -246,9 +267,10 @@ function buildForward(cfg: VisionConfig, w: VisionWeights, buf: Record<string, G
   // Stem: GELU(norm(conv3x3/2(pixels) + bias)).
   let s = samePad(arch.imageSize, arch.stem.kernel, arch.stem.stride).out;
   conv(buf.input, arch.imageSize, w.stem.conv, a, { stride: arch.stem.stride, bias: w.stem.bias });
-  norm(a, res, s * s, arch.stem.cout, w.stem.norm, 'gelu');
+  let input = stemToScratch(arch) ? b : res; // the current block's input: the residual stream after the first block
+  norm(a, input, s * s, arch.stem.cout, w.stem.norm, 'gelu');
   let c = arch.stem.cout;
-  finish('stem', { buffer: res, c, h: s, w: s });
+  finish('stem', { buffer: input, c, h: s, w: s });
 
   const fusedAt = arch.stages.length - 2;
   let fusedSize = 0;
@@ -257,7 +279,7 @@ function buildForward(cfg: VisionConfig, w: VisionWeights, buf: Record<string, G
       const bw = w.blocks[si][bi];
       if (block.kind === 'er' && bw.kind === 'er') {
         const o = samePad(s, block.kernel, block.stride).out;
-        conv(res, s, bw.convExp, a, { stride: block.stride });
+        conv(input, s, bw.convExp, a, { stride: block.stride });
         norm(a, a, o * o, block.mid, bw.bn1, 'gelu');
         conv(a, o, bw.convPwl, b);
         const skip = block.stride === 1 && block.cin === block.cout;
@@ -310,6 +332,7 @@ function buildForward(cfg: VisionConfig, w: VisionWeights, buf: Record<string, G
         conv(buf.q1, s, bw.output, res, { scale: bw.gamma, accumulate: true });
       } else throw new Error(`vision: block ${si}.${bi} weights do not match the architecture`);
       c = blockOut(block);
+      input = res;
       finish(`blocks.${si}.${bi}`, { buffer: res, c, h: s, w: s });
     });
     if (si === fusedAt) {
@@ -330,12 +353,12 @@ function buildForward(cfg: VisionConfig, w: VisionWeights, buf: Record<string, G
   norm(b, b, f * f, arch.msfa.cout, w.msfa.pwProjNorm);
   const out = arch.msfa.outputSize;
   track(k.resample.bind({ mode: 'avg-pool', x: b, height: f, width: f, channels: arch.msfa.cout, outHeight: out, outWidth: out, y: a }));
-  norm(a, buf.pooled, out * out, arch.msfa.cout, w.msfa.norm);
-  finish('msfa', { buffer: buf.pooled, c: arch.msfa.cout, h: out, w: out });
+  norm(a, buf.features, out * out, arch.msfa.cout, w.msfa.norm);
+  finish('msfa', { buffer: buf.features, c: arch.msfa.cout, h: out, w: out });
 
   // Soft tokens: RMSNorm(features * sqrt(2048)) * w, projection, scale-free RMSNorm (HF: f32 even for bf16 models).
   const tokens = out * out;
-  norm(buf.pooled, buf.embed, tokens, arch.msfa.cout, w.embed.softNorm, 'none', Math.fround(Math.sqrt(cfg.visionHidden)));
+  norm(buf.features, buf.embed, tokens, arch.msfa.cout, w.embed.softNorm, 'none', Math.fround(Math.sqrt(cfg.visionHidden)));
   track(k.conv.bindGemm({ x: buf.embed, rows: tokens, weight: w.embed.projection, y: buf.tokens }));
   norm(buf.tokens, buf.tokens, tokens, cfg.textHidden, undefined);
   finish('embed_vision', { buffer: buf.tokens, c: cfg.textHidden, h: out, w: out });
