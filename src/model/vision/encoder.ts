@@ -154,8 +154,10 @@ export class VisionEncoder {
     const buffers: Record<string, GPUBuffer> = {};
     let activationBytes = 0;
     ctx.device.pushErrorScope('out-of-memory');
+    // Pairs: scratch0/1 (ping-pong intermediates, also the attention scores), q0/q1 (queries, attention output),
+    // kx0/kx1 (downsampled key / value inputs), kv0/kv1 (K, V). The rest one each.
     for (const [role, n] of Object.entries(sizes)) {
-      const count = role === 'scratch' ? 2 : role === 'kx' || role === 'kv' ? 2 : role === 'q' ? 2 : 1;
+      const count = ['scratch', 'q', 'kx', 'kv'].includes(role) ? 2 : 1;
       for (let i = 0; i < count; i++) {
         const name = count === 1 ? role : `${role}${i}`;
         buffers[name] = createStorageBuffer(ctx.device, n * 4, `vision/${name}`);
