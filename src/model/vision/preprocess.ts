@@ -16,6 +16,12 @@
  */
 import { GemmaError } from '../../errors.ts';
 
+/**
+ * Names this preprocessing (resize filter, size, rescale): part of a media span's cache key next to the pixels'
+ * content hash, so a change here never reuses soft tokens or KV entries computed the old way.
+ */
+export const PREPROCESSING_ID = 'gemma3n-vision/pillow-bilinear-768/rescale-f32-1-255/v1';
+
 const PRECISION_BITS = 22; // 32 - 8 - 2, as Pillow's 8-bit path
 
 /** Per output pixel: first input pixel, tap count, and fixed-point weights (ksize per pixel). */
