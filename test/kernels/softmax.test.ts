@@ -18,18 +18,28 @@ for (const [rows, cols, std, alpha] of [[37, 100, 32, 0.125], [5, 12, 400, 0.102
     const got = new Float32Array(await download(ctx, y, x.byteLength));
     const ref = new Float64Array(x.length);
     const bound = new Float64Array(x.length);
+    const u = 2 ** -24;
     for (let r = 0; r < rows; r++) {
+      const a = Math.fround(alpha);
       let m = -Infinity;
-      for (let c = 0; c < cols; c++) m = Math.max(m, Math.fround(alpha) * x[r * cols + c]);
+      for (let c = 0; c < cols; c++) m = Math.max(m, a * x[r * cols + c]);
       let s = 0;
-      for (let c = 0; c < cols; c++) s += Math.exp(Math.fround(alpha) * x[r * cols + c] - m);
+      for (let c = 0; c < cols; c++) s += Math.exp(a * x[r * cols + c] - m);
+      // Relative error of each exponential: the logit a * x rounded (|a x| u), the max likewise (|m| u), the
+      // subtraction (|z| u), then exp itself (WGSL: 3 + 2|z| ulp = 2 u each). The row sum inherits the worst term's
+      // error plus its own f32 summation in 4 lanes ((cols / 4 + 3) u); one division.
+      const rel = new Float64Array(cols);
+      let worst = 0;
       for (let c = 0; c < cols; c++) {
-        const z = Math.fround(alpha) * x[r * cols + c] - m;
+        const ax = a * x[r * cols + c];
+        const z = ax - m;
+        rel[c] = (Math.abs(ax) + Math.abs(m) + Math.abs(z)) * u + (3 + 2 * Math.abs(z)) * 2 * u;
+        worst = Math.max(worst, rel[c]);
+      }
+      for (let c = 0; c < cols; c++) {
         const i = r * cols + c;
-        ref[i] = Math.exp(z) / s;
-        // exp of z (WGSL: 3 + 2|z| ulp), the rounding of z (|z| ulp of z feeds exp: |z| u relative), the sum of
-        // `cols` terms in 4 lanes (cols/4 + 3) u, the division.
-        bound[i] = ref[i] * ((3 + 3 * Math.abs(z)) * 2 ** -23 + (cols / 4 + 6) * 2 ** -24) + 1e-30;
+        ref[i] = Math.exp(a * x[i] - m) / s;
+        bound[i] = ref[i] * (rel[c] + worst + (cols / 4 + 4) * u) + 1e-30;
       }
     }
     assertWithin(got, ref, bound, tag);
