@@ -9,8 +9,13 @@ export interface GpuContext {
   subgroups: boolean;
   /** `timestamp-query` is enabled (benchmarks only). */
   timestamps: boolean;
-  /** Human-readable adapter description, for logs and the demo. */
+  /** Human-readable adapter description, for logs and the demo. Never used to choose code paths. */
   adapterName: string;
+  /**
+   * The adapter runs on the CPU (GPUAdapterInfo.isFallbackAdapter: SwiftShader, WARP, llvmpipe): kernels pick their
+   * CPU-friendly shapes (no workgroup barriers, more work per thread).
+   */
+  cpuAdapter: boolean;
 }
 
 /** The limits below which we refuse to run, with what each one is for. */
@@ -82,5 +87,6 @@ export async function createGpuContext(gpu?: GPU, options: DeviceOptions = {}): 
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
   const info = adapter.info;
   const adapterName = [info?.vendor, info?.architecture, info?.device, info?.description].filter(Boolean).join(' ') || 'unknown adapter';
-  return { device, f16, subgroups, timestamps, adapterName };
+  const cpuAdapter = (info as GPUAdapterInfo & { isFallbackAdapter?: boolean })?.isFallbackAdapter === true || (adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
+  return { device, f16, subgroups, timestamps, adapterName, cpuAdapter };
 }

@@ -1,6 +1,6 @@
 import source from '../../shaders/matmul.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
-import { createUniformBuffer, packUniform } from '../gpu/buffers.ts';
+import { packUniform, BufferArena } from '../gpu/buffers.ts';
 import { bindBuffers, getPipeline, grid2d, type ActType, type Dispatch } from '../gpu/pipeline.ts';
 import { groupsPerRow, type GpuWeight, type WeightFormat } from '../formats/weight-format.ts';
 
@@ -66,13 +66,18 @@ export class MatmulKernel {
   /** Largest T that takes the GEMV path (it reads the weights ceil(T / 4) times). */
   static GEMV_MAX_T = 4;
 
+  /** Every buffer this kernel created for its dispatches (freed by destroy()). */
+  private readonly arena: BufferArena;
+
   private constructor(
     private readonly ctx: GpuContext,
     readonly act: ActType,
     private readonly variants: Map<string, Variant>,
     private readonly dummyScales: GPUBuffer,
     private readonly gemvRows: number,
-  ) {}
+  ) {
+    this.arena = new BufferArena(ctx.device);
+  }
 
   /**
    * Compiles a GEMV and a GEMM pipeline for each of `formats` (default: all four; f16 weights are read with
@@ -84,7 +89,7 @@ export class MatmulKernel {
     formats: WeightFormat[] = ['f32', 'f16', 'q4', 'q8'],
     options: MatmulOptions = {},
   ): Promise<MatmulKernel> {
-    const cpu = /swiftshader/i.test(ctx.adapterName);
+    const cpu = ctx.cpuAdapter;
     const rows = options.gemvRows ?? (cpu ? 64 : 8);
     const lanes = options.gemvLanes ?? (cpu ? 1 : 32);
     if (rows * lanes > 256 || (lanes & (lanes - 1)) !== 0 || rows < 1) throw new Error(`matmul: bad GEMV shape ${rows} x ${lanes}`);
@@ -99,7 +104,9 @@ export class MatmulKernel {
     );
     const dummyScales = ctx.device.createBuffer({ label: 'matmul/no-scales', size: 16, usage: GPUBufferUsage.STORAGE });
     // Features per GEMV workgroup: gemv_rows threads own GEMV_ROWS_PER_THREAD rows each.
-    return new MatmulKernel(ctx, act, variants, dummyScales, lanes === 1 ? rows * GEMV_ROWS_PER_THREAD : rows);
+    const kernel = new MatmulKernel(ctx, act, variants, dummyScales, lanes === 1 ? rows * GEMV_ROWS_PER_THREAD : rows);
+    kernel.arena.own(dummyScales);
+    return kernel;
   }
 
   bind(args: MatmulArgs): MatmulDispatch {
@@ -128,8 +135,8 @@ export class MatmulKernel {
     const actBytes = this.act === 'f16' ? 2 : 4;
     const maxPerDim = device.limits.maxComputeWorkgroupsPerDimension;
     const parts = weight.parts.map((part) => {
-      const gemvParams = createUniformBuffer(device, 64, `${label}/gemv-params`);
-      const gemmParams = createUniformBuffer(device, 64, `${label}/gemm-params`);
+      const gemvParams = this.arena.uniform(64, `${label}/gemv-params`);
+      const gemmParams = this.arena.uniform(64, `${label}/gemm-params`);
       const buffers = (params: GPUBuffer) => [params, args.x, part.data, part.scales ?? this.dummyScales, args.y];
       return {
         part,
@@ -208,5 +215,10 @@ export class MatmulKernel {
         }
       },
     };
+  }
+
+  /** Frees the buffers this kernel created (its dispatches must not be encoded afterwards). */
+  destroy(): void {
+    this.arena.destroy();
   }
 }

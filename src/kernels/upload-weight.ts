@@ -7,7 +7,7 @@ import type { GpuContext } from '../gpu/device.ts';
 import { GemmaError } from '../errors.ts';
 import { writeBuffer } from '../gpu/buffers.ts';
 import { QuantizeKernel, type OwnedDispatch, type SourceDType } from './quantize.ts';
-import { dataBytes, groupsPerRow, scaleBytes, type GpuWeight, type WeightFormat, type WeightPart } from '../formats/weight-format.ts';
+import { dataBytes, groupsPerRow, scaleBytes, scalesAsWords, type GpuWeight, type PackedWeight, type WeightFormat, type WeightPart } from '../formats/weight-format.ts';
 
 /** Source rows [rowStart, rowStart + rowCount) as raw bytes in `dtype` (row-major, rowCount * cols elements). */
 export type RowReader = (rowStart: number, rowCount: number) => Promise<Uint8Array>;
@@ -145,6 +145,22 @@ async function forEachChunk(
 function chunkRowsFor(bytesPerRow: number, staging: number): number {
   const r = Math.floor(staging / 2 / bytesPerRow);
   return Math.max(2, r - (r % 2));
+}
+
+/**
+ * Uploads a tensor that is already in a q4/q8 layout (a GGUF Q4_0/Q8_0 tensor repacked losslessly, or a cached
+ * converted one): the same parts as every other weight, filled by plain writes.
+ */
+export async function uploadPackedWeight(ctx: GpuContext, label: string, packed: PackedWeight & { format: 'q4' | 'q8'; rows: number; cols: number }): Promise<GpuWeight> {
+  const { format, rows, cols } = packed;
+  const weight = await allocate(ctx, label, format, rows, cols);
+  const G = groupsPerRow(cols);
+  const bytes = new Uint8Array(packed.data.buffer, packed.data.byteOffset, packed.data.byteLength);
+  for (const part of weight.parts) {
+    writeBuffer(ctx.device, part.data, bytes.subarray(dataBytes(format, part.rowStart, cols), dataBytes(format, part.rowStart + part.rows, cols)));
+    writeBuffer(ctx.device, part.scales!, scalesAsWords(packed.scales.subarray(part.rowStart * G, (part.rowStart + part.rows) * G)));
+  }
+  return weight;
 }
 
 /**

@@ -48,7 +48,16 @@ export async function readImageFile(path: string, size?: string): Promise<RgbIma
     if (data.length !== width * height * 3) throw new GemmaError('bad-file', `--image ${path}: ${data.length} bytes, but ${width}x${height} RGB needs ${width * height * 3}`);
     return { data, width, height, channels: 3 };
   }
-  const { RawImage } = await import('@huggingface/transformers');
+  let RawImage: typeof import('@huggingface/transformers').RawImage;
+  try {
+    ({ RawImage } = await import('@huggingface/transformers'));
+  } catch (err) {
+    throw new GemmaError(
+      'invalid-argument',
+      `--image ${path}: decoding PNG/JPEG in the CLI uses transformers.js' RawImage: run \`npm install @huggingface/transformers\`, or pass raw pixels (.rgb8) with --size WxH.`,
+      { cause: err },
+    );
+  }
   let img: { data: Uint8Array | Uint8ClampedArray; width: number; height: number; channels: number };
   try {
     img = await RawImage.read(path);

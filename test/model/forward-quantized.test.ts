@@ -14,7 +14,7 @@
  *    3. The PLE table GPU-resident (q4 rows gathered by id) gives exactly the host-resident path's logits.
  *
  * B. llama.cpp's GGUF conversions of gemma3n-tiny-a (every *.gguf in test/fixtures/gguf-gemma3n-tiny-a/) through
- * openGemma3nGguf → Gemma3nModel.load, float mode (float-stored tensors stay f32; pre-quantized tensors keep the
+ * openGgufCheckpoint → Gemma3nModel.load, float mode (float-stored tensors stay f32; pre-quantized tensors keep the
  * file's quantization: Q4_0 → q4 and Q8_0 → q8 repacked losslessly, other block types → q8, quant-plan.ts
  * `formatForStored`).
  *
@@ -33,7 +33,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { openSafetensorsCheckpoint } from '../../src/io/safetensors.ts';
-import { openGemma3nGguf } from '../../src/io/gguf-gemma3n.ts';
+import { openGgufCheckpoint } from '../../src/model/registry.ts';
 import { directoryFiles } from '../../src/node/checkpoint-files.ts';
 import { fileSource } from '../../src/node/file-source.ts';
 import { parseGemma3nConfig } from '../../src/model/gemma3n/config.ts';
@@ -65,7 +65,7 @@ for (const fx of tinyFixtures()) {
     let agree = 0, n = 0, kl = 0, refErr = 0;
     const all: Float32Array[][] = [];
     for (const gc of fx.golden.cases) {
-      model.reset();
+      model.rewind(0);
       const logits = (await model.prefill(gc.input_ids, { allLogits: true }))!;
       all.push(logits);
       const ref = referenceForward(cfg, qw, gc.input_ids).logits;
@@ -84,7 +84,7 @@ for (const fx of tinyFixtures()) {
     // PLE table on the GPU: every case (the multimodal one reads row 0 for its ids ≥ vocab_size_per_layer_input).
     const onGpu = await Gemma3nModel.load(ctx, ckpt, { weights: 'q4', maxContext: 128, chunk: 7, pleOnGpu: true });
     for (const [i, gc] of fx.golden.cases.entries()) {
-      onGpu.reset();
+      onGpu.rewind(0);
       assert.equal(maxAbsDiff2d((await onGpu.prefill(gc.input_ids, { allLogits: true }))!, all[i]), 0, `PLE on GPU, case ${gc.name}`);
     }
     onGpu.dispose();
@@ -133,7 +133,7 @@ if (!fx || files.length === 0) {
     textCases = golden.cases.filter((c) => c.input_ids.every((id) => id < V));
     const reference = new Map<string, Float32Array[]>();
     for (const gc of textCases) {
-      st.reset();
+      st.rewind(0);
       reference.set(gc.name, (await st.prefill(gc.input_ids, { allLogits: true }))!);
     }
     st.dispose();
@@ -144,13 +144,13 @@ if (!fx || files.length === 0) {
     const type = /-([A-Z0-9_]+)\.gguf$/.exec(file)?.[1] ?? file;
     test(`GGUF ${file} through Gemma3nModel.load`, async () => {
       const { ctx, reference } = await setup;
-      const ckpt = await openGemma3nGguf(fileSource(join(GGUF_DIR, file)));
+      const ckpt = await openGgufCheckpoint(fileSource(join(GGUF_DIR, file)));
       const model = await Gemma3nModel.load(ctx, ckpt, { weights: 'float', maxContext: 64, chunk: 64 });
       try {
         assert.ok(textCases.length > 0);
         const logits = new Map<string, Float32Array[]>();
         for (const gc of textCases) {
-          model.reset();
+          model.rewind(0);
           logits.set(gc.name, (await model.prefill(gc.input_ids, { allLogits: true }))!);
         }
         const vsSafetensors = Math.max(...textCases.map((gc) => maxAbsDiff2d(logits.get(gc.name)!, reference.get(gc.name)!)));

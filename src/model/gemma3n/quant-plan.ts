@@ -26,10 +26,10 @@
  * far more sensitive to weight noise than a trained model (even all-int8 flips 8 % of argmaxes).
  */
 import { gpuFormatFor } from '../../io/gguf-types.ts';
+import type { WeightMode } from '../family.ts';
 
 export type Family = 'embed' | 'pleTable' | 'attn' | 'mlp' | 'altup' | 'laurel' | 'pleProj' | 'embedders' | 'small';
 export type StoredFormat = 'f32' | 'f16' | 'q4' | 'q8';
-export type WeightMode = 'float' | 'q4';
 
 export function familyOf(name: string): Family {
   if (name.startsWith('model.embed_vision.') || name.startsWith('model.embed_audio.')) return name.endsWith('_norm.weight') ? 'small' : 'embedders';
