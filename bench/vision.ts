@@ -26,6 +26,9 @@ import { quantizeCpu } from '../src/model/gemma3n/cpu-quant.ts';
 import { dequantize } from '../src/formats/weight-format.ts';
 import { bf16ArrayToF32, f16BitsToF32, f32ToF16Bits } from '../src/io/half.ts';
 import { measureFmaCeiling } from './fma-ceiling.ts';
+import { profilePlan, profileTables } from './vision-profile.ts';
+import { openSafetensorsCheckpoint } from '../src/io/safetensors.ts';
+import { directoryFiles } from '../src/node/checkpoint-files.ts';
 
 const args = process.argv.slice(2);
 const jsonIdx = args.indexOf('--json');
@@ -117,9 +120,27 @@ if (args.includes('--formats')) {
   process.exit(0);
 }
 
+/** `--model DIR`: the procedural checkpoint as written by `npm run fixture:vision` (faster to load than generating it). */
+async function benchCheckpoint(): Promise<Checkpoint> {
+  const i = args.indexOf('--model');
+  return i >= 0 ? openSafetensorsCheckpoint(directoryFiles(args[i + 1])) : proceduralVisionCheckpoint();
+}
+
+if (args.includes('--profile')) {
+  const enc = await VisionEncoder.load(ctx, await benchCheckpoint(), { weights: 'bf16' });
+  // Uploads image A and runs the stem (the probe stops the encode there), so the steps below read real activations.
+  await enc.encode(imageA, { onTensor: async () => { throw new Error('stop after the stem'); } }).catch(() => undefined);
+  const profile = await profilePlan(ctx, enc.plan, { log: (l) => console.log(l) });
+  console.log(`vision encoder profile, ${ctx.adapterName} (CPU time per image, every distinct step run once)`);
+  console.log(profileTables(profile));
+  if (jsonFile) writeFileSync(jsonFile, JSON.stringify({ adapter: ctx.adapterName, ...profile }, null, 2));
+  enc.destroy();
+  process.exit(0);
+}
+
 const ceiling = await measureFmaCeiling(ctx);
 const t0 = performance.now();
-const enc = await VisionEncoder.load(ctx, proceduralVisionCheckpoint(), { weights: 'bf16' });
+const enc = await VisionEncoder.load(ctx, await benchCheckpoint(), { weights: 'bf16' });
 const loadMs = performance.now() - t0;
 // Pipelines are compiled at load (createComputePipelineAsync), so the first image is representative. The queue is
 // drained after every step to time the parts (a real GPU would overlap steps a little more without the drains).

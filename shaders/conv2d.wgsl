@@ -12,12 +12,22 @@
 // registers: bf16 is a 16-bit shift); W_KMAJOR; POINTWISE (1x1, stride 1, no padding: every tap is inside the
 // image, so the x loads need no mask: 77 % of the tower's MACs). Requires C % 4 == 0 and N % 4 == 0 (launcher-checked; the stem's 3
 // input channels are zero-padded to 4). Math and accumulation are f32.
-// Tiling: one invocation owns 8 output pixels x 4 output channels (8 vec4 accumulators), no workgroup memory and no
-// barrier; per 4 input channels it loads 8 x vec4s and 4 weight vec4s for 32 dot products. Invocations are
-// ordered channel-block fastest, so the 64 invocations of a workgroup share their 8 x rows. On CPU adapters
-// (SwiftShader) barrier-free register tiles run ~7x faster than the workgroup-tiled matmul.wgsl gemm (measured:
-// bench/vision.ts); the hot loop is written out straight-line (SwiftShader's JIT neither unrolls loops nor keeps
-// private arrays in registers).
+// Tilings (entry points; the launcher picks one from the adapter, src/kernels/conv2d.ts):
+// - `main` (GPUs): one invocation owns 8 output pixels x 4 output channels (8 vec4 accumulators), no workgroup
+//   memory and no barrier; per 4 input channels it loads 8 x vec4s and 4 weight vec4s for 32 dot products.
+//   Invocations are ordered channel-block fastest, so the 64 invocations of a workgroup share their 8 x rows
+//   through the cache.
+// - `main_quad` (CPU adapters with subgroups, e.g. SwiftShader, whose SIMD lanes are quads of 4 invocations): one
+//   invocation owns 16 pixels x 4 channels and the 4 invocations of a quad share the 16 pixels: each loads 4 of
+//   them and quadBroadcast (a register swizzle on a CPU) hands them to the others, so the quad does 16 x loads
+//   per 4 input channels instead of 64. On SwiftShader every storage load is a per-lane masked gather that costs
+//   ~10 instructions per component; this tile reads ~3x fewer x components per multiply-add and ran 1.7x faster
+//   than `main` there (bench/vision.ts --profile). Channel blocks are padded to a multiple of 4 per pixel tile
+//   (n_blocks), so a quad always shares its pixels; padded lanes compute clamped channels and store nothing.
+//   Quads past the last pixel compute clamped pixels and store nothing: no invocation leaves before the
+//   quadBroadcasts (they need the whole quad).
+// Both hot loops are written out straight-line (SwiftShader's JIT neither unrolls loops nor keeps private arrays
+// in registers).
 
 struct Params {
   H: u32,
@@ -37,7 +47,7 @@ struct Params {
   has_bias: u32,
   has_scale: u32,
   accumulate: u32, // 1: y += conv(x)
-  n_blocks: u32,   // N / 4
+  n_blocks: u32,   // channel blocks per pixel tile: N / 4 (`main`), padded up to a multiple of 4 (`main_quad`)
   grid_x: u32,     // workgroups per grid row (grids may be 2-D)
 }
 
@@ -177,3 +187,4 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   store(m0 + 6u, n0, a6);
   store(m0 + 7u, n0, a7);
 }
+

@@ -1,4 +1,5 @@
 import source from '../../shaders/conv2d.wgsl?raw';
+import quadSource from '../../shaders/conv2d-quad.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
 import { createUniformBuffer, packUniform } from '../gpu/buffers.ts';
 import { bindBuffers, getPipeline, grid2d, makeDispatch, type Dispatch } from '../gpu/pipeline.ts';
@@ -24,8 +25,21 @@ export interface ConvWeight {
 export const CONV_FORMAT_BYTES: Record<ConvWeightFormat, number> = { f32: 4, f16: 2, bf16: 2 };
 const FORMAT_CODE: Record<ConvWeightFormat, number> = { f32: 0, f16: 1, bf16: 2 };
 const WG = 64;
-/** Output pixels per invocation (shaders/conv2d.wgsl). */
-const TILE_M = 8;
+
+/**
+ * How invocations split the output (shaders/conv2d.wgsl, "Tilings"): 'register' 8 pixels x 4 channels per
+ * invocation (GPUs); 'quad' 16 pixels x 4 channels per invocation with the pixels shared by the 4 invocations of
+ * a quad (CPU adapters with subgroups: SwiftShader's SIMD lanes are quads, its storage loads are gathers).
+ */
+export type ConvTiling = 'register' | 'quad';
+
+/** Output pixels per invocation of each tiling. */
+const TILE_M: Record<ConvTiling, number> = { register: 8, quad: 16 };
+
+/** The tiling for this adapter: 'quad' on CPU adapters that have subgroups, else 'register'. */
+export function defaultConvTiling(ctx: GpuContext): ConvTiling {
+  return ctx.cpuAdapter && ctx.subgroups ? 'quad' : 'register';
+}
 
 /** Explicit padding: rows/columns of zeros before the image, and the output size (the rest is padded after). */
 export interface ConvPadding {
@@ -93,25 +107,34 @@ export class Conv2dKernel {
     private readonly ctx: GpuContext,
     private readonly pipelines: Map<string, GPUComputePipeline>,
     private readonly dummy: GPUBuffer,
+    readonly tiling: ConvTiling,
   ) {}
 
-  /** Compiles the variants listed (default: bf16 out-major for weights, f32 both layouts for activation operands). */
+  /**
+   * Compiles the variants listed (default: bf16 out-major for weights, f32 both layouts for activation operands) in
+   * `tiling` (default: the adapter's, `defaultConvTiling`).
+   */
   static async create(
     ctx: GpuContext,
     variants: Array<[ConvWeightFormat, ConvWeight['layout']]> = [['bf16', 'out-major'], ['f32', 'out-major'], ['f32', 'in-major']],
+    tiling: ConvTiling = defaultConvTiling(ctx),
   ): Promise<Conv2dKernel> {
+    if (tiling === 'quad' && !ctx.subgroups) throw new Error("conv2d: the 'quad' tiling needs the subgroups feature");
     const pipelines = new Map<string, GPUComputePipeline>();
     await Promise.all(
       variants.map(async ([format, layout]) => {
+        const constants = (pointwise: boolean) => ({ W_FORMAT: FORMAT_CODE[format], W_KMAJOR: layout === 'in-major' ? 1 : 0, POINTWISE: pointwise ? 1 : 0, WG });
         const compile = (pointwise: boolean) =>
-          getPipeline(ctx, { label: 'conv2d', source, constants: { W_FORMAT: FORMAT_CODE[format], W_KMAJOR: layout === 'in-major' ? 1 : 0, POINTWISE: pointwise ? 1 : 0, WG } });
+          tiling === 'quad'
+            ? getPipeline(ctx, { label: 'conv2d-quad', source: quadSource, libraries: [source], enables: ['subgroups'], entryPoint: 'main_quad', constants: constants(pointwise) })
+            : getPipeline(ctx, { label: 'conv2d', source, constants: constants(pointwise) });
         const [general, pointwise] = await Promise.all([compile(false), compile(true)]);
         pipelines.set(`${format}/${layout}`, general);
         pipelines.set(`${format}/${layout}/pointwise`, pointwise);
       }),
     );
     const dummy = ctx.device.createBuffer({ label: 'conv2d/no-bias', size: 16, usage: GPUBufferUsage.STORAGE });
-    return new Conv2dKernel(ctx, pipelines, dummy);
+    return new Conv2dKernel(ctx, pipelines, dummy, tiling);
   }
 
   bind(args: Conv2dArgs): Dispatch & { destroy(): void } {
@@ -121,7 +144,7 @@ export class Conv2dKernel {
     const C = w.cin;
     const N = w.cout;
     const stride = args.stride ?? 1;
-    const label = `conv2d[${w.format} ${w.kh}x${w.kw}/${stride} ${C}->${N} ${H}x${W}]`;
+    const label = `conv2d[${w.format} ${w.kh}x${w.kw}/${stride} ${C}->${N} ${H}x${W}]`; // bench/vision-profile.ts parses this
     const general = this.pipelines.get(`${w.format}/${w.layout}`);
     if (!general) throw new Error(`${label}: variant ${w.format}/${w.layout} was not compiled (Conv2dKernel.create variants)`);
     if (args.x === args.y) throw new Error(`${label}: x and y must be different buffers`);
@@ -149,8 +172,9 @@ export class Conv2dKernel {
     if (needW > w.data.size) throw new Error(`${label}: weight holds ${w.data.size} bytes, needs ${needW}`);
     if (args.bias && args.bias.size < N * 4) throw new Error(`${label}: bias is shorter than ${N}`);
     if (args.scale && args.scale.size < N * 4) throw new Error(`${label}: scale is shorter than ${N}`);
-    const nBlocks = N / 4;
-    const workgroups = Math.ceil((Math.ceil(M / TILE_M) * nBlocks) / WG);
+    // Channel blocks per pixel tile; a quad's 4 invocations must share their pixel tile, so 'quad' pads to 4.
+    const nBlocks = this.tiling === 'quad' ? Math.ceil(N / 16) * 4 : N / 4;
+    const workgroups = Math.ceil((Math.ceil(M / TILE_M[this.tiling]) * nBlocks) / WG);
     const grid = grid2d(workgroups, device.limits.maxComputeWorkgroupsPerDimension);
     const params = createUniformBuffer(device, 76, `${label}/params`);
     device.queue.writeBuffer(

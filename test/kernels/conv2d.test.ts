@@ -1,20 +1,26 @@
 import { test } from 'node:test';
-import { Conv2dKernel, samePad, type ConvWeightFormat, type ConvWeight } from '../../src/kernels/conv2d.ts';
+import { Conv2dKernel, samePad, type ConvTiling, type ConvWeightFormat, type ConvWeight } from '../../src/kernels/conv2d.ts';
 import { submitDispatches } from '../../src/gpu/pipeline.ts';
 import { testGpu, poisonedBuffer, upload, download } from '../helpers/gpu.ts';
 import { freshRng } from '../helpers/random.ts';
 import { assertWithin, convRef, randomWeights } from '../helpers/vision-ref.ts';
 
-const kernelPromise = testGpu().then((ctx) =>
-  Conv2dKernel.create(ctx, [
-    ['bf16', 'out-major'],
-    ['f16', 'out-major'],
-    ['f32', 'out-major'],
-    ['f32', 'in-major'],
-  ]),
-);
+const variants: Array<[ConvWeightFormat, ConvWeight['layout']]> = [
+  ['bf16', 'out-major'],
+  ['f16', 'out-major'],
+  ['f32', 'out-major'],
+  ['f32', 'in-major'],
+];
+// Both tilings run here whatever the adapter (the quad one needs subgroups, which SwiftShader has).
+const kernels: Record<ConvTiling, Promise<Conv2dKernel | undefined>> = {
+  register: testGpu().then((ctx) => Conv2dKernel.create(ctx, variants, 'register')),
+  quad: testGpu().then((ctx) => (ctx.subgroups ? Conv2dKernel.create(ctx, variants, 'quad') : undefined)),
+};
+const TILINGS: ConvTiling[] = ['register', 'quad'];
+const skipQuad = async (tiling: ConvTiling) => ((await kernels[tiling]) ? false : 'adapter has no subgroups: quad tiling not tested here');
 
-// Odd image sizes (pixel counts off the 8-pixel tile), channel counts off 8, SAME padding at stride 1 and 2 (stride
+// Odd image sizes (pixel counts off the 8- and 16-pixel tiles), channel counts off 8 and off the quad tiling's
+// 16-channel quad (padded channel blocks), several workgroups, SAME padding at stride 1 and 2 (stride
 // 2 pads the odd row/column at the bottom/right), the stem's shape (3 channels padded to 4, bias), 5x5 kernels.
 const cases: Array<{ H: number; W: number; C: number; N: number; k: number; stride: number; format: ConvWeightFormat; bias?: boolean }> = [
   { H: 13, W: 11, C: 8, N: 12, k: 3, stride: 2, format: 'bf16', bias: true },
@@ -22,12 +28,14 @@ const cases: Array<{ H: number; W: number; C: number; N: number; k: number; stri
   { H: 7, W: 9, C: 20, N: 4, k: 3, stride: 1, format: 'f32' },
   { H: 6, W: 5, C: 12, N: 8, k: 5, stride: 1, format: 'f16' },
   { H: 9, W: 9, C: 16, N: 36, k: 1, stride: 1, format: 'bf16' },
+  { H: 17, W: 15, C: 24, N: 52, k: 1, stride: 1, format: 'bf16' },
+  { H: 11, W: 13, C: 8, N: 40, k: 3, stride: 1, format: 'bf16', bias: true },
 ];
 
-for (const c of cases) {
-  test(`conv2d ${c.format} k${c.k} s${c.stride} ${c.C}->${c.N} ${c.H}x${c.W}${c.bias ? ' +bias' : ''}`, async () => {
+for (const tiling of TILINGS) for (const c of cases) {
+  test(`conv2d ${tiling} ${c.format} k${c.k} s${c.stride} ${c.C}->${c.N} ${c.H}x${c.W}${c.bias ? ' +bias' : ''}`, { skip: await skipQuad(tiling) }, async () => {
     const ctx = await testGpu();
-    const kernel = await kernelPromise;
+    const kernel = (await kernels[tiling])!;
     const { rng, tag } = freshRng();
     const x = rng.normals(c.H * c.W * c.C, 1.5);
     const wt = randomWeights(rng, c.N * c.k * c.k * c.C, 1 / Math.sqrt(c.k * c.k * c.C), c.format);
@@ -44,9 +52,9 @@ for (const c of cases) {
   });
 }
 
-test('conv2d as GEMM: out-major bf16 with scale and accumulate into a strided slice, and in-major f32', async () => {
+for (const tiling of TILINGS) test(`conv2d ${tiling} as GEMM: out-major bf16 with scale and accumulate into a strided slice, and in-major f32`, { skip: await skipQuad(tiling) }, async () => {
   const ctx = await testGpu();
-  const kernel = await kernelPromise;
+  const kernel = (await kernels[tiling])!;
   const { rng, tag } = freshRng();
   const rows = 37, K = 20, N = 28, stride = 40, yOffset = 6;
   const x = rng.normals(rows * K, 1);
@@ -98,7 +106,7 @@ test('conv2d as GEMM: out-major bf16 with scale and accumulate into a strided sl
 
 test('conv2d rejects shapes it cannot run', async () => {
   const ctx = await testGpu();
-  const kernel = await kernelPromise;
+  const kernel = (await kernels.register)!;
   const buf = poisonedBuffer(ctx, 4096);
   const w = (cin: number, cout: number): ConvWeight => ({ format: 'f32', layout: 'out-major', cout, cin, kh: 1, kw: 1, data: buf });
   const { throws } = await import('node:assert/strict');

@@ -175,6 +175,11 @@ export class VisionEncoder {
     return new VisionEncoder(ctx, cfg, weights, buffers, steps, params, activationBytes);
   }
 
+  /** The bound forward, step by step (benchmarks time its dispatches one at a time; see bench/vision.ts --profile). */
+  get plan(): ReadonlyArray<{ readonly name: string; readonly dispatches: readonly Dispatch[] }> {
+    return this.steps;
+  }
+
   memory(): VisionMemory {
     return { weightBytes: this.weights.bytes, activationBytes: this.activationBytes };
   }
