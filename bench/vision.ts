@@ -22,7 +22,7 @@ import { pixelValuesFromRgb } from '../src/model/vision/preprocess.ts';
 import type { VisionWeightFormat } from '../src/model/vision/weights.ts';
 import type { Checkpoint, TensorBytes } from '../src/io/checkpoint.ts';
 import { tensorBytesToF32 } from '../src/io/checkpoint.ts';
-import { quantizeCpu } from '../src/model/gemma3n/cpu-quant.ts';
+import { quantizeCpu } from '../src/model/cpu-quant.ts';
 import { dequantize } from '../src/formats/weight-format.ts';
 import { bf16ArrayToF32, f16BitsToF32, f32ToF16Bits } from '../src/io/half.ts';
 import { measureFmaCeiling } from './fma-ceiling.ts';
