@@ -111,7 +111,7 @@ if (args.includes('--formats')) {
     const storage: VisionWeightFormat = format === 'int8' ? 'f32' : format;
     const enc = await VisionEncoder.load(ctx, ckpt, { weights: storage });
     const { features, softTokens } = await enc.encode(imageA);
-    const row = { format, gpuStorage: format === 'int8' ? 'f32 (int8 values)' : format, weightBytes: enc.memory().weightBytes, featuresMaxAbs: maxAbsFeatures(features, goldenF), softTokensMaxAbs: maxAbs(softTokens, goldenT) };
+    const row = { format, gpuStorage: format === 'int8' ? 'f32 (int8 values)' : format, weightBytes: enc.memory().gpu.weights, featuresMaxAbs: maxAbsFeatures(features, goldenF), softTokensMaxAbs: maxAbs(softTokens, goldenT) };
     enc.destroy();
     console.log(JSON.stringify(row));
     rows.push(row);
@@ -167,14 +167,14 @@ const result = {
   gflops: flop / ms / 1e6,
   ratioToCeiling: flop / ms / 1e6 / (ceiling.flopsPerSecond / 1e9),
   loadMs,
-  weightBytes: memory.weightBytes,
-  activationBytes: memory.activationBytes,
+  weightBytes: memory.gpu.weights,
+  activationBytes: memory.gpu.scratch,
   softTokensMaxAbsErrImageA: tokensErr,
   partsMs: Object.fromEntries(parts),
 };
 console.log(`vision encoder, ${ctx.adapterName}`);
 console.log(`| ms / image | GFLOP/s | f32 FMA ceiling | ratio | weights (GPU) | activations (GPU) |`);
-console.log(`| ${ms.toFixed(0)} | ${result.gflops.toFixed(2)} | ${result.fmaCeilingGflops.toFixed(2)} GFLOP/s | ${(100 * result.ratioToCeiling).toFixed(1)} % | ${mb(memory.weightBytes)} | ${mb(memory.activationBytes)} |`);
+console.log(`| ${ms.toFixed(0)} | ${result.gflops.toFixed(2)} | ${result.fmaCeilingGflops.toFixed(2)} GFLOP/s | ${(100 * result.ratioToCeiling).toFixed(1)} % | ${mb(memory.gpu.weights)} | ${mb(memory.gpu.scratch)} |`);
 console.log(`parts (ms, queue drained per step): ${[...parts].map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}`);
 console.log(`load ${(loadMs / 1000).toFixed(1)} s (procedural weights generated on the CPU); image A soft tokens max abs err ${tokensErr.toExponential(2)}`);
 if (jsonFile) writeFileSync(jsonFile, JSON.stringify(result, null, 2));

@@ -12,9 +12,9 @@
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { GemmaError } from '../errors.ts';
 import { openSafetensorsCheckpoint } from '../io/safetensors.ts';
-import { VisionEncoder } from '../model/vision/encoder.ts';
-import { preprocessImage, type RgbImage } from '../model/vision/preprocess.ts';
-import type { VisionWeightFormat } from '../model/vision/weights.ts';
+import { MEDIA_ENCODERS } from '../model/registry.ts';
+
+type RgbImage = Parameters<typeof MEDIA_ENCODERS.image.preprocess>[0];
 import { directoryFiles } from './checkpoint-files.ts';
 import { createNodeGpuContext } from './gpu.ts';
 
@@ -72,8 +72,9 @@ export async function runEmbedImage(argv: string[]): Promise<unknown> {
   const model = f.get('model');
   const image = f.get('image');
   if (!model || !image) throw new GemmaError('invalid-argument', `--model and --image are required\nusage:\n${EMBED_IMAGE_USAGE}`);
-  const weights = (f.get('weights') ?? 'bf16') as VisionWeightFormat;
-  if (!['bf16', 'f16', 'f32'].includes(weights)) throw new GemmaError('invalid-argument', `--weights ${weights}: expected bf16, f16 or f32`);
+  const family = MEDIA_ENCODERS.image;
+  const weights = family.weightFormats.find((w) => w === (f.get('weights') ?? family.weightFormats[0]));
+  if (!weights) throw new GemmaError('invalid-argument', `--weights ${f.get('weights')}: expected ${family.weightFormats.join(', ')}`);
   const s = await stat(model).catch(() => undefined);
   if (!s?.isDirectory()) {
     throw new GemmaError('invalid-argument', `--model ${model}: expected a checkpoint directory (config.json + safetensors); GGUF files carry no vision tower`);
@@ -81,11 +82,11 @@ export async function runEmbedImage(argv: string[]): Promise<unknown> {
   const t0 = performance.now();
   const rgb = await readImageFile(image, f.get('size'));
   const t1 = performance.now();
-  const pixels = preprocessImage(rgb);
+  const pixels = family.preprocess(rgb);
   const t2 = performance.now();
   const ckpt = await openSafetensorsCheckpoint(directoryFiles(model));
   const ctx = await createNodeGpuContext();
-  const encoder = await VisionEncoder.load(ctx, ckpt, { weights });
+  const encoder = await family.loadWith(ctx, ckpt, { weights });
   const t3 = performance.now();
   try {
     const { softTokens, features } = await encoder.encode(pixels);

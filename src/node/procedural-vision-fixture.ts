@@ -1,18 +1,20 @@
 /**
- * Writes the gemma3n-vision-procedural fixture's weights (src/model/vision/procedural.ts) as an ordinary Hugging Face
+ * Writes the gemma3n-vision-procedural fixture's weights (src/model/vision/procedural.ts, through the registry) as an ordinary Hugging Face
  * checkpoint directory: `config.json` + one bf16 `model.safetensors` (the generator's values are bf16, so the file
  * is exact), so the same loader reads it as any real checkpoint. `npm run fixture:vision -- --out DIR` and the
  * tests' cached copy (test/helpers/vision-fixture.ts) both come through here.
  */
 import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MOBILENETV5_300M_ENC, type VisionArch } from '../model/vision/arch.ts';
-import { proceduralBf16, proceduralTensorSpecs, proceduralVisionConfig } from '../model/vision/procedural.ts';
+import { MEDIA_ENCODERS } from '../model/registry.ts';
+
+const procedural = MEDIA_ENCODERS.image.procedural;
+type VisionArch = typeof procedural.arch;
 
 /** Writes `dir/config.json` and `dir/model.safetensors` (through a temporary file, renamed when complete). */
-export async function writeProceduralVisionCheckpoint(dir: string, arch: VisionArch = MOBILENETV5_300M_ENC, textHidden = 2048): Promise<{ bytes: number; tensors: number }> {
+export async function writeProceduralVisionCheckpoint(dir: string, arch: VisionArch = procedural.arch, textHidden = 2048): Promise<{ bytes: number; tensors: number }> {
   await mkdir(dir, { recursive: true });
-  const specs = proceduralTensorSpecs(arch, textHidden);
+  const specs = procedural.tensorSpecs(arch, textHidden);
   const header: Record<string, unknown> = { __metadata__: { format: 'pt', generator: 'gemma3n-vision-procedural (README: Procedural weights)' } };
   let offset = 0;
   for (const s of specs) {
@@ -30,7 +32,7 @@ export async function writeProceduralVisionCheckpoint(dir: string, arch: VisionA
   try {
     await file.write(head);
     for (const s of specs) {
-      const bits = proceduralBf16(s.name, s.shape);
+      const bits = procedural.bf16(s.name, s.shape);
       await file.write(new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength));
     }
   } catch (err) {
@@ -39,7 +41,7 @@ export async function writeProceduralVisionCheckpoint(dir: string, arch: VisionA
     throw err;
   }
   await file.close();
-  await writeFile(join(dir, 'config.json'), JSON.stringify(proceduralVisionConfig(arch, textHidden), null, 2) + '\n');
+  await writeFile(join(dir, 'config.json'), JSON.stringify(procedural.config(arch, textHidden), null, 2) + '\n');
   await rename(tmp, join(dir, 'model.safetensors'));
   return { bytes: head.length + offset, tensors: specs.length };
 }

@@ -233,7 +233,7 @@ test('vision encoder on a small architecture of every block kind matches a float
     assertWithin(softTokens, r.tokens, 2e-4, `${tag} soft tokens`);
     assert.deepEqual([encoder.config.softTokens, encoder.config.textHidden], [P, TEXT_HIDDEN]);
     const mem = encoder.memory();
-    assert.ok(mem.weightBytes > 0 && mem.activationBytes > 0);
+    assert.ok(mem.gpu.weights > 0 && mem.gpu.scratch > 0 && mem.gpu.total === mem.gpu.weights + mem.gpu.scratch);
   } finally {
     encoder.destroy();
   }

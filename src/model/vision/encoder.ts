@@ -31,12 +31,14 @@ import { ResampleKernel } from '../../kernels/resample.ts';
 import { SoftmaxKernel } from '../../kernels/softmax.ts';
 import { blockOut, msfaIn, type VisionArch } from './arch.ts';
 import { parseVisionConfig, type VisionConfig } from './config.ts';
-import { loadVisionWeights, type DepthwiseWeights, type VisionWeightFormat, type VisionWeights } from './weights.ts';
+import { loadVisionWeights, type LoadVisionWeightsOptions, type DepthwiseWeights, type VisionWeightFormat, type VisionWeights } from './weights.ts';
 
 export interface VisionEncoderOptions {
   /** GPU storage of the convolution weights (default 'bf16': lossless for bf16 checkpoints). */
   weights?: VisionWeightFormat;
   onProgress?: (loaded: number, total: number) => void;
+  /** Each tensor as read, for the offline cache (weights.ts). */
+  onConverted?: LoadVisionWeightsOptions['onConverted'];
   signal?: AbortSignal;
   /** Overrides the architecture the config names (tests: small architectures of the same block kinds). */
   arch?: VisionArch;
@@ -52,6 +54,7 @@ export interface ProbedTensor {
 }
 
 export interface EncodeOptions {
+  /** Checked between steps (stem, each block, MSFA, embed): an abort rejects with GemmaError('aborted'). */
   signal?: AbortSignal;
   /** Called after each block (stem, blocks.s.i, msfa) with its output; the forward waits for the promise. */
   onTensor?: (t: ProbedTensor) => Promise<void>;
@@ -64,9 +67,9 @@ export interface EncodeResult {
   features: Float32Array;
 }
 
+/** GPU bytes, in the shape every media encoder reports (src/model/media-encoder.ts): its own `info.memory` line. */
 export interface VisionMemory {
-  weightBytes: number;
-  activationBytes: number;
+  gpu: { weights: number; scratch: number; total: number };
 }
 
 interface Step {
@@ -149,7 +152,7 @@ export class VisionEncoder {
       ResampleKernel.create(ctx),
       SoftmaxKernel.create(ctx),
     ]);
-    const weights = await loadVisionWeights(ctx, ckpt, cfg, { format, onProgress: options.onProgress, signal: options.signal });
+    const weights = await loadVisionWeights(ctx, ckpt, cfg, { format, onProgress: options.onProgress, onConverted: options.onConverted, signal: options.signal });
     const sizes = activationSizes(cfg.arch, cfg.textHidden);
     const buffers: Record<string, GPUBuffer> = {};
     let activationBytes = 0;
@@ -181,7 +184,9 @@ export class VisionEncoder {
   }
 
   memory(): VisionMemory {
-    return { weightBytes: this.weights.bytes, activationBytes: this.activationBytes };
+    const weights = this.weights.bytes;
+    const scratch = this.disposed ? 0 : this.activationBytes;
+    return { gpu: { weights, scratch, total: weights + scratch } };
   }
 
   /**
@@ -210,13 +215,18 @@ export class VisionEncoder {
     const hwc = new Float32Array(S * S * 4);
     for (let c = 0; c < C; c++) for (let i = 0; i < S * S; i++) hwc[i * 4 + c] = pixelValues[c * S * S + i];
     device.queue.writeBuffer(this.buffers.input, 0, hwc);
+    const { signal } = options;
+    const aborted = () => new GemmaError('aborted', 'Encoding the image was aborted.');
     for (const step of this.steps) {
-      options.signal?.throwIfAborted();
+      if (signal?.aborted) throw aborted();
       const encoder = device.createCommandEncoder({ label: `vision/${step.name}` });
       const pass = encoder.beginComputePass({ label: `vision/${step.name}` });
       for (const d of step.dispatches) d.encode(pass);
       pass.end();
       device.queue.submit([encoder.finish()]);
+      // With a signal, each step waits for the GPU, so an abort stops the tower within one step of work (without
+      // one, the steps are queued at once and only the readback waits).
+      if (signal) await device.queue.onSubmittedWorkDone();
       if (options.onTensor && step.out) {
         const { buffer, c, h, w } = step.out;
         await options.onTensor({ name: step.name, shape: [c, h, w], read: () => readF32(device, buffer, c * h * w) });

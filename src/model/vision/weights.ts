@@ -20,6 +20,7 @@ import { uploadBuffer } from '../../gpu/buffers.ts';
 import type { ConvWeight, ConvWeightFormat } from '../../kernels/conv2d.ts';
 import { EMBED_PREFIX, TOWER_PREFIX, msfaIn, visionTensorSpecs } from './arch.ts';
 import type { VisionConfig } from './config.ts';
+import type { ConvertedTensor } from '../converted-tensor.ts';
 
 export type VisionWeightFormat = ConvWeightFormat;
 
@@ -82,6 +83,12 @@ export interface LoadVisionWeightsOptions {
   format?: VisionWeightFormat;
   /** Called after each tensor with the checkpoint bytes read so far and in all. */
   onProgress?: (loaded: number, total: number) => void;
+  /**
+   * Each tensor as read (f32 values: exact for bf16 checkpoints), for the offline cache; a cached entry is read back
+   * through this same loader.
+   */
+  onConverted?: (t: ConvertedTensor) => Promise<void>;
+  /** Checked between tensors: an aborted load frees what it made and rejects with GemmaError('aborted'). */
   signal?: AbortSignal;
 }
 
@@ -112,11 +119,12 @@ export async function loadVisionWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: 
     return b;
   };
   const read = async (name: string): Promise<TensorBytes> => {
-    options.signal?.throwIfAborted();
+    if (options.signal?.aborted) throw new GemmaError('aborted', 'Loading the vision encoder was aborted.');
     const shape = shapes.get(name);
     if (!shape) throw new Error(`vision weights: no spec for ${name}`);
     requireTensor(ckpt, name, shape);
     const t = await ckpt.read(name);
+    await options.onConverted?.({ kind: 'f32', name, shape, values: tensorBytesToF32(t) });
     loaded += t.bytes.byteLength;
     options.onProgress?.(loaded, total);
     return t;
