@@ -32,9 +32,12 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'gemma-tiny-vision-'));
   await writeSafetensorsFolder(randomCheckpoint({ preset: 'tiny', layers: 2, vocabSize: 512, seed: 4 }), dir);
   server = await serveStatic({ '/': dir });
-  // The page and its worker fetch /tiny-vision/* from the test server's origin; the folder is served from ours.
-  await shared.browser.context.route(`**${MODEL}*`, (route) => route.continue({ url: `${server.url}/${new URL(route.request().url()).pathname.split('/').pop()}` }));
 });
+
+/** The page and its worker fetch /tiny-vision/* from the test server's origin; the folder is served from ours. */
+async function routeModel(): Promise<void> {
+  await shared.browser.context.route(`**${MODEL}*`, (route) => route.continue({ url: `${server.url}/${new URL(route.request().url()).pathname.split('/').pop()}` }));
+}
 
 after(async () => {
   await server?.close();
@@ -43,6 +46,7 @@ after(async () => {
 
 test('every image source kind through chat: transferred, one span each, content-keyed reuse; tower on first use, memory line, unload/preload, offline cache', async () => {
   const t0 = performance.now();
+  await routeModel();
   const r = await shared.page.evaluate(async (model) => {
     const { T } = window;
     const events: { phase: string; component?: string }[] = [];

