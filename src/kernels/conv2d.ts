@@ -86,12 +86,8 @@ export interface GemmArgs {
   accumulate?: boolean;
 }
 
-/** TensorFlow "SAME" padding for one axis. */
-export function samePad(size: number, kernel: number, stride: number): { out: number; before: number } {
-  const out = Math.ceil(size / stride);
-  const total = Math.max((out - 1) * stride + kernel - size, 0);
-  return { out, before: Math.floor(total / 2) };
-}
+import { samePad } from './same-pad.ts';
+export { samePad };
 
 /** Bytes of a weight's data in `format`. */
 export function convWeightBytes(format: ConvWeightFormat, cout: number, cin: number, kh = 1, kw = 1): number {

@@ -198,7 +198,7 @@ test('bad image input in the browser: typed errors naming the part, an abort whi
     canvas.height = 64;
     canvas.getContext('2d')!.fillRect(0, 0, 32, 32);
     const png = new Uint8Array(await (await new Promise<Blob>((res) => canvas.toBlob((b) => res(b!), 'image/png'))).arrayBuffer());
-    const garbage = await say([{ type: 'text', text: 'x' }, { type: 'image', image: new Blob([new Uint8Array(4000).fill(7)], { type: 'image/png' }) }]);
+    const garbage = await say([{ type: 'image', image: new Blob([new Uint8Array(4000).fill(7)], { type: 'image/png' }) }]);
     const truncated = await say([{ type: 'image', image: new Blob([png.slice(0, Math.floor(png.length / 2))], { type: 'image/png' }) }]);
     const empty = await say([{ type: 'image', image: new Blob([]) }]);
     const zero = document.createElement('canvas');
@@ -227,7 +227,7 @@ test('bad image input in the browser: typed errors naming the part, an abort whi
     assert.equal(out.error?.code, code, JSON.stringify(out.error));
     assert.match(out.error!.message, message);
   };
-  fails(r.garbage, 'invalid-argument', /prompt item 3 \(image\): the browser could not decode this image \(image\/png\), 4000 bytes/);
+  fails(r.garbage, 'invalid-argument', /prompt item 2 \(image\): the browser could not decode this image \(image\/png\), 4000 bytes/);
   fails(r.truncated, 'invalid-argument', /prompt item 2 \(image\): the browser could not decode this image .*truncated/);
   fails(r.empty, 'invalid-argument', /prompt item 2 \(image\): the image file is empty/);
   fails(r.zeroSize, 'invalid-argument', /prompt item 2 \(image\): the canvas is 0x150 pixels \(zero-size\)/);

@@ -13,7 +13,7 @@
  * - `mqa` (mobile multi-query attention): x + layer_scale * out(attn(q(norm x), k, v)) with one shared K/V head,
  *   K/V from a depthwise stride-2 downsample (own norms) when kvStride is 2.
  */
-import { samePad } from '../../kernels/conv2d.ts';
+import { samePad } from '../../kernels/same-pad.ts';
 
 export interface ErBlock {
   kind: 'er';

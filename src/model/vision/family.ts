@@ -12,7 +12,7 @@ import type { WeightMode } from '../family.ts';
 import type { MediaEncoderFamily, MediaEncoderLoadOptions, MediaSpanLayout } from '../media-encoder.ts';
 import { MOBILENETV5_300M_ENC, VISION_ARCHS, type VisionArch } from './arch.ts';
 import { hasVisionTower } from './config.ts';
-import { VisionEncoder, type VisionEncoderOptions } from './encoder.ts';
+import type { VisionEncoder, VisionEncoderOptions } from './encoder.ts';
 import { PREPROCESSING_ID, preprocessImage, resizeBilinearPillow, pixelValuesFromRgb } from './preprocess.ts';
 import { proceduralBf16, proceduralTensorSpecs, proceduralVisionCheckpoint, proceduralVisionConfig } from './procedural.ts';
 import type { VisionWeightFormat } from './weights.ts';
@@ -60,9 +60,13 @@ export const visionEncoderFamily = {
   storageFor: (_weights: WeightMode): VisionWeightFormat => 'bf16',
   /** The registry's loader: storage from storageFor. */
   load: (gpu: GpuContext, checkpoint: Checkpoint, o: MediaEncoderLoadOptions): Promise<VisionEncoder> =>
-    VisionEncoder.load(gpu, checkpoint, { weights: visionEncoderFamily.storageFor(o.weights), onProgress: o.onTensor, onConverted: o.onConverted, signal: o.signal }),
-  /** Loads with the tower's own options (storage format, architecture override): the CLI, benchmarks and tests. */
-  loadWith: (gpu: GpuContext, checkpoint: Checkpoint, options?: VisionEncoderOptions): Promise<VisionEncoder> => VisionEncoder.load(gpu, checkpoint, options),
+    visionEncoderFamily.loadWith(gpu, checkpoint, { weights: visionEncoderFamily.storageFor(o.weights), onProgress: o.onTensor, onConverted: o.onConverted, signal: o.signal }),
+  /**
+   * Loads with the tower's own options (storage format, architecture override): the CLI, benchmarks and tests. The
+   * encoder, its kernels and their WGSL are a chunk of their own, imported here on first use: a text-only app never
+   * downloads them.
+   */
+  loadWith: async (gpu: GpuContext, checkpoint: Checkpoint, options?: VisionEncoderOptions): Promise<VisionEncoder> => (await import('./encoder.ts')).VisionEncoder.load(gpu, checkpoint, options),
 
   /** Identifies the preprocessing (part of every image's content hash). */
   preprocessingId: PREPROCESSING_ID,

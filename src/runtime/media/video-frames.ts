@@ -80,7 +80,13 @@ export async function sampleVideoFrames(source: HTMLVideoElement | Blob, options
   const wasPaused = video.paused;
   const wasTime = video.currentTime;
   try {
-    if (video.readyState < 1) await once(video, 'loadedmetadata', options.signal);
+    if (video.readyState < 2) await once(video, 'loadeddata', options.signal);
+    if (video.duration === Infinity) {
+      // MediaRecorder's WebM has no duration in its header: seeking far past the end makes the browser find it.
+      const found = once(video, 'seeked', options.signal);
+      video.currentTime = 1e101;
+      await found;
+    }
     const duration = video.duration;
     if (!(video.videoWidth > 0 && video.videoHeight > 0)) throw invalid('the video has no picture (0x0 frames).');
     if (!own) video.pause();
@@ -95,6 +101,7 @@ export async function sampleVideoFrames(source: HTMLVideoElement | Blob, options
         const seeked = once(video, 'seeked', options.signal);
         video.currentTime = t;
         await seeked;
+        if (video.readyState < 2) await once(video, 'canplay', options.signal);
         frames.push(await createImageBitmap(video, EXACT_BITMAP_OPTIONS));
       }
     } catch (err) {
