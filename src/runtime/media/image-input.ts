@@ -54,6 +54,21 @@ function encoded(bytes: Uint8Array, mime: string, label: string): PreparedImage 
   return { payload: { kind: 'encoded', bytes, mime }, transfer: [bytes.buffer] };
 }
 
+/**
+ * The current frame of a `<video>` as an ImageBitmap: through a VideoFrame where WebCodecs exists (Chromium's
+ * createImageBitmap(video) and drawImage(video) fail or draw nothing for some software-decoded streams, e.g.
+ * MediaRecorder's WebM; a VideoFrame of the element works), else createImageBitmap(video).
+ */
+export async function videoElementBitmap(video: HTMLVideoElement): Promise<ImageBitmap> {
+  if (typeof VideoFrame === 'undefined') return createImageBitmap(video, EXACT_BITMAP_OPTIONS);
+  const frame = new VideoFrame(video, { timestamp: Math.round(video.currentTime * 1e6) });
+  try {
+    return await createImageBitmap(frame, EXACT_BITMAP_OPTIONS);
+  } finally {
+    frame.close();
+  }
+}
+
 /** Reads `source` into a payload for the worker (see the header). */
 export async function prepareImageSource(given: ImageSource, label: string, signal?: AbortSignal): Promise<PreparedImage> {
   const source: unknown = given; // checked at run time: callers in plain JS pass anything
@@ -102,7 +117,12 @@ export async function prepareImageSource(given: ImageSource, label: string, sign
   if (isA<HTMLVideoElement>('HTMLVideoElement', source)) {
     if (source.readyState < 2) throw invalid(label, 'the <video> has no current frame yet (readyState < HAVE_CURRENT_DATA); wait for "loadeddata", or sample it with sampleVideoFrames().');
     checkSize(source.videoWidth, source.videoHeight, label, 'video frame');
-    return bitmapOf(source, label);
+    try {
+      const bitmap = await videoElementBitmap(source);
+      return { payload: { kind: 'bitmap', bitmap }, transfer: [bitmap] };
+    } catch (err) {
+      throw invalid(label, `the browser could not read the video's current frame (${(err as Error)?.message ?? err}).`, err);
+    }
   }
   throw invalid(
     label,

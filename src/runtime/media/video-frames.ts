@@ -10,7 +10,7 @@
  * ```
  */
 import { GemmaError } from '../../errors.ts';
-import { EXACT_BITMAP_OPTIONS } from './image-input.ts';
+import { videoElementBitmap } from './image-input.ts';
 
 /** Prompt positions one frame takes: its 256 soft tokens, begin and end (Gemma 3n's vision_soft_tokens_per_image). */
 export const TOKENS_PER_FRAME = 258;
@@ -102,7 +102,7 @@ export async function sampleVideoFrames(source: HTMLVideoElement | Blob, options
         video.currentTime = t;
         await seeked;
         if (video.readyState < 2) await once(video, 'canplay', options.signal);
-        frames.push(await createImageBitmap(video, EXACT_BITMAP_OPTIONS));
+        frames.push(await videoElementBitmap(video));
       }
     } catch (err) {
       for (const f of frames) f.close();
