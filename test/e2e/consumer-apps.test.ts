@@ -142,11 +142,22 @@ function assertWorks(name: string, origin: string, run: PageRun, cdn?: string): 
   assert.ok(!run.requests.some((u) => /onnx|ort-wasm|\.wasm(\?|$)/.test(u)), `${name}: requested onnxruntime`);
 }
 
-/** Every file the app's build emitted was requested by the run (webpack's extracted *.LICENSE.txt aside). */
-function assertAllRequested(name: string, origin: string, files: Array<{ path: string }>, run: PageRun): void {
+/** A string only the vision encoder's code holds (src/model/vision/encoder.ts): marks the chunk it is emitted in. */
+const VISION_ENCODER_MARKER = 'Encoding the image was aborted.';
+
+/**
+ * Every file the app's build emitted was requested by the run (webpack's extracted *.LICENSE.txt aside), except the
+ * vision encoder's own chunk, which a text-only chat must never request (it is imported on the first image).
+ */
+async function assertAllRequested(name: string, origin: string, dir: string, files: Array<{ path: string }>, run: PageRun): Promise<void> {
   const requested = new Set(run.requests.map((u) => new URL(u).pathname));
-  const unused = files.filter((f) => !f.path.endsWith('.LICENSE.txt') && !requested.has('/' + f.path) && !(f.path === 'index.html' && requested.has('/')));
+  const vision: string[] = [];
+  for (const f of files) if (f.path.endsWith('.js') && (await readFile(join(dir, f.path), 'utf8')).includes(VISION_ENCODER_MARKER)) vision.push(f.path);
+  const unused = files.filter((f) => !vision.includes(f.path) && !f.path.endsWith('.LICENSE.txt') && !requested.has('/' + f.path) && !(f.path === 'index.html' && requested.has('/')));
   assert.deepEqual(unused, [], `${name}: emitted files the page never requested (${origin})`);
+  report(`${name}: the vision encoder is emitted in ${vision.join(', ') || '(no file of its own)'}; requested by a text-only chat: ${vision.filter((f) => requested.has('/' + f)).join(', ') || 'none'}`);
+  assert.equal(vision.length, 1, `${name}: the vision encoder should be one chunk of its own, found in ${JSON.stringify(vision)}`);
+  assert.ok(!requested.has('/' + vision[0]), `${name}: a text-only chat downloaded the vision encoder (${vision[0]})`);
 }
 
 const sum = (values: Iterable<number>) => [...values].reduce((a, b) => a + b, 0);
@@ -210,7 +221,7 @@ test('Vite build: the default worker is emitted and loads; golden tokens; every 
   cleanups.push(() => server.close());
   const run = await runPage(server.url);
   assertWorks('vite build', server.url, run);
-  assertAllRequested('vite build', server.url, files, run);
+  await assertAllRequested('vite build', server.url, outDir, files, run);
   const firstVisit = sum(run.scripts.values());
   // Vite bundles the worker with everything it imports into one file.
   const worker = run.scripts.get(new URL(run.workers[0]).pathname) ?? 0;
@@ -258,7 +269,7 @@ test('webpack 5 (production): the default worker is emitted and loads; golden to
   cleanups.push(() => server.close());
   const run = await runPage(server.url);
   assertWorks('webpack', server.url, run);
-  assertAllRequested('webpack', server.url, files, run);
+  await assertAllRequested('webpack', server.url, outDir, files, run);
   report(`webpack, first visit: ${sum(run.scripts.values())} bytes of JS`);
 });
 
@@ -271,6 +282,12 @@ test('no bundler: an import map to node_modules/gemma3n-webgpu/dist, served as f
   assertWorks('no bundler', server.url, run);
   const firstVisit = sum(run.scripts.values());
   report(`no bundler, first visit: ${firstVisit} bytes of JS from dist/ (${[...run.scripts].map(([p, b]) => `${p} ${b}`).join(', ')})`);
+  const dist = join(app, 'node_modules/gemma3n-webgpu/dist');
+  const distFiles = (await listFiles(dist)).filter((f) => f.path.endsWith('.js'));
+  const vision = [];
+  for (const f of distFiles) if ((await readFile(join(dist, f.path), 'utf8')).includes(VISION_ENCODER_MARKER)) vision.push(f.path);
+  assert.equal(vision.length, 1, `dist/: the vision encoder should be one chunk of its own, found in ${JSON.stringify(vision)}`);
+  assert.ok(!run.requests.some((u) => u.endsWith('/dist/' + vision[0])), `no bundler: a text-only chat downloaded the vision encoder (dist/${vision[0]})`);
   assert.ok(firstVisit <= BOUNDS.plainFirstVisitJsBytes, `first visit downloads ${firstVisit} bytes of JS, over ${BOUNDS.plainFirstVisitJsBytes}`);
 });
 
