@@ -284,7 +284,7 @@ test('no bundler: an import map to node_modules/gemma3n-webgpu/dist, served as f
   report(`no bundler, first visit: ${firstVisit} bytes of JS from dist/ (${[...run.scripts].map(([p, b]) => `${p} ${b}`).join(', ')})`);
   const dist = join(app, 'node_modules/gemma3n-webgpu/dist');
   const distFiles = (await listFiles(dist)).filter((f) => f.path.endsWith('.js'));
-  const vision = [];
+  const vision: string[] = [];
   for (const f of distFiles) if ((await readFile(join(dist, f.path), 'utf8')).includes(VISION_ENCODER_MARKER)) vision.push(f.path);
   assert.equal(vision.length, 1, `dist/: the vision encoder should be one chunk of its own, found in ${JSON.stringify(vision)}`);
   assert.ok(!run.requests.some((u) => u.endsWith('/dist/' + vision[0])), `no bundler: a text-only chat downloaded the vision encoder (dist/${vision[0]})`);
