@@ -9,7 +9,7 @@ import { GemmaError } from '../../errors.ts';
 import type { GpuContext } from '../../gpu/device.ts';
 import type { Checkpoint } from '../../io/checkpoint.ts';
 import type { WeightMode } from '../family.ts';
-import type { MediaEncoderFamily, MediaEncoderLoadOptions, MediaSpanLayout } from '../media-encoder.ts';
+import { configTokenId, type MediaEncoderFamily, type MediaEncoderLoadOptions, type MediaSpanLayout } from '../media-encoder.ts';
 import { MOBILENETV5_300M_ENC, VISION_ARCHS, type VisionArch } from './arch.ts';
 import { hasVisionTower } from './config.ts';
 import type { VisionEncoder, VisionEncoderOptions } from './encoder.ts';
@@ -22,14 +22,7 @@ export type { VisionWeightFormat } from './weights.ts';
 export type { RgbImage } from './preprocess.ts';
 export type { VisionArch } from './arch.ts';
 
-/** A top-level config.json integer id, or a clear error naming it. */
-function configId(config: unknown, key: string): number {
-  const v = (config as Record<string, unknown> | null)?.[key];
-  if (!Number.isInteger(v) || (v as number) < 0) {
-    throw new GemmaError('unsupported-config', `config.json ${key} = ${JSON.stringify(v)}: image prompts need this token id (a full Gemma 3n config has it).`);
-  }
-  return v as number;
-}
+const configId = (config: unknown, key: string): number => configTokenId(config, key, 'image');
 
 function visionConfigOf(config: unknown): Record<string, unknown> | undefined {
   const vc = (config as { vision_config?: unknown } | null)?.vision_config;
