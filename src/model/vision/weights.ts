@@ -83,10 +83,7 @@ export interface LoadVisionWeightsOptions {
   format?: VisionWeightFormat;
   /** Called after each tensor with the checkpoint bytes read so far and in all. */
   onProgress?: (loaded: number, total: number) => void;
-  /**
-   * Each tensor as read (f32 values: exact for bf16 checkpoints), for the offline cache; a cached entry is read back
-   * through this same loader.
-   */
+  /** Each tensor as read (its stored bytes, bf16 as bf16), for the offline cache; a cached entry is read back through this same loader. */
   onConverted?: (t: ConvertedTensor) => Promise<void>;
   /** Checked between tensors: an aborted load frees what it made and rejects with GemmaError('aborted'). */
   signal?: AbortSignal;
@@ -124,7 +121,7 @@ export async function loadVisionWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: 
     if (!shape) throw new Error(`vision weights: no spec for ${name}`);
     requireTensor(ckpt, name, shape);
     const t = await ckpt.read(name);
-    await options.onConverted?.({ kind: 'f32', name, shape, values: tensorBytesToF32(t) });
+    await options.onConverted?.({ kind: 'float', name, shape, dtype: t.dtype, bytes: t.bytes });
     loaded += t.bytes.byteLength;
     options.onProgress?.(loaded, total);
     return t;
