@@ -56,6 +56,18 @@ function once(target: EventTarget, ok: string, signal?: AbortSignal): Promise<vo
   });
 }
 
+/** The frame shown after a seek; right after 'seeked' a software decoder may not have handed it over yet. */
+async function currentFrame(video: HTMLVideoElement): Promise<ImageBitmap> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await videoElementBitmap(video);
+    } catch (err) {
+      if (attempt >= 20) throw invalid(`the video's frame at ${video.currentTime.toFixed(2)} s could not be read (${(err as Error)?.message ?? err}).`, err);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+}
+
 /** Samples frames from a `<video>` (it is seeked; its playback state is restored) or a video Blob/File. */
 export async function sampleVideoFrames(source: HTMLVideoElement | Blob, options: SampleVideoOptions = {}): Promise<SampledVideo> {
   const fps = options.fps ?? 1;
@@ -81,12 +93,8 @@ export async function sampleVideoFrames(source: HTMLVideoElement | Blob, options
   const wasTime = video.currentTime;
   try {
     if (video.readyState < 2) await once(video, 'loadeddata', options.signal);
-    if (video.duration === Infinity) {
-      // MediaRecorder's WebM has no duration in its header: seeking far past the end makes the browser find it.
-      const found = once(video, 'seeked', options.signal);
-      video.currentTime = 1e101;
-      await found;
-    }
+    // MediaRecorder's WebM has no duration in its header (Infinity until the browser has seen its end): then the
+    // frames are planned from maxFrames / fps and the plan stops at the end once the duration is known.
     const duration = video.duration;
     if (!(video.videoWidth > 0 && video.videoHeight > 0)) throw invalid('the video has no picture (0x0 frames).');
     if (!own) video.pause();
@@ -98,17 +106,19 @@ export async function sampleVideoFrames(source: HTMLVideoElement | Blob, options
     try {
       for (const t of times) {
         if (options.signal?.aborted) throw new GemmaError('aborted', 'sampleVideoFrames was aborted.');
+        if (Number.isFinite(video.duration) && t >= video.duration && frames.length > 0) break;
         const seeked = once(video, 'seeked', options.signal);
         video.currentTime = t;
         await seeked;
         if (video.readyState < 2) await once(video, 'canplay', options.signal);
-        frames.push(await videoElementBitmap(video));
+        frames.push(await currentFrame(video));
       }
+      times.length = frames.length;
     } catch (err) {
       for (const f of frames) f.close();
       throw err;
     }
-    return { frames, times, duration, tokens: frames.length * (TOKENS_PER_FRAME + 4) };
+    return { frames, times, duration: video.duration, tokens: frames.length * (TOKENS_PER_FRAME + 4) };
   } finally {
     if (url) {
       video.removeAttribute('src');
