@@ -107,6 +107,7 @@ export function randomGemma3nConfig(preset: RandomPreset = 'tiny', layers?: numb
   if (!Number.isInteger(vocabSize) || vocabSize < 512) throw new RangeError(`vocabSize must be an integer ≥ 512, got ${vocabSize}`);
   const pleVocab = vocabSize - (GEMMA3N_VOCAB_SIZE - GEMMA3N_PLE_VOCAB_SIZE);
   const p = PRESETS[preset];
+  const mediaTextIds = pleVocab >= 6145 ? pleVocab - 6145 : pleVocab - 2;
   const L = layers ?? p.layers;
   if (!Number.isInteger(L) || L < 1) throw new RangeError(`layers must be a positive integer, got ${layers}`);
   const layerTypes = Array.from({ length: L }, (_, i) => ((i + 1) % p.fullEvery === 0 ? 'full_attention' : 'sliding_attention'));
@@ -158,11 +159,12 @@ export function randomGemma3nConfig(preset: RandomPreset = 'tiny', layers?: numb
     eos_token_id: [1, 106],
     bos_token_id: 2,
     pad_token_id: 0,
-    // The real ids, relative to the multimodal vocabulary's start when vocabSize cuts the text vocabulary.
-    boi_token_id: pleVocab - 145,
+    // The real ids (255999, 256000 in the text vocabulary; the rest in the multimodal one), kept inside a vocabulary
+    // that vocabSize cuts (then boi/boa are the last two text ids).
+    boi_token_id: mediaTextIds,
     eoi_token_id: pleVocab,
     image_token_id: pleVocab + 1,
-    boa_token_id: pleVocab - 144,
+    boa_token_id: mediaTextIds + 1,
     eoa_token_id: pleVocab + 128,
     audio_token_id: pleVocab + 129,
     text_config: text,
