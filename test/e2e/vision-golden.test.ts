@@ -70,9 +70,7 @@ test('image C via loadGemma() + the shipped worker: page preprocessing exact, th
     const png = new Blob([await (await fetch(base + 'image_c.png')).arrayBuffer()], { type: 'image/png' });
     const client = T.clients.golden!;
     const r = await T.collect(client.generate([2, 105, { type: 'image', image: png }, 106], { temperature: 0, maxNewTokens: 1 }));
-    const memory = structuredClone(client.info.memory);
-    await client.dispose();
-    return { ...r, memory };
+    return { ...r, memory: structuredClone(client.info.memory) };
   }, FIXTURE);
   assert.equal(out.error, null, JSON.stringify(out.error));
   assert.equal(out.stats?.promptTokens, 2 + 1 + 256 + 1 + 1);
@@ -96,6 +94,7 @@ test('image C via loadGemma() + the shipped worker: page preprocessing exact, th
     }
     return { positions, first64, sums, sumSqs };
   });
+  await shared.page.evaluate(() => window.T.clients.golden?.dispose()); // ends the worker: read the probe first
   assert.deepEqual(received.positions, Array.from({ length: 256 }, (_, i) => 3 + i), 'soft tokens at exactly the 256 image positions');
   const tErr = assertWithin(Float32Array.from(received.first64), readF32File('c.soft_tokens.f32'), TOKENS_ATOL, 'image c first 64 soft tokens (as the decoder received them)');
   // Checksums of all 256 tokens (see test/model/vision-golden.test.ts for the bounds).
