@@ -10,7 +10,7 @@
 //   run.sh, run.mjs         unpack once, find the Vulkan driver, run the benches under a time budget, print JSON
 //   manifest.json           what went in (versions, git commit, sizes)
 // On the target: mkdir -p /tmp/gb && tar -xf gpu-bench.tar -C /tmp/gb && /tmp/gb/run.sh --out /tmp/gb/report.json
-// --verify: then unpacks the tar into an empty temporary folder and runs it there on SwiftShader (this machine's
+// --verify [--quick] [--budget S] [-- E2E-ARGS]: then unpacks the tar into an empty temporary folder and runs it there on SwiftShader (this machine's
 // Chromium ICD) with --quick --allow-cpu, checking that JSON comes back. Documented in DEVELOPERS.md.
 import { build } from 'rolldown';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -128,7 +128,8 @@ if (argv.includes('--verify')) {
     sh('tar', ['-xf', out, '-C', dir]);
     const icd = process.env.VK_ICD_FILENAMES ?? '/usr/lib/chromium/vk_swiftshader_icd.json';
     log(`verifying in ${dir} on ${icd}`);
-    const extra = argv.includes('--quick') ? ['--quick'] : [];
+    const budget = argv.includes('--budget') ? ['--budget', argv[argv.indexOf('--budget') + 1]] : [];
+    const extra = [...(argv.includes('--quick') ? ['--quick'] : []), ...budget];
     const r = spawnSync(join(dir, 'run.sh'), [...extra, '--allow-cpu', '--out', join(dir, 'report.json'), ...argv.slice(argv.indexOf('--') >= 0 ? argv.indexOf('--') : argv.length)], {
       env: { ...process.env, VK_ICD_FILENAMES: icd, PATH: process.env.PATH },
       stdio: ['ignore', 'pipe', 'inherit'],
