@@ -228,7 +228,7 @@ async function main(): Promise<void> {
     if (i === 0) {
       decode.push(await measureDecode(first));
       log(`decode @${decode[decode.length - 1].context}: ${decode[decode.length - 1].tokensPerSecond.toFixed(2)} tok/s`);
-      decodeProfile = await profileDecode(ctx, model, { first: randomIds(1, 5, idLimit)[0], layers: cfg.numLayers, tokens: quick ? 3 : 8, timedTokens: quick ? 1 : 2 });
+      decodeProfile = await profileDecode(ctx, model, { first: randomIds(1, 5, idLimit)[0], layers: cfg.numLayers, tokens: quick ? 2 : 8, timedTokens: quick ? 1 : 2 });
       log(`decode step profiled: ${decodeProfile.perToken.dispatches} dispatches/token`);
     }
   }
