@@ -10,7 +10,7 @@ import type { Checkpoint } from '../../io/checkpoint.ts';
 import type { WeightMode } from '../family.ts';
 import type { MediaEncoderFamily, MediaEncoderLoadOptions, MediaSpanLayout } from '../media-encoder.ts';
 import { AUDIO_TOWER_PROBE_TENSOR, audioLengths, hasAudioConfig, parseAudioTowerConfig, type AudioTowerConfig } from './config.ts';
-import { AudioEncoder, type AudioEncoderOptions } from './encoder.ts';
+import type { AudioEncoder, AudioEncoderOptions } from './encoder.ts';
 import type { AudioWeightFormat } from './weights.ts';
 
 export type { AudioEncoder, AudioEncoding, AudioEncoderOptions, AudioEncoderMemory, EncodeOptions } from './encoder.ts';
@@ -66,7 +66,7 @@ export const audioEncoderFamily = {
   storageFor: (weights: WeightMode): AudioWeightFormat => (weights === 'float' ? 'f32' : 'q8'),
   /** The registry's loader: storage from the decoder's weight mode (storageFor). */
   load: (gpu: GpuContext, checkpoint: Checkpoint, o: MediaEncoderLoadOptions): Promise<AudioEncoder> =>
-    AudioEncoder.load(gpu, checkpoint, { weights: audioEncoderFamily.storageFor(o.weights), onProgress: o.onTensor, onConverted: o.onConverted, signal: o.signal }),
+    import('./encoder.ts').then((m) => m.AudioEncoder.load(gpu, checkpoint, { weights: audioEncoderFamily.storageFor(o.weights), onProgress: o.onTensor, onConverted: o.onConverted, signal: o.signal })),
   /** Loads with the tower's own options (storage plan, random weights): the CLI, benchmarks and tests. */
-  loadWith: (gpu: GpuContext, checkpoint: Checkpoint, options?: AudioEncoderOptions): Promise<AudioEncoder> => AudioEncoder.load(gpu, checkpoint, options),
+  loadWith: (gpu: GpuContext, checkpoint: Checkpoint, options?: AudioEncoderOptions): Promise<AudioEncoder> => import('./encoder.ts').then((m) => m.AudioEncoder.load(gpu, checkpoint, options)),
 } satisfies MediaEncoderFamily<AudioEncoder> & Record<string, unknown>;
