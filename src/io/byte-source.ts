@@ -12,6 +12,13 @@ export interface ByteSource {
   size(): Promise<number>;
   /** Exactly `length` bytes starting at `offset`; rejects with a GemmaError('bad-file') if the file is shorter. */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /** The whole file at once, where the source has a cheaper way than size() + read() (HTTP: one plain GET). */
+  readAll?(): Promise<Uint8Array>;
+}
+
+/** A small file's bytes: one request over HTTP (readAll), else size() + read(). */
+export async function readWhole(source: ByteSource): Promise<Uint8Array> {
+  return source.readAll ? source.readAll() : source.read(0, await source.size());
 }
 
 /** A source over bytes already in memory (tests, small files). */

@@ -7,6 +7,7 @@
 import { GemmaError } from '../errors.ts';
 import { bf16ArrayToF32, f16ArrayToF32 } from './half.ts';
 import type { PackedWeight } from '../formats/weight-format.ts';
+import type { ByteSource } from './byte-source.ts';
 
 /** The float dtypes a checkpoint can hand to the loader (safetensors spelling). */
 export type FloatDtype = 'F32' | 'F16' | 'BF16';
@@ -50,7 +51,21 @@ export interface Checkpoint {
    * Present when the container stores some tensors pre-quantized: the tensor in our GPU `format` when its stored
    * type repacks into it losslessly (GGUF Q4_0 → q4/q8, Q8_0 → q8), else null (then the loader reads floats).
    */
-  readPackedAs?(name: string, format: 'q4' | 'q8'): Promise<PackedTensor | null>;
+  readPackedAs?(name: string, format: 'q4' | 'q8', rows?: { start: number; count: number }): Promise<PackedTensor | null>;
+  /** Where a tensor's stored bytes are (for read planning, src/io/read-ahead.ts), when the container knows. */
+  locate?(name: string): StoredRange | undefined;
+  /**
+   * The loader announces every tensor it will read, in order, before reading any: the checkpoint may then fetch them
+   * in a few large windows and count exactly the bytes a load downloads (src/io/read-ahead.ts). Returns those bytes.
+   */
+  willRead?(names: readonly string[]): number;
+}
+
+/** A byte range of one file. */
+export interface StoredRange {
+  source: ByteSource;
+  offset: number;
+  length: number;
 }
 
 /** Float bytes → Float32Array (exact for all three dtypes). */

@@ -115,6 +115,10 @@ export function ggufCheckpoint<Config>(gguf: GgufFile, tensors: ReadonlyMap<stri
       return t && { name: t.hfName, shape: [...t.shape], dtype: t.typeName };
     },
     tensorNames: () => [...tensors.keys()],
+    locate(n: string) {
+      const t = tensors.get(n);
+      return t && Number.isFinite(t.byteLength) ? { source: gguf.source, offset: t.offset, length: t.byteLength } : undefined;
+    },
     async read(n: string, rows?: RowRange): Promise<TensorBytes> {
       const t = get(n);
       if (t.ggmlType === GGML_TYPE.F32 || t.ggmlType === GGML_TYPE.F16 || t.ggmlType === GGML_TYPE.BF16) {

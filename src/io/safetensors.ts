@@ -7,7 +7,7 @@
  * checkpoint is never held in memory whole.
  */
 import { GemmaError } from '../errors.ts';
-import { truncated, type ByteSource } from './byte-source.ts';
+import { readWhole, truncated, type ByteSource } from './byte-source.ts';
 import { FLOAT_DTYPE_BYTES, isFloatDtype, type Checkpoint, type TensorBytes, type TensorInfo } from './checkpoint.ts';
 
 /** The files of a checkpoint directory, wherever it lives (a local directory, a URL prefix, an OPFS folder). */
@@ -31,6 +31,9 @@ const DTYPE_BYTES: Record<string, number> = {
   F8_E4M3: 1, F8_E5M2: 1,
 };
 
+/** First read of a file: the header length and, usually, the whole header. */
+const HEADER_PREFIX_BYTES = 1024 * 1024;
+
 /** Longest header we accept (real ones are a few hundred KB); guards against reading garbage as a length. */
 const MAX_HEADER_BYTES = 256 * 1024 * 1024;
 
@@ -38,8 +41,9 @@ const MAX_HEADER_BYTES = 256 * 1024 * 1024;
 export async function readSafetensorsHeader(source: ByteSource): Promise<TensorEntry[]> {
   const fileSize = await source.size();
   if (fileSize < 8) throw truncated(source.name, 8, fileSize);
-  const lenBytes = await source.read(0, 8);
-  const view = new DataView(lenBytes.buffer, lenBytes.byteOffset, 8);
+  // One read usually gets the length and the whole header (E2B's are ~200 KB): over HTTP, one request per shard.
+  const prefix = await source.read(0, Math.min(fileSize, HEADER_PREFIX_BYTES));
+  const view = new DataView(prefix.buffer, prefix.byteOffset, 8);
   const headerLen = Number(view.getBigUint64(0, true));
   if (headerLen > MAX_HEADER_BYTES) {
     throw new GemmaError('bad-file', `${source.name} is not a safetensors file: its header length field says ${headerLen} bytes.`);
@@ -47,7 +51,8 @@ export async function readSafetensorsHeader(source: ByteSource): Promise<TensorE
   if (8 + headerLen > fileSize) throw truncated(source.name, 8 + headerLen, fileSize);
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(new TextDecoder().decode(await source.read(8, headerLen)));
+    const headerBytes = 8 + headerLen <= prefix.length ? prefix.subarray(8, 8 + headerLen) : await source.read(8, headerLen);
+    header = JSON.parse(new TextDecoder().decode(headerBytes));
   } catch (err) {
     throw new GemmaError('bad-file', `${source.name}: the safetensors header is not valid JSON (${(err as Error).message}).`, { cause: err });
   }
@@ -85,6 +90,10 @@ export function safetensorsCheckpoint(name: string, config: unknown, entries: Te
       return e && { name: e.name, shape: e.shape, dtype: e.dtype };
     },
     tensorNames: () => [...byName.keys()],
+    locate: (n) => {
+      const e = byName.get(n);
+      return e && { source: e.source, offset: e.begin, length: e.end - e.begin };
+    },
     async read(n, rows): Promise<TensorBytes> {
       const e = byName.get(n);
       if (!e) throw new GemmaError('bad-file', `${name}: tensor ${n} is missing from the checkpoint.`);
@@ -111,8 +120,7 @@ export function safetensorsCheckpoint(name: string, config: unknown, entries: Te
 }
 
 async function readJson(files: CheckpointFiles, path: string): Promise<unknown> {
-  const source = files.open(path);
-  const bytes = await source.read(0, await source.size());
+  const bytes = await readWhole(files.open(path));
   try {
     return JSON.parse(new TextDecoder().decode(bytes));
   } catch (err) {

@@ -264,3 +264,51 @@ export async function createRandomWeight(ctx: GpuContext, o: RandomWeightOptions
   }
   return weight;
 }
+
+/** Rows [start, start + count) of a tensor already in a q4/q8 layout (a GGUF Q4_0/Q8_0 tensor, a cached one). */
+export type PackedRowReader = (start: number, count: number) => Promise<PackedWeight>;
+
+export interface UploadPackedRowsOptions {
+  label: string;
+  format: 'q4' | 'q8';
+  rows: number;
+  cols: number;
+  /** Called with bounded row ranges, in order. */
+  read: PackedRowReader;
+  /** Packed data bytes per read (default 32 MiB). */
+  chunkBytes?: number;
+  maxPartBytes?: number;
+}
+
+/**
+ * Uploads a q4/q8 tensor read in row chunks, so the host never holds the whole tensor (E2B's token embedding is
+ * 570 MB in Q8_0): the same parts as every other weight, each chunk written at its rows' offset and waited for
+ * before the next is read.
+ */
+export async function uploadPackedRows(ctx: GpuContext, o: UploadPackedRowsOptions): Promise<GpuWeight> {
+  const { format, rows, cols } = o;
+  const weight = await allocate(ctx, o.label, format, rows, cols, o.maxPartBytes);
+  const G = groupsPerRow(cols);
+  const rowBytes = dataBytes(format, 1, cols);
+  // Even row counts: a chunk then starts on an even row, so its scales start on a whole u32 word.
+  let chunkRows = Math.max(2, Math.floor((o.chunkBytes ?? DEFAULT_STAGING / 2) / rowBytes));
+  chunkRows -= chunkRows % 2;
+  try {
+    for (const part of weight.parts) {
+      for (let local = 0; local < part.rows; local += chunkRows) {
+        const n = Math.min(chunkRows, part.rows - local);
+        const p = await o.read(part.rowStart + local, n);
+        if (p.data.byteLength < n * rowBytes || p.scales.length < n * G) {
+          throw new Error(`${o.label}: reader returned ${p.data.byteLength} data bytes and ${p.scales.length} scales for ${n} rows, expected ${n * rowBytes} and ${n * G}`);
+        }
+        writeBuffer(ctx.device, part.data, new Uint8Array(p.data.buffer, p.data.byteOffset, n * rowBytes), dataBytes(format, local, cols));
+        writeBuffer(ctx.device, part.scales!, scalesAsWords(p.scales.subarray(0, n * G)), local * G * 2);
+        await ctx.device.queue.onSubmittedWorkDone(); // bounds what the queue holds to one chunk
+      }
+    }
+  } catch (err) {
+    destroyWeight(weight);
+    throw err;
+  }
+  return weight;
+}

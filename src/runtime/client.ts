@@ -11,6 +11,7 @@ import { GemmaError, deserializeError } from '../errors.ts';
 import { installErrorTransfer } from './comlink-errors.ts';
 import { GenerationStream } from './generation-stream.ts';
 import { withAbsoluteUrls } from './loading/model-source.ts';
+import { withPlatformHints } from './loading/preflight.ts';
 import type {
   ChatMessage,
   GenerateRequest,
@@ -178,7 +179,7 @@ export async function connectGemmaWorker(worker: Worker, options: LoadOptions, o
   let request: LoadRequest;
   try {
     // Relative model and tokenizer URLs are the page's: resolve them here, not against the worker script's URL.
-    request = withAbsoluteUrls(given);
+    request = withPlatformHints(withAbsoluteUrls(given));
   } catch (err) {
     if (ownsWorker) worker.terminate();
     throw err;

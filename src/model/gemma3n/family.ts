@@ -7,6 +7,7 @@ import { GemmaError } from '../../errors.ts';
 import type { ModelFamily } from '../family.ts';
 import { parseGemma3nConfig } from './config.ts';
 import { GEMMA3N_GGUF_ARCH, openGemma3nGguf } from './gguf.ts';
+import { estimateGemma3nMemory } from './memory-estimate.ts';
 import { Gemma3nModel } from './model.ts';
 import { createRandomCheckpoint, isRandomPreset } from './random-checkpoint.ts';
 
@@ -18,6 +19,7 @@ export const gemma3nFamily: ModelFamily = {
   modelTypes: ['gemma3n', 'gemma3n_text'],
   ggufArchitectures: [GEMMA3N_GGUF_ARCH],
   openGguf: openGemma3nGguf,
+  estimateMemory: (checkpoint, options) => estimateGemma3nMemory(checkpoint, { ...options, chunk: PREFILL_CHUNK }),
   randomCheckpoint(options) {
     if (options.preset !== undefined && !isRandomPreset(options.preset)) {
       throw new GemmaError('invalid-argument', `randomCheckpoint: preset ${JSON.stringify(options.preset)} is not one of tiny, e2b, e4b.`);

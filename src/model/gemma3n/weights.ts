@@ -10,14 +10,15 @@ import type { GpuContext } from '../../gpu/device.ts';
 import { uploadBuffer } from '../../gpu/buffers.ts';
 import { GemmaError } from '../../errors.ts';
 import { readF32, requireTensor, type Checkpoint } from '../../io/checkpoint.ts';
-import { createWeight, createRandomWeight, uploadPackedWeight } from '../../kernels/upload-weight.ts';
+import { createRandomWeight } from '../../kernels/upload-weight.ts';
+import { uploadCheckpointMatrix } from '../matrix-upload.ts';
 import type { GpuWeight } from '../../formats/weight-format.ts';
 import type { ConvertedTensor } from '../converted-tensor.ts';
 import { destroyLoaded, loadTable, tableSpecs, type Loaded } from '../tensor-table.ts';
 import type { Gemma3nConfig } from './config.ts';
 import { formatForStored } from './quant-plan.ts';
 import type { WeightMode } from '../family.ts';
-import { PleTable } from './ple-table.ts';
+import { PleTable, pleHostFormat } from './ple-table.ts';
 import { PLE_TABLE, gemma3nTensorTable, type Gemma3nTensorTable } from './tensors.ts';
 
 /** The decoder's tensors on the GPU (the table's structure: `w.layers[l].q`, …) plus what stays in host memory. */
@@ -97,13 +98,7 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
       w = await createRandomWeight(ctx, { label: name, rows, cols, format, seed: seed++, std: 1 / Math.sqrt(cols), codes: true });
     } else {
       requireTensor(ckpt, name, [rows, cols]);
-      const packed = (format === 'q4' || format === 'q8') && ckpt.readPackedAs ? await ckpt.readPackedAs(name, format) : null;
-      if (packed) w = await uploadPackedWeight(ctx, name, packed);
-      else {
-        const t = await ckpt.read(name);
-        const dtype = t.dtype === 'F32' ? 'f32' : t.dtype === 'F16' ? 'f16' : 'bf16';
-        w = await createWeight(ctx, { label: name, rows, cols, format, dtype, bytes: t.bytes });
-      }
+      w = await uploadCheckpointMatrix(ctx, ckpt, name, rows, cols, format); // streamed by rows, never whole
     }
     gpuBytes += w.bytes;
     if (opts.onConverted && !opts.random) await opts.onConverted({ kind: 'gpu', name, shape: [rows, cols], weight: w });
@@ -127,18 +122,19 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
     return buf;
   };
 
+  // Every tensor this load reads, in order: the checkpoint fetches them in a few large windows, and nothing else.
+  if (!opts.random) ckpt.willRead?.([...tableSpecs(table).map((t) => t.name), ...HARD_ROW_TENSORS, PLE_TABLE]);
   const gpu = await loadTable(table, (spec) => (spec.kind === 'matrix' ? matrix(spec.name, ...spec.shape) : vector(spec.name, spec.length, spec.transform)));
   try {
     const hard = opts.random ? noHardRows(c) : await hardTokenRows(ckpt, cfg, opts.onConverted);
-    // The PLE table: host rows in the plan's format (f32 in float mode; q4), or the GGUF's own (Q8_0/Q4_0 lossless,
-    // other block types requantized to q8).
-    const stored = formatForStored(PLE_TABLE, ckpt.tensor(PLE_TABLE)?.dtype, mode, false);
-    const pleFormat = stored === 'f16' ? 'f32' : stored;
+    // The PLE table: host rows in blocks, int4 (q4 mode; other GGUF block types requantized), f16 (float mode), or
+    // the GGUF's own Q4_0/Q8_0 (ple-table.ts).
+    const pleFormat = pleHostFormat(ckpt.tensor(PLE_TABLE)?.dtype, mode);
     if (!opts.random) requireTensor(ckpt, PLE_TABLE);
     const pleHost = opts.random
       ? PleTable.placeholder(c.vocabSizePerLayerInput, L * P, pleFormat)
       : await PleTable.load(ckpt, PLE_TABLE, c.vocabSizePerLayerInput, L * P, pleFormat, Math.fround(Math.sqrt(P)));
-    if (!opts.random) await opts.onConverted?.({ kind: 'ple', name: PLE_TABLE, shape: ckpt.tensor(PLE_TABLE)!.shape, table: pleHost.table });
+    if (!opts.random) await opts.onConverted?.({ kind: 'ple', name: PLE_TABLE, shape: ckpt.tensor(PLE_TABLE)!.shape, blocks: pleHost.table.blocks });
     tick();
     const pleGpu = opts.pleOnGpu ? pleHost.toGpu(ctx, PLE_TABLE) : undefined;
     if (pleGpu) gpuBytes += pleGpu.bytes;
@@ -150,6 +146,9 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
 }
 
 type HardRows = Pick<ModelWeights, 'hardRows' | 'hardTokenBase' | 'hardTokenCount' | 'hardRowPresent'>;
+
+/** The embedder tensors `hardTokenRows` reads when the checkpoint has them (in its order). */
+const HARD_ROW_TENSORS = ['model.embed_vision.', 'model.embed_audio.'].flatMap((p) => ['embedding.weight', 'hard_embedding_norm.weight', 'embedding_projection.weight'].map((n) => p + n));
 
 /** No embedder rows (random weights): every hard id uses its own embed_tokens row. */
 function noHardRows(c: Gemma3nConfig['text']): HardRows {

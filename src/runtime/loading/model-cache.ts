@@ -20,7 +20,8 @@ import { ProgressAggregator } from '../../io/progress.ts';
 import type { ConvertedTensor } from '../../model/converted-tensor.ts';
 import { ConvertedCacheWriter, ConvertedCheckpoint, convertedMeta } from './converted-cache.ts';
 import type { LoadProgress, ModelInfo } from '../protocol.ts';
-import { tokenizerFromTexts, type TextTokenizer } from '../tokenizer.ts';
+import type { TextTokenizer } from '../tokenizer.ts';
+import { buildTokenizer } from './open-source.ts';
 
 export interface CachedLoad {
   checkpoint: Checkpoint;
@@ -47,7 +48,7 @@ export async function readFromCache(key: CacheKey, tokenizerTag: string | undefi
       onBytes(new TextEncoder().encode(text).byteLength);
       texts.set(name, text);
     }
-    tokenizer = await tokenizerFromTexts(texts, label);
+    tokenizer = await buildTokenizer(texts, label); // the chat template file wins, as on the first load
   }
   return { checkpoint, tokenizer, finish: () => progress.finish() };
 }

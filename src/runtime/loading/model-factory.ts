@@ -16,8 +16,9 @@ import { familyForConfig } from '../../model/registry.ts';
 import type { LoadProgress, LoadRequest, ModelInfo } from '../protocol.ts';
 import type { TextTokenizer } from '../tokenizer.ts';
 import { readFromCache, startCaching, type CacheSession } from './model-cache.ts';
-import { cacheKeyOf, parseModelSource, parseTokenizerSource, tokenizerCacheTag, type ModelSource, type TokenizerSource } from './model-source.ts';
-import { openSource } from './open-source.ts';
+import { cacheKeyOf, describeSource, parseModelSource, parseTokenizerSource, tokenizerCacheTag, type ModelSource, type TokenizerSource } from './model-source.ts';
+import { openSource, type OpenOptions } from './open-source.ts';
+import { detectPlatform, preflight, type MemoryCheck, type PlatformHints } from './preflight.ts';
 
 /** KV-cache positions when the request does not say (at most the checkpoint's limit). */
 export const DEFAULT_CONTEXT = 4096;
@@ -54,7 +55,15 @@ export const defaultModelFactory: ModelFactory = async (ctx) => {
   const tokenizerSource = parseTokenizerSource(request);
   const signal = ctx.signal ?? new AbortController().signal;
   const gpu = await ctx.gpu();
-  return loadFromSource(gpu, source, tokenizerSource, { weights: request.weights, contextLength: request.contextLength, cache: request.cache, onProgress, signal });
+  return loadFromSource(gpu, source, tokenizerSource, {
+    weights: request.weights,
+    contextLength: request.contextLength,
+    cache: request.cache,
+    onProgress,
+    signal,
+    memoryCheck: request.memoryCheck,
+    platform: { ...detectPlatform(), ...request.platform },
+  });
 };
 
 export interface SourceLoadOptions {
@@ -64,6 +73,12 @@ export interface SourceLoadOptions {
   cache?: boolean;
   onProgress?: (p: LoadProgress) => void;
   signal?: AbortSignal;
+  /** The pre-flight memory check (default 'refuse'; see LoadRequest.memoryCheck). */
+  memoryCheck?: MemoryCheck;
+  /** What is known about the device (default: what this context can see). */
+  platform?: PlatformHints;
+  /** Network tuning (tests: short timeouts and rate-limit pauses; a custom fetch). */
+  http?: OpenOptions['http'];
 }
 
 /** Loads a parsed source onto `gpu` (the default factory's body; Node hosts call it with host-opened sources). */
@@ -79,23 +94,48 @@ export async function loadFromSource(gpu: GpuContext, source: ModelSource, token
   // Cache hit: everything (config, tokenizer texts, converted weights) comes from local storage; no network.
   // An entry cached with another tokenizer than this load asks for is not served (it is replaced below).
   const cached = key && (await readFromCache(key, tokenizerTag, onProgress));
+  const check = (checkpoint: Checkpoint) =>
+    checkMemory(gpu, checkpoint, { weights, contextLength: options.contextLength, check: options.memoryCheck, platform: options.platform ?? detectPlatform(), model: describeSource(source) });
   if (cached && (tokenizerSource.kind === 'none' || cached.tokenizer)) {
+    const memoryWarnings = check(cached.checkpoint);
     const loaded = await loadModel(gpu, cached.checkpoint, load, { onProgress, signal, tensorProgress: false });
     cached.finish();
-    return { ...loaded, tokenizer: cached.tokenizer, cache: 'hit' };
+    return { ...loaded, tokenizer: cached.tokenizer, cache: 'hit', warnings: memoryWarnings.length ? memoryWarnings : undefined };
   }
-  const opened = await openSource(source, tokenizerSource, { onProgress, signal });
+  const opened = await openSource(source, tokenizerSource, { onProgress, signal, http: options.http });
+  let memoryWarnings: string[];
+  try {
+    memoryWarnings = check(opened.checkpoint); // headers and tokenizer only so far: no weight byte fetched yet
+  } catch (err) {
+    opened.release();
+    throw err;
+  }
   const session: CacheSession | undefined = key ? await startCaching(key, gpu.device, opened.checkpoint, opened.tokenizerTexts, tokenizerTag) : undefined;
   let loaded: LoadedModel;
   try {
     loaded = await loadModel(gpu, opened.checkpoint, load, { onProgress, signal, onConverted: session?.onConverted });
     opened.finishDownload();
   } catch (err) {
+    opened.release();
     await session?.abort(); // a truncated, corrupt or aborted download never enters the cache
     throw err;
   }
   const outcome = session ? await session.commit(opened.commit()) : { cache: 'off' as const, warnings: [] };
-  return { ...loaded, tokenizer: opened.tokenizer, cache: outcome.cache, warnings: outcome.warnings.length ? outcome.warnings : undefined };
+  const warnings = [...memoryWarnings, ...outcome.warnings];
+  return { ...loaded, tokenizer: opened.tokenizer, cache: outcome.cache, warnings: warnings.length ? warnings : undefined };
+}
+
+/** The pre-flight check of a checkpoint about to be loaded (preflight.ts); warnings, or a GemmaError. */
+function checkMemory(
+  gpu: GpuContext,
+  checkpoint: Checkpoint,
+  o: { weights: WeightMode; contextLength?: number; check?: MemoryCheck; platform: PlatformHints; model: string },
+): string[] {
+  const family = familyForConfig(checkpoint.config, `${checkpoint.name}/config.json`);
+  const limits = gpu.device.limits;
+  const estimate = family.estimateMemory?.(checkpoint, { weights: o.weights, maxContext: o.contextLength ?? DEFAULT_CONTEXT, f16: gpu.f16, maxBufferBytes: Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize) - 2 ** 20 });
+  if (!estimate) return [];
+  return preflight({ estimate, model: o.model, weights: o.weights, platform: o.platform, limits, check: o.check });
 }
 
 /** What loadModel does besides loading (the factory uses these; Node callers need none). */
