@@ -17,9 +17,10 @@
  * Float mode keeps f16, not f32: the published checkpoints store the table in bf16, whose 8-bit mantissa fits f16's
  * 11 bits, so every value in f16's normal range (|x| ≥ 6.1e-5) is kept exactly; smaller ones round to a multiple of
  * 2^-24 (an absolute error under 3e-8, against entries of order 1e-2), and anything beyond ±65504 (none in a trained
- * table) fails the load rather than become infinity. On gemma3n-tiny-a (an f32 checkpoint) the logits move by at most
- * 4.6e-6 (test/model/ple-table.test.ts), against the 1e-3 float-mode golden tolerance; E2B's table takes 4.03 GB
- * instead of 8.05 GB. (q8 would halve that again, but is not lossless for bf16 values.)
+ * table) fails the load rather than become infinity. On gemma3n-tiny-a (bf16) every table value converts exactly and
+ * the float64 reference's logits are bit-identical (test/model/ple-table.test.ts; the float-mode golden tolerance is
+ * 1e-3); E2B's table takes 4.03 GB instead of 8.05 GB. (q8 would halve that again, but is not lossless for bf16:
+ * int8 with a shared scale per 32 values keeps ~7 bits of each.)
  */
 import type { GpuContext } from '../../gpu/device.ts';
 import { GemmaError } from '../../errors.ts';
@@ -180,7 +181,7 @@ export class PleTable {
     const parts: WeightPart[] = [];
     let bytes = 0;
     const create = (size: number, what: string) => {
-      const b = device.createBuffer({ label: `${label}/${what}`, size: Math.max(16, Math.ceil(size / 16) * 16), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+      const b = device.createBuffer({ label: `${label}/${what}`, size: Math.max(16, Math.ceil(size / 16) * 16), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
       bytes += b.size;
       return b;
     };
