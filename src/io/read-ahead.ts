@@ -28,7 +28,11 @@ const KEEP_BYTES = 4 * MiB;
 export interface ReadAheadOptions {
   /** Largest window, i.e. the largest single read the plan makes (default 64 MiB). */
   windowBytes?: number;
-  /** Gaps up to this many bytes between planned ranges are read through rather than starting a new window (default 1 MiB). */
+  /**
+   * Gaps up to this many bytes between planned ranges are read through rather than starting a new window (default
+   * 4 MiB: about what one more request costs on the hub, a redirect plus a CDN round trip; E2B's KV-shared layers
+   * leave 2 MiB gaps, their unused k_proj / v_proj, which are cheaper to read than to skip).
+   */
   gapBytes?: number;
   /** Windows fetched ahead of the one being read (default 1). */
   ahead?: number;
@@ -81,7 +85,7 @@ export class ReadAhead {
 
   constructor(options: ReadAheadOptions = {}) {
     this.windowBytes = Math.max(1, options.windowBytes ?? 64 * MiB);
-    this.gapBytes = Math.max(0, options.gapBytes ?? MiB);
+    this.gapBytes = Math.max(0, options.gapBytes ?? 4 * MiB);
     this.ahead = Math.max(0, options.ahead ?? 1);
     this.onPlanned = options.onPlanned;
   }

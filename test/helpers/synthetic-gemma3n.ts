@@ -29,6 +29,9 @@ export interface SyntheticShape {
 
 /** E2B's embedding and PLE table at real size; tiny attention and MLP. */
 export const E2B_TABLES: SyntheticShape = { hidden: 2048, layers: 30, ple: 256, heads: 2, kvHeads: 1, headDim: 256, ffn: 128, laurelRank: 64, kvShared: 10 };
+/** Every dimension real (docs/gemma3n-formats.md §1.3). */
+export const E2B: SyntheticShape = { hidden: 2048, layers: 30, ple: 256, heads: 8, kvHeads: 2, headDim: 256, ffn: 8192, laurelRank: 64, kvShared: 10 };
+export const E4B: SyntheticShape = { hidden: 2048, layers: 35, ple: 256, heads: 8, kvHeads: 2, headDim: 256, ffn: 16384, laurelRank: 64, kvShared: 15 };
 
 /** One 32-bit hash per 4-byte word of a file: the same bytes for the same offset, every time. */
 function wordHash(i: number, seed: number): number {
@@ -58,12 +61,30 @@ interface TensorSpec {
   fill: Fill;
   /** Rows (slowest dimension) from this one on are zero (a GGUF PLE table's padding). */
   zeroRowsFrom?: number;
+  /** Constant bytes instead of random ones (see RandomWhich). */
+  constant?: boolean;
 }
 
 const D16 = f32ToF16Bits(2 ** -14); // block scale of the random GGUF blocks: values of order 1e-3..1e-1
 
+/**
+ * Which tensors get random bytes; the others are constant (for tests and benchmarks that only move and convert
+ * bytes, where hashing gigabytes would dominate): every byte 0x3c, a finite value in every type (f16 1.06, bf16
+ * 0.0115, f32 0.0115), padding rows still zero. Default: all random.
+ */
+export type RandomWhich = (tensor: string) => boolean;
+
 /** Bytes [start, end) of a tensor's data (offsets relative to the tensor). */
 function tensorBytes(t: TensorSpec, start: number, end: number, seed: number): Uint8Array {
+  if (t.constant) {
+    const out = new Uint8Array(end - start).fill(0x3c);
+    if (t.zeroRowsFrom !== undefined) {
+      const info = ggmlTypeInfo(t.type)!;
+      const zeroFrom = t.zeroRowsFrom * (t.dims[0] / info.blockSize) * info.blockBytes;
+      if (end > zeroFrom) out.fill(0, Math.max(0, zeroFrom - start));
+    }
+    return out;
+  }
   const out = randomBytes(start, end, seed);
   const info = ggmlTypeInfo(t.type)!;
   const rowElems = t.dims[0] * (t.dims.length > 2 ? t.dims[1] : 1);
@@ -132,7 +153,7 @@ export interface GgufTypes {
 }
 
 /** A llama.cpp-layout Gemma 3n GGUF (names, metadata and shapes as src/model/gemma3n/gguf.ts reads them), virtual. */
-export function syntheticGemma3nGguf(s: SyntheticShape, types: GgufTypes): VirtualFile & { tensorBytes: Map<string, number> } {
+export function syntheticGemma3nGguf(s: SyntheticShape, types: GgufTypes, random: RandomWhich = () => true): VirtualFile & { tensorBytes: Map<string, number> } {
   const { hidden: D, layers: L, ple: P, heads: H, kvHeads: Hkv, headDim: dh, ffn: F, laurelRank: R } = s;
   const A = 4;
   const m = types.matrices;
@@ -145,8 +166,10 @@ export function syntheticGemma3nGguf(s: SyntheticShape, types: GgufTypes): Virtu
     { name: 'altup_unembd_proj.weight', dims: [D, D, A - 1], type: m, fill: 'random' },
     { name: 'output_norm.weight', dims: [D], type: GGML_TYPE.F32, fill: 'ones' },
   ];
+  // Rows that are not whole blocks of the type fall back as llama.cpp's quantizer does (Q8_0, else F16).
+  const fit = (type: number, dims: number[]) => (dims[0] % ggmlTypeInfo(type)!.blockSize === 0 ? type : dims[0] % 32 === 0 ? GGML_TYPE.Q8_0 : GGML_TYPE.F16);
   for (let l = 0; l < L; l++) {
-    const b = (n: string, dims: number[], type = m, fill: Fill = 'random') => tensors.push({ name: `blk.${l}.${n}.weight`, dims, type, fill });
+    const b = (n: string, dims: number[], type = m, fill: Fill = 'random') => tensors.push({ name: `blk.${l}.${n}.weight`, dims, type: fit(type, dims), fill });
     b('attn_q', [D, H * dh]);
     b('attn_k', [D, Hkv * dh]);
     b('attn_v', [D, Hkv * dh]);
@@ -189,6 +212,7 @@ export function syntheticGemma3nGguf(s: SyntheticShape, types: GgufTypes): Virtu
     [`${arch}.altup.num_inputs`]: u32(A),
     [`${arch}.embedding_length_per_layer_input`]: u32(P),
   };
+  for (const t of tensors) t.constant = !random(t.name);
   const lengths = tensors.map((t) => bytesOf(t.type, t.dims));
   const { header, dataStart, offsets, dataBytes } = ggufHeader({ metadata, tensors: tensors.map((t, i) => ({ name: t.name, ne: t.dims, type: t.type, byteLength: lengths[i] })) });
   const file = virtualFile(header, dataStart, tensors, offsets, lengths, dataStart + dataBytes);
@@ -230,8 +254,11 @@ export function syntheticConfig(s: SyntheticShape): Record<string, unknown> {
   };
 }
 
-/** A single-file bf16 safetensors checkpoint of the shape (HF names, sorted as safetensors writes them), virtual. */
-export function syntheticGemma3nSafetensors(s: SyntheticShape): VirtualFile {
+/**
+ * A single-file bf16 safetensors checkpoint of the shape (HF names, sorted as safetensors writes them), virtual;
+ * `extra` adds tensors the text decoder never reads (stand-ins for the vision / audio towers).
+ */
+export function syntheticGemma3nSafetensors(s: SyntheticShape, extra: { name: string; params: number }[] = [], random: RandomWhich = () => true): VirtualFile {
   const { hidden: D, layers: L, ple: P, heads: H, kvHeads: Hkv, headDim: dh, ffn: F, laurelRank: R } = s;
   const A = 4;
   const LM = 'model.language_model.';
@@ -268,6 +295,7 @@ export function syntheticGemma3nSafetensors(s: SyntheticShape): VirtualFile {
     add('altup.correct_output_scale', [D]);
     for (const n of ['input_layernorm', 'post_attention_layernorm', 'pre_feedforward_layernorm', 'post_feedforward_layernorm', 'post_per_layer_input_norm', 'laurel.post_laurel_norm', 'altup.router_norm']) add(`${n}.weight`, [D]);
   }
+  for (const e of extra) list.push({ name: e.name, shape: [e.params], dtype: 'BF16' });
   list.sort((a, b) => (a.name < b.name ? -1 : 1));
   const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
   let at = 0;
@@ -286,8 +314,7 @@ export function syntheticGemma3nSafetensors(s: SyntheticShape): VirtualFile {
   const head = new Uint8Array(8 + jsonBytes.length);
   new DataView(head.buffer).setBigUint64(0, BigInt(jsonBytes.length), true);
   head.set(jsonBytes, 8);
-  // Norms and scales are ones-ish bf16 randoms of order 1e-2 would zero the signal: use the same random bf16 for all
-  // (only loading is tested; values only need to be finite).
-  const specs: TensorSpec[] = list.map((t) => ({ name: t.name, dims: [t.shape.reduce((a, b) => a * b, 1)], type: GGML_TYPE.BF16, fill: 'random' }));
+  // Every tensor random bf16 of order 1e-3..1e-1, norms included (only loading is tested: values need only be finite).
+  const specs: TensorSpec[] = list.map((t) => ({ name: t.name, dims: [t.shape.reduce((a, b) => a * b, 1)], type: GGML_TYPE.BF16, fill: 'random', constant: !random(t.name) }));
   return virtualFile(head, head.length, specs, offsets, lengths, head.length + at);
 }

@@ -123,7 +123,7 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
   };
 
   // Every tensor this load reads, in order: the checkpoint fetches them in a few large windows, and nothing else.
-  if (!opts.random) ckpt.willRead?.([...tableSpecs(table).map((t) => t.name), ...HARD_ROW_TENSORS, PLE_TABLE]);
+  if (!opts.random) ckpt.willRead?.(readOrder(c));
   const gpu = await loadTable(table, (spec) => (spec.kind === 'matrix' ? matrix(spec.name, ...spec.shape) : vector(spec.name, spec.length, spec.transform)));
   try {
     const hard = opts.random ? noHardRows(c) : await hardTokenRows(ckpt, cfg, opts.onConverted);
@@ -149,6 +149,11 @@ type HardRows = Pick<ModelWeights, 'hardRows' | 'hardTokenBase' | 'hardTokenCoun
 
 /** The embedder tensors `hardTokenRows` reads when the checkpoint has them (in its order). */
 const HARD_ROW_TENSORS = ['model.embed_vision.', 'model.embed_audio.'].flatMap((p) => ['embedding.weight', 'hard_embedding_norm.weight', 'embedding_projection.weight'].map((n) => p + n));
+
+/** Every tensor `loadWeights` may read, in the order it reads them (the read plan it announces). */
+export function readOrder(c: Gemma3nConfig['text']): string[] {
+  return [...tableSpecs(gemma3nTensorTable(c)).map((t) => t.name), ...HARD_ROW_TENSORS, PLE_TABLE];
+}
 
 /** No embedder rows (random weights): every hard id uses its own embed_tokens row. */
 function noHardRows(c: Gemma3nConfig['text']): HardRows {
