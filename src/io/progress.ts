@@ -26,7 +26,9 @@ export interface LoadProgress {
   file: string;
   /**
    * Set on an event that reports a pause, not progress ('download' only): a request failed and is retried after
-   * `delayMs` — e.g. the server rate-limits (HTTP 429: a minute or more). `loaded` does not move with it.
+   * `delayMs` — e.g. the server rate-limits (HTTP 429: a minute or more). It repeats the phase's last `loaded` and
+   * `total` (0 while the total is not known yet, e.g. during the header reads) and is not part of the phase's
+   * monotonic stream.
    */
   retry?: RetryNotice;
 }
