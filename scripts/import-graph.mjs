@@ -1,5 +1,5 @@
 // Prints the import graph of src/ by layer (`node scripts/import-graph.mjs`), or checks it (`--check`: exit 1 on an
-// import that points up a layer). Layers, low to high: base (errors, math, formats) · gpu | io (beside each other) ·
+// import that points up a layer). Layers, low to high: base (errors, math, formats, audio) · gpu | io (beside each other) ·
 // kernels · model · runtime · api (index, core, cache-api) and the Node host (node/).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -11,7 +11,7 @@ export const LAYERS = { base: 0, gpu: 1, io: 1, kernels: 2, model: 3, runtime: 4
 export function layerOf(file) {
   const rel = relative(root, file).split('/');
   if (rel.length === 1) return ['errors.ts'].includes(rel[0]) ? 'base' : 'api';
-  if (rel[0] === 'math' || rel[0] === 'formats') return 'base';
+  if (rel[0] === 'math' || rel[0] === 'formats' || rel[0] === 'audio') return 'base';
   return rel[0];
 }
 

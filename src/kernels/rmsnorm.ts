@@ -1,3 +1,4 @@
+import sumLib from '../../shaders/lib/workgroup-sum.wgsl?raw';
 import source from '../../shaders/rmsnorm.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
 import { BufferArena } from '../gpu/buffers.ts';
@@ -29,7 +30,7 @@ export class RmsNormKernel {
   }
 
   static async create(ctx: GpuContext, act: ActType = 'f32'): Promise<RmsNormKernel> {
-    const pipeline = await getPipeline(ctx, { label: 'rmsnorm', source, act });
+    const pipeline = await getPipeline(ctx, { label: 'rmsnorm', source, libraries: [sumLib], act });
     const dummyWeight = ctx.device.createBuffer({ label: 'rmsnorm/no-weight', size: 16, usage: GPUBufferUsage.STORAGE });
     const kernel = new RmsNormKernel(ctx, pipeline, dummyWeight);
     kernel.arena.own(dummyWeight);

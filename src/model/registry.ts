@@ -9,9 +9,13 @@ import type { Checkpoint } from '../io/checkpoint.ts';
 import { readGgufHeader, type GgufFile } from '../io/gguf.ts';
 import type { ModelFamily, RandomCheckpointOptions } from './family.ts';
 import { gemma3nFamily } from './gemma3n/family.ts';
+import { audioEncoderFamily } from './audio/family.ts';
 
 /** Every family this library runs. */
 export const MODEL_FAMILIES: readonly ModelFamily[] = [gemma3nFamily];
+
+/** Media encoders (soft tokens for a prompt's audio spans), loaded from the decoder's checkpoint when first needed. */
+export const MEDIA_ENCODERS = { audio: audioEncoderFamily } as const;
 
 function modelTypeOf(config: unknown): string | undefined {
   const c = config as { model_type?: unknown; text_config?: { model_type?: unknown } } | null;

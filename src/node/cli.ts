@@ -1,7 +1,7 @@
 /**
- * The CLI behind bin/gemma3n-webgpu.mjs (see its header for the interface): it runs the same engine the browser
- * worker runs (src/runtime/engine.ts), on Dawn, with the same defaults (weights 'q4'). Errors: message on stderr,
- * exit 1.
+ * The CLI behind bin/gemma3n-webgpu.mjs: it runs the same engine the browser worker runs (src/runtime/engine.ts), on
+ * Dawn, with the same defaults (weights 'q4'). USAGE below is its one description (`--help`). Errors: message on
+ * stderr, exit 1.
  */
 import { GemmaError } from '../errors.ts';
 import { Engine } from '../runtime/engine.ts';
@@ -13,7 +13,14 @@ const USAGE = `usage:
   gemma3n-webgpu logits   --model SRC --tokens 2,105,2364 [--weights q4|float]
   gemma3n-webgpu generate --model SRC --tokens 2,105 --max-new-tokens 12 [--weights q4|float]
 SRC: a checkpoint directory, a .gguf file, an http(s) URL of either, a Hugging Face repo id, or random:tiny[:SEED].
---weights: q4 (default, as in the browser) or float. generate is greedy and stops at the model's end-of-turn ids.`;
+--weights: q4 (default, as in the browser) or float. generate is greedy and stops at the model's end-of-turn ids.
+  gemma3n-webgpu audio-features --wave FILE.f32 --sample-rate HZ [--out FILE.f32]
+  gemma3n-webgpu embed-audio --model SRC (--wave FILE.f32 --sample-rate HZ | --features FILE.f32 [--mask FILE.u8])
+                             [--weights q8|q4|f32] [--out FILE.f32]
+audio-features: raw float32 mono samples -> resampled to 16 kHz when HZ differs -> Gemma 3n log-mel features
+[frames, 128] float32; prints {"frames":N,...}. embed-audio: the audio tower and embed_audio (weights q8 by default);
+writes the soft tokens [n, D] float32, prints {"shape":[n,D],"valid":[...],...}; --mask: one byte per frame, 0 = padded;
+random:PRESET draws the tower's weights at that preset's audio config.`;
 
 function parseArgs(argv: string[]): { command: string; flags: Map<string, string> } {
   const [command, ...rest] = argv;
@@ -42,6 +49,8 @@ function parseTokens(s: string | undefined): number[] {
 }
 
 async function run(argv: string[]): Promise<unknown> {
+  // The audio commands live in cli-audio.ts, loaded only when used.
+  if (argv[0] === 'audio-features' || argv[0] === 'embed-audio') return (await import('./cli-audio.ts')).runAudioCommand(argv);
   const { command, flags } = parseArgs(argv);
   const modelPath = flags.get('model');
   if (!modelPath) throw new GemmaError('invalid-argument', `--model is required\n${USAGE}`);
@@ -69,6 +78,10 @@ async function run(argv: string[]): Promise<unknown> {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(USAGE + '\n');
+    return;
+  }
   let code = 0;
   try {
     const result = await run(argv);

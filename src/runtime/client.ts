@@ -9,6 +9,7 @@
 import { proxy, releaseProxy, transfer, wrap, type Remote } from 'comlink';
 import { GemmaError, deserializeError } from '../errors.ts';
 import { installErrorTransfer } from './comlink-errors.ts';
+import { workerStartError } from './worker-start-error.ts';
 import { GenerationStream } from './generation-stream.ts';
 import { withAbsoluteUrls } from './loading/model-source.ts';
 import { withPlatformHints } from './loading/preflight.ts';
@@ -204,7 +205,7 @@ export async function connectGemmaWorker(worker: Worker, options: LoadOptions, o
   const crashed = new Promise<never>((_, reject) => {
     onError = (e: ErrorEvent) => {
       e.preventDefault?.();
-      reject(new GemmaError('internal', `The Gemma worker failed: ${e.message || 'its script could not be loaded'}.`));
+      reject(workerStartError(e));
     };
     worker.addEventListener('error', onError);
   });

@@ -78,8 +78,8 @@ test('a checkpoint that is not there, a worker that does not start, bad calls: t
     assert.match(err.message, pattern);
   };
   is(r.missing, 'bad-file', /config\.json/);
-  is(r.badWorker, 'internal', /worker/i);
-  is(r.missingTokenizer, 'bad-file', /tokenizer\.json.*404/s);
+  is(r.badWorker, 'worker-load-failed', /could not load its script/);
+  is(r.missingTokenizer, 'bad-file', /no-such-tokenizer has no tokenizer\.json/);
   is(r.overflow, 'context-overflow', /100 tokens.*context holds 64/s);
   is(r.noTokenizer, 'invalid-argument', /tokenizer/);
   is(r.badOption, 'invalid-argument', /temperature/);

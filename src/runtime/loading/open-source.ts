@@ -20,6 +20,7 @@ import { readWhole } from '../../io/byte-source.ts';
 import type { Checkpoint } from '../../io/checkpoint.ts';
 import { listCheckpoint, listWeightFiles } from '../../io/checkpoint-listing.ts';
 import { blobSource, pickedFiles } from '../../io/file-source.ts';
+import { fetchTexts } from '../../io/fetch-texts.ts';
 import { readGgufHeader, type GgufFile } from '../../io/gguf.ts';
 import { ggufTokenizerFiles } from '../../io/gguf-tokenizer.ts';
 import { httpSource, HttpStatusError, type HttpSourceOptions, type RetryNotice } from '../../io/http-source.ts';
@@ -225,12 +226,14 @@ export async function separateTokenizer(source: TokenizerSource, io: TokenizerIo
   if (source.kind === 'model') {
     throw new GemmaError('invalid-argument', 'This model source carries no tokenizer files: pass `tokenizer: <folder URL or repo id>` or `tokenizer: false`.');
   }
-  const remote = { signal: io.signal, onRetry: io.onRetry, http: io.http };
-  const files: RemoteCheckpointFiles =
-    source.kind === 'hub'
-      ? await openHubRepo(source.repo, { revision: source.revision, token: source.token, hubUrl: source.hubUrl, probe: 'tokenizer_config.json', ...remote })
-      : urlFiles(source.url, { token: source.token, ...remote });
-  return tokenizerFrom(await readTexts(files), files.name);
+  if (source.kind === 'hub') {
+    const files = await openHubRepo(source.repo, { revision: source.revision, token: source.token, hubUrl: source.hubUrl, probe: 'tokenizer_config.json', signal: io.signal, onRetry: io.onRetry, http: io.http });
+    return tokenizerFrom(await readTexts(files), files.name);
+  }
+  // A folder URL: plain GETs (no range requests, no size probes), so a service worker's precache serves them offline.
+  const headers = source.token ? { Authorization: `Bearer ${source.token}` } : undefined;
+  const texts = await fetchTexts(source.url, TOKENIZER_FILES, { signal: io.signal, headers, optional: ['chat_template.jinja', 'chat_template.json'] });
+  return tokenizerFrom(texts, source.url.replace(/\/+$/, ''));
 }
 
 async function tokenizerFrom(texts: Map<string, string>, where: string): Promise<TokenizerPart> {
