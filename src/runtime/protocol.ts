@@ -100,7 +100,15 @@ export interface ModelInfo {
   cache?: 'hit' | 'stored' | 'not-stored' | 'off';
   /** Things that did not stop the load but you may want to tell the user (e.g. the cache quota was full). */
   warnings?: string[];
+  /**
+   * Set when the GPU device was lost after loading (driver reset, out of memory, a mobile tab in the background):
+   * every generation then fails with GemmaError('device-lost') until `client.reload()`.
+   */
+  deviceLost?: { message: string };
 }
+
+/** What the worker tells the page outside any generation. */
+export type WorkerEvent = { type: 'device-lost'; message: string };
 
 /**
  * Which model to load:
@@ -173,7 +181,8 @@ export type GenerateRequest =
 
 /** The API the worker exposes through comlink (see worker-host.ts). */
 export interface WorkerApi {
-  load(request: LoadRequest, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
+  /** `onEvent` stays subscribed until dispose() (device loss is reported through it). */
+  load(request: LoadRequest, onProgress?: (p: LoadProgress) => void, onEvent?: (e: WorkerEvent) => void): Promise<ModelInfo>;
   /** Aborts the load in progress (it then rejects with GemmaError('aborted'); nothing half-written is cached). */
   cancelLoad(): Promise<void>;
   /** Runs one generation; deltas, the final stats or the error arrive on `port` (see StreamMessage). */

@@ -13,7 +13,7 @@ import { createGpuContext, type GpuContext } from '../gpu/device.ts';
 import { GemmaError, serializeError } from '../errors.ts';
 import { installErrorTransfer } from './comlink-errors.ts';
 import { Engine } from './engine.ts';
-import type { Delta, GenerateRequest, LoadProgress, LoadRequest, ModelInfo, StreamControl, StreamMessage, WorkerApi } from './protocol.ts';
+import type { Delta, GenerateRequest, LoadProgress, LoadRequest, ModelInfo, StreamControl, StreamMessage, WorkerApi, WorkerEvent } from './protocol.ts';
 import { memoryInfo, type ModelFactory } from './loading/model-factory.ts';
 
 export interface WorkerHostOptions {
@@ -27,14 +27,53 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
   let loading = false;
   let gpuContext: GpuContext | undefined;
   let loadController: AbortController | undefined;
+  /** Set once the loaded model's device is lost (not by our own dispose): every generation fails with it. */
+  let lost: GemmaError | undefined;
+  let events: ((e: WorkerEvent) => void) | undefined;
   const interval = options.streamIntervalMs ?? 0;
+
+  /** Reports a device loss once, drops the engine (its buffers died with the device) and tells the page. */
+  const watchDevice = (ctx: GpuContext) => {
+    void ctx.device.lost.then((info) => {
+      if (ctx !== gpuContext) return; // our own dispose, or a device replaced by a reload
+      lost = new GemmaError(
+        'device-lost',
+        `The GPU device was lost (${info.reason === 'destroyed' ? 'destroyed' : info.reason || 'unknown reason'}: ${info.message || 'no message'}). ` +
+          'This happens on a driver reset, when the GPU runs out of memory, or when a mobile browser suspends a background tab. Call client.reload() to load the model again.',
+      );
+      try {
+        engine?.dispose();
+      } catch {
+        // the buffers are gone with the device
+      }
+      engine = undefined;
+      try {
+        void events?.({ type: 'device-lost', message: lost.message });
+      } catch {
+        // the page went away
+      }
+    });
+  };
+  /** An error during generation on a lost device is the device loss (the loss may be reported a moment later). */
+  const explain = async (err: unknown): Promise<unknown> => {
+    if (lost || !gpuContext || (err instanceof GemmaError && err.code !== 'internal')) return lost ?? err;
+    await Promise.race([gpuContext.device.lost, new Promise((r) => setTimeout(r, 100))]);
+    return lost ?? err;
+  };
+
+  const releaseEvents = () => {
+    // Through comlink the callback is a proxy holding a MessagePort: release it when it is no longer needed.
+    (events as { [releaseProxy]?: () => void } | undefined)?.[releaseProxy]?.();
+    events = undefined;
+  };
 
   return {
     engine: () => engine,
 
-    async load(request: LoadRequest, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
+    async load(request: LoadRequest, onProgress?: (p: LoadProgress) => void, onEvent?: (e: WorkerEvent) => void): Promise<ModelInfo> {
       if (engine || loading) throw new GemmaError('busy', 'A model is already loaded (or loading) in this worker; dispose() it first, or use another worker.');
       loading = true;
+      lost = undefined;
       const controller = (loadController = new AbortController());
       const progress = (p: LoadProgress) => {
         try {
@@ -58,6 +97,9 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
           throw new GemmaError('aborted', 'Loading was aborted.');
         }
         engine = new Engine({ model: loaded.model, tokenizer: loaded.tokenizer, stopTokenIds: loaded.stopTokenIds });
+        releaseEvents();
+        events = onEvent;
+        if (gpuContext) watchDevice(gpuContext);
         const memory = memoryInfo(loaded.model);
         return {
           vocabSize: loaded.model.vocabSize,
@@ -105,6 +147,7 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
         if (interval <= 0 || performance.now() - lastPost >= interval) flush();
       };
       try {
+        if (lost) throw lost;
         if (!engine) throw new GemmaError('invalid-argument', 'No model is loaded in this worker: call load() first.');
         const options = { ...request.options, signal: controller.signal };
         const stream = request.kind === 'chat' ? engine.chat(request.messages, options) : engine.generate(request.prompt, options);
@@ -114,7 +157,7 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
         post({ type: 'done', stats });
       } catch (err) {
         flush();
-        post({ type: 'error', error: serializeError(err) });
+        post({ type: 'error', error: serializeError(await explain(err)) });
       } finally {
         port.onmessage = null;
         port.close();
@@ -128,8 +171,11 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
     async dispose(): Promise<void> {
       engine?.dispose();
       engine = undefined;
-      gpuContext?.device.destroy();
-      gpuContext = undefined;
+      const ctx = gpuContext;
+      gpuContext = undefined; // before destroy(): the device.lost it causes is ours, not a loss to report
+      ctx?.device.destroy();
+      lost = undefined;
+      releaseEvents();
     },
   };
 }

@@ -3,6 +3,7 @@
  * page.evaluate (which can only move plain data).
  */
 import { loadGemma, connectGemmaWorker, GemmaError, listCachedModels, deleteCachedModel, clearCache, cacheUsage, type GenerationStream, type GemmaClient } from '../../src/index.ts';
+import { wrap } from 'comlink';
 import { ModelCache } from '../../src/io/cache.ts';
 import { createGpuContext } from '../../src/gpu/device.ts';
 import type { Gemma3nModel } from '../../src/model/gemma3n/model.ts';
@@ -182,6 +183,8 @@ const T = {
   directGenerate,
   directApi,
   testWorker: () => new Worker(new URL('./test-worker.ts', import.meta.url), { type: 'module', name: 'gemma-test' }),
+  /** The test worker's extra endpoint (test-worker.ts): destroy its GPU device, read its requestAdapter options. */
+  testWorkerControl: (worker: Worker) => wrap<{ loseDevice(): boolean; adapterOptions(): GPURequestAdapterOptions | undefined }>(worker),
   clients: {} as Record<string, GemmaClient>,
 };
 (window as unknown as { T: typeof T }).T = T;
