@@ -406,18 +406,17 @@ class HttpSource implements HttpByteSource {
   private async request(method: 'GET' | 'HEAD', range?: string): Promise<Response> {
     const headers = new Headers(this.headers);
     if (range) headers.set('Range', range);
-    // One controller per request: the load's signal aborts it, and so does the header timeout (then it is retried).
-    const controller = new AbortController();
-    const onAbort = () => controller.abort(this.signal?.reason);
-    this.signal?.addEventListener('abort', onAbort, { once: true });
+    // The header timeout aborts this request only (it is then retried); the load's signal aborts it too, body
+    // included, for as long as the body is being read.
+    const timeout = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      controller.abort(new Error('header timeout'));
+      timeout.abort(new Error('header timeout'));
     }, this.headerTimeoutMs);
     try {
       // no-store: multi-gigabyte bodies must not be copied into the browser's HTTP cache (we keep our own).
-      const res = await this.fetchImpl(this.url, { method, headers, signal: controller.signal, cache: 'no-store' });
+      const res = await this.fetchImpl(this.url, { method, headers, signal: anySignal(this.signal, timeout.signal), cache: 'no-store' });
       this.onResponse?.(res.headers);
       return res;
     } catch (err) {
@@ -427,7 +426,6 @@ class HttpSource implements HttpByteSource {
       throw new RetryableError((err as Error).message, { cause: err });
     } finally {
       clearTimeout(timer);
-      this.signal?.removeEventListener('abort', onAbort);
     }
   }
 
@@ -510,6 +508,18 @@ class HttpSource implements HttpByteSource {
   private abortedError(): GemmaError {
     return new GemmaError('aborted', `download of ${this.name} was aborted`, { cause: this.signal?.reason });
   }
+}
+
+/** A signal aborted by either (AbortSignal.any where the platform has it). */
+function anySignal(a: AbortSignal | undefined, b: AbortSignal): AbortSignal {
+  if (!a) return b;
+  const any = (AbortSignal as { any?: (signals: AbortSignal[]) => AbortSignal }).any;
+  if (any) return any([a, b]);
+  const both = new AbortController();
+  const forward = (s: AbortSignal) => () => both.abort(s.reason);
+  a.addEventListener('abort', forward(a), { once: true });
+  b.addEventListener('abort', forward(b), { once: true });
+  return both.signal;
 }
 
 function isRetryable(err: unknown): boolean {

@@ -29,7 +29,9 @@ export function quantizeCpu(format: 'q4' | 'q8', w: Float32Array, rows: number, 
   const q4 = format === 'q4';
   const words = q4 ? new Uint32Array(rows * G * 4) : undefined;
   const bytes = q4 ? undefined : new Uint8Array(rows * G * 32);
-  const qmin = q4 ? -8 : -127, qmax = q4 ? 7 : 127;
+  // q8 clamps to [-128, 127] as the GPU quantizer does: with a subnormal f16 scale (a group of values under ~8e-3),
+  // d rounds far enough below absmax / 127 that w / d can round to ±128.
+  const qmin = q4 ? -8 : -128, qmax = q4 ? 7 : 127;
   for (let r = 0; r < rows; r++) {
     for (let g = 0; g < G; g++) {
       const c0 = r * cols + g * GROUP;
@@ -44,7 +46,7 @@ export function quantizeCpu(format: 'q4' | 'q8', w: Float32Array, rows: number, 
           m = v;
         }
       }
-      const dBits = f32ToF16Bits(q4 ? m / -8 : am / 127);
+      const dBits = am === 0 ? 0 : f32ToF16Bits(q4 ? m / -8 : am / 127); // +0 for an all-zero group, as the GPU writes
       const block = r * G + g;
       scales[block] = dBits;
       const d = f16Value(dBits);

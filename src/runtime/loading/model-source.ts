@@ -96,7 +96,7 @@ export function parseModelSource(request: Pick<LoadRequest, 'model' | 'token'>, 
  * link, or `{ hub, revision?, token? }` (sent the load's token unless it has its own); a folder URL (sent the load's
  * token only when it is on the model's own server, so a token never leaks to another site); false = none.
  */
-export function parseTokenizerSource(request: Pick<LoadRequest, 'tokenizer' | 'model' | 'token'>, base: string | undefined = globalThis.location?.href): TokenizerSource {
+export function parseTokenizerSource(request: Pick<LoadRequest, 'tokenizer'> & Partial<Pick<LoadRequest, 'model' | 'token'>>, base: string | undefined = globalThis.location?.href): TokenizerSource {
   const t = request.tokenizer as unknown;
   if (t === undefined) return { kind: 'model' };
   if (t === false) return { kind: 'none' };
@@ -130,9 +130,16 @@ function originOf(url: string): string | undefined {
 }
 
 /** The server the model comes from (where the load's token is meant to go). */
-function modelOrigin(request: Pick<LoadRequest, 'model'>, base: string | undefined): string | undefined {
+function modelOrigin(request: Partial<Pick<LoadRequest, 'model'>>, base: string | undefined): string | undefined {
   const m = request.model as unknown;
-  if (typeof m === 'string') return isRepoId(m) ? HUGGING_FACE_URL : originOf(new URL(m, base).href);
+  if (typeof m === 'string') {
+    if (isRepoId(m)) return HUGGING_FACE_URL;
+    try {
+      return new URL(m, base).origin;
+    } catch {
+      return undefined;
+    }
+  }
   if (typeof m === 'object' && m !== null && typeof (m as { hub?: unknown }).hub === 'string') return HUGGING_FACE_URL;
   return undefined;
 }
