@@ -10,9 +10,10 @@
  *
  * Memory: every typed array / ArrayBuffer the process allocates is counted (a Proxy on the constructors; views onto
  * an existing buffer are not allocations), and process.memoryUsage() is sampled every 50 ms: heapUsed (JS objects)
- * and arrayBuffers (typed-array contents). The PLE table stays allocated (the model keeps it), so the peak includes it.
+ * and arrayBuffers (typed-array contents), both above a baseline taken after a full GC. The PLE table stays allocated
+ * (the model keeps it), so the peak includes it.
  *
- * Usage: node --import ./scripts/register.mjs bench/load-memory.ts [--model e2b|e4b|e2b,e4b] [--form NAME,...]
+ * Usage: node --expose-gc --import ./scripts/register.mjs bench/load-memory.ts [--model e2b|e4b|e2b,e4b] [--form NAME,...]
  * Forms: st-q4, st-float (bf16 safetensors, one file with tower stand-ins), gguf-q4_0, gguf-q8_0, gguf-q4_k_m, gguf-q6_k,
  * gguf-bf16 (q4 mode).
  */
@@ -92,10 +93,21 @@ if (process.argv.includes('--serve')) {
 
 async function run(model: string, form: string): Promise<void> {
   const child = fork(fileURLToPath(import.meta.url), ['--serve', '--model', model, '--form', form], { execArgv: ['--import', './scripts/register.mjs'] });
+  try {
+    await measure(child, model, form);
+  } finally {
+    child.kill();
+  }
+}
+
+async function measure(child: import('node:child_process').ChildProcess, model: string, form: string): Promise<void> {
   const next = () => new Promise<Record<string, number | string>>((resolve) => child.once('message', (m) => resolve(m as Record<string, number | string>)));
   const { url } = (await next()) as { url: string };
   const weights = form === 'st-float' ? 'float' : 'q4';
-  global.gc?.();
+  // The previous run's table must be gone from the baseline (run with --expose-gc).
+  if (!global.gc) throw new Error('run with node --expose-gc (see the usage line)');
+  global.gc();
+  global.gc();
   const base = process.memoryUsage();
   let peakHeap = base.heapUsed, peakBuffers = base.arrayBuffers;
   const sample = () => {
@@ -123,7 +135,7 @@ async function run(model: string, form: string): Promise<void> {
     let done = false;
     if (format === 'q4' || format === 'q8') {
       const chunk = Math.max(2, Math.floor((32 * MiB) / dataBytes(format, 1, cols)) & ~1);
-      if (await ckpt.readPackedAs!(spec.name, format, { start: 0, count: Math.min(rows, chunk) })) {
+      if (ckpt.readPackedAs && (await ckpt.readPackedAs(spec.name, format, { start: 0, count: Math.min(rows, chunk) }))) {
         for (let r = chunk; r < rows; r += chunk) await ckpt.readPackedAs!(spec.name, format, { start: r, count: Math.min(chunk, rows - r) });
         done = true;
       }
@@ -143,7 +155,6 @@ async function run(model: string, form: string): Promise<void> {
   const seconds = (performance.now() - t0) / 1000;
   child.send('count');
   const counts = await next();
-  child.kill();
   const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
   console.log(
     `| ${model.toUpperCase()} | ${form} | ${gb(counts.fileBytes as number)} | ${gb(downloaded)} | ${counts.hub} (+${counts.cdn} CDN) | ${(largest / MiB).toFixed(1)} MiB | ` +
