@@ -56,7 +56,7 @@ const MODEL_PATH = '/tiny-a-with-tokenizer/';
 const MODEL_MOUNT = { [MODEL_PATH]: [FIXTURE, TOKENIZER_DIR] };
 const QUERY = `?model=${MODEL_PATH}&prompt=${GREEDY.prompt_ids.join(',')}&n=${GREEDY.generated_ids.length}`;
 // Files of a model folder the loader asks for and may not find (404 by design); no other request may fail.
-const OPTIONAL_MODEL_FILES = /\/(chat_template\.jinja|generation_config\.json|special_tokens_map\.json|preprocessor_config\.json|processor_config\.json|model\.safetensors\.index\.json)$/;
+const OPTIONAL_MODEL_FILES = /\/(chat_template\.jinja|chat_template\.json|generation_config\.json|special_tokens_map\.json|preprocessor_config\.json|processor_config\.json|model\.safetensors\.index\.json)$/;
 
 let root: string;
 let tarball: string;
