@@ -39,7 +39,7 @@ const { gemma3nTensorTable, PLE_TABLE } = await import('../src/model/gemma3n/ten
 const { tableSpecs } = await import('../src/model/tensor-table.ts');
 const { readOrder } = await import('../src/model/gemma3n/weights.ts');
 const { formatForStored } = await import('../src/model/gemma3n/quant-plan.ts');
-const { PleTable, pleHostFormat } = await import('../src/model/gemma3n/ple-table.ts');
+const { PleTable, pleHostFormat } = await import('../src/model/ple-table.ts');
 const { readF32, isFloatDtype } = await import('../src/io/checkpoint.ts');
 const { dataBytes } = await import('../src/formats/weight-format.ts');
 

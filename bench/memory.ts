@@ -10,20 +10,28 @@
  * the per-step cost of the host-resident table: packing the current tokens' rows (PleTable.pack → packRowsForUpload)
  * and uploading them (queue.writeBuffer, waited for), for 1 token and a 64-token chunk at E2B dims (30 layers × 256,
  * int4).
- * Usage: node --import ./scripts/register.mjs bench/memory.ts [--preset e2b|e4b|e2b,e4b] [--context 4096]
- *        [--chunk 64] [--weights q4|float] [--ple-gpu] [--counted-only] [--no-fetch]
+ * --size NAME[,NAME…|all] (with --preset e4b): MatFormer sub-models of E4B (src/model/gemma3n/matformer.ts; 'all' = the
+ * 16 published configurations), each measured the same way, then one summary table.
+ * `--family gemma4`: the same tables for Gemma 4 E2B/E4B (bench/memory-gemma4.ts).
+ * Usage: node --import ./scripts/register.mjs bench/memory.ts [--family gemma3n|gemma4] [--preset e2b|e4b|e2b,e4b]
+ *        [--context 4096] [--chunk 64] [--weights q4|float] [--ple-gpu] [--counted-only] [--no-fetch] [--size E2B,E2.54B|all]
  */
 import { parseGemma3nConfig, type Gemma3nTextConfig } from '../src/model/gemma3n/config.ts';
 import { formatFor } from '../src/model/gemma3n/quant-plan.ts';
 import type { WeightMode } from '../src/model/family.ts';
 import { dataBytes, scaleBytes, groupsPerRow } from '../src/formats/weight-format.ts';
 import { KvCache } from '../src/kernels/kv-cache.ts';
+import { pleHostBytes, pleHostFormat } from '../src/model/ple-table.ts';
 import { packRowsForUpload, uploadedRowsBytes, type CpuTable } from '../src/kernels/gather.ts';
 import { createNodeGpuContext } from '../src/node/gpu.ts';
 import type { GpuContext } from '../src/gpu/device.ts';
 import { Gemma3nModel } from '../src/model/gemma3n/model.ts';
 import type { MemoryReport } from '../src/model/language-model.ts';
 import { createRandomCheckpoint, type RandomPreset } from '../src/model/gemma3n/random-checkpoint.ts';
+import { sliceGemma3n } from '../src/model/gemma3n/matformer.ts';
+import { E4B_SLICING_CONFIGS } from '../src/model/gemma3n/matformer-configs.ts';
+import type { SliceInfo } from '../src/model/family.ts';
+import { gemma4Memory } from './memory-gemma4.ts';
 
 const arg = (k: string, d: string) => { const i = process.argv.indexOf(`--${k}`); return i > 0 ? process.argv[i + 1] : d; };
 const context = Number(arg('context', '4096'));
@@ -33,6 +41,15 @@ const pleOnGpu = process.argv.includes('--ple-gpu');
 const measure = !process.argv.includes('--counted-only');
 const presets = arg('preset', 'e2b,e4b').split(',') as RandomPreset[];
 for (const p of presets) if (p !== 'e2b' && p !== 'e4b') throw new Error(`--preset: e2b, e4b or e2b,e4b; got ${p}`);
+if (arg('family', 'gemma3n') === 'gemma4') {
+  const ok = await gemma4Memory({ presets, context, chunk, mode, pleOnGpu, measure });
+  if (!ok) console.error('FAIL: counted and measured bytes disagree (the sizing above no longer matches what the engine allocates)');
+  process.exit(ok ? 0 : 1);
+}
+const sizeArg = arg('size', '');
+const sizes: Array<string | undefined> = sizeArg === '' ? [undefined] : sizeArg === 'all' ? E4B_SLICING_CONFIGS.map((c) => c.id) : sizeArg.split(',');
+if (sizeArg !== '' && presets.some((p) => p !== 'e4b')) throw new Error('--size slices E4B: use it with --preset e4b');
+const summary: Array<{ slice: SliceInfo; weights: number; kv: number; scratch: number; gpu: number; host: number; measured: boolean }> = [];
 
 interface Counted {
   byFamily: Map<string, number>;
@@ -79,8 +96,8 @@ function count(c: Gemma3nTextConfig): Counted {
   }
   // The PLE table (int4 rows in q4 mode, f32 in float mode): host memory by default, GPU-resident with --ple-gpu.
   const LP = L * P;
-  const pleFormat = mode === 'q4' ? 'q4' : 'f32';
-  const pleBytes = align16(dataBytes(pleFormat, c.vocabSizePerLayerInput, LP)) + (pleFormat === 'q4' ? align16(scaleBytes(pleFormat, c.vocabSizePerLayerInput, LP)) : 0);
+  const pleFormat = pleHostFormat(undefined, mode); // int4 rows in q4 mode, f16 in float mode (src/model/ple-table.ts)
+  const pleBytes = align16(dataBytes(pleFormat, c.vocabSizePerLayerInput, LP)) + (pleFormat === 'f16' ? 0 : align16(scaleBytes(pleFormat, c.vocabSizePerLayerInput, LP)));
   if (pleOnGpu) { byFamily.set(`PLE table (${pleFormat})`, pleBytes); weights += pleBytes; }
   // (Multimodal hard-token rows are precomputed into host memory and written into the embedding slot per step.)
 
@@ -99,7 +116,7 @@ function count(c: Gemma3nTextConfig): Counted {
   const up = uploadedRowsBytes(pleFormat, LP, C);
   const upload = up.data + up.scales;
   const scratch = scratchFloats * 4 + (pleOnGpu ? 0 : upload);
-  const pleHost = pleOnGpu ? 0 : c.vocabSizePerLayerInput * (pleFormat === 'q4' ? groupsPerRow(LP) * 18 : LP * 4);
+  const pleHost = pleOnGpu ? 0 : pleHostBytes(pleFormat, c.vocabSizePerLayerInput, LP);
   return { byFamily, weights, kv, kvLayers, scratch, pleHost, pleBytes, upload };
 }
 
@@ -107,11 +124,13 @@ const MiB = (b: number) => (b / 2 ** 20).toFixed(1) + ' MiB';
 const GB = (b: number) => (b / 1e9).toFixed(3) + ' GB';
 let ctx: GpuContext | undefined;
 let mismatch = false;
-for (const preset of presets) {
-  const checkpoint = createRandomCheckpoint({ preset });
+for (const [preset, size] of presets.flatMap((p) => sizes.map((z) => [p, z] as const))) {
+  const whole = createRandomCheckpoint({ preset });
+  const sliced = size === undefined ? undefined : sliceGemma3n(whole, size);
+  const checkpoint = sliced?.checkpoint ?? whole;
   const c = parseGemma3nConfig(checkpoint.config).text;
   const n = count(c);
-  const title = `Gemma 3n ${preset.toUpperCase()} text decoder (${c.numLayers} layers, vocabulary ${c.vocabSize}), weights=${mode}, context ${context}, prefill chunk ${chunk}, f32 activations and KV cache, PLE table ${pleOnGpu ? 'on the GPU (--ple-gpu)' : 'in host memory'}`;
+  const title = `Gemma 3n ${preset.toUpperCase()}${size ? ` sliced to ${size}` : ''} text decoder (${c.numLayers} layers, vocabulary ${c.vocabSize}), weights=${mode}, context ${context}, prefill chunk ${chunk}, f32 activations and KV cache, PLE table ${pleOnGpu ? 'on the GPU (--ple-gpu)' : 'in host memory'}`;
   console.log(`\n${title}`);
   console.log('GPU weights by family (counted):');
   for (const [k, v] of [...n.byFamily].sort((a, b) => b[1] - a[1])) console.log(`  ${k.padEnd(28)}${MiB(v).padStart(13)}`);
@@ -131,7 +150,7 @@ for (const preset of presets) {
     [`GPU KV cache (${n.kvLayers} owner layers)`, n.kv, m?.gpu.kvCache],
     ['GPU scratch', n.scratch, m?.gpu.scratch],
     ['GPU total', n.weights + n.kv + n.scratch, m?.gpu.total],
-    [`host PLE table (${mode === 'q4' ? 'int4 rows' : 'f32'})`, n.pleHost, m?.host.total],
+    [`host PLE table (${mode === 'q4' ? 'int4 rows' : 'f16'})`, n.pleHost, m?.host.total],
   ];
   console.log(`\n| ${preset.toUpperCase()}, context ${context} | counted | measured (model.memory()) | bytes (measured) | agree |`);
   console.log('|---|---|---|---|---|');
@@ -140,8 +159,18 @@ for (const preset of presets) {
     if (measured !== undefined && measured !== counted) mismatch = true;
     console.log(`| ${name} | ${MiB(counted)} | ${measured === undefined ? '—' : MiB(measured)} | ${measured === undefined ? '—' : `${measured} (${GB(measured)})`} | ${ok} |`);
   }
+  if (sliced) summary.push({ slice: sliced.slice, weights: m?.gpu.weights ?? n.weights, kv: m?.gpu.kvCache ?? n.kv, scratch: m?.gpu.scratch ?? n.scratch, gpu: m?.gpu.total ?? n.weights + n.kv + n.scratch, host: m?.host.total ?? n.pleHost, measured: m !== undefined });
   if (m) console.log(`measured by loading the random ${preset.toUpperCase()} model (random int4/int8 codes on the GPU, real vocabulary): ${loadS.toFixed(1)} s on ${ctx!.adapterName}`);
   console.log(`PLE table on the GPU would add ${MiB(n.pleBytes)} (${GB(n.pleBytes)}) and drop the ${MiB(n.upload)} upload slots`);
+}
+if (summary.length) {
+  console.log(`\n| size | layers | effective params (ours / published) | MMLU PT | GPU weights | GPU KV cache | GPU scratch | GPU total | host PLE table |`);
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const r of summary) {
+    const p = r.slice.published;
+    console.log(`| ${r.slice.name ?? 'custom'} | ${r.slice.layers} | ${(r.slice.effectiveParams / 1e9).toFixed(2)} B / ${p ? `${p.effectiveParamsB} B` : '—'} | ${p ? `${p.mmluPt.toFixed(1)} %` : '—'} | ${GB(r.weights)} | ${MiB(r.kv)} | ${MiB(r.scratch)} | ${GB(r.gpu)} | ${GB(r.host)} |`);
+  }
+  console.log(summary.every((r) => r.measured) ? '(GPU columns measured with model.memory(); they equal the counted bytes)' : '(counted only: --counted-only)');
 }
 if (mismatch) {
   console.error('FAIL: counted and measured bytes disagree (the sizing above no longer matches what the engine allocates)');

@@ -8,9 +8,10 @@
 import { loadGemma, GemmaError, type ChatMessage, type GemmaClient, type GenerationStats, type LoadProgress } from '../src/index.ts';
 import { cacheUsage, deleteCachedModel, listCachedModels, type CachedModelInfo } from '../src/index.ts';
 import { checkWebGpu, type AdapterSummary } from './gpu-info.ts';
-import { formatBytes, formatMs, formatRate } from './format.ts';
+import { countOf, formatBytes, formatMs, formatRate } from './format.ts';
 import { renderMarkdown } from './markdown.ts';
 import { SOURCES, loadRequestFor, sourceLabel, type SourceForm, type SourceKind } from './model-sources.ts';
+import { sizeOptions } from './model-sizes.ts';
 import { registerOfflineSupport } from './offline.ts';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
@@ -29,6 +30,9 @@ const ui = {
   loadForm: $<HTMLFormElement>('load-form'),
   source: $<HTMLSelectElement>('source'),
   sourceHelp: $('source-help'),
+  sizeRow: $('size-row'),
+  size: $<HTMLSelectElement>('model-size'),
+  sizeHelp: $('size-help'),
   urlRow: $('url-row'),
   url: $<HTMLInputElement>('model-url'),
   tokenRow: $('token-row'),
@@ -82,6 +86,8 @@ let adapter: AdapterSummary | undefined;
 const turns: Turn[] = [];
 /** Positions in the KV cache after the last generation (prompt + reply). */
 let contextUsed = 0;
+/** The badge text of the loaded model (shown again when loading another one fails). */
+let loadedLabel = 'No model loaded';
 
 function setState(next: AppState): void {
   state = next;
@@ -103,7 +109,7 @@ function setState(next: AppState): void {
 // ---------------------------------------------------------------- model source form
 
 function readSourceForm(): SourceForm {
-  return { kind: ui.source.value as SourceKind, url: ui.url.value, token: ui.token.value, files: [...(ui.files.files ?? [])] };
+  return { kind: ui.source.value as SourceKind, url: ui.url.value, token: ui.token.value, files: [...(ui.files.files ?? [])], size: ui.size.value };
 }
 
 function showSourceFields(): void {
@@ -112,6 +118,25 @@ function showSourceFields(): void {
   ui.urlRow.hidden = !d.needsUrl;
   ui.tokenRow.hidden = !d.needsToken;
   ui.filesRow.hidden = !d.needsFiles;
+  // A hidden field must not take part in the form's validation: an invalid URL left in it would block Load for
+  // every other source, with no message the user can see.
+  ui.url.disabled = !d.needsUrl;
+  ui.token.disabled = !d.needsToken;
+  ui.files.disabled = !d.needsFiles;
+  ui.sizeRow.hidden = ui.source.value !== 'e4b';
+  ui.size.disabled = ui.sizeRow.hidden;
+}
+
+/** The E4B sizes, marked where the offline cache serves them without a download; keeps the selection. */
+function showSizes(cached: readonly CachedModelInfo[]): void {
+  const selected = ui.size.value;
+  const options = sizeOptions(cached);
+  ui.size.replaceChildren(...options.map((o) => new Option(o.label, o.value, false, o.value === selected)));
+  showSizeHelp();
+}
+
+function showSizeHelp(): void {
+  ui.sizeHelp.textContent = sizeOptions([]).find((o) => o.value === ui.size.value)?.help ?? '';
 }
 
 // ---------------------------------------------------------------- loading
@@ -182,22 +207,31 @@ async function loadModel(): Promise<void> {
     ui.loadError.hidden = false;
     return;
   }
-  await unloadModel();
+  // The model in use stays loaded (and usable after a failed or cancelled load) until the new one is ready.
+  generation?.abort();
+  const previous = client ? { client, worker } : undefined;
   ui.progress.replaceChildren();
   setState('loading');
   ui.badge.textContent = `Loading ${sourceLabel(form)}…`;
   const loadStarted = performance.now();
   const w = new Worker(new URL('../src/runtime/worker.ts', import.meta.url), { type: 'module', name: 'gemma3n-webgpu' });
-  worker = w;
   const abortLoad = new AbortController();
   cancelLoading = () => abortLoad.abort();
   try {
     const loaded = await loadGemma({ ...request, worker: w, onProgress: showProgress, signal: abortLoad.signal });
+    if (previous) {
+      await previous.client.dispose().catch(() => {});
+      previous.worker?.terminate();
+      clearChatView();
+    }
     client = loaded;
+    worker = w;
     const info = loaded.info;
     showLoadedSummary(performance.now() - loadStarted);
     const gpuBytes = info.gpuBytes;
-    ui.badge.textContent = `${sourceLabel(form)} · ${info.maxContext.toLocaleString()} tokens context`;
+    const slice = info.slice ? ` (${info.slice.layers} layers, ${(info.slice.effectiveParams / 1e9).toFixed(2)} B effective)` : '';
+    ui.badge.textContent = `${sourceLabel(form)}${slice} · ${countOf(info.maxContext, 'token')} of context`;
+    loadedLabel = ui.badge.textContent;
     ui.randomNotice.hidden = form.kind !== 'tiny';
     contextUsed = 0;
     showGpuFacts(info.adapterName, gpuBytes);
@@ -208,12 +242,11 @@ async function loadModel(): Promise<void> {
     ui.prompt.focus();
   } catch (err) {
     w.terminate();
-    worker = undefined;
     const aborted = abortLoad.signal.aborted;
-    ui.badge.textContent = 'No model loaded';
+    ui.badge.textContent = previous ? loadedLabel : 'No model loaded';
     ui.loadError.textContent = aborted ? 'Loading was cancelled.' : `Could not load the model: ${describeError(err)}`;
     ui.loadError.hidden = false;
-    setState('idle');
+    setState(previous ? 'ready' : 'idle');
   } finally {
     cancelLoading = undefined;
     void refreshCacheList();
@@ -247,6 +280,7 @@ async function refreshCacheList(): Promise<void> {
   } catch (err) {
     ui.storage.textContent = `Could not read the cache: ${describeError(err)}`;
   }
+  showSizes(entries);
   if (entries.length === 0) {
     const li = document.createElement('li');
     li.className = 'help';
@@ -257,7 +291,7 @@ async function refreshCacheList(): Promise<void> {
     const li = document.createElement('li');
     const name = document.createElement('span');
     name.className = 'name';
-    name.textContent = `${entry.modelId} (${entry.weightMode}${entry.revision !== 'main' ? `, ${entry.revision}` : ''})`;
+    name.textContent = `${entry.modelId}${entry.slice ? ` → ${entry.slice}` : ''} (${entry.weightMode}${entry.revision !== 'main' ? `, ${entry.revision}` : ''})`;
     name.title = `cached ${new Date(entry.createdAt).toLocaleString()}, ${entry.files} files`;
     const size = document.createElement('span');
     size.className = 'size';
@@ -311,7 +345,7 @@ function updateContextStat(): void {
 function showFinalStats(s: GenerationStats): void {
   ui.statTps.textContent = formatRate(s.decodeTokensPerSecond);
   ui.statTtft.textContent = formatMs(s.timeToFirstTokenMs);
-  ui.statPrefill.textContent = s.prefillTokens > 0 ? `${s.prefillTokens} tok · ${formatRate(s.prefillTokensPerSecond)}` : `0 (${s.reusedTokens} reused)`;
+  ui.statPrefill.textContent = s.prefillTokens > 0 ? `${countOf(s.prefillTokens, 'token')} · ${formatRate(s.prefillTokensPerSecond)}` : `0 (${s.reusedTokens} reused)`;
   contextUsed = s.promptTokens + s.newTokens;
   updateContextStat();
 }
@@ -382,10 +416,20 @@ async function generateReply(): Promise<void> {
   ui.statTps.textContent = '…';
   ui.statTtft.textContent = '…';
   const stream = client.chat(conversation(), { ...samplingOptions(), signal: controller.signal });
+  let promptTokens = 0;
+  void stream.started.then((p) => {
+    promptTokens = p.promptTokens;
+    contextUsed = promptTokens;
+    updateContextStat();
+  }, () => {});
   try {
     for await (const delta of stream) {
       if (!firstAt) firstAt = performance.now();
       tokens += delta.tokenIds.length;
+      if (promptTokens) {
+        contextUsed = promptTokens + tokens;
+        updateContextStat();
+      }
       text += delta.text;
       frame ||= requestAnimationFrame(render);
     }
@@ -396,7 +440,7 @@ async function generateReply(): Promise<void> {
     const meta = document.createElement('span');
     meta.className = 'meta';
     const why = stats.finishReason === 'abort' ? 'stopped' : stats.finishReason === 'length' ? 'length limit' : 'done';
-    meta.textContent = `${stats.newTokens} tokens · ${formatRate(stats.decodeTokensPerSecond)} · ${why}`;
+    meta.textContent = `${countOf(stats.newTokens, 'token')} · ${formatRate(stats.decodeTokensPerSecond)} · ${why}`;
     li.append(meta);
     turns.push({ message: { role: 'assistant', content: text }, element: li });
   } catch (err) {
@@ -442,13 +486,18 @@ async function regenerate(): Promise<void> {
   await generateReply();
 }
 
-async function clearChat(): Promise<void> {
-  stop();
+/** Empties the conversation on screen and its figures (the model's cache is the caller's business). */
+function clearChatView(): void {
   turns.length = 0;
   ui.messages.replaceChildren();
   contextUsed = 0;
   updateContextStat();
   for (const el of [ui.statTps, ui.statTtft, ui.statPrefill]) el.textContent = '–';
+}
+
+async function clearChat(): Promise<void> {
+  stop();
+  clearChatView();
   if (client) await client.reset().catch(() => {});
   setState(client ? 'ready' : 'idle');
   ui.prompt.focus();
@@ -458,6 +507,7 @@ async function clearChat(): Promise<void> {
 
 function wire(): void {
   ui.source.addEventListener('change', showSourceFields);
+  ui.size.addEventListener('change', showSizeHelp);
   ui.loadForm.addEventListener('submit', (e) => {
     e.preventDefault();
     void loadModel();
@@ -504,6 +554,7 @@ async function main(): Promise<void> {
   }
   adapter = check.adapter;
   wire();
+  showSizes([]);
   showSourceFields();
   showGpuFacts();
   // On a phone the settings panel covers the chat; show it first, while there is nothing to chat with.

@@ -62,8 +62,11 @@ export type {
   LoadRequest,
   ModelInfo,
   ModelSpec,
+  ModelSize,
+  SliceInfo,
   CustomModelSpec,
   RandomCheckpointOptions,
+  PromptInfo,
   PromptInput,
   StreamOptions,
 } from './runtime/protocol.ts';

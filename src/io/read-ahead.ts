@@ -18,7 +18,7 @@
  * padding probe) go straight to the source.
  */
 import type { ByteSource } from './byte-source.ts';
-import type { Checkpoint, StoredRange } from './checkpoint.ts';
+import type { Checkpoint, PlannedRead, StoredRange } from './checkpoint.ts';
 import type { CheckpointFiles } from './safetensors.ts';
 
 const MiB = 1024 * 1024;
@@ -96,6 +96,9 @@ export class ReadAhead {
       name: source.name,
       size: () => source.size(),
       read: (offset, length) => this.read(source, offset, length),
+      // Strided reads (a MatFormer slice's columns) merge rows as over the source itself: planned bytes then come out
+      // of the windows in a few reads instead of one per row.
+      readGap: source.readGap,
     };
     if (source.readAll) wrapped.readAll = () => source.readAll!();
     this.unwrapped.set(wrapped, source);
@@ -302,10 +305,10 @@ export function withReadAhead<C extends Checkpoint>(ckpt: C, readAhead: ReadAhea
   if (!ckpt.locate) return ckpt;
   const locate = ckpt.locate.bind(ckpt);
   return Object.assign(Object.create(ckpt) as C, {
-    willRead(names: readonly string[]): number {
+    willRead(reads: readonly PlannedRead[]): number {
       const ranges: StoredRange[] = [];
-      for (const name of names) {
-        const r = locate(name);
+      for (const read of reads) {
+        const r = typeof read === 'string' ? locate(read) : locate(read.name, read.rows);
         if (r) ranges.push(r);
       }
       return readAhead.plan(ranges);

@@ -176,7 +176,8 @@ export class GemmaClient {
     if (signal?.aborted) abort();
     port.onmessage = (e: MessageEvent<StreamMessage>) => {
       const m = e.data;
-      if (m.type === 'delta') stream.push(m.deltas);
+      if (m.type === 'start') stream.begin(m.prompt);
+      else if (m.type === 'delta') stream.push(m.deltas);
       else if (m.type === 'done') {
         stream.finish(m.stats);
         end();

@@ -17,7 +17,7 @@ import type { LanguageModel, SamplingParams } from '../model/language-model.ts';
 import { IncrementalDetokenizer } from './detokenizer.ts';
 import { GenerationStream } from './generation-stream.ts';
 import { Prompt, commonPrefixLength, type PositionKey } from './prompt.ts';
-import type { ChatMessage, Delta, FinishReason, GenerateOptions, GenerationStats, PromptInput, StreamOptions } from './protocol.ts';
+import type { ChatMessage, Delta, FinishReason, GenerateOptions, GenerationStats, PromptInfo, PromptInput, StreamOptions } from './protocol.ts';
 import { SamplerRng, randomSeed } from './rng.ts';
 import { StopStringMatcher } from './stop-strings.ts';
 import type { TextTokenizer } from './tokenizer.ts';
@@ -172,7 +172,7 @@ export class Engine {
         if (previous) await previous.done;
         const opts = resolveOptions(genOptions);
         const prompt = build();
-        const stats = await this.run(prompt, opts, extras, controller.signal, (d) => stream.push([d]), t0);
+        const stats = await this.run(prompt, opts, extras, controller.signal, (d) => stream.push([d]), t0, (info) => stream.begin(info));
         stream.finish(stats);
       } catch (err) {
         stream.fail(err instanceof GemmaError ? err : new GemmaError('internal', `generation failed: ${(err as Error)?.message ?? err}`, { cause: err }));
@@ -219,12 +219,21 @@ export class Engine {
     }
   }
 
-  private async run(prompt: Prompt, opts: ResolvedOptions, extras: GenerationExtras, signal: AbortSignal, emit: (d: Delta) => void, t0: number): Promise<GenerationStats> {
+  private async run(
+    prompt: Prompt,
+    opts: ResolvedOptions,
+    extras: GenerationExtras,
+    signal: AbortSignal,
+    emit: (d: Delta) => void,
+    t0: number,
+    onStart: (info: PromptInfo) => void,
+  ): Promise<GenerationStats> {
     const { model } = this;
     this.validate(prompt);
     const maxContext = model.maxContext;
     // Reuse the longest common prefix (by content key), but always recompute the last prompt position (its logits).
     const reused = this.rewindTo(Math.min(commonPrefixLength(this.keys, prompt.keys), prompt.length - 1));
+    onStart({ promptTokens: prompt.length, reusedTokens: reused });
 
     const stats: GenerationStats = {
       promptTokens: prompt.length,

@@ -4,11 +4,11 @@
  */
 import type { SerializedGemmaError } from '../errors.ts';
 import type { LoadProgress } from '../io/progress.ts';
-import type { RandomCheckpointOptions } from '../model/family.ts';
+import type { ModelSize, RandomCheckpointOptions, SliceInfo } from '../model/family.ts';
 import type { PlatformHints } from './loading/preflight.ts';
 
 export type { LoadProgress, LoadPhase } from '../io/progress.ts';
-export type { RandomCheckpointOptions } from '../model/family.ts';
+export type { ModelSize, RandomCheckpointOptions, SliceInfo } from '../model/family.ts';
 
 /** One chat turn. `assistant` is written as Gemma's `model` role by the chat template. */
 export interface ChatMessage {
@@ -56,6 +56,14 @@ export interface Delta {
 
 export type FinishReason = 'stop' | 'length' | 'abort';
 
+/** What a generation knows once its prompt is tokenized, before prefill. */
+export interface PromptInfo {
+  /** Tokens of the prompt (the whole conversation for chat). */
+  promptTokens: number;
+  /** Of those, the ones whose KV cache is reused from the previous turn. */
+  reusedTokens: number;
+}
+
 /** Numbers about one finished generation. */
 export interface GenerationStats {
   /** Tokens of the prompt (the whole conversation for chat). */
@@ -100,6 +108,8 @@ export interface ModelInfo {
   cache?: 'hit' | 'stored' | 'not-stored' | 'off';
   /** Things that did not stop the load but you may want to tell the user (e.g. the cache quota was full). */
   warnings?: string[];
+  /** The sub-model loaded when the request asked for a `size` (layers, FFN widths, effective parameters). */
+  slice?: SliceInfo;
   /**
    * Set when the GPU device was lost after loading (driver reset, out of memory, a mobile tab in the background):
    * every generation then fails with GemmaError('device-lost') until `client.reload()`.
@@ -144,6 +154,13 @@ export interface LoadRequest {
   contextLength?: number;
   /** Weight format on the GPU: 'q4' (int4/int8 by tensor family, default) or 'float' (f32, f16 where supported). */
   weights?: 'q4' | 'float';
+  /**
+   * MatFormer "Mix-n-Match" (Gemma 3n E4B): load a smaller model cut from the same files — a published
+   * configuration ('E2B', 'E2.54B', …, 'E3.79B-block'; `google/gemma3n-slicing-configs`) or `{ skipLayers,
+   * ffnWidths }` in E4B's layer numbering. Only the slice's bytes are downloaded, converted, cached and put on the
+   * GPU; each size is its own cache entry, and a size inside a cached bigger one is served from it.
+   */
+  size?: ModelSize;
   /** A Hugging Face access token, for gated repos (`model: 'google/gemma-3n-E2B-it'` or `{ hub }`). */
   token?: string;
   /** Use f16 kernels where the adapter has shader-f16 (default true). */
@@ -167,6 +184,7 @@ export interface LoadRequest {
 
 /** Messages the worker posts on a generation's MessagePort (worker -> main). */
 export type StreamMessage =
+  | { type: 'start'; prompt: PromptInfo }
   | { type: 'delta'; deltas: Delta[] }
   | { type: 'done'; stats: GenerationStats }
   | { type: 'error'; error: SerializedGemmaError };

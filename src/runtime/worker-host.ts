@@ -110,6 +110,7 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
           gpuBytes: memory?.gpuBytes,
           cache: loaded.cache,
           warnings: loaded.warnings,
+          ...(loaded.slice ? { slice: loaded.slice } : {}),
         };
       } catch (err) {
         // A failed or aborted load may leave GPU buffers behind (a half-loaded model): destroying the device frees
@@ -151,6 +152,8 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
         if (!engine) throw new GemmaError('invalid-argument', 'No model is loaded in this worker: call load() first.');
         const options = { ...request.options, signal: controller.signal };
         const stream = request.kind === 'chat' ? engine.chat(request.messages, options) : engine.generate(request.prompt, options);
+        const prompt = await stream.started.catch(() => undefined);
+        if (prompt) post({ type: 'start', prompt });
         for await (const delta of stream) onDelta(delta);
         const stats = await stream.stats;
         flush();

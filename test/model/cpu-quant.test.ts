@@ -1,10 +1,10 @@
-// The CPU quantizer (src/model/gemma3n/cpu-quant.ts, used for the host PLE table) against the definition the GPU
+// The CPU quantizer (src/model/cpu-quant.ts, used for the host PLE table) against the definition the GPU
 // quantizer follows bit for bit (test/helpers/quantize-ref.ts): random rows of several magnitudes, exact ties
 // (w / d landing on .5), zero groups, tiny groups (subnormal f16 scales, where q8 codes reach -128), widths that are
 // not multiples of 32; and its speed on one E2B PLE row chunk.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { quantizeCpu } from '../../src/model/gemma3n/cpu-quant.ts';
+import { quantizeCpu } from '../../src/model/cpu-quant.ts';
 import { quantizeRef } from '../helpers/quantize-ref.ts';
 import { freshRng } from '../helpers/random.ts';
 

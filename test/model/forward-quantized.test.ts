@@ -9,7 +9,7 @@
  *       tiny-a: 0.521 / 0.700 (CPU reference on the same weights, bench/q4-families.ts) and on the GPU; bounds:
  *       top-1 ≥ 0.45, KL ≤ 0.85.
  *    2. Against the CPU reference run on exactly the dequantized weights the GPU uses (the GPU quantizer and
- *       src/model/gemma3n/cpu-quant.ts are bit-identical by construction): isolates kernel error from quantization
+ *       src/model/cpu-quant.ts are bit-identical by construction): isolates kernel error from quantization
  *       error and must hold to the float tolerance (the golden's fp32 atol).
  *    3. The PLE table GPU-resident (q4 rows gathered by id) gives exactly the host-resident path's logits.
  *
@@ -38,15 +38,10 @@ import { directoryFiles } from '../../src/node/checkpoint-files.ts';
 import { fileSource } from '../../src/node/file-source.ts';
 import { parseGemma3nConfig } from '../../src/model/gemma3n/config.ts';
 import { Gemma3nModel } from '../../src/model/gemma3n/model.ts';
-import { formatForStored } from '../../src/model/gemma3n/quant-plan.ts';
-import { quantizeCpu } from '../../src/model/gemma3n/cpu-quant.ts';
-import { dequantize } from '../../src/formats/weight-format.ts';
-import { f16BitsToF32 } from '../../src/io/half.ts';
-import type { Checkpoint } from '../../src/io/checkpoint.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { FIXTURES_DIR, tinyFixtures, maxAbsDiff2d, argmax, klDivergence, type GoldenCase } from '../helpers/fixtures.ts';
-import { loadRefWeights, referenceForward, type RefWeights } from '../helpers/reference-gemma3n.ts';
-import { quantizeRefWeights } from '../helpers/quantized-reference.ts';
+import { loadRefWeights, referenceForward } from '../helpers/reference-gemma3n.ts';
+import { gpuEquivalentWeights, quantizeRefWeights } from '../helpers/quantized-reference.ts';
 import { Q4_PLAN } from '../../src/model/gemma3n/quant-plan.ts';
 
 const MIN_TOP1 = 0.45;
@@ -105,20 +100,6 @@ const BOUNDS: Record<string, { top1: number; kl: number }> = {
   Q4_K_M: { top1: 0.62, kl: 0.35 }, // measured 0.698 / 0.262 (mostly Q5_0; blk.3.ffn_down Q4_K)
   Q4_0: { top1: 0.43, kl: 0.85 }, // measured 0.509 / 0.708 (llama.cpp itself, weight-only: 0.53 / 0.71)
 };
-
-/** The weights the GPU holds for this file, as f32: dequantized file values, requantized to q8 where the loader does. */
-async function gpuEquivalentWeights(ckpt: Checkpoint): Promise<RefWeights> {
-  const w = await loadRefWeights(ckpt);
-  for (const [name, values] of w) {
-    const info = ckpt.tensor(name)!;
-    const format = formatForStored(name, info.dtype, 'float', false);
-    if ((format === 'q4' || format === 'q8') && info.shape.length === 2 && !(await ckpt.readPackedAs?.(name, format))) {
-      const [rows, cols] = info.shape;
-      w.set(name, dequantize(format, quantizeCpu(format, values, rows, cols), rows, cols, f16BitsToF32));
-    }
-  }
-  return w;
-}
 
 if (!fx || files.length === 0) {
   test('GGUF fixtures', (t) => t.skip('no gguf-gemma3n-tiny-a fixture'));

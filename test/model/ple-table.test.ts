@@ -1,4 +1,4 @@
-// The host PLE table (src/model/gemma3n/ple-table.ts): rows in blocks of at most 64 MiB in every format (none of
+// The host PLE table (src/model/ple-table.ts): rows in blocks of at most 64 MiB in every format (none of
 // E2B's or E4B's blocks passes it; the host table is never f32), packing across block edges equal to one table,
 // the GPU-resident copy equal too, a Q6_K table requantized to int4 block by block exactly as dequantize + quantize,
 // bf16 → f16 exact for every bf16 value f16 can hold, and what f16 (float mode) does to the logits, measured with
@@ -13,8 +13,8 @@ import { readGgufHeader } from '../../src/io/gguf.ts';
 import { ggufCheckpoint, ggufTensor } from '../../src/io/gguf-checkpoint.ts';
 import { dequantize, GGML_TYPE } from '../../src/io/gguf-types.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/io/half.ts';
-import { BLOCK_BYTES, PleTable, pleHostBytes, pleHostFormat, rowsPerBlock, type PleFormat } from '../../src/model/gemma3n/ple-table.ts';
-import { quantizeCpu } from '../../src/model/gemma3n/cpu-quant.ts';
+import { BLOCK_BYTES, PleTable, pleHostBytes, pleHostFormat, rowsPerBlock, type PleFormat } from '../../src/model/ple-table.ts';
+import { quantizeCpu } from '../../src/model/cpu-quant.ts';
 import { parseGemma3nConfig } from '../../src/model/gemma3n/config.ts';
 import { createRandomCheckpoint } from '../../src/model/gemma3n/random-checkpoint.ts';
 import { PLE_TABLE } from '../../src/model/gemma3n/tensors.ts';

@@ -11,7 +11,7 @@ import { KvCache } from '../../kernels/kv-cache.ts';
 import type { MemoryEstimate, WeightMode } from '../family.ts';
 import { tableSpecs } from '../tensor-table.ts';
 import { parseGemma3nConfig } from './config.ts';
-import { pleHostBytes, pleHostFormat } from './ple-table.ts';
+import { pleHostBytes, pleHostFormat } from '../ple-table.ts';
 import { formatForStored } from './quant-plan.ts';
 import { PLE_TABLE, gemma3nTensorTable } from './tensors.ts';
 

@@ -25,11 +25,11 @@
  * on this fixture (0.521 / 0.723, fixtures/gguf-gemma3n-tiny-a/README.md §5.5). These random tiny checkpoints are
  * far more sensitive to weight noise than a trained model (even all-int8 flips 8 % of argmaxes).
  */
-import { gpuFormatFor } from '../../io/gguf-types.ts';
 import type { WeightMode } from '../family.ts';
+import { planFormat, planFormatForStored, type StoredFormat, type WeightPlan } from '../stored-format.ts';
 
+export type { StoredFormat };
 export type Family = 'embed' | 'pleTable' | 'attn' | 'mlp' | 'altup' | 'laurel' | 'pleProj' | 'embedders' | 'small';
-export type StoredFormat = 'f32' | 'f16' | 'q4' | 'q8';
 
 export function familyOf(name: string): Family {
   if (name.startsWith('model.embed_vision.') || name.startsWith('model.embed_audio.')) return name.endsWith('_norm.weight') ? 'small' : 'embedders';
@@ -56,26 +56,17 @@ export const Q4_PLAN: Record<Family, StoredFormat> = {
   small: 'f32',
 };
 
-/** Stored dtypes the loader reads as floats; any other (a GGUF block type: Q4_0, Q8_0, Q4_K, …) is pre-quantized. */
-const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16']);
+const plan = (q4: Record<Family, StoredFormat>): WeightPlan<Family> => ({ groupOf: familyOf, q4, alwaysF32: ['small', 'embedders'] });
 
 /**
- * Format of a checkpoint tensor stored as `dtype`. A pre-quantized tensor (GGUF) keeps its file's choice, as
- * src/io/gguf-types.ts `gpuFormatFor` maps it: Q4_0 → q4 (repacked losslessly), Q8_0 → q8 (lossless), any other
- * block type (K-quants, Q5_0, …) → dequantized and requantized to q8. Float-stored tensors follow the mode's plan.
+ * Format of a checkpoint tensor stored as `dtype` (src/model/stored-format.ts): a pre-quantized (GGUF) tensor keeps
+ * its file's quantization; float-stored tensors follow the mode's plan.
  */
-export function formatForStored(name: string, dtype: string | undefined, mode: WeightMode, f16: boolean, plan: Record<Family, StoredFormat> = Q4_PLAN): StoredFormat {
-  const family = familyOf(name);
-  if (dtype !== undefined && !FLOAT_DTYPES.has(dtype) && family !== 'small' && family !== 'embedders') {
-    return gpuFormatFor(dtype) === 'q4' ? 'q4' : 'q8';
-  }
-  return formatFor(name, mode, f16, plan);
+export function formatForStored(name: string, dtype: string | undefined, mode: WeightMode, f16: boolean, q4: Record<Family, StoredFormat> = Q4_PLAN): StoredFormat {
+  return planFormatForStored(plan(q4), name, dtype, mode, f16);
 }
 
 /** Format of a tensor in a mode. Float mode: f16 matrices on shader-f16 adapters, else f32; small tensors f32. */
-export function formatFor(name: string, mode: WeightMode, f16: boolean, plan: Record<Family, StoredFormat> = Q4_PLAN): StoredFormat {
-  const family = familyOf(name);
-  if (family === 'small' || family === 'embedders') return 'f32';
-  if (mode === 'float') return f16 ? 'f16' : 'f32';
-  return plan[family];
+export function formatFor(name: string, mode: WeightMode, f16: boolean, q4: Record<Family, StoredFormat> = Q4_PLAN): StoredFormat {
+  return planFormat(plan(q4), name, mode, f16);
 }

@@ -1,7 +1,7 @@
 /**
- * The per-layer-embedding (PLE) table [vocab_size_per_layer_input, L·P]. By default it stays OFF the GPU
- * (DESIGN.md; E2B's is 262144 × 7680, 4 GB in bf16): its rows live in host memory, packed in one of the GPU weight
- * layouts (weight-format.ts), and each step uploads just the packed rows of the tokens at hand; the gather kernel
+ * The per-layer-embedding (PLE) table [vocab_size_per_layer_input, L·P] of the families that have one (Gemma 3n,
+ * Gemma 4 E2B/E4B; family-neutral, shared by both). By default it stays OFF the GPU (DESIGN.md; Gemma 3n E2B's is
+ * 262144 × 7680, 4 GB in bf16): its rows live in host memory, packed in one of the GPU weight layouts (weight-format.ts), and each step uploads just the packed rows of the tokens at hand; the gather kernel
  * (src/kernels/gather.ts, `bindUploaded`) dequantizes and scales them on the GPU. `toGpu` makes a GPU-resident copy
  * instead (the gather kernel then reads rows by id). Ids at or above the table's rows (multimodal hard tokens) read
  * row 0, as HF's multimodal model does (formats doc §2.3), on both paths.
@@ -22,13 +22,14 @@
  * 1e-3); E2B's table takes 4.03 GB instead of 8.05 GB. (q8 would halve that again, but is not lossless for bf16:
  * int8 with a shared scale per 32 values keeps ~7 bits of each.)
  */
-import type { GpuContext } from '../../gpu/device.ts';
-import { GemmaError } from '../../errors.ts';
-import { isFloatDtype, readF32, type Checkpoint, type TensorBytes } from '../../io/checkpoint.ts';
-import { f32ToF16Bits } from '../../io/half.ts';
-import { uploadedRowsBytes, type CpuTable } from '../../kernels/gather.ts';
-import { dataBytes, groupsPerRow, scaleBytes, scalesAsWords, type GpuWeight, type WeightPart } from '../../formats/weight-format.ts';
-import type { WeightMode } from '../family.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import { GemmaError } from '../errors.ts';
+import { isFloatDtype, readF32, requireTensor, type Checkpoint, type TensorBytes } from '../io/checkpoint.ts';
+import { f32ToF16Bits } from '../io/half.ts';
+import { uploadedRowsBytes, type CpuTable } from '../kernels/gather.ts';
+import { dataBytes, groupsPerRow, scaleBytes, scalesAsWords, type GpuWeight, type WeightPart } from '../formats/weight-format.ts';
+import type { ConvertedTensor } from './converted-tensor.ts';
+import type { WeightMode } from './family.ts';
 import { quantizeCpu } from './cpu-quant.ts';
 
 /** Largest block of host rows (data bytes); also bounds every transient array while loading. */
@@ -127,6 +128,31 @@ export class PleTable {
       blocks.push({ format, rows: n, cols, data, scales });
     }
     return new PleTable({ format, rows, cols, rowsPerBlock: perBlock, blocks }, scale);
+  }
+
+  /**
+   * A model load's table (every family's weights.ts): host rows in `pleHostFormat`'s format for the stored dtype and
+   * `mode`, read block by block and handed to the offline cache's writer; or, for random weights, a placeholder of
+   * the right size.
+   */
+  static async forModel(
+    ckpt: Checkpoint,
+    name: string,
+    rows: number,
+    cols: number,
+    mode: WeightMode,
+    scale: number,
+    opts: { random?: boolean; onConverted?: (t: ConvertedTensor) => Promise<void> },
+  ): Promise<PleTable> {
+    const format = pleHostFormat(ckpt.tensor(name)?.dtype, mode);
+    if (opts.random) return PleTable.placeholder(rows, cols, format);
+    const info = requireTensor(ckpt, name);
+    if (info.shape.length !== 2 || info.shape[1] !== cols || info.shape[0] < rows) {
+      throw new GemmaError('bad-file', `${ckpt.name}: tensor ${name} has shape [${info.shape}], but the config implies [${rows}, ${cols}] (at least ${rows} rows). The checkpoint and its config.json do not match.`);
+    }
+    const table = await PleTable.load(ckpt, name, rows, cols, format, scale);
+    await opts.onConverted?.({ kind: 'ple', name, shape: info.shape, blocks: table.table.blocks });
+    return table;
   }
 
   /** A table of the right size that holds nothing (memory accounting with synthetic weights); rows read as 0. */
