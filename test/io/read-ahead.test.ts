@@ -1,6 +1,7 @@
 // Planned read-ahead (src/io/read-ahead.ts): planned ranges are fetched in few windows of bounded size, every read
-// returns the file's bytes (within a window, across windows, unplanned), at most ahead + 2 windows are held, and a
-// checkpoint's willRead() plans exactly the tensors named (the download total).
+// returns the file's bytes (within a window, across windows, unplanned), at most ahead + 2 windows are held, a
+// checkpoint's willRead() plans exactly the tensors named (the download total), and a MatFormer view's plan reaches
+// its base as the base rows it reads.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +10,9 @@ import { memorySource, type ByteSource } from '../../src/io/byte-source.ts';
 import { ReadAhead, withReadAhead } from '../../src/io/read-ahead.ts';
 import { readSafetensorsHeader, safetensorsCheckpoint } from '../../src/io/safetensors.ts';
 import { freshRng } from '../helpers/random.ts';
+import { sliceGemma3n } from '../../src/model/gemma3n/matformer.ts';
+import { parseGemma3nConfig } from '../../src/model/gemma3n/config.ts';
+import { readOrder } from '../../src/model/gemma3n/weights.ts';
 
 function counted(bytes: Uint8Array): ByteSource & { reads: [number, number][] } {
   const inner = memorySource('file.bin', bytes);
@@ -72,4 +76,33 @@ test('willRead plans exactly the named tensors of a checkpoint; reads through th
   assert.equal(src.reads.reduce((s, [, n]) => s + n, 0), total, 'exactly the planned bytes were read');
   assert.ok(src.reads.length <= Math.ceil(total / (64 * 1024)) + 2, `${src.reads.length} reads`);
   assert.equal(planned.tensorNames().length, direct.tensorNames().length, 'everything else is inherited');
+});
+
+test('a MatFormer view plans only the base rows it reads (skipped layers, FFN rows past the width), and reads them through the plan', async () => {
+  const dir = fileURLToPath(new URL('../fixtures/gemma3n-tiny-a/', import.meta.url));
+  const bytes = new Uint8Array(readFileSync(dir + 'model.safetensors'));
+  const config = JSON.parse(readFileSync(dir + 'config.json', 'utf8')) as unknown;
+  const direct = safetensorsCheckpoint('tiny', config, await readSafetensorsHeader(memorySource('model.safetensors', bytes)));
+  const src = counted(bytes);
+  const ra = new ReadAhead({ windowBytes: 64 * 1024, gapBytes: 0 }); // no read-through: the plan's bytes exactly
+  const planned = withReadAhead(safetensorsCheckpoint('tiny', config, await readSafetensorsHeader(ra.wrap(src))), ra);
+  // skip4 of gemma3n-matformer-tiny-a: layer 4 skipped, every FFN narrower than tiny-a's.
+  const size = { skipLayers: [4], ffnWidths: [64, 160, 128, 128, 96] };
+  const view = sliceGemma3n(planned, size).checkpoint;
+  const expected = sliceGemma3n(direct, size).checkpoint;
+  const names = readOrder(parseGemma3nConfig(view.config).text).filter((n) => view.tensor(n));
+  src.reads.length = 0;
+  const total = view.willRead!(names);
+  const fullOrder = readOrder(parseGemma3nConfig(config).text);
+  const whole = fullOrder.reduce((s, n) => s + (direct.locate!(n)?.length ?? 0), 0);
+  // Layer 4's tensors, its per_layer_model_projection rows and gate/up rows past each width are not planned;
+  // down_proj and the PLE table (column selections) are planned whole.
+  const gateUp = [0, 1, 2, 3, 5].reduce((s, l, i) => s + 2 * direct.locate!(`model.language_model.layers.${l}.mlp.gate_proj.weight`, { start: size.ffnWidths[i], count: [128, 160, 192, 256, 192, 128][l] - size.ffnWidths[i] })!.length, 0);
+  const layer4 = fullOrder.filter((n) => n.startsWith('model.language_model.layers.4.')).reduce((s, n) => s + direct.locate!(n)!.length, 0);
+  const P = parseGemma3nConfig(config).text.pleDim;
+  const projection = direct.locate!('model.language_model.per_layer_model_projection.weight', { start: 4 * P, count: P })!.length; // its row group
+  assert.equal(total, whole - gateUp - layer4 - projection, `planned ${total} of ${whole} bytes (${gateUp} gate/up, ${layer4} layer 4)`);
+  for (const n of names) assert.deepEqual((await view.read(n)).bytes, (await expected.read(n)).bytes, n);
+  assert.equal(src.reads.reduce((s, [, n]) => s + n, 0), total, 'exactly the planned bytes were read');
+  assert.ok(src.reads.length <= Math.ceil(total / (64 * 1024)) + names.length, `${src.reads.length} reads`);
 });

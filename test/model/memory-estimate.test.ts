@@ -1,6 +1,7 @@
-// The pre-flight estimate (src/model/gemma3n/memory-estimate.ts) against what a load really allocates
-// (model.memory()), on the tiny fixture in both modes and from its Q4_K_M GGUF (mixed stored types), and against
-// bench:memory's measured E2B / E4B figures (README); the pre-flight decisions (src/runtime/loading/preflight.ts).
+// The pre-flight estimates (src/model/gemma3n/memory-estimate.ts, src/model/gemma4/memory-estimate.ts) against what
+// a load really allocates (model.memory()), on the tiny fixtures in both modes and from Gemma 3n's Q4_K_M GGUF (mixed
+// stored types), and against bench:memory's measured E2B / E4B figures (README); the pre-flight decisions
+// (src/runtime/loading/preflight.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -10,6 +11,9 @@ import { fileSource } from '../../src/node/file-source.ts';
 import { openGgufCheckpoint } from '../../src/model/registry.ts';
 import { Gemma3nModel } from '../../src/model/gemma3n/model.ts';
 import { estimateGemma3nMemory } from '../../src/model/gemma3n/memory-estimate.ts';
+import { Gemma4Model } from '../../src/model/gemma4/model.ts';
+import { estimateGemma4Memory } from '../../src/model/gemma4/memory-estimate.ts';
+import { createGemma4RandomCheckpoint } from '../../src/model/gemma4/random-checkpoint.ts';
 import { createRandomCheckpoint } from '../../src/model/gemma3n/random-checkpoint.ts';
 import type { Checkpoint } from '../../src/io/checkpoint.ts';
 import { preflight } from '../../src/runtime/loading/preflight.ts';
@@ -39,11 +43,35 @@ test('the estimate matches the tiny fixture\'s real loads (safetensors q4 / floa
   await check(await openGgufCheckpoint(fileSource(join(fixtureDir('gguf-gemma3n-tiny-a'), 'gemma3n-tiny-a-Q4_K_M.gguf'))), 'q4');
 });
 
-test('E2B / E4B q4 at 4K: the figures bench:memory measured (README)', () => {
+test('Gemma 4: the estimate is what the tiny fixture\'s loads allocate (q4 / float)', async () => {
+  const ctx = await testGpu();
+  const ckpt = await openSafetensorsCheckpoint(directoryFiles(fixtureDir('gemma4-tiny-a')));
+  for (const weights of ['q4', 'float'] as const) {
+    const model = await Gemma4Model.load(ctx, ckpt, { weights, maxContext: 64, chunk: 64 });
+    try {
+      const m = model.memory();
+      const e = estimateGemma4Memory(ckpt, { weights, maxContext: 64, chunk: 64, f16: ctx.f16 });
+      console.log(`# gemma4-tiny-a ${weights}: estimated GPU ${e.gpuBytes} B vs allocated ${m.gpu.total} B; host ${e.hostBytes} vs ${m.host.total}`);
+      assert.equal(e.gpuBytes, m.gpu.total);
+      assert.equal(e.weightBytes, m.gpu.weights);
+      assert.equal(e.hostBytes, m.host.total);
+    } finally {
+      model.dispose();
+    }
+  }
+});
+
+test('E2B / E4B q4 at 4K, Gemma 3n and Gemma 4: the figures bench:memory measured (README)', () => {
   for (const [preset, gpu, host] of [['e2b', 1.872e9, 1.132e9], ['e4b', 3.045e9, 1.321e9]] as const) {
     const e = estimateGemma3nMemory(createRandomCheckpoint({ preset }), { weights: 'q4', maxContext: 4096, chunk: 64, f16: false });
     assert.ok(Math.abs(e.gpuBytes - gpu) < 0.002 * gpu, `${preset} GPU ${e.gpuBytes}`);
     assert.ok(Math.abs(e.hostBytes - host) < 0.004 * host, `${preset} host ${e.hostBytes}`);
+  }
+  // Gemma 4: bench:memory --family gemma4 counts with the estimate itself and checks it against a real-size load.
+  for (const [preset, gpu, host] of [['e2b', 1.799e9, 1.321e9], ['e4b', 3.559e9, 1.585e9]] as const) {
+    const e = estimateGemma4Memory(createGemma4RandomCheckpoint({ preset }), { weights: 'q4', maxContext: 4096, chunk: 64, f16: false });
+    assert.ok(Math.abs(e.gpuBytes - gpu) < 0.001 * gpu, `Gemma 4 ${preset} GPU ${e.gpuBytes}`);
+    assert.ok(Math.abs(e.hostBytes - host) < 0.001 * host, `Gemma 4 ${preset} host ${e.hostBytes}`);
   }
 });
 
