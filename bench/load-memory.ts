@@ -3,7 +3,7 @@
  * peak JS memory, with E2B's / E4B's real shapes served by the hub emulator (test/helpers/hub-emulator.ts, in a child
  * process so its buffers are not counted; file contents are constant bytes, computed on demand) and the loader's own
  * code: the source opened and pinned (open-source.ts), the read plan announced (weights.ts `readOrder`), every matrix
- * read by row chunks exactly as model/matrix-upload.ts reads it (packed rows, or float rows / dequantized rows), the
+ * read by row chunks exactly as kernels/upload-weight.ts weightFromCheckpoint reads it (packed rows, or float rows / dequantized rows), the
  * vectors, and the PLE table loaded for real (ple-table.ts: conversion into host blocks). Only the GPU upload is
  * left out (this machine has no GPU; the e2e test test/e2e/real-size.test.ts does the whole load in Chromium for two
  * real-size forms).
@@ -128,7 +128,7 @@ async function measure(child: import('node:child_process').ChildProcess, model: 
       await readF32(ckpt, spec.name);
       continue;
     }
-    // As model/matrix-upload.ts reads: packed rows in 32 MiB chunks, else float rows in the upload's 32 MiB chunks.
+    // As kernels/upload-weight.ts weightFromCheckpoint reads: packed rows in 32 MiB chunks, else float rows in the upload's 32 MiB chunks.
     const [rows, cols] = spec.shape;
     const dtype = ckpt.tensor(spec.name)!.dtype;
     const format = formatForStored(spec.name, dtype, weights, false);

@@ -31,6 +31,11 @@ export interface LoadProgress {
    * monotonic stream.
    */
   retry?: RetryNotice;
+  /**
+   * Absent for the model's own load; 'audio' / 'image' for a media encoder loaded later (on first use, or by
+   * preload), whose phases ('cache-read' or 'quantize', then 'compile') run on their own.
+   */
+  component?: 'audio' | 'image';
 }
 
 export type ProgressCallback = (progress: LoadProgress) => void;

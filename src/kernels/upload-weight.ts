@@ -6,6 +6,7 @@
 import type { GpuContext } from '../gpu/device.ts';
 import { GemmaError } from '../errors.ts';
 import { writeBuffer } from '../gpu/buffers.ts';
+import { requireTensor, type Checkpoint } from '../io/checkpoint.ts';
 import { QuantizeKernel, type OwnedDispatch, type SourceDType } from './quantize.ts';
 import { dataBytes, groupsPerRow, scaleBytes, scalesAsWords, type GpuWeight, type PackedWeight, type WeightFormat, type WeightPart } from '../formats/weight-format.ts';
 
@@ -162,6 +163,57 @@ export async function uploadPackedWeight(ctx: GpuContext, label: string, packed:
   }
   return weight;
 }
+
+/**
+ * A checkpoint's [rows, cols] matrix as a GpuWeight in `format`, streamed by rows: the host holds one chunk of rows
+ * (tens of MB) at a time, never the tensor. This keeps every weight mode under a 1 GiB allocation: E4B's bf16 token
+ * embedding is 1.25 GiB, and a Q6_K one dequantized to f32 would be 2.1 GB in one array (over Chrome's ~2 GiB
+ * typed-array limit).
+ * - Already in that q4/q8 layout (a GGUF's Q4_0/Q8_0, the offline cache's converted entries): its blocks are uploaded
+ *   as they are, chunk by chunk (`readPackedAs` with row ranges).
+ * - Otherwise its rows are read as floats (F32/F16/BF16 as stored; other block types dequantized by the container),
+ *   chunk by chunk, and converted or quantized on the GPU (`createWeight` with a row reader).
+ */
+export async function weightFromCheckpoint(ctx: GpuContext, ckpt: Checkpoint, name: string, rows: number, cols: number, format: WeightFormat): Promise<GpuWeight> {
+  requireTensor(ckpt, name, [rows, cols]);
+  if ((format === 'q4' || format === 'q8') && ckpt.readPackedAs) {
+    const chunkRows = chunkRowsFor(dataBytes(format, 1, cols), DEFAULT_STAGING);
+    const first = await ckpt.readPackedAs(name, format, { start: 0, count: Math.min(rows, chunkRows) });
+    if (first) {
+      return uploadPackedRows(ctx, {
+        label: name,
+        format,
+        rows,
+        cols,
+        chunkBytes: DEFAULT_STAGING / 2,
+        read: async (start, count) => {
+          if (start === 0 && count === first.rows) return first;
+          const p = await ckpt.readPackedAs!(name, format, { start, count });
+          if (!p) throw new Error(`${name}: rows ${start}+${count} could not be read in ${format}`);
+          return p;
+        },
+      });
+    }
+  }
+  const stored = ckpt.tensor(name)?.dtype ?? 'F32';
+  // Block-quantized types come back dequantized to f32 from the container (Checkpoint.read).
+  const dtype = CHECKPOINT_DTYPE[stored] ?? 'f32';
+  return createWeight(ctx, {
+    label: name,
+    rows,
+    cols,
+    format,
+    dtype,
+    bytes: async (start, count) => {
+      const t = await ckpt.read(name, { start, count });
+      if (CHECKPOINT_DTYPE[t.dtype] !== dtype) throw new Error(`${name}: rows came back as ${t.dtype}, expected ${dtype}`);
+      return t.bytes;
+    },
+  });
+}
+
+/** Float dtypes a checkpoint stores, as upload source types. */
+const CHECKPOINT_DTYPE: Record<string, SourceDType> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
 
 /**
  * Uploads a [rows, cols] tensor given in `dtype` as a GpuWeight in `format`, converting or quantizing on the GPU.

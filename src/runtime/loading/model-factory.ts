@@ -20,6 +20,7 @@ import { readContainingFromCache, readFromCache, startCaching, type CacheSession
 import { cacheKeyOf, describeSource, parseModelSize, parseModelSource, parseTokenizerSource, sliceCacheTag, tokenizerCacheTag, type ModelSource, type TokenizerSource } from './model-source.ts';
 import { openSource, type OpenOptions } from './open-source.ts';
 import { detectPlatform, preflight, type MemoryCheck, type PlatformHints } from './preflight.ts';
+import type { MediaSource } from './media-source.ts';
 
 /** KV-cache positions when the request does not say (at most the checkpoint's limit). */
 export const DEFAULT_CONTEXT = 4096;
@@ -36,6 +37,8 @@ export interface LoadedModel {
   /** For ModelInfo.cache / warnings. */
   cache?: ModelInfo['cache'];
   warnings?: string[];
+  /** Where media encoders (audio, vision) are loaded from on first use; absent: text only. */
+  media?: MediaSource;
   /** For ModelInfo.slice: the sub-model, when the load asked for a size. */
   slice?: SliceInfo;
 }
@@ -107,7 +110,11 @@ export async function loadFromSource(gpu: GpuContext, source: ModelSource, token
     const memoryWarnings = check(cut.checkpoint);
     const loaded = await loadModel(gpu, cut.checkpoint, load, { onProgress, signal, tensorProgress: false });
     cached.finish();
-    return { ...loaded, tokenizer: cached.tokenizer, cache: 'hit', warnings: memoryWarnings.length ? memoryWarnings : undefined, slice: cut.slice };
+    // Encoders come from their own cache entries, or from the source opened again (without its tokenizer) on first use.
+    let reopened: Promise<Checkpoint> | undefined;
+    const checkpoint = (s?: AbortSignal) => (reopened ??= openSource(source, { kind: 'none' }, { onProgress: () => {}, signal: s, http: options.http }).then((o) => o.checkpoint));
+    const media: MediaSource = { config: cut.checkpoint.config, weights, checkpoint, cacheKey: key };
+    return { ...loaded, tokenizer: cached.tokenizer, cache: 'hit', warnings: memoryWarnings.length ? memoryWarnings : undefined, slice: cut.slice, media };
   };
 
   // Cache hit: everything (config, tokenizer texts, converted weights) comes from local storage; no network.
@@ -140,7 +147,8 @@ export async function loadFromSource(gpu: GpuContext, source: ModelSource, token
   }
   const outcome = session ? await session.commit(opened.commit()) : { cache: 'off' as const, warnings: [] };
   const warnings = [...memoryWarnings, ...outcome.warnings];
-  return { ...loaded, tokenizer: opened.tokenizer, cache: outcome.cache, warnings: warnings.length ? warnings : undefined, slice: cut.slice };
+  const media: MediaSource = { config: cut.checkpoint.config, weights, checkpoint: async () => opened.checkpoint, cacheKey: key };
+  return { ...loaded, tokenizer: opened.tokenizer, cache: outcome.cache, warnings: warnings.length ? warnings : undefined, slice: cut.slice, media };
 }
 
 /** The pre-flight check of a checkpoint about to be loaded (preflight.ts); warnings, or a GemmaError. */
