@@ -6,9 +6,9 @@
  * instead (the gather kernel then reads rows by id). Ids at or above the table's rows (multimodal hard tokens) read
  * row 0, as HF's multimodal model does (formats doc §2.3), on both paths.
  *
- * Host layout (`pleHostFormat`): int4 in q4 mode (1.13 GB for E2B, 1.32 GB for E4B); in float mode f16 (see below);
- * a GGUF's own Q4_0 / Q8_0 blocks repacked losslessly; any other GGUF block type (the K-quants' Q6_K table) requantized
- * to int4. Never f32: E4B's f32 table would be 9.4 GB.
+ * Host layout (`pleHostFormat`): int4 in q4 mode (1.13 GB for E2B, 1.32 GB for E4B), int8 in q8 mode, f16 in float
+ * mode (see below); a GGUF's own Q4_0 / Q8_0 blocks repacked losslessly; any other GGUF block type (the K-quants'
+ * Q6_K table) requantized to int4 (int8 in q8 mode). Never f32: E4B's f32 table would be 9.4 GB.
  *
  * The rows are held in **blocks** of at most 64 MiB (`BLOCK_BYTES`), never one array: Chrome caps a typed array near
  * 2 GiB (Safari lower), and one huge allocation may fail where many small ones do not. The table is read and
@@ -55,8 +55,8 @@ export interface BlockedTable {
 export function pleHostFormat(dtype: string | undefined, mode: WeightMode): PleFormat {
   if (dtype === 'Q4_0') return 'q4';
   if (dtype === 'Q8_0') return 'q8';
-  if (dtype !== undefined && !isFloatDtype(dtype)) return 'q4';
-  return mode === 'q4' ? 'q4' : 'f16';
+  if (dtype !== undefined && !isFloatDtype(dtype)) return mode === 'q8' ? 'q8' : 'q4';
+  return mode === 'float' ? 'f16' : mode;
 }
 
 /** Bytes from one row to the next in the packed layout (f16: the elements themselves; q4/q8: the row's blocks). */

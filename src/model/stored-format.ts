@@ -5,7 +5,8 @@
  * - a tensor stored pre-quantized (a GGUF block type) keeps the file's choice, as src/io/gguf-types.ts `gpuFormatFor`
  *   maps it: Q4_0 → q4 (repacked losslessly), Q8_0 → q8 (lossless), any other block type (K-quants, Q5_0, …) →
  *   dequantized and requantized to q8;
- * - float mode: f16 matrices on shader-f16 adapters, else f32; q4 mode: the plan's format;
+ * - float mode: f16 matrices on shader-f16 adapters, else f32; q4 mode: the plan's format; q8 mode: the plan's
+ *   format with q8 wherever it says q4;
  * - the plan's always-f32 groups (norms, scales, coefficients) are f32 in every mode.
  */
 import { gpuFormatFor } from '../io/gguf-types.ts';
@@ -29,7 +30,8 @@ export function planFormat<G extends string>(plan: WeightPlan<G>, name: string, 
   const group = plan.groupOf(name);
   if (plan.alwaysF32.includes(group)) return 'f32';
   if (mode === 'float') return f16 ? 'f16' : 'f32';
-  return plan.q4[group];
+  const q4 = plan.q4[group];
+  return mode === 'q8' && q4 === 'q4' ? 'q8' : q4;
 }
 
 /** Format of a checkpoint tensor stored as `dtype` (undefined: not in the checkpoint; random weights). */

@@ -169,8 +169,12 @@ export interface LoadRequest {
   tokenizer?: string | false | { hub: string; revision?: string; token?: string };
   /** KV-cache length to allocate (default 4096, at most the checkpoint's limit). */
   contextLength?: number;
-  /** Weight format on the GPU: 'q4' (int4/int8 by tensor family, default) or 'float' (f32, f16 where supported). */
-  weights?: 'q4' | 'float';
+  /**
+   * Weight format on the GPU: 'q4' (int4/int8 by tensor family, default), 'q8' (int8 where q4 has int4) or 'float'
+   * (f32, f16 where supported). A converted model (`gemma3n-webgpu convert`) holds one mode: leave this out, or ask
+   * for the mode it holds.
+   */
+  weights?: 'q4' | 'q8' | 'float';
   /**
    * MatFormer "Mix-n-Match" (Gemma 3n E4B): load a smaller model cut from the same files — a published
    * configuration ('E2B', 'E2.54B', …, 'E3.79B-block'; `google/gemma3n-slicing-configs`) or `{ skipLayers,

@@ -19,6 +19,7 @@ import type { TextTokenizer } from '../tokenizer.ts';
 import { readContainingFromCache, readFromCache, startCaching, type CacheSession, type CachedLoad } from './model-cache.ts';
 import { cacheKeyOf, describeSource, parseModelSize, parseModelSource, parseTokenizerSource, sliceCacheTag, tokenizerCacheTag, type ModelSource, type TokenizerSource } from './model-source.ts';
 import { openSource, type OpenOptions } from './open-source.ts';
+import { convertedWeights, openConvertedSource, readConverted } from './converted-source.ts';
 import { detectPlatform, preflight, type MemoryCheck, type PlatformHints } from './preflight.ts';
 import type { MediaSource } from './media-source.ts';
 
@@ -96,7 +97,7 @@ export async function loadFromSource(gpu: GpuContext, source: ModelSource, token
   const onProgress = options.onProgress ?? (() => {});
   const signal = options.signal ?? new AbortController().signal;
   const weights = options.weights ?? 'q4';
-  const weightMode = weights === 'q4' ? 'q4' : gpu.f16 ? 'float-f16' : 'float-f32';
+  const weightMode = weights !== 'float' ? weights : gpu.f16 ? 'float-f16' : 'float-f32';
   const { size } = options;
   const key = options.cache === false ? undefined : cacheKeyOf(source, weightMode, size === undefined ? undefined : sliceCacheTag(size));
   const tokenizerTag = tokenizerCacheTag(tokenizerSource);
@@ -104,8 +105,8 @@ export async function loadFromSource(gpu: GpuContext, source: ModelSource, token
   /** The checkpoint cut to the size asked for (a view of it: nothing is read yet), or as it is. */
   const sized = (checkpoint: Checkpoint, exact = false): { checkpoint: Checkpoint; slice?: SliceInfo } =>
     size === undefined ? { checkpoint } : sliceCheckpoint(checkpoint, size, exact);
-  const check = (checkpoint: Checkpoint) =>
-    checkMemory(gpu, checkpoint, { weights, contextLength: options.contextLength, check: options.memoryCheck, platform: options.platform ?? detectPlatform(), model: describeSource(source) });
+  const check = (checkpoint: Checkpoint, mode: WeightMode = weights) =>
+    checkMemory(gpu, checkpoint, { weights: mode, contextLength: options.contextLength, check: options.memoryCheck, platform: options.platform ?? detectPlatform(), model: describeSource(source) });
   const fromCache = async (cached: CachedLoad, cut: { checkpoint: Checkpoint; slice?: SliceInfo }): Promise<LoadedModel> => {
     const memoryWarnings = check(cut.checkpoint);
     const loaded = await loadModel(gpu, cut.checkpoint, load, { onProgress, signal, tensorProgress: false });
@@ -119,11 +120,36 @@ export async function loadFromSource(gpu: GpuContext, source: ModelSource, token
 
   // Cache hit: everything (config, tokenizer texts, converted weights) comes from local storage; no network.
   // An entry cached with another tokenizer than this load asks for is not served (it is replaced below).
-  const cached = key && (await readFromCache(key, tokenizerTag, onProgress));
+  // (A load that names no weight mode is also served by a cached converted q8 folder: such a folder decides the mode.)
+  const cached = key && ((await readFromCache(key, tokenizerTag, onProgress)) ?? (options.weights === undefined ? await readFromCache({ ...key, weightMode: 'q8' }, tokenizerTag, onProgress) : undefined));
   if (cached && (tokenizerSource.kind === 'none' || cached.tokenizer)) return fromCache(cached, sized(cached.checkpoint));
   // A size inside a cached bigger entry of the same model (the whole E4B, or a bigger slice) is cut from it.
   const containing = key && size !== undefined ? await readContainingFromCache(key, tokenizerTag, onProgress, (c) => sized(c, true)) : undefined;
   if (containing && (tokenizerSource.kind === 'none' || containing.cached.tokenizer)) return fromCache(containing.cached, containing.result);
+
+  // A converted folder (`gemma3n-webgpu convert`): GPU-ready bytes, checked and uploaded; no conversion phase.
+  const converted = await openConvertedSource(source, { signal });
+  if (converted) {
+    const mode = convertedWeights(converted, options.weights);
+    const convertedKey = options.cache === false || size !== undefined ? undefined : cacheKeyOf(source, mode);
+    const reading = await readConverted(converted, tokenizerSource, { onProgress, signal, cacheKey: convertedKey, tokenizerTag });
+    let loaded: LoadedModel;
+    let memoryWarnings: string[];
+    try {
+      const cut = sized(reading.checkpoint);
+      memoryWarnings = check(cut.checkpoint, mode); // before any weight byte is read
+      loaded = { ...(await loadModel(gpu, cut.checkpoint, { weights: mode, contextLength: options.contextLength }, { onProgress, signal, tensorProgress: false })), slice: cut.slice };
+    } catch (err) {
+      await reading.abort();
+      throw err;
+    }
+    const outcome = await reading.finish().catch((err: unknown) => {
+      loaded.model.dispose(); // aborted while the cache copy completed
+      throw err;
+    });
+    const warnings = [...memoryWarnings, ...outcome.warnings];
+    return { ...loaded, tokenizer: reading.tokenizer, cache: outcome.cache, warnings: warnings.length ? warnings : undefined };
+  }
 
   const opened = await openSource(source, tokenizerSource, { onProgress, signal, http: options.http });
   let cut: { checkpoint: Checkpoint; slice?: SliceInfo };
