@@ -36,6 +36,9 @@ test('E2B / E4B host tables: the format per stored dtype and mode, never f32, ev
   assert.equal(pleHostFormat('Q4_0', 'float'), 'q4');
   assert.equal(pleHostFormat('Q8_0', 'q4'), 'q8');
   for (const kquant of ['Q6_K', 'Q5_K', 'Q4_K', 'Q5_0', 'Q4_1']) assert.equal(pleHostFormat(kquant, 'float'), 'q4', kquant);
+  assert.equal(pleHostFormat('BF16', 'q8'), 'q8');
+  assert.equal(pleHostFormat('Q6_K', 'q8'), 'q8');
+  assert.equal(pleHostFormat('Q4_0', 'q8'), 'q4');
   for (const preset of ['e2b', 'e4b'] as const) {
     const c = parseGemma3nConfig(createRandomCheckpoint({ preset }).config).text;
     const cols = c.numLayers * c.pleDim;

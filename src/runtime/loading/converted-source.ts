@@ -59,8 +59,12 @@ function folderFiles(source: ModelSource, signal: AbortSignal | undefined, onByt
  * The converted form of `source`, or undefined when the source is not one (no `manifest.json`, or one of another
  * kind). Reads the manifest and probes every file's size; nothing else.
  */
-export async function openConvertedSource(source: ModelSource, options: { signal?: AbortSignal; onBytes?: (file: string, bytes: number) => void } = {}): Promise<ConvertedFolder | undefined> {
-  const files = folderFiles(source, options.signal, (file, n) => options.onBytes?.(file, n));
+export async function openConvertedSource(
+  source: ModelSource,
+  options: { signal?: AbortSignal; onBytes?: (file: string, bytes: number) => void; files?: CheckpointFiles & { commit?: () => string | undefined } } = {},
+): Promise<ConvertedFolder | undefined> {
+  // A hub repo comes pinned (open-source.ts `pinHubSource`): its listing answers the manifest question with no request.
+  const files = options.files ?? folderFiles(source, options.signal, (file, n) => options.onBytes?.(file, n));
   if (!files || !(await files.exists(MANIFEST))) return undefined;
   const name = describeSource(source);
   const manifestSource = files.open(MANIFEST);

@@ -18,7 +18,7 @@ import type { LoadProgress, LoadRequest, ModelInfo } from '../protocol.ts';
 import type { TextTokenizer } from '../tokenizer.ts';
 import { readContainingFromCache, readFromCache, startCaching, type CacheSession, type CachedLoad } from './model-cache.ts';
 import { cacheKeyOf, describeSource, parseModelSize, parseModelSource, parseTokenizerSource, sliceCacheTag, tokenizerCacheTag, type ModelSource, type TokenizerSource } from './model-source.ts';
-import { openSource, type OpenOptions } from './open-source.ts';
+import { openSource, pinHubSource, type OpenOptions } from './open-source.ts';
 import { convertedWeights, openConvertedSource, readConverted } from './converted-source.ts';
 import { detectPlatform, preflight, type MemoryCheck, type PlatformHints } from './preflight.ts';
 import type { MediaSource } from './media-source.ts';
@@ -128,7 +128,9 @@ export async function loadFromSource(gpu: GpuContext, source: ModelSource, token
   if (containing && (tokenizerSource.kind === 'none' || containing.cached.tokenizer)) return fromCache(containing.cached, containing.result);
 
   // A converted folder (`gemma3n-webgpu convert`): GPU-ready bytes, checked and uploaded; no conversion phase.
-  const converted = await openConvertedSource(source, { signal });
+  // A hub repo is pinned once, for this check and the load (no second pinning, no unpinned probe).
+  const pinned = source.kind === 'hub' ? await pinHubSource(source, { signal, http: options.http }) : undefined;
+  const converted = await openConvertedSource(source, { signal, files: pinned?.files });
   if (converted) {
     const mode = convertedWeights(converted, options.weights);
     const convertedKey = options.cache === false || size !== undefined ? undefined : cacheKeyOf(source, mode);
@@ -151,7 +153,7 @@ export async function loadFromSource(gpu: GpuContext, source: ModelSource, token
     return { ...loaded, tokenizer: reading.tokenizer, cache: outcome.cache, warnings: warnings.length ? warnings : undefined };
   }
 
-  const opened = await openSource(source, tokenizerSource, { onProgress, signal, http: options.http });
+  const opened = await openSource(source, tokenizerSource, { onProgress, signal, http: options.http, pinned });
   let cut: { checkpoint: Checkpoint; slice?: SliceInfo };
   let memoryWarnings: string[];
   try {

@@ -62,6 +62,33 @@ export interface OpenOptions {
   http?: Omit<HttpSourceOptions, 'headers' | 'signal' | 'onBytes' | 'size' | 'name' | 'onResponse' | 'onRetry' | 'validate'>;
   /** Read-ahead window (default WINDOW_BYTES). */
   windowBytes?: number;
+  /** A hub source's repo already pinned for this load (`pinHubSource`, e.g. for the converted-form check). */
+  pinned?: PinnedHubRepo;
+}
+
+/**
+ * A hub repo pinned once per load and shared by whoever looks at it first (the converted-form check reads its
+ * listing) and openSource: its byte and retry reports go to `reports`, which openSource points at the load's
+ * download progress.
+ */
+export interface PinnedHubRepo {
+  files: RemoteCheckpointFiles;
+  reports: { onBytes?: (file: string, bytes: number) => void; onRetry?: (retry: RetryNotice) => void };
+}
+
+/** Pins a hub source's repo (src/io/hub.ts `openHubRepo`) with the request settings openSource uses. */
+export async function pinHubSource(source: Extract<ModelSource, { kind: 'hub' }>, options: Pick<OpenOptions, 'signal' | 'http' | 'windowBytes'>): Promise<PinnedHubRepo> {
+  const reports: PinnedHubRepo['reports'] = {};
+  const files = await openHubRepo(source.repo, {
+    revision: source.revision,
+    token: source.token,
+    hubUrl: source.hubUrl,
+    signal: options.signal,
+    onBytes: (file, bytes) => reports.onBytes?.(file, bytes),
+    onRetry: (retry) => reports.onRetry?.(retry),
+    http: { ...options.http, chunkSize: options.windowBytes ?? WINDOW_BYTES },
+  });
+  return { files, reports };
 }
 
 /**
@@ -123,10 +150,13 @@ export async function openSource(source: ModelSource, tokenizerSource: Tokenizer
       return done({ checkpoint: randomCheckpoint(source.options), ...(await separateTokenizer(tokenizerSource, tokenizerIo)) });
     case 'hub':
     case 'url': {
-      const files =
-        source.kind === 'hub'
-          ? await openHubRepo(source.repo, { revision: source.revision, token: source.token, hubUrl: source.hubUrl, ...remote })
-          : urlFiles(source.url, { token: source.token, ...remote });
+      let files: RemoteCheckpointFiles;
+      if (source.kind === 'hub' && options.pinned) {
+        Object.assign(options.pinned.reports, { onBytes: download.onBytes, onRetry: download.onRetry });
+        files = options.pinned.files;
+      } else {
+        files = source.kind === 'hub' ? await openHubRepo(source.repo, { revision: source.revision, token: source.token, hubUrl: source.hubUrl, ...remote }) : urlFiles(source.url, { token: source.token, ...remote });
+      }
       return done(await openFolder(files, tokenizerSource, download, readAhead, tokenizerIo), files.commit);
     }
     case 'folder':
