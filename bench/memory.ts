@@ -21,6 +21,7 @@ import { formatFor } from '../src/model/gemma3n/quant-plan.ts';
 import type { WeightMode } from '../src/model/family.ts';
 import { dataBytes, scaleBytes, groupsPerRow } from '../src/formats/weight-format.ts';
 import { KvCache } from '../src/kernels/kv-cache.ts';
+import { pleHostBytes, pleHostFormat } from '../src/model/ple-table.ts';
 import { packRowsForUpload, uploadedRowsBytes, type CpuTable } from '../src/kernels/gather.ts';
 import { createNodeGpuContext } from '../src/node/gpu.ts';
 import type { GpuContext } from '../src/gpu/device.ts';
@@ -95,8 +96,8 @@ function count(c: Gemma3nTextConfig): Counted {
   }
   // The PLE table (int4 rows in q4 mode, f32 in float mode): host memory by default, GPU-resident with --ple-gpu.
   const LP = L * P;
-  const pleFormat = mode === 'q4' ? 'q4' : 'f32';
-  const pleBytes = align16(dataBytes(pleFormat, c.vocabSizePerLayerInput, LP)) + (pleFormat === 'q4' ? align16(scaleBytes(pleFormat, c.vocabSizePerLayerInput, LP)) : 0);
+  const pleFormat = pleHostFormat(undefined, mode); // int4 rows in q4 mode, f16 in float mode (src/model/ple-table.ts)
+  const pleBytes = align16(dataBytes(pleFormat, c.vocabSizePerLayerInput, LP)) + (pleFormat === 'f16' ? 0 : align16(scaleBytes(pleFormat, c.vocabSizePerLayerInput, LP)));
   if (pleOnGpu) { byFamily.set(`PLE table (${pleFormat})`, pleBytes); weights += pleBytes; }
   // (Multimodal hard-token rows are precomputed into host memory and written into the embedding slot per step.)
 
@@ -115,7 +116,7 @@ function count(c: Gemma3nTextConfig): Counted {
   const up = uploadedRowsBytes(pleFormat, LP, C);
   const upload = up.data + up.scales;
   const scratch = scratchFloats * 4 + (pleOnGpu ? 0 : upload);
-  const pleHost = pleOnGpu ? 0 : c.vocabSizePerLayerInput * (pleFormat === 'q4' ? groupsPerRow(LP) * 18 : LP * 4);
+  const pleHost = pleOnGpu ? 0 : pleHostBytes(pleFormat, c.vocabSizePerLayerInput, LP);
   return { byFamily, weights, kv, kvLayers, scratch, pleHost, pleBytes, upload };
 }
 
@@ -149,7 +150,7 @@ for (const [preset, size] of presets.flatMap((p) => sizes.map((z) => [p, z] as c
     [`GPU KV cache (${n.kvLayers} owner layers)`, n.kv, m?.gpu.kvCache],
     ['GPU scratch', n.scratch, m?.gpu.scratch],
     ['GPU total', n.weights + n.kv + n.scratch, m?.gpu.total],
-    [`host PLE table (${mode === 'q4' ? 'int4 rows' : 'f32'})`, n.pleHost, m?.host.total],
+    [`host PLE table (${mode === 'q4' ? 'int4 rows' : 'f16'})`, n.pleHost, m?.host.total],
   ];
   console.log(`\n| ${preset.toUpperCase()}, context ${context} | counted | measured (model.memory()) | bytes (measured) | agree |`);
   console.log('|---|---|---|---|---|');

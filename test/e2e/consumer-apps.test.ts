@@ -49,7 +49,7 @@ const BOUNDS = {
   viteBuildBytes: 680 * kB, // everything `vite build` emits but the XGrammar file (524 kB; main without tools 475 kB)
   webpackBuildBytes: 690 * kB, // everything webpack 5 (production) emits but the XGrammar file (529 kB, with the lazy audio-tower 35 kB and constrained-decoding 40 kB chunks; main without tools 481 kB)
   xgrammarBytes: 1_200 * kB, // the XGrammar file a build emits, requested by constrained runs only (Vite 1.11 MB as published, webpack 1.04 MB minified)
-  firstVisitJsBytes: 680 * kB, // JS the built page and its worker download, weights and tokenizer aside (Vite 523 kB, webpack 453 kB)
+  firstVisitJsBytes: 680 * kB, // JS the built page and its worker download, weights and tokenizer aside (Vite 523 kB, webpack 453 kB) PROVISIONAL
   workerJsBytes: 645 * kB, // the worker's JS in the Vite build (496 kB; Vite's default iife worker inlines the lazy constrained-decoding and audio-tower chunks)
   plainFirstVisitJsBytes: 880 * kB, // JS a bundler-free page downloads from dist/, not minified (677 kB)
 };
@@ -62,9 +62,9 @@ const MODEL_PATH = '/tiny-a-with-tokenizer/';
 const MODEL_MOUNT = { [MODEL_PATH]: [FIXTURE, TOKENIZER_DIR] };
 const QUERY = `?model=${MODEL_PATH}&prompt=${GREEDY.prompt_ids.join(',')}&n=${GREEDY.generated_ids.length}`;
 const CONSTRAINED_QUERY = `?model=${MODEL_PATH}&constrained=1`;
-// Files of a model folder the loader asks for and may not find (404 by design: manifest.json says whether the folder is
-// one `convert` wrote); no other request may fail.
-const OPTIONAL_MODEL_FILES = /\/(manifest\.json|chat_template\.jinja|generation_config\.json|special_tokens_map\.json|preprocessor_config\.json|processor_config\.json|model\.safetensors\.index\.json)$/;
+// Files of a model folder the loader asks for and may not find (404 by design; manifest.json: is it a converted
+// folder?); no other request may fail.
+const OPTIONAL_MODEL_FILES = /\/(chat_template\.jinja|chat_template\.json|generation_config\.json|special_tokens_map\.json|preprocessor_config\.json|processor_config\.json|model\.safetensors\.index\.json|manifest\.json)$/;
 
 let root: string;
 let tarball: string;
@@ -183,23 +183,40 @@ async function xgrammarFile(dir: string, files: Array<{ path: string; bytes: num
   return found[0];
 }
 
-/** Every file the app's build emitted was requested by the runs (webpack's extracted *.LICENSE.txt aside). */
 /**
- * The emitted chunk of the audio tower's code (src/model/audio/encoder.ts, loaded by dynamic import on the first audio
- * prompt), found by its command-encoder label; undefined when the bundler inlined it into the worker.
+ * Strings only the media encoders' code holds (src/model/<audio|vision>/encoder.ts): they mark the chunks those are
+ * emitted in. Both are imported on first use, so a text-only chat must not request them where the bundler gives them
+ * a chunk of their own (Vite's default iife worker format inlines them into the worker instead).
  */
-async function audioTowerChunk(dir: string, files: Array<{ path: string; bytes: number }>, worker: RegExp): Promise<string | undefined> {
-  const found: string[] = [];
-  for (const f of files) if (f.path.endsWith('.js') && (await readFile(join(dir, f.path), 'utf8')).includes('audio-encoder')) found.push(f.path);
-  const chunks = found.filter((p) => !worker.test(p));
-  assert.ok(chunks.length <= 1, `the audio tower's code is in several files: ${found.join(', ')}`);
-  return chunks[0];
+const LAZY_ENCODER_MARKERS = { vision: 'Encoding the image was aborted.', audio: 'Encoding the audio was aborted.' };
+
+/** The emitted JS files holding each lazy encoder, split into chunks of their own and files the worker itself is. */
+async function lazyEncoderFiles(dir: string, files: Array<{ path: string }>, workerPaths: Set<string>): Promise<Record<string, { own: string[]; inWorker: string[] }>> {
+  const out: Record<string, { own: string[]; inWorker: string[] }> = {};
+  const texts = new Map<string, string>();
+  for (const f of files) if (f.path.endsWith('.js')) texts.set(f.path, await readFile(join(dir, f.path), 'utf8'));
+  for (const [name, marker] of Object.entries(LAZY_ENCODER_MARKERS)) {
+    const holders = [...texts].filter(([, text]) => text.includes(marker)).map(([path]) => path);
+    out[name] = { own: holders.filter((p) => !workerPaths.has('/' + p)), inWorker: holders.filter((p) => workerPaths.has('/' + p)) };
+  }
+  return out;
 }
 
-function assertAllRequested(name: string, origin: string, files: Array<{ path: string }>, ...runs: PageRun[]): void {
+/**
+ * Every file the app's build emitted was requested by the runs (webpack's extracted *.LICENSE.txt aside), except the
+ * media encoders' own chunks, which a text-only chat must never request.
+ */
+async function assertAllRequested(name: string, origin: string, dir: string, files: Array<{ path: string }>, ...runs: PageRun[]): Promise<void> {
   const requested = new Set(runs.flatMap((run) => run.requests.map((u) => new URL(u).pathname)));
-  const unused = files.filter((f) => !f.path.endsWith('.LICENSE.txt') && !requested.has('/' + f.path) && !(f.path === 'index.html' && requested.has('/')));
+  const lazy = await lazyEncoderFiles(dir, files, new Set(runs.flatMap((run) => run.workers.map((u) => new URL(u).pathname))));
+  const own = new Set(Object.values(lazy).flatMap((l) => l.own));
+  const unused = files.filter((f) => !own.has(f.path) && !f.path.endsWith('.LICENSE.txt') && !requested.has('/' + f.path) && !(f.path === 'index.html' && requested.has('/')));
   assert.deepEqual(unused, [], `${name}: emitted files the page never requested (${origin})`);
+  for (const [encoder, l] of Object.entries(lazy)) {
+    report(`${name}: the ${encoder} encoder is ${l.own.length ? `a chunk of its own (${l.own.join(', ')})` : `inlined in the worker (${l.inWorker.join(', ')})`}; a text-only chat requested: ${l.own.filter((f) => requested.has('/' + f)).join(', ') || 'none of it'}`);
+    assert.equal(l.own.length + l.inWorker.length, 1, `${name}: the ${encoder} encoder is in ${JSON.stringify(l)}`);
+    assert.deepEqual(l.own.filter((f) => requested.has('/' + f)), [], `${name}: a text-only chat downloaded the ${encoder} encoder`);
+  }
 }
 
 const sum = (values: Iterable<number>) => [...values].reduce((a, b) => a + b, 0);
@@ -276,7 +293,7 @@ test('Vite build: the default worker is emitted and loads; golden tokens; JSON u
   assertWorks('vite build', server.url, run);
   const constrained = await runPage(server.url, '/', CONSTRAINED_QUERY);
   assertConstrained('vite build', server.url, constrained, run, xgrammar);
-  assertAllRequested('vite build', server.url, files, run, constrained);
+  await assertAllRequested('vite build', server.url, outDir, files, run, constrained);
   const firstVisit = sum(run.scripts.values());
   // Vite bundles the worker with everything it imports into one file.
   const worker = run.scripts.get(new URL(run.workers[0]).pathname) ?? 0;
@@ -330,12 +347,7 @@ test('webpack 5 (production): the default worker is emitted and loads; golden to
   assertWorks('webpack', server.url, run);
   const constrained = await runPage(server.url, '/', CONSTRAINED_QUERY);
   assertConstrained('webpack', server.url, constrained, run, xgrammar);
-  // The audio tower's chunk is requested by an audio prompt only (test/e2e/audio.test.ts runs one): never by these.
-  const tower = await audioTowerChunk(outDir, files, /^main\.js$/);
-  assert.ok(tower, 'webpack splits the audio tower into a chunk of its own');
-  assert.ok(![...run.requests, ...constrained.requests].some((u) => new URL(u).pathname === '/' + tower), `webpack: a text-only page requested the audio tower's chunk ${tower}`);
-  report(`webpack, audio tower chunk (not requested without audio): ${tower} ${files.find((f) => f.path === tower)!.bytes} bytes`);
-  assertAllRequested('webpack', server.url, files.filter((f) => f.path !== tower), run, constrained);
+  await assertAllRequested('webpack', server.url, outDir, files, run, constrained);
   const firstVisit = sum(run.scripts.values());
   report(`webpack, first visit: ${firstVisit} bytes of JS`);
   assert.ok(firstVisit <= BOUNDS.firstVisitJsBytes, `webpack: the first visit downloads ${firstVisit} bytes of JS, over ${BOUNDS.firstVisitJsBytes}`);
@@ -351,6 +363,14 @@ test('no bundler: an import map to node_modules/gemma3n-webgpu/dist, served as f
   assertConstrained('no bundler', server.url, await runPage(server.url, '/', CONSTRAINED_QUERY), run, 'node_modules/gemma3n-webgpu/dist/xgrammar.js');
   const firstVisit = sum(run.scripts.values());
   report(`no bundler, first visit: ${firstVisit} bytes of JS from dist/ (${[...run.scripts].map(([p, b]) => `${p} ${b}`).join(', ')})`);
+  // dist/ splits each media encoder into a chunk of its own: a text-only chat requests neither.
+  const dist = join(app, 'node_modules/gemma3n-webgpu/dist');
+  const lazy = await lazyEncoderFiles(dist, await listFiles(dist), new Set());
+  for (const [encoder, l] of Object.entries(lazy)) {
+    assert.equal(l.own.length, 1, `dist/: the ${encoder} encoder should be one chunk of its own, found in ${JSON.stringify(l.own)}`);
+    assert.ok(!run.requests.some((u) => u.endsWith('/dist/' + l.own[0])), `no bundler: a text-only chat downloaded the ${encoder} encoder (dist/${l.own[0]})`);
+    report(`no bundler: the ${encoder} encoder is dist/${l.own[0]}, not requested by a text-only chat`);
+  }
   assert.ok(firstVisit <= BOUNDS.plainFirstVisitJsBytes, `first visit downloads ${firstVisit} bytes of JS, over ${BOUNDS.plainFirstVisitJsBytes}`);
 });
 

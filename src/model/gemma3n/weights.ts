@@ -63,13 +63,14 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
   const table = gemma3nTensorTable(c);
   const loader = new TensorLoader(ctx, ckpt, opts, { formatOf: (name, dtype) => formatForStored(name, dtype, mode, ctx.f16), randomVector }, tableSpecs(table).length + 1); // + the PLE table
 
+  // Every tensor this load reads, in order: the checkpoint fetches them in a few large windows, and nothing else.
+  loader.willRead(readOrder(c));
   const gpu = await loadTable(table, loader.load);
   try {
     const hard = opts.random ? noHardRows(c) : await hardTokenRows(ckpt, cfg, opts.onConverted);
-    // The PLE table: host rows in the plan's format (f32 in float mode; q4), or the GGUF's own (Q8_0/Q4_0 lossless,
-    // other block types requantized to q8).
-    const stored = formatForStored(PLE_TABLE, ckpt.tensor(PLE_TABLE)?.dtype, mode, false);
-    const pleHost = await PleTable.forModel(ckpt, PLE_TABLE, c.vocabSizePerLayerInput, L * P, stored, Math.fround(Math.sqrt(P)), opts);
+    // The PLE table: host rows in blocks, int4 (q4 mode; GGUF block types other than Q4_0/Q8_0 requantized), f16
+    // (float mode), or the GGUF's own Q4_0/Q8_0 (ple-table.ts `pleHostFormat`).
+    const pleHost = await PleTable.forModel(ckpt, PLE_TABLE, c.vocabSizePerLayerInput, L * P, mode, Math.fround(Math.sqrt(P)), opts);
     loader.tick();
     const pleGpu = opts.pleOnGpu ? pleHost.toGpu(ctx, PLE_TABLE) : undefined;
     return { ...gpu, ...hard, pleTable: pleGpu ? pleHost.withoutHostRows() : pleHost, pleGpu, gpuBytes: loader.gpuBytes + (pleGpu?.bytes ?? 0) };
@@ -80,6 +81,14 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
 }
 
 type HardRows = Pick<ModelWeights, 'hardRows' | 'hardTokenBase' | 'hardTokenCount' | 'hardRowPresent'>;
+
+/** The embedder tensors `hardTokenRows` reads when the checkpoint has them (in its order). */
+const HARD_ROW_TENSORS = ['model.embed_vision.', 'model.embed_audio.'].flatMap((p) => ['embedding.weight', 'hard_embedding_norm.weight', 'embedding_projection.weight'].map((n) => p + n));
+
+/** Every tensor `loadWeights` may read, in the order it reads them (the read plan it announces). */
+export function readOrder(c: Gemma3nConfig['text']): string[] {
+  return [...tableSpecs(gemma3nTensorTable(c)).map((t) => t.name), ...HARD_ROW_TENSORS, PLE_TABLE];
+}
 
 /** No embedder rows (random weights): every hard id uses its own embed_tokens row. */
 function noHardRows(c: Gemma3nConfig['text']): HardRows {

@@ -33,7 +33,7 @@ const META_KIND = 'gemma3n-converted/1';
 /** Readback slice: bounds the host memory the writer holds to one slice of one tensor. */
 const READBACK_BYTES = 16 * 1024 * 1024;
 
-type StoredDtype = 'F32' | 'F16' | 'Q4_0' | 'Q8_0';
+type StoredDtype = 'F32' | 'F16' | 'BF16' | 'Q4_0' | 'Q8_0';
 
 interface IndexEntry {
   name: string;
@@ -95,13 +95,18 @@ export class ConvertedCacheWriter {
       this.tensors.push({ name: t.name, shape: t.shape, dtype: 'F32', offset: start, bytes: t.values.byteLength });
       return;
     }
+    if (t.kind === 'float') {
+      await this.write(t.bytes);
+      this.tensors.push({ name: t.name, shape: t.shape, dtype: t.dtype, offset: start, bytes: t.bytes.byteLength });
+      return;
+    }
     if (t.kind === 'ple') {
-      const { table } = t;
-      await this.write(table.data);
-      const entry: IndexEntry = { name: t.name, shape: t.shape, dtype: dtypeOf(table.format), offset: start, bytes: table.data.byteLength };
-      if (table.scales) {
+      // Blocks of rows, written one after another: the same bytes as one table (all rows' data, then all scales).
+      for (const block of t.blocks) await this.write(block.data);
+      const entry: IndexEntry = { name: t.name, shape: t.shape, dtype: dtypeOf(t.blocks[0]?.format ?? 'f32'), offset: start, bytes: this.offset - start };
+      if (t.blocks.some((b) => b.scales)) {
         entry.scalesOffset = this.offset;
-        await this.write(new Uint8Array(table.scales.buffer, table.scales.byteOffset, table.scales.byteLength));
+        for (const { scales } of t.blocks) await this.write(new Uint8Array(scales!.buffer, scales!.byteOffset, scales!.byteLength));
       }
       this.tensors.push(entry);
       return;
@@ -191,7 +196,7 @@ export class ConvertedCheckpoint implements Checkpoint {
 
   async read(name: string, rows?: RowRange): Promise<TensorBytes> {
     const t = this.entry(name);
-    if (t.dtype !== 'F32' && t.dtype !== 'F16') {
+    if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16') {
       throw new GemmaError('internal', `${this.name}: ${name} is cached as ${t.dtype}; read it with readPackedAs`);
     }
     const { start, count } = rows ?? { start: 0, count: t.shape[0] ?? 1 };
