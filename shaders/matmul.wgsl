@@ -1,13 +1,18 @@
 // Linear layer: y[t, n] (+)= sum_k x[t, k] * W[n, k] for t < T, n < N_part, W in a weight-format.ts layout
-// (f32, f16, q4, q8; group 32, f16 scales two per u32). For a weight split into parts, one dispatch per part
-// writes output columns n_offset .. n_offset + n_part.
+// (f32, f16, q4, q8: group 32, f16 scales two per u32; q4k, q5k, q6k: ggml's K-quants in the layout of
+// src/formats/kquant.ts). For a weight split into parts, one dispatch per part writes output columns
+// n_offset .. n_offset + n_part.
 // Bindings: 0 params (uniform), 1 x [T, K] act_t (from x_offset), 2 w array<vec4<u32>> (the part's data),
-// 3 scales array<u32> (q4/q8; a dummy otherwise), 4 y [T, N] act_t (from y_offset, row stride N).
-// Overrides: FORMAT 0 f32, 1 f16, 2 q4, 3 q8; ROWS x LANES the gemv workgroup. Float rows are read as vec4<u32>
+// 3 scales array<u32> (q4/q8 scales, K-quant super-block headers; a dummy otherwise), 4 y [T, N] act_t (from
+// y_offset, row stride N).
+// Overrides: FORMAT 0 f32, 1 f16, 2 q4, 3 q8, 4 q4k, 5 q5k, 6 q6k; ROWS x LANES the gemv workgroup. Float rows are read as vec4<u32>
 // units when they start on 16 bytes (p.aligned), else element by element (odd test shapes). Only FORMAT makes
 // pipelines: each costs seconds to compile on SwiftShader.
 // Accumulation is f32 in every variant; weights are dequantized to exactly q * scale (scale decoded exactly from
 // its f16 bits), so the result is the matmul over weight-format.ts `dequantize` up to f32 summation order.
+// K-quants: a 16-byte unit is one 32-weight sub-block (its low code nibbles, as q4); the GEMV folds the sub-block's
+// scale and min out of the sum (d·sc·Σ(q − 8)x + (8·d·sc − dmin·m)·Σx, q6k per 16-weight half), the GEMM
+// dequantizes its tile to ggml's values exactly (d·sc·q − dmin·m, one rounding).
 //
 // gemv (decode, T <= a few): a workgroup owns ROWS output features x p.tb tokens; LANES threads share a row. Every
 // weight read is one 16-byte vec4<u32> "unit" (q4: one 32-weight group, q8: half a group, f16: 8 weights, f32: 4),
@@ -28,7 +33,7 @@ struct Params {
   x_offset: u32,   // elements
   y_offset: u32,   // elements
   accumulate: u32, // 1: y += W x
-  groups: u32,     // groups (of 32) per row: q4/q8 blocks per row
+  groups: u32,     // groups (of 32) per row: q4/q8 blocks, K-quant sub-blocks per row
   grid_x: u32,     // workgroups per grid row (grids may be 2-D)
   n_blocks: u32,   // workgroups along the feature axis
   tb: u32,         // gemv: tokens per workgroup, 1..4 (a uniform, not an override: one pipeline serves all T)
@@ -76,8 +81,8 @@ fn unit_elems() -> u32 {
   switch FORMAT {
     case 0u: { return 4u; }
     case 1u: { return 8u; }
-    case 2u: { return 32u; }
-    default: { return 16u; }
+    case 3u: { return 16u; }
+    default: { return 32u; }
   }
 }
 
@@ -109,7 +114,7 @@ struct XUnit { a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, d: vec4<f32>, e: vec4<f
 fn x_unit(t: u32, c: u32) -> XUnit {
   let z = vec4<f32>(0.0);
   switch FORMAT {
-    case 2u: { return XUnit(x4(t, c), x4(t, c + 4u), x4(t, c + 8u), x4(t, c + 12u), x4(t, c + 16u), x4(t, c + 20u), x4(t, c + 24u), x4(t, c + 28u)); }
+    case 2u, 4u, 5u, 6u: { return XUnit(x4(t, c), x4(t, c + 4u), x4(t, c + 8u), x4(t, c + 12u), x4(t, c + 16u), x4(t, c + 20u), x4(t, c + 24u), x4(t, c + 28u)); }
     case 3u: { return XUnit(x4(t, c), x4(t, c + 4u), x4(t, c + 8u), x4(t, c + 12u), z, z, z, z); }
     case 1u: { return XUnit(x4(t, c), x4(t, c + 4u), z, z, z, z, z, z); }
     default: { return XUnit(x4(t, c), z, z, z, z, z, z, z); }
@@ -121,7 +126,7 @@ fn x_unit(t: u32, c: u32) -> XUnit {
 // one vector shift, mask, convert, subtract (q4) and a dot.
 fn unit_dot_x(wv: vec4<u32>, xu: XUnit) -> f32 {
   switch FORMAT {
-    case 2u: {
+    case 2u, 4u, 5u, 6u: {
       return dot(q4_lo(wv.x), xu.a) + dot(q4_hi(wv.x), xu.b) + dot(q4_lo(wv.y), xu.c) + dot(q4_hi(wv.y), xu.d)
            + dot(q4_lo(wv.z), xu.e) + dot(q4_hi(wv.z), xu.f) + dot(q4_lo(wv.w), xu.g) + dot(q4_hi(wv.w), xu.h);
     }
@@ -136,15 +141,105 @@ fn unit_dot_x(wv: vec4<u32>, xu: XUnit) -> f32 {
   }
 }
 
-fn unit_dot(wv: vec4<u32>, t: u32, c: u32) -> f32 {
-  return unit_dot_x(wv, x_unit(t, c));
+// Dequantization parameters of unit u of row n, loaded once per row and unit and reused for every token:
+// q4/q8 s0 = the group scale; floats s0 = 1; q4k/q5k s0 = d·sc, s1 = dmin·m, hi.x = the fifth bits (q5k);
+// q6k s0, s1 = d·sc of the sub-block's two 16-weight halves, hi = its two words of high bit pairs.
+struct UnitMeta { s0: f32, s1: f32, hi: vec2<u32> }
+
+// u32 words per data row of a K-quant weight (kquant.ts: nibble units, high bits, padding to 4 words).
+fn k_row_words() -> u32 {
+  switch FORMAT {
+    case 5u: { return (5u * p.groups + 3u) & ~3u; }
+    case 6u: { return (6u * p.groups + 3u) & ~3u; }
+    default: { return 4u * p.groups; }
+  }
 }
 
-// Scale of unit u of row n (1 for float formats).
-fn unit_scale(n: u32, u: u32) -> f32 {
-  if (FORMAT == 2u) { return scale_at(n * p.groups + u); }
-  if (FORMAT == 3u) { return scale_at(n * p.groups + (u >> 1u)); }
-  return 1.0;
+// Row stride of the data in 16-byte units.
+fn row_stride() -> u32 {
+  if (FORMAT >= 4u) { return k_row_words() / 4u; }
+  return units_per_row();
+}
+
+fn byte_of(word: u32, i: u32) -> u32 { return (word >> (8u * i)) & 255u; }
+
+fn unit_meta(n: u32, u: u32) -> UnitMeta {
+  let none = vec2<u32>(0u);
+  if (FORMAT == 2u) { return UnitMeta(scale_at(n * p.groups + u), 0.0, none); }
+  if (FORMAT == 3u) { return UnitMeta(scale_at(n * p.groups + (u >> 1u)), 0.0, none); }
+  if (FORMAT < 2u) { return UnitMeta(1.0, 0.0, none); }
+  let S = (p.groups + 7u) / 8u;
+  let s = u >> 3u;
+  let hw = n * k_row_words() + 4u * p.groups; // first high-bit word of row n
+  if (FORMAT == 6u) {
+    let sw = 4u * S + (S + 1u) / 2u;
+    let d = f16_bits_to_f32((scales[n * sw + 4u * S + (s >> 1u)] >> (16u * (s & 1u))) & 0xffffu);
+    let pair = scales[n * sw + 4u * s + ((u & 7u) >> 1u)] >> (16u * (u & 1u)); // i8 scales of elements 0..15, 16..31
+    let sc0 = f32(bitcast<i32>(pair << 24u) >> 24u);
+    let sc1 = f32(bitcast<i32>(pair << 16u) >> 24u);
+    return UnitMeta(d * sc0, d * sc1, vec2<u32>(w_word(hw + 2u * u), w_word(hw + 2u * u + 1u)));
+  }
+  // ggml's get_scale_min_k4 on the 12 scale bytes b (words hdr + 1 .. 3), k = j mod 4: j < 4: sc = b[j] & 63,
+  // m = b[j + 4] & 63; j >= 4: sc = (b[j + 4] & 15) | (b[j - 4] >> 6) << 4, m = (b[j + 4] >> 4) | (b[j] >> 6) << 4.
+  let hdr = n * 4u * S + 4u * s;
+  let j = u & 7u;
+  let k = j & 3u;
+  let a = byte_of(scales[hdr + 1u], k);
+  let b = byte_of(scales[hdr + 2u], k);
+  let c = byte_of(scales[hdr + 3u], k);
+  let low = j < 4u;
+  let sc = select((c & 15u) | ((a >> 6u) << 4u), a & 63u, low);
+  let mn = select((c >> 4u) | ((b >> 6u) << 4u), b & 63u, low);
+  let w0 = scales[hdr];
+  var hb = 0u;
+  if (FORMAT == 5u) { hb = w_word(hw + u); }
+  return UnitMeta(f16_bits_to_f32(w0 & 0xffffu) * f32(sc), f16_bits_to_f32(w0 >> 16u) * f32(mn), vec2<u32>(hb, 0u));
+}
+
+// Sum of the 32 activations of a unit (the K-quant min and code-offset terms).
+fn x_sum(xu: XUnit) -> f32 {
+  return dot((xu.a + xu.b) + (xu.c + xu.d) + ((xu.e + xu.f) + (xu.g + xu.h)), vec4<f32>(1.0));
+}
+
+// Σ x over the elements whose bit is set in `bits` (bit e = element e of the unit's 32).
+fn bits_dot(bits: u32, xu: XUnit) -> f32 {
+  let b = vec4<u32>(bits);
+  let one = vec4<u32>(1u);
+  let s = vec4<u32>(0u, 1u, 2u, 3u);
+  return dot(vec4<f32>((b >> s) & one), xu.a) + dot(vec4<f32>((b >> (s + 4u)) & one), xu.b)
+       + dot(vec4<f32>((b >> (s + 8u)) & one), xu.c) + dot(vec4<f32>((b >> (s + 12u)) & one), xu.d)
+       + dot(vec4<f32>((b >> (s + 16u)) & one), xu.e) + dot(vec4<f32>((b >> (s + 20u)) & one), xu.f)
+       + dot(vec4<f32>((b >> (s + 24u)) & one), xu.g) + dot(vec4<f32>((b >> (s + 28u)) & one), xu.h);
+}
+
+// Σ h·x over 16 elements whose 2-bit values h are packed in `pairs` (element i in bits 2i .. 2i + 1).
+fn pairs_dot(pairs: u32, a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, d: vec4<f32>) -> f32 {
+  let h = vec4<u32>(pairs);
+  let three = vec4<u32>(3u);
+  let s = vec4<u32>(0u, 2u, 4u, 6u);
+  return dot(vec4<f32>((h >> s) & three), a) + dot(vec4<f32>((h >> (s + 8u)) & three), b)
+       + dot(vec4<f32>((h >> (s + 16u)) & three), c) + dot(vec4<f32>((h >> (s + 24u)) & three), d);
+}
+
+// One unit's contribution to y for one token: its (scaled) dot with the activations.
+fn unit_contrib(wv: vec4<u32>, m: UnitMeta, xu: XUnit) -> f32 {
+  switch FORMAT {
+    case 4u, 5u: {
+      // w = s0·q − s1 = s0·(q − 8) + (8·s0 − s1); q4_lo/q4_hi give q − 8 of the low nibbles.
+      var qx = unit_dot_x(wv, xu);
+      if (FORMAT == 5u) { qx += 16.0 * bits_dot(m.hi.x, xu); }
+      return m.s0 * qx + (8.0 * m.s0 - m.s1) * x_sum(xu);
+    }
+    case 6u: {
+      // w = s·(nib + 16·h − 32) = s·((nib − 8) + 16·h − 24), per 16-weight half with its own s.
+      let lo = dot(q4_lo(wv.x), xu.a) + dot(q4_hi(wv.x), xu.b) + dot(q4_lo(wv.y), xu.c) + dot(q4_hi(wv.y), xu.d)
+             + 16.0 * pairs_dot(m.hi.x, xu.a, xu.b, xu.c, xu.d) - 24.0 * dot((xu.a + xu.b) + (xu.c + xu.d), vec4<f32>(1.0));
+      let hi = dot(q4_lo(wv.z), xu.e) + dot(q4_hi(wv.z), xu.f) + dot(q4_lo(wv.w), xu.g) + dot(q4_hi(wv.w), xu.h)
+             + 16.0 * pairs_dot(m.hi.y, xu.e, xu.f, xu.g, xu.h) - 24.0 * dot((xu.e + xu.f) + (xu.g + xu.h), vec4<f32>(1.0));
+      return m.s0 * lo + m.s1 * hi;
+    }
+    default: { return m.s0 * unit_dot_x(wv, xu); }
+  }
 }
 
 // Unaligned float rows: the same unit, element by element, masked at K.
@@ -162,8 +257,8 @@ fn units_per_row() -> u32 {
   switch FORMAT {
     case 0u: { return (p.K + 3u) / 4u; }
     case 1u: { return (p.K + 7u) / 8u; }
-    case 2u: { return p.groups; }
-    default: { return 2u * p.groups; }
+    case 3u: { return 2u * p.groups; }
+    default: { return p.groups; }
   }
 }
 
@@ -189,7 +284,7 @@ fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var acc = vec4<f32>(0.0); // token t0 + j in component j
   if (live) {
     let units = units_per_row();
-    let row_units = n * units; // every format's rows are contiguous units when aligned
+    let row_units = n * row_stride(); // every format's rows are contiguous units when aligned
     let per = unit_elems();
     for (var u = lane; u < units; u += LANES) {
       if (FORMAT < 2u && p.aligned == 0u) {
@@ -197,8 +292,8 @@ fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         continue;
       }
       let wv = w[row_units + u];
-      let scale = unit_scale(n, u);
-      for (var j = 0u; j < nt; j++) { acc[j] += scale * unit_dot(wv, t0 + j, u * per); }
+      let um = unit_meta(n, u);
+      for (var j = 0u; j < nt; j++) { acc[j] += unit_contrib(wv, um, x_unit(t0 + j, u * per)); }
     }
   }
   red[lid] = acc;
@@ -249,21 +344,22 @@ fn gemv_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
     }
   } else {
     let per = unit_elems();
+    let stride = row_stride();
     for (var u = 0u; u < units; u++) {
-      let w0 = w[n0 * units + u];
-      let w1 = w[n1 * units + u];
-      let w2 = w[n2 * units + u];
-      let w3 = w[n3 * units + u];
-      let s0 = unit_scale(n0, u);
-      let s1 = unit_scale(n1, u);
-      let s2 = unit_scale(n2, u);
-      let s3 = unit_scale(n3, u);
+      let w0 = w[n0 * stride + u];
+      let w1 = w[n1 * stride + u];
+      let w2 = w[n2 * stride + u];
+      let w3 = w[n3 * stride + u];
+      let m0 = unit_meta(n0, u);
+      let m1 = unit_meta(n1, u);
+      let m2 = unit_meta(n2, u);
+      let m3 = unit_meta(n3, u);
       for (var j = 0u; j < nt; j++) {
         let xu = x_unit(t0 + j, u * per);
-        a0[j] += s0 * unit_dot_x(w0, xu);
-        a1[j] += s1 * unit_dot_x(w1, xu);
-        a2[j] += s2 * unit_dot_x(w2, xu);
-        a3[j] += s3 * unit_dot_x(w3, xu);
+        a0[j] += unit_contrib(w0, m0, xu);
+        a1[j] += unit_contrib(w1, m1, xu);
+        a2[j] += unit_contrib(w2, m2, xu);
+        a3[j] += unit_contrib(w3, m3, xu);
       }
     }
   }
@@ -352,6 +448,31 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let h = (part & 1u) * 2u;
         wa = q8_4(blk[h]) * d;
         wb = q8_4(blk[h + 1u]) * d;
+      } else if (FORMAT >= 4u) {
+        // Sub-block kt, elements part * 8 .. + 7: codes q (nibble + high bits), then ggml's value exactly.
+        let m = unit_meta(n, kt);
+        let word = vec4<u32>(w[n * row_stride() + kt][part]);
+        let sh = vec4<u32>(0u, 4u, 8u, 12u);
+        var qa = (word >> sh) & vec4<u32>(15u);
+        var qb = (word >> (sh + 16u)) & vec4<u32>(15u);
+        if (FORMAT == 5u) {
+          let hb = vec4<u32>(m.hi.x >> (8u * part));
+          let e = vec4<u32>(0u, 1u, 2u, 3u);
+          qa |= ((hb >> e) & vec4<u32>(1u)) << vec4<u32>(4u);
+          qb |= ((hb >> (e + 4u)) & vec4<u32>(1u)) << vec4<u32>(4u);
+        }
+        if (FORMAT == 6u) {
+          let hp = vec4<u32>(m.hi[part >> 1u] >> (16u * (part & 1u)));
+          let e = vec4<u32>(0u, 2u, 4u, 6u);
+          qa |= ((hp >> e) & vec4<u32>(3u)) << vec4<u32>(4u);
+          qb |= ((hp >> (e + 8u)) & vec4<u32>(3u)) << vec4<u32>(4u);
+          let sc = select(m.s1, m.s0, part < 2u);
+          wa = sc * (vec4<f32>(qa) - 32.0);
+          wb = sc * (vec4<f32>(qb) - 32.0);
+        } else {
+          wa = m.s0 * vec4<f32>(qa) - m.s1;
+          wb = m.s0 * vec4<f32>(qb) - m.s1;
+        }
       } else if (p.aligned != 0u && k0 + part * 8u + 8u <= p.K) {
         let e = n * p.K + k0 + part * 8u; // a multiple of 8 (f32: 4) elements: whole vec4 units
         if (FORMAT == 0u) {

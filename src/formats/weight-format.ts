@@ -16,10 +16,23 @@
  *   words) is element i of the group as a two's-complement int8; value = q * scale. Scales as for q4. llama.cpp's
  *   Q8_0 repacks losslessly.
  *
+ * - 'q4k' / 'q5k' / 'q6k': ggml's K-quants (super-blocks of 256 with 6-bit / 8-bit sub-block scales), laid out as
+ *   src/formats/kquant.ts describes: `data` holds the codes (16-byte nibble units per 32-weight sub-block, then the
+ *   high bits), `scales` the super-block headers; rows are whole words in both, back to back.
+ *
  * Tensors bigger than the adapter's maxStorageBufferBindingSize are split by rows into parts, each part a
  * self-contained weight of the same format.
  */
-export type WeightFormat = 'f32' | 'f16' | 'q4' | 'q8';
+export type WeightFormat = 'f32' | 'f16' | 'q4' | 'q8' | KFormat;
+
+/** The formats with a `scales` buffer. */
+export type QuantFormat = 'q4' | 'q8' | KFormat;
+
+export function isQuantFormat(format: WeightFormat): format is QuantFormat {
+  return format !== 'f32' && format !== 'f16';
+}
+
+import { dequantizeK, isKFormat, kDataWordsPerRow, kScaleWordsPerRow, type KFormat } from './kquant.ts';
 
 export const GROUP = 32;
 
@@ -47,6 +60,7 @@ export function groupsPerRow(cols: number): number {
 
 /** Bytes of `data` for `rows` rows. */
 export function dataBytes(format: WeightFormat, rows: number, cols: number): number {
+  if (isKFormat(format)) return rows * kDataWordsPerRow(format, cols) * 4;
   switch (format) {
     case 'f32':
       return rows * cols * 4;
@@ -61,13 +75,25 @@ export function dataBytes(format: WeightFormat, rows: number, cols: number): num
 
 /** Bytes of `scales` for `rows` rows (0 for float formats). */
 export function scaleBytes(format: WeightFormat, rows: number, cols: number): number {
+  if (isKFormat(format)) return rows * kScaleWordsPerRow(format, cols) * 4;
   return format === 'q4' || format === 'q8' ? Math.ceil((rows * groupsPerRow(cols)) / 2) * 4 : 0;
+}
+
+/**
+ * 16-bit units of `PackedWeight.scales` per row: q4/q8 one f16 scale per group (two rows may share a u32 word when
+ * G is odd, which is why parts start on even rows), K-quants their whole-word header rows.
+ */
+export function scaleHalvesPerRow(format: QuantFormat, cols: number): number {
+  return isKFormat(format) ? 2 * kScaleWordsPerRow(format, cols) : groupsPerRow(cols);
 }
 
 /** CPU packing of already-quantized values: q4 `q` in 0..15, q8 `q` in -128..127, one scale per (row, group). */
 export interface PackedWeight {
   data: Uint32Array;
-  /** f16 bit patterns, rows * G of them (packed two per u32 when uploaded: `scalesAsWords`). */
+  /**
+   * q4/q8: f16 bit patterns, rows * G of them (packed two per u32 when uploaded: `scalesAsWords`). K-quants: the
+   * scales words (kquant.ts) seen as 16-bit units, `scaleHalvesPerRow` per row.
+   */
   scales: Uint16Array;
 }
 
@@ -100,8 +126,13 @@ export function scalesAsWords(scales: Uint16Array): Uint32Array {
   return words;
 }
 
-/** Dequantizes a packed q4/q8 weight to f32 [rows, cols] (the exact values the kernels use). */
-export function dequantize(format: 'q4' | 'q8', packed: PackedWeight, rows: number, cols: number, f16ToF32: (h: number) => number): Float32Array {
+/** Dequantizes a packed quantized weight to f32 [rows, cols] (the exact values the kernels use). */
+export function dequantize(format: QuantFormat, packed: PackedWeight, rows: number, cols: number, f16ToF32: (h: number) => number): Float32Array {
+  if (isKFormat(format)) {
+    const s = packed.scales;
+    const words = s.byteOffset % 4 === 0 ? new Uint32Array(s.buffer, s.byteOffset, s.length >> 1) : new Uint32Array(s.slice().buffer);
+    return dequantizeK(format, { data: packed.data, scales: words }, rows, cols, f16ToF32);
+  }
   const G = groupsPerRow(cols);
   const out = new Float32Array(rows * cols);
   const bytes = new Uint8Array(packed.data.buffer, packed.data.byteOffset, packed.data.byteLength);

@@ -2,7 +2,7 @@ import source from '../../shaders/matmul.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
 import { createUniformBuffer, packUniform } from '../gpu/buffers.ts';
 import { bindBuffers, getPipeline, grid2d, type ActType, type Dispatch } from '../gpu/pipeline.ts';
-import { groupsPerRow, type GpuWeight, type WeightFormat } from '../formats/weight-format.ts';
+import { groupsPerRow, isQuantFormat, type GpuWeight, type WeightFormat } from '../formats/weight-format.ts';
 
 export interface MatmulArgs {
   /** Activations [rows, K] (act_t), starting at element `xOffset`. */
@@ -43,7 +43,7 @@ export interface MatmulDispatch extends Dispatch {
   destroy(): void;
 }
 
-const FORMAT_CODE: Record<WeightFormat, number> = { f32: 0, f16: 1, q4: 2, q8: 3 };
+const FORMAT_CODE: Record<WeightFormat, number> = { f32: 0, f16: 1, q4: 2, q8: 3, q4k: 4, q5k: 5, q6k: 6 };
 const GEMM_TILE = 64;
 /** shaders/matmul.wgsl `RPT`: rows per thread of the `gemv_rows` entry point. */
 const GEMV_ROWS_PER_THREAD = 4;
@@ -120,7 +120,7 @@ export class MatmulKernel {
     let covered = 0;
     for (const part of weight.parts) {
       if (part.rowStart !== covered || part.rows <= 0) throw new Error(`${label}: parts must tile the rows in order`);
-      if ((weight.format === 'q4' || weight.format === 'q8') && !part.scales) throw new Error(`${label}: part without scales`);
+      if (isQuantFormat(weight.format) && !part.scales) throw new Error(`${label}: part without scales`);
       covered += part.rows;
     }
     if (covered !== N) throw new Error(`${label}: parts cover ${covered} rows, weight has ${N}`);

@@ -7,7 +7,8 @@ import type { GpuContext } from '../gpu/device.ts';
 import { GemmaError } from '../errors.ts';
 import { writeBuffer } from '../gpu/buffers.ts';
 import { QuantizeKernel, type OwnedDispatch, type SourceDType } from './quantize.ts';
-import { dataBytes, groupsPerRow, scaleBytes, type GpuWeight, type WeightFormat, type WeightPart } from '../formats/weight-format.ts';
+import { dataBytes, groupsPerRow, isQuantFormat, scaleBytes, type GpuWeight, type QuantFormat, type WeightFormat, type WeightPart } from '../formats/weight-format.ts';
+import { isKFormat } from '../formats/kquant.ts';
 
 /** Source rows [rowStart, rowStart + rowCount) as raw bytes in `dtype` (row-major, rowCount * cols elements). */
 export type RowReader = (rowStart: number, rowCount: number) => Promise<Uint8Array>;
@@ -84,7 +85,7 @@ async function allocate(ctx: GpuContext, label: string, format: WeightFormat, ro
     const data = device.createBuffer({ label: `${label}/part${i}/data`, size: align16(dataBytes(format, n, cols)), usage });
     bytes += data.size;
     let scales: GPUBuffer | undefined;
-    if (format === 'q4' || format === 'q8') {
+    if (isQuantFormat(format)) {
       scales = device.createBuffer({ label: `${label}/part${i}/scales`, size: align16(scaleBytes(format, n, cols)), usage });
       bytes += scales.size;
     }
@@ -142,6 +143,12 @@ async function forEachChunk(
   await Promise.all(inFlight);
 }
 
+/** Quantizes `n` source rows in `src` into rows local .. local + n of a part. */
+function quantizeChunk(q: QuantizeKernel, format: QuantFormat, src: GPUBuffer, srcDType: SourceDType, part: WeightPart, local: number, n: number, cols: number): Promise<OwnedDispatch> {
+  if (format === 'q4' || format === 'q8') return q.quantize({ src, srcDType, rows: n, cols, format, data: part.data, scales: part.scales!, outGroupOffset: local * groupsPerRow(cols) });
+  throw new Error(`no GPU quantizer into ${format} yet`);
+}
+
 function chunkRowsFor(bytesPerRow: number, staging: number): number {
   const r = Math.floor(staging / 2 / bytesPerRow);
   return Math.max(2, r - (r % 2));
@@ -182,13 +189,12 @@ export async function createWeight(ctx: GpuContext, o: CreateWeightOptions): Pro
         writeBuffer(device, src, bytes);
         const count = n * o.cols;
         switch (o.format) {
-          case 'q4':
-          case 'q8':
-            return [await q.quantize({ src, srcDType: o.dtype, rows: n, cols: o.cols, format: o.format, data: part.data, scales: part.scales!, outGroupOffset: local * groupsPerRow(o.cols) })];
           case 'f16':
             return [await q.toF16({ src, srcDType: o.dtype, count, dst: part.data, outOffset: local * o.cols })];
           case 'f32':
             return [await q.toF32({ src, srcDType: o.dtype, count, dst: part.data, outOffset: local * o.cols })];
+          default:
+            return [await quantizeChunk(q, o.format, src, o.dtype, part, local, n, o.cols)];
         }
       });
     } finally {
@@ -209,10 +215,12 @@ export async function createRandomWeight(ctx: GpuContext, o: RandomWeightOptions
   const label = o.label ?? `random[${o.rows}x${o.cols} ${o.format}]`;
   const weight = await allocate(ctx, label, o.format, o.rows, o.cols, o.maxPartBytes);
   const q = await quantizer(ctx);
-  if (o.codes && (o.format === 'q4' || o.format === 'q8')) {
+  if (o.codes && isQuantFormat(o.format)) {
     const ds = weight.parts.map(async (p) => {
       const dataWords = dataBytes(o.format, p.rows, o.cols) / 4;
-      const scale = o.std / (o.format === 'q4' ? Math.sqrt(255 / 12) : Math.sqrt(65535 / 12));
+      // K-quants: every header word is this f16 twice (d = dmin = scale, 6-bit scales and mins from its bytes):
+      // the bytes and layout of the real thing, values of no particular distribution.
+      const scale = o.std / (o.format === 'q4' ? Math.sqrt(255 / 12) : isKFormat(o.format) ? 256 : Math.sqrt(65535 / 12));
       return q.randomCodes({ data: p.data, dataWords, scales: p.scales!, scaleWords: scaleBytes(o.format, p.rows, o.cols) / 4, seed: o.seed, scale, firstIndex: dataBytes(o.format, p.rowStart, o.cols) / 4 });
     });
     const dispatches = await Promise.all(ds);
@@ -238,7 +246,7 @@ export async function createRandomWeight(ctx: GpuContext, o: RandomWeightOptions
       const src = scratch[slot];
       const gen = await q.random({ ...common, dst: src });
       if (o.format === 'f16') return [gen, await q.toF16({ src, srcDType: 'f32', count, dst: part.data, outOffset: local * o.cols })];
-      return [gen, await q.quantize({ src, srcDType: 'f32', rows: n, cols: o.cols, format: o.format, data: part.data, scales: part.scales!, outGroupOffset: local * groupsPerRow(o.cols) })];
+      return [gen, await quantizeChunk(q, o.format, src, 'f32', part, local, n, o.cols)];
     });
   } catch (err) {
     destroyWeight(weight);

@@ -39,6 +39,7 @@ function hostWeight(rng: Rng, format: WeightFormat, rows: number, cols: number, 
     h.set(f32ArrayToF16(w));
     return { format, rows, cols, data: new Uint32Array(h.buffer) };
   }
+  if (format !== 'q4' && format !== 'q8') throw new Error(`hostWeight: ${format} is tested in kquant.test.ts`);
   const q = quantizeRef(format, w, rows, cols);
   return { format, rows, cols, data: q.packed.data, scales: q.scales };
 }

@@ -1,0 +1,151 @@
+/**
+ * K-quant weight formats (src/formats/kquant.ts) end to end:
+ * - the CPU repack of ggml blocks dequantizes to exactly ggml's values (src/io/gguf-types.ts `dequantize`, an
+ *   independent decoder of ggml's block layout), on random blocks (subnormal super-block scales included) and on
+ *   every K-quant tensor of the fixture GGUFs;
+ * - the GPU reads them exactly: the gather kernel (scale 1) returns ggml's values bit for bit;
+ * - the matmul kernel (GEMV in both workgroup shapes, GEMM) equals a float64 reference on the same values within
+ *   the f32-accumulation tolerance of test/kernels/matmul.test.ts, on shapes off every tile (partial super-blocks
+ *   from our own quantizer's layout: K = 96, 288) and the E2B shapes.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { dequantize as ggmlDequantize, GGML_TYPE } from '../../src/io/gguf-types.ts';
+import { openGemma3nGguf } from '../../src/io/gguf-gemma3n.ts';
+import { fileSource } from '../../src/node/file-source.ts';
+import { f16BitsToF32 } from '../../src/io/half.ts';
+import { dequantizeK, repackGgmlK, K_FORMATS, type KFormat } from '../../src/formats/kquant.ts';
+import { GatherKernel } from '../../src/kernels/gather.ts';
+import { MatmulKernel, type MatmulPath } from '../../src/kernels/matmul.ts';
+import { submitDispatches } from '../../src/gpu/pipeline.ts';
+import { testGpu, poisonedBuffer, upload, download } from '../helpers/gpu.ts';
+import { freshRng } from '../helpers/random.ts';
+import { fixtureDir } from '../helpers/fixtures.ts';
+import { randomGgmlKBlocks, randomKPacked, scaleHalves } from '../helpers/kquant.ts';
+import { uploadHostWeight, refMatmul, type HostWeight } from '../helpers/weights.ts';
+
+const GGML_ID: Record<KFormat, number> = { q4k: GGML_TYPE.Q4_K, q5k: GGML_TYPE.Q5_K, q6k: GGML_TYPE.Q6_K };
+const GGUF_DIR = fixtureDir('gguf-gemma3n-tiny-a', ['gemma3n-tiny-a-Q4_K_M.gguf', 'gemma3n-tiny-a-Q6_K.gguf']);
+
+function countBitMismatches(a: Float32Array, b: Float32Array): number {
+  assert.equal(a.length, b.length);
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length), ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  let n = 0;
+  for (let i = 0; i < a.length; i++) if (ua[i] !== ub[i]) n++;
+  return n;
+}
+
+/** Every K-quant tensor of the fixture files: [file, HF name, format, rows, cols, raw bytes]. */
+async function fixtureKTensors(): Promise<Array<{ what: string; format: KFormat; rows: number; cols: number; bytes: Uint8Array }>> {
+  const out = [];
+  for (const file of ['gemma3n-tiny-a-Q4_K_M.gguf', 'gemma3n-tiny-a-Q6_K.gguf']) {
+    const g = await openGemma3nGguf(fileSource(join(GGUF_DIR, file)));
+    for (const t of g.tensors.values()) {
+      const format = (Object.keys(GGML_ID) as KFormat[]).find((f) => GGML_ID[f] === t.ggmlType);
+      if (format) out.push({ what: `${file} ${t.ggufName}`, format, rows: t.shape[0], cols: t.rowElements, bytes: await g.readRaw(t.hfName) });
+    }
+  }
+  assert.deepEqual([...new Set(out.map((t) => t.format))].sort(), ['q4k', 'q6k'], 'the fixtures hold Q4_K and Q6_K tensors');
+  return out;
+}
+
+test('K-quant repack: our layout dequantizes to exactly ggml\'s values (random blocks, subnormal d, fixture tensors)', async () => {
+  const { rng, tag } = freshRng();
+  for (const format of K_FORMATS) {
+    for (const [rows, cols, subnormal] of [[3, 256, false], [5, 768, true], [2, 2048, false]] as const) {
+      const bytes = randomGgmlKBlocks(rng, format, rows, cols, subnormal);
+      const ours = dequantizeK(format, repackGgmlK(format, bytes, rows, cols), rows, cols, f16BitsToF32);
+      const ggml = ggmlDequantize(GGML_ID[format], bytes, rows * cols);
+      assert.equal(countBitMismatches(ours, ggml), 0, `${format} [${rows}, ${cols}] ${tag}`);
+    }
+  }
+  for (const t of await fixtureKTensors()) {
+    const ours = dequantizeK(t.format, repackGgmlK(t.format, t.bytes, t.rows, t.cols), t.rows, t.cols, f16BitsToF32);
+    assert.equal(countBitMismatches(ours, ggmlDequantize(GGML_ID[t.format], t.bytes, t.rows * t.cols)), 0, t.what);
+  }
+});
+
+test('K-quant bytes: GPU layout of whole super-blocks is exactly ggml\'s size (144 / 176 / 210 bytes per 256)', () => {
+  for (const format of K_FORMATS) {
+    for (const cols of [256, 2048, 8192]) {
+      const p = repackGgmlK(format, new Uint8Array((cols / 256) * 4 * { q4k: 144, q5k: 176, q6k: 210 }[format]), 4, cols);
+      assert.equal(p.data.byteLength + p.scales.byteLength, (4 * cols * { q4k: 144, q5k: 176, q6k: 210 }[format]) / 256 + (format === 'q6k' && cols === 256 ? 4 * 2 : 0), `${format} ${cols}`);
+    }
+  }
+});
+
+function toHost(format: KFormat, rows: number, cols: number, p: { data: Uint32Array; scales: Uint32Array }): HostWeight {
+  return { format, rows, cols, data: p.data, scales: scaleHalves(p.scales) };
+}
+
+test('gather K-quants: the GPU returns ggml\'s values bit for bit (random blocks in 2 parts, fixture tensors)', async () => {
+  const ctx = await testGpu();
+  const { rng, tag } = freshRng();
+  const kernel = await GatherKernel.create(ctx);
+  const cases: Array<{ what: string; format: KFormat; rows: number; cols: number; bytes: Uint8Array }> = [];
+  for (const format of K_FORMATS) cases.push({ what: `random ${format}`, format, rows: 9, cols: 512, bytes: randomGgmlKBlocks(rng, format, 9, 512, true) });
+  cases.push(...(await fixtureKTensors()));
+  for (const c of cases) {
+    const packed = repackGgmlK(c.format, c.bytes, c.rows, c.cols);
+    const split = c.rows > 4 ? [Math.floor(c.rows / 2)] : [];
+    const table = uploadHostWeight(ctx, toHost(c.format, c.rows, c.cols, packed), split);
+    const ids = Array.from({ length: c.rows }, (_, i) => c.rows - 1 - i);
+    const y = poisonedBuffer(ctx, ids.length * c.cols * 4);
+    submitDispatches(ctx.device, [kernel.bind({ table, ids: upload(ctx, new Uint32Array(ids)), y, tokens: ids.length, scale: 1 })]);
+    const got = new Float32Array(await download(ctx, y, ids.length * c.cols * 4));
+    const ggml = ggmlDequantize(GGML_ID[c.format], c.bytes, c.rows * c.cols);
+    const expected = new Float32Array(got.length);
+    ids.forEach((r, t) => expected.set(ggml.subarray(r * c.cols, (r + 1) * c.cols), t * c.cols));
+    assert.equal(countBitMismatches(got, expected), 0, `${c.what} ${tag}`);
+  }
+});
+
+// Same tolerance as test/kernels/matmul.test.ts: f32 accumulation, 1e-5 of Σ|x·w| (the K-quant GEMV's folded min
+// and offset terms (8·d·sc − dmin·m)·Σx add partial sums of the same magnitude, not more).
+const REL = 1e-5;
+
+interface Case { format: KFormat; K: number; N: number; T: number; path: MatmulPath; gemv?: [number, number]; split?: number[]; accumulate?: boolean }
+
+async function runCase(c: Case, kernels: Map<string, Promise<MatmulKernel>>) {
+  const ctx = await testGpu();
+  const { rng, tag: seedTag } = freshRng();
+  const tag = `${seedTag} ${JSON.stringify(c)}`;
+  const key = `${c.format} ${c.gemv ?? ''}`;
+  if (!kernels.has(key)) kernels.set(key, MatmulKernel.create(ctx, 'f32', [c.format], c.gemv && { gemvRows: c.gemv[0], gemvLanes: c.gemv[1] }));
+  const kernel = await kernels.get(key)!;
+  const hw = toHost(c.format, c.N, c.K, randomKPacked(rng, c.format, c.N, c.K));
+  const weight = uploadHostWeight(ctx, hw, c.split);
+  const x = rng.normals(c.T * c.K, 1);
+  const y = poisonedBuffer(ctx, c.T * c.N * 4);
+  const y0 = c.accumulate ? rng.normals(c.T * c.N, 1) : undefined;
+  if (y0) ctx.device.queue.writeBuffer(y, 0, y0);
+  const d = kernel.bind({ x: upload(ctx, x), weight, y, rows: c.T, path: c.path, accumulate: c.accumulate });
+  submitDispatches(ctx.device, [d]);
+  const got = new Float32Array(await download(ctx, y, c.T * c.N * 4));
+  const ref = refMatmul(x, c.T, hw);
+  for (let i = 0; i < got.length; i++) {
+    const want = ref.y[i] + (y0?.[i] ?? 0);
+    const tol = REL * (ref.mag[i] + Math.abs(y0?.[i] ?? 0)) + 1e-30;
+    if (!(Math.abs(got[i] - want) <= tol)) assert.fail(`y[${i}] = ${got[i]}, expected ${want} (tol ${tol}) ${tag}`);
+  }
+  d.destroy();
+}
+
+const cases: Case[] = [];
+for (const format of K_FORMATS) {
+  for (const K of [96, 288]) {
+    cases.push({ format, K, N: 37, T: 1, path: 'gemv' }, { format, K, N: 37, T: 3, path: 'gemv' }, { format, K, N: 70, T: 67, path: 'gemm' });
+  }
+  cases.push({ format, K: 512, N: 100, T: 2, path: 'gemv', split: [36, 72], accumulate: true });
+  cases.push({ format, K: 512, N: 100, T: 5, path: 'gemm', split: [36, 72], accumulate: true });
+  cases.push({ format, K: 2048, N: 37, T: 1, path: 'gemv', gemv: [8, 32] });
+  cases.push({ format, K: 96, N: 37, T: 3, path: 'gemv', gemv: [8, 32] });
+}
+// E2B decode shapes (FFN up 2048 -> 8192 would take long on the CPU reference: one of each orientation).
+cases.push({ format: 'q4k', K: 2048, N: 1024, T: 1, path: 'gemv' }, { format: 'q6k', K: 8192, N: 256, T: 1, path: 'gemv' }, { format: 'q5k', K: 2048, N: 512, T: 1, path: 'gemv' });
+
+test('matmul K-quants: GEMV (both shapes) and GEMM == float64 reference on the same values', async () => {
+  const kernels = new Map<string, Promise<MatmulKernel>>();
+  for (const c of cases) await runCase(c, kernels);
+});
