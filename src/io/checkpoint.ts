@@ -6,7 +6,7 @@
  */
 import { GemmaError } from '../errors.ts';
 import { bf16ArrayToF32, f16ArrayToF32 } from './half.ts';
-import type { PackedWeight } from '../formats/weight-format.ts';
+import type { PackedWeight, QuantFormat } from '../formats/weight-format.ts';
 
 /** The float dtypes a checkpoint can hand to the loader (safetensors spelling). */
 export type FloatDtype = 'F32' | 'F16' | 'BF16';
@@ -25,9 +25,9 @@ export interface TensorBytes {
   bytes: Uint8Array;
 }
 
-/** A tensor already quantized into our GPU q4/q8 layout (src/kernels/weight-format.ts), e.g. from GGUF Q4_0/Q8_0. */
+/** A tensor already quantized into one of our GPU layouts (src/formats/), e.g. from GGUF Q4_0 / Q8_0 / K-quants. */
 export interface PackedTensor extends PackedWeight {
-  format: 'q4' | 'q8';
+  format: QuantFormat;
   rows: number;
   cols: number;
 }
@@ -48,9 +48,10 @@ export interface Checkpoint {
   read(name: string, rows?: { start: number; count: number }): Promise<TensorBytes>;
   /**
    * Present when the container stores some tensors pre-quantized: the tensor in our GPU `format` when its stored
-   * type repacks into it losslessly (GGUF Q4_0 → q4/q8, Q8_0 → q8), else null (then the loader reads floats).
+   * type repacks into it losslessly (src/formats/stored-dtype.ts: GGUF Q4_0 → q4/q8, Q8_0 / Q5_0 → q8, Q4_K / Q5_K /
+   * Q6_K → q4k / q5k / q6k), else null (then the loader reads floats). `rows` restricts to a row range.
    */
-  readPackedAs?(name: string, format: 'q4' | 'q8'): Promise<PackedTensor | null>;
+  readPackedAs?(name: string, format: QuantFormat, rows?: { start: number; count: number }): Promise<PackedTensor | null>;
 }
 
 /** Float bytes → Float32Array (exact for all three dtypes). */

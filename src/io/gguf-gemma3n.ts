@@ -20,6 +20,7 @@
 import { GemmaError } from '../errors.ts';
 import type { ByteSource } from './byte-source.ts';
 import type { Checkpoint, PackedTensor, TensorBytes, TensorInfo } from './checkpoint.ts';
+import type { QuantFormat } from '../formats/weight-format.ts';
 import { readGgufHeader, type GgufFile, type GgufTensorInfo, type GgufValue } from './gguf.ts';
 import { GGML_TYPE, dequantize, ggmlTypeInfo, losslessFormats, repackLossless, unsupportedType } from './gguf-types.ts';
 
@@ -135,8 +136,8 @@ export interface Gemma3nGguf extends Checkpoint {
   readF32(name: string, rows?: RowRange): Promise<Float32Array>;
   /** The stored bytes of a tensor (or of rows of it), in its ggml type. */
   readRaw(name: string, rows?: RowRange): Promise<Uint8Array>;
-  /** Our GPU q4/q8 layout when the stored type repacks into `format` losslessly (Q4_0 → q4/q8, Q8_0 → q8), else null. */
-  readPackedAs(name: string, format: 'q4' | 'q8', rows?: RowRange): Promise<PackedTensor | null>;
+  /** Our GPU layout when the stored type repacks into `format` losslessly (src/formats/stored-dtype.ts), else null. */
+  readPackedAs(name: string, format: QuantFormat, rows?: RowRange): Promise<PackedTensor | null>;
 }
 
 export interface RowRange {
@@ -248,7 +249,7 @@ function gemma3nCheckpoint(gguf: GgufFile, tensors: Map<string, GgufTensor>, unm
   };
   // `rows` (an addition to Checkpoint.readPackedAs) lets a caller stream a multi-GB table (E2B's Q8_0 PLE table is
   // 2.1 GB) in row chunks.
-  const readPackedAs = async (n: string, format: 'q4' | 'q8', rowRange?: RowRange): Promise<PackedTensor | null> => {
+  const readPackedAs = async (n: string, format: QuantFormat, rowRange?: RowRange): Promise<PackedTensor | null> => {
     const t = get(n);
     if (!losslessFormats(t.ggmlType).includes(format) || t.shape.length !== 2) return null;
     const r = range(t, rowRange);

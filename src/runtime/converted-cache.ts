@@ -10,7 +10,8 @@
  * Entry files: `config.json`, the tokenizer texts when the load had them, and `weights.bin` (every tensor's data
  * then scales, in load order). The manifest's `meta` holds the tensor index. Reading the entry back gives a
  * Checkpoint (`ConvertedCheckpoint`) that the unchanged Gemma 3n loader consumes: packed tensors answer
- * `readPackedAs` with their exact bytes (dtype Q4_0 / Q8_0 marks them as pre-quantized, as GGUF's do), float
+ * `readPackedAs` with their exact bytes (dtype Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K marks them as pre-quantized in our q4 /
+ * q8 / K-quant layouts, src/formats/stored-dtype.ts), float
  * tensors answer `read` in F32 / F16, which the loader uploads as plain copies.
  */
 import { GemmaError } from '../errors.ts';
@@ -18,7 +19,8 @@ import { readBuffer } from '../gpu/buffers.ts';
 import type { ByteSource } from '../io/byte-source.ts';
 import type { CacheEntryReader, CacheEntryWriter, CacheFileWriter } from '../io/cache.ts';
 import type { Checkpoint, FloatDtype, PackedTensor, TensorBytes, TensorInfo } from '../io/checkpoint.ts';
-import { dataBytes, groupsPerRow } from '../formats/weight-format.ts';
+import { dataBytes, isQuantFormat, scaleHalvesPerRow, type QuantFormat } from '../formats/weight-format.ts';
+import { losslessFormatOf } from '../formats/stored-dtype.ts';
 import type { ConvertedTensor } from '../model/gemma3n/weights.ts';
 
 export const WEIGHTS_FILE = 'weights.bin';
@@ -26,7 +28,7 @@ const META_KIND = 'gemma3n-converted/1';
 /** Readback slice: bounds the host memory the writer holds to one slice of one tensor. */
 const READBACK_BYTES = 16 * 1024 * 1024;
 
-type StoredDtype = 'F32' | 'F16' | 'Q4_0' | 'Q8_0';
+type StoredDtype = 'F32' | 'F16' | 'Q4_0' | 'Q8_0' | 'Q4_K' | 'Q5_K' | 'Q6_K';
 
 interface IndexEntry {
   name: string;
@@ -35,7 +37,7 @@ interface IndexEntry {
   /** Byte offset of the data in weights.bin, and its length. */
   offset: number;
   bytes: number;
-  /** q4/q8: byte offset of rows * G f16 scales (right after the data). */
+  /** Quantized: byte offset of the scales (right after the data; q4/q8 rows * G f16, K-quants their header rows). */
   scalesOffset?: number;
 }
 
@@ -92,9 +94,9 @@ export class ConvertedCacheWriter {
     const w = t.weight;
     for (const part of w.parts) await this.readBack(part.data, dataBytes(w.format, part.rows, w.cols));
     const entry: IndexEntry = { name: t.name, shape: t.shape, dtype: dtypeOf(w.format), offset: start, bytes: this.offset - start };
-    if (w.format === 'q4' || w.format === 'q8') {
+    if (isQuantFormat(w.format)) {
       entry.scalesOffset = this.offset;
-      const G = groupsPerRow(w.cols);
+      const G = scaleHalvesPerRow(w.format, w.cols);
       for (const part of w.parts) await this.readBack(part.scales!, part.rows * G * 2);
     }
     this.tensors.push(entry);
@@ -130,6 +132,9 @@ function dtypeOf(format: string): StoredDtype {
     case 'f16': return 'F16';
     case 'q4': return 'Q4_0';
     case 'q8': return 'Q8_0';
+    case 'q4k': return 'Q4_K';
+    case 'q5k': return 'Q5_K';
+    case 'q6k': return 'Q6_K';
   }
   throw new GemmaError('internal', `converted cache: unknown weight format ${format}`);
 }
@@ -182,13 +187,13 @@ export class ConvertedCheckpoint implements Checkpoint {
     return { dtype: t.dtype as FloatDtype, bytes: aligned(bytes) };
   }
 
-  async readPackedAs(name: string, format: 'q4' | 'q8', rows?: { start: number; count: number }): Promise<PackedTensor | null> {
+  async readPackedAs(name: string, format: QuantFormat, rows?: { start: number; count: number }): Promise<PackedTensor | null> {
     const t = this.entry(name);
-    if (t.dtype !== (format === 'q4' ? 'Q4_0' : 'Q8_0')) return null;
+    if (losslessFormatOf(t.dtype) !== format) return null; // the cached layout is exactly this format's
     const [allRows, cols] = t.shape;
     const { start, count } = rows ?? { start: 0, count: allRows };
     const rowBytes = dataBytes(format, 1, cols);
-    const G = groupsPerRow(cols);
+    const G = scaleHalvesPerRow(format, cols);
     const data = aligned(await this.source.read(t.offset + start * rowBytes, count * rowBytes));
     const scales = aligned(await this.source.read(t.scalesOffset! + start * G * 2, count * G * 2));
     return {

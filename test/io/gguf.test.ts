@@ -17,7 +17,8 @@ import { readSafetensorsHeader, safetensorsCheckpoint } from '../../src/io/safet
 import { readF32, tensorBytesToF32, type Checkpoint } from '../../src/io/checkpoint.ts';
 import { readGgufHeader } from '../../src/io/gguf.ts';
 import { openGemma3nGguf, normalCdf, type Gemma3nGguf } from '../../src/io/gguf-gemma3n.ts';
-import { GGML_TYPE, dequantize, gpuFormatFor, repackLossless } from '../../src/io/gguf-types.ts';
+import { GGML_TYPE, dequantize, repackLossless } from '../../src/io/gguf-types.ts';
+import { losslessFormatOf, losslessFormatsOf } from '../../src/formats/stored-dtype.ts';
 import { dequantize as dequantizePacked } from '../../src/formats/weight-format.ts';
 import { f16BitsToF32 } from '../../src/io/half.ts';
 import { parseGemma3nConfig } from '../../src/model/gemma3n/config.ts';
@@ -148,17 +149,17 @@ for (const kind of ['Q8_0', 'Q4_0', 'Q6_K', 'Q4_K_M']) {
         if (grid.edge[i]) stat.worstEdge = Math.max(stat.worstEdge, ratio);
         else stat.worstInside = Math.max(stat.worstInside, ratio);
       }
-      // Lossless repack: our q4/q8 layout dequantizes to exactly ggml's values.
-      for (const format of ['q4', 'q8'] as const) {
+      // Lossless repack: our layouts dequantize to exactly ggml's values (Q5_0 → q8, K-quants → q4k/q6k included).
+      for (const format of ['q4', 'q8', 'q4k', 'q5k', 'q6k'] as const) {
         const packed = await g.readPackedAs(n, format);
-        const lossless = (t.typeName === 'Q4_0') || (t.typeName === 'Q8_0' && format === 'q8');
+        const lossless = losslessFormatsOf(t.typeName).includes(format);
         assert.equal(packed !== null, lossless, `${n} (${t.typeName}) → ${format}: lossless repack ${lossless ? 'expected' : 'must be refused'}`);
         if (!packed) continue;
         assert.deepEqual([packed.rows, packed.cols], t.shape);
         const back = dequantizePacked(format, packed, packed.rows, packed.cols, f16BitsToF32);
         assert.equal(countMismatches(back, got), 0, `${n} (${t.typeName}) → ${format} repack is not bit-exact`);
       }
-      assert.equal(gpuFormatFor(t.typeName), t.typeName === 'Q4_0' ? 'q4' : 'q8');
+      assert.equal(losslessFormatOf(t.typeName), { Q4_0: 'q4', Q8_0: 'q8', Q5_0: 'q8', Q4_K: 'q4k', Q6_K: 'q6k' }[t.typeName], t.typeName);
     }
     const expectedTypes = { Q8_0: ['Q8_0', 'F16'], Q4_0: ['Q4_0', 'Q8_0', 'F16'], Q6_K: ['Q6_K', 'Q8_0', 'F16'], Q4_K_M: ['Q4_K', 'Q5_0', 'Q8_0', 'F16'] }[kind]!;
     for (const type of expectedTypes) assert.ok(seen.has(type), `${file} should contain ${type} tensors (saw ${[...seen.keys()]})`);
@@ -353,6 +354,8 @@ test('Q4_1 / Q5_1 with m = −8d / −16d equal Q4_0 / Q5_0 exactly; Q5_K with n
 test('repackLossless refuses Q8_0 → q4 and formats other types; Φ matches known values', () => {
   assert.equal(repackLossless(GGML_TYPE.Q8_0, new Uint8Array(34), 1, 32, 'q4'), null);
   assert.equal(repackLossless(GGML_TYPE.Q4_K, new Uint8Array(144), 1, 256, 'q4'), null);
+  assert.equal(repackLossless(GGML_TYPE.Q4_K, new Uint8Array(144), 1, 256, 'q6k'), null);
+  assert.equal(repackLossless(GGML_TYPE.Q4_1, new Uint8Array(20), 1, 32, 'q8'), null);
   // Φ(κ) for the stored κ of p = 0.95 and 0.9 (torch f32 icdf) round to p at 7 decimals; tails are accurate.
   assert.equal(Math.round(normalCdf(1.6448533535003662) * 1e7) / 1e7, 0.95);
   assert.equal(Math.round(normalCdf(1.2815513611) * 1e7) / 1e7, 0.9);

@@ -1,8 +1,8 @@
 /**
  * The per-layer-embedding (PLE) table [vocab_size_per_layer_input, L·P]. By default it stays OFF the GPU
  * (DESIGN.md; E2B's is 262144 × 7680, 4 GB in bf16): its rows live in host memory, packed in one of the GPU weight
- * layouts (weight-format.ts: f32 in float mode, int4 in q4 mode — 1.1 GB for E2B —, or a GGUF's own Q8_0/Q4_0 blocks
- * repacked losslessly), and each step uploads just the packed rows of the tokens at hand; the gather kernel
+ * layouts (weight-format.ts: f32 in float mode, int4 in q4 mode — 1.1 GB for E2B —, or a GGUF's own blocks repacked
+ * losslessly: Q8_0/Q4_0/Q5_0, or Q6_K as llama.cpp's Q4_K_M stores it), and each step uploads just the packed rows of the tokens at hand; the gather kernel
  * (src/kernels/gather.ts, `bindUploaded`) dequantizes and scales them on the GPU. `toGpu` makes a GPU-resident copy
  * instead (the gather kernel then reads rows by id). Ids at or above the table's rows (multimodal hard tokens) read
  * row 0, as HF's multimodal model does (formats doc §2.3), on both paths.
@@ -10,16 +10,18 @@
 import type { GpuContext } from '../../gpu/device.ts';
 import { readF32, type Checkpoint, type PackedTensor } from '../../io/checkpoint.ts';
 import { packRowsForUpload, type CpuTable } from '../../kernels/gather.ts';
-import { dataBytes, groupsPerRow, scaleBytes, scalesAsWords, type GpuWeight, type WeightPart } from '../../formats/weight-format.ts';
+import { dataBytes, scaleBytes, scaleHalvesPerRow, scalesAsWords, type GpuWeight, type QuantFormat, type WeightPart } from '../../formats/weight-format.ts';
 import { quantizeCpu } from './cpu-quant.ts';
 
 /** Rows read (and packed) per chunk at load: bounds the transient host memory. */
 const LOAD_CHUNK_BYTES = 32 * 1024 * 1024;
 
-export type PleFormat = 'f32' | 'q4' | 'q8';
+export type PleFormat = 'f32' | QuantFormat;
 
-/** A checkpoint reader of already-quantized rows (GGUF Q4_0 / Q8_0), when the container has one. */
-type PackedRowReader = (name: string, format: 'q4' | 'q8', rows?: { start: number; count: number }) => Promise<PackedTensor | null>;
+/** Scale units (16-bit) per row of a packed table (0 for f32). */
+function scaleUnits(format: PleFormat, cols: number): number {
+  return format === 'f32' ? 0 : scaleHalvesPerRow(format, cols);
+}
 
 export class PleTable {
   private constructor(
@@ -50,16 +52,15 @@ export class PleTable {
   static async load(ckpt: Checkpoint, name: string, rows: number, cols: number, format: PleFormat, scale: number, onRows?: (done: number) => void): Promise<PleTable> {
     const chunk = Math.max(1, Math.floor(LOAD_CHUNK_BYTES / (cols * 4)));
     const data = new Uint8Array(dataBytes(format, rows, cols));
-    const G = groupsPerRow(cols);
+    const G = scaleUnits(format, cols);
     const scales = format === 'f32' ? undefined : new Uint16Array(rows * G);
-    const readPacked = ckpt.readPackedAs?.bind(ckpt) as PackedRowReader | undefined;
     for (let r = 0; r < rows; r += chunk) {
       const n = Math.min(chunk, rows - r);
       if (format === 'f32') {
         const v = await readF32(ckpt, name, { start: r, count: n });
         data.set(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), r * cols * 4);
       } else {
-        const packed = (await readPacked?.(name, format, { start: r, count: n })) ?? quantizeCpu(format, await readF32(ckpt, name, { start: r, count: n }), n, cols);
+        const packed = (await ckpt.readPackedAs?.(name, format, { start: r, count: n })) ?? (await quantizeRows(ckpt, name, format, r, n, cols));
         const rowBytes = dataBytes(format, 1, cols);
         data.set(new Uint8Array(packed.data.buffer, packed.data.byteOffset, n * rowBytes), r * rowBytes);
         scales!.set(packed.scales.subarray(0, n * G), r * G);
@@ -71,7 +72,7 @@ export class PleTable {
 
   /** A table of the right size that holds nothing (memory accounting with synthetic weights); rows read as 0. */
   static placeholder(rows: number, cols: number, format: PleFormat): PleTable {
-    const G = groupsPerRow(cols);
+    const G = scaleUnits(format, cols);
     const empty: CpuTable = { format, rows: 1, cols, data: new Uint8Array(dataBytes(format, 1, cols)), scales: format === 'f32' ? undefined : new Uint16Array(G) };
     return new PleTable(empty, 0, dataBytes(format, rows, cols) + (format === 'f32' ? 0 : rows * G * 2));
   }
@@ -95,10 +96,11 @@ export class PleTable {
   /** A GPU-resident copy in the same layout, split by rows into parts that each fit one storage binding. */
   toGpu(ctx: GpuContext, label = 'ple-table'): GpuWeight {
     const { device } = ctx;
-    const { format, rows, cols, data, scales } = this.table;
+    const { rows, cols, data, scales } = this.table;
+    const format = this.format;
     const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
     const rowBytes = dataBytes(format, 1, cols);
-    const G = groupsPerRow(cols);
+    const G = scaleUnits(format, cols);
     let perPart = Math.max(2, Math.floor(limit / rowBytes));
     perPart -= perPart % 2; // parts start on even rows, so scale words (two f16 each) never straddle parts
     const parts: WeightPart[] = [];
@@ -117,4 +119,10 @@ export class PleTable {
     }
     return { format, rows, cols, parts, bytes };
   }
+}
+
+/** Rows of a float-stored table quantized on the CPU (q4 / q8 only: the formats the plans put this table in). */
+async function quantizeRows(ckpt: Checkpoint, name: string, format: QuantFormat, start: number, count: number, cols: number): Promise<PackedTensor> {
+  if (format !== 'q4' && format !== 'q8') throw new Error(`${name}: no CPU quantizer into ${format} (only stored ${format} rows can be read)`);
+  return { ...quantizeCpu(format, await readF32(ckpt, name, { start, count }), count, cols), format, rows: count, cols };
 }

@@ -25,10 +25,11 @@
  * on this fixture (0.521 / 0.723, fixtures/gguf-gemma3n-tiny-a/README.md §5.5). These random tiny checkpoints are
  * far more sensitive to weight noise than a trained model (even all-int8 flips 8 % of argmaxes).
  */
-import { gpuFormatFor } from '../../io/gguf-types.ts';
+import { losslessFormatOf } from '../../formats/stored-dtype.ts';
+import type { WeightFormat } from '../../formats/weight-format.ts';
 
 export type Family = 'embed' | 'pleTable' | 'attn' | 'mlp' | 'altup' | 'laurel' | 'pleProj' | 'embedders' | 'small';
-export type StoredFormat = 'f32' | 'f16' | 'q4' | 'q8';
+export type StoredFormat = WeightFormat;
 export type WeightMode = 'float' | 'q4';
 
 export function familyOf(name: string): Family {
@@ -60,14 +61,16 @@ export const Q4_PLAN: Record<Family, StoredFormat> = {
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16']);
 
 /**
- * Format of a checkpoint tensor stored as `dtype`. A pre-quantized tensor (GGUF) keeps its file's choice, as
- * src/io/gguf-types.ts `gpuFormatFor` maps it: Q4_0 → q4 (repacked losslessly), Q8_0 → q8 (lossless), any other
- * block type (K-quants, Q5_0, …) → dequantized and requantized to q8. Float-stored tensors follow the mode's plan.
+ * Format of a checkpoint tensor stored as `dtype`. A pre-quantized tensor (GGUF, the offline cache) keeps its
+ * file's quantization, in the GPU format that holds it losslessly (src/formats/stored-dtype.ts): Q4_0 → q4,
+ * Q8_0 / Q5_0 → q8, Q4_K / Q5_K / Q6_K → q4k / q5k / q6k, so a Q4_K_M file takes its own size on the GPU. Block types
+ * with no lossless home (Q4_1, Q5_1) are dequantized and requantized to q8. Float-stored tensors follow the mode's
+ * plan.
  */
 export function formatForStored(name: string, dtype: string | undefined, mode: WeightMode, f16: boolean, plan: Record<Family, StoredFormat> = Q4_PLAN): StoredFormat {
   const family = familyOf(name);
   if (dtype !== undefined && !FLOAT_DTYPES.has(dtype) && family !== 'small' && family !== 'embedders') {
-    return gpuFormatFor(dtype) === 'q4' ? 'q4' : 'q8';
+    return losslessFormatOf(dtype) ?? 'q8';
   }
   return formatFor(name, mode, f16, plan);
 }

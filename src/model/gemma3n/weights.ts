@@ -10,7 +10,7 @@ import type { GpuContext } from '../../gpu/device.ts';
 import { uploadBuffer } from '../../gpu/buffers.ts';
 import { readF32, requireTensor, type Checkpoint, type PackedTensor } from '../../io/checkpoint.ts';
 import { createWeight, createRandomWeight, destroyWeight } from '../../kernels/upload-weight.ts';
-import { dataBytes, scalesAsWords, type GpuWeight } from '../../formats/weight-format.ts';
+import { dataBytes, isQuantFormat, scaleHalvesPerRow, scalesAsWords, type GpuWeight } from '../../formats/weight-format.ts';
 import type { Gemma3nConfig } from './config.ts';
 import { formatForStored, type WeightMode } from './quant-plan.ts';
 import { PleTable } from './ple-table.ts';
@@ -99,7 +99,7 @@ function uploadPacked(ctx: GpuContext, label: string, p: PackedTensor): GpuWeigh
   // 1 MiB under the limit, as upload-weight.ts does (SwiftShader cannot allocate exactly maxBufferSize).
   const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize) - 2 ** 20;
   const rowBytes = dataBytes(p.format, 1, p.cols);
-  const G = p.scales.length / p.rows;
+  const G = scaleHalvesPerRow(p.format, p.cols);
   // Parts start on even rows so two f16 scales never straddle parts (the kernels' part contract).
   let perPart = Math.max(2, Math.floor(limit / Math.max(rowBytes, 2 * G)));
   perPart = perPart >= p.rows ? p.rows : perPart - (perPart % 2);
@@ -160,7 +160,7 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
       w = await createRandomWeight(ctx, { label: name, rows, cols, format, seed: seed++, std: 1 / Math.sqrt(cols), codes: true });
     } else {
       requireTensor(ckpt, name, [rows, cols]);
-      const packed = (format === 'q4' || format === 'q8') && ckpt.readPackedAs ? await ckpt.readPackedAs(name, format) : null;
+      const packed = isQuantFormat(format) && ckpt.readPackedAs ? await ckpt.readPackedAs(name, format) : null;
       if (packed) w = uploadPacked(ctx, name, packed);
       else {
         const t = await ckpt.read(name);
