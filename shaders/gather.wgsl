@@ -1,7 +1,7 @@
 // Row gather with dequantization: y[t, c] = scale * W[row(t), c] for t < tokens, c < cols.
 // Used for the token embedding (scale sqrt(D)) and the per-layer-embedding rows (scale 16).
 // W is in one of the formats of src/formats/weight-format.ts, chosen by the FORMAT override
-// (0 f32, 1 f16, 2 q4, 3 q8, 4 q4k, 5 q5k, 6 q6k: the K-quant layouts of src/formats/kquant.ts); data and scales are
+// (0 f32, 1 f16, 2 q4, 3 q8, 4 q4k, 5 q5k, 6 q6k: the K-quant layouts of src/formats/kquant.ts, 7 q5); data and scales are
 // read as u32 words (f16 through unpack2x16float; K-quant super-block scales bit-exactly, subnormals included), so
 // no variant needs shader-f16. K-quant values are ggml's exactly: d·sc·q and dmin·m are exact f32 products, so
 // `d·sc·q − dmin·m` rounds once however the compiler contracts it.
@@ -46,14 +46,7 @@ fn group_scale(s: u32) -> f32 {
   return unpack2x16float(scales[s >> 1u])[s & 1u];
 }
 
-// Exact f16 bits -> f32 (unpack2x16float may flush f16 subnormals; ggml's decoder does not).
-fn f16_exact(h: u32) -> f32 {
-  let e = (h >> 10u) & 0x1fu;
-  let m = h & 0x3ffu;
-  let subnormal = select(1.0, -1.0, (h & 0x8000u) != 0u) * f32(m) * 5.9604644775390625e-8;
-  let normal = bitcast<f32>(((h & 0x8000u) << 16u) | ((e + 112u) << 23u) | (m << 13u));
-  return select(normal, subnormal, e == 0u);
-}
+// f16_bits_to_f32 (exact; unpack2x16float may flush f16 subnormals, ggml's decoder does not): shaders/lib/f16-bits.wgsl.
 
 fn byte_at(word: u32, i: u32) -> u32 { return (word >> (8u * i)) & 255u; }
 
@@ -76,7 +69,7 @@ fn load_k(row: u32, c: u32) -> f32 {
   if (FORMAT == 6u) {
     q |= ((data[base + 4u * G + 2u * j + (e >> 4u)] >> (2u * (e & 15u))) & 3u) << 4u;
     let sw = 4u * S + (S + 1u) / 2u;
-    let d = f16_exact((scales[row * sw + 4u * S + (s >> 1u)] >> (16u * (s & 1u))) & 0xffffu);
+    let d = f16_bits_to_f32((scales[row * sw + 4u * S + (s >> 1u)] >> (16u * (s & 1u))) & 0xffffu);
     let t = 2u * (j & 7u) + (e >> 4u);
     let sc = f32(bitcast<i32>(byte_at(scales[row * sw + 4u * s + (t >> 2u)], t & 3u) << 24u) >> 24u);
     return (d * sc) * f32(i32(q) - 32);
@@ -93,10 +86,19 @@ fn load_k(row: u32, c: u32) -> f32 {
     sc = (kscale_byte(hdr, jj + 4u) & 15u) | ((kscale_byte(hdr, jj - 4u) >> 6u) << 4u);
     m = (kscale_byte(hdr, jj + 4u) >> 4u) | ((kscale_byte(hdr, jj) >> 6u) << 4u);
   }
-  return (f16_exact(w0 & 0xffffu) * f32(sc)) * f32(q) - f16_exact(w0 >> 16u) * f32(m);
+  return (f16_bits_to_f32(w0 & 0xffffu) * f32(sc)) * f32(q) - f16_bits_to_f32(w0 >> 16u) * f32(m);
 }
 
+fn scale_half(h: u32) -> u32 { return (scales[h >> 1u] >> (16u * (h & 1u))) & 0xffffu; }
+
 fn load(row: u32, c: u32) -> f32 {
+  if (FORMAT == 7u) {
+    let block = row * ((p.cols + 31u) / 32u) + (c >> 5u);
+    let e = c & 31u;
+    let bits = scale_half(3u * block + 1u) | (scale_half(3u * block + 2u) << 16u);
+    let q = ((data[block * 4u + (e >> 3u)] >> (4u * (e & 7u))) & 15u) | (((bits >> e) & 1u) << 4u);
+    return f32(i32(q) - 16) * f16_bits_to_f32(scale_half(3u * block));
+  }
   if (FORMAT >= 4u) { return load_k(row, c); }
   switch (FORMAT) {
     case 0u: { return bitcast<f32>(data[row * p.cols + c]); }

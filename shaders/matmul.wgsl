@@ -1,15 +1,16 @@
 // Linear layer: y[t, n] (+)= sum_k x[t, k] * W[n, k] for t < T, n < N_part, W in a weight-format.ts layout
-// (f32, f16, q4, q8: group 32, f16 scales two per u32; q4k, q5k, q6k: ggml's K-quants in the layout of
-// src/formats/kquant.ts). For a weight split into parts, one dispatch per part writes output columns
+// (f32, f16, q4, q8: group 32, f16 scales two per u32; q5: group 32, 3 16-bit scale units per group (d, fifth
+// bits); q4k, q5k, q6k: ggml's K-quants in the layout of src/formats/kquant.ts). For a weight split into parts, one dispatch per part writes output columns
 // n_offset .. n_offset + n_part.
 // Bindings: 0 params (uniform), 1 x [T, K] act_t (from x_offset), 2 w array<vec4<u32>> (the part's data),
 // 3 scales array<u32> (q4/q8 scales, K-quant super-block headers; a dummy otherwise), 4 y [T, N] act_t (from
 // y_offset, row stride N).
-// Overrides: FORMAT 0 f32, 1 f16, 2 q4, 3 q8, 4 q4k, 5 q5k, 6 q6k; ROWS x LANES the gemv workgroup. Float rows are read as vec4<u32>
+// Overrides: FORMAT 0 f32, 1 f16, 2 q4, 3 q8, 4 q4k, 5 q5k, 6 q6k, 7 q5; ROWS x LANES the gemv workgroup. Float rows are read as vec4<u32>
 // units when they start on 16 bytes (p.aligned), else element by element (odd test shapes). Only FORMAT makes
 // pipelines: each costs seconds to compile on SwiftShader.
 // Accumulation is f32 in every variant; weights are dequantized to exactly q * scale (scale decoded exactly from
 // its f16 bits), so the result is the matmul over weight-format.ts `dequantize` up to f32 summation order.
+// q5: a unit is one group's low nibbles (as q4); its d and fifth bits come from the scales buffer.
 // K-quants: a 16-byte unit is one 32-weight sub-block (its low code nibbles, as q4); the GEMV folds the sub-block's
 // scale and min out of the sum (d·sc·Σ(q − 8)x + (8·d·sc − dmin·m)·Σx, q6k per 16-weight half), the GEMM
 // dequantizes its tile to ggml's values exactly (d·sc·q − dmin·m, one rounding).
@@ -50,18 +51,15 @@ override LANES: u32 = 32u;
 @group(0) @binding(3) var<storage, read> scales: array<u32>;
 @group(0) @binding(4) var<storage, read_write> y: array<act_t>;
 
-// Exact f16 bits -> f32 (unpack2x16float may flush subnormals, weight-format.ts `dequantize` does not).
-fn f16_bits_to_f32(h: u32) -> f32 {
-  // Branch-free (both forms computed, one selected): a per-lane branch costs both sides on SIMD CPUs anyway.
-  let e = (h >> 10u) & 0x1fu;
-  let m = h & 0x3ffu;
-  let subnormal = select(1.0, -1.0, (h & 0x8000u) != 0u) * f32(m) * 5.9604644775390625e-8;
-  let normal = bitcast<f32>(((h & 0x8000u) << 16u) | ((e + 112u) << 23u) | (m << 13u));
-  return select(normal, subnormal, e == 0u);
+// f16_bits_to_f32 (exact, subnormals included; unpack2x16float may flush them): shaders/lib/f16-bits.wgsl.
+
+// 16-bit unit h of the scales buffer.
+fn scale_half(h: u32) -> u32 {
+  return (scales[h >> 1u] >> ((h & 1u) * 16u)) & 0xffffu;
 }
 
 fn scale_at(s: u32) -> f32 {
-  return f16_bits_to_f32((scales[s >> 1u] >> ((s & 1u) * 16u)) & 0xffffu);
+  return f16_bits_to_f32(scale_half(s));
 }
 
 // One u32 word of the weight data by word index (element access for unaligned float rows).
@@ -114,7 +112,7 @@ struct XUnit { a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, d: vec4<f32>, e: vec4<f
 fn x_unit(t: u32, c: u32) -> XUnit {
   let z = vec4<f32>(0.0);
   switch FORMAT {
-    case 2u, 4u, 5u, 6u: { return XUnit(x4(t, c), x4(t, c + 4u), x4(t, c + 8u), x4(t, c + 12u), x4(t, c + 16u), x4(t, c + 20u), x4(t, c + 24u), x4(t, c + 28u)); }
+    case 2u, 4u, 5u, 6u, 7u: { return XUnit(x4(t, c), x4(t, c + 4u), x4(t, c + 8u), x4(t, c + 12u), x4(t, c + 16u), x4(t, c + 20u), x4(t, c + 24u), x4(t, c + 28u)); }
     case 3u: { return XUnit(x4(t, c), x4(t, c + 4u), x4(t, c + 8u), x4(t, c + 12u), z, z, z, z); }
     case 1u: { return XUnit(x4(t, c), x4(t, c + 4u), z, z, z, z, z, z); }
     default: { return XUnit(x4(t, c), z, z, z, z, z, z, z); }
@@ -126,7 +124,7 @@ fn x_unit(t: u32, c: u32) -> XUnit {
 // one vector shift, mask, convert, subtract (q4) and a dot.
 fn unit_dot_x(wv: vec4<u32>, xu: XUnit) -> f32 {
   switch FORMAT {
-    case 2u, 4u, 5u, 6u: {
+    case 2u, 4u, 5u, 6u, 7u: {
       return dot(q4_lo(wv.x), xu.a) + dot(q4_hi(wv.x), xu.b) + dot(q4_lo(wv.y), xu.c) + dot(q4_hi(wv.y), xu.d)
            + dot(q4_lo(wv.z), xu.e) + dot(q4_hi(wv.z), xu.f) + dot(q4_lo(wv.w), xu.g) + dot(q4_hi(wv.w), xu.h);
     }
@@ -167,6 +165,10 @@ fn unit_meta(n: u32, u: u32) -> UnitMeta {
   let none = vec2<u32>(0u);
   if (FORMAT == 2u) { return UnitMeta(scale_at(n * p.groups + u), 0.0, none); }
   if (FORMAT == 3u) { return UnitMeta(scale_at(n * p.groups + (u >> 1u)), 0.0, none); }
+  if (FORMAT == 7u) {
+    let h = 3u * (n * p.groups + u);
+    return UnitMeta(scale_at(h), 0.0, vec2<u32>(scale_half(h + 1u) | (scale_half(h + 2u) << 16u), 0u));
+  }
   if (FORMAT < 2u) { return UnitMeta(1.0, 0.0, none); }
   let S = (p.groups + 7u) / 8u;
   let s = u >> 3u;
@@ -237,6 +239,10 @@ fn unit_contrib(wv: vec4<u32>, m: UnitMeta, xu: XUnit) -> f32 {
       let hi = dot(q4_lo(wv.z), xu.e) + dot(q4_hi(wv.z), xu.f) + dot(q4_lo(wv.w), xu.g) + dot(q4_hi(wv.w), xu.h)
              + 16.0 * pairs_dot(m.hi.y, xu.e, xu.f, xu.g, xu.h) - 24.0 * dot((xu.e + xu.f) + (xu.g + xu.h), vec4<f32>(1.0));
       return m.s0 * lo + m.s1 * hi;
+    }
+    case 7u: {
+      // w = d·(nib + 16·bit − 16) = d·((nib − 8) + 16·bit − 8).
+      return m.s0 * (unit_dot_x(wv, xu) + 16.0 * bits_dot(m.hi.x, xu) - 8.0 * x_sum(xu));
     }
     default: { return m.s0 * unit_dot_x(wv, xu); }
   }
@@ -449,13 +455,13 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         wa = q8_4(blk[h]) * d;
         wb = q8_4(blk[h + 1u]) * d;
       } else if (FORMAT >= 4u) {
-        // Sub-block kt, elements part * 8 .. + 7: codes q (nibble + high bits), then ggml's value exactly.
+        // Sub-block (q5: group) kt, elements part * 8 .. + 7: codes q (nibble + high bits), then ggml's value exactly.
         let m = unit_meta(n, kt);
         let word = vec4<u32>(w[n * row_stride() + kt][part]);
         let sh = vec4<u32>(0u, 4u, 8u, 12u);
         var qa = (word >> sh) & vec4<u32>(15u);
         var qb = (word >> (sh + 16u)) & vec4<u32>(15u);
-        if (FORMAT == 5u) {
+        if (FORMAT == 5u || FORMAT == 7u) {
           let hb = vec4<u32>(m.hi.x >> (8u * part));
           let e = vec4<u32>(0u, 1u, 2u, 3u);
           qa |= ((hb >> e) & vec4<u32>(1u)) << vec4<u32>(4u);
@@ -469,6 +475,9 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
           let sc = select(m.s1, m.s0, part < 2u);
           wa = sc * (vec4<f32>(qa) - 32.0);
           wb = sc * (vec4<f32>(qb) - 32.0);
+        } else if (FORMAT == 7u) {
+          wa = m.s0 * (vec4<f32>(qa) - 16.0);
+          wb = m.s0 * (vec4<f32>(qb) - 16.0);
         } else {
           wa = m.s0 * vec4<f32>(qa) - m.s1;
           wb = m.s0 * vec4<f32>(qb) - m.s1;

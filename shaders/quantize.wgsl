@@ -57,48 +57,7 @@ fn thread_id(wg: vec3<u32>, lid: u32) -> u32 {
   return (wg.y * p.grid_x + wg.x) * WG + lid;
 }
 
-// Exact f16 -> f32 from bits (unpack2x16float may flush f16 subnormals).
-fn f16_bits_to_f32(h: u32) -> f32 {
-  let sign = select(1.0, -1.0, (h & 0x8000u) != 0u);
-  let e = (h >> 10u) & 0x1fu;
-  let m = h & 0x3ffu;
-  if (e == 0u) { return sign * f32(m) * 5.9604644775390625e-8; } // m * 2^-24
-  if (e == 31u) { return bitcast<f32>(((h & 0x8000u) << 16u) | 0x7f800000u | (m << 13u)); }
-  return bitcast<f32>(((h & 0x8000u) << 16u) | ((e + 112u) << 23u) | (m << 13u));
-}
-
-// f32 -> f16 bits, round to nearest even, overflow to inf (a port of src/io/half.ts f32ToF16Bits, so the two agree
-// bit for bit; WGSL's own conversions may round either way).
-fn f32_to_f16_bits(v: f32) -> u32 {
-  let x = bitcast<u32>(v);
-  let sign = (x >> 16u) & 0x8000u;
-  let ex = (x >> 23u) & 0xffu;
-  var mant = x & 0x7fffffu;
-  if (ex == 0xffu) { return sign | 0x7c00u | select(0u, 0x200u, mant != 0u); }
-  var e = i32(ex) - 112; // - 127 + 15
-  if (e >= 31) { return sign | 0x7c00u; }
-  if (e <= 0) {
-    if (e < -10) { return sign; }
-    mant |= 0x800000u;
-    let shift = u32(14 - e);
-    let half = 1u << (shift - 1u);
-    var r = mant >> shift;
-    let rem = mant & ((1u << shift) - 1u);
-    if (rem > half || (rem == half && (r & 1u) != 0u)) { r += 1u; }
-    return sign | r;
-  }
-  var r = mant >> 13u;
-  let rem = mant & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (r & 1u) != 0u)) {
-    r += 1u;
-    if (r == 0x400u) {
-      r = 0u;
-      e += 1;
-      if (e >= 31) { return sign | 0x7c00u; }
-    }
-  }
-  return sign | (u32(e) << 10u) | r;
-}
+// f16_bits_to_f32 / f32_to_f16_bits: shaders/lib/f16-bits.wgsl.
 
 // The f16 nearest (ties to even) to the exact quotient a / div, for a >= 0 and small integer div; saturates at
 // 65504. The first guess may be one f16 off (inexact division, double rounding); exact midpoint tests fix it.

@@ -4,8 +4,8 @@
  * The model's format plan (src/model/gemma3n/quant-plan.ts) asks here; io's GGUF repacker (src/io/gguf-types.ts)
  * implements the repacks. One table, so the two cannot disagree.
  *
- * - Q4_0 → q4 (same f16 scale, same nibbles); Q8_0 → q8 (same bytes); Q5_0 → q8 (its d·(q − 16) values are int8
- *   codes −16..15 on q8's grid with the same scale);
+ * - Q4_0 → q4 (same f16 scale, same nibbles); Q8_0 → q8 (same bytes); Q5_0 → q5 (same d, codes and fifth bits;
+ *   also q8: its d·(q − 16) values are int8 codes −16..15 on q8's grid with the same scale);
  * - Q4_K → q4k, Q5_K → q5k, Q6_K → q6k (src/formats/kquant.ts: same scales, mins and codes, rearranged).
  * Other quantized types (Q4_1, Q5_1: w = d·q + m) have no lossless home: the loader dequantizes them and requantizes
  * to q8 (`undefined` here).
@@ -15,7 +15,7 @@ import type { QuantFormat } from './weight-format.ts';
 const LOSSLESS: Record<string, readonly QuantFormat[]> = {
   Q4_0: ['q4', 'q8'],
   Q8_0: ['q8'],
-  Q5_0: ['q8'],
+  Q5_0: ['q5', 'q8'],
   Q4_K: ['q4k'],
   Q5_K: ['q5k'],
   Q6_K: ['q6k'],

@@ -272,7 +272,7 @@ export function losslessFormats(type: number): readonly QuantFormat[] {
 
 /**
  * Repacks a [rows, cols] tensor of a ggml block type into one of our GPU layouts without changing any value:
- * Q4_0 → q4 / q8, Q8_0 → q8, Q5_0 → q8, Q4_K / Q5_K / Q6_K → q4k / q5k / q6k (src/formats/kquant.ts). Same scales
+ * Q4_0 → q4 / q8, Q8_0 → q8, Q5_0 → q5 / q8, Q4_K / Q5_K / Q6_K → q4k / q5k / q6k (src/formats/kquant.ts). Same scales
  * (f16 bits copied), same integers: `dequantize` of the result equals ggml's dequantization exactly. Returns null
  * when `format` cannot hold `type` losslessly.
  */
@@ -286,6 +286,17 @@ export function repackLossless(type: number, bytes: Uint8Array, rows: number, co
   if (cols % GROUP !== 0) throw new GemmaError('bad-file', `a ${ggmlTypeName(type)} tensor has rows of ${cols} elements, not a multiple of ${GROUP}.`);
   const blocks = (rows * cols) / GROUP; // GGUF blocks run along each row, so block index = r · G + g as ours.
   const blockBytes = type === GGML_TYPE.Q4_0 ? 18 : type === GGML_TYPE.Q5_0 ? 22 : 34;
+  if (format === 'q5') {
+    // Q5_0 (half d; u32 qh; u8 qs[16]) → q5: the same d, the low nibbles in q4's order, qh as the fifth bits.
+    const data = new Uint8Array(blocks * 16), scales = new Uint16Array(3 * blocks);
+    for (let k = 0, o = 0; k < blocks; k++, o += 22) {
+      scales[3 * k] = bytes[o] | (bytes[o + 1] << 8);
+      scales[3 * k + 1] = bytes[o + 2] | (bytes[o + 3] << 8);
+      scales[3 * k + 2] = bytes[o + 4] | (bytes[o + 5] << 8);
+      for (let e = 0; e < 32; e += 2) data[k * 16 + (e >> 1)] = nibble(bytes, o + 6, e) | (nibble(bytes, o + 6, e + 1) << 4);
+    }
+    return { data: new Uint32Array(data.buffer), scales };
+  }
   const scales = new Uint16Array(blocks);
   const dataBytes = new Uint8Array(blocks * (format === 'q4' ? 16 : 32));
   for (let k = 0, o = 0; k < blocks; k++, o += blockBytes) {

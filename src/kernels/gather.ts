@@ -1,11 +1,12 @@
 import source from '../../shaders/gather.wgsl?raw';
+import f16Lib from '../../shaders/lib/f16-bits.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
 import { createUniformBuffer } from '../gpu/buffers.ts';
 import { getPipeline, grid2d, makeDispatch, type ActType, type Dispatch } from '../gpu/pipeline.ts';
 import { dataBytes, isQuantFormat, scaleBytes, scaleHalvesPerRow, type GpuWeight, type QuantFormat, type WeightFormat } from '../formats/weight-format.ts';
 
 const WG = 256;
-const FORMAT_CODE: Record<WeightFormat, number> = { f32: 0, f16: 1, q4: 2, q8: 3, q4k: 4, q5k: 5, q6k: 6 };
+const FORMAT_CODE: Record<WeightFormat, number> = { f32: 0, f16: 1, q4: 2, q8: 3, q4k: 4, q5k: 5, q6k: 6, q5: 7 };
 const OOV_CODE = { substitute: 0, zero: 1, skip: 2 } as const;
 
 /**
@@ -112,7 +113,7 @@ export class GatherKernel {
 
   static async create(ctx: GpuContext, act: ActType = 'f32'): Promise<GatherKernel> {
     const formats = Object.keys(FORMAT_CODE) as WeightFormat[];
-    const compiled = await Promise.all(formats.map((f) => getPipeline(ctx, { label: 'gather', source, act, constants: { FORMAT: FORMAT_CODE[f], WG } })));
+    const compiled = await Promise.all(formats.map((f) => getPipeline(ctx, { label: 'gather', source, libraries: [f16Lib], act, constants: { FORMAT: FORMAT_CODE[f], WG } })));
     const pipelines = Object.fromEntries(formats.map((f, i) => [f, compiled[i]])) as Record<WeightFormat, GPUComputePipeline>;
     const dummy = ctx.device.createBuffer({ label: 'gather/unused', size: 16, usage: GPUBufferUsage.STORAGE });
     return new GatherKernel(ctx, pipelines, dummy, act === 'f16' ? 2 : 4);

@@ -1,4 +1,5 @@
 import source from '../../shaders/matmul.wgsl?raw';
+import f16Lib from '../../shaders/lib/f16-bits.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
 import { createUniformBuffer, packUniform } from '../gpu/buffers.ts';
 import { bindBuffers, getPipeline, grid2d, type ActType, type Dispatch } from '../gpu/pipeline.ts';
@@ -43,7 +44,7 @@ export interface MatmulDispatch extends Dispatch {
   destroy(): void;
 }
 
-const FORMAT_CODE: Record<WeightFormat, number> = { f32: 0, f16: 1, q4: 2, q8: 3, q4k: 4, q5k: 5, q6k: 6 };
+const FORMAT_CODE: Record<WeightFormat, number> = { f32: 0, f16: 1, q4: 2, q8: 3, q4k: 4, q5k: 5, q6k: 6, q5: 7 };
 const GEMM_TILE = 64;
 /** shaders/matmul.wgsl `RPT`: rows per thread of the `gemv_rows` entry point. */
 const GEMV_ROWS_PER_THREAD = 4;
@@ -92,7 +93,7 @@ export class MatmulKernel {
     await Promise.all(
       formats.map(async (format) => {
         const spec = (entryPoint: string, extra: Record<string, number> = {}) =>
-          getPipeline(ctx, { label: 'matmul', source, act, entryPoint, constants: { FORMAT: FORMAT_CODE[format], ...extra } });
+          getPipeline(ctx, { label: 'matmul', source, libraries: [f16Lib], act, entryPoint, constants: { FORMAT: FORMAT_CODE[format], ...extra } });
         const [gemv, gemm] = await Promise.all([lanes === 1 ? spec('gemv_rows', { ROWS: rows }) : spec('gemv', { ROWS: rows, LANES: lanes }), spec('gemm')]);
         variants.set(format, { gemv, gemm });
       }),

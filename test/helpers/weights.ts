@@ -1,7 +1,7 @@
 /** Test helpers for GpuWeights: build one from CPU-packed data, read one back, decode rows, reference matmul. */
 import type { GpuContext } from '../../src/gpu/device.ts';
 import { readBuffer } from '../../src/gpu/buffers.ts';
-import { dataBytes, groupsPerRow, isQuantFormat, scaleBytes, scaleHalvesPerRow, scalesAsWords, type GpuWeight, type WeightFormat } from '../../src/formats/weight-format.ts';
+import { dataBytes, dequantize, groupsPerRow, isQuantFormat, scaleBytes, scaleHalvesPerRow, scalesAsWords, type GpuWeight, type WeightFormat } from '../../src/formats/weight-format.ts';
 import { dequantizeK, isKFormat } from '../../src/formats/kquant.ts';
 import { f16BitsToF32 } from '../../src/io/half.ts';
 
@@ -92,6 +92,11 @@ export function decodeRow(w: HostWeight, n: number, out: Float64Array): Float64A
         }
       }
       break;
+    case 'q5': {
+      const row = dequantize('q5', { data: w.data.subarray(n * G * 4, (n + 1) * G * 4), scales: w.scales!.subarray(3 * n * G, 3 * (n + 1) * G) }, 1, cols, f16BitsToF32);
+      for (let c = 0; c < cols; c++) out[c] = row[c];
+      break;
+    }
     case 'q8': {
       const b = new Int8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength);
       for (let g = 0; g < G; g++) {

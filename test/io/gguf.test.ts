@@ -159,7 +159,7 @@ for (const kind of ['Q8_0', 'Q4_0', 'Q6_K', 'Q4_K_M']) {
         const back = dequantizePacked(format, packed, packed.rows, packed.cols, f16BitsToF32);
         assert.equal(countMismatches(back, got), 0, `${n} (${t.typeName}) → ${format} repack is not bit-exact`);
       }
-      assert.equal(losslessFormatOf(t.typeName), { Q4_0: 'q4', Q8_0: 'q8', Q5_0: 'q8', Q4_K: 'q4k', Q6_K: 'q6k' }[t.typeName], t.typeName);
+      assert.equal(losslessFormatOf(t.typeName), { Q4_0: 'q4', Q8_0: 'q8', Q5_0: 'q5', Q4_K: 'q4k', Q6_K: 'q6k' }[t.typeName], t.typeName);
     }
     const expectedTypes = { Q8_0: ['Q8_0', 'F16'], Q4_0: ['Q4_0', 'Q8_0', 'F16'], Q6_K: ['Q6_K', 'Q8_0', 'F16'], Q4_K_M: ['Q4_K', 'Q5_0', 'Q8_0', 'F16'] }[kind]!;
     for (const type of expectedTypes) assert.ok(seen.has(type), `${file} should contain ${type} tensors (saw ${[...seen.keys()]})`);

@@ -1,5 +1,5 @@
 /**
- * K-quant weight formats (src/formats/kquant.ts) end to end:
+ * K-quant weight formats (src/formats/kquant.ts) and q5 (ggml Q5_0's values, weight-format.ts) end to end:
  * - the CPU repack of ggml blocks dequantizes to exactly ggml's values (src/io/gguf-types.ts `dequantize`, an
  *   independent decoder of ggml's block layout), on random blocks (subnormal super-block scales included) and on
  *   every K-quant tensor of the fixture GGUFs;
@@ -7,6 +7,7 @@
  * - the matmul kernel (GEMV in both workgroup shapes, GEMM) equals a float64 reference on the same values within
  *   the f32-accumulation tolerance of test/kernels/matmul.test.ts, on shapes off every tile (partial super-blocks
  *   from our own quantizer's layout: K = 96, 288) and the E2B shapes.
+ * q5 likewise: Q5_0 blocks repack losslessly (CPU and gather bit-exact), matmul within the same tolerance.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +17,9 @@ import { openGemma3nGguf } from '../../src/io/gguf-gemma3n.ts';
 import { fileSource } from '../../src/node/file-source.ts';
 import { f16BitsToF32 } from '../../src/io/half.ts';
 import { dequantizeK, repackGgmlK, K_FORMATS, type KFormat } from '../../src/formats/kquant.ts';
+import { dequantize as dequantizePacked, packQ5, groupsPerRow } from '../../src/formats/weight-format.ts';
+import { repackLossless } from '../../src/io/gguf-types.ts';
+import { f32ToF16Bits } from '../../src/io/half.ts';
 import { GatherKernel } from '../../src/kernels/gather.ts';
 import { MatmulKernel, type MatmulPath } from '../../src/kernels/matmul.ts';
 import { submitDispatches } from '../../src/gpu/pipeline.ts';
@@ -148,4 +152,53 @@ cases.push({ format: 'q4k', K: 2048, N: 1024, T: 1, path: 'gemv' }, { format: 'q
 test('matmul K-quants: GEMV (both shapes) and GEMM == float64 reference on the same values', async () => {
   const kernels = new Map<string, Promise<MatmulKernel>>();
   for (const c of cases) await runCase(c, kernels);
+});
+
+/** Random Q5_0 blocks (random bytes, d a positive f16 of realistic size, some subnormal). */
+function randomQ50(rng: ReturnType<typeof freshRng>['rng'], blocks: number): Uint8Array {
+  const b = new Uint8Array(22 * blocks);
+  for (let i = 0; i < b.length; i++) b[i] = rng.int(0, 256);
+  for (let k = 0; k < blocks; k++) {
+    const d = rng.next() < 0.2 ? rng.int(1, 1024) : f32ToF16Bits(rng.uniform(2e-3, 4e-2));
+    b[22 * k] = d & 255;
+    b[22 * k + 1] = d >> 8;
+  }
+  return b;
+}
+
+test('q5: Q5_0 repacks losslessly (CPU and gather bit-exact); matmul GEMV / GEMM == float64 reference', async () => {
+  const ctx = await testGpu();
+  const { rng, tag } = freshRng();
+  const rows = 7, cols = 96;
+  const bytes = randomQ50(rng, (rows * cols) / 32);
+  const packed = repackLossless(GGML_TYPE.Q5_0, bytes, rows, cols, 'q5')!;
+  const ggml = ggmlDequantize(GGML_TYPE.Q5_0, bytes, rows * cols);
+  assert.equal(countBitMismatches(dequantizePacked('q5', packed, rows, cols, f16BitsToF32), ggml), 0, `CPU ${tag}`);
+  const table = uploadHostWeight(ctx, { format: 'q5', rows, cols, data: packed.data, scales: packed.scales }, [4]);
+  const kernel = await GatherKernel.create(ctx);
+  const ids = [6, 0, 3, 4, 5, 1, 2];
+  const y = poisonedBuffer(ctx, rows * cols * 4);
+  submitDispatches(ctx.device, [kernel.bind({ table, ids: upload(ctx, new Uint32Array(ids)), y, tokens: rows, scale: 1 })]);
+  const got = new Float32Array(await download(ctx, y, rows * cols * 4));
+  const expected = new Float32Array(rows * cols);
+  ids.forEach((r, t) => expected.set(ggml.subarray(r * cols, (r + 1) * cols), t * cols));
+  assert.equal(countBitMismatches(got, expected), 0, `gather ${tag}`);
+
+  const mm = await MatmulKernel.create(ctx, 'f32', ['q5']);
+  const mmLanes = await MatmulKernel.create(ctx, 'f32', ['q5'], { gemvRows: 8, gemvLanes: 32 });
+  for (const [K, N, T, path, k] of [[96, 37, 1, 'gemv', mm], [288, 37, 3, 'gemv', mmLanes], [80, 70, 67, 'gemm', mm], [2048, 40, 1, 'gemv', mm]] as const) {
+    const G = groupsPerRow(K);
+    const codes = Array.from({ length: N * K }, () => rng.int(0, 32));
+    const d = new Uint16Array(N * G).map(() => f32ToF16Bits(rng.uniform(2e-3, 4e-2)));
+    const p = packQ5(codes, d, N, K);
+    const hw: HostWeight = { format: 'q5', rows: N, cols: K, data: p.data, scales: p.scales };
+    const x = rng.normals(T * K, 1);
+    const yb = poisonedBuffer(ctx, T * N * 4);
+    submitDispatches(ctx.device, [k.bind({ x: upload(ctx, x), weight: uploadHostWeight(ctx, hw, N > 8 ? [N - 8] : []), y: yb, rows: T, path })]);
+    const out = new Float32Array(await download(ctx, yb, T * N * 4));
+    const ref = refMatmul(x, T, hw);
+    for (let i = 0; i < out.length; i++) {
+      if (!(Math.abs(out[i] - ref.y[i]) <= REL * ref.mag[i] + 1e-30)) assert.fail(`q5 ${K}->${N} T=${T} ${path}: y[${i}] = ${out[i]}, expected ${ref.y[i]} ${tag}`);
+    }
+  }
 });
