@@ -65,7 +65,7 @@ function count(c: Gemma3nTextConfig): Counted {
   let weights = 0;
   const mat = (name: string, rows: number, cols: number, family: string) => {
     const type = storedType(name, [rows, cols]);
-    const f = formatForStored(name, type && int8Path && type.endsWith('_K') ? `${type} (requantized)` : type, mode, false);
+    const f = formatForStored(name, type && int8Path && type.endsWith('_K') ? `${type} (requantized)` : type, mode, false, { shape: [rows, cols], layers: c.numLayers });
     const b = align16(dataBytes(f, rows, cols)) + (isQuantFormat(f) ? align16(scaleBytes(f, rows, cols)) : 0);
     byFamily.set(`${family} (${f})`, (byFamily.get(`${family} (${f})`) ?? 0) + b);
     weights += b;
@@ -98,7 +98,7 @@ function count(c: Gemma3nTextConfig): Counted {
   const LP = L * P;
   const pleName = 'model.language_model.embed_tokens_per_layer.weight';
   const pleType = storedType(pleName, [c.vocabSizePerLayerInput, LP]);
-  const pleStored = formatForStored(pleName, pleType && int8Path && pleType.endsWith('_K') ? `${pleType} (requantized)` : pleType, mode, false);
+  const pleStored = formatForStored(pleName, pleType && int8Path && pleType.endsWith('_K') ? `${pleType} (requantized)` : pleType, mode, false, { shape: [c.vocabSizePerLayerInput, LP], layers: c.numLayers });
   const pleFormat = pleStored === 'f16' ? 'f32' : pleStored;
   const pleBytes = align16(dataBytes(pleFormat, c.vocabSizePerLayerInput, LP)) + (isQuantFormat(pleFormat) ? align16(scaleBytes(pleFormat, c.vocabSizePerLayerInput, LP)) : 0);
   if (pleOnGpu) { byFamily.set(`PLE table (${pleFormat})`, pleBytes); weights += pleBytes; }

@@ -15,15 +15,12 @@
  * - q6k (codes −32..31, w ≈ s·q): per 16-weight sub-block, try s = −max / (32 + δ), δ = −0.9 … +0.9 (max = the
  *   element of largest magnitude, so it maps to −32, the longer side), fit s by weighted least squares (weights
  *   w²), keep the best; the 16 scales are coded as signed 8-bit against one f16 d = −max_s / 128.
- * - q5 (ggml Q5_0's values d·(q − 16), group 32): the q6k search per 32-weight group with N = 16, then d in f16 and
- *   the codes recomputed with it. (llama.cpp's own Q5_0 takes d = max / −16 with no search.)
+ * - q5 (ggml Q5_0's values d·(q − 16), group 32): the q6k search per 32-weight group with N = 16 and unit weights,
+ *   then d in f16 and the codes recomputed with it. (llama.cpp's own Q5_0 takes d = max / −16 with no search.)
  */
 import { f16BitsToF32, f32ToF16Bits } from '../io/half.ts';
 import { kDataWordsPerRow, kScaleWordsPerRow, subBlocksPerRow, superBlocksPerRow, writeCodes, type KFormat, type KPacked } from './kquant.ts';
 import { groupsPerRow, packQ5, type PackedWeight } from './weight-format.ts';
-
-/** Experiment switch (bench/int4-plans.ts): the symmetric search's error weights. */
-export let SYM_WEIGHT: 'x2' | 'one' = (globalThis as { SYM_WEIGHT?: 'x2' | 'one' }).SYM_WEIGHT ?? 'x2';
 
 /** Search grid of the asymmetric formats: δ from −1 in steps of 0.1, 21 candidates. */
 const STEPS = 20;
@@ -97,8 +94,11 @@ export function fitScaleMin(x: ArrayLike<number>, at: number, n: number, nmax: n
   return [Math.max(0, bestS), bestM];
 }
 
-/** Fits one symmetric sub-block (n values) with codes −nmax..nmax−1: returns s (w ≈ s·q). */
-export function fitScaleSym(x: ArrayLike<number>, at: number, n: number, nmax: number): number {
+/**
+ * Fits one symmetric sub-block (n values) with codes −nmax..nmax−1: returns s (w ≈ s·q). Error weights w² (the
+ * q6k search, as llama.cpp's) or 1 (q5: plain squared error, measured better on gemma3n-tiny-a: bench/int4-plans.ts).
+ */
+export function fitScaleSym(x: ArrayLike<number>, at: number, n: number, nmax: number, squared: boolean): number {
   let max = 0;
   for (let i = 0; i < n; i++) if (Math.abs(x[at + i]) > Math.abs(max)) max = x[at + i];
   if (max === 0) return 0;
@@ -109,7 +109,7 @@ export function fitScaleSym(x: ArrayLike<number>, at: number, n: number, nmax: n
     for (let i = 0; i < n; i++) {
       const v = x[at + i];
       const q = Math.min(nmax - 1, Math.max(-nmax, roundNearest(iscale * v)));
-      const w = SYM_WEIGHT === 'x2' ? v * v : 1;
+      const w = squared ? v * v : 1;
       sxl += w * v * q;
       sl2 += w * q * q;
     }
@@ -143,7 +143,7 @@ export function quantizeK(format: KFormat, values: Float32Array, rows: number, c
         const sc = new Float64Array(16);
         let max = 0;
         for (let t = 0; t < 2 * n; t++) {
-          sc[t] = fitScaleSym(values, base + 16 * t, 16, 32);
+          sc[t] = fitScaleSym(values, base + 16 * t, 16, 32, true);
           if (Math.abs(sc[t]) > Math.abs(max)) max = sc[t];
         }
         const dBits = max === 0 ? 0 : f32ToF16Bits(-max / 128);
@@ -211,7 +211,7 @@ export function quantizeQ5(values: Float32Array, rows: number, cols: number): Pa
       const n = Math.min(32, cols - 32 * g);
       group.fill(0);
       group.set(values.subarray(r * cols + 32 * g, r * cols + 32 * g + n));
-      const bits = f32ToF16Bits(fitScaleSym(group, 0, 32, 16));
+      const bits = f32ToF16Bits(fitScaleSym(group, 0, 32, 16, false));
       d[r * G + g] = bits;
       const step = f16BitsToF32(bits);
       for (let i = 0; i < n; i++) q[r * cols + 32 * g + i] = (step === 0 ? 0 : Math.min(15, Math.max(-16, roundNearest(group[i] / step)))) + 16;

@@ -7,7 +7,7 @@ import type { GpuContext } from '../gpu/device.ts';
 import { GemmaError } from '../errors.ts';
 import { writeBuffer } from '../gpu/buffers.ts';
 import { QuantizeKernel, type OwnedDispatch, type SourceDType } from './quantize.ts';
-import { dataBytes, groupsPerRow, isQuantFormat, scaleBytes, type GpuWeight, type QuantFormat, type WeightFormat, type WeightPart } from '../formats/weight-format.ts';
+import { dataBytes, isQuantFormat, scaleBytes, type GpuWeight, type QuantFormat, type WeightFormat, type WeightPart } from '../formats/weight-format.ts';
 import { isKFormat } from '../formats/kquant.ts';
 
 /** Source rows [rowStart, rowStart + rowCount) as raw bytes in `dtype` (row-major, rowCount * cols elements). */
@@ -145,8 +145,8 @@ async function forEachChunk(
 
 /** Quantizes `n` source rows in `src` into rows local .. local + n of a part. */
 function quantizeChunk(q: QuantizeKernel, format: QuantFormat, src: GPUBuffer, srcDType: SourceDType, part: WeightPart, local: number, n: number, cols: number): Promise<OwnedDispatch> {
-  if (format === 'q4' || format === 'q8') return q.quantize({ src, srcDType, rows: n, cols, format, data: part.data, scales: part.scales!, outGroupOffset: local * groupsPerRow(cols) });
-  throw new Error(`no GPU quantizer into ${format} yet`);
+  if (format === 'q5k') throw new Error(`no GPU quantizer into ${format} (only GGUF Q5_K tensors load as q5k)`);
+  return q.quantize({ src, srcDType, rows: n, cols, format, data: part.data, scales: part.scales!, outRow: local });
 }
 
 function chunkRowsFor(bytesPerRow: number, staging: number): number {

@@ -124,7 +124,7 @@ for (const kind of ['Q4_K_M', 'Q6_K']) {
     // GPU bytes: each K-quant tensor's layout holds exactly its file bytes (plus the odd-S f16 padding).
     let kTensors = 0;
     for (const t of g.tensors.values()) {
-      const format = formatForStored(t.hfName, t.typeName, 'float', false);
+      const format = formatForStored(t.hfName, t.typeName, 'float', false, { shape: t.shape, layers: cfg.text.numLayers });
       if (!isKFormat(format)) continue;
       kTensors++;
       const [rows, cols] = t.shape;

@@ -12,18 +12,26 @@
  * - small:     norms, correct_output_scale, the 4×4 and 16×4 AltUp coefficient matrices: always f32 (tiny, and
  *              §2.11 wants AltUp coefficient math in f32).
  *
- * The q4 plan was chosen by measurement (bench/q4-families.ts: float64 reference on per-family quantized weights,
- * gemma3n-tiny-a, 73 golden positions, top-1 / mean KL(golden‖ours)):
- *   all q8 0.918 / 0.018;  all q4 0.356 / 2.01.  From all-q8, putting ONE family in q4:
- *   embed 0.438 / 1.22 · altup 0.507 / 0.76 · mlp 0.603 / 0.65 · attn 0.671 / 0.50 · laurel 0.712 / 0.31 ·
- *   pleProj 0.808 / 0.066 · pleTable 0.863 / 0.026.
- * The tied embedding is by far the most sensitive (it is both the input and the LM head), then AltUp's
- * projections: both stay int8. LAuReL and the PLE projections are small (≈ 55 M params in E2B) and cheap in int8.
- * MLP and attention are 90 % of E2B's layer bytes: int4 (that is the point of q4 mode). The PLE table lives in
- * CPU memory, not on the GPU; int4 costs it only +0.009 KL and halves host memory (E2B: 1.1 GB instead of 2.1 GB),
- * which a browser tab needs. Result of this plan: top-1 0.521 / KL 0.700, the same as llama.cpp's own Q4_0 file
- * on this fixture (0.521 / 0.723, fixtures/gguf-gemma3n-tiny-a/README.md §5.5). These random tiny checkpoints are
- * far more sensitive to weight noise than a trained model (even all-int8 flips 8 % of argmaxes).
+ * The q4 mode quantizes float checkpoints on load (on the GPU) into llama.cpp's Q4_K_M mix, including the fallback
+ * llama.cpp itself takes for rows that are not whole 256-weight super-blocks:
+ * - attn / mlp: q4k (K-quant 4-bit with 6-bit sub-block scales and mins, error-minimising search: 4.5 bits/weight);
+ *   v_proj and down_proj of the "use more bits" layers (i < L/8, i ≥ 7L/8, (i − L/8) mod 3 = 2) q6k (6.56);
+ * - embed (input embedding and tied LM head): q6k;
+ * - rows not a multiple of 256 (the tiny test checkpoints; none in E2B/E4B): q5 for q4k (as Q4_K → Q5_0) and q8 for
+ *   q6k (as Q6_K → Q8_0);
+ * - altup / laurel / pleProj: q8 (llama.cpp keeps them bf16; they are 3 % of E2B);
+ * - pleTable: q4 (absmax, on the CPU; host memory, not GPU; llama.cpp: Q6_K).
+ * Measured (bench/int4-plans.ts: float64 reference on the CPU-quantized weights, gemma3n-tiny-a, all 73 golden
+ * positions, mean KL(golden ‖ ours) / top-1 / bits per weight over every text-decoder tensor):
+ *   llama.cpp's Q4_K_M file (weights only) 0.343 / 0.699 / 7.31;  this plan 0.299 / 0.630 / 6.57;
+ *   the same with the PLE table q6k/q8 0.320 / 6.93, without the more-bits layers 0.331 / 6.75, altup/laurel/pleProj
+ *   in f16 0.301 / 7.45; the q5 fallback searching with w²-weighted error instead 0.361;
+ *   the plan before (q4 absmax attn/mlp/PLE, q8 rest) 0.700 / 0.521 / 5.70, the same with q4k 0.704 / 6.58.
+ * On these random tiny checkpoints (hypersensitive: even all-q8 flips 8 % of argmaxes) 4-bit attention/MLP alone
+ * stays near KL 0.70 whatever the scheme; Q4_K_M's quality here comes from its 5-bit fallback, which this plan
+ * mirrors. On E2B every row is whole super-blocks: 4.5-bit q4k as Q4_K_M.
+ * Earlier measurement (bench/q4-families.ts, from all-q8 putting ONE family in q4): embed 1.22 · altup 0.76 ·
+ * mlp 0.65 · attn 0.50 · laurel 0.31 · pleProj 0.066 · pleTable 0.026: the tied embedding is the most sensitive.
  */
 import { losslessFormatOf } from '../../formats/stored-dtype.ts';
 import type { WeightFormat } from '../../formats/weight-format.ts';
@@ -44,18 +52,40 @@ export function familyOf(name: string): Family {
   return 'small';
 }
 
-/** The q4 mode's choice per family (see the header). */
-export const Q4_PLAN: Record<Family, StoredFormat> = {
-  embed: 'q8',
-  pleTable: 'q4',
-  attn: 'q4',
-  mlp: 'q4',
-  altup: 'q8',
-  laurel: 'q8',
-  pleProj: 'q8',
-  embedders: 'f32',
-  small: 'f32',
-};
+/** What the plan needs to know about a tensor besides its name: its shape [rows, cols] and the model's layer count. */
+export interface TensorFacts {
+  shape: readonly number[];
+  layers: number;
+}
+
+/** llama.cpp's "use more bits" layers of Q4_K_M (docs/gemma3n-formats.md §3.4), for v_proj and down_proj. */
+export function usesMoreBits(name: string, layers: number): boolean {
+  const m = /layers\.(\d+)\.(self_attn\.v_proj|mlp\.down_proj)\.weight$/.exec(name);
+  if (!m) return false;
+  const i = Number(m[1]), e = Math.floor(layers / 8);
+  return i < e || i >= Math.floor((7 * layers) / 8) || (i - e) % 3 === 2;
+}
+
+/** The q4 mode's format of a float-stored matrix (see the header). */
+export function q4Format(name: string, family: Family, facts: TensorFacts): StoredFormat {
+  const whole = (facts.shape[1] ?? 0) % 256 === 0;
+  switch (family) {
+    case 'pleTable':
+      return 'q4';
+    case 'embed':
+      return whole ? 'q6k' : 'q8';
+    case 'attn':
+    case 'mlp':
+      if (usesMoreBits(name, facts.layers)) return whole ? 'q6k' : 'q8';
+      return whole ? 'q4k' : 'q5';
+    case 'altup':
+    case 'laurel':
+    case 'pleProj':
+      return 'q8';
+    default:
+      return 'f32';
+  }
+}
 
 /** Stored dtypes the loader reads as floats; any other (a GGUF block type: Q4_0, Q8_0, Q4_K, …) is pre-quantized. */
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16']);
@@ -67,18 +97,18 @@ const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16']);
  * with no lossless home (Q4_1, Q5_1) are dequantized and requantized to q8. Float-stored tensors follow the mode's
  * plan.
  */
-export function formatForStored(name: string, dtype: string | undefined, mode: WeightMode, f16: boolean, plan: Record<Family, StoredFormat> = Q4_PLAN): StoredFormat {
+export function formatForStored(name: string, dtype: string | undefined, mode: WeightMode, f16: boolean, facts: TensorFacts): StoredFormat {
   const family = familyOf(name);
   if (dtype !== undefined && !FLOAT_DTYPES.has(dtype) && family !== 'small' && family !== 'embedders') {
     return losslessFormatOf(dtype) ?? 'q8';
   }
-  return formatFor(name, mode, f16, plan);
+  return formatFor(name, mode, f16, facts);
 }
 
 /** Format of a tensor in a mode. Float mode: f16 matrices on shader-f16 adapters, else f32; small tensors f32. */
-export function formatFor(name: string, mode: WeightMode, f16: boolean, plan: Record<Family, StoredFormat> = Q4_PLAN): StoredFormat {
+export function formatFor(name: string, mode: WeightMode, f16: boolean, facts: TensorFacts): StoredFormat {
   const family = familyOf(name);
   if (family === 'small' || family === 'embedders') return 'f32';
   if (mode === 'float') return f16 ? 'f16' : 'f32';
-  return plan[family];
+  return q4Format(name, family, facts);
 }

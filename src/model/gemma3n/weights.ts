@@ -151,7 +151,7 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
 
   /** A matrix [rows, cols] in the mode's (or the file's) format. */
   const matrix = async (name: string, rows: number, cols: number): Promise<GpuWeight> => {
-    const format = formatForStored(name, ckpt.tensor(name)?.dtype, mode, ctx.f16);
+    const format = formatForStored(name, ckpt.tensor(name)?.dtype, mode, ctx.f16, { shape: [rows, cols], layers: L });
     let w: GpuWeight;
     if (opts.random) {
       // q4/q8: uniform codes written straight into the layout (codes: true), seconds for all of E2B on SwiftShader
@@ -275,10 +275,10 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
   }
   // Without an embedder (a text-only checkpoint, or a GGUF) a hard id falls back to its own embed_tokens row.
 
-  // The PLE table: host rows in the plan's format (f32 in float mode; q4), or the GGUF's own (Q8_0/Q4_0 lossless,
-  // other block types requantized to q8).
+  // The PLE table: host rows in the plan's format (f32 in float mode; q4), or the GGUF's own (repacked losslessly
+  // where a GPU format holds its type, else requantized to q8).
   const pleName = LM + 'embed_tokens_per_layer.weight';
-  const stored = formatForStored(pleName, ckpt.tensor(pleName)?.dtype, mode, false);
+  const stored = formatForStored(pleName, ckpt.tensor(pleName)?.dtype, mode, false, { shape: [c.vocabSizePerLayerInput, L * P], layers: L });
   const pleFormat = stored === 'f16' ? 'f32' : stored;
   if (!opts.random) requireTensor(ckpt, pleName);
   const pleHost = opts.random
