@@ -11,6 +11,13 @@ export interface GpuContext {
   timestamps: boolean;
   /** Human-readable adapter description, for logs and the demo. */
   adapterName: string;
+  /**
+   * The adapter is a software (CPU) implementation (GPUAdapterInfo.isFallbackAdapter, e.g. SwiftShader): kernels
+   * pick shapes for SIMD lanes over a few cores (no coalescing to win, barriers expensive). Undefined: unknown.
+   */
+  software?: boolean;
+  /** WGSL has dot4I8Packed / dot4U8Packed (language feature packed_4x8_integer_dot_product). */
+  packedDot?: boolean;
 }
 
 /** The limits below which we refuse to run, with what each one is for. */
@@ -82,5 +89,7 @@ export async function createGpuContext(gpu?: GPU, options: DeviceOptions = {}): 
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
   const info = adapter.info;
   const adapterName = [info?.vendor, info?.architecture, info?.device, info?.description].filter(Boolean).join(' ') || 'unknown adapter';
-  return { device, f16, subgroups, timestamps, adapterName };
+  const software = (info as GPUAdapterInfo & { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter === true;
+  const packedDot = (theGpu as GPU & { wgslLanguageFeatures?: ReadonlySet<string> }).wgslLanguageFeatures?.has('packed_4x8_integer_dot_product') ?? false;
+  return { device, f16, subgroups, timestamps, adapterName, software, packedDot };
 }

@@ -33,6 +33,15 @@ export interface MatmulOptions {
    */
   gemvRows?: number;
   gemvLanes?: number;
+  /**
+   * Decode GEMV activations for quantized weights: 'f32' (exact: weights dequantized, f32 products), 'int8' (x
+   * quantized per block of 32 to int8 with an f32 scale, integer products: shaders/matmul.wgsl gemv_int8*), or
+   * 'auto' (default): int8 on software adapters (measured 3-4x faster there, bench/kernels.ts) and on GPUs with
+   * dot4I8Packed (llama.cpp's choice on GPUs; not measured here), f32 elsewhere. f32 / f16 weights always take f32.
+   */
+  activations?: 'auto' | 'f32' | 'int8';
+  /** int8 products: 'pack' (two rows per 32-bit multiply) or 'dot4' (dot4I8Packed); default: 'pack' on software adapters, else 'dot4' where available. */
+  intDot?: 'pack' | 'dot4';
 }
 
 export interface MatmulDispatch extends Dispatch {
@@ -52,6 +61,13 @@ const GEMV_ROWS_PER_THREAD = 4;
 interface Variant {
   gemv: GPUComputePipeline;
   gemm: GPUComputePipeline;
+  /** int8-activation GEMV (quantized formats, when enabled). */
+  gemvInt8?: GPUComputePipeline;
+}
+
+/** Bind group from (binding, buffer) pairs (the int8 entry points use bindings 0-6 selectively). */
+function bindSparse(device: GPUDevice, pipeline: GPUComputePipeline, entries: Array<[number, GPUBuffer]>, label: string): GPUBindGroup {
+  return device.createBindGroup({ label, layout: pipeline.getBindGroupLayout(0), entries: entries.map(([binding, buffer]) => ({ binding, resource: { buffer } })) });
 }
 
 /** Whether float rows start on 16-byte boundaries (the vec4 path). Quantized rows always do. */
@@ -73,7 +89,14 @@ export class MatmulKernel {
     private readonly variants: Map<string, Variant>,
     private readonly dummyScales: GPUBuffer,
     private readonly gemvRows: number,
+    /** quantize_x (int8 activations), when enabled. */
+    private readonly quantizeX?: GPUComputePipeline,
   ) {}
+
+  /** Whether decode GEMVs of quantized weights take int8 activations. */
+  get int8Activations(): boolean {
+    return this.quantizeX !== undefined;
+  }
 
   /**
    * Compiles a GEMV and a GEMM pipeline for each of `formats` (default: all four; f16 weights are read with
@@ -85,22 +108,31 @@ export class MatmulKernel {
     formats: WeightFormat[] = ['f32', 'f16', 'q4', 'q8'],
     options: MatmulOptions = {},
   ): Promise<MatmulKernel> {
-    const cpu = /swiftshader/i.test(ctx.adapterName);
+    // Software adapters (SIMD lanes over a few CPU cores): rows per thread, no barriers. Chosen by the adapter's
+    // own report (GPUAdapterInfo.isFallbackAdapter), not its name.
+    const cpu = ctx.software ?? /swiftshader/i.test(ctx.adapterName);
     const rows = options.gemvRows ?? (cpu ? 64 : 8);
     const lanes = options.gemvLanes ?? (cpu ? 1 : 32);
     if (rows * lanes > 256 || (lanes & (lanes - 1)) !== 0 || rows < 1) throw new Error(`matmul: bad GEMV shape ${rows} x ${lanes}`);
+    const activations = options.activations ?? 'auto';
+    const int8 = activations === 'int8' || (activations === 'auto' && (cpu || ctx.packedDot === true));
+    const intDot = options.intDot ?? (cpu || !ctx.packedDot ? 'pack' : 'dot4');
     const variants = new Map<string, Variant>();
+    const spec = (format: WeightFormat, entryPoint: string, extra: Record<string, number> = {}) =>
+      getPipeline(ctx, { label: 'matmul', source, libraries: [f16Lib], act, entryPoint, constants: { FORMAT: FORMAT_CODE[format], ...extra } });
     await Promise.all(
       formats.map(async (format) => {
-        const spec = (entryPoint: string, extra: Record<string, number> = {}) =>
-          getPipeline(ctx, { label: 'matmul', source, libraries: [f16Lib], act, entryPoint, constants: { FORMAT: FORMAT_CODE[format], ...extra } });
-        const [gemv, gemm] = await Promise.all([lanes === 1 ? spec('gemv_rows', { ROWS: rows }) : spec('gemv', { ROWS: rows, LANES: lanes }), spec('gemm')]);
-        variants.set(format, { gemv, gemm });
+        const gemvInt8 = int8 && isQuantFormat(format)
+          ? spec(format, lanes === 1 ? 'gemv_int8_rows' : 'gemv_int8', { ROWS: rows, ...(lanes === 1 ? {} : { LANES: lanes }), DOT: intDot === 'dot4' ? 2 : 1 })
+          : undefined;
+        const [gemv, gemm, int8Pipeline] = await Promise.all([lanes === 1 ? spec(format, 'gemv_rows', { ROWS: rows }) : spec(format, 'gemv', { ROWS: rows, LANES: lanes }), spec(format, 'gemm'), gemvInt8]);
+        variants.set(format, { gemv, gemm, gemvInt8: int8Pipeline });
       }),
     );
+    const quantizeX = int8 && formats.some(isQuantFormat) ? await spec('q4', 'quantize_x') : undefined;
     const dummyScales = ctx.device.createBuffer({ label: 'matmul/no-scales', size: 16, usage: GPUBufferUsage.STORAGE });
     // Features per GEMV workgroup: gemv_rows threads own GEMV_ROWS_PER_THREAD rows each.
-    return new MatmulKernel(ctx, act, variants, dummyScales, lanes === 1 ? rows * GEMV_ROWS_PER_THREAD : rows);
+    return new MatmulKernel(ctx, act, variants, dummyScales, lanes === 1 ? rows * GEMV_ROWS_PER_THREAD : rows, quantizeX);
   }
 
   bind(args: MatmulArgs): MatmulDispatch {
@@ -128,6 +160,19 @@ export class MatmulKernel {
 
     const actBytes = this.act === 'f16' ? 2 : 4;
     const maxPerDim = device.limits.maxComputeWorkgroupsPerDimension;
+    // int8 activations: the quantized x of up to GEMV_MAX_T tokens (codes 32 B, scale 4 B, half sums 8 B per block).
+    const G = groupsPerRow(K);
+    const blocks = MatmulKernel.GEMV_MAX_T * G;
+    const xqLayout = { scales: 2 * blocks, sums: 2 * blocks + Math.ceil(blocks / 4) };
+    const int8 = variant.gemvInt8 && this.quantizeX
+      ? {
+          pipeline: variant.gemvInt8,
+          xq: device.createBuffer({ label: `${label}/xq`, size: 16 * (xqLayout.sums + Math.ceil((2 * blocks) / 4)), usage: GPUBufferUsage.STORAGE }),
+          params: createUniformBuffer(device, 64, `${label}/quantize-x-params`),
+          grid: [0, 1] as [number, number],
+        }
+      : undefined;
+    const quantizeXBind = int8 && bindSparse(device, this.quantizeX!, [[0, int8.params], [1, args.x], [6, int8.xq]], `${label}/quantize-x`);
     const parts = weight.parts.map((part) => {
       const gemvParams = createUniformBuffer(device, 64, `${label}/gemv-params`);
       const gemmParams = createUniformBuffer(device, 64, `${label}/gemm-params`);
@@ -136,7 +181,9 @@ export class MatmulKernel {
         part,
         gemvParams,
         gemmParams,
-        gemv: bindBuffers(device, variant.gemv, buffers(gemvParams), label),
+        gemv: int8
+          ? bindSparse(device, int8.pipeline, [[0, gemvParams], [2, part.data], [3, part.scales ?? this.dummyScales], [4, args.y], [5, int8.xq]], label)
+          : bindBuffers(device, variant.gemv, buffers(gemvParams), label),
         gemm: bindBuffers(device, variant.gemm, buffers(gemmParams), label),
         gemvGrid: [0, 1] as [number, number],
         gemmGrid: [0, 1] as [number, number],
@@ -175,9 +222,18 @@ export class MatmulKernel {
             ['u32', blocks],
             ['u32', tb],
             ['u32', isAligned(weight.format, K) ? 1 : 0],
+            ['u32', xqLayout.scales],
+            ['u32', xqLayout.sums],
           ]);
         device.queue.writeBuffer(p.gemvParams, 0, common(p.gemvGrid, gemvBlocks));
         device.queue.writeBuffer(p.gemmParams, 0, common(p.gemmGrid, gemmBlocks));
+      }
+      if (int8 && T <= MatmulKernel.GEMV_MAX_T) {
+        int8.grid = grid2d(Math.ceil((T * G) / 64), maxPerDim);
+        device.queue.writeBuffer(int8.params, 0, packUniform([
+          ['u32', T], ['u32', K], ['u32', N], ['u32', 0], ['u32', 0], ['u32', xOffset], ['u32', 0], ['u32', 0],
+          ['u32', G], ['u32', int8.grid[0]], ['u32', 0], ['u32', 0], ['u32', 0], ['u32', xqLayout.scales], ['u32', xqLayout.sums],
+        ]));
       }
     };
     setRows(args.rows);
@@ -190,9 +246,14 @@ export class MatmulKernel {
       },
       encode: (pass: GPUComputePassEncoder) => {
         if (T === 0) return;
+        if (path === 'gemv' && int8) {
+          pass.setPipeline(this.quantizeX!);
+          pass.setBindGroup(0, quantizeXBind!);
+          pass.dispatchWorkgroups(int8.grid[0], int8.grid[1]);
+        }
         for (const p of parts) {
           if (path === 'gemv') {
-            pass.setPipeline(variant.gemv);
+            pass.setPipeline(int8 ? int8.pipeline : variant.gemv);
             pass.setBindGroup(0, p.gemv);
             pass.dispatchWorkgroups(p.gemvGrid[0], p.gemvGrid[1]);
           } else {
@@ -207,6 +268,8 @@ export class MatmulKernel {
           p.gemvParams.destroy();
           p.gemmParams.destroy();
         }
+        int8?.params.destroy();
+        int8?.xq.destroy();
       },
     };
   }

@@ -116,7 +116,7 @@ async function runCase(c: Case, kernels: Map<string, Promise<MatmulKernel>>) {
   const { rng, tag: seedTag } = freshRng();
   const tag = `${seedTag} ${JSON.stringify(c)}`;
   const key = `${c.format} ${c.gemv ?? ''}`;
-  if (!kernels.has(key)) kernels.set(key, MatmulKernel.create(ctx, 'f32', [c.format], c.gemv && { gemvRows: c.gemv[0], gemvLanes: c.gemv[1] }));
+  if (!kernels.has(key)) kernels.set(key, MatmulKernel.create(ctx, 'f32', [c.format], { activations: 'f32', ...(c.gemv && { gemvRows: c.gemv[0], gemvLanes: c.gemv[1] }) }));
   const kernel = await kernels.get(key)!;
   const hw = toHost(c.format, c.N, c.K, randomKPacked(rng, c.format, c.N, c.K));
   const weight = uploadHostWeight(ctx, hw, c.split);
@@ -184,8 +184,8 @@ test('q5: Q5_0 repacks losslessly (CPU and gather bit-exact); matmul GEMV / GEMM
   ids.forEach((r, t) => expected.set(ggml.subarray(r * cols, (r + 1) * cols), t * cols));
   assert.equal(countBitMismatches(got, expected), 0, `gather ${tag}`);
 
-  const mm = await MatmulKernel.create(ctx, 'f32', ['q5']);
-  const mmLanes = await MatmulKernel.create(ctx, 'f32', ['q5'], { gemvRows: 8, gemvLanes: 32 });
+  const mm = await MatmulKernel.create(ctx, 'f32', ['q5'], { activations: 'f32' });
+  const mmLanes = await MatmulKernel.create(ctx, 'f32', ['q5'], { gemvRows: 8, gemvLanes: 32, activations: 'f32' });
   for (const [K, N, T, path, k] of [[96, 37, 1, 'gemv', mm], [288, 37, 3, 'gemv', mmLanes], [80, 70, 67, 'gemm', mm], [2048, 40, 1, 'gemv', mm]] as const) {
     const G = groupsPerRow(K);
     const codes = Array.from({ length: N * K }, () => rng.int(0, 32));

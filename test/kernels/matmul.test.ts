@@ -62,7 +62,7 @@ async function runCase(c: Case): Promise<void> {
   const ctx = await testGpu();
   const { rng, tag: seedTag } = freshRng();
   const tag = `${seedTag} ${JSON.stringify(c)}`;
-  const kernel = await MatmulKernel.create(ctx, 'f32', [c.format], c.gemv && { gemvRows: c.gemv[0], gemvLanes: c.gemv[1] });
+  const kernel = await MatmulKernel.create(ctx, 'f32', [c.format], { activations: 'f32', ...(c.gemv && { gemvRows: c.gemv[0], gemvLanes: c.gemv[1] }) });
   const hw = hostWeight(rng, c.format, c.N, c.K);
   const weight = uploadHostWeight(ctx, hw, c.split);
   const x = rng.normals(c.T * c.K, 1);
@@ -135,7 +135,7 @@ async function e2bCase(format: WeightFormat, K: number, N: number, T: number, pa
   const weight = hostRandom
     ? uploadHostWeight(ctx, randomQ4Host(rng, N, K), [N / 2 + 1000])
     : await createRandomWeight(ctx, { rows: N, cols: K, format, seed: rng.int(0, 2 ** 31), std: 0.02 });
-  const kernel = await MatmulKernel.create(ctx, 'f32', [format]);
+  const kernel = await MatmulKernel.create(ctx, 'f32', [format], { activations: 'f32' });
   const x = rng.normals(T * K, 1);
   const yBuf = poisonedBuffer(ctx, T * N * 4);
   const d = kernel.bind({ x: upload(ctx, x), weight, y: yBuf, rows: T, path });
@@ -171,7 +171,7 @@ test('matmul E2B q4 2048->8192 prefill T=67 (gemm)', () => e2bCase('q4', 2048, 8
 
 test('matmul validates shapes and buffers', async () => {
   const ctx = await testGpu();
-  const kernel = await MatmulKernel.create(ctx, 'f32', ['q4']);
+  const kernel = await MatmulKernel.create(ctx, 'f32', ['q4'], { activations: 'f32' });
   const { rng } = freshRng();
   const weight = uploadHostWeight(ctx, hostWeight(rng, 'q4', 16, 64));
   const x = upload(ctx, new Float32Array(2 * 64));
@@ -196,7 +196,7 @@ test('matmul f16 activations variant', async (t) => {
       const K = 2048, N = 70;
       const hw = hostWeight(rng, format, N, K);
       const weight = uploadHostWeight(ctx, hw);
-      const kernel = await MatmulKernel.create(ctx, 'f16', [format]);
+      const kernel = await MatmulKernel.create(ctx, 'f16', [format], { activations: 'f32' });
       const x16 = f32ArrayToF16(rng.normals(T * K, 1));
       const y = poisonedBuffer(ctx, T * N * 2);
       submitDispatches(ctx.device, [kernel.bind({ x: upload(ctx, x16), weight, y, rows: T })]);

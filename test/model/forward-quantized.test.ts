@@ -71,7 +71,7 @@ if (!fx || files.length === 0) {
   let textCases: GoldenCase[] = [];
   const setup = (async () => {
     const ctx = await testGpu();
-    const st = await Gemma3nModel.load(ctx, await openSafetensorsCheckpoint(directoryFiles(fx.dir)), { weights: 'float', maxContext: 64, chunk: 64 });
+    const st = await Gemma3nModel.load(ctx, await openSafetensorsCheckpoint(directoryFiles(fx.dir)), { weights: 'float', maxContext: 64, chunk: 64, activations: 'f32' });
     const V = st.config.text.vocabSizePerLayerInput;
     textCases = golden.cases.filter((c) => c.input_ids.every((id) => id < V));
     const reference = new Map<string, Float32Array[]>();
@@ -88,7 +88,7 @@ if (!fx || files.length === 0) {
     test(`GGUF ${file} through Gemma3nModel.load`, async () => {
       const { ctx, reference } = await setup;
       const ckpt = await openGemma3nGguf(fileSource(join(GGUF_DIR, file)));
-      const model = await Gemma3nModel.load(ctx, ckpt, { weights: 'float', maxContext: 64, chunk: 64 });
+      const model = await Gemma3nModel.load(ctx, ckpt, { weights: 'float', maxContext: 64, chunk: 64, activations: 'f32' });
       try {
         assert.ok(textCases.length > 0);
         const logits = new Map<string, Float32Array[]>();

@@ -70,7 +70,7 @@ for (const kind of ['Q4_K_M', 'Q6_K']) {
     const V = cfg.text.vocabSizePerLayerInput;
     const cases = golden.cases.filter((c) => c.input_ids.every((id) => id < V));
     const run = async (ckpt: Checkpoint) => {
-      const model = await Gemma3nModel.load(ctx, ckpt, { weights: 'float', maxContext: 64, chunk: 64 });
+      const model = await Gemma3nModel.load(ctx, ckpt, { weights: 'float', maxContext: 64, chunk: 64, activations: 'f32' });
       const out: Float32Array[][] = [];
       for (const gc of cases) {
         model.reset();

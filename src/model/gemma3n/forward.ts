@@ -41,6 +41,8 @@ export interface ForwardOptions {
   chunk: number;
   /** Longest sequence the KV caches hold. */
   maxContext: number;
+  /** Decode GEMV activations for quantized weights (src/kernels/matmul.ts MatmulOptions.activations). Default 'auto'. */
+  activations?: 'auto' | 'f32' | 'int8';
 }
 
 /** Id written to the embedding gather for a hard token: out of range, so the gather skips that row. */
@@ -277,7 +279,7 @@ export class Gemma3nForward {
     const group = cfg.numHeads / cfg.numKvHeads;
     const [mm, norm, rope, ew, gelu, attn, kv, gather, altup, sample] = await Promise.all([
       // Compile only the weight formats this model uses (each format's variants cost seconds on SwiftShader).
-      MatmulKernel.create(ctx, 'f32', usedFormats(w)),
+      MatmulKernel.create(ctx, 'f32', usedFormats(w), { activations: opts.activations }),
       RmsNormKernel.create(ctx, 'f32'),
       RopeKernel.create(ctx, 'f32'),
       ElementwiseKernel.create(ctx, 'f32'),

@@ -28,6 +28,11 @@ export interface LoadOptions {
   /** Synthetic weights drawn on the GPU (memory accounting at real sizes; nothing is read from the checkpoint). */
   random?: boolean;
   /**
+   * Decode GEMV activations for quantized weights: 'f32' (exact), 'int8' (per-block int8, integer products; ~0.5 %
+   * of a projection's output RMS added), 'auto' (default: per adapter, src/kernels/matmul.ts MatmulOptions).
+   */
+  activations?: 'auto' | 'f32' | 'int8';
+  /**
    * Keep the per-layer-embedding table on the GPU (E2B q4: +1.08 GB of GPU memory) instead of in host memory with
    * per-step uploads of the current tokens' rows (the default, as Gemma 3n intends). Same logits either way.
    */
@@ -86,7 +91,7 @@ export class Gemma3nModel {
     opts.onCompile?.(false);
     let fwd: Gemma3nForward;
     try {
-      fwd = await Gemma3nForward.create(ctx, config.text, weights, { chunk, maxContext });
+      fwd = await Gemma3nForward.create(ctx, config.text, weights, { chunk, maxContext, activations: opts.activations });
     } catch (err) {
       destroyWeights(weights);
       throw err;
