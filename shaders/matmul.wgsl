@@ -408,6 +408,96 @@ const BK = 32u;
 var<workgroup> xs4: array<vec4<f32>, 512>;
 var<workgroup> ws4: array<vec4<f32>, 512>;
 
+// Stages k-tile kt of the x tile (tokens m0 .. m0 + 63) and the dequantized weight tile (features n0 .. n0 + 63)
+// into workgroup memory, as thread `vlid` (0..255) of the 256 loader roles: x: token ml = vlid / 4, 8 consecutive k
+// from kx = (vlid % 4) * 8 (coalesced along k); weights: feature nl = vlid % 64, the quarter `part` = vlid / 64 of
+// the 32 k (one q4 word, two q8 words).
+fn stage_tile(vlid: u32, m0: u32, n0: u32, kt: u32) {
+  let ml = vlid / 4u;
+  let kx = (vlid % 4u) * 8u;
+  let nl = vlid % BN;
+  let part = vlid / BN;
+  let n = n0 + nl;
+  let nok = n < p.n_part;
+  let m = m0 + ml;
+  let k0 = kt * BK;
+  // x tile, zero outside [T, K] so padding adds 0.
+  var xa = vec4<f32>(0.0);
+  var xb = vec4<f32>(0.0);
+  if (m < p.T) {
+    xa = x4(m, k0 + kx);
+    xb = x4(m, k0 + kx + 4u);
+  }
+  let xi = kx * 16u + (ml % 16u);
+  let xc = ml / 16u;
+  xs4[xi][xc] = xa.x; xs4[xi + 16u][xc] = xa.y; xs4[xi + 32u][xc] = xa.z; xs4[xi + 48u][xc] = xa.w;
+  xs4[xi + 64u][xc] = xb.x; xs4[xi + 80u][xc] = xb.y; xs4[xi + 96u][xc] = xb.z; xs4[xi + 112u][xc] = xb.w;
+  // weight tile, dequantized to exactly q * scale; zero past n_part (and past K for float formats).
+  var wa = vec4<f32>(0.0); // k = part * 8 .. + 3
+  var wb = vec4<f32>(0.0); // k = part * 8 + 4 .. + 7
+  if (nok) {
+    if (FORMAT == 2u) {
+      let bi = n * p.groups + kt;
+      let d = scale_at(bi);
+      let word = w[bi][part];
+      wa = q4_lo(word) * d;
+      wb = q4_hi(word) * d;
+    } else if (FORMAT == 3u) {
+      let bi = n * p.groups + kt;
+      let d = scale_at(bi);
+      let blk = w[bi * 2u + (part >> 1u)];
+      let h = (part & 1u) * 2u;
+      wa = q8_4(blk[h]) * d;
+      wb = q8_4(blk[h + 1u]) * d;
+    } else if (FORMAT >= 4u) {
+      // Sub-block (q5: group) kt, elements part * 8 .. + 7: codes q (nibble + high bits), then ggml's value exactly.
+      let m = unit_meta(n, kt);
+      let word = vec4<u32>(w[n * row_stride() + kt][part]);
+      let sh = vec4<u32>(0u, 4u, 8u, 12u);
+      var qa = (word >> sh) & vec4<u32>(15u);
+      var qb = (word >> (sh + 16u)) & vec4<u32>(15u);
+      if (FORMAT == 5u || FORMAT == 7u) {
+        let hb = vec4<u32>(m.hi.x >> (8u * part));
+        let e = vec4<u32>(0u, 1u, 2u, 3u);
+        qa |= ((hb >> e) & vec4<u32>(1u)) << vec4<u32>(4u);
+        qb |= ((hb >> (e + 4u)) & vec4<u32>(1u)) << vec4<u32>(4u);
+      }
+      if (FORMAT == 6u) {
+        let hp = vec4<u32>(m.hi[part >> 1u] >> (16u * (part & 1u)));
+        let e = vec4<u32>(0u, 2u, 4u, 6u);
+        qa |= ((hp >> e) & vec4<u32>(3u)) << vec4<u32>(4u);
+        qb |= ((hp >> (e + 8u)) & vec4<u32>(3u)) << vec4<u32>(4u);
+        let sc = select(m.s1, m.s0, part < 2u);
+        wa = sc * (vec4<f32>(qa) - 32.0);
+        wb = sc * (vec4<f32>(qb) - 32.0);
+      } else if (FORMAT == 7u) {
+        wa = m.s0 * (vec4<f32>(qa) - 16.0);
+        wb = m.s0 * (vec4<f32>(qb) - 16.0);
+      } else {
+        wa = m.s0 * vec4<f32>(qa) - m.s1;
+        wb = m.s0 * vec4<f32>(qb) - m.s1;
+      }
+    } else if (p.aligned != 0u && k0 + part * 8u + 8u <= p.K) {
+      let e = n * p.K + k0 + part * 8u; // a multiple of 8 (f32: 4) elements: whole vec4 units
+      if (FORMAT == 0u) {
+        wa = bitcast<vec4<f32>>(w[e >> 2u]);
+        wb = bitcast<vec4<f32>>(w[(e >> 2u) + 1u]);
+      } else {
+        let h = f16_8(w[e >> 3u]);
+        wa = h[0];
+        wb = h[1];
+      }
+    } else {
+      wa = w_float4(n, k0 + part * 8u);
+      wb = w_float4(n, k0 + part * 8u + 4u);
+    }
+  }
+  let wi = part * 8u * 16u + (nl % 16u);
+  let wc = nl / 16u;
+  ws4[wi][wc] = wa.x; ws4[wi + 16u][wc] = wa.y; ws4[wi + 32u][wc] = wa.z; ws4[wi + 48u][wc] = wa.w;
+  ws4[wi + 64u][wc] = wb.x; ws4[wi + 80u][wc] = wb.y; ws4[wi + 96u][wc] = wb.z; ws4[wi + 112u][wc] = wb.w;
+}
+
 @compute @workgroup_size(256)
 fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let block = wg.y * p.grid_x + wg.x;
@@ -419,93 +509,9 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var acc1 = vec4<f32>(0.0);
   var acc2 = vec4<f32>(0.0);
   var acc3 = vec4<f32>(0.0);
-  // Loader roles: x: token ml = lid / 4 (0..63), 8 consecutive k from kx = (lid % 4) * 8 (coalesced along k);
-  // weights: feature nl = lid % 64, the quarter `part` = lid / 64 of the 32 k (one q4 word, two q8 words).
-  let ml = lid / 4u;
-  let kx = (lid % 4u) * 8u;
-  let nl = lid % BN;
-  let part = lid / BN;
-  let n = n0 + nl;
-  let nok = n < p.n_part;
-  let m = m0 + ml;
   let k_tiles = (p.K + BK - 1u) / BK;
   for (var kt = 0u; kt < k_tiles; kt++) {
-    let k0 = kt * BK;
-    // x tile, zero outside [T, K] so padding adds 0.
-    var xa = vec4<f32>(0.0);
-    var xb = vec4<f32>(0.0);
-    if (m < p.T) {
-      xa = x4(m, k0 + kx);
-      xb = x4(m, k0 + kx + 4u);
-    }
-    let xi = kx * 16u + (ml % 16u);
-    let xc = ml / 16u;
-    xs4[xi][xc] = xa.x; xs4[xi + 16u][xc] = xa.y; xs4[xi + 32u][xc] = xa.z; xs4[xi + 48u][xc] = xa.w;
-    xs4[xi + 64u][xc] = xb.x; xs4[xi + 80u][xc] = xb.y; xs4[xi + 96u][xc] = xb.z; xs4[xi + 112u][xc] = xb.w;
-    // weight tile, dequantized to exactly q * scale; zero past n_part (and past K for float formats).
-    var wa = vec4<f32>(0.0); // k = part * 8 .. + 3
-    var wb = vec4<f32>(0.0); // k = part * 8 + 4 .. + 7
-    if (nok) {
-      if (FORMAT == 2u) {
-        let bi = n * p.groups + kt;
-        let d = scale_at(bi);
-        let word = w[bi][part];
-        wa = q4_lo(word) * d;
-        wb = q4_hi(word) * d;
-      } else if (FORMAT == 3u) {
-        let bi = n * p.groups + kt;
-        let d = scale_at(bi);
-        let blk = w[bi * 2u + (part >> 1u)];
-        let h = (part & 1u) * 2u;
-        wa = q8_4(blk[h]) * d;
-        wb = q8_4(blk[h + 1u]) * d;
-      } else if (FORMAT >= 4u) {
-        // Sub-block (q5: group) kt, elements part * 8 .. + 7: codes q (nibble + high bits), then ggml's value exactly.
-        let m = unit_meta(n, kt);
-        let word = vec4<u32>(w[n * row_stride() + kt][part]);
-        let sh = vec4<u32>(0u, 4u, 8u, 12u);
-        var qa = (word >> sh) & vec4<u32>(15u);
-        var qb = (word >> (sh + 16u)) & vec4<u32>(15u);
-        if (FORMAT == 5u || FORMAT == 7u) {
-          let hb = vec4<u32>(m.hi.x >> (8u * part));
-          let e = vec4<u32>(0u, 1u, 2u, 3u);
-          qa |= ((hb >> e) & vec4<u32>(1u)) << vec4<u32>(4u);
-          qb |= ((hb >> (e + 4u)) & vec4<u32>(1u)) << vec4<u32>(4u);
-        }
-        if (FORMAT == 6u) {
-          let hp = vec4<u32>(m.hi[part >> 1u] >> (16u * (part & 1u)));
-          let e = vec4<u32>(0u, 2u, 4u, 6u);
-          qa |= ((hp >> e) & vec4<u32>(3u)) << vec4<u32>(4u);
-          qb |= ((hp >> (e + 8u)) & vec4<u32>(3u)) << vec4<u32>(4u);
-          let sc = select(m.s1, m.s0, part < 2u);
-          wa = sc * (vec4<f32>(qa) - 32.0);
-          wb = sc * (vec4<f32>(qb) - 32.0);
-        } else if (FORMAT == 7u) {
-          wa = m.s0 * (vec4<f32>(qa) - 16.0);
-          wb = m.s0 * (vec4<f32>(qb) - 16.0);
-        } else {
-          wa = m.s0 * vec4<f32>(qa) - m.s1;
-          wb = m.s0 * vec4<f32>(qb) - m.s1;
-        }
-      } else if (p.aligned != 0u && k0 + part * 8u + 8u <= p.K) {
-        let e = n * p.K + k0 + part * 8u; // a multiple of 8 (f32: 4) elements: whole vec4 units
-        if (FORMAT == 0u) {
-          wa = bitcast<vec4<f32>>(w[e >> 2u]);
-          wb = bitcast<vec4<f32>>(w[(e >> 2u) + 1u]);
-        } else {
-          let h = f16_8(w[e >> 3u]);
-          wa = h[0];
-          wb = h[1];
-        }
-      } else {
-        wa = w_float4(n, k0 + part * 8u);
-        wb = w_float4(n, k0 + part * 8u + 4u);
-      }
-    }
-    let wi = part * 8u * 16u + (nl % 16u);
-    let wc = nl / 16u;
-    ws4[wi][wc] = wa.x; ws4[wi + 16u][wc] = wa.y; ws4[wi + 32u][wc] = wa.z; ws4[wi + 48u][wc] = wa.w;
-    ws4[wi + 64u][wc] = wb.x; ws4[wi + 80u][wc] = wb.y; ws4[wi + 96u][wc] = wb.z; ws4[wi + 112u][wc] = wb.w;
+    stage_tile(lid, m0, n0, kt);
     workgroupBarrier();
     for (var k = 0u; k < BK; k++) {
       let a = xs4[k * 16u + ty];
@@ -521,6 +527,53 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   write_tile_row(m0 + ty + 16u, n0 + tx, acc1);
   write_tile_row(m0 + ty + 32u, n0 + tx, acc2);
   write_tile_row(m0 + ty + 48u, n0 + tx, acc3);
+}
+
+// gemm_regs (software adapters): the same 64 x 64 tile and staging with 64 threads (8 x 8), each computing 8 tokens x
+// 8 features in registers (16 vec4 accumulators): 4 times the FMAs per workgroup-memory load and per barrier of
+// `gemm`, which is what a CPU running the workgroup as SIMD lanes pays for (loads are per-lane gathers, a barrier
+// switches every lane's coroutine). Thread (tx, ty) owns tokens ty + 8 i and features tx + 8 j, i, j = 0..7: in the
+// tile layout above, the vec4s at ty and ty + 8 (tokens ty + 16 c and ty + 8 + 16 c) and likewise for features.
+// fma() explicitly: a compiler that does not contract `c += a * b` (SwiftShader's) would spend two instructions.
+@compute @workgroup_size(64)
+fn gemm_regs(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let block = wg.y * p.grid_x + wg.x;
+  let n0 = (block % p.n_blocks) * BN;
+  let m0 = (block / p.n_blocks) * BM;
+  let tx = lid % 8u;
+  let ty = lid / 8u;
+  // c{h}{i}{g}: tokens (ty + 8h) + 16i, features (tx + 8g) + 16j in component j.
+  var c000 = vec4<f32>(0.0); var c001 = vec4<f32>(0.0); var c010 = vec4<f32>(0.0); var c011 = vec4<f32>(0.0);
+  var c020 = vec4<f32>(0.0); var c021 = vec4<f32>(0.0); var c030 = vec4<f32>(0.0); var c031 = vec4<f32>(0.0);
+  var c100 = vec4<f32>(0.0); var c101 = vec4<f32>(0.0); var c110 = vec4<f32>(0.0); var c111 = vec4<f32>(0.0);
+  var c120 = vec4<f32>(0.0); var c121 = vec4<f32>(0.0); var c130 = vec4<f32>(0.0); var c131 = vec4<f32>(0.0);
+  let k_tiles = (p.K + BK - 1u) / BK;
+  for (var kt = 0u; kt < k_tiles; kt++) {
+    stage_tile(lid, m0, n0, kt);
+    stage_tile(lid + 64u, m0, n0, kt);
+    stage_tile(lid + 128u, m0, n0, kt);
+    stage_tile(lid + 192u, m0, n0, kt);
+    workgroupBarrier();
+    for (var k = 0u; k < BK; k++) {
+      let a0 = xs4[k * 16u + ty];
+      let a1 = xs4[k * 16u + ty + 8u];
+      let b0 = ws4[k * 16u + tx];
+      let b1 = ws4[k * 16u + tx + 8u];
+      c000 = fma(vec4<f32>(a0.x), b0, c000); c001 = fma(vec4<f32>(a0.x), b1, c001); c010 = fma(vec4<f32>(a0.y), b0, c010); c011 = fma(vec4<f32>(a0.y), b1, c011);
+      c020 = fma(vec4<f32>(a0.z), b0, c020); c021 = fma(vec4<f32>(a0.z), b1, c021); c030 = fma(vec4<f32>(a0.w), b0, c030); c031 = fma(vec4<f32>(a0.w), b1, c031);
+      c100 = fma(vec4<f32>(a1.x), b0, c100); c101 = fma(vec4<f32>(a1.x), b1, c101); c110 = fma(vec4<f32>(a1.y), b0, c110); c111 = fma(vec4<f32>(a1.y), b1, c111);
+      c120 = fma(vec4<f32>(a1.z), b0, c120); c121 = fma(vec4<f32>(a1.z), b1, c121); c130 = fma(vec4<f32>(a1.w), b0, c130); c131 = fma(vec4<f32>(a1.w), b1, c131);
+    }
+    workgroupBarrier();
+  }
+  write_tile_row(m0 + ty, n0 + tx, c000); write_tile_row(m0 + ty, n0 + tx + 8u, c001);
+  write_tile_row(m0 + ty + 16u, n0 + tx, c010); write_tile_row(m0 + ty + 16u, n0 + tx + 8u, c011);
+  write_tile_row(m0 + ty + 32u, n0 + tx, c020); write_tile_row(m0 + ty + 32u, n0 + tx + 8u, c021);
+  write_tile_row(m0 + ty + 48u, n0 + tx, c030); write_tile_row(m0 + ty + 48u, n0 + tx + 8u, c031);
+  write_tile_row(m0 + ty + 8u, n0 + tx, c100); write_tile_row(m0 + ty + 8u, n0 + tx + 8u, c101);
+  write_tile_row(m0 + ty + 24u, n0 + tx, c110); write_tile_row(m0 + ty + 24u, n0 + tx + 8u, c111);
+  write_tile_row(m0 + ty + 40u, n0 + tx, c120); write_tile_row(m0 + ty + 40u, n0 + tx + 8u, c121);
+  write_tile_row(m0 + ty + 56u, n0 + tx, c130); write_tile_row(m0 + ty + 56u, n0 + tx + 8u, c131);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

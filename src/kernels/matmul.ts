@@ -40,6 +40,11 @@ export interface MatmulOptions {
    * dot4I8Packed (llama.cpp's choice on GPUs; not measured here), f32 elsewhere. f32 / f16 weights always take f32.
    */
   activations?: 'auto' | 'f32' | 'int8';
+  /**
+   * Prefill GEMM shape (same 64 x 64 tiles): 'wide' 256 threads of 4 x 4 outputs (GPUs), 'regs' 64 threads of 8 x 8
+   * (4x the FMAs per workgroup-memory load and barrier: software adapters). Default by adapter.
+   */
+  gemm?: 'auto' | 'wide' | 'regs';
   /** int8 products: 'pack' (two rows per 32-bit multiply) or 'dot4' (dot4I8Packed); default: 'pack' on software adapters, else 'dot4' where available. */
   intDot?: 'pack' | 'dot4';
 }
@@ -125,7 +130,9 @@ export class MatmulKernel {
         const gemvInt8 = int8 && isQuantFormat(format)
           ? spec(format, lanes === 1 ? 'gemv_int8_rows' : 'gemv_int8', { ROWS: rows, ...(lanes === 1 ? {} : { LANES: lanes }), DOT: intDot === 'dot4' ? 2 : 1 })
           : undefined;
-        const [gemv, gemm, int8Pipeline] = await Promise.all([lanes === 1 ? spec(format, 'gemv_rows', { ROWS: rows }) : spec(format, 'gemv', { ROWS: rows, LANES: lanes }), spec(format, 'gemm'), gemvInt8]);
+        const gemmChoice = (options.gemm ?? 'auto') === 'auto' ? (cpu ? 'regs' : 'wide') : options.gemm!;
+        const gemmEntry = gemmChoice === 'wide' ? 'gemm' : `gemm_${gemmChoice}`;
+        const [gemv, gemm, int8Pipeline] = await Promise.all([lanes === 1 ? spec(format, 'gemv_rows', { ROWS: rows }) : spec(format, 'gemv', { ROWS: rows, LANES: lanes }), spec(format, gemmEntry), gemvInt8]);
         variants.set(format, { gemv, gemm, gemvInt8: int8Pipeline });
       }),
     );

@@ -56,13 +56,15 @@ interface Case {
   split?: number[];
   /** GEMV workgroup shape (default: the adapter's). */
   gemv?: [rows: number, lanes: number];
+  /** GEMM shape (default: the adapter's; 'regs' on software adapters). */
+  gemm?: 'wide' | 'regs';
 }
 
 async function runCase(c: Case): Promise<void> {
   const ctx = await testGpu();
   const { rng, tag: seedTag } = freshRng();
   const tag = `${seedTag} ${JSON.stringify(c)}`;
-  const kernel = await MatmulKernel.create(ctx, 'f32', [c.format], { activations: 'f32', ...(c.gemv && { gemvRows: c.gemv[0], gemvLanes: c.gemv[1] }) });
+  const kernel = await MatmulKernel.create(ctx, 'f32', [c.format], { activations: 'f32', gemm: c.gemm, ...(c.gemv && { gemvRows: c.gemv[0], gemvLanes: c.gemv[1] }) });
   const hw = hostWeight(rng, c.format, c.N, c.K);
   const weight = uploadHostWeight(ctx, hw, c.split);
   const x = rng.normals(c.T * c.K, 1);
@@ -104,9 +106,11 @@ for (const format of ['f32', 'f16', 'q4', 'q8'] as const) {
   // The GPU GEMV shape (8 rows x 32 lanes; SwiftShader defaults to 64 x 4) and a lane-per-row one.
   small.push({ format, K: 1000, N: 37, T: 1, path: 'gemv', gemv: [8, 32] });
   small.push({ format, K: 96, N: 37, T: 3, path: 'gemv', gemv: [256, 1] });
+  // Both GEMM shapes whatever the adapter: 'wide' (GPUs, 256 threads of 4 x 4) and 'regs' (64 threads of 8 x 8).
+  small.push({ format, K: 80, N: 70, T: 67, path: 'gemm', gemm: 'wide' }, { format, K: 80, N: 70, T: 67, path: 'gemm', gemm: 'regs' });
 }
 for (const c of small) {
-  test(`matmul ${c.format} K=${c.K} N=${c.N} T=${c.T} ${c.path}${c.accumulate ? ' accumulate' : ''}${c.split ? ' parts' : ''}${c.gemv ? ` gemv ${c.gemv.join('x')}` : ''}`, () => runCase(c));
+  test(`matmul ${c.format} K=${c.K} N=${c.N} T=${c.T} ${c.path}${c.accumulate ? ' accumulate' : ''}${c.split ? ' parts' : ''}${c.gemv ? ` gemv ${c.gemv.join('x')}` : ''}${c.gemm ? ` gemm ${c.gemm}` : ''}`, () => runCase(c));
 }
 
 /** E2B-shaped weight drawn on the GPU (createRandomWeight), read back for the reference. */
