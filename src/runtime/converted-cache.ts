@@ -10,8 +10,8 @@
  * Entry files: `config.json`, the tokenizer texts when the load had them, and `weights.bin` (every tensor's data
  * then scales, in load order). The manifest's `meta` holds the tensor index. Reading the entry back gives a
  * Checkpoint (`ConvertedCheckpoint`) that the unchanged Gemma 3n loader consumes: packed tensors answer
- * `readPackedAs` with their exact bytes (dtype Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K marks them as pre-quantized in our q4 /
- * q8 / K-quant layouts, src/formats/stored-dtype.ts), float
+ * `readPackedAs` with their exact bytes (dtype Q4_0 / Q5_0 / Q8_0 / Q4_K / Q5_K / Q6_K marks them as pre-quantized in
+ * our q4 / q5 / q8 / K-quant layouts, src/formats/stored-dtype.ts), float
  * tensors answer `read` in F32 / F16, which the loader uploads as plain copies.
  */
 import { GemmaError } from '../errors.ts';
@@ -28,7 +28,7 @@ const META_KIND = 'gemma3n-converted/1';
 /** Readback slice: bounds the host memory the writer holds to one slice of one tensor. */
 const READBACK_BYTES = 16 * 1024 * 1024;
 
-type StoredDtype = 'F32' | 'F16' | 'Q4_0' | 'Q8_0' | 'Q4_K' | 'Q5_K' | 'Q6_K';
+type StoredDtype = 'F32' | 'F16' | 'Q4_0' | 'Q5_0' | 'Q8_0' | 'Q4_K' | 'Q5_K' | 'Q6_K';
 
 interface IndexEntry {
   name: string;
@@ -131,6 +131,7 @@ function dtypeOf(format: string): StoredDtype {
     case 'f32': return 'F32';
     case 'f16': return 'F16';
     case 'q4': return 'Q4_0';
+    case 'q5': return 'Q5_0';
     case 'q8': return 'Q8_0';
     case 'q4k': return 'Q4_K';
     case 'q5k': return 'Q5_K';

@@ -20,7 +20,8 @@ import { dequantizeK, repackGgmlK, K_FORMATS, type KFormat } from '../../src/for
 import { dequantize as dequantizePacked, packQ5, groupsPerRow } from '../../src/formats/weight-format.ts';
 import { repackLossless } from '../../src/io/gguf-types.ts';
 import { f32ToF16Bits } from '../../src/io/half.ts';
-import { GatherKernel } from '../../src/kernels/gather.ts';
+import { GatherKernel, packRowsForUpload, uploadedRowsBytes, type CpuTable } from '../../src/kernels/gather.ts';
+import { createStorageBuffer, writeBuffer } from '../../src/gpu/buffers.ts';
 import { MatmulKernel, type MatmulPath } from '../../src/kernels/matmul.ts';
 import { submitDispatches } from '../../src/gpu/pipeline.ts';
 import { testGpu, poisonedBuffer, upload, download } from '../helpers/gpu.ts';
@@ -200,5 +201,38 @@ test('q5: Q5_0 repacks losslessly (CPU and gather bit-exact); matmul GEMV / GEMM
     for (let i = 0; i < out.length; i++) {
       if (!(Math.abs(out[i] - ref.y[i]) <= REL * ref.mag[i] + 1e-30)) assert.fail(`q5 ${K}->${N} T=${T} ${path}: y[${i}] = ${out[i]}, expected ${ref.y[i]} ${tag}`);
     }
+  }
+});
+
+test('gather uploaded rows of K-quant and q5 host tables (the PLE path: E2B 7680 columns, a GGUF Q6_K table)', async () => {
+  const ctx = await testGpu();
+  const { rng, tag } = freshRng();
+  const kernel = await GatherKernel.create(ctx);
+  const cols = 7680, rows = 12, maxT = 4;
+  for (const format of ['q6k', 'q4k', 'q5'] as const) {
+    let table: CpuTable;
+    if (format === 'q5') {
+      const G = groupsPerRow(cols);
+      const p = packQ5(Array.from({ length: rows * cols }, () => rng.int(0, 32)), new Uint16Array(rows * G).map(() => f32ToF16Bits(rng.uniform(2e-3, 4e-2))), rows, cols);
+      table = { format, rows, cols, data: new Uint8Array(p.data.buffer), scales: p.scales };
+    } else {
+      const k = randomKPacked(rng, format, rows, cols);
+      table = { format, rows, cols, data: new Uint8Array(k.data.buffer), scales: scaleHalves(k.scales) };
+    }
+    const all = dequantizePacked(format, { data: new Uint32Array(table.data.buffer), scales: table.scales! }, rows, cols, f16BitsToF32);
+    const ids = [3, 11, 400_000];
+    const up = packRowsForUpload(table, ids, 10, 0); // 11 and 400000 are >= the limit: row 0
+    const sizes = uploadedRowsBytes(format, cols, maxT);
+    const dataBuf = createStorageBuffer(ctx.device, sizes.data, 'up');
+    const scaleBuf = createStorageBuffer(ctx.device, sizes.scales, 'up-scales');
+    writeBuffer(ctx.device, dataBuf, up.data);
+    writeBuffer(ctx.device, scaleBuf, up.scales!);
+    const y = poisonedBuffer(ctx, maxT * cols * 4);
+    const d = kernel.bindUploaded({ format, cols, data: dataBuf, scales: scaleBuf, y, tokens: ids.length, scale: 1 });
+    submitDispatches(ctx.device, [d]);
+    const got = new Float32Array(await download(ctx, y, ids.length * cols * 4));
+    const expected = new Float32Array(ids.length * cols);
+    [3, 0, 0].forEach((r, t) => expected.set(all.subarray(r * cols, (r + 1) * cols), t * cols));
+    assert.equal(countBitMismatches(got, expected), 0, `${format} ${tag}`);
   }
 });

@@ -13,7 +13,7 @@ import { Gemma3nForward, type SampleRange } from './forward.ts';
 import type { WeightMode } from './quant-plan.ts';
 
 export interface LoadOptions {
-  /** 'float' (f32, f16 on shader-f16 adapters) or 'q4' (int4 + int8 by family, quant-plan.ts). Default 'q4'. */
+  /** 'float' (f32, f16 on shader-f16 adapters) or 'q4' (llama.cpp's Q4_K_M mix, quantized on load: quant-plan.ts). Default 'q4'. */
   weights?: WeightMode;
   /** Longest sequence (prompt + generated) the KV cache holds. Default 4096. */
   maxContext?: number;
