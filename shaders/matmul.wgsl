@@ -5,7 +5,8 @@
 // Bindings: 0 params (uniform), 1 x [T, K] act_t (from x_offset), 2 w array<vec4<u32>> (the part's data),
 // 3 scales array<u32> (q4/q8 scales, K-quant super-block headers; a dummy otherwise), 4 y [T, N] act_t (from
 // y_offset, row stride N).
-// Overrides: FORMAT 0 f32, 1 f16, 2 q4, 3 q8, 4 q4k, 5 q5k, 6 q6k, 7 q5; ROWS x LANES the gemv workgroup. Float rows are read as vec4<u32>
+// Overrides: FORMAT 0 f32, 1 f16, 2 q4, 3 q8, 4 q4k, 5 q5k, 6 q6k, 7 q5; ROWS x LANES the gemv workgroup; ACT 1:
+// the GEMVs read int8 activations (below), DOT their integer product. Float rows are read as vec4<u32>
 // units when they start on 16 bytes (p.aligned), else element by element (odd test shapes). Only FORMAT makes
 // pipelines: each costs seconds to compile on SwiftShader.
 // Accumulation is f32 in every variant; weights are dequantized to exactly q * scale (scale decoded exactly from
@@ -41,9 +42,11 @@ struct Params {
   aligned: u32,    // float formats: rows start on 16 bytes (K % 4 == 0 for f32, K % 8 == 0 for f16)
   xq_scales: u32,  // int8 activations: vec4 offset of the block scales in xq (after the codes)
   xq_sums: u32,    // int8 activations: vec4 offset of the block half sums in xq
+  xq_pairs: u32,   // int8 activations: vec4 offset of the packed code pairs in xq
 }
 
 override FORMAT: u32 = 2u;
+override ACT: u32 = 0u;
 override ROWS: u32 = 8u;
 override LANES: u32 = 32u;
 
@@ -52,7 +55,7 @@ override LANES: u32 = 32u;
 @group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> scales: array<u32>;
 @group(0) @binding(4) var<storage, read_write> y: array<act_t>;
-// int8 activations (gemv_int8*, quantize_x): the quantized x, read as vec4 units and written as words.
+// int8 activations (the GEMVs with ACT = 1, quantize_x): the quantized x, read as vec4 units and written as words.
 @group(0) @binding(5) var<storage, read> xq: array<vec4<u32>>;
 @group(0) @binding(6) var<storage, read_write> xq_out: array<u32>;
 
@@ -304,7 +307,10 @@ fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       }
       let wv = w[row_units + u];
       let um = unit_meta(n, u);
-      for (var j = 0u; j < nt; j++) { acc[j] += unit_contrib(wv, um, x_unit(t0 + j, u * per)); }
+      for (var j = 0u; j < nt; j++) {
+        if (ACT == 1u) { acc[j] += int8_row_contrib(wv, um, xq_block(t0 + j, x_block_of(u)), u); }
+        else { acc[j] += unit_contrib(wv, um, x_unit(t0 + j, u * per)); }
+      }
     }
   }
   red[lid] = acc;
@@ -366,11 +372,19 @@ fn gemv_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
       let m2 = unit_meta(n2, u);
       let m3 = unit_meta(n3, u);
       for (var j = 0u; j < nt; j++) {
-        let xu = x_unit(t0 + j, u * per);
-        a0[j] += unit_contrib(w0, m0, xu);
-        a1[j] += unit_contrib(w1, m1, xu);
-        a2[j] += unit_contrib(w2, m2, xu);
-        a3[j] += unit_contrib(w3, m3, xu);
+        if (ACT == 1u) {
+          let X = xq_block(t0 + j, x_block_of(u));
+          a0[j] += int8_row_contrib(w0, m0, X, u);
+          a1[j] += int8_row_contrib(w1, m1, X, u);
+          a2[j] += int8_row_contrib(w2, m2, X, u);
+          a3[j] += int8_row_contrib(w3, m3, X, u);
+        } else {
+          let xu = x_unit(t0 + j, u * per);
+          a0[j] += unit_contrib(w0, m0, xu);
+          a1[j] += unit_contrib(w1, m1, xu);
+          a2[j] += unit_contrib(w2, m2, xu);
+          a3[j] += unit_contrib(w3, m3, xu);
+        }
       }
     }
   }
@@ -578,18 +592,22 @@ fn gemm_regs(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
 
 // ---------------------------------------------------------------------------------------------------------------
 // Decode GEMV with int8 activations (llama.cpp's quantized dot products): quantize_x turns x [T, K] into int8 codes
-// per block of 32 with one f32 scale (sx = absmax / 127, c = round(x / sx)), so x ≈ sx·c; then gemv_int8_rows /
-// gemv_int8 multiply the weights' integer codes by c in integer arithmetic, one i32 sum per 32-weight unit (exact),
-// and apply the weight scales and sx in f32. The only error added is x's rounding to 8 bits (~0.5 % of y's RMS).
-// xq layout (vec4<u32> units): codes of block k = t·G + b in units 2k, 2k + 1: words (2i, 2i + 1) hold elements
-// (8i, 8i + 2, 8i + 4, 8i + 6) and (8i + 1, 8i + 3, 8i + 5, 8i + 7) as bytes, matching the even / odd nibbles of
-// word i of a q4 unit (word & 0x0f0f0f0f, (word >> 4) & 0x0f0f0f0f), so dot4I8Packed needs no shuffles; the f32
-// scale of block k at word k of the scales plane (p.xq_scales), the sums of its two 16-element halves at words 2k,
-// 2k + 1 of the sums plane (p.xq_sums). Formats: every quantized one (q4, q5, q8, q4k, q5k, q6k).
-// DOT 1 (software adapters): two rows per 32-bit multiply: (qa − 8) + (qb − 8)·2^16 times c, summed over a unit,
-// fits 16 bits per row (|Σ| ≤ 32·8·127 = 32512; high bits, q6k halves and q5 fifth bits are summed the same way
-// separately), then split (sign-extend the low half). DOT 2 (GPUs): dot4I8Packed on the nibble bytes (unsigned
-// 0..15, then − 8·Σc); the parts with high bits use unpacked codes.
+// per block of 32 with one f32 scale (sx = absmax / 127, c = round(x / sx)), so x ≈ sx·c; then gemv / gemv_rows
+// with ACT = 1 multiply the weights' integer codes by c in integer arithmetic, exact i32 sums per 16 weights, and
+// apply the weight scales and sx in f32. The only error added is x's rounding to 8 bits (~0.5 % of y's RMS).
+// xq (vec4<u32> units), per block k = t·G + b:
+// - codes (dot4I8Packed): units 2k, 2k + 1; words (2i, 2i + 1) hold elements (8i, 8i + 2, 8i + 4, 8i + 6) and
+//   (8i + 1, 8i + 3, 8i + 5, 8i + 7) as bytes, matching the even / odd nibbles of word i of a 32-weight unit
+//   (word & 0x0f0f0f0f, (word >> 4) & 0x0f0f0f0f), so dot4I8Packed needs no shuffle;
+// - pairs (packed multiplies): 16 i32 at units p.xq_pairs + 4k ..: pair j = 4i + m is c[8i + m]·2^16 + c[8i + m + 4];
+// - the f32 scale at word k of p.xq_scales, the sums of the block's two 16-element halves at words 2k, 2k + 1 of
+//   p.xq_sums.
+// Products (DOT 1, software adapters): a weight word's nibbles m and m + 4 masked into the two 16-bit halves of one
+// u32 (word >> 4m & 0x000f000f) times pair 4i + m: the product's upper half is n_m·c_m + n_{m+4}·c_{m+4} (the lower
+// half, n_m·c_{m+4}, stays below 2^15 in magnitude over 8 products, 8·15·127, and is removed exactly by
+// sign-extending it), so one 32-bit multiply does two products and a vec4 multiply eight. Per 16 weights the upper
+// sum is at most 16·15·127 < 2^15. High bits (q5 / q5k fifth bits, q6k bit pairs) the same way. DOT 2 (GPUs):
+// dot4I8Packed on the nibble bytes; high bits as DOT 1. q8 weights: i32 dot products of unpacked bytes.
 
 override DOT: u32 = 1u;
 
@@ -609,17 +627,19 @@ fn quantize_x(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
   var sum0 = 0;
   var sum1 = 0;
   for (var i = 0u; i < 4u; i++) {
+    var c: array<i32, 8>;
+    for (var j = 0u; j < 8u; j++) {
+      let e = 8u * i + j;
+      c[j] = 0;
+      if (c0 + e < p.K) { c[j] = i32(clamp(round(f32(x[p.x_offset + t * p.K + c0 + e]) * inv), -127.0, 127.0)); }
+      if (i < 2u) { sum0 += c[j]; } else { sum1 += c[j]; }
+    }
     var even = 0u;
     var odd = 0u;
     for (var j = 0u; j < 4u; j++) {
-      var ce = 0;
-      var co = 0;
-      let e = 8u * i + 2u * j;
-      if (c0 + e < p.K) { ce = i32(clamp(round(f32(x[p.x_offset + t * p.K + c0 + e]) * inv), -127.0, 127.0)); }
-      if (c0 + e + 1u < p.K) { co = i32(clamp(round(f32(x[p.x_offset + t * p.K + c0 + e + 1u]) * inv), -127.0, 127.0)); }
-      even |= (u32(ce) & 255u) << (8u * j);
-      odd |= (u32(co) & 255u) << (8u * j);
-      if (i < 2u) { sum0 += ce + co; } else { sum1 += ce + co; }
+      even |= (u32(c[2u * j]) & 255u) << (8u * j);
+      odd |= (u32(c[2u * j + 1u]) & 255u) << (8u * j);
+      xq_out[4u * p.xq_pairs + 16u * k + 4u * i + j] = bitcast<u32>(c[j] * 65536 + c[j + 4u]);
     }
     xq_out[8u * k + 2u * i] = even;
     xq_out[8u * k + 2u * i + 1u] = odd;
@@ -629,232 +649,100 @@ fn quantize_x(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
   xq_out[4u * p.xq_sums + 2u * k + 1u] = bitcast<u32>(sum1);
 }
 
-// One block of quantized activations: packed code words (lo: words 0..3, hi: words 4..7), its codes unpacked
-// (e_i / o_i: elements 8i + 2j / 8i + 2j + 1), its scale and half sums.
-struct XQ { lo: vec4<u32>, hi: vec4<u32>, e0: vec4<i32>, o0: vec4<i32>, e1: vec4<i32>, o1: vec4<i32>, e2: vec4<i32>, o2: vec4<i32>, e3: vec4<i32>, o3: vec4<i32>, sx: f32, s0: i32, s1: i32 }
+// One block of quantized activations: packed code words (lo: words 0..3, hi: words 4..7), the 16 pairs (p_i: pairs
+// 4i .. 4i + 3, for weight word i), the scale and the half sums.
+struct XQ { lo: vec4<u32>, hi: vec4<u32>, p0: vec4<i32>, p1: vec4<i32>, p2: vec4<i32>, p3: vec4<i32>, sx: f32, s0: i32, s1: i32 }
+
+fn xq_block(t: u32, b: u32) -> XQ {
+  let k = t * p.groups + b;
+  let sums = xq[p.xq_sums + (k >> 1u)];
+  let h = 2u * (k & 1u);
+  let pk = p.xq_pairs + 4u * k;
+  return XQ(xq[2u * k], xq[2u * k + 1u], bitcast<vec4<i32>>(xq[pk]), bitcast<vec4<i32>>(xq[pk + 1u]), bitcast<vec4<i32>>(xq[pk + 2u]), bitcast<vec4<i32>>(xq[pk + 3u]),
+            bitcast<f32>(xq[p.xq_scales + (k >> 2u)][k & 3u]), bitcast<i32>(sums[h]), bitcast<i32>(sums[h + 1u]));
+}
+
+// The upper-half sum of packed pair products (see the header): sign-extend the lower half, remove it, shift.
+fn pair_total(v: vec4<i32>) -> i32 {
+  let s = (v.x + v.y) + (v.z + v.w);
+  let lo = (s << 16u) >> 16u;
+  return (s - lo) >> 16u;
+}
+
+// Σ n·c over the 8 weights of nibble word `word` (weight word i of its unit) against pairs `pr` (lanes m = 0..3).
+fn nib_products(word: u32, pr: vec4<i32>) -> vec4<i32> {
+  return bitcast<vec4<i32>>((vec4<u32>(word) >> vec4<u32>(0u, 4u, 8u, 12u)) & vec4<u32>(0x000f000fu)) * pr;
+}
+
+// The same for 1-bit values (bit e of `bits` = element e of the unit; word i covers elements 8i .. 8i + 7).
+fn bit_products(bits: u32, i: u32, pr: vec4<i32>) -> vec4<i32> {
+  let v = vec4<u32>(bits) >> (vec4<u32>(0u, 1u, 2u, 3u) + 8u * i);
+  return bitcast<vec4<i32>>((v & vec4<u32>(1u)) | ((v << vec4<u32>(12u)) & vec4<u32>(0x10000u))) * pr;
+}
+
+// The same for 2-bit values (q6k: element e of a 16-element half at bits 2e of `pairs`; i = word 0 or 1 of the half).
+fn pair2_products(pairs: u32, i: u32, pr: vec4<i32>) -> vec4<i32> {
+  let v = vec4<u32>(pairs) >> (vec4<u32>(0u, 2u, 4u, 6u) + 16u * i);
+  return bitcast<vec4<i32>>((v & vec4<u32>(3u)) | ((v << vec4<u32>(8u)) & vec4<u32>(0x30000u))) * pr;
+}
+
+// Σ n·c of a unit's nibbles (n unsigned 0..15) over its two 16-weight halves.
+fn nibble_sums(wv: vec4<u32>, X: XQ) -> vec2<i32> {
+  if (DOT == 2u) {
+    let m = 0x0f0f0f0fu;
+    return vec2<i32>(dot4I8Packed(wv.x & m, X.lo.x) + dot4I8Packed((wv.x >> 4u) & m, X.lo.y) + dot4I8Packed(wv.y & m, X.lo.z) + dot4I8Packed((wv.y >> 4u) & m, X.lo.w),
+                     dot4I8Packed(wv.z & m, X.hi.x) + dot4I8Packed((wv.z >> 4u) & m, X.hi.y) + dot4I8Packed(wv.w & m, X.hi.z) + dot4I8Packed((wv.w >> 4u) & m, X.hi.w));
+  }
+  return vec2<i32>(pair_total(nib_products(wv.x, X.p0) + nib_products(wv.y, X.p1)), pair_total(nib_products(wv.z, X.p2) + nib_products(wv.w, X.p3)));
+}
+
+// Σ b·c of a unit's high bits over its two halves: q5 / q5k fifth bits (hi.x), q6k bit pairs (hi.x, hi.y).
+fn high_sums(m: UnitMeta, X: XQ) -> vec2<i32> {
+  if (FORMAT == 6u) {
+    return vec2<i32>(pair_total(pair2_products(m.hi.x, 0u, X.p0) + pair2_products(m.hi.x, 1u, X.p1)), pair_total(pair2_products(m.hi.y, 0u, X.p2) + pair2_products(m.hi.y, 1u, X.p3)));
+  }
+  return vec2<i32>(pair_total(bit_products(m.hi.x, 0u, X.p0) + bit_products(m.hi.x, 1u, X.p1)), pair_total(bit_products(m.hi.x, 2u, X.p2) + bit_products(m.hi.x, 3u, X.p3)));
+}
 
 fn unpack_i8(word: u32) -> vec4<i32> {
   return bitcast<vec4<i32>>(vec4<u32>(word) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
 }
 
-fn xq_block(t: u32, b: u32) -> XQ {
-  let k = t * p.groups + b;
-  let lo = xq[2u * k];
-  let hi = xq[2u * k + 1u];
-  let sx = bitcast<f32>(xq[p.xq_scales + (k >> 2u)][k & 3u]);
-  let sums = xq[p.xq_sums + (k >> 1u)];
-  let h = 2u * (k & 1u);
-  return XQ(lo, hi, unpack_i8(lo.x), unpack_i8(lo.y), unpack_i8(lo.z), unpack_i8(lo.w), unpack_i8(hi.x), unpack_i8(hi.y), unpack_i8(hi.z), unpack_i8(hi.w),
-            sx, bitcast<i32>(sums[h]), bitcast<i32>(sums[h + 1u]));
-}
-
-// (q − 8) of the even (elements 8i + 0, 2, 4, 6) and odd nibbles of a word, as i32 lanes; `pair_hi` puts them in the
-// upper 16 bits (the second row of a packed pair).
-const EVEN_SHL = vec4<u32>(28u, 20u, 12u, 4u);
-const ODD_SHL = vec4<u32>(24u, 16u, 8u, 0u);
-fn nib_lo(word: u32, shl: vec4<u32>) -> vec4<i32> {
-  return (bitcast<vec4<i32>>(vec4<u32>(word ^ 0x88888888u)) << shl) >> vec4<u32>(28u);
-}
-fn nib_hi(word: u32, shl: vec4<u32>) -> vec4<i32> {
-  return ((bitcast<vec4<i32>>(vec4<u32>(word ^ 0x88888888u)) << shl) >> vec4<u32>(12u)) & vec4<i32>(-65536);
-}
-
-// Bits `bits` >> shift & mask for 4 positions, as i32 lanes (fifth bits: mask 1; q6k high pairs: mask 3).
-fn bits4(bits: u32, shift: vec4<u32>, mask: u32) -> vec4<i32> {
-  return bitcast<vec4<i32>>((vec4<u32>(bits) >> shift) & vec4<u32>(mask));
-}
-
-// Splits a packed pair sum into its two 16-bit signed halves (row a, row b).
-fn split_pair(v: vec4<i32>) -> vec2<i32> {
-  let s = v.x + v.y + v.z + v.w;
-  let lo = (s << 16u) >> 16u;
-  return vec2<i32>(lo, (s - lo) >> 16u);
-}
-
-// Integer sums of one unit for rows a, b (packed, DOT 1) — or for row a alone (b = a, DOT 2 / unpaired):
-// n: Σ (nib − 8)·c over the whole unit (q6k: over its first 16 elements, n2 the second 16);
-// h: Σ high·c (q5 / q5k fifth bits; q6k high pairs, first half in h, second in h2).
-struct UnitSums { n: vec2<i32>, n2: vec2<i32>, h: vec2<i32>, h2: vec2<i32> }
-
-fn pair_sums(wa: vec4<u32>, wb: vec4<u32>, ma: UnitMeta, mb: UnitMeta, X: XQ) -> UnitSums {
-  var r = UnitSums(vec2<i32>(0), vec2<i32>(0), vec2<i32>(0), vec2<i32>(0));
-  if (FORMAT == 3u) { return r; } // q8: int8 weights, see q8_sums
-  let n01 = (nib_lo(wa.x, EVEN_SHL) + nib_hi(wb.x, EVEN_SHL)) * X.e0 + (nib_lo(wa.x, ODD_SHL) + nib_hi(wb.x, ODD_SHL)) * X.o0
-          + (nib_lo(wa.y, EVEN_SHL) + nib_hi(wb.y, EVEN_SHL)) * X.e1 + (nib_lo(wa.y, ODD_SHL) + nib_hi(wb.y, ODD_SHL)) * X.o1;
-  let n23 = (nib_lo(wa.z, EVEN_SHL) + nib_hi(wb.z, EVEN_SHL)) * X.e2 + (nib_lo(wa.z, ODD_SHL) + nib_hi(wb.z, ODD_SHL)) * X.o2
-          + (nib_lo(wa.w, EVEN_SHL) + nib_hi(wb.w, EVEN_SHL)) * X.e3 + (nib_lo(wa.w, ODD_SHL) + nib_hi(wb.w, ODD_SHL)) * X.o3;
-  if (FORMAT == 6u) {
-    r.n = split_pair(n01);
-    r.n2 = split_pair(n23);
-    // High pairs: element e of a half at bits 2e of hi.x / hi.y; word pair i' of the half: even 16i' + (0, 4, 8, 12).
-    let ev = vec4<u32>(0u, 4u, 8u, 12u);
-    let od = vec4<u32>(2u, 6u, 10u, 14u);
-    let p16 = vec4<u32>(16u);
-    let h01 = (bits4(ma.hi.x, ev, 3u) + (bits4(mb.hi.x, ev, 3u) << p16)) * X.e0 + (bits4(ma.hi.x, od, 3u) + (bits4(mb.hi.x, od, 3u) << p16)) * X.o0
-            + (bits4(ma.hi.x, ev + 16u, 3u) + (bits4(mb.hi.x, ev + 16u, 3u) << p16)) * X.e1 + (bits4(ma.hi.x, od + 16u, 3u) + (bits4(mb.hi.x, od + 16u, 3u) << p16)) * X.o1;
-    let h23 = (bits4(ma.hi.y, ev, 3u) + (bits4(mb.hi.y, ev, 3u) << p16)) * X.e2 + (bits4(ma.hi.y, od, 3u) + (bits4(mb.hi.y, od, 3u) << p16)) * X.o2
-            + (bits4(ma.hi.y, ev + 16u, 3u) + (bits4(mb.hi.y, ev + 16u, 3u) << p16)) * X.e3 + (bits4(ma.hi.y, od + 16u, 3u) + (bits4(mb.hi.y, od + 16u, 3u) << p16)) * X.o3;
-    r.h = split_pair(h01);
-    r.h2 = split_pair(h23);
-    return r;
-  }
-  r.n = split_pair(n01 + n23);
-  if (FORMAT == 5u || FORMAT == 7u) {
-    // Fifth bits: element e at bit e; word pair i: even 8i + (0, 2, 4, 6), odd 8i + (1, 3, 5, 7).
-    let ev = vec4<u32>(0u, 2u, 4u, 6u);
-    let od = vec4<u32>(1u, 3u, 5u, 7u);
-    let p16 = vec4<u32>(16u);
-    let hs = (bits4(ma.hi.x, ev, 1u) + (bits4(mb.hi.x, ev, 1u) << p16)) * X.e0 + (bits4(ma.hi.x, od, 1u) + (bits4(mb.hi.x, od, 1u) << p16)) * X.o0
-           + (bits4(ma.hi.x, ev + 8u, 1u) + (bits4(mb.hi.x, ev + 8u, 1u) << p16)) * X.e1 + (bits4(ma.hi.x, od + 8u, 1u) + (bits4(mb.hi.x, od + 8u, 1u) << p16)) * X.o1
-           + (bits4(ma.hi.x, ev + 16u, 1u) + (bits4(mb.hi.x, ev + 16u, 1u) << p16)) * X.e2 + (bits4(ma.hi.x, od + 16u, 1u) + (bits4(mb.hi.x, od + 16u, 1u) << p16)) * X.o2
-           + (bits4(ma.hi.x, ev + 24u, 1u) + (bits4(mb.hi.x, ev + 24u, 1u) << p16)) * X.e3 + (bits4(ma.hi.x, od + 24u, 1u) + (bits4(mb.hi.x, od + 24u, 1u) << p16)) * X.o3;
-    r.h = split_pair(hs);
-  }
-  return r;
-}
-
-// DOT 2: Σ (nib − 8)·c of one row's unit with dot4I8Packed on the nibble bytes (the q4 / q4k nibble part).
-fn dot4_nibbles(wv: vec4<u32>, X: XQ) -> i32 {
-  let m = 0x0f0f0f0fu;
-  let s = dot4I8Packed(wv.x & m, X.lo.x) + dot4I8Packed((wv.x >> 4u) & m, X.lo.y) + dot4I8Packed(wv.y & m, X.lo.z) + dot4I8Packed((wv.y >> 4u) & m, X.lo.w)
-        + dot4I8Packed(wv.z & m, X.hi.x) + dot4I8Packed((wv.z >> 4u) & m, X.hi.y) + dot4I8Packed(wv.w & m, X.hi.z) + dot4I8Packed((wv.w >> 4u) & m, X.hi.w);
-  return s - 8 * (X.s0 + X.s1);
-}
-
-// q8: Σ q·c of a 16-weight unit (natural byte order) against block half `half` of X.
+// q8: Σ q·c of a 16-weight unit (natural byte order) against block half `half` of X (even / odd code words).
 fn q8_sum(wv: vec4<u32>, X: XQ, half: u32) -> i32 {
+  let c = select(X.hi, X.lo, half == 0u);
   let a = unpack_i8(wv.x);
   let b = unpack_i8(wv.y);
-  let c = unpack_i8(wv.z);
-  let d = unpack_i8(wv.w);
-  if (half == 0u) {
-    return dot(vec4<i32>(a.x, a.z, b.x, b.z), X.e0) + dot(vec4<i32>(a.y, a.w, b.y, b.w), X.o0)
-         + dot(vec4<i32>(c.x, c.z, d.x, d.z), X.e1) + dot(vec4<i32>(c.y, c.w, d.y, d.w), X.o1);
-  }
-  return dot(vec4<i32>(a.x, a.z, b.x, b.z), X.e2) + dot(vec4<i32>(a.y, a.w, b.y, b.w), X.o2)
-       + dot(vec4<i32>(c.x, c.z, d.x, d.z), X.e3) + dot(vec4<i32>(c.y, c.w, d.y, d.w), X.o3);
-}
-
-// A unit's contribution to y from its integer sums (row `which` of the pair), the weight meta and X.
-fn int8_contrib(s: UnitSums, which: u32, m: UnitMeta, X: XQ) -> f32 {
-  let n = f32(s.n[which]);
-  let c = f32(X.s0 + X.s1);
-  switch FORMAT {
-    case 4u: { return X.sx * (m.s0 * n + (8.0 * m.s0 - m.s1) * c); }
-    case 5u: { return X.sx * (m.s0 * (n + 16.0 * f32(s.h[which])) + (8.0 * m.s0 - m.s1) * c); }
-    case 6u: {
-      let lo = n + 16.0 * f32(s.h[which]) - 24.0 * f32(X.s0);
-      let hi = f32(s.n2[which]) + 16.0 * f32(s.h2[which]) - 24.0 * f32(X.s1);
-      return X.sx * (m.s0 * lo + m.s1 * hi);
-    }
-    case 7u: { return X.sx * m.s0 * (n + 16.0 * f32(s.h[which]) - 8.0 * c); }
-    default: { return X.sx * m.s0 * n; } // q4
-  }
-}
-
-// One row's integer sums (no pairing): DOT 2 takes dot4I8Packed for the nibbles.
-fn row_sums(wv: vec4<u32>, m: UnitMeta, X: XQ) -> UnitSums {
-  if (DOT == 2u && (FORMAT == 2u || FORMAT == 4u)) {
-    let n = dot4_nibbles(wv, X);
-    return UnitSums(vec2<i32>(n), vec2<i32>(0), vec2<i32>(0), vec2<i32>(0));
-  }
-  return pair_sums(wv, wv, m, m, X);
+  let d = unpack_i8(wv.z);
+  let e = unpack_i8(wv.w);
+  return dot(vec4<i32>(a.x, a.z, b.x, b.z), unpack_i8(c.x)) + dot(vec4<i32>(a.y, a.w, b.y, b.w), unpack_i8(c.y))
+       + dot(vec4<i32>(d.x, d.z, e.x, e.z), unpack_i8(c.z)) + dot(vec4<i32>(d.y, d.w, e.y, e.w), unpack_i8(c.w));
 }
 
 // Contribution of unit u (weights wv, meta m) of one row to one token's y, from that token's X (q8: the block of
-// half the unit; the caller passes the block u >> 1).
+// half the unit; the caller passes the block u >> 1). Values (with n the nibble, b the high bits, c the codes):
+// q4 d·(n − 8); q4k s0·n − s1; q5k s0·(n + 16b) − s1; q5 d·(n + 16b − 16); q6k s·(n + 16b − 32) per half.
 fn int8_row_contrib(wv: vec4<u32>, m: UnitMeta, X: XQ, u: u32) -> f32 {
   if (FORMAT == 3u) { return X.sx * m.s0 * f32(q8_sum(wv, X, u & 1u)); }
-  return int8_contrib(row_sums(wv, m, X), 0u, m, X);
+  let n = nibble_sums(wv, X);
+  let c = f32(X.s0 + X.s1);
+  switch FORMAT {
+    case 4u: { return X.sx * (m.s0 * f32(n.x + n.y) - m.s1 * c); }
+    case 5u: {
+      let h = high_sums(m, X);
+      return X.sx * (m.s0 * f32(n.x + n.y + 16 * (h.x + h.y)) - m.s1 * c);
+    }
+    case 6u: {
+      let h = high_sums(m, X);
+      return X.sx * (m.s0 * f32(n.x + 16 * h.x - 32 * X.s0) + m.s1 * f32(n.y + 16 * h.y - 32 * X.s1));
+    }
+    case 7u: {
+      let h = high_sums(m, X);
+      return X.sx * m.s0 * f32(n.x + n.y + 16 * (h.x + h.y) - 16 * (X.s0 + X.s1));
+    }
+    default: { return X.sx * m.s0 * f32(n.x + n.y - 8 * (X.s0 + X.s1)); } // q4
+  }
 }
 
 // The activations block of unit u.
 fn x_block_of(u: u32) -> u32 { return select(u, u >> 1u, FORMAT == 3u); }
-
-// gemv_int8_rows: the gemv_rows shape (RPT = 4 rows per thread, no workgroup memory) with int8 activations; rows
-// n0, n0 + ROWS in one packed pair and n0 + 2·ROWS, n0 + 3·ROWS in another (DOT 1).
-@compute @workgroup_size(ROWS)
-fn gemv_int8_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let block = wg.y * p.grid_x + wg.x;
-  let nb = block % p.n_blocks;
-  let t0 = (block / p.n_blocks) * p.tb;
-  let n0 = nb * ROWS * RPT + lid;
-  if (n0 >= p.n_part || t0 >= p.T) { return; }
-  let nt = min(p.tb, p.T - t0);
-  let last = p.n_part - 1u;
-  let n1 = min(n0 + ROWS, last);
-  let n2 = min(n0 + 2u * ROWS, last);
-  let n3 = min(n0 + 3u * ROWS, last);
-  var a0 = vec4<f32>(0.0);
-  var a1 = vec4<f32>(0.0);
-  var a2 = vec4<f32>(0.0);
-  var a3 = vec4<f32>(0.0);
-  let units = units_per_row();
-  let stride = row_stride();
-  for (var u = 0u; u < units; u++) {
-    let w0 = w[n0 * stride + u];
-    let w1 = w[n1 * stride + u];
-    let w2 = w[n2 * stride + u];
-    let w3 = w[n3 * stride + u];
-    let m0 = unit_meta(n0, u);
-    let m1 = unit_meta(n1, u);
-    let m2 = unit_meta(n2, u);
-    let m3 = unit_meta(n3, u);
-    for (var j = 0u; j < nt; j++) {
-      let X = xq_block(t0 + j, x_block_of(u));
-      if (FORMAT == 3u || DOT == 2u) {
-        a0[j] += int8_row_contrib(w0, m0, X, u);
-        a1[j] += int8_row_contrib(w1, m1, X, u);
-        a2[j] += int8_row_contrib(w2, m2, X, u);
-        a3[j] += int8_row_contrib(w3, m3, X, u);
-      } else {
-        let s01 = pair_sums(w0, w1, m0, m1, X);
-        let s23 = pair_sums(w2, w3, m2, m3, X);
-        a0[j] += int8_contrib(s01, 0u, m0, X);
-        a1[j] += int8_contrib(s01, 1u, m1, X);
-        a2[j] += int8_contrib(s23, 0u, m2, X);
-        a3[j] += int8_contrib(s23, 1u, m3, X);
-      }
-    }
-  }
-  for (var j = 0u; j < nt; j++) {
-    write_y(t0 + j, n0, a0[j]);
-    if (n0 + ROWS < p.n_part) { write_y(t0 + j, n0 + ROWS, a1[j]); }
-    if (n0 + 2u * ROWS < p.n_part) { write_y(t0 + j, n0 + 2u * ROWS, a2[j]); }
-    if (n0 + 3u * ROWS < p.n_part) { write_y(t0 + j, n0 + 3u * ROWS, a3[j]); }
-  }
-}
-
-// gemv_int8: the gemv shape (ROWS rows x LANES lanes per workgroup, lanes take consecutive units, workgroup-memory
-// reduction) with int8 activations, one row per thread (DOT 2: dot4I8Packed).
-@compute @workgroup_size(ROWS * LANES)
-fn gemv_int8(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let block = wg.y * p.grid_x + wg.x;
-  let nb = block % p.n_blocks;
-  let t0 = (block / p.n_blocks) * p.tb;
-  let r = lid / LANES;
-  let lane = lid % LANES;
-  let n = nb * ROWS + r;
-  let live = n < p.n_part && t0 < p.T;
-  let nt = min(p.tb, p.T - min(t0, p.T));
-  var acc = vec4<f32>(0.0);
-  if (live) {
-    let units = units_per_row();
-    let row_units = n * row_stride();
-    for (var u = lane; u < units; u += LANES) {
-      let wv = w[row_units + u];
-      let um = unit_meta(n, u);
-      for (var j = 0u; j < nt; j++) { acc[j] += int8_row_contrib(wv, um, xq_block(t0 + j, x_block_of(u)), u); }
-    }
-  }
-  red[lid] = acc;
-  workgroupBarrier();
-  for (var s = LANES / 2u; s > 0u; s >>= 1u) {
-    if (lane < s) { red[lid] += red[lid + s]; }
-    workgroupBarrier();
-  }
-  if (live && lane == 0u) {
-    let v = red[lid];
-    for (var j = 0u; j < nt; j++) { write_y(t0 + j, n, v[j]); }
-  }
-}

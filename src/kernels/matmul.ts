@@ -35,7 +35,7 @@ export interface MatmulOptions {
   gemvLanes?: number;
   /**
    * Decode GEMV activations for quantized weights: 'f32' (exact: weights dequantized, f32 products), 'int8' (x
-   * quantized per block of 32 to int8 with an f32 scale, integer products: shaders/matmul.wgsl gemv_int8*), or
+   * quantized per block of 32 to int8 with an f32 scale, integer products: shaders/matmul.wgsl ACT = 1), or
    * 'auto' (default): int8 on software adapters (measured 3-4x faster there, bench/kernels.ts) and on GPUs with
    * dot4I8Packed (llama.cpp's choice on GPUs; not measured here), f32 elsewhere. f32 / f16 weights always take f32.
    */
@@ -66,7 +66,7 @@ const GEMV_ROWS_PER_THREAD = 4;
 interface Variant {
   gemv: GPUComputePipeline;
   gemm: GPUComputePipeline;
-  /** int8-activation GEMV (quantized formats, when enabled). */
+  /** The GEMV with int8 activations (ACT 1; quantized formats, when enabled). */
   gemvInt8?: GPUComputePipeline;
 }
 
@@ -128,7 +128,7 @@ export class MatmulKernel {
     await Promise.all(
       formats.map(async (format) => {
         const gemvInt8 = int8 && isQuantFormat(format)
-          ? spec(format, lanes === 1 ? 'gemv_int8_rows' : 'gemv_int8', { ROWS: rows, ...(lanes === 1 ? {} : { LANES: lanes }), DOT: intDot === 'dot4' ? 2 : 1 })
+          ? spec(format, lanes === 1 ? 'gemv_rows' : 'gemv', { ROWS: rows, ...(lanes === 1 ? {} : { LANES: lanes }), ACT: 1, DOT: intDot === 'dot4' ? 2 : 1 })
           : undefined;
         const gemmChoice = (options.gemm ?? 'auto') === 'auto' ? (cpu ? 'regs' : 'wide') : options.gemm!;
         const gemmEntry = gemmChoice === 'wide' ? 'gemm' : `gemm_${gemmChoice}`;
@@ -170,11 +170,12 @@ export class MatmulKernel {
     // int8 activations: the quantized x of up to GEMV_MAX_T tokens (codes 32 B, scale 4 B, half sums 8 B per block).
     const G = groupsPerRow(K);
     const blocks = MatmulKernel.GEMV_MAX_T * G;
-    const xqLayout = { scales: 2 * blocks, sums: 2 * blocks + Math.ceil(blocks / 4) };
+    // Units (16 B): codes 2 per block, scales 1 word, half sums 2 words, pairs 16 words (shaders/matmul.wgsl).
+    const xqLayout = { scales: 2 * blocks, sums: 2 * blocks + Math.ceil(blocks / 4), pairs: 2 * blocks + Math.ceil(blocks / 4) + Math.ceil(blocks / 2) };
     const int8 = variant.gemvInt8 && this.quantizeX
       ? {
           pipeline: variant.gemvInt8,
-          xq: device.createBuffer({ label: `${label}/xq`, size: 16 * (xqLayout.sums + Math.ceil((2 * blocks) / 4)), usage: GPUBufferUsage.STORAGE }),
+          xq: device.createBuffer({ label: `${label}/xq`, size: 16 * (xqLayout.pairs + 4 * blocks), usage: GPUBufferUsage.STORAGE }),
           params: createUniformBuffer(device, 64, `${label}/quantize-x-params`),
           grid: [0, 1] as [number, number],
         }
@@ -188,9 +189,8 @@ export class MatmulKernel {
         part,
         gemvParams,
         gemmParams,
-        gemv: int8
-          ? bindSparse(device, int8.pipeline, [[0, gemvParams], [2, part.data], [3, part.scales ?? this.dummyScales], [4, args.y], [5, int8.xq]], label)
-          : bindBuffers(device, variant.gemv, buffers(gemvParams), label),
+        // The GEMVs reference xq (binding 5) for their int8 branch: the f32 ones get a dummy.
+        gemv: bindBuffers(device, int8 ? int8.pipeline : variant.gemv, [...buffers(gemvParams), int8 ? int8.xq : this.dummyScales], label),
         gemm: bindBuffers(device, variant.gemm, buffers(gemmParams), label),
         gemvGrid: [0, 1] as [number, number],
         gemmGrid: [0, 1] as [number, number],
@@ -231,6 +231,7 @@ export class MatmulKernel {
             ['u32', isAligned(weight.format, K) ? 1 : 0],
             ['u32', xqLayout.scales],
             ['u32', xqLayout.sums],
+            ['u32', xqLayout.pairs],
           ]);
         device.queue.writeBuffer(p.gemvParams, 0, common(p.gemvGrid, gemvBlocks));
         device.queue.writeBuffer(p.gemmParams, 0, common(p.gemmGrid, gemmBlocks));
@@ -239,7 +240,7 @@ export class MatmulKernel {
         int8.grid = grid2d(Math.ceil((T * G) / 64), maxPerDim);
         device.queue.writeBuffer(int8.params, 0, packUniform([
           ['u32', T], ['u32', K], ['u32', N], ['u32', 0], ['u32', 0], ['u32', xOffset], ['u32', 0], ['u32', 0],
-          ['u32', G], ['u32', int8.grid[0]], ['u32', 0], ['u32', 0], ['u32', 0], ['u32', xqLayout.scales], ['u32', xqLayout.sums],
+          ['u32', G], ['u32', int8.grid[0]], ['u32', 0], ['u32', 0], ['u32', 0], ['u32', xqLayout.scales], ['u32', xqLayout.sums], ['u32', xqLayout.pairs],
         ]));
       }
     };

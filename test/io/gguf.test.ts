@@ -11,6 +11,7 @@ import { FIXTURES_DIR } from '../helpers/fixtures.ts';
 import { elementGrid } from '../helpers/ggml-bounds.ts';
 import { writeGguf, type GgufTypedValue } from '../helpers/gguf-writer.ts';
 import { freshRng } from '../helpers/random.ts';
+import { countBitMismatches } from '../helpers/compare.ts';
 import { memorySource } from '../../src/io/byte-source.ts';
 import { fileSource } from '../../src/node/file-source.ts';
 import { readSafetensorsHeader, safetensorsCheckpoint } from '../../src/io/safetensors.ts';
@@ -53,13 +54,6 @@ async function assertRejects(p: Promise<unknown>, code: string, mustMention: str
   assert.fail('expected a rejection');
 }
 
-function countMismatches(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length), ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  let n = 0;
-  for (let i = 0; i < a.length; i++) if (ua[i] !== ub[i]) n++;
-  return n;
-}
 
 for (const file of ggufFiles) {
   test(`${file}: config equals the safetensors text_config on every inference key, and the parser accepts it`, { skip }, async () => {
@@ -96,8 +90,8 @@ for (const kind of ['F32', 'BF16']) {
     const st = await safetensors();
     for (const n of g.tensorNames()) {
       const expected = await readF32(st, n);
-      assert.equal(countMismatches(await g.readF32(n), expected), 0, `${n}: readF32 differs`);
-      assert.equal(countMismatches(tensorBytesToF32(await g.read(n)), expected), 0, `${n}: read() differs`);
+      assert.equal(countBitMismatches(await g.readF32(n), expected), 0, `${n}: readF32 differs`);
+      assert.equal(countBitMismatches(tensorBytesToF32(await g.read(n)), expected), 0, `${n}: read() differs`);
     }
   });
 }
@@ -132,7 +126,7 @@ for (const kind of ['Q8_0', 'Q4_0', 'Q6_K', 'Q4_K_M']) {
       seen.set(t.typeName, stat);
       stat.tensors++;
       if (t.typeName === 'F32' || t.typeName === 'BF16') {
-        assert.equal(countMismatches(got, expected), 0, `${n} (${t.typeName}) should be exact`);
+        assert.equal(countBitMismatches(got, expected), 0, `${n} (${t.typeName}) should be exact`);
         continue;
       }
       if (t.typeName === 'F16') {
@@ -157,7 +151,7 @@ for (const kind of ['Q8_0', 'Q4_0', 'Q6_K', 'Q4_K_M']) {
         if (!packed) continue;
         assert.deepEqual([packed.rows, packed.cols], t.shape);
         const back = dequantizePacked(format, packed, packed.rows, packed.cols, f16BitsToF32);
-        assert.equal(countMismatches(back, got), 0, `${n} (${t.typeName}) → ${format} repack is not bit-exact`);
+        assert.equal(countBitMismatches(back, got), 0, `${n} (${t.typeName}) → ${format} repack is not bit-exact`);
       }
       assert.equal(losslessFormatOf(t.typeName), { Q4_0: 'q4', Q8_0: 'q8', Q5_0: 'q5', Q4_K: 'q4k', Q6_K: 'q6k' }[t.typeName], t.typeName);
     }
@@ -175,9 +169,9 @@ test('PLE table: zero padding trimmed (vocab_size_per_layer_input 448 of 512 row
   assert.equal(g.gguf.tensors.get('per_layer_token_embd.weight')!.ne[1], 512);
   const all = await g.readF32(name);
   const rows = await g.readF32(name, { start: 440, count: 8 });
-  assert.equal(countMismatches(rows, all.subarray(440 * 96, 448 * 96)), 0);
+  assert.equal(countBitMismatches(rows, all.subarray(440 * 96, 448 * 96)), 0);
   const f32 = await open('gemma3n-tiny-a-F32.gguf');
-  assert.equal(countMismatches(await f32.readF32(name, { start: 440, count: 8 }), await readF32(st, name, { start: 440, count: 8 })), 0);
+  assert.equal(countBitMismatches(await f32.readF32(name, { start: 440, count: 8 }), await readF32(st, name, { start: 440, count: 8 })), 0);
   await assertRejects(g.readF32(name, { start: 440, count: 9 }), 'invalid-argument', ['rows [440, 449)']);
   // Row chunks of a packed table: the same blocks as the whole.
   const whole = (await g.readPackedAs(name, 'q8'))!;
@@ -194,7 +188,7 @@ test('stacked AltUp projections: slice k of altup_proj is altup_projections.k', 
   const whole = dequantize(t.type, await g.gguf.source.read(t.offset, t.byteLength!), 64 * 64 * 3);
   for (let k = 0; k < 3; k++) {
     const slice = await g.readF32(`model.language_model.altup_projections.${k}.weight`);
-    assert.equal(countMismatches(slice, whole.subarray(k * 4096, (k + 1) * 4096)), 0, `slice ${k}`);
+    assert.equal(countBitMismatches(slice, whole.subarray(k * 4096, (k + 1) * 4096)), 0, `slice ${k}`);
   }
 });
 
@@ -296,7 +290,7 @@ test('Q4_1 / Q5_1 with m = −8d / −16d equal Q4_0 / Q5_0 exactly; Q5_K with n
     q41.set([q40[18 * b], q40[18 * b + 1], mBits & 255, mBits >> 8], 20 * b);
     q41.set(q40.subarray(18 * b + 2, 18 * b + 18), 20 * b + 4);
   }
-  assert.equal(countMismatches(dequantize(GGML_TYPE.Q4_1, q41, 256), dequantize(GGML_TYPE.Q4_0, q40, 256)), 0, 'Q4_1 vs Q4_0');
+  assert.equal(countBitMismatches(dequantize(GGML_TYPE.Q4_1, q41, 256), dequantize(GGML_TYPE.Q4_0, q40, 256)), 0, 'Q4_1 vs Q4_0');
 
   // Q5_0 → Q5_1 likewise (m = −16d), random fifth bits.
   const q50 = new Uint8Array(22 * 8), q51 = new Uint8Array(24 * 8);
@@ -309,7 +303,7 @@ test('Q4_1 / Q5_1 with m = −8d / −16d equal Q4_0 / Q5_0 exactly; Q5_K with n
     q51.set(q50.subarray(22 * b + 2, 22 * b + 22), 24 * b + 4);
   }
   const v50 = dequantize(GGML_TYPE.Q5_0, q50, 256);
-  assert.equal(countMismatches(dequantize(GGML_TYPE.Q5_1, q51, 256), v50), 0, 'Q5_1 vs Q5_0');
+  assert.equal(countBitMismatches(dequantize(GGML_TYPE.Q5_1, q51, 256), v50), 0, 'Q5_1 vs Q5_0');
   // Q5_0 with qh = 0 is Q4_0 shifted by −8 steps: element i = d·(nibble − 16).
   const q4from5 = dequantize(GGML_TYPE.Q5_0, (() => { const c = q50.slice(); for (let b = 0; b < 8; b++) c.fill(0, 22 * b + 2, 22 * b + 6); return c; })(), 256);
   for (let b = 0; b < 8; b++) {
@@ -335,7 +329,7 @@ test('Q4_1 / Q5_1 with m = −8d / −16d equal Q4_0 / Q5_0 exactly; Q5_K with n
     }
     return out;
   };
-  assert.equal(countMismatches(dequantize(GGML_TYPE.Q5_K, toQ5K(() => 0), nb * 256), v4k), 0, 'Q5_K (no high bits) vs Q4_K');
+  assert.equal(countBitMismatches(dequantize(GGML_TYPE.Q5_K, toQ5K(() => 0), nb * 256), v4k), 0, 'Q5_K (no high bits) vs Q4_K');
   const bits = Array.from({ length: nb * 32 }, () => rng.int(0, 256));
   const v5k = dequantize(GGML_TYPE.Q5_K, toQ5K((b, l) => bits[32 * b + l]), nb * 256);
   const grid = elementGrid(GGML_TYPE.Q4_K, q4k, nb * 256);

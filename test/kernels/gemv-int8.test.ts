@@ -1,5 +1,5 @@
 /**
- * Decode GEMV with int8 activations (shaders/matmul.wgsl quantize_x + gemv_int8_rows / gemv_int8) for every
+ * Decode GEMV with int8 activations (shaders/matmul.wgsl quantize_x + gemv_rows / gemv with ACT = 1) for every
  * quantized weight format, both integer products (packed two-row multiplies, dot4I8Packed) and both workgroup
  * shapes, against a float64 reference on the exact weights and the exact x.
  *

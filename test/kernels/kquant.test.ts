@@ -26,6 +26,7 @@ import { MatmulKernel, type MatmulPath } from '../../src/kernels/matmul.ts';
 import { submitDispatches } from '../../src/gpu/pipeline.ts';
 import { testGpu, poisonedBuffer, upload, download } from '../helpers/gpu.ts';
 import { freshRng } from '../helpers/random.ts';
+import { countBitMismatches } from '../helpers/compare.ts';
 import { fixtureDir } from '../helpers/fixtures.ts';
 import { randomGgmlKBlocks, randomKPacked, scaleHalves } from '../helpers/kquant.ts';
 import { uploadHostWeight, refMatmul, type HostWeight } from '../helpers/weights.ts';
@@ -33,13 +34,6 @@ import { uploadHostWeight, refMatmul, type HostWeight } from '../helpers/weights
 const GGML_ID: Record<KFormat, number> = { q4k: GGML_TYPE.Q4_K, q5k: GGML_TYPE.Q5_K, q6k: GGML_TYPE.Q6_K };
 const GGUF_DIR = fixtureDir('gguf-gemma3n-tiny-a', ['gemma3n-tiny-a-Q4_K_M.gguf', 'gemma3n-tiny-a-Q6_K.gguf']);
 
-function countBitMismatches(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length), ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  let n = 0;
-  for (let i = 0; i < a.length; i++) if (ua[i] !== ub[i]) n++;
-  return n;
-}
 
 /** Every K-quant tensor of the fixture files: [file, HF name, format, rows, cols, raw bytes]. */
 async function fixtureKTensors(): Promise<Array<{ what: string; format: KFormat; rows: number; cols: number; bytes: Uint8Array }>> {
