@@ -100,6 +100,11 @@ const fmaCeiling = async () => (await measureFmaCeiling(ctx, { trials: quick ? 2
 let fmaGflops = await fmaCeiling();
 rows.push({ name: 'ceiling: f32 FMA', ms: NaN, gflops: fmaGflops, pctFma: 100, timing: 'wall', note: 'bench/fma-ceiling.ts (best of its variants)' });
 
+function pushTimedRow(name: string, ms: number, note: string): void {
+  rows.push({ name, ms, timing: 'wall', note });
+  console.log(`  ${name}: ${ms.toFixed(1)} ms, ${note}`);
+}
+
 function bandwidthRow(name: string, ms: number, bytes: number, timing: Row['timing'], note?: string): Row {
   const gbps = bytes / ms / 1e6;
   return { name, ms, bytes, gbps, pctCopy: (100 * gbps) / copyGbps, pctRead: (100 * gbps) / readGbps, timing, note };
@@ -166,6 +171,29 @@ for (const format of ['q4', 'q4k'] as const) {
     destroyWeight(weight);
     x.destroy();
     y.destroy();
+  }
+}
+
+// Load-time quantization (our own int4, quant-plan.ts): a bf16 matrix uploaded and quantized on the GPU by
+// createWeight, per format: q4 (absmax, the plan before), q4k / q6k / q5 (the error-minimising searches). Weights/s
+// include the upload; the search formats cost ~20 candidate scales per sub-block.
+{
+  const rows = quick ? 1024 : 4096, cols = 2048;
+  const bf16 = new Uint16Array(rows * cols);
+  let seed = 0x2545f491;
+  for (let i = 0; i < bf16.length; i++) {
+    seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5;
+    bf16[i] = 0x3c00 + ((seed >>> 0) % 0x300) | ((seed & 1) << 15); // |w| ~ 0.008 .. 0.03, both signs
+  }
+  for (const format of ['q4', 'q4k', 'q6k', 'q5'] as const) {
+    const { createWeight } = await import('../src/kernels/upload-weight.ts');
+    await createWeight(ctx, { label: 'warm-up', rows: 64, cols, format, dtype: 'bf16', bytes: new Uint8Array(bf16.buffer, 0, 64 * cols * 2) }).then(destroyWeight);
+    const t0 = performance.now();
+    const w = await createWeight(ctx, { label: 'quantize', rows, cols, format, dtype: 'bf16', bytes: new Uint8Array(bf16.buffer) });
+    await ctx.device.queue.onSubmittedWorkDone();
+    const ms = performance.now() - t0;
+    destroyWeight(w);
+    pushTimedRow(`load-time quantization bf16 -> ${format}, ${rows}x${cols}`, ms, `${((rows * cols) / ms / 1e3).toFixed(2)} M weights/s (upload included)`);
   }
 }
 

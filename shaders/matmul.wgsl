@@ -1,10 +1,11 @@
 // Linear layer: y[t, n] (+)= sum_k x[t, k] * W[n, k] for t < T, n < N_part, W in a weight-format.ts layout
 // (f32, f16, q4, q8: group 32, f16 scales two per u32; q5: group 32, 3 16-bit scale units per group (d, fifth
-// bits); q4k, q5k, q6k: ggml's K-quants in the layout of src/formats/kquant.ts). For a weight split into parts, one dispatch per part writes output columns
-// n_offset .. n_offset + n_part.
+// bits); q4k, q5k, q6k: ggml's K-quants in the layout of src/formats/kquant.ts). For a weight split into parts,
+// one dispatch per part writes output columns n_offset .. n_offset + n_part.
 // Bindings: 0 params (uniform), 1 x [T, K] act_t (from x_offset), 2 w array<vec4<u32>> (the part's data),
-// 3 scales array<u32> (q4/q8 scales, K-quant super-block headers; a dummy otherwise), 4 y [T, N] act_t (from
-// y_offset, row stride N).
+// 3 scales array<u32> (q4/q8 scales, q5 scale units, K-quant super-block headers; a dummy otherwise), 4 y [T, N]
+// act_t (from y_offset, row stride N), 5 xq (the GEMVs: int8 activations, below; a dummy with ACT 0), 6 xq_out
+// (quantize_x only).
 // Overrides: FORMAT 0 f32, 1 f16, 2 q4, 3 q8, 4 q4k, 5 q5k, 6 q6k, 7 q5; ROWS x LANES the gemv workgroup; ACT 1:
 // the GEMVs read int8 activations (below), DOT their integer product. Float rows are read as vec4<u32>
 // units when they start on 16 bytes (p.aligned), else element by element (odd test shapes). Only FORMAT makes
@@ -24,6 +25,7 @@
 // gemm (prefill): 64 tokens x 64 features per workgroup of 16 x 16 threads, each thread 4 x 4 outputs strided by
 // 16 (conflict-free vec4 reads of workgroup memory, coalesced y writes); K in steps of 32 (one quant group): the x
 // tile and the dequantized weight tile (32 x 64 each, k-major vec4s, 16 KiB in all) live in workgroup memory.
+// gemm_regs (prefill on software adapters): the same tiles with 64 threads of 8 x 8 outputs (below).
 // Hot loops are written out straight-line: SwiftShader's Subzero JIT neither unrolls nor registers private arrays.
 
 struct Params {
