@@ -110,7 +110,7 @@ if (!only || only === 'Q4_K_M') {
 }
 
 const plans: Record<string, Plan> = {
-  'today: Q4_PLAN (q4 attn/mlp/PLE, q8 rest)': (_, f) => ({ attn: 'q4', mlp: 'q4', pleTable: 'q4' } as Record<string, WeightFormat>)[f] ?? 'q8',
+  'the plan before (q4 attn/mlp/PLE, q8 rest)': (_, f) => ({ attn: 'q4', mlp: 'q4', pleTable: 'q4' } as Record<string, WeightFormat>)[f] ?? 'q8',
   'q4k attn/mlp/PLE, q8 rest': (_, f) => (f === 'attn' || f === 'mlp' || f === 'pleTable' ? 'q4k' : 'q8'),
   'Q4_K_M-like: q4k, v/down more-bits q6k, embed q6k, PLE q6k, altup/laurel/pleProj q8': (n, f) =>
     f === 'embed' || f === 'pleTable' ? 'q6k' : f === 'altup' || f === 'laurel' || f === 'pleProj' ? 'q8' : moreBits(n) ? 'q6k' : 'q4k',

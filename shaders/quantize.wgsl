@@ -229,12 +229,14 @@ fn src_at(r: u32, c: u32) -> f32 {
 }
 
 // Symmetric search (q5: n = 32, nmax 16, weights 1; q6k: n = 16, nmax 32, weights w²): the least-squares scale s
-// of the best of the candidates −(nmax + 0.1 k) / max, k = −9 .. 9 (max = the element of largest magnitude).
+// of the best of the candidates −(nmax + 0.1 k) / max, k = −9 .. 9 (max = the element of largest magnitude). The
+// values are read once into `v` (a private array: one load per value instead of one per candidate).
 fn fit_sym(r: u32, c0: u32, n: u32, nmax: f32, squared: bool) -> f32 {
+  var v: array<f32, 32>;
   var mx = 0.0;
   for (var i = 0u; i < n; i++) {
-    let v = src_at(r, c0 + i);
-    if (abs(v) > abs(mx)) { mx = v; }
+    v[i] = src_at(r, c0 + i);
+    if (abs(v[i]) > abs(mx)) { mx = v[i]; }
   }
   if (mx == 0.0) { return 0.0; }
   var best_s = -mx / nmax;
@@ -244,10 +246,9 @@ fn fit_sym(r: u32, c0: u32, n: u32, nmax: f32, squared: bool) -> f32 {
     var sxl = 0.0;
     var sl2 = 0.0;
     for (var i = 0u; i < n; i++) {
-      let v = src_at(r, c0 + i);
-      let q = clamp(round(iscale * v), -nmax, nmax - 1.0);
-      let w = select(1.0, v * v, squared);
-      sxl += w * v * q;
+      let q = clamp(round(iscale * v[i]), -nmax, nmax - 1.0);
+      let w = select(1.0, v[i] * v[i], squared);
+      sxl += w * v[i] * q;
       sl2 += w * q * q;
     }
     if (sl2 > 0.0 && sxl * sxl > best_score * sl2) {
@@ -260,20 +261,24 @@ fn fit_sym(r: u32, c0: u32, n: u32, nmax: f32, squared: bool) -> f32 {
 
 // Asymmetric search of one 32-weight sub-block (codes 0..nmax): returns (s, m), w ≈ s·q − m, m ≥ 0. Candidates:
 // the plain min/max scale, then s = (max − min) / (nmax − 1 + 0.1 k), k = 0 .. 20, each refitted by weighted least
-// squares on its codes (weights |w| + the sub-block's RMS; m clipped at 0).
+// squares on its codes (weights |w| + the sub-block's RMS; m clipped at 0). The weighted squared error of a fit
+// (s, b) comes from the same sums: Σw(sq + b − x)² = s²Σwq² + 2sbΣwq + b²Σw − 2sΣwxq − 2bΣwx + Σwx².
 fn fit_scale_min(r: u32, c0: u32, nmax: f32) -> vec2<f32> {
-  var lo = src_at(r, c0);
-  var hi = lo;
+  var v: array<f32, 32>;
+  var lo = 3.4e38;
+  var hi = -3.4e38;
   var ss = 0.0;
   for (var i = 0u; i < 32u; i++) {
-    let v = src_at(r, c0 + i);
-    lo = min(lo, v);
-    hi = max(hi, v);
-    ss += v * v;
+    v[i] = src_at(r, c0 + i);
+    lo = min(lo, v[i]);
+    hi = max(hi, v[i]);
+    ss += v[i] * v[i];
   }
   lo = min(lo, 0.0);
   if (hi == lo) { return vec2<f32>(0.0, -lo); }
   let rms = sqrt(ss / 32.0);
+  var swx2 = 0.0;
+  for (var i = 0u; i < 32u; i++) { swx2 += (rms + abs(v[i])) * v[i] * v[i]; }
   var best = vec2<f32>((hi - lo) / nmax, -lo);
   var best_err = 3.4e38;
   for (var k = -1; k <= 20; k++) {
@@ -281,10 +286,9 @@ fn fit_scale_min(r: u32, c0: u32, nmax: f32) -> vec2<f32> {
     if (k < 0) { iscale = nmax / (hi - lo); }
     var sw = 0.0; var sl = 0.0; var sl2 = 0.0; var sx = 0.0; var sxl = 0.0;
     for (var i = 0u; i < 32u; i++) {
-      let v = src_at(r, c0 + i);
-      let q = clamp(round(iscale * (v - lo)), 0.0, nmax);
-      let w = rms + abs(v);
-      sw += w; sl += w * q; sl2 += w * q * q; sx += w * v; sxl += w * v * q;
+      let q = clamp(round(iscale * (v[i] - lo)), 0.0, nmax);
+      let w = rms + abs(v[i]);
+      sw += w; sl += w * q; sl2 += w * q * q; sx += w * v[i]; sxl += w * v[i] * q;
     }
     var s = 1.0 / iscale;
     var b = lo;
@@ -295,13 +299,7 @@ fn fit_scale_min(r: u32, c0: u32, nmax: f32) -> vec2<f32> {
       b = (sl2 * sx - sl * sxl) / det;
       if (b > 0.0) { b = 0.0; s = sxl / sl2; }
     }
-    var err = 0.0;
-    for (var i = 0u; i < 32u; i++) {
-      let v = src_at(r, c0 + i);
-      let q = clamp(round(iscale * (v - lo)), 0.0, nmax);
-      let e = s * q + b - v;
-      err += (rms + abs(v)) * e * e;
-    }
+    let err = s * s * sl2 + 2.0 * s * b * sl + b * b * sw - 2.0 * s * sxl - 2.0 * b * sx + swx2;
     if (err < best_err) { best_err = err; best = vec2<f32>(max(s, 0.0), -b); }
   }
   return best;

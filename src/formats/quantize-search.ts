@@ -25,8 +25,10 @@ import { groupsPerRow, packQ5, type PackedWeight } from './weight-format.ts';
 /** Search grid of the asymmetric formats: δ from −1 in steps of 0.1, 21 candidates. */
 const STEPS = 20;
 
+/** Round half to even, as WGSL's round(). */
 function roundNearest(v: number): number {
-  return Math.round(v);
+  const r = Math.round(v);
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 /**
@@ -48,6 +50,8 @@ export function fitScaleMin(x: ArrayLike<number>, at: number, n: number, nmax: n
   }
   const rms = Math.sqrt(ss / n);
   const weight = (v: number) => rms + Math.abs(v);
+  let swx2 = 0;
+  for (let i = 0; i < n; i++) swx2 += weight(x[at + i]) * x[at + i] * x[at + i];
   let bestS = (hi - lo) / nmax, bestM = -lo, bestErr = Infinity;
   const trial = new Uint8Array(n);
   for (let step = -1; step <= STEPS; step++) {
@@ -79,11 +83,8 @@ export function fitScaleMin(x: ArrayLike<number>, at: number, n: number, nmax: n
         s = sxl / sl2;
       }
     }
-    let err = 0;
-    for (let i = 0; i < n; i++) {
-      const d = s * trial[i] + b - x[at + i];
-      err += weight(x[at + i]) * d * d;
-    }
+    // Σw(s·q + b − x)² from the sums (no second pass over the values).
+    const err = s * s * sl2 + 2 * s * b * sl + b * b * sw - 2 * s * sxl - 2 * b * sx + swx2;
     if (err < bestErr) {
       bestErr = err;
       bestS = s;

@@ -23,10 +23,13 @@
  * - pleTable: q4 (absmax, on the CPU; host memory, not GPU; llama.cpp: Q6_K).
  * Measured (bench/int4-plans.ts: float64 reference on the CPU-quantized weights, gemma3n-tiny-a, all 73 golden
  * positions, mean KL(golden ‖ ours) / top-1 / bits per weight over every text-decoder tensor):
- *   llama.cpp's Q4_K_M file (weights only) 0.343 / 0.699 / 7.31;  this plan 0.299 / 0.630 / 6.57;
- *   the same with the PLE table q6k/q8 0.320 / 6.93, without the more-bits layers 0.331 / 6.75, altup/laurel/pleProj
- *   in f16 0.301 / 7.45; the q5 fallback searching with w²-weighted error instead 0.361;
- *   the plan before (q4 absmax attn/mlp/PLE, q8 rest) 0.700 / 0.521 / 5.70, the same with q4k 0.704 / 6.58.
+ *   llama.cpp's Q4_K_M file (weights only) 0.343 / 0.699 / 7.31;  this plan 0.300 / 0.630 / 6.57;
+ *   the same with the PLE table q6k/q8 0.321 / 6.93, without the more-bits layers 0.332 / 6.75, altup/laurel/pleProj
+ *   in f16 0.302 / 7.45; the q5 fallback searching with w²-weighted error instead 0.361; q5k instead of q5 (one
+ *   16-byte K-quant header per 64-weight row here) 0.265 / 8.10, over the bit budget;
+ *   the plan before (q4 absmax attn/mlp/PLE, q8 rest) 0.700 / 0.521 / 5.70, the same with q4k 0.720 / 6.58.
+ * Load-time cost (bench:kernels, SwiftShader): the searches run 3-4x q4's absmax quantizer (q4k 0.6-0.8, q6k 0.75,
+ * q5 0.8 vs q4 2.2-2.5 M weights/s on a loaded 2-core machine); on a GPU either is far below download time.
  * On these random tiny checkpoints (hypersensitive: even all-q8 flips 8 % of argmaxes) 4-bit attention/MLP alone
  * stays near KL 0.70 whatever the scheme; Q4_K_M's quality here comes from its 5-bit fallback, which this plan
  * mirrors. On E2B every row is whole super-blocks: 4.5-bit q4k as Q4_K_M.
