@@ -89,8 +89,7 @@ for (const [name, sampling] of [
   console.log(`decode step (${name}): median ${median(times).toFixed(0)} ms [${times.map((t) => t.toFixed(0)).join(', ')}]`);
 }
 t0 = performance.now();
-await model.step(tok);
-await ctx.device.queue.onSubmittedWorkDone();
+await model.feed({ ids: [tok] }); // resolves when the GPU is done
 console.log(`forward only (no sampling): ${(performance.now() - t0).toFixed(0)} ms`);
 t0 = performance.now();
 await model.logits();

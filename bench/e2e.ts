@@ -32,7 +32,8 @@ import type { GpuContext } from '../src/gpu/device.ts';
 import { Gemma3nModel } from '../src/model/gemma3n/model.ts';
 import { createRandomCheckpoint, GEMMA3N_VOCAB_SIZE, type RandomPreset } from '../src/model/gemma3n/random-checkpoint.ts';
 import { parseGemma3nConfig, type Gemma3nTextConfig } from '../src/model/gemma3n/config.ts';
-import { formatFor, type WeightMode } from '../src/model/gemma3n/quant-plan.ts';
+import { formatFor } from '../src/model/gemma3n/quant-plan.ts';
+import type { WeightMode } from '../src/model/family.ts';
 import { dataBytes, scaleBytes } from '../src/formats/weight-format.ts';
 import { measureReadBandwidth } from './read-bandwidth.ts';
 
@@ -167,7 +168,7 @@ async function main(): Promise<void> {
   // Warm-up: first dispatches of every pipeline (driver-side compilation, lazy allocations).
   await model.prefill(randomIds(8, 99, idLimit));
   await model.greedyToken();
-  model.reset();
+  model.rewind(0);
 
   const prefill: Array<{ promptTokens: number; tokensPerSecond: number; timeToFirstTokenMs: number }> = [];
   const decode: DecodeResult[] = [];
@@ -196,7 +197,7 @@ async function main(): Promise<void> {
   };
 
   for (const [i, n] of prefillLengths.entries()) {
-    model.reset();
+    model.rewind(0);
     const ids = randomIds(n, 1 + i, idLimit);
     await sync();
     t = performance.now();
@@ -213,7 +214,7 @@ async function main(): Promise<void> {
     }
   }
   // Long context: fill the cache to `longContext` (not timed), then decode.
-  model.reset();
+  model.rewind(0);
   await model.prefill(randomIds(longContext, 7, idLimit));
   decode.push(await measureDecode(await model.greedyToken()));
   log(`decode @${longContext}: ${decode[decode.length - 1].tokensPerSecond.toFixed(2)} tok/s`);
@@ -228,7 +229,7 @@ async function main(): Promise<void> {
     ...(quick ? [quickNote] : []),
     `adapter: ${ctx.adapterName} (shader-f16 ${ctx.f16 ? 'yes' : 'no'}); roofline ceiling = best streaming-read kernel, ${GBs(ceiling)} (${bw.readKernel}, of ${bw.readVariants.length}; ${MB(bw.bytes)} buffer); copyBufferToBuffer ${GBs(bw.copyBytesPerSecond)} for comparison`,
     `load (random weights, incl. GPU generation + quantization): ${(loadMs / 1000).toFixed(1)} s`,
-    `GPU resident: ${MB(memory.gpu.total)} (weights ${MB(memory.gpu.weights)}, KV cache ${MB(memory.gpu.kvCache)} for ${maxContext} positions, scratch ${MB(memory.gpu.scratch)}); host PLE table ${MB(memory.host.pleTable)}`,
+    `GPU resident: ${MB(memory.gpu.total)} (weights ${MB(memory.gpu.weights)}, KV cache ${MB(memory.gpu.kvCache)} for ${maxContext} positions, scratch ${MB(memory.gpu.scratch)}); host PLE table ${MB(memory.host.total)}`,
     '',
     '| prefill | tokens/s | time to first token |',
     '|---|---|---|',

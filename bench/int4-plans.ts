@@ -11,7 +11,8 @@
  */
 import { join } from 'node:path';
 import { openSafetensorsCheckpoint } from '../src/io/safetensors.ts';
-import { openGemma3nGguf } from '../src/io/gguf-gemma3n.ts';
+import { openGemma3nGguf } from '../src/model/gemma3n/gguf.ts';
+import { readGgufHeader } from '../src/io/gguf.ts';
 import { directoryFiles } from '../src/node/checkpoint-files.ts';
 import { fileSource } from '../src/node/file-source.ts';
 import { parseGemma3nConfig } from '../src/model/gemma3n/config.ts';
@@ -97,7 +98,7 @@ console.log(`gemma3n-tiny-a, ${text.length} text tensors; KL over all golden pos
 
 // llama.cpp's Q4_K_M file.
 if (!only || only === 'Q4_K_M') {
-  const g = await openGemma3nGguf(fileSource(join(ggufDir, 'gemma3n-tiny-a-Q4_K_M.gguf')));
+  const g = await openGemma3nGguf(await readGgufHeader(fileSource(join(ggufDir, 'gemma3n-tiny-a-Q4_K_M.gguf'))));
   const file: RefWeights = new Map(w);
   let bytes = 0, params = 0;
   for (const name of text) {

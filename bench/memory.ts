@@ -18,14 +18,16 @@
  *        [--chunk 64] [--weights q4|float] [--mix q4_k_m [--int8-path]] [--ple-gpu] [--counted-only] [--no-fetch]
  */
 import { parseGemma3nConfig, type Gemma3nTextConfig } from '../src/model/gemma3n/config.ts';
-import { formatForStored, type WeightMode } from '../src/model/gemma3n/quant-plan.ts';
+import { formatForStored } from '../src/model/gemma3n/quant-plan.ts';
+import type { WeightMode } from '../src/model/family.ts';
 import { dataBytes, scaleBytes, groupsPerRow, isQuantFormat } from '../src/formats/weight-format.ts';
 import { asQ4KM, ggufBytes, q4KMType } from './gguf-mix.ts';
 import { KvCache } from '../src/kernels/kv-cache.ts';
 import { packRowsForUpload, uploadedRowsBytes, type CpuTable } from '../src/kernels/gather.ts';
 import { createNodeGpuContext } from '../src/node/gpu.ts';
 import type { GpuContext } from '../src/gpu/device.ts';
-import { Gemma3nModel, type MemoryReport } from '../src/model/gemma3n/model.ts';
+import { Gemma3nModel } from '../src/model/gemma3n/model.ts';
+import type { MemoryReport } from '../src/model/language-model.ts';
 import { createRandomCheckpoint, type RandomPreset } from '../src/model/gemma3n/random-checkpoint.ts';
 
 const arg = (k: string, d: string) => { const i = process.argv.indexOf(`--${k}`); return i > 0 ? process.argv[i + 1] : d; };
@@ -164,7 +166,7 @@ for (const preset of presets) {
     [`GPU KV cache (${n.kvLayers} owner layers)`, n.kv, m?.gpu.kvCache],
     ['GPU scratch', n.scratch, m?.gpu.scratch],
     ['GPU total', n.weights + n.kv + n.scratch, m?.gpu.total],
-    [`host PLE table (${n.pleFormat})`, n.pleHost, m?.host.pleTable],
+    [`host PLE table (${n.pleFormat})`, n.pleHost, m?.host.total],
   ];
   console.log(`\n| ${preset.toUpperCase()}, context ${context} | counted | measured (model.memory()) | bytes (measured) | agree |`);
   console.log('|---|---|---|---|---|');

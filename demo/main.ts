@@ -8,7 +8,7 @@
 import { loadGemma, GemmaError, type ChatMessage, type GemmaClient, type GenerationStats, type LoadProgress } from '../src/index.ts';
 import { cacheUsage, deleteCachedModel, listCachedModels, type CachedModelInfo } from '../src/index.ts';
 import { checkWebGpu, type AdapterSummary } from './gpu-info.ts';
-import { formatBytes, formatMs, formatRate } from './format.ts';
+import { countOf, formatBytes, formatMs, formatRate } from './format.ts';
 import { renderMarkdown } from './markdown.ts';
 import { SOURCES, loadRequestFor, sourceLabel, type SourceForm, type SourceKind } from './model-sources.ts';
 import { registerOfflineSupport } from './offline.ts';
@@ -82,6 +82,8 @@ let adapter: AdapterSummary | undefined;
 const turns: Turn[] = [];
 /** Positions in the KV cache after the last generation (prompt + reply). */
 let contextUsed = 0;
+/** The badge text of the loaded model (shown again when loading another one fails). */
+let loadedLabel = 'No model loaded';
 
 function setState(next: AppState): void {
   state = next;
@@ -112,6 +114,11 @@ function showSourceFields(): void {
   ui.urlRow.hidden = !d.needsUrl;
   ui.tokenRow.hidden = !d.needsToken;
   ui.filesRow.hidden = !d.needsFiles;
+  // A hidden field must not take part in the form's validation: an invalid URL left in it would block Load for
+  // every other source, with no message the user can see.
+  ui.url.disabled = !d.needsUrl;
+  ui.token.disabled = !d.needsToken;
+  ui.files.disabled = !d.needsFiles;
 }
 
 // ---------------------------------------------------------------- loading
@@ -182,22 +189,30 @@ async function loadModel(): Promise<void> {
     ui.loadError.hidden = false;
     return;
   }
-  await unloadModel();
+  // The model in use stays loaded (and usable after a failed or cancelled load) until the new one is ready.
+  generation?.abort();
+  const previous = client ? { client, worker } : undefined;
   ui.progress.replaceChildren();
   setState('loading');
   ui.badge.textContent = `Loading ${sourceLabel(form)}…`;
   const loadStarted = performance.now();
   const w = new Worker(new URL('../src/runtime/worker.ts', import.meta.url), { type: 'module', name: 'gemma3n-webgpu' });
-  worker = w;
   const abortLoad = new AbortController();
   cancelLoading = () => abortLoad.abort();
   try {
     const loaded = await loadGemma({ ...request, worker: w, onProgress: showProgress, signal: abortLoad.signal });
+    if (previous) {
+      await previous.client.dispose().catch(() => {});
+      previous.worker?.terminate();
+      clearChatView();
+    }
     client = loaded;
+    worker = w;
     const info = loaded.info;
     showLoadedSummary(performance.now() - loadStarted);
     const gpuBytes = info.gpuBytes;
-    ui.badge.textContent = `${sourceLabel(form)} · ${info.maxContext.toLocaleString()} tokens context`;
+    ui.badge.textContent = `${sourceLabel(form)} · ${countOf(info.maxContext, 'token')} of context`;
+    loadedLabel = ui.badge.textContent;
     ui.randomNotice.hidden = form.kind !== 'tiny';
     contextUsed = 0;
     showGpuFacts(info.adapterName, gpuBytes);
@@ -208,12 +223,11 @@ async function loadModel(): Promise<void> {
     ui.prompt.focus();
   } catch (err) {
     w.terminate();
-    worker = undefined;
     const aborted = abortLoad.signal.aborted;
-    ui.badge.textContent = 'No model loaded';
+    ui.badge.textContent = previous ? loadedLabel : 'No model loaded';
     ui.loadError.textContent = aborted ? 'Loading was cancelled.' : `Could not load the model: ${describeError(err)}`;
     ui.loadError.hidden = false;
-    setState('idle');
+    setState(previous ? 'ready' : 'idle');
   } finally {
     cancelLoading = undefined;
     void refreshCacheList();
@@ -311,7 +325,7 @@ function updateContextStat(): void {
 function showFinalStats(s: GenerationStats): void {
   ui.statTps.textContent = formatRate(s.decodeTokensPerSecond);
   ui.statTtft.textContent = formatMs(s.timeToFirstTokenMs);
-  ui.statPrefill.textContent = s.prefillTokens > 0 ? `${s.prefillTokens} tok · ${formatRate(s.prefillTokensPerSecond)}` : `0 (${s.reusedTokens} reused)`;
+  ui.statPrefill.textContent = s.prefillTokens > 0 ? `${countOf(s.prefillTokens, 'token')} · ${formatRate(s.prefillTokensPerSecond)}` : `0 (${s.reusedTokens} reused)`;
   contextUsed = s.promptTokens + s.newTokens;
   updateContextStat();
 }
@@ -382,10 +396,20 @@ async function generateReply(): Promise<void> {
   ui.statTps.textContent = '…';
   ui.statTtft.textContent = '…';
   const stream = client.chat(conversation(), { ...samplingOptions(), signal: controller.signal });
+  let promptTokens = 0;
+  void stream.started.then((p) => {
+    promptTokens = p.promptTokens;
+    contextUsed = promptTokens;
+    updateContextStat();
+  }, () => {});
   try {
     for await (const delta of stream) {
       if (!firstAt) firstAt = performance.now();
       tokens += delta.tokenIds.length;
+      if (promptTokens) {
+        contextUsed = promptTokens + tokens;
+        updateContextStat();
+      }
       text += delta.text;
       frame ||= requestAnimationFrame(render);
     }
@@ -396,7 +420,7 @@ async function generateReply(): Promise<void> {
     const meta = document.createElement('span');
     meta.className = 'meta';
     const why = stats.finishReason === 'abort' ? 'stopped' : stats.finishReason === 'length' ? 'length limit' : 'done';
-    meta.textContent = `${stats.newTokens} tokens · ${formatRate(stats.decodeTokensPerSecond)} · ${why}`;
+    meta.textContent = `${countOf(stats.newTokens, 'token')} · ${formatRate(stats.decodeTokensPerSecond)} · ${why}`;
     li.append(meta);
     turns.push({ message: { role: 'assistant', content: text }, element: li });
   } catch (err) {
@@ -442,13 +466,18 @@ async function regenerate(): Promise<void> {
   await generateReply();
 }
 
-async function clearChat(): Promise<void> {
-  stop();
+/** Empties the conversation on screen and its figures (the model's cache is the caller's business). */
+function clearChatView(): void {
   turns.length = 0;
   ui.messages.replaceChildren();
   contextUsed = 0;
   updateContextStat();
   for (const el of [ui.statTps, ui.statTtft, ui.statPrefill]) el.textContent = '–';
+}
+
+async function clearChat(): Promise<void> {
+  stop();
+  clearChatView();
   if (client) await client.reset().catch(() => {});
   setState(client ? 'ready' : 'idle');
   ui.prompt.focus();

@@ -5,7 +5,7 @@
  * random-weight model (src/model/gemma3n/random-checkpoint.ts).
  */
 import type { LoadRequest } from '../src/index.ts';
-import type { RandomCheckpointSpec } from '../src/model/gemma3n/random-checkpoint.ts';
+import type { ModelSpec } from '../src/index.ts';
 
 export type SourceKind = 'tiny' | 'e2b' | 'e4b' | 'gguf' | 'url' | 'files';
 
@@ -88,7 +88,7 @@ export function sourceLabel(form: SourceForm): string {
 export function loadRequestFor(form: SourceForm): LoadRequest {
   switch (form.kind) {
     case 'tiny': {
-      const model: RandomCheckpointSpec = { randomCheckpoint: { preset: 'tiny', seed: 1 } };
+      const model: ModelSpec = { randomCheckpoint: { preset: 'tiny', seed: 1 } };
       return { model: model as unknown as Record<string, unknown>, tokenizer: bundledTokenizerUrl(), contextLength: 4096 };
     }
     case 'e2b':

@@ -3,6 +3,7 @@
 //   OP 1 scale:    y = alpha * a                  (copy: alpha = 1, exact)
 //   OP 2 mul_row:  y = alpha * a * w[col]         (row-broadcast vector, w f32)
 //   OP 3 softcap:  y = alpha * tanh(a / alpha)    (alpha = cap; a / cap divides, as HF does; tanh_f32 from shaders/lib/tanh.wgsl)
+//   OP 4 silu:     y = a / (1 + exp(-a))          (= a * sigmoid(a); exp overflow gives -0 far left, no NaN)
 // Bindings: 0 params (uniform), 1 a act_t, 2 b act_t, 3 w f32, 4 y act_t (read_write). Unused inputs are bound
 // to a dummy. WebGPU forbids binding one buffer both read-only and writable, so when a (or b) IS the output
 // buffer the launcher sets A_IN_Y (B_IN_Y) and the operand is read through the y binding (its own offset and
@@ -58,7 +59,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     case 0u: { v = p.alpha * av + p.beta * load_b(p.b_off + r * p.b_stride + c); }
     case 1u: { v = p.alpha * av; }
     case 2u: { v = p.alpha * av * w[c]; }
-    default: { v = p.alpha * tanh_f32(av / p.alpha); }
+    case 3u: { v = p.alpha * tanh_f32(av / p.alpha); }
+    default: { v = av / (1.0 + exp(-av)); }
   }
   y[p.y_off + r * p.y_stride + c] = act_t(v);
 }

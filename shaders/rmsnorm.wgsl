@@ -3,7 +3,7 @@
 // Per-head use: a [T, H * dh] tensor is rows = T * H of dim = dh.
 // Bindings: 0 params (uniform), 1 x [rows * dim] act_t, 2 w [dim] f32 (unread when has_weight = 0), 3 y [rows * dim] act_t.
 // Tiling: one workgroup per row (grid may be 2-D when rows > 65535); WG threads stride over the row, f32 sums
-// reduced in workgroup memory. Accumulation is always f32.
+// reduced by workgroup_sum (shaders/lib/workgroup-sum.wgsl). Accumulation is always f32.
 
 struct Params {
   rows: u32,
@@ -22,8 +22,6 @@ override WG: u32 = 256;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<act_t>;
 
-var<workgroup> partial: array<f32, WG>;
-
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
   let row = wg.y * p.row_stride_groups + wg.x;
@@ -34,13 +32,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     let v = f32(x[base_x + i]);
     sum += v * v;
   }
-  partial[t] = sum;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (t < s) { partial[t] += partial[t + s]; }
-    workgroupBarrier();
-  }
-  let inv = inverseSqrt(partial[0] / f32(p.dim) + p.eps);
+  let inv = inverseSqrt(workgroup_sum(t, sum) / f32(p.dim) + p.eps);
   let base_y = p.y_offset + row * p.dim;
   for (var i = t; i < p.dim; i += WG) {
     var v = f32(x[base_x + i]) * inv;

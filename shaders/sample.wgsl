@@ -6,7 +6,10 @@
 //   whose mass reaches top_p, renormalise and draw with u = hash(seed, row, step) (PCG hash: deterministic for
 //   a seed, a different stream per row and step).
 // Bindings: 0 params (uniform), 1 logits f32, 2 cand_key u32 / 3 cand_idx u32 [B, n_chunks, chunk_cap],
-// 4 cand_count u32 [B, n_chunks], 5 out u32 [B].
+// 4 cand_count u32 [B, n_chunks], 5 out u32 [B], 6 allowed u32 [ceil(vocab / 32)] (read when MASKED).
+// MASKED (override): a packed vocabulary bitmask (bit id & 31 of word id >> 5; constrained decoding, one mask
+// shared by the batch) removes the ids whose bit is 0 before anything else, exactly as ids >= valid are removed:
+// top-k, top-p, the softmax and argmax then run within the allowed set. Unmasked pipelines fold the test away.
 // Two passes. `partial`, grid (n_chunks, B): a workgroup holds a chunk of CH = 256 * 16 logits in registers,
 // turned into order-preserving u32 keys, and finds the chunk's k-th largest key by radix select (4 passes of
 // 8-bit digits: workgroup histogram, block sums, pick the digit); it emits the keys >= that as candidates.
@@ -43,6 +46,9 @@ override PER: u32 = KMAX / WG; // survivors per thread in the scans
 @group(0) @binding(3) var<storage, read_write> cand_idx: array<u32>;
 @group(0) @binding(4) var<storage, read_write> cand_count: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out: array<u32>;
+@group(0) @binding(6) var<storage, read> allowed: array<u32>;
+
+override MASKED: bool = false;
 
 var<workgroup> hist: array<atomic<u32>, WG>;
 var<workgroup> sfx: array<u32, 16>; // per-16-bin block sums
@@ -141,7 +147,7 @@ fn load_chunk(c: u32, b: u32, lid: u32) -> array<u32, EPT> {
   var keys: array<u32, EPT>;
   for (var e = 0u; e < EPT; e++) {
     let i = base + e * WG + lid; // coalesced
-    if (i < p.valid) { keys[e] = f2key(logits[row + i]); }
+    if (i < p.valid && (!MASKED || ((allowed[i >> 5u] >> (i & 31u)) & 1u) != 0u)) { keys[e] = f2key(logits[row + i]); }
   }
   return keys;
 }

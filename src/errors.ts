@@ -18,6 +18,9 @@ export type GemmaErrorCode =
   | 'busy' // a generation is already running on this engine
   | 'disposed' // the engine was disposed
   | 'invalid-argument' // a caller passed something the API does not accept
+  | 'worker-load-failed' // the worker script could not be loaded (not emitted or not served by the app)
+  | 'unsupported-input' // input this model cannot take (e.g. an image for a checkpoint without a vision tower)
+  | 'device-lost' // the GPU device was lost (driver reset, out of memory, tab in the background): load again
   | 'internal'; // a bug: please report it
 
 export class GemmaError extends Error {

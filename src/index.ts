@@ -12,6 +12,7 @@
  */
 import { GemmaError } from './errors.ts';
 import { connectGemmaWorker, GemmaClient, type LoadOptions } from './runtime/client.ts';
+import { defaultWorkerLoadError, workerRefusedError } from './runtime/worker-start-error.ts';
 
 export interface LoadGemmaOptions extends LoadOptions {
   /**
@@ -31,8 +32,20 @@ export async function loadGemma(options: LoadGemmaOptions): Promise<GemmaClient>
         '(Chrome/Edge 113+, Safari 26+, Firefox 141+ on Windows) over https or localhost.',
     );
   }
-  const worker = given ?? new Worker(new URL('./runtime/worker.ts', import.meta.url), { type: 'module', name: 'gemma3n-webgpu' });
-  return connectGemmaWorker(worker, rest, !given);
+  if (given) return connectGemmaWorker(given, rest);
+  // The exact shape bundlers recognise as a worker entry (scripts/build-lib.mjs points it at the built worker).
+  // No other use of import.meta.url here: bundlers would emit it as an asset (Vite) or inline a build path (webpack).
+  let worker: Worker;
+  try {
+    worker = new Worker(new URL('./runtime/worker.ts', import.meta.url), { type: 'module', name: 'gemma3n-webgpu' });
+  } catch (err) {
+    throw workerRefusedError(err); // a SecurityError: the library was imported from another origin (a CDN)
+  }
+  try {
+    return await connectGemmaWorker(worker, rest, true);
+  } catch (err) {
+    throw err instanceof GemmaError && err.code === 'worker-load-failed' ? defaultWorkerLoadError(err) : err;
+  }
 }
 
 export { connectGemmaWorker, GemmaClient, type LoadOptions };
@@ -48,6 +61,10 @@ export type {
   LoadProgress,
   LoadRequest,
   ModelInfo,
+  ModelSpec,
+  CustomModelSpec,
+  RandomCheckpointOptions,
+  PromptInfo,
   PromptInput,
   StreamOptions,
 } from './runtime/protocol.ts';

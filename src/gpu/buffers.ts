@@ -69,3 +69,43 @@ export function packUniform(fields: Array<[kind: 'u32' | 'i32' | 'f32', value: n
   });
   return buf;
 }
+
+/**
+ * The small buffers a kernel creates for its dispatches (parameter uniforms, scratch, dummies for unused bindings),
+ * owned in one place so that a model's `dispose()` frees every one of them (kernel.destroy() → arena.destroy()).
+ */
+export class BufferArena {
+  private buffers: GPUBuffer[] = [];
+
+  constructor(readonly device: GPUDevice) {}
+
+  /** A uniform buffer of at least `byteSize` bytes (rounded up to 16). */
+  uniform(byteSize: number, label: string): GPUBuffer {
+    return this.own(createUniformBuffer(this.device, byteSize, label));
+  }
+
+  /** A storage buffer (copyable, as every storage buffer here). */
+  storage(byteSize: number, label: string): GPUBuffer {
+    return this.own(createStorageBuffer(this.device, byteSize, label));
+  }
+
+  /** A storage buffer initialised from typed data. */
+  upload(data: ArrayBufferView, label: string): GPUBuffer {
+    return this.own(uploadBuffer(this.device, data, label));
+  }
+
+  own(buffer: GPUBuffer): GPUBuffer {
+    this.buffers.push(buffer);
+    return buffer;
+  }
+
+  /** Bytes held. */
+  get bytes(): number {
+    return this.buffers.reduce((s, b) => s + b.size, 0);
+  }
+
+  destroy(): void {
+    for (const b of this.buffers) b.destroy();
+    this.buffers = [];
+  }
+}

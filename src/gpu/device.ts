@@ -9,13 +9,13 @@ export interface GpuContext {
   subgroups: boolean;
   /** `timestamp-query` is enabled (benchmarks only). */
   timestamps: boolean;
-  /** Human-readable adapter description, for logs and the demo. */
+  /** Human-readable adapter description, for logs and the demo. Never used to choose code paths. */
   adapterName: string;
   /**
-   * The adapter is a software (CPU) implementation (GPUAdapterInfo.isFallbackAdapter, e.g. SwiftShader): kernels
-   * pick shapes for SIMD lanes over a few cores (no coalescing to win, barriers expensive). Undefined: unknown.
+   * The adapter runs on the CPU (GPUAdapterInfo.isFallbackAdapter: SwiftShader, WARP, llvmpipe): kernels pick their
+   * CPU-friendly shapes (no workgroup barriers, more work per thread).
    */
-  software?: boolean;
+  cpuAdapter: boolean;
   /** WGSL has dot4I8Packed / dot4U8Packed (language feature packed_4x8_integer_dot_product). */
   packedDot?: boolean;
 }
@@ -89,7 +89,7 @@ export async function createGpuContext(gpu?: GPU, options: DeviceOptions = {}): 
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
   const info = adapter.info;
   const adapterName = [info?.vendor, info?.architecture, info?.device, info?.description].filter(Boolean).join(' ') || 'unknown adapter';
-  const software = (info as GPUAdapterInfo & { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter === true;
+  const cpuAdapter = (info as GPUAdapterInfo & { isFallbackAdapter?: boolean })?.isFallbackAdapter === true || (adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
   const packedDot = (theGpu as GPU & { wgslLanguageFeatures?: ReadonlySet<string> }).wgslLanguageFeatures?.has('packed_4x8_integer_dot_product') ?? false;
-  return { device, f16, subgroups, timestamps, adapterName, software, packedDot };
+  return { device, f16, subgroups, timestamps, adapterName, cpuAdapter, packedDot };
 }

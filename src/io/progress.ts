@@ -2,15 +2,25 @@
  * Load progress: what the public API reports while a model loads. One event shape for every phase, so a UI can
  * draw one bar per phase (or one overall bar) without knowing where the bytes come from.
  */
-export type LoadPhase = 'download' | 'quantize' | 'compile' | 'cache-read';
+/** The phases of a load, in order: 'device', then 'download' + 'quantize' (interleaved) or 'cache-read', then 'compile'. */
+export type LoadPhase = 'device' | 'download' | 'quantize' | 'cache-read' | 'compile' | 'tokenizer';
 
+/**
+ * One progress event. Each phase on its own is monotonic and ends with exactly one event where loaded === total.
+ * - 'device': opening the GPU (0/1, then 1/1 with the adapter's name as `file`);
+ * - 'download': weight-file bytes from the network or picked files (total = the bytes that will be read);
+ * - 'quantize': tensors converted on the GPU (int4/int8 with `weights: 'q4'`, f16/f32 with 'float'), each as soon
+ *   as its bytes arrive, so it interleaves with 'download';
+ * - 'cache-read': bytes of a converted model read from the offline cache (no network);
+ * - 'compile': GPU pipelines (0/1, then 1/1).
+ */
 export interface LoadProgress {
   phase: LoadPhase;
-  /** Units done so far in this phase (bytes for download / quantize / cache-read; steps for compile). */
+  /** Units done so far in this phase: bytes (download, cache-read), tensors (quantize), steps (device, compile). */
   loaded: number;
-  /** Units in the whole phase; `loaded` ends exactly here. */
+  /** Units in the whole phase (0 = not known yet); `loaded` ends exactly here. */
   total: number;
-  /** The file being worked on when this event was sent (for display). */
+  /** The file being worked on when this event was sent (for display), or the adapter name for 'device'. */
   file: string;
 }
 

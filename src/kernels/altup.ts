@@ -1,7 +1,7 @@
 import tanhLib from '../../shaders/lib/tanh.wgsl?raw';
 import source from '../../shaders/altup.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
-import { createUniformBuffer } from '../gpu/buffers.ts';
+import { BufferArena } from '../gpu/buffers.ts';
 import { getPipeline, grid2d, makeDispatch, type Dispatch } from '../gpu/pipeline.ts';
 
 const WG = 256;
@@ -98,20 +98,28 @@ export type TokensDispatch = Dispatch & { setTokens(tokens: number): void };
 
 /** AltUp stream kernels and the PLE combine (see shaders/altup.wgsl). f32 only: residual streams are always f32. */
 export class AltUpKernel {
+  /** Every buffer this kernel created for its dispatches (freed by destroy()). */
+  private readonly arena: BufferArena;
+
   private constructor(
     private readonly ctx: GpuContext,
     private readonly pipelines: Record<Entry, GPUComputePipeline>,
     /** Stand-ins for unused bindings: one for read-only and one for writable slots (one buffer may not be both in a dispatch). */
     private readonly dummy: GPUBuffer,
     private readonly dummyW: GPUBuffer,
-  ) {}
+  ) {
+    this.arena = new BufferArena(ctx.device);
+  }
 
   static async create(ctx: GpuContext): Promise<AltUpKernel> {
     const compiled = await Promise.all(ENTRIES.map((entryPoint) => getPipeline(ctx, { label: 'altup', source, libraries: [tanhLib], entryPoint, constants: { WG } })));
     const pipelines = Object.fromEntries(ENTRIES.map((e, i) => [e, compiled[i]])) as Record<Entry, GPUComputePipeline>;
     const dummy = ctx.device.createBuffer({ label: 'altup/unused', size: 16, usage: GPUBufferUsage.STORAGE });
     const dummyW = ctx.device.createBuffer({ label: 'altup/unused-w', size: 16, usage: GPUBufferUsage.STORAGE });
-    return new AltUpKernel(ctx, pipelines, dummy, dummyW);
+    const kernel = new AltUpKernel(ctx, pipelines, dummy, dummyW);
+    kernel.arena.own(dummy);
+    kernel.arena.own(dummyW);
+    return kernel;
   }
 
   private bindGroup(entry: Entry, buffers: GPUBuffer[]): GPUBindGroup {
@@ -147,7 +155,7 @@ export class AltUpKernel {
     const { device } = this.ctx;
     const { dim } = args;
     const ss = this.streamStride(args);
-    const params = createUniformBuffer(device, 32, `altup/${entry}/params`);
+    const params = this.arena.uniform(32, `altup/${entry}/params`);
     const data = new ArrayBuffer(32);
     const u = new Uint32Array(data), f = new Float32Array(data);
     const maxY = device.limits.maxComputeWorkgroupsPerDimension;
@@ -205,7 +213,7 @@ export class AltUpKernel {
     const refInY = !args.ref;
     const refOff = args.ref ? (args.refOffset ?? 0) : 0;
     if (refInY && first === 0) throw new Error('altup rescale: stream 0 is the reference, targets start at 1');
-    const params = createUniformBuffer(device, 48, 'altup/rescale/params');
+    const params = this.arena.uniform(48, 'altup/rescale/params');
     const bindGroup = this.bindGroup('rescale', [params, args.ref ?? this.dummy, args.streams, args.mean ?? this.dummyW]);
     const data = new Uint32Array(12);
     const maxPerDim = device.limits.maxComputeWorkgroupsPerDimension;
@@ -225,7 +233,7 @@ export class AltUpKernel {
     const { dim } = args;
     const ss = this.streamStride(args);
     const first = args.firstStream ?? 1, count = args.count ?? 3;
-    const params = createUniformBuffer(device, 32, 'altup/add_streams/params');
+    const params = this.arena.uniform(32, 'altup/add_streams/params');
     const bindGroup = this.bindGroup('add_streams', [params, args.v, args.streams]);
     const data = new Uint32Array(8);
     const maxY = device.limits.maxComputeWorkgroupsPerDimension;
@@ -243,7 +251,7 @@ export class AltUpKernel {
     const { device } = this.ctx;
     const dim = args.dim ?? 256;
     this.need('weight', args.weight, dim);
-    const params = createUniformBuffer(device, 32, 'altup/ple_combine/params');
+    const params = this.arena.uniform(32, 'altup/ple_combine/params');
     const bindGroup = this.bindGroup('ple_combine', [params, args.proj, args.weight, args.z]);
     const data = new ArrayBuffer(32);
     const u = new Uint32Array(data), f = new Float32Array(data);
@@ -260,5 +268,10 @@ export class AltUpKernel {
       u[5] = grid2d(rows, maxPerDim)[0];
       return data;
     }, (n) => grid2d(n * args.layers, maxPerDim), params);
+  }
+
+  /** Frees the buffers this kernel created (its dispatches must not be encoded afterwards). */
+  destroy(): void {
+    this.arena.destroy();
   }
 }

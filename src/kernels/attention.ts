@@ -1,6 +1,6 @@
 import source from '../../shaders/attention.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
-import { createStorageBuffer, createUniformBuffer } from '../gpu/buffers.ts';
+import { BufferArena } from '../gpu/buffers.ts';
 import { getPipeline, type ActType, type Dispatch } from '../gpu/pipeline.ts';
 import type { KvCache } from './kv-cache.ts';
 
@@ -75,6 +75,9 @@ interface Variant {
  * bind() once per layer at load, setStep() per step.
  */
 export class AttentionKernel {
+  /** Every buffer this kernel created for its dispatches (freed by destroy()). */
+  private readonly arena: BufferArena;
+
   private constructor(
     private readonly ctx: GpuContext,
     readonly headDim: number,
@@ -82,7 +85,9 @@ export class AttentionKernel {
     private readonly decode: Variant,
     private readonly prefill: Variant,
     private readonly combine: GPUComputePipeline,
-  ) {}
+  ) {
+    this.arena = new BufferArena(ctx.device);
+  }
 
   static async create(ctx: GpuContext, opts: AttentionKernelOptions): Promise<AttentionKernel> {
     const { headDim, group } = opts;
@@ -111,11 +116,10 @@ export class AttentionKernel {
 
   /** A split scratch for `rows` = maxSplits * heads partial rows, to share between bindings. */
   createScratch(rows: number): AttentionScratch {
-    const { device } = this.ctx;
     return {
       rows,
-      partO: createStorageBuffer(device, rows * this.headDim * 4, 'attention/part-o'),
-      partMl: createStorageBuffer(device, rows * 2 * 4, 'attention/part-ml'),
+      partO: this.arena.storage(rows * this.headDim * 4, 'attention/part-o'),
+      partMl: this.arena.storage(rows * 2 * 4, 'attention/part-ml'),
     };
   }
 
@@ -140,7 +144,7 @@ export class AttentionKernel {
     if (maxSplits < 1) throw new Error(`attention: scratch of ${scratch.rows} rows is too small for ${heads} heads`);
     const target = args.targetWorkgroups ?? 256;
 
-    const params = createUniformBuffer(device, 80, 'attention/params');
+    const params = this.arena.uniform(80, 'attention/params');
     const buffers = [params, args.q, cache.k, cache.v, args.out, scratch.partO, scratch.partMl];
     const mainGroup = (pipeline: GPUComputePipeline) =>
       device.createBindGroup({
@@ -206,5 +210,10 @@ export class AttentionKernel {
         }
       },
     };
+  }
+
+  /** Frees the buffers this kernel created (its dispatches must not be encoded afterwards). */
+  destroy(): void {
+    this.arena.destroy();
   }
 }

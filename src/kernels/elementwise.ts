@@ -1,7 +1,7 @@
 import tanhLib from '../../shaders/lib/tanh.wgsl?raw';
 import source from '../../shaders/elementwise.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
-import { createUniformBuffer } from '../gpu/buffers.ts';
+import { BufferArena } from '../gpu/buffers.ts';
 import { getPipeline, grid2d, makeDispatch, type ActType, type Dispatch } from '../gpu/pipeline.ts';
 
 const WG = 256;
@@ -14,8 +14,9 @@ const WG = 256;
  * - `copy`:    y = a (bit-exact for finite values)
  * - `mulRow`:  y = alpha * a ⊙ w   (w f32 [cols], broadcast over rows; alpha defaults to 1)
  * - `softcap`: y = alpha * tanh(a / alpha)   (alpha = the cap, e.g. 30 for Gemma 3n's logits)
+ * - `silu`:    y = a * sigmoid(a)            (the audio conformer's feed-forward activation)
  */
-export type ElementwiseOp = 'add' | 'axpy' | 'lincomb' | 'scale' | 'copy' | 'mulRow' | 'softcap';
+export type ElementwiseOp = 'add' | 'axpy' | 'lincomb' | 'scale' | 'copy' | 'mulRow' | 'softcap' | 'silu';
 
 /** A rows x cols view of a buffer: element (r, c) at `offset + r * rowStride + c` (elements of act_t). */
 export interface Operand {
@@ -50,7 +51,7 @@ export type ElementwiseDispatch = Dispatch & {
   setScalars(alpha: number, beta?: number): void;
 };
 
-const OP_CODE: Record<ElementwiseOp, number> = { add: 0, axpy: 0, lincomb: 0, scale: 1, copy: 1, mulRow: 2, softcap: 3 };
+const OP_CODE: Record<ElementwiseOp, number> = { add: 0, axpy: 0, lincomb: 0, scale: 1, copy: 1, mulRow: 2, softcap: 3, silu: 4 };
 
 function asOperand(x: Operand | GPUBuffer): Operand {
   return 'buffer' in x ? x : { buffer: x };
@@ -58,16 +59,21 @@ function asOperand(x: Operand | GPUBuffer): Operand {
 
 /** Elementwise ops (see shaders/elementwise.wgsl). One instance per activation type; all op variants compiled up front. */
 export class ElementwiseKernel {
+  /** Every buffer this kernel created for its dispatches (freed by destroy()). */
+  private readonly arena: BufferArena;
+
   private constructor(
     private readonly ctx: GpuContext,
     private readonly pipelines: Map<string, GPUComputePipeline>,
     private readonly dummy: GPUBuffer,
     private readonly elemBytes: number,
-  ) {}
+  ) {
+    this.arena = new BufferArena(ctx.device);
+  }
 
   static async create(ctx: GpuContext, act: ActType = 'f32'): Promise<ElementwiseKernel> {
     const variants: Array<[number, boolean, boolean]> = [];
-    for (const op of [0, 1, 2, 3]) {
+    for (const op of [0, 1, 2, 3, 4]) {
       for (const aInY of [false, true]) for (const bInY of op === 0 ? [false, true] : [false]) variants.push([op, aInY, bInY]);
     }
     const pipelines = new Map<string, GPUComputePipeline>();
@@ -78,7 +84,9 @@ export class ElementwiseKernel {
       }),
     );
     const dummy = ctx.device.createBuffer({ label: 'elementwise/unused', size: 16, usage: GPUBufferUsage.STORAGE });
-    return new ElementwiseKernel(ctx, pipelines, dummy, act === 'f16' ? 2 : 4);
+    const kernel = new ElementwiseKernel(ctx, pipelines, dummy, act === 'f16' ? 2 : 4);
+    kernel.arena.own(dummy);
+    return kernel;
   }
 
   bind(args: ElementwiseArgs): ElementwiseDispatch {
@@ -103,7 +111,7 @@ export class ElementwiseKernel {
     strides.forEach((s, i) => {
       if (ops[i][1] && s < cols) throw new Error(`elementwise ${op}: ${ops[i][0]}.rowStride ${s} < cols ${cols}`);
     });
-    const params = createUniformBuffer(device, 48, `elementwise/${op}/params`);
+    const params = this.arena.uniform(48, `elementwise/${op}/params`);
     const buffers = [params, aInY ? this.dummy : a.buffer, needsB && !bInY ? b!.buffer : this.dummy, op === 'mulRow' ? args.w! : this.dummy, y.buffer];
     const bindGroup = device.createBindGroup({
       label: `elementwise/${op}`,
@@ -115,7 +123,7 @@ export class ElementwiseKernel {
     const u = new Uint32Array(data);
     const f = new Float32Array(data);
     let grid: [number, number] = [0, 1];
-    let alpha = op === 'copy' || op === 'add' ? 1 : args.alpha ?? (op === 'softcap' || op === 'lincomb' ? NaN : 1);
+    let alpha = op === 'copy' || op === 'add' || op === 'silu' ? 1 : args.alpha ?? (op === 'softcap' || op === 'lincomb' ? NaN : 1);
     let beta = op === 'add' ? 1 : op === 'lincomb' ? args.beta ?? NaN : 0;
     if (op === 'axpy') [alpha, beta] = [1, args.alpha ?? NaN];
     if (Number.isNaN(alpha) || Number.isNaN(beta)) throw new Error(`elementwise ${op}: alpha${op === 'lincomb' ? ' and beta are' : ' is'} required`);
@@ -140,7 +148,7 @@ export class ElementwiseKernel {
       write();
     };
     const setScalars = (s: number, t?: number) => {
-      if (op === 'add' || op === 'copy') throw new Error(`elementwise ${op}: has no scalars`);
+      if (op === 'add' || op === 'copy' || op === 'silu') throw new Error(`elementwise ${op}: has no scalars`);
       if (op === 'axpy') beta = s;
       else {
         alpha = s;
@@ -149,5 +157,10 @@ export class ElementwiseKernel {
       write();
     };
     return { ...makeDispatch(`elementwise/${op}`, pipeline, bindGroup, () => grid), setRows, setScalars };
+  }
+
+  /** Frees the buffers this kernel created (its dispatches must not be encoded afterwards). */
+  destroy(): void {
+    this.arena.destroy();
   }
 }

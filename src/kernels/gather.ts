@@ -1,7 +1,7 @@
 import source from '../../shaders/gather.wgsl?raw';
 import f16Lib from '../../shaders/lib/f16-bits.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
-import { createUniformBuffer } from '../gpu/buffers.ts';
+import { BufferArena } from '../gpu/buffers.ts';
 import { getPipeline, grid2d, makeDispatch, type ActType, type Dispatch } from '../gpu/pipeline.ts';
 import { dataBytes, isQuantFormat, scaleBytes, scaleHalvesPerRow, type GpuWeight, type QuantFormat, type WeightFormat } from '../formats/weight-format.ts';
 
@@ -104,19 +104,26 @@ export function packRowsForUpload(table: CpuTable, ids: ArrayLike<number>, limit
 
 /** Row gather + dequantize + scale (see shaders/gather.wgsl). Output act_t (f32 unless created with 'f16'). */
 export class GatherKernel {
+  /** Every buffer this kernel created for its dispatches (freed by destroy()). */
+  private readonly arena: BufferArena;
+
   private constructor(
     private readonly ctx: GpuContext,
     private readonly pipelines: Record<WeightFormat, GPUComputePipeline>,
     private readonly dummy: GPUBuffer,
     private readonly elemBytes: number,
-  ) {}
+  ) {
+    this.arena = new BufferArena(ctx.device);
+  }
 
   static async create(ctx: GpuContext, act: ActType = 'f32'): Promise<GatherKernel> {
     const formats = Object.keys(FORMAT_CODE) as WeightFormat[];
     const compiled = await Promise.all(formats.map((f) => getPipeline(ctx, { label: 'gather', source, libraries: [f16Lib], act, constants: { FORMAT: FORMAT_CODE[f], WG } })));
     const pipelines = Object.fromEntries(formats.map((f, i) => [f, compiled[i]])) as Record<WeightFormat, GPUComputePipeline>;
     const dummy = ctx.device.createBuffer({ label: 'gather/unused', size: 16, usage: GPUBufferUsage.STORAGE });
-    return new GatherKernel(ctx, pipelines, dummy, act === 'f16' ? 2 : 4);
+    const kernel = new GatherKernel(ctx, pipelines, dummy, act === 'f16' ? 2 : 4);
+    kernel.arena.own(dummy);
+    return kernel;
   }
 
   /** Gathers rows of a GPU-resident table by the ids in a GPU buffer. */
@@ -171,7 +178,7 @@ export class GatherKernel {
     const bound = parts.map((part) => {
       if (quant && !part.scales) throw new Error(`gather: ${format} needs scales`);
       if (part.data.size < dataBytes(format, part.fields.partRows, cols)) throw new Error('gather: data buffer smaller than its rows');
-      const params = createUniformBuffer(device, 64, 'gather/params');
+      const params = this.arena.uniform(64, 'gather/params');
       const buffers = [params, byIds?.ids ?? this.dummy, part.data, quant ? part.scales! : this.dummy, y.buffer];
       const bindGroup = device.createBindGroup({
         label: `gather/${format}`,
@@ -201,5 +208,10 @@ export class GatherKernel {
       },
       setTokens,
     };
+  }
+
+  /** Frees the buffers this kernel created (its dispatches must not be encoded afterwards). */
+  destroy(): void {
+    this.arena.destroy();
   }
 }

@@ -1,6 +1,6 @@
 import source from '../../shaders/kv-cache.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
-import { createStorageBuffer, createUniformBuffer } from '../gpu/buffers.ts';
+import { createStorageBuffer, BufferArena } from '../gpu/buffers.ts';
 import { bindBuffers, getPipeline, grid2d, makeDispatch, type ActType, type Dispatch } from '../gpu/pipeline.ts';
 import { GemmaError } from '../errors.ts';
 
@@ -126,11 +126,16 @@ export interface KvWriteDispatch extends Dispatch {
 
 /** Appends (normed, RoPE'd) K/V rows to a KvCache (see shaders/kv-cache.wgsl). */
 export class KvWriteKernel {
+  /** Every buffer this kernel created for its dispatches (freed by destroy()). */
+  private readonly arena: BufferArena;
+
   private constructor(
     private readonly ctx: GpuContext,
     private readonly pipeline: GPUComputePipeline,
     readonly act: ActType,
-  ) {}
+  ) {
+    this.arena = new BufferArena(ctx.device);
+  }
 
   static async create(ctx: GpuContext, act: ActType = 'f32'): Promise<KvWriteKernel> {
     const pipeline = await getPipeline(ctx, { label: 'kv-cache', source, act });
@@ -146,7 +151,7 @@ export class KvWriteKernel {
     const kStride = args.kStride ?? rowElems;
     const vStride = args.vStride ?? rowElems;
     if (kStride < rowElems || vStride < rowElems) throw new Error(`kv-write: strides must be >= ${rowElems}`);
-    const params = createUniformBuffer(device, 48, 'kv-write/params');
+    const params = this.arena.uniform(48, 'kv-write/params');
     const bindGroup = bindBuffers(device, this.pipeline, [params, args.k, args.v, cache.k, cache.v], 'kv-write');
     const maxPerDim = device.limits.maxComputeWorkgroupsPerDimension;
     const data = new Uint32Array(12);
@@ -159,5 +164,10 @@ export class KvWriteKernel {
     };
     const dispatch = makeDispatch('kv-write', this.pipeline, bindGroup, () => grid);
     return { ...dispatch, setStep };
+  }
+
+  /** Frees the buffers this kernel created (its dispatches must not be encoded afterwards). */
+  destroy(): void {
+    this.arena.destroy();
   }
 }

@@ -1,7 +1,7 @@
 import source from '../../shaders/matmul.wgsl?raw';
 import f16Lib from '../../shaders/lib/f16-bits.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
-import { createUniformBuffer, packUniform } from '../gpu/buffers.ts';
+import { packUniform, BufferArena } from '../gpu/buffers.ts';
 import { bindBuffers, getPipeline, grid2d, type ActType, type Dispatch } from '../gpu/pipeline.ts';
 import { groupsPerRow, isQuantFormat, type GpuWeight, type WeightFormat } from '../formats/weight-format.ts';
 
@@ -36,16 +36,16 @@ export interface MatmulOptions {
   /**
    * Decode GEMV activations for quantized weights: 'f32' (exact: weights dequantized, f32 products), 'int8' (x
    * quantized per block of 32 to int8 with an f32 scale, integer products: shaders/matmul.wgsl ACT = 1), or
-   * 'auto' (default): int8 on software adapters (measured 3-4x faster there, bench/kernels.ts) and on GPUs with
+   * 'auto' (default): int8 on CPU adapters (measured 3-4x faster there, bench/kernels.ts) and on GPUs with
    * dot4I8Packed (llama.cpp's choice on GPUs; not measured here), f32 elsewhere. f32 / f16 weights always take f32.
    */
   activations?: 'auto' | 'f32' | 'int8';
   /**
    * Prefill GEMM shape (same 64 x 64 tiles): 'wide' 256 threads of 4 x 4 outputs (GPUs), 'regs' 64 threads of 8 x 8
-   * (4x the FMAs per workgroup-memory load and barrier: software adapters). Default by adapter.
+   * (4x the FMAs per workgroup-memory load and barrier: CPU adapters). Default by adapter.
    */
   gemm?: 'auto' | 'wide' | 'regs';
-  /** int8 products: 'pack' (two rows per 32-bit multiply) or 'dot4' (dot4I8Packed); default: 'pack' on software adapters, else 'dot4' where available. */
+  /** int8 products: 'pack' (two rows per 32-bit multiply) or 'dot4' (dot4I8Packed); default: 'pack' on CPU adapters, else 'dot4' where available. */
   intDot?: 'pack' | 'dot4';
 }
 
@@ -88,6 +88,9 @@ export class MatmulKernel {
   /** Largest T that takes the GEMV path (it reads the weights ceil(T / 4) times). */
   static GEMV_MAX_T = 4;
 
+  /** Every buffer this kernel created for its dispatches (freed by destroy()). */
+  private readonly arena: BufferArena;
+
   private constructor(
     private readonly ctx: GpuContext,
     readonly act: ActType,
@@ -96,7 +99,9 @@ export class MatmulKernel {
     private readonly gemvRows: number,
     /** quantize_x (int8 activations), when enabled. */
     private readonly quantizeX?: GPUComputePipeline,
-  ) {}
+  ) {
+    this.arena = new BufferArena(ctx.device);
+  }
 
   /** Whether decode GEMVs of quantized weights take int8 activations. */
   get int8Activations(): boolean {
@@ -113,9 +118,9 @@ export class MatmulKernel {
     formats: WeightFormat[] = ['f32', 'f16', 'q4', 'q8'],
     options: MatmulOptions = {},
   ): Promise<MatmulKernel> {
-    // Software adapters (SIMD lanes over a few CPU cores): rows per thread, no barriers. Chosen by the adapter's
-    // own report (GPUAdapterInfo.isFallbackAdapter), not its name.
-    const cpu = ctx.software ?? /swiftshader/i.test(ctx.adapterName);
+    // CPU adapters (SIMD lanes over a few cores): rows per thread, no barriers; chosen by ctx.cpuAdapter
+    // (GPUAdapterInfo.isFallbackAdapter), never by the adapter's name.
+    const cpu = ctx.cpuAdapter;
     const rows = options.gemvRows ?? (cpu ? 64 : 8);
     const lanes = options.gemvLanes ?? (cpu ? 1 : 32);
     if (rows * lanes > 256 || (lanes & (lanes - 1)) !== 0 || rows < 1) throw new Error(`matmul: bad GEMV shape ${rows} x ${lanes}`);
@@ -139,7 +144,9 @@ export class MatmulKernel {
     const quantizeX = int8 && formats.some(isQuantFormat) ? await spec('q4', 'quantize_x') : undefined;
     const dummyScales = ctx.device.createBuffer({ label: 'matmul/no-scales', size: 16, usage: GPUBufferUsage.STORAGE });
     // Features per GEMV workgroup: gemv_rows threads own GEMV_ROWS_PER_THREAD rows each.
-    return new MatmulKernel(ctx, act, variants, dummyScales, lanes === 1 ? rows * GEMV_ROWS_PER_THREAD : rows, quantizeX);
+    const kernel = new MatmulKernel(ctx, act, variants, dummyScales, lanes === 1 ? rows * GEMV_ROWS_PER_THREAD : rows, quantizeX);
+    kernel.arena.own(dummyScales);
+    return kernel;
   }
 
   bind(args: MatmulArgs): MatmulDispatch {
@@ -175,15 +182,15 @@ export class MatmulKernel {
     const int8 = variant.gemvInt8 && this.quantizeX
       ? {
           pipeline: variant.gemvInt8,
-          xq: device.createBuffer({ label: `${label}/xq`, size: 16 * (xqLayout.pairs + 4 * blocks), usage: GPUBufferUsage.STORAGE }),
-          params: createUniformBuffer(device, 64, `${label}/quantize-x-params`),
+          xq: this.arena.storage(16 * (xqLayout.pairs + 4 * blocks), `${label}/xq`),
+          params: this.arena.uniform(64, `${label}/quantize-x-params`),
           grid: [0, 1] as [number, number],
         }
       : undefined;
     const quantizeXBind = int8 && bindSparse(device, this.quantizeX!, [[0, int8.params], [1, args.x], [6, int8.xq]], `${label}/quantize-x`);
     const parts = weight.parts.map((part) => {
-      const gemvParams = createUniformBuffer(device, 64, `${label}/gemv-params`);
-      const gemmParams = createUniformBuffer(device, 64, `${label}/gemm-params`);
+      const gemvParams = this.arena.uniform(64, `${label}/gemv-params`);
+      const gemmParams = this.arena.uniform(64, `${label}/gemm-params`);
       const buffers = (params: GPUBuffer) => [params, args.x, part.data, part.scales ?? this.dummyScales, args.y];
       return {
         part,
@@ -280,5 +287,10 @@ export class MatmulKernel {
         int8?.xq.destroy();
       },
     };
+  }
+
+  /** Frees the buffers this kernel created (its dispatches must not be encoded afterwards). */
+  destroy(): void {
+    this.arena.destroy();
   }
 }

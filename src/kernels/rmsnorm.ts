@@ -1,6 +1,7 @@
+import sumLib from '../../shaders/lib/workgroup-sum.wgsl?raw';
 import source from '../../shaders/rmsnorm.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
-import { createUniformBuffer } from '../gpu/buffers.ts';
+import { BufferArena } from '../gpu/buffers.ts';
 import { bindBuffers, getPipeline, grid2d, makeDispatch, type ActType, type Dispatch } from '../gpu/pipeline.ts';
 
 export interface RmsNormArgs {
@@ -17,16 +18,23 @@ export interface RmsNormArgs {
 
 /** RMSNorm over rows (see shaders/rmsnorm.wgsl). `x` and `y` must be different buffers. */
 export class RmsNormKernel {
+  /** Every buffer this kernel created for its dispatches (freed by destroy()). */
+  private readonly arena: BufferArena;
+
   private constructor(
     private readonly ctx: GpuContext,
     private readonly pipeline: GPUComputePipeline,
     private readonly dummyWeight: GPUBuffer,
-  ) {}
+  ) {
+    this.arena = new BufferArena(ctx.device);
+  }
 
   static async create(ctx: GpuContext, act: ActType = 'f32'): Promise<RmsNormKernel> {
-    const pipeline = await getPipeline(ctx, { label: 'rmsnorm', source, act });
+    const pipeline = await getPipeline(ctx, { label: 'rmsnorm', source, libraries: [sumLib], act });
     const dummyWeight = ctx.device.createBuffer({ label: 'rmsnorm/no-weight', size: 16, usage: GPUBufferUsage.STORAGE });
-    return new RmsNormKernel(ctx, pipeline, dummyWeight);
+    const kernel = new RmsNormKernel(ctx, pipeline, dummyWeight);
+    kernel.arena.own(dummyWeight);
+    return kernel;
   }
 
   /** Builds the bind group and parameters once; `setRows` changes the row count for later encodes. */
@@ -34,7 +42,7 @@ export class RmsNormKernel {
     const { device } = this.ctx;
     if (args.x === args.y) throw new Error('rmsnorm: x and y must be different buffers');
     if (args.dim <= 0) throw new Error(`rmsnorm: bad dim ${args.dim}`);
-    const params = createUniformBuffer(device, 32, 'rmsnorm/params');
+    const params = this.arena.uniform(32, 'rmsnorm/params');
     const bindGroup = bindBuffers(device, this.pipeline, [params, args.x, args.weight ?? this.dummyWeight, args.y], 'rmsnorm');
     const maxPerDim = device.limits.maxComputeWorkgroupsPerDimension;
     let rows = 0;
@@ -57,5 +65,10 @@ export class RmsNormKernel {
     setRows(args.rows);
     const dispatch = makeDispatch('rmsnorm', this.pipeline, bindGroup, () => grid);
     return { ...dispatch, setRows };
+  }
+
+  /** Frees the buffers this kernel created (its dispatches must not be encoded afterwards). */
+  destroy(): void {
+    this.arena.destroy();
   }
 }

@@ -1,6 +1,6 @@
 import source from '../../shaders/rope.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
-import { createUniformBuffer, uploadBuffer } from '../gpu/buffers.ts';
+import { BufferArena } from '../gpu/buffers.ts';
 import { bindBuffers, getPipeline, grid2d, makeDispatch, type ActType, type Dispatch } from '../gpu/pipeline.ts';
 
 const WG = 64;
@@ -43,11 +43,16 @@ export type RopeDispatch = Dispatch & {
 /** In-place rotate-half RoPE (see shaders/rope.wgsl). */
 export class RopeKernel {
   private readonly invFreq = new Map<string, GPUBuffer>();
+  /** Every buffer this kernel created for its dispatches (freed by destroy()). */
+  private readonly arena: BufferArena;
+
   private constructor(
     private readonly ctx: GpuContext,
     private readonly pipeline: GPUComputePipeline,
     private readonly elemBytes: number,
-  ) {}
+  ) {
+    this.arena = new BufferArena(ctx.device);
+  }
 
   static async create(ctx: GpuContext, act: ActType = 'f32'): Promise<RopeKernel> {
     const pipeline = await getPipeline(ctx, { label: 'rope', source, act, constants: { WG } });
@@ -58,7 +63,7 @@ export class RopeKernel {
   private table(theta: number, headDim: number): GPUBuffer {
     const key = `${theta}/${headDim}`;
     let buf = this.invFreq.get(key);
-    if (!buf) this.invFreq.set(key, (buf = uploadBuffer(this.ctx.device, ropeInvFreq(theta, headDim), `rope/inv_freq/${key}`)));
+    if (!buf) this.invFreq.set(key, (buf = this.arena.upload(ropeInvFreq(theta, headDim), `rope/inv_freq/${key}`)));
     return buf;
   }
 
@@ -71,7 +76,7 @@ export class RopeKernel {
     const offset = args.offset ?? 0;
     if (rowStride < heads * headDim) throw new Error(`rope: rowStride ${rowStride} < heads * headDim`);
     const capacity = Math.floor(args.x.size / this.elemBytes);
-    const params = createUniformBuffer(device, 32, 'rope/params');
+    const params = this.arena.uniform(32, 'rope/params');
     const bindGroup = bindBuffers(device, this.pipeline, [params, this.table(args.theta, headDim), args.x], 'rope');
     const maxPerDim = device.limits.maxComputeWorkgroupsPerDimension;
     let grid: [number, number] = [0, 1];
@@ -87,5 +92,10 @@ export class RopeKernel {
     };
     setParams(args.tokens, args.pos0 ?? 0);
     return { ...makeDispatch('rope', this.pipeline, bindGroup, () => grid), setParams };
+  }
+
+  /** Frees the buffers this kernel created (its dispatches must not be encoded afterwards). */
+  destroy(): void {
+    this.arena.destroy();
   }
 }

@@ -1,6 +1,6 @@
 import source from '../../shaders/sample.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
-import { createStorageBuffer, createUniformBuffer } from '../gpu/buffers.ts';
+import { BufferArena } from '../gpu/buffers.ts';
 import { getPipeline, type Dispatch } from '../gpu/pipeline.ts';
 
 /** Logits per `partial` workgroup (shaders/sample.wgsl: 256 threads x 16). */
@@ -21,6 +21,11 @@ export interface SampleArgs {
   maxTopK?: number;
   logitsOffset?: number;
   logitsStride?: number;
+  /**
+   * Optional packed bitmask of allowed ids (u32 words, bit id & 31 of word id >> 5, >= ceil(vocab / 32) words),
+   * shared by every row; honoured while `setMasked(true)`. The caller uploads it before each sample.
+   */
+  mask?: GPUBuffer;
 }
 
 export interface SamplingParams {
@@ -37,6 +42,8 @@ export interface SampleDispatch extends Dispatch {
   setSeed(seed: number): void;
   /** The step counter mixed into the RNG with the seed and the row: set a new one per generated token. */
   setStep(step: number): void;
+  /** Sample within the bound mask (SampleArgs.mask) or over every id below maxTokenId. */
+  setMasked(masked: boolean): void;
 }
 
 /**
@@ -44,12 +51,17 @@ export interface SampleDispatch extends Dispatch {
  * (deterministic for (seed, step, row)). Writes one u32 per row; read back only that.
  */
 export class SampleKernel {
+  /** Every buffer this kernel created for its dispatches (freed by destroy()). */
+  private readonly arena: BufferArena;
+
   private constructor(
     private readonly ctx: GpuContext,
     /** Largest top-k this kernel's bindings can be asked for. */
     readonly maxTopK: number,
-    private readonly pipelines: Record<'partial' | 'finish' | 'partial_greedy' | 'finish_greedy', GPUComputePipeline>,
-  ) {}
+    private readonly pipelines: Record<'partial' | 'finish' | 'partial_greedy' | 'finish_greedy' | 'partial_masked' | 'partial_greedy_masked', GPUComputePipeline>,
+  ) {
+    this.arena = new BufferArena(ctx.device);
+  }
 
   /**
    * `maxTopK` (<= 1024, default 1024) sizes the final pass's workgroup memory (a power of two >= 256): keep it
@@ -61,10 +73,12 @@ export class SampleKernel {
     let kmax = 256;
     while (kmax < maxTopK) kmax *= 2;
     const entries = ['partial', 'finish', 'partial_greedy', 'finish_greedy'] as const;
-    const compiled = await Promise.all(
-      entries.map((entryPoint) => getPipeline(ctx, { label: 'sample', source, entryPoint, constants: entryPoint === 'finish' ? { KMAX: kmax } : undefined })),
-    );
-    const pipelines = Object.fromEntries(entries.map((e, i) => [e, compiled[i]])) as SampleKernel['pipelines'];
+    const compiled = await Promise.all([
+      ...entries.map((entryPoint) => getPipeline(ctx, { label: 'sample', source, entryPoint, constants: entryPoint === 'finish' ? { KMAX: kmax } : undefined })),
+      getPipeline(ctx, { label: 'sample/masked', source, entryPoint: 'partial', constants: { MASKED: 1 } }),
+      getPipeline(ctx, { label: 'sample/masked', source, entryPoint: 'partial_greedy', constants: { MASKED: 1 } }),
+    ]);
+    const pipelines = Object.fromEntries([...entries, 'partial_masked', 'partial_greedy_masked'].map((e, i) => [e, compiled[i]])) as SampleKernel['pipelines'];
     return new SampleKernel(ctx, maxTopK, pipelines);
   }
 
@@ -80,11 +94,14 @@ export class SampleKernel {
     if (logitsStride < vocab) throw new Error('sample: logitsStride < vocab');
     const nChunks = Math.ceil(valid / CHUNK);
     const chunkCap = Math.min(maxTopK, CHUNK);
-    const params = createUniformBuffer(device, 64, 'sample/params');
-    const candKey = createStorageBuffer(device, batch * nChunks * chunkCap * 4, 'sample/cand-key');
-    const candIdx = createStorageBuffer(device, batch * nChunks * chunkCap * 4, 'sample/cand-idx');
-    const candCount = createStorageBuffer(device, batch * nChunks * 4, 'sample/cand-count');
-    const buffers = [params, args.logits, candKey, candIdx, candCount, args.out];
+    const params = this.arena.uniform(64, 'sample/params');
+    const candKey = this.arena.storage(batch * nChunks * chunkCap * 4, 'sample/cand-key');
+    const candIdx = this.arena.storage(batch * nChunks * chunkCap * 4, 'sample/cand-idx');
+    const candCount = this.arena.storage(batch * nChunks * 4, 'sample/cand-count');
+    if (args.mask && args.mask.size < Math.ceil(vocab / 32) * 4) throw new Error(`sample: mask holds ${args.mask.size} bytes, needs ${Math.ceil(vocab / 32) * 4}`);
+    // The partial passes reference binding 6 in every variant (MASKED folds the read away): without a mask it gets a
+    // 4-byte placeholder.
+    const buffers = [params, args.logits, candKey, candIdx, candCount, args.out, args.mask ?? this.arena.storage(4, 'sample/no-mask')];
     const group = (pipeline: GPUComputePipeline, bindings: number[]) =>
       device.createBindGroup({
         label: 'sample',
@@ -92,9 +109,12 @@ export class SampleKernel {
         entries: bindings.map((binding) => ({ binding, resource: { buffer: buffers[binding] } })),
       });
     const pl = this.pipelines;
-    const sampling = [pl.partial, group(pl.partial, [0, 1, 2, 3, 4]), pl.finish, group(pl.finish, [0, 2, 3, 4, 5])] as const;
-    const greedyPasses = [pl.partial_greedy, group(pl.partial_greedy, [0, 1, 2, 3, 4]), pl.finish_greedy, group(pl.finish_greedy, [0, 2, 3, 4, 5])] as const;
+    const sampling = [pl.partial, group(pl.partial, [0, 1, 2, 3, 4, 6]), pl.finish, group(pl.finish, [0, 2, 3, 4, 5])] as const;
+    const greedyPasses = [pl.partial_greedy, group(pl.partial_greedy, [0, 1, 2, 3, 4, 6]), pl.finish_greedy, group(pl.finish_greedy, [0, 2, 3, 4, 5])] as const;
+    const maskedSampling = args.mask ? ([pl.partial_masked, group(pl.partial_masked, [0, 1, 2, 3, 4, 6]), sampling[2], sampling[3]] as const) : sampling;
+    const maskedGreedy = args.mask ? ([pl.partial_greedy_masked, group(pl.partial_greedy_masked, [0, 1, 2, 3, 4, 6]), greedyPasses[2], greedyPasses[3]] as const) : greedyPasses;
     let passes: typeof sampling = sampling;
+    let masked = false;
 
     let temperature = 1;
     let topK = 64;
@@ -106,7 +126,7 @@ export class SampleKernel {
     const f32 = new Float32Array(data);
     const write = () => {
       const greedy = temperature <= 0 || topK === 1;
-      passes = greedy ? greedyPasses : sampling;
+      passes = masked ? (greedy ? maskedGreedy : maskedSampling) : greedy ? greedyPasses : sampling;
       u32.set([batch, vocab, valid, Math.min(topK <= 0 ? maxTopK : topK, maxTopK)]);
       f32[4] = topP;
       f32[5] = greedy ? 1 : 1 / temperature;
@@ -133,6 +153,11 @@ export class SampleKernel {
         step = s;
         write();
       },
+      setMasked(on: boolean) {
+        if (on && !args.mask) throw new Error('sample: setMasked(true) needs a mask buffer bound (SampleArgs.mask)');
+        masked = on;
+        write();
+      },
       encode(pass: GPUComputePassEncoder) {
         const [partial, partialGroup, finish, finishGroup] = passes;
         pass.setPipeline(partial);
@@ -143,5 +168,10 @@ export class SampleKernel {
         pass.dispatchWorkgroups(batch);
       },
     };
+  }
+
+  /** Frees the buffers this kernel created (its dispatches must not be encoded afterwards). */
+  destroy(): void {
+    this.arena.destroy();
   }
 }

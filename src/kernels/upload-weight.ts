@@ -7,7 +7,7 @@ import type { GpuContext } from '../gpu/device.ts';
 import { GemmaError } from '../errors.ts';
 import { writeBuffer } from '../gpu/buffers.ts';
 import { QuantizeKernel, type OwnedDispatch, type SourceDType } from './quantize.ts';
-import { dataBytes, isQuantFormat, scaleBytes, type GpuWeight, type QuantFormat, type WeightFormat, type WeightPart } from '../formats/weight-format.ts';
+import { dataBytes, isQuantFormat, scaleBytes, scaleHalvesPerRow, scalesAsWords, type GpuWeight, type PackedWeight, type QuantFormat, type WeightFormat, type WeightPart } from '../formats/weight-format.ts';
 import { isKFormat } from '../formats/kquant.ts';
 
 /** Source rows [rowStart, rowStart + rowCount) as raw bytes in `dtype` (row-major, rowCount * cols elements). */
@@ -152,6 +152,22 @@ function quantizeChunk(q: QuantizeKernel, format: QuantFormat, src: GPUBuffer, s
 function chunkRowsFor(bytesPerRow: number, staging: number): number {
   const r = Math.floor(staging / 2 / bytesPerRow);
   return Math.max(2, r - (r % 2));
+}
+
+/**
+ * Uploads a tensor that is already in a quantized layout (a GGUF tensor repacked losslessly: Q4_0, Q8_0, Q5_0,
+ * K-quants; or a cached converted one): the same parts as every other weight, filled by plain writes.
+ */
+export async function uploadPackedWeight(ctx: GpuContext, label: string, packed: PackedWeight & { format: QuantFormat; rows: number; cols: number }): Promise<GpuWeight> {
+  const { format, rows, cols } = packed;
+  const weight = await allocate(ctx, label, format, rows, cols);
+  const G = scaleHalvesPerRow(format, cols);
+  const bytes = new Uint8Array(packed.data.buffer, packed.data.byteOffset, packed.data.byteLength);
+  for (const part of weight.parts) {
+    writeBuffer(ctx.device, part.data, bytes.subarray(dataBytes(format, part.rowStart, cols), dataBytes(format, part.rowStart + part.rows, cols)));
+    writeBuffer(ctx.device, part.scales!, scalesAsWords(packed.scales.subarray(part.rowStart * G, (part.rowStart + part.rows) * G)));
+  }
+  return weight;
 }
 
 /**

@@ -1,17 +1,26 @@
-/** The CLI behind bin/gemma3n-webgpu.mjs (see its header for the interface). Errors: message on stderr, exit 1. */
-import { stat } from 'node:fs/promises';
+/**
+ * The CLI behind bin/gemma3n-webgpu.mjs: it runs the same engine the browser worker runs (src/runtime/engine.ts), on
+ * Dawn, with the same defaults (weights 'q4'). USAGE below is its one description (`--help`). Errors: message on
+ * stderr, exit 1.
+ */
 import { GemmaError } from '../errors.ts';
-import type { Checkpoint } from '../io/checkpoint.ts';
-import { openSafetensorsCheckpoint } from '../io/safetensors.ts';
-import { openGemma3nGguf } from '../io/gguf-gemma3n.ts';
-import { Gemma3nModel } from '../model/gemma3n/model.ts';
-import { directoryFiles } from './checkpoint-files.ts';
-import { fileSource } from './file-source.ts';
+import { Engine } from '../runtime/engine.ts';
+import { loadFromSource } from '../runtime/loading/model-factory.ts';
+import { nodeModelSource } from './model-source.ts';
 import { createNodeGpuContext } from './gpu.ts';
 
 const USAGE = `usage:
-  gemma3n-webgpu logits   --model DIR|FILE.gguf --tokens 2,105,2364 [--weights float|q4]
-  gemma3n-webgpu generate --model DIR|FILE.gguf --tokens 2,105 --max-new-tokens 12 [--weights float|q4]`;
+  gemma3n-webgpu logits   --model SRC --tokens 2,105,2364 [--weights q4|float]
+  gemma3n-webgpu generate --model SRC --tokens 2,105 --max-new-tokens 12 [--weights q4|float]
+SRC: a checkpoint directory, a .gguf file, an http(s) URL of either, a Hugging Face repo id, or random:tiny[:SEED].
+--weights: q4 (default, as in the browser) or float. generate is greedy and stops at the model's end-of-turn ids.
+  gemma3n-webgpu audio-features --wave FILE.f32 --sample-rate HZ [--out FILE.f32]
+  gemma3n-webgpu embed-audio --model SRC (--wave FILE.f32 --sample-rate HZ | --features FILE.f32 [--mask FILE.u8])
+                             [--weights q8|q4|f32] [--out FILE.f32]
+audio-features: raw float32 mono samples -> resampled to 16 kHz when HZ differs -> Gemma 3n log-mel features
+[frames, 128] float32; prints {"frames":N,...}. embed-audio: the audio tower and embed_audio (weights q8 by default);
+writes the soft tokens [n, D] float32, prints {"shape":[n,D],"valid":[...],...}; --mask: one byte per frame, 0 = padded;
+random:PRESET draws the tower's weights at that preset's audio config.`;
 
 function parseArgs(argv: string[]): { command: string; flags: Map<string, string> } {
   const [command, ...rest] = argv;
@@ -32,16 +41,6 @@ function parseArgs(argv: string[]): { command: string; flags: Map<string, string
   return { command, flags };
 }
 
-/** A checkpoint directory (config.json + safetensors) or a .gguf file. */
-export async function openCheckpoint(model: string): Promise<Checkpoint> {
-  if (/^https?:\/\//.test(model)) throw new GemmaError('invalid-argument', `--model ${model}: URLs are not supported by the CLI yet; download the checkpoint and pass its directory.`);
-  const s = await stat(model).catch(() => undefined);
-  if (!s) throw new GemmaError('bad-file', `--model ${model}: no such file or directory`);
-  if (s.isDirectory()) return openSafetensorsCheckpoint(directoryFiles(model));
-  if (model.endsWith('.gguf')) return openGemma3nGguf(fileSource(model));
-  throw new GemmaError('invalid-argument', `--model ${model}: expected a checkpoint directory or a .gguf file`);
-}
-
 function parseTokens(s: string | undefined): number[] {
   if (!s) throw new GemmaError('invalid-argument', `--tokens is required\n${USAGE}`);
   const ids = s.split(',').map((x) => Number(x.trim()));
@@ -50,32 +49,39 @@ function parseTokens(s: string | undefined): number[] {
 }
 
 async function run(argv: string[]): Promise<unknown> {
+  // The audio commands live in cli-audio.ts, loaded only when used.
+  if (argv[0] === 'audio-features' || argv[0] === 'embed-audio') return (await import('./cli-audio.ts')).runAudioCommand(argv);
   const { command, flags } = parseArgs(argv);
   const modelPath = flags.get('model');
   if (!modelPath) throw new GemmaError('invalid-argument', `--model is required\n${USAGE}`);
-  const weights = flags.get('weights') ?? 'float';
+  const weights = flags.get('weights') ?? 'q4';
   if (weights !== 'float' && weights !== 'q4') throw new GemmaError('invalid-argument', `--weights ${weights}: expected float or q4`);
   const tokens = parseTokens(flags.get('tokens'));
   const maxNew = command === 'generate' ? Number(flags.get('max-new-tokens') ?? 16) : 0;
   if (!Number.isInteger(maxNew) || maxNew < 0) throw new GemmaError('invalid-argument', `--max-new-tokens ${flags.get('max-new-tokens')}: expected a non-negative integer`);
 
-  const checkpoint = await openCheckpoint(modelPath);
-  const ctx = await createNodeGpuContext();
-  const model = await Gemma3nModel.load(ctx, checkpoint, { weights, maxContext: Math.max(16, tokens.length + maxNew + 1), chunk: 64 });
-  const V = model.config.text.vocabSize;
-  for (const id of tokens) if (id >= V) throw new GemmaError('invalid-argument', `token id ${id} is outside the vocabulary (0..${V - 1})`);
+  const source = await nodeModelSource(modelPath, flags.get('token'));
+  const gpu = await createNodeGpuContext();
+  const loaded = await loadFromSource(gpu, source, { kind: 'none' }, { weights, contextLength: Math.max(16, tokens.length + maxNew + 1), cache: false });
+  const engine = new Engine({ model: loaded.model, stopTokenIds: loaded.stopTokenIds });
   try {
-    if (command === 'logits') {
-      const logits = (await model.prefill(tokens, { allLogits: true }))!;
-      return { logits: logits.map((row) => Array.from(row)) };
-    }
-    return { tokens: maxNew === 0 ? [] : await model.generateGreedy(tokens, maxNew) };
+    if (command === 'logits') return { logits: (await engine.logits(tokens)).map((row) => Array.from(row)) };
+    if (maxNew === 0) return { tokens: [] };
+    const out: number[] = [];
+    const stream = engine.generate(tokens, { temperature: 0, maxNewTokens: maxNew });
+    for await (const d of stream) out.push(...d.tokenIds);
+    await stream.stats;
+    return { tokens: out };
   } finally {
-    model.dispose();
+    engine.dispose();
   }
 }
 
 export async function main(argv: string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(USAGE + '\n');
+    return;
+  }
   let code = 0;
   try {
     const result = await run(argv);

@@ -9,7 +9,9 @@
 import { proxy, releaseProxy, transfer, wrap, type Remote } from 'comlink';
 import { GemmaError, deserializeError } from '../errors.ts';
 import { installErrorTransfer } from './comlink-errors.ts';
+import { workerStartError } from './worker-start-error.ts';
 import { GenerationStream } from './generation-stream.ts';
+import { withAbsoluteUrls } from './loading/model-source.ts';
 import type {
   ChatMessage,
   GenerateRequest,
@@ -21,6 +23,7 @@ import type {
   StreamMessage,
   StreamOptions,
   WorkerApi,
+  WorkerEvent,
 } from './protocol.ts';
 
 interface Active {
@@ -33,6 +36,9 @@ export class GemmaClient {
   private active: Active | undefined;
   private disposed = false;
   private crashed: GemmaError | undefined;
+  /** Set when the worker reports that the GPU device was lost; cleared by reload(). */
+  private lost: GemmaError | undefined;
+  private current: ModelInfo;
   private readonly onWorkerError = (e: ErrorEvent) => {
     this.crashed = new GemmaError('internal', `The Gemma worker crashed: ${e.message || 'unknown error'}. Load the model again.`);
     this.active?.fail(this.crashed);
@@ -42,11 +48,40 @@ export class GemmaClient {
   constructor(
     private readonly api: Remote<WorkerApi>,
     private readonly worker: Worker,
-    /** What the loaded model reports: vocabulary, context length, adapter, tokenizer availability. */
-    readonly info: ModelInfo,
+    info: ModelInfo,
     private readonly ownsWorker: boolean,
+    /** The load request (URLs absolute), for reload(). */
+    private readonly request: LoadRequest,
+    private readonly events: WorkerEvents,
   ) {
+    this.current = info;
     worker.addEventListener('error', this.onWorkerError);
+    events.subscribe((e) => this.onWorkerEvent(e));
+  }
+
+  /**
+   * What the loaded model reports: vocabulary, context length, adapter, tokenizer availability, memory, cache; and
+   * `deviceLost` once the GPU device is lost (then call reload()).
+   */
+  get info(): ModelInfo {
+    return this.current;
+  }
+
+  /**
+   * Loads the model again in the same worker, on a fresh GPU device: after a device loss (`info.deviceLost`, or a
+   * stream that failed with GemmaError('device-lost')), without a page refresh. A running generation is aborted
+   * first. From the offline cache when the model was cached.
+   */
+  async reload(options: Pick<LoadOptions, 'onProgress' | 'signal'> = {}): Promise<ModelInfo> {
+    this.checkUsable(false);
+    if (this.active) {
+      this.active.fail(new GemmaError('aborted', 'The model is being reloaded.'));
+      await this.active.done;
+    }
+    await this.api.dispose();
+    this.current = await loadInWorker(this.api, this.worker, this.request, options, this.events);
+    this.lost = undefined;
+    return this.current;
   }
 
   /** Streams the model's reply to a conversation (rendered with the checkpoint's chat template). */
@@ -77,14 +112,24 @@ export class GemmaClient {
       if (!this.crashed) await this.api.dispose();
     } finally {
       this.api[releaseProxy]();
+      this.events.release();
       this.worker.removeEventListener('error', this.onWorkerError);
       if (this.ownsWorker) this.worker.terminate();
     }
   }
 
-  private checkUsable(): void {
+  private checkUsable(requireDevice = true): void {
     if (this.disposed) throw new GemmaError('disposed', 'This model was disposed; call loadGemma() again.');
     if (this.crashed) throw this.crashed;
+    if (requireDevice && this.lost) throw this.lost;
+  }
+
+  private onWorkerEvent(e: WorkerEvent): void {
+    if (e.type === 'device-lost') {
+      this.lost = new GemmaError('device-lost', e.message);
+      this.current = { ...this.current, deviceLost: { message: e.message } };
+      this.active?.fail(this.lost);
+    }
   }
 
   private start(request: GenerateRequest, signal: AbortSignal | undefined): GenerationStream {
@@ -130,7 +175,8 @@ export class GemmaClient {
     if (signal?.aborted) abort();
     port.onmessage = (e: MessageEvent<StreamMessage>) => {
       const m = e.data;
-      if (m.type === 'delta') stream.push(m.deltas);
+      if (m.type === 'start') stream.begin(m.prompt);
+      else if (m.type === 'delta') stream.push(m.deltas);
       else if (m.type === 'done') {
         stream.finish(m.stats);
         end();
@@ -173,12 +219,57 @@ const ABORT_GRACE_MS = 10_000;
  */
 export async function connectGemmaWorker(worker: Worker, options: LoadOptions, ownsWorker = false): Promise<GemmaClient> {
   installErrorTransfer();
-  const { onProgress, signal, ...request } = options;
-  if (signal?.aborted) {
+  const { onProgress, signal, ...given } = options;
+  let request: LoadRequest;
+  try {
+    // Relative model and tokenizer URLs are the page's: resolve them here, not against the worker script's URL.
+    request = withAbsoluteUrls(given);
+  } catch (err) {
     if (ownsWorker) worker.terminate();
-    throw new GemmaError('aborted', 'Loading was aborted before it started.');
+    throw err;
   }
   const api = wrap<WorkerApi>(worker);
+  const events = new WorkerEvents();
+  try {
+    const info = await loadInWorker(api, worker, request, { onProgress, signal }, events);
+    return new GemmaClient(api, worker, info, ownsWorker, request, events);
+  } catch (err) {
+    api[releaseProxy]();
+    events.release();
+    if (ownsWorker) worker.terminate();
+    throw err;
+  }
+}
+
+/** The worker's events (device loss), relayed to whoever subscribes; one comlink proxy for the client's life. */
+class WorkerEvents {
+  private listener: ((e: WorkerEvent) => void) | undefined;
+  private readonly queued: WorkerEvent[] = [];
+  readonly proxy = proxy((e: WorkerEvent) => {
+    if (this.listener) this.listener(e);
+    else this.queued.push(e);
+  });
+
+  subscribe(listener: (e: WorkerEvent) => void): void {
+    this.listener = listener;
+    for (const e of this.queued.splice(0)) listener(e);
+  }
+
+  release(): void {
+    this.listener = undefined;
+    (this.proxy as { [releaseProxy]?: () => void })[releaseProxy]?.();
+  }
+}
+
+/** Runs the worker's load(), turning a crash, an abort or a stuck wind-down into GemmaErrors. */
+async function loadInWorker(
+  api: Remote<WorkerApi>,
+  worker: Worker,
+  request: LoadRequest,
+  { onProgress, signal }: Pick<LoadOptions, 'onProgress' | 'signal'>,
+  events: WorkerEvents,
+): Promise<ModelInfo> {
+  if (signal?.aborted) throw new GemmaError('aborted', 'Loading was aborted before it started.');
   // On abort the worker stops at the next tensor or network chunk and cleans up (cache entry, GPU memory); if it
   // does not answer within the grace period the load is given up on anyway.
   let onAbort: (() => void) | undefined;
@@ -194,17 +285,15 @@ export async function connectGemmaWorker(worker: Worker, options: LoadOptions, o
   const crashed = new Promise<never>((_, reject) => {
     onError = (e: ErrorEvent) => {
       e.preventDefault?.();
-      reject(new GemmaError('internal', `The Gemma worker failed: ${e.message || 'its script could not be loaded'}.`));
+      reject(workerStartError(e));
     };
     worker.addEventListener('error', onError);
   });
   try {
-    const info = await Promise.race([api.load(request, onProgress ? proxy(onProgress) : undefined), crashed, aborted]);
+    const info = await Promise.race([api.load(request, onProgress ? proxy(onProgress) : undefined, events.proxy), crashed, aborted]);
     if (signal?.aborted) throw new GemmaError('aborted', 'Loading was aborted.');
-    return new GemmaClient(api, worker, info, ownsWorker);
+    return info;
   } catch (err) {
-    api[releaseProxy]();
-    if (ownsWorker) worker.terminate();
     if (signal?.aborted) throw err instanceof GemmaError && err.code === 'aborted' ? err : new GemmaError('aborted', 'Loading was aborted.', { cause: err });
     throw err instanceof GemmaError ? err : new GemmaError('internal', String((err as Error)?.message ?? err), { cause: err });
   } finally {

@@ -1,21 +1,27 @@
 /**
- * The host-independent engine: prompt -> token ids -> prefill -> sample/step loop -> streamed deltas, over a
- * LanguageModel and an optional TextTokenizer. No worker, no DOM: the browser worker (worker-host.ts), Node
- * and tests drive the same class.
+ * The host-independent engine: it owns the conversation. Prompt (segments) -> prefix reuse -> chunked prefill ->
+ * sample/step loop -> streamed deltas, over a LanguageModel (src/model/language-model.ts) and an optional
+ * TextTokenizer. No worker, no DOM: the browser worker (worker-host.ts), Node (the CLI) and tests drive the same
+ * class, and all of them get the same GenerationStream the page gets.
  *
- * - Multi-turn KV reuse: the engine remembers the ids whose K/V are in the model's cache; a new prompt
- *   prefills only what follows their longest common prefix (an edited history invalidates from the edit on).
- * - One generation at a time: a second call while one runs fails with GemmaError('busy').
- * - Abort (an AbortSignal) is checked before every model call: generation stops within one token and
- *   finishes with reason 'abort'; the tokens generated so far stay cached.
+ * - The KV history is here and only here: `keys` holds one key per cached position (the token id, or a media span's
+ *   content hash and index), so a new prompt reuses exactly the positions whose content is unchanged. Where a
+ *   sliding-window ring has overwritten what the reuse point needs, the model says so (`rewindableTo`) and the
+ *   prompt is prefilled from the start instead.
+ * - Prefill runs in the model's chunks, each awaited: an abort is seen within one chunk of compute.
+ * - One generation at a time: a second call while one runs fails with GemmaError('busy'), unless the running one was
+ *   aborted (then the new one starts once it has wound down, at most one chunk or token later).
  */
 import { GemmaError } from '../errors.ts';
+import type { LanguageModel, SamplingParams } from '../model/language-model.ts';
 import { IncrementalDetokenizer } from './detokenizer.ts';
-import type { LanguageModel, SamplingParams } from './language-model.ts';
-import type { ChatMessage, Delta, FinishReason, GenerateOptions, GenerationStats, PromptInput } from './protocol.ts';
+import { GenerationStream } from './generation-stream.ts';
+import { Prompt, commonPrefixLength, type PositionKey } from './prompt.ts';
+import type { ChatMessage, Delta, FinishReason, GenerateOptions, GenerationStats, PromptInfo, PromptInput, StreamOptions } from './protocol.ts';
 import { SamplerRng, randomSeed } from './rng.ts';
 import { StopStringMatcher } from './stop-strings.ts';
 import type { TextTokenizer } from './tokenizer.ts';
+import type { TokenConstraint } from './token-constraint.ts';
 
 export interface EngineParts {
   model: LanguageModel;
@@ -25,11 +31,9 @@ export interface EngineParts {
   stopTokenIds?: readonly number[];
 }
 
-export interface EngineRunOptions {
-  /** Called for every sampled token (and once more at the end if held-back text remains). */
-  onDelta?: (delta: Delta) => void;
-  /** Stops generation within one token (finishReason 'abort'). */
-  signal?: AbortSignal;
+/** What one generation needs beyond its options (the structured-output and tool layers add a constraint). */
+export interface GenerationExtras {
+  constraint?: TokenConstraint;
 }
 
 export const DEFAULT_OPTIONS = {
@@ -39,16 +43,13 @@ export const DEFAULT_OPTIONS = {
   topP: 0.95,
 } as const;
 
-/** Prefill is split into chunks of this many tokens so that an abort is seen between them. */
-const PREFILL_CHUNK = 512;
-
 export class Engine {
   readonly model: LanguageModel;
   readonly tokenizer: TextTokenizer | undefined;
   private readonly stopIds: Set<number>;
-  /** Ids whose K/V the model's cache holds, in order (positions 0..length-1). */
-  private cached: number[] = [];
-  private running = false;
+  /** One key per position the model's KV cache holds (positions 0..length-1). */
+  private keys: PositionKey[] = [];
+  private current: { done: Promise<void>; aborted: boolean } | undefined;
   private disposed = false;
 
   constructor(parts: EngineParts) {
@@ -57,48 +58,70 @@ export class Engine {
     this.stopIds = new Set([...(parts.stopTokenIds ?? []), ...(parts.tokenizer?.stopTokenIds ?? [])]);
   }
 
-  /** Tokens currently held in the KV cache (reusable by the next prompt that starts with them). */
+  /** Positions currently held in the KV cache (reusable by the next prompt that starts with them). */
   get cachedTokens(): number {
-    return this.cached.length;
+    return this.keys.length;
   }
 
   get busy(): boolean {
-    return this.running;
+    return this.current !== undefined;
   }
 
-  /** Renders `messages` with the checkpoint's chat template and generates the model's reply. */
-  async chat(messages: readonly ChatMessage[], options: GenerateOptions = {}, run: EngineRunOptions = {}): Promise<GenerationStats> {
-    this.checkUsable();
-    validateMessages(messages);
-    const tokenizer = this.requireTokenizer('chat()');
-    const t0 = performance.now();
-    return this.runExclusive(() => tokenizer.applyChatTemplate(messages), options, run, t0);
+  /** Streams the model's reply to a conversation rendered with the checkpoint's chat template. */
+  chat(messages: readonly ChatMessage[], options: StreamOptions = {}, extras: GenerationExtras = {}): GenerationStream {
+    return this.start(() => {
+      validateMessages(messages);
+      return Prompt.fromIds(this.requireTokenizer('chat()').applyChatTemplate(messages));
+    }, options, extras);
   }
 
-  /** Continues a text prompt (tokenized with BOS, no template) or token ids as given. */
-  async generate(prompt: PromptInput, options: GenerateOptions = {}, run: EngineRunOptions = {}): Promise<GenerationStats> {
+  /** Streams the continuation of a text prompt (tokenized with BOS, no template), token ids, or a segmented Prompt. */
+  generate(prompt: PromptInput | Prompt, options: StreamOptions = {}, extras: GenerationExtras = {}): GenerationStream {
+    return this.start(() => {
+      if (prompt instanceof Prompt) return prompt;
+      if (typeof prompt === 'string') return Prompt.fromIds(this.requireTokenizer('a text prompt').encode(prompt));
+      if (!Array.isArray(prompt)) throw new GemmaError('invalid-argument', 'prompt must be a string or an array of token ids.');
+      return Prompt.fromIds(Array.from(prompt));
+    }, options, extras);
+  }
+
+  /** The logits [T][vocab] of every position of `ids` (scoring; the CLI's `logits`). Recomputes from position 0. */
+  async logits(ids: readonly number[]): Promise<Float32Array[]> {
     this.checkUsable();
-    const t0 = performance.now();
-    if (typeof prompt === 'string') {
-      const tokenizer = this.requireTokenizer('a text prompt');
-      return this.runExclusive(() => tokenizer.encode(prompt), options, run, t0);
+    if (this.current) throw busyError();
+    const prompt = Prompt.fromIds(Array.from(ids));
+    this.validate(prompt);
+    const done = this.claim(false);
+    try {
+      this.rewindTo(0);
+      const out: Float32Array[] = [];
+      for (let pos = 0; pos < prompt.length; pos += this.model.maxChunk) {
+        const end = Math.min(prompt.length, pos + this.model.maxChunk);
+        await this.model.feed({ ids: prompt.ids.slice(pos, end) }, { allLogits: true });
+        this.keys.push(...prompt.keys.slice(pos, end));
+        out.push(...(await this.model.readLogits()));
+      }
+      return out;
+    } catch (err) {
+      this.forget();
+      throw err;
+    } finally {
+      done();
     }
-    if (!Array.isArray(prompt)) throw new GemmaError('invalid-argument', 'prompt must be a string or an array of token ids.');
-    return this.runExclusive(() => Array.from(prompt), options, run, t0);
   }
 
   /** Forgets the KV cache: the next prompt is prefilled from scratch. */
   async resetCache(): Promise<void> {
     this.checkUsable();
-    if (this.running) throw busyError();
-    this.cached = [];
-    await this.model.truncate(0);
+    await this.current?.done;
+    if (this.current) throw busyError();
+    this.forget();
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.cached = [];
+    this.keys = [];
     this.model.dispose();
   }
 
@@ -113,48 +136,104 @@ export class Engine {
     return this.tokenizer;
   }
 
-  private async runExclusive(tokenize: () => number[], options: GenerateOptions, run: EngineRunOptions, t0: number): Promise<GenerationStats> {
-    if (this.running) throw busyError();
-    this.running = true;
-    try {
-      const opts = resolveOptions(options);
-      const ids = tokenize();
-      return await this.run(ids, opts, run, t0);
-    } finally {
-      this.running = false;
-    }
+  /** Marks a generation as running; returns its `done` callback. */
+  private claim(aborted: boolean): () => void {
+    let settle!: () => void;
+    const entry = { done: new Promise<void>((r) => (settle = r)), aborted };
+    this.current = entry;
+    return () => {
+      if (this.current === entry) this.current = undefined;
+      settle();
+    };
   }
 
-  private async run(prompt: number[], opts: ResolvedOptions, run: EngineRunOptions, t0: number): Promise<GenerationStats> {
+  private start(build: () => Prompt, options: StreamOptions, extras: GenerationExtras): GenerationStream {
+    const stream = new GenerationStream();
+    const t0 = performance.now();
+    const { signal: external, ...genOptions } = options;
+    const controller = new AbortController();
+    const abort = () => controller.abort();
+    stream.onAbort = abort;
+    external?.addEventListener('abort', abort, { once: true });
+    if (external?.aborted) abort();
+    const previous = this.current;
+    try {
+      this.checkUsable();
+      if (previous && !previous.aborted) throw busyError();
+    } catch (err) {
+      stream.fail(err as GemmaError);
+      return stream;
+    }
+    const done = this.claim(false);
+    const entry = this.current!;
+    controller.signal.addEventListener('abort', () => (entry.aborted = true), { once: true });
+    void (async () => {
+      try {
+        if (previous) await previous.done;
+        const opts = resolveOptions(genOptions);
+        const prompt = build();
+        const stats = await this.run(prompt, opts, extras, controller.signal, (d) => stream.push([d]), t0, (info) => stream.begin(info));
+        stream.finish(stats);
+      } catch (err) {
+        stream.fail(err instanceof GemmaError ? err : new GemmaError('internal', `generation failed: ${(err as Error)?.message ?? err}`, { cause: err }));
+      } finally {
+        external?.removeEventListener('abort', abort);
+        done();
+      }
+    })();
+    return stream;
+  }
+
+  private validate(prompt: Prompt): void {
     const { model } = this;
-    const maxContext = model.maxContext;
     if (prompt.length === 0) throw new GemmaError('invalid-argument', 'The prompt is empty: give at least one token.');
-    for (const id of prompt) {
+    for (const id of prompt.ids) {
       if (!Number.isInteger(id) || id < 0 || id >= model.vocabSize) {
         throw new GemmaError('invalid-argument', `Token id ${id} is not an integer in [0, ${model.vocabSize}).`);
       }
     }
-    if (prompt.length >= maxContext) {
+    if (prompt.length >= model.maxContext) {
       throw new GemmaError(
         'context-overflow',
-        `The prompt is ${prompt.length} tokens but the context holds ${maxContext} (including the reply), so there is no room to generate. ` +
+        `The prompt is ${prompt.length} tokens but the context holds ${model.maxContext} (including the reply), so there is no room to generate. ` +
           `Shorten the conversation (drop or summarise early turns) or load the model with a larger contextLength.`,
       );
     }
-    const signal = run.signal;
-    const emit = run.onDelta ?? (() => {});
+  }
 
-    // KV reuse: keep the longest common prefix, but always recompute at least the last prompt token (its logits).
-    let common = commonPrefixLength(this.cached, prompt);
-    common = Math.min(common, prompt.length - 1);
-    let reused: number;
+  /** Moves the cache to `n` positions, or to fewer where the model cannot rewind that far; returns what is kept. */
+  private rewindTo(n: number): number {
+    const kept = this.model.rewindableTo(n);
+    this.model.rewind(kept);
+    this.keys.length = kept;
+    return kept;
+  }
+
+  /** Drops the cache (after an error it may be half-written). */
+  private forget(): void {
+    this.keys = [];
     try {
-      reused = Math.max(0, Math.min(common, await model.truncate(common)));
-    } catch (err) {
-      this.cached = [];
-      throw err;
+      this.model.rewind(0);
+    } catch {
+      // the model is already broken; the original error says why
     }
-    this.cached.length = reused;
+  }
+
+  private async run(
+    prompt: Prompt,
+    opts: ResolvedOptions,
+    extras: GenerationExtras,
+    signal: AbortSignal,
+    emit: (d: Delta) => void,
+    t0: number,
+    onStart: (info: PromptInfo) => void,
+  ): Promise<GenerationStats> {
+    const { model } = this;
+    this.validate(prompt);
+    const maxContext = model.maxContext;
+    // Reuse the longest common prefix (by content key), but always recompute the last prompt position (its logits).
+    const reused = this.rewindTo(Math.min(commonPrefixLength(this.keys, prompt.keys), prompt.length - 1));
+    onStart({ promptTokens: prompt.length, reusedTokens: reused });
 
     const stats: GenerationStats = {
       promptTokens: prompt.length,
@@ -174,22 +253,31 @@ export class Engine {
     };
 
     const rng = new SamplerRng(opts.seed);
-    const params = (): SamplingParams => ({ temperature: opts.temperature, topK: opts.topK, topP: opts.topP, random: rng.next() });
+    const { constraint } = extras;
+    const params = (): SamplingParams => {
+      const p: SamplingParams = { temperature: opts.temperature, topK: opts.topK, topP: opts.topP, random: rng.next() };
+      const mask = constraint?.nextMask();
+      if (mask) p.mask = mask;
+      return p;
+    };
     const detok = this.tokenizer ? new IncrementalDetokenizer(this.tokenizer) : undefined;
     const stopper = new StopStringMatcher(opts.stop);
     const stopIds = opts.stopTokenIds.length ? new Set([...this.stopIds, ...opts.stopTokenIds]) : this.stopIds;
 
     try {
-      // Prefill the uncached part of the prompt, in chunks so an abort is seen in between.
+      // Prefill the uncached part of the prompt, chunk by chunk, so an abort is seen in between.
       const tPrefill = performance.now();
-      for (let pos = reused; pos < prompt.length; pos += PREFILL_CHUNK) {
-        if (signal?.aborted) return finish('abort');
-        const chunk = prompt.slice(pos, Math.min(prompt.length, pos + PREFILL_CHUNK));
-        await model.prefill(chunk, pos);
-        this.cached.push(...chunk);
-        stats.prefillTokens += chunk.length;
+      const C = model.maxChunk;
+      for (let pos = reused; pos < prompt.length; pos += C) {
+        if (signal.aborted) return finish('abort');
+        const end = Math.min(prompt.length, pos + C);
+        const soft = await prompt.softTokens(pos, end, model.embeddingWidth);
+        if (signal.aborted) return finish('abort');
+        await model.feed({ ids: prompt.ids.slice(pos, end), soft });
+        this.keys.push(...prompt.keys.slice(pos, end));
+        stats.prefillTokens += end - pos;
       }
-      if (signal?.aborted) return finish('abort');
+      if (signal.aborted) return finish('abort');
 
       let token = await model.sample(params());
       const tFirst = performance.now();
@@ -204,6 +292,7 @@ export class Engine {
           reason = 'stop';
           break;
         }
+        constraint?.accept(token);
         const text = detok ? detok.push(token) : '';
         const out = stopper.push(text);
         emit({ text: out.text, tokenIds: [token] });
@@ -212,23 +301,26 @@ export class Engine {
           stoppedByString = true;
           break;
         }
-        if (stats.newTokens >= opts.maxNewTokens || this.cached.length >= maxContext) {
+        if (constraint?.isComplete()) {
+          reason = 'stop';
+          break;
+        }
+        if (stats.newTokens >= opts.maxNewTokens || this.keys.length >= maxContext) {
           reason = 'length';
           break;
         }
-        if (signal?.aborted) {
+        if (signal.aborted) {
           reason = 'abort';
           break;
         }
-        const pos = this.cached.length;
         const fed = token;
         if (model.step) {
-          token = await model.step(fed, pos, params());
+          token = await model.step(fed, params());
         } else {
-          await model.prefill([fed], pos);
+          await model.feed({ ids: [fed] });
           token = await model.sample(params());
         }
-        this.cached.push(fed);
+        this.keys.push(fed);
         tLast = performance.now();
       }
       if (!stoppedByString) {
@@ -241,13 +333,7 @@ export class Engine {
       stats.decodeTokensPerSecond = stats.newTokens > 1 && tLast > tFirst ? (stats.newTokens - 1) / ((tLast - tFirst) / 1000) : 0;
       return finish(reason);
     } catch (err) {
-      // The cache may be half-written: forget it so the next turn starts clean.
-      this.cached = [];
-      try {
-        await model.truncate(0);
-      } catch {
-        // the model is already broken; the original error says why
-      }
+      this.forget();
       throw err;
     }
   }
@@ -291,13 +377,6 @@ function validateMessages(messages: readonly ChatMessage[]): void {
       throw new GemmaError('invalid-argument', `Each message needs role 'system' | 'user' | 'assistant' and a string content (got ${JSON.stringify(m)}).`);
     }
   }
-}
-
-export function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
-  const n = Math.min(a.length, b.length);
-  let i = 0;
-  while (i < n && a[i] === b[i]) i++;
-  return i;
 }
 
 function busyError(): GemmaError {

@@ -4,11 +4,18 @@
  * `for await` early (break, return, throw) aborts it.
  */
 import { GemmaError } from '../errors.ts';
-import type { Delta, GenerationStats } from './protocol.ts';
+import type { Delta, GenerationStats, PromptInfo } from './protocol.ts';
 
 export class GenerationStream implements AsyncIterable<Delta> {
   /** Resolves when generation ends (finishReason 'stop' | 'length' | 'abort'); rejects with a GemmaError. */
   readonly stats: Promise<GenerationStats>;
+  /**
+   * Resolves as soon as the prompt is known, before prefill: its length and how much of it the KV cache reuses (a
+   * UI can show the context in use while tokens stream). Rejects if the generation fails before that.
+   */
+  readonly started: Promise<PromptInfo>;
+  private resolveStarted!: (p: PromptInfo) => void;
+  private rejectStarted!: (e: GemmaError) => void;
   private readonly queue: Delta[] = [];
   private ended = false;
   private error: GemmaError | undefined;
@@ -23,8 +30,13 @@ export class GenerationStream implements AsyncIterable<Delta> {
       this.resolveStats = resolve;
       this.rejectStats = reject;
     });
+    this.started = new Promise<PromptInfo>((resolve, reject) => {
+      this.resolveStarted = resolve;
+      this.rejectStarted = reject;
+    });
     // An error is reported through iteration too; don't let an unobserved `stats` crash the page.
     this.stats.catch(() => {});
+    this.started.catch(() => {});
   }
 
   /** Stops generation within one token; the stream then ends normally with finishReason 'abort'. */
@@ -58,6 +70,11 @@ export class GenerationStream implements AsyncIterable<Delta> {
   }
 
   /** @internal */
+  begin(info: PromptInfo): void {
+    this.resolveStarted(info);
+  }
+
+  /** @internal */
   push(deltas: Delta[]): void {
     if (this.ended) return;
     this.queue.push(...deltas);
@@ -78,6 +95,7 @@ export class GenerationStream implements AsyncIterable<Delta> {
     this.ended = true;
     this.error = error;
     this.rejectStats(error);
+    this.rejectStarted(error);
     this.notify();
   }
 

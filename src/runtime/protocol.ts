@@ -3,6 +3,11 @@
  * messages, options, stream deltas, stats and the wire messages of one generation. Types only.
  */
 import type { SerializedGemmaError } from '../errors.ts';
+import type { LoadProgress } from '../io/progress.ts';
+import type { RandomCheckpointOptions } from '../model/family.ts';
+
+export type { LoadProgress, LoadPhase } from '../io/progress.ts';
+export type { RandomCheckpointOptions } from '../model/family.ts';
 
 /** One chat turn. `assistant` is written as Gemma's `model` role by the chat template. */
 export interface ChatMessage {
@@ -50,6 +55,14 @@ export interface Delta {
 
 export type FinishReason = 'stop' | 'length' | 'abort';
 
+/** What a generation knows once its prompt is tokenized, before prefill. */
+export interface PromptInfo {
+  /** Tokens of the prompt (the whole conversation for chat). */
+  promptTokens: number;
+  /** Of those, the ones whose KV cache is reused from the previous turn. */
+  reusedTokens: number;
+}
+
 /** Numbers about one finished generation. */
 export interface GenerationStats {
   /** Tokens of the prompt (the whole conversation for chat). */
@@ -70,27 +83,6 @@ export interface GenerationStats {
   totalMs: number;
   /** 'stop': a stop token or string; 'length': maxNewTokens or the context end; 'abort': the caller aborted. */
   finishReason: FinishReason;
-}
-
-/**
- * Loading progress, forwarded from the worker: the shape of src/io/progress.ts plus the runtime's own phases.
- * One event stream per phase; each phase ends with exactly one event where loaded === total.
- */
-export interface LoadProgress {
-  /**
-   * 'device' (opening the GPU), then either 'download' (weight-file bytes from the network or picked files) and
-   * 'quantize' (tensors converted on the GPU: int4/int8 with `weights: 'q4'`, f16/f32 with 'float'), or
-   * 'cache-read' (bytes of the converted model read from the offline cache, no network); then 'compile' (GPU
-   * pipelines) and, when fetched separately, 'tokenizer'. 'download' and 'quantize' interleave (each tensor is
-   * converted as soon as its bytes arrive); each phase on its own is monotonic.
-   */
-  phase: 'device' | 'download' | 'quantize' | 'cache-read' | 'compile' | 'tokenizer' | (string & {});
-  /** Units done: bytes for download / cache-read; tensors for quantize; steps otherwise. */
-  loaded: number;
-  /** Units in the phase (0 = unknown). */
-  total: number;
-  /** The file being worked on (or the adapter name for 'device'). */
-  file: string;
 }
 
 /** What a loaded model reports about itself. */
@@ -115,15 +107,40 @@ export interface ModelInfo {
   cache?: 'hit' | 'stored' | 'not-stored' | 'off';
   /** Things that did not stop the load but you may want to tell the user (e.g. the cache quota was full). */
   warnings?: string[];
+  /**
+   * Set when the GPU device was lost after loading (driver reset, out of memory, a mobile tab in the background):
+   * every generation then fails with GemmaError('device-lost') until `client.reload()`.
+   */
+  deviceLost?: { message: string };
+}
+
+/** What the worker tells the page outside any generation. */
+export type WorkerEvent = { type: 'device-lost'; message: string };
+
+/**
+ * Which model to load:
+ * - a Hugging Face repo id ('google/gemma-3n-E2B-it'; gated repos need `token`), or `{ hub, revision?, token? }`;
+ * - a URL of a checkpoint folder (config.json, *.safetensors, tokenizer files) or of a `.gguf` file;
+ * - `{ files }`: picked or dropped files (a checkpoint folder, or one .gguf plus tokenizer files);
+ * - `{ randomCheckpoint }`: random weights at real shapes, generated on the spot (gibberish by design);
+ * - anything else a custom worker's model factory understands (`CustomModelSpec`).
+ */
+export type ModelSpec =
+  | string
+  | { hub: string; revision?: string; token?: string }
+  | { files: File[] }
+  | { randomCheckpoint: RandomCheckpointOptions }
+  | CustomModelSpec;
+
+/** A model description for a custom model factory (exposeGemmaWorker(factory)); the default factory rejects it. */
+export interface CustomModelSpec {
+  [key: string]: unknown;
 }
 
 /** The main thread -> worker request to load a model. Plain data (structured-clonable). */
 export interface LoadRequest {
-  /**
-   * The checkpoint: a URL of a folder with config.json, weights and tokenizer files (a Hugging Face repo
-   * layout), or a host-specific descriptor the worker's model factory understands.
-   */
-  model: string | Record<string, unknown>;
+  /** The checkpoint (see ModelSpec); parsed once by src/runtime/loading/model-source.ts. */
+  model: ModelSpec;
   /**
    * Where tokenizer.json and tokenizer_config.json are (a folder URL); default: the model folder.
    * `false`: no tokenizer (token-id prompts only).
@@ -148,6 +165,7 @@ export interface LoadRequest {
 
 /** Messages the worker posts on a generation's MessagePort (worker -> main). */
 export type StreamMessage =
+  | { type: 'start'; prompt: PromptInfo }
   | { type: 'delta'; deltas: Delta[] }
   | { type: 'done'; stats: GenerationStats }
   | { type: 'error'; error: SerializedGemmaError };
@@ -162,7 +180,8 @@ export type GenerateRequest =
 
 /** The API the worker exposes through comlink (see worker-host.ts). */
 export interface WorkerApi {
-  load(request: LoadRequest, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
+  /** `onEvent` stays subscribed until dispose() (device loss is reported through it). */
+  load(request: LoadRequest, onProgress?: (p: LoadProgress) => void, onEvent?: (e: WorkerEvent) => void): Promise<ModelInfo>;
   /** Aborts the load in progress (it then rejects with GemmaError('aborted'); nothing half-written is cached). */
   cancelLoad(): Promise<void>;
   /** Runs one generation; deltas, the final stats or the error arrive on `port` (see StreamMessage). */

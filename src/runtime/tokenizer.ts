@@ -1,9 +1,16 @@
 /**
- * Text <-> token ids and the chat template, from transformers.js configured with the checkpoint's own
- * tokenizer.json and tokenizer_config.json (never re-implemented here). Works the same in Node and in a
- * browser worker: the JSON is fetched or read by the host and handed over as objects, so transformers.js
- * never touches the network or the file system.
+ * Text <-> token ids and the chat template, with transformers.js' own tokenizer pieces configured from the
+ * checkpoint's tokenizer.json and tokenizer_config.json (never re-implemented here): `@huggingface/tokenizers`
+ * (the tokenizer transformers.js 4 wraps in its PreTrainedTokenizer) and `@huggingface/jinja` (the engine its
+ * apply_chat_template renders with). We import those two packages rather than `@huggingface/transformers`, whose
+ * single bundle also pulls onnxruntime (a 27 MB wasm in every app build) and, on install, onnxruntime-node and
+ * sharp (~500 MB). For Gemma's `GemmaTokenizer` transformers.js adds nothing over PreTrainedTokenizer; the glue
+ * below does what PreTrainedTokenizer does for the calls we make (test/runtime/tokenizer-parity.test.ts compares
+ * the two on the real Gemma tokenizer). Works the same in Node and in a browser worker: the JSON is fetched or
+ * read by the host and handed over as objects, so nothing here touches the network or the file system.
  */
+import { Tokenizer } from '@huggingface/tokenizers';
+import { Template } from '@huggingface/jinja';
 import { GemmaError } from '../errors.ts';
 import type { ChatMessage } from './protocol.ts';
 
@@ -27,29 +34,49 @@ export interface TokenizerFiles {
   tokenizerConfig: unknown;
 }
 
-// The slice of transformers.js' PreTrainedTokenizer we use (its own types are generic-heavy).
-interface HfTokenizer {
-  encode(text: string, options?: { add_special_tokens?: boolean }): number[];
-  decode(ids: number[], options?: { skip_special_tokens?: boolean }): string;
-  apply_chat_template(messages: unknown[], options: Record<string, unknown>): unknown;
-  get_vocab(): Map<string, number>;
-  eos_token_id?: number;
-  all_special_ids: number[];
+/** The special-token names a chat template may use (transformers.js' SPECIAL_TOKEN_ATTRIBUTES). */
+const SPECIAL_TOKEN_NAMES = ['bos_token', 'eos_token', 'unk_token', 'sep_token', 'pad_token', 'cls_token', 'mask_token'] as const;
+
+/** A special token named in tokenizer_config.json: a string, or an AddedToken object (`{ __type, content }`). */
+function configToken(config: Record<string, unknown>, name: string): string | undefined {
+  const item = config[name];
+  if (!item) return undefined;
+  if (typeof item === 'string') return item;
+  if (typeof item === 'object' && (item as { __type?: unknown }).__type === 'AddedToken') return String((item as { content: unknown }).content);
+  throw new GemmaError('bad-file', `tokenizer_config.json: ${name} is neither a string nor an AddedToken (${JSON.stringify(item)})`);
+}
+
+/**
+ * The chat template of tokenizer_config.json: a string, or a list of named templates (the one named `default`),
+ * or undefined when there is none.
+ */
+function chatTemplateOf(config: Record<string, unknown>): string | undefined {
+  const t = config.chat_template;
+  if (t === undefined || t === null) return undefined;
+  if (typeof t === 'string') return t;
+  if (Array.isArray(t)) {
+    const named = t.find((x: { name?: unknown }) => x?.name === 'default') as { template?: unknown } | undefined;
+    if (typeof named?.template === 'string') return named.template;
+  }
+  throw new GemmaError('bad-file', 'tokenizer_config.json: chat_template is neither a string nor a list of named templates with a `default`.');
 }
 
 /** Builds a tokenizer from the parsed JSON files (the cleanest offline path in Node and the browser). */
 export async function createTokenizer(files: TokenizerFiles): Promise<TextTokenizer> {
-  const tf = (await import('@huggingface/transformers')) as unknown as Record<string, unknown>;
-  const config = files.tokenizerConfig as { tokenizer_class?: string; chat_template?: unknown };
-  const className = config.tokenizer_class?.replace(/Fast$/, '');
-  const Ctor = ((className && tf[className]) || tf.PreTrainedTokenizer) as new (json: unknown, config: unknown) => HfTokenizer;
-  let hf: HfTokenizer;
+  const config = (files.tokenizerConfig ?? {}) as Record<string, unknown>;
+  let tokenizer: Tokenizer;
   try {
-    hf = new Ctor(files.tokenizerJson, files.tokenizerConfig);
+    tokenizer = new Tokenizer(files.tokenizerJson as object, config);
   } catch (err) {
-    throw new GemmaError('bad-file', `tokenizer.json / tokenizer_config.json could not be read by transformers.js: ${(err as Error).message}`, { cause: err });
+    throw new GemmaError('bad-file', `tokenizer.json / tokenizer_config.json could not be read by transformers.js' tokenizer: ${(err as Error).message}`, { cause: err });
   }
-  return new TransformersTokenizer(hf, config.chat_template !== undefined);
+  const template = chatTemplateOf(config);
+  const specialTokens: Record<string, string> = {};
+  for (const name of SPECIAL_TOKEN_NAMES) {
+    const token = configToken(config, name);
+    if (token) specialTokens[name] = token;
+  }
+  return new HfTokenizer(tokenizer, template, specialTokens);
 }
 
 /**
@@ -102,50 +129,58 @@ export async function fetchTokenizer(folderUrl: string, fetchFn: typeof fetch = 
 
 const utf8 = new TextEncoder();
 
-class TransformersTokenizer implements TextTokenizer {
+class HfTokenizer implements TextTokenizer {
   readonly stopTokenIds: readonly number[];
   /** SentencePiece byte-fallback pieces `<0xNN>` -> the byte they stand for. */
   private readonly byteTokens = new Map<number, number>();
-  private readonly special: Set<number>;
+  private readonly special = new Set<number>();
   private readonly bytesCache = new Map<number, Uint8Array>();
+  private compiledTemplate: Template | undefined;
 
   constructor(
-    private readonly hf: HfTokenizer,
-    private readonly hasTemplate: boolean,
+    private readonly tokenizer: Tokenizer,
+    private readonly template: string | undefined,
+    /** bos_token, eos_token, ... as the template sees them. */
+    private readonly specialTokens: Readonly<Record<string, string>>,
   ) {
-    const vocab = hf.get_vocab();
+    const vocab = tokenizer.get_vocab();
     for (let b = 0; b < 256; b++) {
       const id = vocab.get(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
       if (id !== undefined) this.byteTokens.set(id, b);
     }
-    this.special = new Set(hf.all_special_ids);
-    this.stopTokenIds = hf.eos_token_id !== undefined && hf.eos_token_id !== null ? [hf.eos_token_id] : [];
+    for (const [id, token] of tokenizer.get_added_tokens_decoder()) if (token.special) this.special.add(id);
+    const eos = specialTokens.eos_token === undefined ? undefined : tokenizer.token_to_id(specialTokens.eos_token);
+    this.stopTokenIds = eos === undefined ? [] : [eos];
   }
 
   encode(text: string): number[] {
-    return this.hf.encode(text);
+    return this.tokenizer.encode(text).ids;
   }
 
   applyChatTemplate(messages: readonly ChatMessage[]): number[] {
-    if (!this.hasTemplate) {
+    if (this.template === undefined) {
       throw new GemmaError('invalid-argument', 'This tokenizer has no chat template (tokenizer_config.json lacks `chat_template`): use generate() with a prompt instead of chat().');
     }
+    let rendered: string;
     try {
-      const ids = this.hf.apply_chat_template(messages.map((m) => ({ role: m.role, content: m.content })), {
+      this.compiledTemplate ??= new Template(this.template);
+      rendered = this.compiledTemplate.render({
+        messages: messages.map((m) => ({ role: m.role, content: m.content })),
         add_generation_prompt: true,
-        tokenize: true,
-        return_tensor: false,
-        return_dict: false,
+        tools: null,
+        documents: null,
+        ...this.specialTokens,
       });
-      return Array.from(ids as number[]);
     } catch (err) {
       // The Gemma template raises for roles that do not alternate user/assistant.
       throw new GemmaError('invalid-argument', `The chat template rejected the messages: ${(err as Error).message}`, { cause: err });
     }
+    // The template writes the special tokens itself (Gemma: `<bos>`).
+    return this.tokenizer.encode(rendered, { add_special_tokens: false }).ids;
   }
 
   decode(ids: readonly number[]): string {
-    return this.hf.decode(Array.from(ids), { skip_special_tokens: true });
+    return ids.length === 0 ? '' : this.tokenizer.decode(Array.from(ids), { skip_special_tokens: true });
   }
 
   tokenBytes(id: number): Uint8Array {
@@ -154,7 +189,7 @@ class TransformersTokenizer implements TextTokenizer {
       const b = this.byteTokens.get(id);
       if (b !== undefined) bytes = Uint8Array.of(b);
       else if (this.special.has(id)) bytes = new Uint8Array(0);
-      else bytes = utf8.encode(this.hf.decode([id], { skip_special_tokens: true }));
+      else bytes = utf8.encode(this.tokenizer.decode([id], { skip_special_tokens: true }));
       this.bytesCache.set(id, bytes);
     }
     return bytes;

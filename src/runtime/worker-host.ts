@@ -13,36 +13,8 @@ import { createGpuContext, type GpuContext } from '../gpu/device.ts';
 import { GemmaError, serializeError } from '../errors.ts';
 import { installErrorTransfer } from './comlink-errors.ts';
 import { Engine } from './engine.ts';
-import type { LanguageModel } from './language-model.ts';
-import type { Delta, GenerateRequest, LoadProgress, LoadRequest, ModelInfo, StreamControl, StreamMessage, WorkerApi } from './protocol.ts';
-import { fetchTokenizer, type TextTokenizer } from './tokenizer.ts';
-
-/** What a model factory produces. */
-export interface LoadedModel {
-  model: LanguageModel;
-  /** When absent, the host loads tokenizer.json / tokenizer_config.json from `request.tokenizer` or the model URL. */
-  tokenizer?: TextTokenizer;
-  /** The checkpoint's stop ids (config.json / generation_config.json `eos_token_id`). */
-  stopTokenIds?: number[];
-  /** For ModelInfo (default 'unknown' or the GPU context's name). */
-  adapterName?: string;
-  /** For ModelInfo.memory. */
-  memory?: () => { gpuBytes: number; hostBytes: number };
-  /** For ModelInfo.cache / warnings. */
-  cache?: ModelInfo['cache'];
-  warnings?: string[];
-}
-
-export interface ModelFactoryContext {
-  request: LoadRequest;
-  /** Opens (once) the WebGPU device with our feature/limit checks; fails with a typed GemmaError. */
-  gpu(): Promise<GpuContext>;
-  onProgress(p: LoadProgress): void;
-  /** Aborted by cancelLoad(): stop reading, converting and caching, and reject with GemmaError('aborted'). */
-  signal?: AbortSignal;
-}
-
-export type ModelFactory = (ctx: ModelFactoryContext) => Promise<LoadedModel>;
+import type { Delta, GenerateRequest, LoadProgress, LoadRequest, ModelInfo, StreamControl, StreamMessage, WorkerApi, WorkerEvent } from './protocol.ts';
+import { memoryInfo, type ModelFactory } from './loading/model-factory.ts';
 
 export interface WorkerHostOptions {
   /** Batch deltas posted less than this many ms after the previous post (default 0: post every token). */
@@ -55,14 +27,53 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
   let loading = false;
   let gpuContext: GpuContext | undefined;
   let loadController: AbortController | undefined;
+  /** Set once the loaded model's device is lost (not by our own dispose): every generation fails with it. */
+  let lost: GemmaError | undefined;
+  let events: ((e: WorkerEvent) => void) | undefined;
   const interval = options.streamIntervalMs ?? 0;
+
+  /** Reports a device loss once, drops the engine (its buffers died with the device) and tells the page. */
+  const watchDevice = (ctx: GpuContext) => {
+    void ctx.device.lost.then((info) => {
+      if (ctx !== gpuContext) return; // our own dispose, or a device replaced by a reload
+      lost = new GemmaError(
+        'device-lost',
+        `The GPU device was lost (${info.reason === 'destroyed' ? 'destroyed' : info.reason || 'unknown reason'}: ${info.message || 'no message'}). ` +
+          'This happens on a driver reset, when the GPU runs out of memory, or when a mobile browser suspends a background tab. Call client.reload() to load the model again.',
+      );
+      try {
+        engine?.dispose();
+      } catch {
+        // the buffers are gone with the device
+      }
+      engine = undefined;
+      try {
+        void events?.({ type: 'device-lost', message: lost.message });
+      } catch {
+        // the page went away
+      }
+    });
+  };
+  /** An error during generation on a lost device is the device loss (the loss may be reported a moment later). */
+  const explain = async (err: unknown): Promise<unknown> => {
+    if (lost || !gpuContext || (err instanceof GemmaError && err.code !== 'internal')) return lost ?? err;
+    await Promise.race([gpuContext.device.lost, new Promise((r) => setTimeout(r, 100))]);
+    return lost ?? err;
+  };
+
+  const releaseEvents = () => {
+    // Through comlink the callback is a proxy holding a MessagePort: release it when it is no longer needed.
+    (events as { [releaseProxy]?: () => void } | undefined)?.[releaseProxy]?.();
+    events = undefined;
+  };
 
   return {
     engine: () => engine,
 
-    async load(request: LoadRequest, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
+    async load(request: LoadRequest, onProgress?: (p: LoadProgress) => void, onEvent?: (e: WorkerEvent) => void): Promise<ModelInfo> {
       if (engine || loading) throw new GemmaError('busy', 'A model is already loaded (or loading) in this worker; dispose() it first, or use another worker.');
       loading = true;
+      lost = undefined;
       const controller = (loadController = new AbortController());
       const progress = (p: LoadProgress) => {
         try {
@@ -81,29 +92,20 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
             return gpuContext;
           })());
         const loaded = await factory({ request, gpu, onProgress: progress, signal: controller.signal });
-        let tokenizer = loaded.tokenizer;
-        const tokenizerUrl = request.tokenizer ?? (typeof request.model === 'string' ? request.model : undefined);
-        if (!tokenizer && request.tokenizer !== false && tokenizerUrl) {
-          progress({ phase: 'tokenizer', loaded: 0, total: 1, file: 'tokenizer.json' });
-          try {
-            tokenizer = await fetchTokenizer(tokenizerUrl);
-          } catch (err) {
-            loaded.model.dispose();
-            throw err;
-          }
-          progress({ phase: 'tokenizer', loaded: 1, total: 1, file: 'tokenizer.json' });
-        }
         if (controller.signal.aborted) {
           loaded.model.dispose();
           throw new GemmaError('aborted', 'Loading was aborted.');
         }
-        engine = new Engine({ model: loaded.model, tokenizer, stopTokenIds: loaded.stopTokenIds });
-        const memory = loaded.memory?.();
+        engine = new Engine({ model: loaded.model, tokenizer: loaded.tokenizer, stopTokenIds: loaded.stopTokenIds });
+        releaseEvents();
+        events = onEvent;
+        if (gpuContext) watchDevice(gpuContext);
+        const memory = memoryInfo(loaded.model);
         return {
           vocabSize: loaded.model.vocabSize,
           maxContext: loaded.model.maxContext,
           adapterName: loaded.adapterName ?? gpuContext?.adapterName ?? 'unknown',
-          hasTokenizer: tokenizer !== undefined,
+          hasTokenizer: loaded.tokenizer !== undefined,
           memory,
           gpuBytes: memory?.gpuBytes,
           cache: loaded.cache,
@@ -145,17 +147,19 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
         if (interval <= 0 || performance.now() - lastPost >= interval) flush();
       };
       try {
+        if (lost) throw lost;
         if (!engine) throw new GemmaError('invalid-argument', 'No model is loaded in this worker: call load() first.');
-        const run = { onDelta, signal: controller.signal };
-        const stats =
-          request.kind === 'chat'
-            ? await engine.chat(request.messages, request.options, run)
-            : await engine.generate(request.prompt, request.options, run);
+        const options = { ...request.options, signal: controller.signal };
+        const stream = request.kind === 'chat' ? engine.chat(request.messages, options) : engine.generate(request.prompt, options);
+        const prompt = await stream.started.catch(() => undefined);
+        if (prompt) post({ type: 'start', prompt });
+        for await (const delta of stream) onDelta(delta);
+        const stats = await stream.stats;
         flush();
         post({ type: 'done', stats });
       } catch (err) {
         flush();
-        post({ type: 'error', error: serializeError(err) });
+        post({ type: 'error', error: serializeError(await explain(err)) });
       } finally {
         port.onmessage = null;
         port.close();
@@ -169,11 +173,16 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
     async dispose(): Promise<void> {
       engine?.dispose();
       engine = undefined;
-      gpuContext?.device.destroy();
-      gpuContext = undefined;
+      const ctx = gpuContext;
+      gpuContext = undefined; // before destroy(): the device.lost it causes is ours, not a loss to report
+      ctx?.device.destroy();
+      lost = undefined;
+      releaseEvents();
     },
   };
 }
+
+export type { LoadedModel, ModelFactory, ModelFactoryContext } from './loading/model-factory.ts';
 
 /** Call this in a worker script: exposes the engine API to the page's `loadGemma({ worker })`. */
 export function exposeGemmaWorker(factory: ModelFactory, options?: WorkerHostOptions): void {

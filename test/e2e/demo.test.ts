@@ -142,6 +142,11 @@ test('demo: loads the built-in tiny model, streams a reply, stops with Esc, rege
   });
   assert.equal(await state(page), 'generating');
   assert.equal(await page.isEnabled('#stop'), true);
+  // The Context figure moves while the reply streams (prompt + tokens so far), not only at the end.
+  const contextAt = () => page.textContent('#stat-context');
+  const early = await contextAt();
+  await page.waitForFunction((was) => document.getElementById('stat-context')?.textContent !== was, early, { timeout: 120_000, polling: 50 });
+  assert.equal(await state(page), 'generating', 'the context figure changed during generation');
   await page.keyboard.press('Escape');
   await waitState(page, 'ready', 60_000);
   const metas = await page.$$eval('.message.assistant .meta', (els) => els.map((e) => e.textContent ?? ''));
@@ -149,12 +154,14 @@ test('demo: loads the built-in tiny model, streams a reply, stops with Esc, rege
   const stoppedTokens = Number(/^(\d+) tokens/.exec(metas[metas.length - 1])?.[1]);
   assert.ok(stoppedTokens < 2000, `generation stopped early (${stoppedTokens} tokens)`);
 
-  // Regenerate replaces the last reply; Clear empties the conversation.
-  await page.fill('#max-tokens', '8');
+  // Regenerate replaces the last reply (one token: "1 token", not "1 tokens"); Clear empties the conversation.
+  await page.fill('#max-tokens', '1');
   const before = await page.$$eval('.message', (els) => els.length);
   await page.click('#regenerate');
   await waitState(page, 'ready');
   assert.equal(await page.$$eval('.message', (els) => els.length), before, 'regenerate replaced the last reply');
+  const lastMeta = (await page.$$eval('.message.assistant .meta', (els) => els.map((e) => e.textContent ?? ''))).at(-1) ?? '';
+  assert.match(lastMeta, /^1 token · /, lastMeta);
 
   // Phone width: the chat with the conversation, then the settings panel opened from the header.
   await page.setViewportSize({ width: 390, height: 844 });
@@ -170,6 +177,31 @@ test('demo: loads the built-in tiny model, streams a reply, stops with Esc, rege
   await waitState(page, 'ready');
   assert.equal(await page.$$eval('.message', (els) => els.length), 0);
   assert.equal(await page.textContent('#stat-context'), '0 / 4,096');
+});
+
+test('demo: loading another model keeps the working one until it has loaded; a hidden field never blocks Load', async () => {
+  // Continues from the previous test: the built-in model is loaded.
+  await waitState(page, 'ready', 60_000);
+  if (!(await page.isVisible('#load'))) await page.click('#toggle-panel');
+  // A source that cannot load: the error shows, and the working model is still there.
+  await page.selectOption('#source', 'url');
+  await page.fill('#model-url', 'http://127.0.0.1:9/no-such-model/');
+  await page.click('#load');
+  await page.waitForFunction(() => !document.getElementById('load-error')?.hidden, undefined, { timeout: 120_000 });
+  await waitState(page, 'ready', 60_000);
+  assert.match(await page.textContent('#model-badge') ?? '', /random weights/i, 'the previous model is still the one loaded');
+  await page.fill('#max-tokens', '2');
+  await page.fill('#prompt', 'Still there?');
+  await page.click('#send');
+  await waitState(page, 'ready');
+  assert.match((await page.$$eval('.message.assistant .meta', (els) => els.map((e) => e.textContent ?? ''))).at(-1) ?? '', /tokens · /);
+  // An invalid value left in the URL field (hidden once another source is chosen) must not block Load.
+  await page.fill('#model-url', 'not a url');
+  await page.selectOption('#source', 'tiny');
+  assert.equal(await page.isVisible('#model-url'), false);
+  await page.click('#load');
+  await page.waitForSelector('.progress-item', { timeout: 60_000 });
+  await waitState(page, 'ready');
 });
 
 test('demo: Markdown from the model is rendered as DOM nodes, never as HTML', async () => {

@@ -4,6 +4,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestBrowser, type TestBrowser } from '../helpers/browser.ts';
 import type { TestApi } from '../pages/main.ts';
+import { tinyFixtures } from '../helpers/fixtures.ts';
 
 declare const window: { T: TestApi };
 
@@ -78,13 +79,58 @@ test('a checkpoint that is not there, a worker that does not start, bad calls: t
     assert.match(err.message, pattern);
   };
   is(r.missing, 'bad-file', /config\.json/);
-  is(r.badWorker, 'internal', /worker/i);
-  is(r.missingTokenizer, 'bad-file', /tokenizer\.json.*404/s);
+  is(r.badWorker, 'worker-load-failed', /could not load its script/);
+  is(r.missingTokenizer, 'bad-file', /no-such-tokenizer has no tokenizer\.json/);
   is(r.overflow, 'context-overflow', /100 tokens.*context holds 64/s);
   is(r.noTokenizer, 'invalid-argument', /tokenizer/);
   is(r.badOption, 'invalid-argument', /temperature/);
   assert.equal(r.length?.finishReason, 'length');
   assert.equal(r.length?.newTokens, 64 - 60 + 1);
   is(r.afterDispose, 'disposed', /disposed/);
+  await page.close();
+});
+
+test('the device is lost mid-generation: device-lost on the stream and in client.info, then reload() works without a page refresh; powerPreference reaches requestAdapter', async () => {
+  const page = await browser.open();
+  const { prompt_ids, generated_ids } = tinyFixtures()[0].golden.greedy;
+  const r = await page.evaluate(
+    async ({ prompt, n }) => {
+      const { T } = window;
+      const worker = T.testWorker();
+      const control = T.testWorkerControl(worker);
+      const client = await T.connectGemmaWorker(
+        worker,
+        { model: '/fixtures/gemma3n-tiny-a/', tokenizer: false, weights: 'float', contextLength: 200, cache: false, powerPreference: 'low-power' },
+        true,
+      );
+      const adapterOptions = await control.adapterOptions();
+      let lostAt = -1;
+      const running = await T.collect(client.generate(prompt, { temperature: 0, maxNewTokens: 120, stopTokenIds: [] }), (_d, i) => {
+        if (i === 1) {
+          lostAt = i;
+          void control.loseDevice();
+        }
+      });
+      // The loss reaches client.info through the worker's event channel.
+      for (let t = 0; t < 100 && !client.info.deviceLost; t++) await new Promise((res) => setTimeout(res, 20));
+      const info = client.info;
+      const next = await T.collect(client.generate([2, 3], { maxNewTokens: 1 }));
+      await client.reload();
+      const again = await T.collect(client.generate(prompt, { temperature: 0, maxNewTokens: n }));
+      const infoAfter = client.info;
+      await client.dispose();
+      return { adapterOptions, lostAt, running: { error: running.error, tokens: running.deltas.length }, deviceLost: info.deviceLost, next: next.error, again: again.deltas.flatMap((d) => d.tokenIds), after: infoAfter.deviceLost ?? null };
+    },
+    { prompt: prompt_ids, n: generated_ids.length },
+  );
+  assert.equal(r.adapterOptions?.powerPreference, 'low-power');
+  assert.equal(r.lostAt, 1);
+  assert.equal(r.running.error?.code, 'device-lost', JSON.stringify(r.running));
+  assert.match(r.running.error!.message, /GPU device was lost.*reload\(\)/s);
+  assert.ok(r.running.tokens < 120, 'the stream ended at the loss, not after 120 tokens');
+  assert.match(r.deviceLost?.message ?? '', /GPU device was lost/);
+  assert.equal(r.next?.code, 'device-lost');
+  assert.deepEqual(r.again, generated_ids, 'after reload() the model generates the golden tokens again');
+  assert.equal(r.after, null);
   await page.close();
 });

@@ -3,7 +3,8 @@
 // template (streaming, abort, KV reuse, responsiveness, tokens/s through the worker vs the engine on the page).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useTestPage } from '../helpers/browser.ts';
+import { spawnSync } from 'node:child_process';
+import { REPO_ROOT, useTestPage } from '../helpers/browser.ts';
 import { tinyFixtures } from '../helpers/fixtures.ts';
 import { gemmaTokenizer } from '../runtime/gemma-tokenizer.ts';
 import type { TestApi } from '../pages/main.ts';
@@ -34,6 +35,32 @@ for (const fx of tinyFixtures()) {
     assert.equal(r.info.maxContext, 128);
     assert.ok(r.info.memory && r.info.memory.gpuBytes > 0 && r.info.memory.hostBytes > 0, JSON.stringify(r.info.memory));
     assert.ok(r.phases.includes('device') && r.phases.includes('quantize') && r.phases.includes('compile'), JSON.stringify(r.phases));
+  });
+}
+
+for (const fx of tinyFixtures()) {
+  test(`${fx.name}: the CLI and the browser run the same engine: same greedy tokens for the same source and weight mode`, async () => {
+    const { prompt_ids } = fx.golden.greedy;
+    const n = 12;
+    // Default weight mode on both sides (q4), the same checkpoint folder.
+    const cli = spawnSync(process.execPath, ['bin/gemma3n-webgpu.mjs', 'generate', '--model', fx.dir, '--tokens', prompt_ids.join(','), '--max-new-tokens', String(n)], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+    });
+    assert.equal(cli.status, 0, cli.stderr);
+    const cliTokens = (JSON.parse(cli.stdout) as { tokens: number[] }).tokens;
+    const browser = await shared.page.evaluate(
+      async ({ name, prompt, n }) => {
+        const { T } = window;
+        const client = await T.loadGemma({ model: `/fixtures/${name}/`, tokenizer: false, contextLength: 128, cache: false });
+        const out = await T.collect(client.generate(prompt, { temperature: 0, maxNewTokens: n }));
+        await client.dispose();
+        return out.deltas.flatMap((d) => d.tokenIds);
+      },
+      { name: fx.name, prompt: prompt_ids, n },
+    );
+    assert.ok(cliTokens.length > 0);
+    assert.deepEqual(browser, cliTokens);
   });
 }
 

@@ -77,9 +77,10 @@ export interface StaticServer {
 
 /**
  * Serves folders under URL prefixes ({ '/': pagesDir, '/fixtures/': dir }), with Range and HEAD, on 127.0.0.1.
- * A prefix may overlay several folders (the first that has the file wins).
+ * A prefix may overlay several folders (the first that has the file wins). `headers` go on every response (e.g.
+ * CORS, to play a CDN on a second origin).
  */
-export async function serveStatic(mounts: Record<string, string | string[]>): Promise<StaticServer> {
+export async function serveStatic(mounts: Record<string, string | string[]>, options: { headers?: Record<string, string> } = {}): Promise<StaticServer> {
   const entries = Object.entries(mounts)
     .flatMap(([prefix, dirs]) => (Array.isArray(dirs) ? dirs : [dirs]).map((dir) => [prefix, dir] as const))
     .sort((a, b) => b[0].length - a[0].length);
@@ -107,6 +108,7 @@ export async function serveStatic(mounts: Record<string, string | string[]>): Pr
     }
     if (size < 0) return void res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
     const headers: Record<string, string | number> = {
+      ...options.headers,
       'Content-Type': MIME[extname(file)] ?? 'application/octet-stream',
       'Accept-Ranges': 'bytes',
       'Cache-Control': 'no-store',

@@ -17,7 +17,9 @@ import { fileSource } from '../../src/node/file-source.ts';
 import { readSafetensorsHeader, safetensorsCheckpoint } from '../../src/io/safetensors.ts';
 import { readF32, tensorBytesToF32, type Checkpoint } from '../../src/io/checkpoint.ts';
 import { readGgufHeader } from '../../src/io/gguf.ts';
-import { openGemma3nGguf, normalCdf, type Gemma3nGguf } from '../../src/io/gguf-gemma3n.ts';
+import { openGemma3nGguf, type Gemma3nGguf } from '../../src/model/gemma3n/gguf.ts';
+import { openGgufCheckpoint } from '../../src/model/registry.ts';
+import { normalCdf } from '../../src/math/normal.ts';
 import { GGML_TYPE, dequantize, repackLossless } from '../../src/io/gguf-types.ts';
 import { losslessFormatOf, losslessFormatsOf } from '../../src/formats/stored-dtype.ts';
 import { dequantize as dequantizePacked } from '../../src/formats/weight-format.ts';
@@ -37,7 +39,7 @@ function safetensors(): Promise<Checkpoint> {
   hfCheckpoint ??= readSafetensorsHeader(fileSource(join(HF_DIR, 'model.safetensors'))).then((e) => safetensorsCheckpoint(HF_DIR, hfConfig, e));
   return hfCheckpoint;
 }
-const open = (file: string): Promise<Gemma3nGguf> => openGemma3nGguf(fileSource(join(GGUF_DIR, file)));
+const open = async (file: string): Promise<Gemma3nGguf> => openGemma3nGguf(await readGgufHeader(fileSource(join(GGUF_DIR, file))));
 
 /** HF text_config keys that only matter for training or serialization; the GGUF has no counterpart. */
 const NOT_INFERENCE_KEYS = ['altup_lr_multiplier', 'attention_dropout', 'initializer_range', 'torch_dtype', 'use_cache'];
@@ -201,7 +203,7 @@ test('a truncated GGUF (prefix of the file) fails at open with bad-file naming t
   // Inside the magic, inside the metadata, inside the tensor infos, inside the data.
   for (const cut of [2, 100, 5000, header.dataOffset - 10, bytes.length - 1000, bytes.length - 1]) {
     const name = `cut-at-${cut}.gguf`;
-    await assertRejects(openGemma3nGguf(memorySource(name, bytes.subarray(0, cut))), 'bad-file', [name, 'truncated']);
+    await assertRejects(openGgufCheckpoint(memorySource(name, bytes.subarray(0, cut))), 'bad-file', [name, 'truncated']);
   }
 });
 
@@ -224,8 +226,8 @@ function gemmaLike(type: number, data: Uint8Array, ne: number[]): Uint8Array {
 
 test('tensor types we cannot decode give unsupported-dtype naming the type and tensor', async () => {
   // Q2_K (known size, no decoder) and an id ggml does not define.
-  await assertRejects(openGemma3nGguf(memorySource('q2k.gguf', gemmaLike(GGML_TYPE.Q2_K, new Uint8Array(84), [256, 1]))), 'unsupported-dtype', ['Q2_K', 'blk.0.ffn_down.weight', 'q2k.gguf']);
-  await assertRejects(openGemma3nGguf(memorySource('t99.gguf', gemmaLike(99, new Uint8Array(64), [32, 1]))), 'unsupported-dtype', ['ggml type 99', 'blk.0.ffn_down.weight']);
+  await assertRejects(openGgufCheckpoint(memorySource('q2k.gguf', gemmaLike(GGML_TYPE.Q2_K, new Uint8Array(84), [256, 1]))), 'unsupported-dtype', ['Q2_K', 'blk.0.ffn_down.weight', 'q2k.gguf']);
+  await assertRejects(openGgufCheckpoint(memorySource('t99.gguf', gemmaLike(99, new Uint8Array(64), [32, 1]))), 'unsupported-dtype', ['ggml type 99', 'blk.0.ffn_down.weight']);
   // The container itself still parses (the type name is reported, the size is unknown).
   const h = await readGgufHeader(memorySource('t99.gguf', gemmaLike(99, new Uint8Array(64), [32, 1])));
   assert.equal(h.tensors.get('blk.0.ffn_down.weight')!.typeName, 'ggml type 99');
@@ -234,7 +236,7 @@ test('tensor types we cannot decode give unsupported-dtype naming the type and t
 
 test('a GGUF of another architecture gives unsupported-config', async () => {
   const file = writeGguf({ metadata: { 'general.architecture': { type: 'string', value: 'llama' } }, tensors: [] });
-  await assertRejects(openGemma3nGguf(memorySource('llama.gguf', file)), 'unsupported-config', ['llama.gguf', '"llama"']);
+  await assertRejects(openGgufCheckpoint(memorySource('llama.gguf', file)), 'unsupported-config', ['llama.gguf', '"llama"']);
 });
 
 test('metadata: every value type, nested arrays, custom alignment and a large header read in chunks', async () => {

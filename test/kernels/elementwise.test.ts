@@ -24,6 +24,7 @@ function ref(op: ElementwiseOp, rows: number, cols: number, a: View, b: View | u
         case 'copy': v = av; break;
         case 'mulRow': v = alpha * av * w![c]; break;
         case 'softcap': v = alpha * Math.tanh(av / alpha); break;
+        case 'silu': v = av / (1 + Math.exp(-av)); break;
       }
       out[y.offset + r * y.stride + c] = v;
     }
@@ -36,6 +37,7 @@ function ref(op: ElementwiseOp, rows: number, cols: number, a: View, b: View | u
 const TOL: Record<ElementwiseOp, { atol: number; rtol: number }> = {
   add: { atol: 2e-6, rtol: 0 }, axpy: { atol: 2e-6, rtol: 0 }, lincomb: { atol: 2e-6, rtol: 0 },
   scale: { atol: 1e-6, rtol: 1e-7 }, copy: { atol: 0, rtol: 0 }, mulRow: { atol: 2e-6, rtol: 2e-7 }, softcap: { atol: 1e-5, rtol: 0 },
+  silu: { atol: 1e-6, rtol: 1e-6 }, // exp and one division: a few ulps
 };
 
 const cases: Array<{ op: ElementwiseOp; rows: number; cols: number; alpha?: number; beta?: number; scale?: number }> = [
@@ -48,6 +50,8 @@ const cases: Array<{ op: ElementwiseOp; rows: number; cols: number; alpha?: numb
   { op: 'mulRow', rows: 3, cols: 80, alpha: -2.5 },
   { op: 'softcap', rows: 1, cols: 262_400, alpha: 30, scale: 40 },
   { op: 'softcap', rows: 3, cols: 80, alpha: 30, scale: 1e4 },
+  { op: 'silu', rows: 5, cols: 6144, scale: 4 },
+  { op: 'silu', rows: 3, cols: 81, scale: 200 },
 ];
 
 for (const c of cases) {
@@ -60,7 +64,7 @@ for (const c of cases) {
     const bView: View = { data: rng.normals(2 + c.rows * c.cols, 1), offset: 2, stride: c.cols };
     const yLen = 1 + c.rows * (c.cols + 1);
     const w = rng.normals(c.cols, 1);
-    if (c.op === 'softcap') { aView.data[5] = 3e38; aView.data[6] = -3e38; aView.data[7] = 0; }
+    if (c.op === 'softcap' || c.op === 'silu') { aView.data[5] = 3e38; aView.data[6] = -3e38; aView.data[7] = 0; }
     const kernel = await ElementwiseKernel.create(ctx);
     const y = poisonedBuffer(ctx, yLen * 4);
     const d = kernel.bind({

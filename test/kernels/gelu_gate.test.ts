@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GeluGateKernel, inverseNormalCdf } from '../../src/kernels/gelu_gate.ts';
+import { GeluGateKernel } from '../../src/kernels/gelu_gate.ts';
+import { inverseNormalCdf } from '../../src/math/normal.ts';
 import { submitDispatches } from '../../src/gpu/pipeline.ts';
 import { testGpu, poisonedBuffer, upload, download, f16SkipReason } from '../helpers/gpu.ts';
 import { freshRng } from '../helpers/random.ts';

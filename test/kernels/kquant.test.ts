@@ -13,7 +13,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { dequantize as ggmlDequantize, GGML_TYPE } from '../../src/io/gguf-types.ts';
-import { openGemma3nGguf } from '../../src/io/gguf-gemma3n.ts';
+import { openGemma3nGguf } from '../../src/model/gemma3n/gguf.ts';
+import { readGgufHeader } from '../../src/io/gguf.ts';
 import { fileSource } from '../../src/node/file-source.ts';
 import { f16BitsToF32 } from '../../src/io/half.ts';
 import { dequantizeK, repackGgmlK, K_FORMATS, type KFormat } from '../../src/formats/kquant.ts';
@@ -39,7 +40,7 @@ const GGUF_DIR = fixtureDir('gguf-gemma3n-tiny-a', ['gemma3n-tiny-a-Q4_K_M.gguf'
 async function fixtureKTensors(): Promise<Array<{ what: string; format: KFormat; rows: number; cols: number; bytes: Uint8Array }>> {
   const out = [];
   for (const file of ['gemma3n-tiny-a-Q4_K_M.gguf', 'gemma3n-tiny-a-Q6_K.gguf']) {
-    const g = await openGemma3nGguf(fileSource(join(GGUF_DIR, file)));
+    const g = await openGemma3nGguf(await readGgufHeader(fileSource(join(GGUF_DIR, file))));
     for (const t of g.tensors.values()) {
       const format = (Object.keys(GGML_ID) as KFormat[]).find((f) => GGML_ID[f] === t.ggmlType);
       if (format) out.push({ what: `${file} ${t.ggufName}`, format, rows: t.shape[0], cols: t.rowElements, bytes: await g.readRaw(t.hfName) });

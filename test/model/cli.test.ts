@@ -41,3 +41,11 @@ test('cli errors: message on stderr, non-zero exit', () => {
   assert.notEqual(r2.status, 0);
   assert.match(r2.stderr, /--tokens/);
 });
+
+test('cli --help / -h: the usage on stdout, exit 0', () => {
+  for (const flag of ['--help', '-h']) {
+    const r = cli([flag]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^usage:[\s\S]*gemma3n-webgpu generate/);
+  }
+});

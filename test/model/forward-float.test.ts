@@ -30,7 +30,7 @@ for (const fx of tinyFixtures()) {
   for (const gc of g.cases) {
     test(`${fx.name} float: logits of case ${gc.name} (T=${gc.input_ids.length})`, async () => {
       const model = await setup;
-      model.reset();
+      model.rewind(0);
       const logits = (await model.prefill(gc.input_ids, { allLogits: true }))!;
       const err = maxAbsDiff2d(logits, gc.logits);
       console.log(`# ${fx.name} float ${gc.name}: max |Δlogit| = ${err.toExponential(2)} (atol ${atol})`);
@@ -43,7 +43,7 @@ for (const fx of tinyFixtures()) {
 
   test(`${fx.name} float: greedy continuation (fused decode step + GPU argmax, KV cache)`, async () => {
     const model = await setup;
-    model.reset();
+    model.rewind(0);
     // HF's greedy is an argmax over every id (the golden continuation contains multimodal ids): allowMultimodal.
     const greedy = { temperature: 0, allowMultimodal: true };
     let next = await model.feedAndSample(g.greedy.prompt_ids, greedy);
@@ -73,29 +73,33 @@ for (const fx of tinyFixtures()) {
     const start = window - 4;
     const end = capacity + 4;
     assert.ok(longest.input_ids.length >= end, 'the longest case must run past the ring capacity');
-    model.reset();
+    model.rewind(0);
     await model.prefill(longest.input_ids.slice(0, start));
     let err = 0;
     for (let t = start; t < end; t++) {
-      await model.step(longest.input_ids[t]);
+      await model.feed({ ids: [longest.input_ids[t]] });
       err = Math.max(err, maxAbsDiff2d([await model.logits()], [longest.logits[t]]));
     }
     console.log(`# ${fx.name} float decode ${longest.name}: max |Δlogit| = ${err.toExponential(2)}`);
     assert.ok(err <= atol, `decode max |Δlogit| ${err} > ${atol}`);
   });
 
-  test(`${fx.name} float: truncate keeps a prefix and prefill continues it`, async () => {
+  test(`${fx.name} float: rewind keeps a prefix the sliding rings still hold, and feeding continues it`, async () => {
     const model = await setup;
     const longest = g.cases.reduce((a, b) => (b.input_ids.length > a.input_ids.length ? b : a));
     const ids = longest.input_ids;
-    const n = Math.floor(ids.length / 2);
-    model.reset();
+    model.rewind(0);
     await model.prefill(ids);
-    await model.truncate(n);
+    // The ring holds window + chunk − 1 positions; rewinding further back than capacity − window is refused (0).
+    const reach = CHUNK - 1;
+    assert.equal(model.rewindableTo(ids.length - reach - 1), 0, 'a prefix the ring overwrote cannot be kept');
+    const n = ids.length - reach;
+    assert.equal(model.rewindableTo(n), n);
+    model.rewind(n);
     assert.equal(model.length, n);
     const rest = (await model.prefill(ids.slice(n), { allLogits: true }))!;
     const err = maxAbsDiff2d(rest, longest.logits.slice(n));
-    assert.ok(err <= atol, `after truncate: max |Δlogit| ${err} > ${atol}`);
+    assert.ok(err <= atol, `after rewind: max |Δlogit| ${err} > ${atol}`);
   });
 }
 
@@ -109,7 +113,7 @@ for (const fx of tinyFixtures()) {
   test(`${fx.name} GPU sampling: greedy = masked argmax; seeded draws are reproducible and never multimodal unless allowed`, async () => {
     const model = await setup;
     const ids = fx.golden.cases[0].input_ids;
-    model.reset();
+    model.rewind(0);
     await model.prefill(ids);
     const logits = await model.logits();
     const V = await textVocab();
@@ -130,10 +134,10 @@ for (const fx of tinyFixtures()) {
     for (let step = 0; step < 4; step++) assert.equal(await model.sampleNext({ ...hot, seed: 7, step }), draws[step], 'same seed and step, same token');
     // The fused decode step samples the same token as feeding then sampling.
     const next = draws[0];
-    await model.truncate(ids.length);
+    model.rewind(ids.length);
     const fused = await model.feedAndSample([next], { ...hot, seed: 3 });
-    await model.truncate(ids.length);
-    await model.step(next);
+    model.rewind(ids.length);
+    await model.feed({ ids: [next] });
     assert.equal(await model.sampleNext({ ...hot, seed: 3 }), fused);
   });
 
@@ -143,7 +147,7 @@ for (const fx of tinyFixtures()) {
     const gpu = await Gemma3nModel.load(ctx, await openSafetensorsCheckpoint(directoryFiles(fx.dir)), { weights: 'float', maxContext: 64, chunk: 64, pleOnGpu: true });
     // The multimodal case has ids ≥ vocab_size_per_layer_input: both paths must read PLE row 0 for them.
     const gc = fx.golden.cases.find((c) => c.input_ids.some((id) => id >= host.config.text.vocabSizePerLayerInput)) ?? fx.golden.cases[0];
-    host.reset();
+    host.rewind(0);
     const a = (await host.prefill(gc.input_ids, { allLogits: true }))!;
     const b = (await gpu.prefill(gc.input_ids, { allLogits: true }))!;
     assert.equal(maxAbsDiff2d(a, b), 0);

@@ -2,8 +2,8 @@
  * GGUF files through the model. (The q4 mode on safetensors is test/model/int4-plan.test.ts.)
  *
  * B. llama.cpp's GGUF conversions of gemma3n-tiny-a (every *.gguf in test/fixtures/gguf-gemma3n-tiny-a/) through
- * openGemma3nGguf → Gemma3nModel.load, float mode (float-stored tensors stay f32; pre-quantized tensors keep the
- * file's quantization, repacked losslessly: Q4_0 → q4, Q8_0 / Q5_0 → q8, Q4_K / Q6_K → q4k / q6k, quant-plan.ts
+ * openGgufCheckpoint → Gemma3nModel.load, float mode (float-stored tensors stay f32; pre-quantized tensors keep the
+ * file's quantization, repacked losslessly: Q4_0 → q4, Q8_0 → q8, Q5_0 → q5, Q4_K / Q6_K → q4k / q6k, quant-plan.ts
  * `formatForStored`; test/model/gguf-kquant.test.ts compares that with the int8 path it replaced).
  *
  * - F32 / BF16 files hold the checkpoint's own values: logits must equal the safetensors path's to float rounding
@@ -21,7 +21,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { openSafetensorsCheckpoint } from '../../src/io/safetensors.ts';
-import { openGemma3nGguf } from '../../src/io/gguf-gemma3n.ts';
+import { openGgufCheckpoint } from '../../src/model/registry.ts';
 import { directoryFiles } from '../../src/node/checkpoint-files.ts';
 import { fileSource } from '../../src/node/file-source.ts';
 import { parseGemma3nConfig } from '../../src/model/gemma3n/config.ts';
@@ -76,7 +76,7 @@ if (!fx || files.length === 0) {
     textCases = golden.cases.filter((c) => c.input_ids.every((id) => id < V));
     const reference = new Map<string, Float32Array[]>();
     for (const gc of textCases) {
-      st.reset();
+      st.rewind(0);
       reference.set(gc.name, (await st.prefill(gc.input_ids, { allLogits: true }))!);
     }
     st.dispose();
@@ -87,13 +87,13 @@ if (!fx || files.length === 0) {
     const type = /-([A-Z0-9_]+)\.gguf$/.exec(file)?.[1] ?? file;
     test(`GGUF ${file} through Gemma3nModel.load`, async () => {
       const { ctx, reference } = await setup;
-      const ckpt = await openGemma3nGguf(fileSource(join(GGUF_DIR, file)));
+      const ckpt = await openGgufCheckpoint(fileSource(join(GGUF_DIR, file)));
       const model = await Gemma3nModel.load(ctx, ckpt, { weights: 'float', maxContext: 64, chunk: 64, activations: 'f32' });
       try {
         assert.ok(textCases.length > 0);
         const logits = new Map<string, Float32Array[]>();
         for (const gc of textCases) {
-          model.reset();
+          model.rewind(0);
           logits.set(gc.name, (await model.prefill(gc.input_ids, { allLogits: true }))!);
         }
         const vsSafetensors = Math.max(...textCases.map((gc) => maxAbsDiff2d(logits.get(gc.name)!, reference.get(gc.name)!)));

@@ -19,7 +19,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { openGemma3nGguf, type Gemma3nGguf } from '../../src/io/gguf-gemma3n.ts';
+import { openGemma3nGguf, type Gemma3nGguf } from '../../src/model/gemma3n/gguf.ts';
+import { readGgufHeader } from '../../src/io/gguf.ts';
 import { fileSource } from '../../src/node/file-source.ts';
 import { parseGemma3nConfig } from '../../src/model/gemma3n/config.ts';
 import { Gemma3nModel } from '../../src/model/gemma3n/model.ts';
@@ -65,7 +66,7 @@ for (const kind of ['Q4_K_M', 'Q6_K']) {
   const file = `gemma3n-tiny-a-${kind}.gguf`;
   test(`${file}: native K-quants == reference on the file's weights, == the int8 path within its own error, KL no worse, GPU bytes = file bytes`, async () => {
     const ctx = await testGpu();
-    const g = await openGemma3nGguf(fileSource(join(GGUF_DIR, file)));
+    const g = await openGemma3nGguf(await readGgufHeader(fileSource(join(GGUF_DIR, file))));
     const cfg = parseGemma3nConfig(g.config);
     const V = cfg.text.vocabSizePerLayerInput;
     const cases = golden.cases.filter((c) => c.input_ids.every((id) => id < V));
@@ -73,7 +74,7 @@ for (const kind of ['Q4_K_M', 'Q6_K']) {
       const model = await Gemma3nModel.load(ctx, ckpt, { weights: 'float', maxContext: 64, chunk: 64, activations: 'f32' });
       const out: Float32Array[][] = [];
       for (const gc of cases) {
-        model.reset();
+        model.rewind(0);
         out.push((await model.prefill(gc.input_ids, { allLogits: true }))!);
       }
       model.dispose();

@@ -19,7 +19,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { openSafetensorsCheckpoint } from '../../src/io/safetensors.ts';
-import { openGemma3nGguf } from '../../src/io/gguf-gemma3n.ts';
+import { openGemma3nGguf } from '../../src/model/gemma3n/gguf.ts';
+import { readGgufHeader } from '../../src/io/gguf.ts';
 import { directoryFiles } from '../../src/node/checkpoint-files.ts';
 import { fileSource } from '../../src/node/file-source.ts';
 import { parseGemma3nConfig } from '../../src/model/gemma3n/config.ts';
@@ -27,7 +28,7 @@ import { Gemma3nModel } from '../../src/model/gemma3n/model.ts';
 import { formatFor } from '../../src/model/gemma3n/quant-plan.ts';
 import { dataBytes, dequantize, scaleBytes, type QuantFormat } from '../../src/formats/weight-format.ts';
 import { f16BitsToF32 } from '../../src/io/half.ts';
-import type { ConvertedTensor } from '../../src/model/gemma3n/weights.ts';
+import type { ConvertedTensor } from '../../src/model/converted-tensor.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { fixtureDir, loadGolden, maxAbsDiff2d, argmax, klDivergence } from '../helpers/fixtures.ts';
 import { loadRefWeights, referenceForward } from '../helpers/reference-gemma3n.ts';
@@ -75,7 +76,7 @@ test("gemma3n-tiny-a q4: KL no worse than llama.cpp's Q4_K_M at no more bits per
   let agree = 0, n = 0, kl = 0, refErr = 0;
   const all: Float32Array[][] = [];
   for (const gc of golden.cases) {
-    model.reset();
+    model.rewind(0);
     const logits = (await model.prefill(gc.input_ids, { allLogits: true }))!;
     all.push(logits);
     refErr = Math.max(refErr, maxAbsDiff2d(logits, referenceForward(cfg, qw, gc.input_ids).logits));
@@ -88,7 +89,7 @@ test("gemma3n-tiny-a q4: KL no worse than llama.cpp's Q4_K_M at no more bits per
   model.dispose();
 
   // Bits per weight over every text-decoder tensor, ours (the plan's formats) and the file's.
-  const gguf = await openGemma3nGguf(fileSource(GGUF));
+  const gguf = await openGemma3nGguf(await readGgufHeader(fileSource(GGUF)));
   let ours = 0, file = 0, params = 0;
   for (const name of ckpt.tensorNames().filter((x) => x.startsWith('model.language_model.'))) {
     const shape = ckpt.tensor(name)!.shape;
@@ -108,7 +109,7 @@ test("gemma3n-tiny-a q4: KL no worse than llama.cpp's Q4_K_M at no more bits per
   // PLE table on the GPU: every case (the multimodal one reads row 0 for its ids ≥ vocab_size_per_layer_input).
   const onGpu = await Gemma3nModel.load(ctx, ckpt, { weights: 'q4', maxContext: 128, chunk: 7, pleOnGpu: true, activations: 'f32' });
   for (const [i, gc] of golden.cases.entries()) {
-    onGpu.reset();
+    onGpu.rewind(0);
     assert.equal(maxAbsDiff2d((await onGpu.prefill(gc.input_ids, { allLogits: true }))!, all[i]), 0, `PLE on GPU, case ${gc.name}`);
   }
   onGpu.dispose();
@@ -122,7 +123,7 @@ test('gemma3n-tiny-a q4 decoded token by token: int8 activations do not make the
     const model = await Gemma3nModel.load(ctx, ckpt, { weights: 'q4', maxContext: 128, chunk: 1, activations });
     const out: Float32Array[][] = [];
     for (const gc of golden.cases) {
-      model.reset();
+      model.rewind(0);
       out.push((await model.prefill(gc.input_ids, { allLogits: true }))!);
     }
     model.dispose();

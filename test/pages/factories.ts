@@ -3,7 +3,10 @@
  * behaviour, and the CPU reference forward over a tiny fixture for golden checks. Both use the real worker
  * host, comlink boundary and public client; only the LanguageModel differs from the shipped worker.
  */
-import type { ModelFactory } from '../../src/runtime/worker-host.ts';
+import { defaultModelFactory, type ModelFactory } from '../../src/runtime/loading/model-factory.ts';
+import type { GpuContext } from '../../src/gpu/device.ts';
+import { separateTokenizer } from '../../src/runtime/loading/open-source.ts';
+import { parseTokenizerSource } from '../../src/runtime/loading/model-source.ts';
 import { FakeModel, type FakeModelOptions } from '../runtime/fake-model.ts';
 import { ReferenceLanguageModel } from '../runtime/reference-model.ts';
 import { urlFiles } from '../../src/io/hub.ts';
@@ -33,20 +36,28 @@ function breakGpu(how: 'none' | 'no-adapter' | 'small-limits'): void {
   }
 }
 
+/** The GPU context of the last model this worker loaded (tests lose it on purpose). */
+export let lastGpu: GpuContext | undefined;
+
 export const testFactory: ModelFactory = async (ctx) => {
   const { request } = ctx;
+  if (typeof request.model === 'string') {
+    // A real checkpoint through the shipped factory; the device is kept so a test can destroy it mid-generation.
+    return defaultModelFactory({ ...ctx, gpu: async () => (lastGpu = await ctx.gpu()) });
+  }
   const spec = request.model as { fake?: FakeModelOptions; reference?: string; breakGpu?: 'none' | 'no-adapter' | 'small-limits' };
   if (spec.breakGpu) {
     breakGpu(spec.breakGpu);
     await ctx.gpu();
     throw new Error('test factory: the GPU was supposed to fail');
   }
-  if (spec.fake) return { model: new FakeModel(spec.fake), stopTokenIds: [1, 106], adapterName: 'fake' };
+  const { tokenizer } = await separateTokenizer(parseTokenizerSource(request));
+  if (spec.fake) return { model: new FakeModel(spec.fake), tokenizer, stopTokenIds: [1, 106], adapterName: 'fake' };
   if (spec.reference) {
     const ckpt = await openSafetensorsCheckpoint(urlFiles(new URL(spec.reference, location.href).href));
     const cfg = parseGemma3nConfig(ckpt.config);
     const model = new ReferenceLanguageModel(cfg, await loadRefWeights(ckpt), request.contextLength ?? 256);
-    return { model, stopTokenIds: cfg.eosTokenIds, adapterName: 'cpu-reference' };
+    return { model, tokenizer, stopTokenIds: cfg.eosTokenIds, adapterName: 'cpu-reference' };
   }
   throw new Error(`test factory: unknown model ${JSON.stringify(spec)}`);
 };

@@ -3,13 +3,15 @@
  * page.evaluate (which can only move plain data).
  */
 import { loadGemma, connectGemmaWorker, GemmaError, listCachedModels, deleteCachedModel, clearCache, cacheUsage, type GenerationStream, type GemmaClient } from '../../src/index.ts';
+import { wrap } from 'comlink';
 import { ModelCache } from '../../src/io/cache.ts';
 import { createGpuContext } from '../../src/gpu/device.ts';
-import type { Gemma3nLanguageModel } from '../../src/runtime/gemma3n-model.ts';
+import type { Gemma3nModel } from '../../src/model/gemma3n/model.ts';
+import { Engine } from '../../src/runtime/engine.ts';
 import type { LoadProgress } from '../../src/runtime/protocol.ts';
 import { createWorkerApi } from '../../src/runtime/worker-host.ts';
 import { testFactory } from './factories.ts';
-import { gemma3nFactory } from '../../src/runtime/gemma3n-factory.ts';
+import { defaultModelFactory } from '../../src/runtime/loading/model-factory.ts';
 import type { Delta, GenerateRequest, GenerationStats, LoadRequest } from '../../src/runtime/protocol.ts';
 
 export interface Collected {
@@ -46,16 +48,15 @@ function plainError(err: unknown) {
 
 /** The engine API in this thread (no worker, no messages), for worker-overhead measurements. */
 async function directApi(load: LoadRequest, factory: 'test' | 'gemma3n' = 'test') {
-  const api = createWorkerApi(factory === 'test' ? testFactory : gemma3nFactory);
+  const api = createWorkerApi(factory === 'test' ? testFactory : defaultModelFactory);
   await api.load(load);
   const engine = api.engine()!;
   return {
     async run(request: GenerateRequest): Promise<{ stats: GenerationStats; tokens: number }> {
       let tokens = 0;
-      const onDelta = (d: Delta) => (tokens += d.tokenIds.length);
-      const stats =
-        request.kind === 'chat' ? await engine.chat(request.messages, request.options, { onDelta }) : await engine.generate(request.prompt, request.options, { onDelta });
-      return { stats, tokens };
+      const stream = request.kind === 'chat' ? engine.chat(request.messages, request.options) : engine.generate(request.prompt, request.options);
+      for await (const d of stream) tokens += d.tokenIds.length;
+      return { stats: await stream.stats, tokens };
     },
     reset: () => api.reset(),
     dispose: () => api.dispose(),
@@ -138,7 +139,7 @@ async function pageModel(load: LoadRequest, prompt: number[], n: number) {
   let gpu: Awaited<ReturnType<typeof createGpuContext>> | undefined;
   const t0 = performance.now();
   try {
-    const loaded = await gemma3nFactory({
+    const loaded = await defaultModelFactory({
       request: load,
       gpu: async () => (gpu ??= await createGpuContext()),
       onProgress: (p) => {
@@ -148,11 +149,14 @@ async function pageModel(load: LoadRequest, prompt: number[], n: number) {
     });
     const loadMs = performance.now() - t0;
     clearInterval(timer);
-    const model = (loaded.model as Gemma3nLanguageModel).model;
+    const model = loaded.model as Gemma3nModel;
     const logits = (await model.prefill(prompt, { allLogits: true }))!.at(-1)!;
-    model.reset();
-    const tokens = await model.generateGreedy(prompt, n);
-    loaded.model.dispose();
+    const engine = new Engine({ model });
+    const tokens: number[] = [];
+    const stream = engine.generate(prompt, { temperature: 0, maxNewTokens: n });
+    for await (const d of stream) tokens.push(...d.tokenIds);
+    await stream.stats;
+    engine.dispose();
     return { events, loadMs, cache: loaded.cache, warnings: loaded.warnings, logits: Array.from(logits), tokens, heapBefore, heapPeak };
   } finally {
     clearInterval(timer);
@@ -177,6 +181,8 @@ const T = {
   directGenerate,
   directApi,
   testWorker: () => new Worker(new URL('./test-worker.ts', import.meta.url), { type: 'module', name: 'gemma-test' }),
+  /** The test worker's extra endpoint (test-worker.ts): destroy its GPU device, read its requestAdapter options. */
+  testWorkerControl: (worker: Worker) => wrap<{ loseDevice(): boolean; adapterOptions(): GPURequestAdapterOptions | undefined }>(worker),
   clients: {} as Record<string, GemmaClient>,
 };
 (window as unknown as { T: typeof T }).T = T;

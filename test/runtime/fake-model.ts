@@ -3,7 +3,7 @@
  * default the next token is a hash of the whole cache, so any mistake in the engine's cache bookkeeping
  * (reuse, truncation, positions) changes the output. `reply` scripts the tokens it samples instead.
  */
-import type { LanguageModel, SamplingParams } from '../../src/runtime/language-model.ts';
+import type { FeedInput, LanguageModel, SamplingParams } from '../../src/model/language-model.ts';
 
 function check(ok: boolean, message: string): void {
   if (!ok) throw new Error(`FakeModel: ${message}`);
@@ -12,7 +12,7 @@ function check(ok: boolean, message: string): void {
 export interface FakeModelOptions {
   vocabSize?: number;
   maxContext?: number;
-  /** Tokens to sample after each multi-token prefill, in order (then `after`, default 106 = end_of_turn). */
+  /** Tokens to sample in each generation, in order (then `after`, default 106 = end_of_turn). */
   reply?: number[];
   after?: number;
   /** Ids the hash-based sampler never returns (default: 0..3 and 105, 106). */
@@ -23,8 +23,10 @@ export interface FakeModelOptions {
   spinMs?: number;
   /** Fixed compute per model call: this many iterations of an integer hash loop (same cost on any thread). */
   work?: number;
-  /** The most a truncate() keeps (simulates sliding-window ring buffers that cannot rewind far). */
+  /** The most a rewind keeps (simulates sliding-window ring buffers that cannot rewind far); 0 = recompute all. */
   keepLimit?: (requested: number, length: number) => number;
+  /** Tokens per feed (default 512). */
+  maxChunk?: number;
   /** Implement the fused step() (default true). */
   fusedStep?: boolean;
 }
@@ -32,32 +34,51 @@ export interface FakeModelOptions {
 export class FakeModel implements LanguageModel {
   readonly vocabSize: number;
   readonly maxContext: number;
+  readonly maxChunk: number;
+  readonly embeddingWidth = 8;
   /** The ids in the cache. */
   cache: number[] = [];
   /** Every token ever run through the model (prefill or step). */
   processed = 0;
+  /** Feed calls seen (their sizes), in order. */
+  feeds: number[] = [];
+  /** Soft-token rows fed, by absolute position. */
+  softRows = new Map<number, Float32Array>();
   /** Sampling params seen, in order. */
   samples: SamplingParams[] = [];
   disposed = false;
   /** Keeps the `work` loop from being optimised away. */
   sink = 0;
   private k = 0;
-  step?: (id: number, pos: number, params: SamplingParams) => Promise<number>;
+  step?: (id: number, params: SamplingParams) => Promise<number>;
 
   constructor(private readonly opts: FakeModelOptions = {}) {
     this.vocabSize = opts.vocabSize ?? 262400;
     this.maxContext = opts.maxContext ?? 4096;
+    this.maxChunk = opts.maxChunk ?? 512;
     if (opts.fusedStep ?? true) {
-      this.step = async (id, pos, params) => {
-        await this.feed([id], pos);
+      this.step = async (id, params) => {
+        await this.run([id]);
         return this.sample(params);
       };
     }
   }
 
-  async prefill(ids: readonly number[], startPos: number): Promise<void> {
-    if (ids.length > 1 || !this.step) this.k = 0;
-    await this.feed(ids, startPos);
+  get length(): number {
+    return this.cache.length;
+  }
+
+  async feed(input: FeedInput): Promise<void> {
+    check(input.ids.length >= 1 && input.ids.length <= this.maxChunk, `feed of ${input.ids.length} tokens (chunk ${this.maxChunk})`);
+    this.feeds.push(input.ids.length);
+    for (const s of input.soft ?? []) {
+      for (let i = 0; i < s.rows.length / this.embeddingWidth; i++) this.softRows.set(this.cache.length + s.offset + i, s.rows.slice(i * this.embeddingWidth, (i + 1) * this.embeddingWidth));
+    }
+    await this.run(input.ids);
+  }
+
+  async readLogits(): Promise<Float32Array[]> {
+    throw new Error('FakeModel has no logits');
   }
 
   async sample(params: SamplingParams): Promise<number> {
@@ -71,19 +92,24 @@ export class FakeModel implements LanguageModel {
     return this.hashNext(params);
   }
 
-  truncate(length: number): number {
-    check(length <= this.cache.length, `truncate(${length}) beyond the cache (${this.cache.length})`);
-    const keep = this.opts.keepLimit ? Math.min(length, this.opts.keepLimit(length, this.cache.length)) : length;
-    this.cache.length = keep;
-    return keep;
+  rewindableTo(length: number): number {
+    if (length >= this.cache.length) return this.cache.length;
+    return this.opts.keepLimit ? Math.min(length, this.opts.keepLimit(length, this.cache.length)) : length;
+  }
+
+  rewind(length: number): void {
+    check(length <= this.cache.length && this.rewindableTo(length) === length, `rewind(${length}) with ${this.cache.length} cached`);
+    this.cache.length = length;
+    for (const pos of [...this.softRows.keys()]) if (pos >= length) this.softRows.delete(pos);
+    this.k = 0; // every generation starts with a rewind: the scripted reply restarts
   }
 
   dispose(): void {
     this.disposed = true;
   }
 
-  private async feed(ids: readonly number[], startPos: number): Promise<void> {
-    check(startPos === this.cache.length, `fed at ${startPos} but the cache holds ${this.cache.length}`);
+  private async run(ids: readonly number[]): Promise<void> {
+    const startPos = this.cache.length;
     check(startPos + ids.length <= this.maxContext, `feeding past the context (${startPos + ids.length} > ${this.maxContext})`);
     if (this.opts.delayMs) await new Promise((r) => setTimeout(r, this.opts.delayMs));
     if (this.opts.spinMs) {

@@ -3,12 +3,14 @@
  * real cache (each sample recomputes the whole sequence). Slow and exact: it lets the engine, the worker and
  * the public API be checked against golden.json before (and independently of) the GPU model.
  */
-import type { LanguageModel, SamplingParams } from '../../src/runtime/language-model.ts';
+import type { FeedInput, LanguageModel, SamplingParams } from '../../src/model/language-model.ts';
 import type { Gemma3nConfig } from '../../src/model/gemma3n/config.ts';
 import { referenceForward, type RefWeights } from '../helpers/reference-gemma3n.ts';
 
 export class ReferenceLanguageModel implements LanguageModel {
   readonly vocabSize: number;
+  readonly maxChunk = 64;
+  readonly embeddingWidth: number;
   private ids: number[] = [];
 
   constructor(
@@ -17,11 +19,20 @@ export class ReferenceLanguageModel implements LanguageModel {
     readonly maxContext = 256,
   ) {
     this.vocabSize = cfg.text.vocabSize;
+    this.embeddingWidth = cfg.text.hiddenSize;
   }
 
-  async prefill(ids: readonly number[], startPos: number): Promise<void> {
-    if (startPos !== this.ids.length) throw new Error(`ReferenceLanguageModel: fed at ${startPos}, cache holds ${this.ids.length}`);
-    this.ids.push(...ids);
+  get length(): number {
+    return this.ids.length;
+  }
+
+  async feed(input: FeedInput): Promise<void> {
+    if (input.soft?.length) throw new Error('ReferenceLanguageModel takes no soft tokens');
+    this.ids.push(...input.ids);
+  }
+
+  async readLogits(): Promise<Float32Array[]> {
+    throw new Error('ReferenceLanguageModel: use referenceForward for logits');
   }
 
   async sample(params: SamplingParams): Promise<number> {
@@ -33,9 +44,12 @@ export class ReferenceLanguageModel implements LanguageModel {
     return best;
   }
 
-  truncate(length: number): number {
-    this.ids.length = Math.min(length, this.ids.length);
-    return this.ids.length;
+  rewindableTo(length: number): number {
+    return Math.min(length, this.ids.length);
+  }
+
+  rewind(length: number): void {
+    this.ids.length = length;
   }
 
   dispose(): void {

@@ -25,9 +25,12 @@ import { KvCache, KvWriteKernel } from '../../kernels/kv-cache.ts';
 import { GatherKernel, uploadedRowsBytes } from '../../kernels/gather.ts';
 import { AltUpKernel } from '../../kernels/altup.ts';
 import { SampleKernel, type SampleDispatch } from '../../kernels/sample.ts';
-import type { GpuWeight, WeightFormat } from '../../formats/weight-format.ts';
+import type { GpuWeight } from '../../formats/weight-format.ts';
+import { loadedFormats } from '../tensor-table.ts';
 import type { Gemma3nTextConfig } from './config.ts';
 import type { ModelWeights } from './weights.ts';
+import type { FeedInput } from '../language-model.ts';
+import { GemmaError } from '../../errors.ts';
 
 /** A recorded dispatch plus how it follows the step's token count and position. */
 interface Op {
@@ -50,12 +53,6 @@ const SKIP_ROW = 0xffffffff;
 
 /** Which logits the GPU sampler may choose from. */
 export type SampleRange = 'text' | 'all';
-
-function usedFormats(w: ModelWeights): WeightFormat[] {
-  const all = [w.embed, w.perLayerModelProjection, ...w.altupProjections, ...w.altupUnembedProjections];
-  for (const l of w.layers) all.push(l.q, l.o, l.gate, l.up, l.down, l.laurelLeft, l.laurelRight, l.pleGate, l.pleProjection, l.router, ...(l.k ? [l.k] : []), ...(l.v ? [l.v] : []));
-  return [...new Set(all.map((x) => x.format))];
-}
 
 export class Gemma3nForward {
   readonly caches: Array<KvCache | undefined>;
@@ -84,6 +81,8 @@ export class Gemma3nForward {
   /** GPU sampling of the last position's logits: over the text vocabulary, or over every id. */
   readonly samplers: Record<SampleRange, SampleDispatch>;
   private readonly buffers: GPUBuffer[] = [];
+  /** The kernels this forward pass bound (each owns its dispatches' parameter buffers). */
+  private readonly kernels: Array<{ destroy(): void }>;
 
   private constructor(
     private readonly ctx: GpuContext,
@@ -92,6 +91,7 @@ export class Gemma3nForward {
     readonly opts: ForwardOptions,
     k: { mm: MatmulKernel; norm: RmsNormKernel; rope: RopeKernel; ew: ElementwiseKernel; gelu: GeluGateKernel; attn: AttentionKernel; kv: KvWriteKernel; gather: GatherKernel; altup: AltUpKernel; sample: SampleKernel },
   ) {
+    this.kernels = Object.values(k);
     const c = cfg;
     const C = opts.chunk;
     const D = c.hiddenSize, L = c.numLayers, P = c.pleDim, A = c.altupNumInputs;
@@ -279,7 +279,7 @@ export class Gemma3nForward {
     const group = cfg.numHeads / cfg.numKvHeads;
     const [mm, norm, rope, ew, gelu, attn, kv, gather, altup, sample] = await Promise.all([
       // Compile only the weight formats this model uses (each format's variants cost seconds on SwiftShader).
-      MatmulKernel.create(ctx, 'f32', usedFormats(w), { activations: opts.activations }),
+      MatmulKernel.create(ctx, 'f32', loadedFormats(w), { activations: opts.activations }),
       RmsNormKernel.create(ctx, 'f32'),
       RopeKernel.create(ctx, 'f32'),
       ElementwiseKernel.create(ctx, 'f32'),
@@ -299,20 +299,35 @@ export class Gemma3nForward {
    * `lastLogits`. `sample`: then also sample the next token into `nextToken` with that sampler (set its parameters
    * first), in the same command buffer. Submits one command buffer; nothing is read back.
    */
-  run(ids: ArrayLike<number>, p0: number, opts: { allLogits?: boolean; sample?: SampleRange } = {}): void {
+  run(input: FeedInput, p0: number, opts: { allLogits?: boolean; sample?: SampleRange } = {}): void {
     const c = this.cfg;
     const w = this.w;
+    const { ids } = input;
     const T = ids.length;
     const D = c.hiddenSize;
     if (T < 1 || T > this.opts.chunk) throw new Error(`forward: ${T} tokens per step (chunk ${this.opts.chunk})`);
     const { device } = this.ctx;
+    // Positions whose embedding comes from the host: soft tokens (encoder outputs) and multimodal hard tokens.
+    const softAt = new Int32Array(T).fill(-1);
+    for (const [i, s] of (input.soft ?? []).entries()) {
+      const n = s.rows.length / D;
+      if (!(Number.isInteger(n) && n >= 1 && s.offset >= 0 && s.offset + n <= T)) throw new Error(`forward: soft tokens [${s.offset}, +${s.rows.length / D}) do not fit a chunk of ${T} with width ${D}`);
+      softAt.fill(i, s.offset, s.offset + n);
+    }
     const hard: number[] = [];
     for (let t = 0; t < T; t++) {
       const id = ids[t];
       if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new Error(`token id ${id} is outside the vocabulary (0..${c.vocabSize - 1})`);
-      const isHard = id >= w.hardTokenBase && w.hardRowPresent[id - w.hardTokenBase] === 1;
+      const isHard = softAt[t] < 0 && id >= w.hardTokenBase;
+      if (isHard && w.hardRowPresent[id - w.hardTokenBase] !== 1) {
+        throw new GemmaError(
+          'unsupported-input',
+          `Token id ${id} is an image/audio token, but this checkpoint has no embedder for it (a text-only checkpoint, such as llama.cpp's text GGUF). ` +
+            'Send text only, or load the full multimodal checkpoint (safetensors).',
+        );
+      }
       this.tokenIdsHost[t] = id;
-      this.embedIdsHost[t] = isHard ? SKIP_ROW : id;
+      this.embedIdsHost[t] = isHard || softAt[t] >= 0 ? SKIP_ROW : id;
       if (isHard) hard.push(t);
     }
     writeBuffer(device, this.tokenIds, this.tokenIdsHost.subarray(0, T));
@@ -322,6 +337,8 @@ export class Gemma3nForward {
       const r = ids[t] - w.hardTokenBase;
       writeBuffer(device, this.embedded, w.hardRows.subarray(r * D, (r + 1) * D), t * D * 4);
     }
+    // Soft tokens: e = the encoder's row, as given (HF scatters them over the placeholder embeddings unscaled).
+    for (const s of input.soft ?? []) writeBuffer(device, this.embedded, s.rows, s.offset * D * 4);
     if (this.pleUpload) {
       const rows = w.pleTable.pack(ids);
       writeBuffer(device, this.pleUpload.data, rows.data);
@@ -359,5 +376,6 @@ export class Gemma3nForward {
   destroy(): void {
     for (const b of this.buffers) b.destroy();
     for (const cache of this.caches) cache?.destroy();
+    for (const kernel of this.kernels) kernel.destroy();
   }
 }

@@ -1,16 +1,20 @@
 /**
- * Gemma3nModel: the engine core's model object. Takes a GpuContext and a Checkpoint, knows nothing of workers or
- * the DOM. Holds the token history of its KV cache, so callers can prefill, step, reuse a prefix (truncate) and
- * read logits only when they ask.
+ * Gemma3nModel: the Gemma 3n text decoder as a LanguageModel (src/model/language-model.ts). Takes a GpuContext and
+ * a Checkpoint, knows nothing of workers, the DOM or the conversation: it holds the KV caches and a write position,
+ * feeds chunks, samples on the GPU (only the id comes back) and says how far back its caches can be rewound. The
+ * engine (src/runtime/engine.ts) owns the token history and the decode loop.
  */
 import type { GpuContext } from '../../gpu/device.ts';
 import { readF32, readU32 } from '../../gpu/buffers.ts';
 import type { Checkpoint } from '../../io/checkpoint.ts';
 import { GemmaError } from '../../errors.ts';
+import { MAX_TOP_K } from '../../kernels/sample.ts';
+import type { FeedInput, LanguageModel, MemoryReport, SamplingParams } from '../language-model.ts';
 import { parseGemma3nConfig, type Gemma3nConfig } from './config.ts';
-import { loadWeights, destroyWeights, type ConvertedTensor, type ModelWeights } from './weights.ts';
+import { loadWeights, destroyWeights, type ModelWeights } from './weights.ts';
+import type { ConvertedTensor } from '../converted-tensor.ts';
 import { Gemma3nForward, type SampleRange } from './forward.ts';
-import type { WeightMode } from './quant-plan.ts';
+import type { WeightMode } from '../family.ts';
 
 export interface LoadOptions {
   /** 'float' (f32, f16 on shader-f16 adapters) or 'q4' (llama.cpp's Q4_K_M mix, quantized on load: quant-plan.ts). Default 'q4'. */
@@ -27,6 +31,8 @@ export interface LoadOptions {
   onCompile?: (done: boolean) => void;
   /** Synthetic weights drawn on the GPU (memory accounting at real sizes; nothing is read from the checkpoint). */
   random?: boolean;
+  /** Checked between tensors: an aborted load frees what it made and rejects with GemmaError('aborted'). */
+  signal?: AbortSignal;
   /**
    * Decode GEMV activations for quantized weights: 'f32' (exact), 'int8' (per-block int8, integer products; ~0.5 %
    * of a projection's output RMS added), 'auto' (default: per adapter, src/kernels/matmul.ts MatmulOptions).
@@ -62,16 +68,16 @@ export interface SampleOptions {
   allowMultimodal?: boolean;
 }
 
-export interface MemoryReport {
-  /** GPU bytes by group. */
-  gpu: { weights: number; kvCache: number; scratch: number; total: number };
-  /** Bytes kept in host memory (the PLE table; it is also counted in gpu.weights when GPU-resident). */
-  host: { pleTable: number };
-}
-
-export class Gemma3nModel {
-  /** Tokens whose K/V are in the cache, in order (position = index). */
-  private history: number[] = [];
+export class Gemma3nModel implements LanguageModel {
+  readonly vocabSize: number;
+  readonly maxContext: number;
+  readonly maxChunk: number;
+  readonly embeddingWidth: number;
+  /** Positions written (the next feed starts here). */
+  private written = 0;
+  /** Tokens in the last fed chunk (the rows of `readLogits`). */
+  private lastChunk = 0;
+  private lastHadAllLogits = false;
   private disposed = false;
 
   private constructor(
@@ -80,18 +86,27 @@ export class Gemma3nModel {
     readonly weightMode: WeightMode,
     private readonly weights: ModelWeights,
     private readonly fwd: Gemma3nForward,
-  ) {}
+  ) {
+    this.vocabSize = config.text.vocabSize;
+    this.maxContext = fwd.opts.maxContext;
+    this.maxChunk = fwd.opts.chunk;
+    this.embeddingWidth = config.text.hiddenSize;
+  }
 
   static async load(ctx: GpuContext, checkpoint: Checkpoint, opts: LoadOptions = {}): Promise<Gemma3nModel> {
     const config = parseGemma3nConfig(checkpoint.config);
     const mode = opts.weights ?? 'q4';
     const maxContext = opts.maxContext ?? 4096;
     const chunk = Math.min(opts.chunk ?? 64, maxContext);
-    const weights = await loadWeights(ctx, checkpoint, config, { mode, onTensor: opts.onProgress, onConverted: opts.onConverted, random: opts.random, pleOnGpu: opts.pleOnGpu });
+    const weights = await loadWeights(ctx, checkpoint, config, { mode, onTensor: opts.onProgress, onConverted: opts.onConverted, random: opts.random, pleOnGpu: opts.pleOnGpu, signal: opts.signal });
     opts.onCompile?.(false);
     let fwd: Gemma3nForward;
     try {
       fwd = await Gemma3nForward.create(ctx, config.text, weights, { chunk, maxContext, activations: opts.activations });
+      if (opts.signal?.aborted) {
+        fwd.destroy();
+        throw new GemmaError('aborted', `Loading ${checkpoint.name} was aborted.`);
+      }
     } catch (err) {
       destroyWeights(weights);
       throw err;
@@ -100,59 +115,65 @@ export class Gemma3nModel {
     return new Gemma3nModel(ctx, config, mode, weights, fwd);
   }
 
-  /** Tokens currently cached. */
   get length(): number {
-    return this.history.length;
+    return this.written;
   }
 
-  get maxContext(): number {
-    return this.fwd.opts.maxContext;
+  async feed(input: FeedInput, options: { allLogits?: boolean } = {}): Promise<void> {
+    this.submit(input, options.allLogits ?? false);
+    await this.ctx.device.queue.onSubmittedWorkDone();
   }
 
-  private check(): void {
-    if (this.disposed) throw new GemmaError('disposed', 'this model was disposed');
-  }
-
-  /**
-   * Feeds `ids` after the cached tokens, in chunks. With `allLogits`, returns the logits of every fed position
-   * ([ids.length][V], read back per chunk); otherwise returns nothing and leaves the last position's logits on the
-   * GPU (`logits()`, `sampleNext()`, `greedyToken()`).
-   */
-  async prefill(ids: number[], opts: { allLogits?: boolean } = {}): Promise<Float32Array[] | undefined> {
-    return this.feed(ids, opts.allLogits ?? false);
-  }
-
-  private async feed(ids: number[], allLogits: boolean, sample?: SampleRange): Promise<Float32Array[] | undefined> {
+  async readLogits(): Promise<Float32Array[]> {
     this.check();
-    if (ids.length === 0) return allLogits ? [] : undefined;
-    if (this.history.length + ids.length > this.maxContext) {
-      throw new GemmaError('context-overflow', `${this.history.length} cached + ${ids.length} new tokens exceed the context of ${this.maxContext}`);
-    }
-    const V = this.config.text.vocabSize;
-    const out: Float32Array[] = [];
-    const C = this.fwd.opts.chunk;
-    for (let s = 0; s < ids.length; s += C) {
-      const part = ids.slice(s, s + C);
-      const last = s + C >= ids.length;
-      this.fwd.run(part, this.history.length, { allLogits, sample: last ? sample : undefined });
-      this.history.push(...part);
-      if (allLogits) {
-        const flat = await readF32(this.ctx.device, this.fwd.allLogits, part.length * V);
-        for (let t = 0; t < part.length; t++) out.push(flat.slice(t * V, (t + 1) * V));
-      }
-    }
-    return allLogits ? out : undefined;
+    if (!this.lastHadAllLogits) throw new GemmaError('internal', 'readLogits(): the last chunk was fed without allLogits');
+    const V = this.vocabSize;
+    const flat = await readF32(this.ctx.device, this.fwd.allLogits, this.lastChunk * V);
+    return Array.from({ length: this.lastChunk }, (_, t) => flat.slice(t * V, (t + 1) * V));
   }
 
-  /** Feeds one token (decode). */
-  async step(id: number): Promise<void> {
-    await this.prefill([id]);
+  async sample(params: SamplingParams): Promise<number> {
+    return this.sampleNext(samplingOptions(params, this.written));
+  }
+
+  async step(id: number, params: SamplingParams): Promise<number> {
+    return this.feedAndSample([id], samplingOptions(params, this.written + 1));
+  }
+
+  rewindableTo(n: number): number {
+    if (!(Number.isInteger(n) && n >= 0)) throw new GemmaError('invalid-argument', `rewindableTo(${n}): expected a non-negative integer`);
+    if (n >= this.written) return this.written;
+    // A sliding layer's ring holds the last `capacity` positions; continuing at n needs the window before n intact.
+    const ring = this.fwd.caches.find((c) => c?.kind === 'sliding');
+    const clobbered = ring !== undefined && this.written - n > ring.capacity - ring.window;
+    return clobbered ? 0 : n;
+  }
+
+  rewind(n: number): void {
+    this.check();
+    if (this.rewindableTo(n) !== n) {
+      throw new GemmaError('internal', `rewind(${n}): the caches hold ${this.written} positions and can be rewound to ${this.rewindableTo(n)} at most`);
+    }
+    this.written = n;
   }
 
   /** Softcapped logits of the last fed position (read back). */
   async logits(): Promise<Float32Array> {
     this.check();
-    return readF32(this.ctx.device, this.fwd.lastLogits, this.config.text.vocabSize);
+    return readF32(this.ctx.device, this.fwd.lastLogits, this.vocabSize);
+  }
+
+  /**
+   * Feeds `ids` after the written positions in chunks (a convenience for tests and benchmarks; the engine feeds
+   * chunk by chunk itself). With `allLogits`, returns the logits of every fed position.
+   */
+  async prefill(ids: readonly number[], opts: { allLogits?: boolean } = {}): Promise<Float32Array[] | undefined> {
+    const out: Float32Array[] = [];
+    for (let s = 0; s < ids.length; s += this.maxChunk) {
+      await this.feed({ ids: ids.slice(s, s + this.maxChunk) }, opts);
+      if (opts.allLogits) out.push(...(await this.readLogits()));
+    }
+    return opts.allLogits ? out : undefined;
   }
 
   /** Argmax over ALL ids of the last position's logits (as HF generate; multimodal ids included), on the GPU. */
@@ -160,24 +181,57 @@ export class Gemma3nModel {
     return this.sampleNext({ temperature: 0, allowMultimodal: true });
   }
 
-  /** Samples the token after the last fed position on the GPU (see SampleOptions); only the id is read back. */
+  /** Samples the token after the last fed position on the GPU (see SampleOptions); only the id comes back. */
   async sampleNext(opts: SampleOptions = {}): Promise<number> {
     this.check();
-    if (this.history.length === 0) throw new GemmaError('invalid-argument', 'sampleNext: nothing was fed yet');
+    if (this.written === 0) throw new GemmaError('invalid-argument', 'sampleNext: nothing was fed yet');
     this.fwd.sample(this.setSampling(opts));
     return this.readToken();
   }
 
   /**
-   * Feeds `ids` (a decode step: usually one token) and samples the next token in the same submission: the fused
-   * decode step. Returns the sampled id; `step` defaults to the cache length after feeding.
+   * Feeds `ids` (a decode step: usually one token; longer inputs are fed in chunks) and samples the next token in the
+   * same submission as the last chunk: the fused decode step. Returns the sampled id; `step` defaults to the position
+   * after feeding.
    */
-  async feedAndSample(ids: number[], opts: SampleOptions = {}): Promise<number> {
-    this.check();
-    if (ids.length === 0) return this.sampleNext(opts);
-    const range = this.setSampling({ ...opts, step: opts.step ?? this.history.length + ids.length });
-    await this.feed(ids, false, range);
+  async feedAndSample(ids: readonly number[], opts: SampleOptions = {}): Promise<number> {
+    const lastStart = Math.max(0, ids.length - 1 - ((ids.length - 1) % this.maxChunk));
+    if (lastStart > 0) await this.prefill(ids.slice(0, lastStart));
+    const range = this.setSampling({ ...opts, step: opts.step ?? this.written + ids.length - lastStart });
+    this.submit({ ids: ids.slice(lastStart) }, false, range);
     return this.readToken();
+  }
+
+  memory(): MemoryReport {
+    const kvCache = this.fwd.caches.reduce((s, c) => s + (c ? c.k.size + c.v.size : 0), 0);
+    const weights = this.weights.gpuBytes;
+    const scratch = this.fwd.scratchBytes;
+    return { gpu: { weights, kvCache, scratch, total: weights + kvCache + scratch }, host: { total: this.weights.pleTable.bytes } };
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.fwd.destroy();
+    destroyWeights(this.weights);
+  }
+
+  private check(): void {
+    if (this.disposed) throw new GemmaError('disposed', 'this model was disposed');
+  }
+
+  /** Records and submits one chunk at the write position (nothing is awaited). */
+  private submit(input: FeedInput, allLogits: boolean, sample?: SampleRange): void {
+    this.check();
+    const n = input.ids.length;
+    if (n < 1 || n > this.maxChunk) throw new GemmaError('internal', `feed: ${n} tokens in one chunk (1..${this.maxChunk})`);
+    if (this.written + n > this.maxContext) {
+      throw new GemmaError('context-overflow', `${this.written} cached + ${n} new tokens exceed the context of ${this.maxContext}`);
+    }
+    this.fwd.run(input, this.written, { allLogits, sample });
+    this.written += n;
+    this.lastChunk = n;
+    this.lastHadAllLogits = allLogits;
   }
 
   private setSampling(opts: SampleOptions): SampleRange {
@@ -189,79 +243,27 @@ export class Gemma3nModel {
       throw new GemmaError('invalid-argument', `sampling options ${JSON.stringify(opts)}: ${(err as Error).message}`);
     }
     s.setSeed(opts.seed ?? 0);
-    s.setStep(opts.step ?? this.history.length);
+    s.setStep(opts.step ?? this.written);
     return range;
   }
 
   private async readToken(): Promise<number> {
     return (await readU32(this.ctx.device, this.fwd.nextToken, 1))[0];
   }
-
-  /**
-   * Generation after `prompt` (fed after whatever is cached), sampling on the GPU with `sampling` (default: greedy
-   * over every id, as HF generate). Each decode step feeds the last token and samples the next in one submission.
-   * Returns the new tokens.
-   */
-  async generate(prompt: number[], maxNewTokens: number, opts: { stopIds?: number[]; sampling?: SampleOptions } = {}): Promise<number[]> {
-    const sampling = opts.sampling ?? { temperature: 0, allowMultimodal: true };
-    const out: number[] = [];
-    if (maxNewTokens <= 0) return out;
-    let next = await this.feedAndSample(prompt, sampling);
-    for (;;) {
-      out.push(next);
-      if (opts.stopIds?.includes(next) || out.length === maxNewTokens) return out;
-      next = await this.feedAndSample([next], sampling);
-    }
-  }
-
-  /** Greedy generation (argmax over every id) after `prompt`. Returns the new tokens. */
-  async generateGreedy(prompt: number[], maxNewTokens: number, stopIds: number[] = []): Promise<number[]> {
-    return this.generate(prompt, maxNewTokens, { stopIds });
-  }
-
-  /** Forgets every cached token. */
-  reset(): void {
-    this.history = [];
-  }
-
-  /**
-   * Keeps the first `n` cached tokens (multi-turn reuse: then prefill only the new ones). Full-attention caches keep
-   * every position; a sliding layer's ring still holds positions n−window..n−1 unless later tokens overwrote their
-   * slots — then the first n tokens are re-run (correct, costs one prefill).
-   */
-  async truncate(n: number): Promise<void> {
-    this.check();
-    if (!(Number.isInteger(n) && n >= 0)) throw new GemmaError('invalid-argument', `truncate(${n}): expected a non-negative integer`);
-    if (n >= this.history.length) return;
-    const written = this.history.length;
-    const kept = this.history.slice(0, n);
-    const ring = this.fwd.caches.find((c) => c?.kind === 'sliding');
-    const clobbered = ring !== undefined && written - n > ring.capacity - ring.window;
-    this.history = kept;
-    if (clobbered && n > 0) {
-      this.history = [];
-      await this.prefill(kept);
-    }
-  }
-
-  /** Cached token ids (copy). */
-  tokens(): number[] {
-    return this.history.slice();
-  }
-
-  memory(): MemoryReport {
-    const kvCache = this.fwd.caches.reduce((s, c) => s + (c ? c.k.size + c.v.size : 0), 0);
-    const weights = this.weights.gpuBytes;
-    const scratch = this.fwd.scratchBytes;
-    return { gpu: { weights, kvCache, scratch, total: weights + kvCache + scratch }, host: { pleTable: this.weights.pleTable.bytes } };
-  }
-
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    this.fwd.destroy();
-    destroyWeights(this.weights);
-  }
 }
 
-
+/**
+ * The engine's sampling parameters as GPU sampler options. Greedy (temperature 0) is the argmax over every id, as
+ * HF generate; sampling never picks the multimodal / pad-copy ids ≥ vocab_size_per_layer_input. The engine's uniform
+ * random number becomes the sampler's seed and the position its counter, so an engine seed reproduces its tokens.
+ */
+function samplingOptions(p: SamplingParams, position: number): SampleOptions {
+  if (p.temperature <= 0) return { temperature: 0, allowMultimodal: true };
+  return {
+    temperature: p.temperature,
+    topK: p.topK > 0 && p.topK <= MAX_TOP_K ? p.topK : 0,
+    topP: p.topP,
+    seed: Math.floor(p.random * 4294967296) >>> 0,
+    step: position,
+  };
+}

@@ -38,10 +38,10 @@
  */
 import { losslessFormatOf } from '../../formats/stored-dtype.ts';
 import type { WeightFormat } from '../../formats/weight-format.ts';
+import type { WeightMode } from '../family.ts';
 
 export type Family = 'embed' | 'pleTable' | 'attn' | 'mlp' | 'altup' | 'laurel' | 'pleProj' | 'embedders' | 'small';
 export type StoredFormat = WeightFormat;
-export type WeightMode = 'float' | 'q4';
 
 export function familyOf(name: string): Family {
   if (name.startsWith('model.embed_vision.') || name.startsWith('model.embed_audio.')) return name.endsWith('_norm.weight') ? 'small' : 'embedders';

@@ -20,6 +20,10 @@ import type { Checkpoint, FloatDtype, TensorBytes, TensorInfo } from '../../io/c
 
 export type RandomPreset = 'tiny' | 'e2b' | 'e4b';
 
+export function isRandomPreset(p: string): p is RandomPreset {
+  return p === 'tiny' || p === 'e2b' || p === 'e4b';
+}
+
 export interface RandomCheckpointOptions {
   /** Which dimensions (default 'tiny'). */
   preset?: RandomPreset;
@@ -34,15 +38,6 @@ export interface RandomCheckpointOptions {
   vocabSize?: number;
   /** Stored dtype of the float tensors (default 'BF16', as the published checkpoints). */
   dtype?: Extract<FloatDtype, 'BF16' | 'F32'>;
-}
-
-/** Structured-clonable description of a random checkpoint (what a page sends a worker as `LoadRequest.model`). */
-export interface RandomCheckpointSpec {
-  randomCheckpoint: RandomCheckpointOptions;
-}
-
-export function isRandomCheckpointSpec(model: unknown): model is RandomCheckpointSpec {
-  return typeof model === 'object' && model !== null && typeof (model as RandomCheckpointSpec).randomCheckpoint === 'object';
 }
 
 /** The real tokenizer's sizes (Gemma 3 / 3n): LM-head rows and PLE-table rows. */

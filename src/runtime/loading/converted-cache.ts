@@ -1,5 +1,5 @@
 /**
- * The offline cache's format for Gemma 3n: the model's weights as the model keeps them after conversion (GPU
+ * The offline cache's format: a model's weights as the model keeps them after conversion (GPU
  * q4/q8 blocks with f16 scales, f16/f32 matrices, f32 norms, the host PLE table's packed rows), so a cached load
  * only reads local storage and uploads: no download, no bf16 decoding, no quantization.
  *
@@ -9,19 +9,19 @@
  *
  * Entry files: `config.json`, the tokenizer texts when the load had them, and `weights.bin` (every tensor's data
  * then scales, in load order). The manifest's `meta` holds the tensor index. Reading the entry back gives a
- * Checkpoint (`ConvertedCheckpoint`) that the unchanged Gemma 3n loader consumes: packed tensors answer
+ * Checkpoint (`ConvertedCheckpoint`) that the family's unchanged loader consumes: packed tensors answer
  * `readPackedAs` with their exact bytes (dtype Q4_0 / Q5_0 / Q8_0 / Q4_K / Q5_K / Q6_K marks them as pre-quantized in
- * our q4 / q5 / q8 / K-quant layouts, src/formats/stored-dtype.ts), float
- * tensors answer `read` in F32 / F16, which the loader uploads as plain copies.
+ * our q4 / q5 / q8 / K-quant layouts, src/formats/stored-dtype.ts), float tensors answer `read` in F32 / F16, which
+ * the loader uploads as plain copies.
  */
-import { GemmaError } from '../errors.ts';
-import { readBuffer } from '../gpu/buffers.ts';
-import type { ByteSource } from '../io/byte-source.ts';
-import type { CacheEntryReader, CacheEntryWriter, CacheFileWriter } from '../io/cache.ts';
-import type { Checkpoint, FloatDtype, PackedTensor, TensorBytes, TensorInfo } from '../io/checkpoint.ts';
-import { dataBytes, isQuantFormat, scaleHalvesPerRow, type QuantFormat } from '../formats/weight-format.ts';
-import { losslessFormatOf } from '../formats/stored-dtype.ts';
-import type { ConvertedTensor } from '../model/gemma3n/weights.ts';
+import { GemmaError } from '../../errors.ts';
+import { readBuffer } from '../../gpu/buffers.ts';
+import type { ByteSource } from '../../io/byte-source.ts';
+import type { CacheEntryReader, CacheEntryWriter, CacheFileWriter } from '../../io/cache.ts';
+import type { Checkpoint, FloatDtype, PackedTensor, TensorBytes, TensorInfo } from '../../io/checkpoint.ts';
+import { dataBytes, isQuantFormat, scaleHalvesPerRow, type QuantFormat } from '../../formats/weight-format.ts';
+import { losslessFormatOf } from '../../formats/stored-dtype.ts';
+import type { ConvertedTensor } from '../../model/converted-tensor.ts';
 
 export const WEIGHTS_FILE = 'weights.bin';
 const META_KIND = 'gemma3n-converted/1';

@@ -1,10 +1,11 @@
 /**
- * The offline cache in the worker's load path (gemma3n-factory.ts): which key a load has, reading a hit back as
- * a Checkpoint, and caching a miss while it loads.
+ * The offline cache in the load path (model-factory.ts): reading a hit back as a Checkpoint, and caching a miss
+ * while it loads.
  *
  * Policy:
- * - Key = { model id (hub repo) or absolute URL, revision ('main' or the one asked for; 'url' for URLs, which are
- *   taken as immutable), weight mode ('q4', 'float-f16' or 'float-f32': float mode depends on shader-f16) }.
+ * - Key = model-source.ts `cacheKeyOf`: { model id (hub repo) or absolute URL, revision ('main' or the one asked
+ *   for; 'url' for URLs, which are taken as immutable), weight mode ('q4', 'float-f16' or 'float-f32': float mode
+ *   depends on shader-f16) }.
  * - A hit reads only local storage (phase 'cache-read'); nothing touches the network.
  * - A miss writes each converted tensor as it is produced (one tensor, or one 16 MiB readback slice, in memory at
  *   a time) and commits the manifest last. Any load error or abort aborts the entry: a truncated or corrupt
@@ -12,41 +13,14 @@
  * - Caching is best effort: a full quota (or any storage failure) drops the partial entry, the load still
  *   finishes, and ModelInfo says `cache: 'not-stored'` with the reason in `warnings`.
  */
-import { GemmaError } from '../errors.ts';
-import type { GpuContext } from '../gpu/device.ts';
-import { ModelCache, type CacheKey } from '../io/cache.ts';
-import type { Checkpoint } from '../io/checkpoint.ts';
-import { ProgressAggregator } from '../io/progress.ts';
-import { isRandomCheckpointSpec } from '../model/gemma3n/random-checkpoint.ts';
-import type { ConvertedTensor } from '../model/gemma3n/weights.ts';
+import { GemmaError } from '../../errors.ts';
+import { ModelCache, type CacheKey } from '../../io/cache.ts';
+import type { Checkpoint } from '../../io/checkpoint.ts';
+import { ProgressAggregator } from '../../io/progress.ts';
+import type { ConvertedTensor } from '../../model/converted-tensor.ts';
 import { ConvertedCacheWriter, ConvertedCheckpoint, convertedMeta } from './converted-cache.ts';
-import type { LoadProgress, LoadRequest, ModelInfo } from './protocol.ts';
-import { tokenizerFromTexts, type TextTokenizer } from './tokenizer.ts';
-
-/** The cache key of a load, or undefined for loads that are never cached (picked files, random checkpoints). */
-export function cacheKeyFor(request: LoadRequest, gpu: Pick<GpuContext, 'f16'>): CacheKey | undefined {
-  const spec = request.model;
-  const weightMode = (request.weights ?? 'q4') === 'q4' ? 'q4' : gpu.f16 ? 'float-f16' : 'float-f32';
-  if (isRandomCheckpointSpec(spec)) return undefined;
-  if (typeof spec === 'string') {
-    if (/^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(spec) && !spec.includes('..') && !/\.gguf$/i.test(spec)) return { modelId: spec, revision: 'main', weightMode };
-    try {
-      return { modelId: new URL(spec, globalThis.location?.href).href, revision: 'url', weightMode };
-    } catch {
-      return undefined; // the factory reports the bad URL
-    }
-  }
-  const hub = (spec as { hub?: unknown; revision?: unknown }) ?? {};
-  if (typeof hub.hub === 'string') return { modelId: hub.hub, revision: typeof hub.revision === 'string' ? hub.revision : 'main', weightMode };
-  return undefined;
-}
-
-/** Which tokenizer a load asks for, as recorded with a cache entry: 'model' (its own folder) or the folder URL. */
-function tokenizerSourceOf(request: LoadRequest): string | undefined {
-  if (request.tokenizer === false) return undefined;
-  if (request.tokenizer === undefined) return 'model';
-  return new URL(request.tokenizer, globalThis.location?.href).href;
-}
+import type { LoadProgress, ModelInfo } from '../protocol.ts';
+import { tokenizerFromTexts, type TextTokenizer } from '../tokenizer.ts';
 
 export interface CachedLoad {
   checkpoint: Checkpoint;
@@ -56,7 +30,7 @@ export interface CachedLoad {
 }
 
 /** The cached entry for `key` as a Checkpoint (plus its tokenizer), or undefined when there is none. */
-export async function readFromCache(key: CacheKey, request: LoadRequest, onProgress: (p: LoadProgress) => void): Promise<CachedLoad | undefined> {
+export async function readFromCache(key: CacheKey, tokenizerTag: string | undefined, onProgress: (p: LoadProgress) => void): Promise<CachedLoad | undefined> {
   const cache = await ModelCache.open().catch(() => undefined);
   const entry = cache && (await cache.read(key).catch(() => undefined));
   const meta = entry && convertedMeta(entry);
@@ -66,8 +40,7 @@ export async function readFromCache(key: CacheKey, request: LoadRequest, onProgr
   const onBytes = (n: number) => progress.advance(label, n);
   const checkpoint = await ConvertedCheckpoint.open(entry, meta, onBytes);
   let tokenizer: TextTokenizer | undefined;
-  const wanted = tokenizerSourceOf(request);
-  if (wanted !== undefined && meta.tokenizerSource === wanted && meta.texts.includes('tokenizer.json')) {
+  if (tokenizerTag !== undefined && meta.tokenizerSource === tokenizerTag && meta.texts.includes('tokenizer.json')) {
     const texts = new Map<string, string>();
     for (const name of meta.texts) {
       const text = await entry.text(name);
@@ -94,7 +67,7 @@ export async function startCaching(
   device: GPUDevice,
   checkpoint: Checkpoint,
   texts: Map<string, string> | undefined,
-  request: LoadRequest,
+  tokenizerTag: string | undefined,
 ): Promise<CacheSession> {
   const warnings: string[] = [];
   const fail = async (err: unknown) => {
@@ -129,7 +102,7 @@ export async function startCaching(
       if (!cache) return { cache: 'off', warnings };
       if (!writer) return { cache: 'not-stored', warnings };
       try {
-        await writer.commit(texts ? tokenizerSourceOf(request) : undefined, sourceCommit);
+        await writer.commit(texts ? tokenizerTag : undefined, sourceCommit);
         return { cache: 'stored', warnings };
       } catch (err) {
         await fail(err);

@@ -1,7 +1,7 @@
 /**
  * A llama.cpp Gemma 3n GGUF (architecture `gemma3n`) seen as a Hugging Face checkpoint: HF tensor names and
- * PyTorch shapes, and an HF-style `text_config` synthesized from the GGUF metadata, so the Gemma 3n loader reads
- * GGUF and safetensors through one `Checkpoint` interface (src/io/checkpoint.ts).
+ * PyTorch shapes (src/io/gguf-checkpoint.ts), and an HF-style `text_config` synthesized from the GGUF metadata, so
+ * the Gemma 3n loader reads GGUF and safetensors through one `Checkpoint` interface (src/io/checkpoint.ts).
  *
  * What the mapping has to undo (docs/gemma3n-formats.md §3.2–3.3, fixtures/gguf-gemma3n-tiny-a/README.md):
  * - names (`blk.N.attn_q.weight` → `model.language_model.layers.N.self_attn.q_proj.weight`, …);
@@ -17,12 +17,15 @@
  * Everything the loader needs is derived from the file's own metadata and tensor shapes (LAuReL rank from
  * `blk.0.laurel_l`, per-layer FFN widths, the sliding pattern array), so MatFormer slices load too.
  */
-import { GemmaError } from '../errors.ts';
-import type { ByteSource } from './byte-source.ts';
-import type { Checkpoint, PackedTensor, TensorBytes, TensorInfo } from './checkpoint.ts';
-import type { QuantFormat } from '../formats/weight-format.ts';
-import { readGgufHeader, type GgufFile, type GgufTensorInfo, type GgufValue } from './gguf.ts';
-import { GGML_TYPE, dequantize, ggmlTypeInfo, losslessFormats, repackLossless, unsupportedType } from './gguf-types.ts';
+import { GemmaError } from '../../errors.ts';
+import type { ByteSource } from '../../io/byte-source.ts';
+import type { GgufFile, GgufTensorInfo } from '../../io/gguf.ts';
+import { dequantize } from '../../io/gguf-types.ts';
+import { GgufMetadata, checkDecodable, ggufCheckpoint, ggufTensor, shortestF32, type GgufCheckpoint, type GgufTensor } from '../../io/gguf-checkpoint.ts';
+import { normalCdf } from '../../math/normal.ts';
+
+/** GGUF `general.architecture` of llama.cpp's Gemma 3n files. */
+export const GEMMA3N_GGUF_ARCH = 'gemma3n';
 
 const HF_PREFIX = 'model.language_model.';
 
@@ -68,23 +71,6 @@ const LAYER_NAMES: Record<string, string> = {
   laurel_post_norm: 'laurel.post_laurel_norm.weight',
 };
 
-/** One HF tensor backed by a byte range of the GGUF file. */
-export interface GgufTensor {
-  hfName: string;
-  ggufName: string;
-  /** PyTorch order. */
-  shape: number[];
-  /** ggml type id and name ('Q4_K', 'BF16', …). */
-  ggmlType: number;
-  typeName: string;
-  /** Absolute byte range in the file. */
-  offset: number;
-  byteLength: number;
-  /** Elements in one slice of the first dimension (a row of a matrix) and its bytes. */
-  rowElements: number;
-  rowBytes: number;
-}
-
 /**
  * The subset of HF's Gemma 3n `text_config` that a GGUF determines, with HF's snake_case keys, plus one extra key:
  * `activation_sparsity_kappa` — the κ = Φ⁻¹(p) values exactly as stored (null for dense layers), because the GGUF
@@ -124,40 +110,13 @@ export interface Gemma3nGgufTextConfig {
   vocab_size_per_layer_input: number;
 }
 
-export interface Gemma3nGguf extends Checkpoint {
-  /** `{ model_type: 'gemma3n_text', …text_config keys }` (see Gemma3nGgufTextConfig). */
-  readonly config: Gemma3nGgufTextConfig;
-  readonly gguf: GgufFile;
-  /** By HF name. */
-  readonly tensors: ReadonlyMap<string, GgufTensor>;
-  /** GGUF tensors we did not map (none in llama.cpp's text GGUFs); ignored. */
-  readonly unmappedTensors: string[];
-  /** Values as f32 (exact for F32/F16/BF16; ggml's dequantization for quantized types). */
-  readF32(name: string, rows?: RowRange): Promise<Float32Array>;
-  /** The stored bytes of a tensor (or of rows of it), in its ggml type. */
-  readRaw(name: string, rows?: RowRange): Promise<Uint8Array>;
-  /** Our GPU layout when the stored type repacks into `format` losslessly (src/formats/stored-dtype.ts), else null. */
-  readPackedAs(name: string, format: QuantFormat, rows?: RowRange): Promise<PackedTensor | null>;
-}
-
-export interface RowRange {
-  start: number;
-  count: number;
-}
+export type Gemma3nGguf = GgufCheckpoint<Gemma3nGgufTextConfig>;
 
 /** Opens a Gemma 3n GGUF: reads the header (and the PLE table's trailing rows), never the whole file. */
-export async function openGemma3nGguf(source: ByteSource): Promise<Gemma3nGguf> {
-  const gguf = await readGgufHeader(source);
-  const arch = gguf.metadata.get('general.architecture');
-  if (arch !== 'gemma3n') {
-    throw new GemmaError('unsupported-config', `${source.name} is a GGUF of architecture "${String(arch)}"; only Gemma 3n ("gemma3n") is supported.`);
-  }
+export async function openGemma3nGguf(gguf: GgufFile): Promise<Gemma3nGguf> {
+  const { source } = gguf;
   const { tensors, unmapped } = mapTensors(gguf);
-
-  // Fail before any weight is read (or downloaded) if a tensor has a type we cannot decode.
-  for (const t of tensors.values()) {
-    if (!ggmlTypeInfo(t.ggmlType)?.decodable) throw unsupportedType(t.ggmlType, `${source.name}: tensor ${t.ggufName}`);
-  }
+  checkDecodable(gguf, tensors);
 
   const ple = tensors.get(HF_PREFIX + 'embed_tokens_per_layer.weight');
   let vocabPerLayer = 0;
@@ -167,21 +126,13 @@ export async function openGemma3nGguf(source: ByteSource): Promise<Gemma3nGguf> 
     ple.byteLength = vocabPerLayer * ple.rowBytes;
   }
   const config = textConfig(gguf, tensors, vocabPerLayer);
-  return gemma3nCheckpoint(gguf, tensors, unmapped, config);
+  return ggufCheckpoint(gguf, tensors, unmapped, config);
 }
 
 function mapTensors(gguf: GgufFile): { tensors: Map<string, GgufTensor>; unmapped: string[] } {
   const tensors = new Map<string, GgufTensor>();
   const unmapped: string[] = [];
-  const add = (hfName: string, t: GgufTensorInfo, shape: number[], offset: number) => {
-    const info = ggmlTypeInfo(t.type);
-    const rowElements = shape.slice(1).reduce((a, b) => a * b, 1);
-    const rowBytes = info ? (rowElements / info.blockSize) * info.blockBytes : NaN;
-    tensors.set(HF_PREFIX + hfName, {
-      hfName: HF_PREFIX + hfName, ggufName: t.name, shape, ggmlType: t.type, typeName: t.typeName, offset,
-      byteLength: t.byteLength === undefined ? NaN : rowBytes * shape[0], rowElements, rowBytes,
-    });
-  };
+  const add = (hfName: string, t: GgufTensorInfo, shape: number[], offset: number) => tensors.set(HF_PREFIX + hfName, ggufTensor(HF_PREFIX + hfName, t, shape, offset));
   for (const t of gguf.tensors.values()) {
     const shape = [...t.ne].reverse();
     const global = GLOBAL_NAMES[t.name];
@@ -222,94 +173,14 @@ async function unpaddedRows(source: ByteSource, t: GgufTensor): Promise<number> 
   return end;
 }
 
-function gemma3nCheckpoint(gguf: GgufFile, tensors: Map<string, GgufTensor>, unmapped: string[], config: Gemma3nGgufTextConfig): Gemma3nGguf {
-  const name = gguf.source.name;
-  const get = (n: string): GgufTensor => {
-    const t = tensors.get(n);
-    if (!t) throw new GemmaError('bad-file', `${name}: tensor ${n} is missing from the GGUF file.`);
-    return t;
-  };
-  const range = (t: GgufTensor, rows?: RowRange): { offset: number; length: number; count: number } => {
-    if (!rows) return { offset: t.offset, length: t.byteLength, count: t.shape[0] };
-    if (rows.start < 0 || rows.count < 0 || rows.start + rows.count > t.shape[0] || !Number.isInteger(rows.start) || !Number.isInteger(rows.count)) {
-      throw new GemmaError('invalid-argument', `${name}: rows [${rows.start}, ${rows.start + rows.count}) out of range for ${t.hfName} [${t.shape}].`);
-    }
-    if (!Number.isInteger(t.rowBytes)) throw new GemmaError('invalid-argument', `${name}: ${t.hfName} (${t.typeName}) cannot be read by rows.`);
-    return { offset: t.offset + rows.start * t.rowBytes, length: rows.count * t.rowBytes, count: rows.count };
-  };
-  const readRaw = async (n: string, rows?: RowRange) => {
-    const t = get(n);
-    const r = range(t, rows);
-    return gguf.source.read(r.offset, r.length);
-  };
-  const readF32 = async (n: string, rows?: RowRange) => {
-    const t = get(n);
-    const r = range(t, rows);
-    return dequantize(t.ggmlType, await gguf.source.read(r.offset, r.length), r.count * t.rowElements, `${name}: tensor ${t.ggufName}`);
-  };
-  // `rows` (an addition to Checkpoint.readPackedAs) lets a caller stream a multi-GB table (E2B's Q8_0 PLE table is
-  // 2.1 GB) in row chunks.
-  const readPackedAs = async (n: string, format: QuantFormat, rowRange?: RowRange): Promise<PackedTensor | null> => {
-    const t = get(n);
-    if (!losslessFormats(t.ggmlType).includes(format) || t.shape.length !== 2) return null;
-    const r = range(t, rowRange);
-    const rows = r.count;
-    const cols = t.rowElements;
-    const packed = repackLossless(t.ggmlType, await gguf.source.read(r.offset, r.length), rows, cols, format);
-    return packed && { ...packed, format, rows, cols };
-  };
-  return {
-    name,
-    config,
-    gguf,
-    tensors,
-    unmappedTensors: unmapped,
-    tensor(n: string): TensorInfo | undefined {
-      const t = tensors.get(n);
-      return t && { name: t.hfName, shape: [...t.shape], dtype: t.typeName };
-    },
-    tensorNames: () => [...tensors.keys()],
-    async read(n: string, rows?: RowRange): Promise<TensorBytes> {
-      const t = get(n);
-      if (t.ggmlType === GGML_TYPE.F32 || t.ggmlType === GGML_TYPE.F16 || t.ggmlType === GGML_TYPE.BF16) {
-        return { dtype: t.typeName as 'F32' | 'F16' | 'BF16', bytes: await readRaw(n, rows) };
-      }
-      const values = await readF32(n, rows);
-      return { dtype: 'F32', bytes: new Uint8Array(values.buffer) };
-    },
-    readF32,
-    readRaw,
-    readPackedAs,
-  };
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// text_config from metadata
-
 function textConfig(gguf: GgufFile, tensors: Map<string, GgufTensor>, vocabPerLayer: number): Gemma3nGgufTextConfig {
-  const md = gguf.metadata;
   const file = gguf.source.name;
-  const arch = 'gemma3n';
-  const raw = (key: string): GgufValue | undefined => md.get(`${arch}.${key}`);
-  const num = (key: string, fallback?: number): number => {
-    const v = raw(key);
-    if (v === undefined && fallback !== undefined) return fallback;
-    if (typeof v !== 'number') throw new GemmaError('bad-file', `${file}: metadata ${arch}.${key} is ${v === undefined ? 'missing' : `not a number (${String(v)})`}.`);
-    return v;
-  };
-  /** A per-layer value that may be stored as one number or as an array of L numbers. */
-  const perLayer = (key: string, layers: number): number[] => {
-    const v = raw(key);
-    if (Array.isArray(v) && v.length === layers && v.every((x) => typeof x === 'number')) return v as number[];
-    if (typeof v === 'number') return new Array<number>(layers).fill(v);
-    throw new GemmaError('bad-file', `${file}: metadata ${arch}.${key} must be a number or an array of ${layers} numbers, got ${JSON.stringify(v)}.`);
-  };
-  /** A value that must be the same for every layer (we do not support per-layer head counts). */
-  const uniform = (key: string, layers: number): number => {
-    const values = perLayer(key, layers);
-    if (values.some((x) => x !== values[0])) throw new GemmaError('unsupported-config', `${file}: ${arch}.${key} varies by layer (${values}); not supported.`);
-    return values[0];
-  };
+  const md = new GgufMetadata(gguf, GEMMA3N_GGUF_ARCH);
+  const raw = (key: string) => md.raw(key);
+  const num = (key: string, fallback?: number) => md.num(key, fallback);
+  const perLayer = (key: string, layers: number) => md.perLayer(key, layers);
+  // One value for every layer: we do not support per-layer head counts.
+  const uniform = (key: string, layers: number) => md.uniform(key, layers);
 
   const layers = num('block_count');
   const hidden = num('embedding_length');
@@ -370,32 +241,3 @@ function textConfig(gguf: GgufFile, tensors: Map<string, GgufTensor>, vocabPerLa
   };
 }
 
-/** GGUF stores these as f32 (1e-6 reads back as 9.99999997e-7); give back the shortest decimal with that f32. */
-function shortestF32(v: number): number {
-  if (!Number.isFinite(v) || Math.fround(v) !== v) return v;
-  for (let digits = 1; digits <= 9; digits++) {
-    const d = Number(v.toPrecision(digits));
-    if (Math.fround(d) === v) return d;
-  }
-  return v;
-}
-
-/** Φ(x), the standard normal CDF, to ~1e-14 (erf by its Taylor series near 0, erfc by a continued fraction beyond). */
-export function normalCdf(x: number): number {
-  const z = Math.abs(x) / Math.SQRT2;
-  let erfcZ: number;
-  if (z < 3) {
-    let term = z, sum = z;
-    for (let n = 1; n < 200 && Math.abs(term) > 1e-17 * Math.abs(sum); n++) {
-      term *= (-z * z) / n;
-      sum += term / (2 * n + 1);
-    }
-    erfcZ = 1 - (2 / Math.sqrt(Math.PI)) * sum;
-  } else {
-    // erfc(z) = exp(−z²)/√π · 1/(z + 1/2/(z + 1/(z + 3/2/(z + …)))), evaluated bottom-up.
-    let f = z;
-    for (let n = 60; n >= 1; n--) f = z + n / 2 / f;
-    erfcZ = Math.exp(-z * z) / Math.sqrt(Math.PI) / f;
-  }
-  return x >= 0 ? 1 - erfcZ / 2 : erfcZ / 2;
-}

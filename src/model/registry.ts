@@ -1,0 +1,58 @@
+/**
+ * The model registry: which family reads a checkpoint, by its config's `model_type` or its GGUF architecture.
+ * Adding a family is a folder under src/model/ (config, tensor table, forward, family.ts) plus one line below; the
+ * loader, the worker, the CLI and the cache never name a family.
+ */
+import { GemmaError } from '../errors.ts';
+import type { ByteSource } from '../io/byte-source.ts';
+import type { Checkpoint } from '../io/checkpoint.ts';
+import { readGgufHeader } from '../io/gguf.ts';
+import type { ModelFamily, RandomCheckpointOptions } from './family.ts';
+import { gemma3nFamily } from './gemma3n/family.ts';
+import { audioEncoderFamily } from './audio/family.ts';
+
+/** Every family this library runs. */
+export const MODEL_FAMILIES: readonly ModelFamily[] = [gemma3nFamily];
+
+/** Media encoders (soft tokens for a prompt's audio spans), loaded from the decoder's checkpoint when first needed. */
+export const MEDIA_ENCODERS = { audio: audioEncoderFamily } as const;
+
+function modelTypeOf(config: unknown): string | undefined {
+  const c = config as { model_type?: unknown; text_config?: { model_type?: unknown } } | null;
+  const t = c?.model_type ?? c?.text_config?.model_type;
+  return typeof t === 'string' ? t : undefined;
+}
+
+/** The family of a checkpoint config; a clear error for any other model. */
+export function familyForConfig(config: unknown, where = 'config.json'): ModelFamily {
+  const type = modelTypeOf(config);
+  const family = MODEL_FAMILIES.find((f) => type !== undefined && f.modelTypes.includes(type));
+  if (!family) {
+    const known = MODEL_FAMILIES.flatMap((f) => f.modelTypes).join(', ');
+    throw new GemmaError('unsupported-config', `${where}: model_type ${JSON.stringify(type)} is not supported (this library runs: ${known}).`);
+  }
+  return family;
+}
+
+/** Opens a GGUF file with the family of its architecture. Reads the header only. */
+export async function openGgufCheckpoint(source: ByteSource): Promise<Checkpoint> {
+  const gguf = await readGgufHeader(source);
+  const arch = gguf.metadata.get('general.architecture');
+  const family = MODEL_FAMILIES.find((f) => typeof arch === 'string' && f.ggufArchitectures.includes(arch));
+  if (!family) {
+    const known = MODEL_FAMILIES.flatMap((f) => f.ggufArchitectures).map((a) => `"${a}"`).join(', ');
+    throw new GemmaError('unsupported-config', `${source.name} is a GGUF of architecture "${String(arch)}"; supported: ${known}.`);
+  }
+  return family.openGguf(gguf);
+}
+
+/** A random-weight checkpoint of a registered family (default Gemma 3n). */
+export function randomCheckpoint(options: RandomCheckpointOptions): Checkpoint {
+  const name = options.family ?? 'gemma3n';
+  const family = MODEL_FAMILIES.find((f) => f.name === name && f.randomCheckpoint);
+  if (!family?.randomCheckpoint) {
+    const known = MODEL_FAMILIES.filter((f) => f.randomCheckpoint).map((f) => f.name).join(', ');
+    throw new GemmaError('invalid-argument', `randomCheckpoint: no random checkpoints for family ${JSON.stringify(name)} (available: ${known}).`);
+  }
+  return family.randomCheckpoint(options);
+}

@@ -1,0 +1,71 @@
+/**
+ * A small builder of XGrammar EBNF text (https://www.w3.org/TR/xml/#sec-notation with XGrammar's escapes):
+ * named rules, deduplicated by body, and escaped literals and character classes. Every character outside
+ * [A-Za-z0-9 ] is written as a \u / \U escape so no text of a schema can break the grammar's syntax.
+ */
+export class EbnfBuilder {
+  private readonly rules = new Map<string, string>();
+  private readonly byBody = new Map<string, string>();
+  private counter = 0;
+
+  /** A fresh rule name from a hint (letters, digits and _ only). */
+  reserve(hint: string): string {
+    const base = hint.replace(/[^A-Za-z0-9_]/g, '_').replace(/^[^A-Za-z]/, 'r') || 'r';
+    const name = `${base}_${this.counter++}`;
+    this.rules.set(name, '');
+    return name;
+  }
+
+  define(name: string, body: string): string {
+    this.rules.set(name, body);
+    return name;
+  }
+
+  /** A rule with this body (reusing an identical one). */
+  rule(hint: string, body: string): string {
+    const known = this.byBody.get(body);
+    if (known) return known;
+    const name = this.define(this.reserve(hint), body);
+    this.byBody.set(body, name);
+    return name;
+  }
+
+  text(root: string): string {
+    const lines = [`root ::= ${root}`];
+    for (const [name, body] of this.rules) lines.push(`${name} ::= ${body}`);
+    return lines.join('\n') + '\n';
+  }
+}
+
+function esc(cp: number): string {
+  if ((cp >= 0x30 && cp <= 0x39) || (cp >= 0x41 && cp <= 0x5a) || (cp >= 0x61 && cp <= 0x7a) || cp === 0x20) return String.fromCodePoint(cp);
+  return cp <= 0xffff ? `\\u${cp.toString(16).padStart(4, '0')}` : `\\U${cp.toString(16).padStart(8, '0')}`;
+}
+
+/** An EBNF string literal matching `s` exactly ('' gives the empty literal). */
+export function lit(s: string): string {
+  let out = '"';
+  for (const ch of s) out += esc(ch.codePointAt(0)!);
+  return out + '"';
+}
+
+/** Code point ranges [lo, hi] (inclusive). */
+export type Ranges = readonly (readonly [number, number])[];
+
+/** A character class over code point ranges; `negated` = any code point outside them. */
+export function cls(ranges: Ranges, negated = false): string {
+  const body = ranges.map(([a, b]) => (a === b ? esc(a) : `${esc(a)}-${esc(b)}`)).join('');
+  return `[${negated ? '^' : ''}${body}]`;
+}
+
+/** `parts` in sequence ('""' when empty). */
+export function seq(...parts: string[]): string {
+  const kept = parts.filter((p) => p !== '' && p !== '""');
+  return kept.length === 0 ? '""' : kept.length === 1 ? kept[0] : `(${kept.join(' ')})`;
+}
+
+/** Alternatives. */
+export function alt(...options: string[]): string {
+  const uniq = [...new Set(options)];
+  return uniq.length === 1 ? uniq[0] : `(${uniq.join(' | ')})`;
+}

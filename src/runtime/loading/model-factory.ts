@@ -1,0 +1,143 @@
+/**
+ * Loading a model for the engine: the default factory of the worker (and of Node hosts). It parses the request's
+ * source once (model-source.ts), opens the GPU first (so a missing WebGPU, adapter, feature or limit is reported
+ * before anything is downloaded), serves the offline cache or opens the source (open-source.ts, tokenizer first),
+ * and builds the decoder with the family the registry picks for the checkpoint. An AbortSignal stops it between
+ * any two tensors or network chunks, and nothing half-written is cached.
+ *
+ * The types here (what a factory gets and returns) are shared with the worker host, which takes any factory.
+ */
+import type { GpuContext } from '../../gpu/device.ts';
+import type { Checkpoint } from '../../io/checkpoint.ts';
+import type { ConvertedTensor } from '../../model/converted-tensor.ts';
+import type { WeightMode } from '../../model/family.ts';
+import type { LanguageModel, MemoryReport } from '../../model/language-model.ts';
+import { familyForConfig } from '../../model/registry.ts';
+import type { LoadProgress, LoadRequest, ModelInfo } from '../protocol.ts';
+import type { TextTokenizer } from '../tokenizer.ts';
+import { readFromCache, startCaching, type CacheSession } from './model-cache.ts';
+import { cacheKeyOf, parseModelSource, parseTokenizerSource, tokenizerCacheTag, type ModelSource, type TokenizerSource } from './model-source.ts';
+import { openSource } from './open-source.ts';
+
+/** KV-cache positions when the request does not say (at most the checkpoint's limit). */
+export const DEFAULT_CONTEXT = 4096;
+
+/** What a model factory produces. */
+export interface LoadedModel {
+  model: LanguageModel;
+  /** Absent: token-id prompts only. */
+  tokenizer?: TextTokenizer;
+  /** The checkpoint's stop ids (config.json / generation_config.json `eos_token_id`). */
+  stopTokenIds?: number[];
+  /** For ModelInfo (default the GPU context's name). */
+  adapterName?: string;
+  /** For ModelInfo.cache / warnings. */
+  cache?: ModelInfo['cache'];
+  warnings?: string[];
+}
+
+export interface ModelFactoryContext {
+  request: LoadRequest;
+  /** Opens (once) the WebGPU device with our feature/limit checks; fails with a typed GemmaError. */
+  gpu(): Promise<GpuContext>;
+  onProgress(p: LoadProgress): void;
+  /** Aborted by cancelLoad(): stop reading, converting and caching, and reject with GemmaError('aborted'). */
+  signal?: AbortSignal;
+}
+
+export type ModelFactory = (ctx: ModelFactoryContext) => Promise<LoadedModel>;
+
+/** The default factory: any source the library reads, any registered family. */
+export const defaultModelFactory: ModelFactory = async (ctx) => {
+  const { request, onProgress } = ctx;
+  const source = parseModelSource(request);
+  const tokenizerSource = parseTokenizerSource(request);
+  const signal = ctx.signal ?? new AbortController().signal;
+  const gpu = await ctx.gpu();
+  return loadFromSource(gpu, source, tokenizerSource, { weights: request.weights, contextLength: request.contextLength, cache: request.cache, onProgress, signal });
+};
+
+export interface SourceLoadOptions {
+  weights?: WeightMode;
+  contextLength?: number;
+  /** Read and write the offline cache (default true; only URL and hub sources are ever cached). */
+  cache?: boolean;
+  onProgress?: (p: LoadProgress) => void;
+  signal?: AbortSignal;
+}
+
+/** Loads a parsed source onto `gpu` (the default factory's body; Node hosts call it with host-opened sources). */
+export async function loadFromSource(gpu: GpuContext, source: ModelSource, tokenizerSource: TokenizerSource, options: SourceLoadOptions = {}): Promise<LoadedModel> {
+  const onProgress = options.onProgress ?? (() => {});
+  const signal = options.signal ?? new AbortController().signal;
+  const weights = options.weights ?? 'q4';
+  const weightMode = weights === 'q4' ? 'q4' : gpu.f16 ? 'float-f16' : 'float-f32';
+  const key = options.cache === false ? undefined : cacheKeyOf(source, weightMode);
+  const tokenizerTag = tokenizerCacheTag(tokenizerSource);
+  const load = { weights, contextLength: options.contextLength };
+
+  // Cache hit: everything (config, tokenizer texts, converted weights) comes from local storage; no network.
+  // An entry cached with another tokenizer than this load asks for is not served (it is replaced below).
+  const cached = key && (await readFromCache(key, tokenizerTag, onProgress));
+  if (cached && (tokenizerSource.kind === 'none' || cached.tokenizer)) {
+    const loaded = await loadModel(gpu, cached.checkpoint, load, { onProgress, signal, tensorProgress: false });
+    cached.finish();
+    return { ...loaded, tokenizer: cached.tokenizer, cache: 'hit' };
+  }
+  const opened = await openSource(source, tokenizerSource, { onProgress, signal });
+  const session: CacheSession | undefined = key ? await startCaching(key, gpu.device, opened.checkpoint, opened.tokenizerTexts, tokenizerTag) : undefined;
+  let loaded: LoadedModel;
+  try {
+    loaded = await loadModel(gpu, opened.checkpoint, load, { onProgress, signal, onConverted: session?.onConverted });
+    opened.finishDownload();
+  } catch (err) {
+    await session?.abort(); // a truncated, corrupt or aborted download never enters the cache
+    throw err;
+  }
+  const outcome = session ? await session.commit(opened.commit()) : { cache: 'off' as const, warnings: [] };
+  return { ...loaded, tokenizer: opened.tokenizer, cache: outcome.cache, warnings: outcome.warnings.length ? outcome.warnings : undefined };
+}
+
+/** What loadModel does besides loading (the factory uses these; Node callers need none). */
+export interface LoadHooks {
+  onProgress?: (p: LoadProgress) => void;
+  /** Checked after every tensor: an aborted load stops and rejects with GemmaError('aborted'). */
+  signal?: AbortSignal;
+  /** Each converted tensor (the offline cache's writer). */
+  onConverted?: (t: ConvertedTensor) => Promise<void>;
+  /** Report 'quantize' progress per tensor (default true; a cache read reports its bytes instead). */
+  tensorProgress?: boolean;
+}
+
+/**
+ * Builds the decoder of an opened checkpoint on the GPU with its registered family (Node and custom hosts: open
+ * the checkpoint your way, e.g. `openSafetensorsCheckpoint(directoryFiles(dir))`, then call this).
+ */
+export async function loadModel(
+  gpu: GpuContext,
+  checkpoint: Checkpoint,
+  options: { weights?: WeightMode; contextLength?: number } = {},
+  hooks: LoadHooks = {},
+): Promise<LoadedModel> {
+  const { signal } = hooks;
+  const onProgress = hooks.onProgress ?? (() => {});
+  const family = familyForConfig(checkpoint.config, `${checkpoint.name}/config.json`);
+  const { model, eosTokenIds } = await family.load(gpu, checkpoint, {
+    weights: options.weights ?? 'q4',
+    maxContext: options.contextLength ?? DEFAULT_CONTEXT,
+    // The family's count is exact (KV-shared layers included), so the last event is done === total.
+    onTensor: (done, total) => {
+      if (hooks.tensorProgress !== false) onProgress({ phase: 'quantize', loaded: done, total, file: checkpoint.name });
+    },
+    onConverted: hooks.onConverted,
+    onCompile: (done) => onProgress({ phase: 'compile', loaded: done ? 1 : 0, total: 1, file: checkpoint.name }),
+    signal,
+  });
+  return { model, stopTokenIds: eosTokenIds, adapterName: gpu.adapterName };
+}
+
+/** The memory a loaded model reports, as ModelInfo carries it. */
+export function memoryInfo(model: LanguageModel): { gpuBytes: number; hostBytes: number } | undefined {
+  const m: MemoryReport | undefined = model.memory?.();
+  return m && { gpuBytes: m.gpu.total, hostBytes: m.host.total };
+}

@@ -1,0 +1,133 @@
+/**
+ * Where a model comes from, parsed once from what the caller passed (`LoadRequest.model` / `.tokenizer` / `.token`,
+ * or a CLI argument) into a typed value that the loader, the offline cache key and the tokenizer lookup all use.
+ */
+import { GemmaError } from '../../errors.ts';
+import type { ByteSource } from '../../io/byte-source.ts';
+import type { CacheKey } from '../../io/cache.ts';
+import type { CheckpointFiles } from '../../io/safetensors.ts';
+import type { RandomCheckpointOptions } from '../../model/family.ts';
+import type { LoadRequest } from '../protocol.ts';
+
+export type ModelSource =
+  /** A Hugging Face repo at a revision (branch, tag or commit). */
+  | { kind: 'hub'; repo: string; revision: string; token?: string }
+  /** A checkpoint folder over HTTP(S): config.json, safetensors, tokenizer files. */
+  | { kind: 'url'; url: string; token?: string }
+  /** One GGUF file over HTTP(S). */
+  | { kind: 'gguf-url'; url: string; token?: string }
+  /** Files the user picked or dropped: a checkpoint folder, or one .gguf (plus tokenizer files). */
+  | { kind: 'picked'; files: readonly File[] }
+  /** A folder the host opened (Node: a local directory). */
+  | { kind: 'folder'; files: CheckpointFiles }
+  /** A GGUF file the host opened (Node: a local file). */
+  | { kind: 'gguf-file'; source: ByteSource }
+  /** Random weights at real shapes, generated on the spot (gibberish by design; tests, demos, benchmarks). */
+  | { kind: 'random'; options: RandomCheckpointOptions };
+
+/** Where the tokenizer comes from: the model's own files, a folder URL, or nowhere (token-id prompts only). */
+export type TokenizerSource = { kind: 'model' } | { kind: 'url'; url: string } | { kind: 'none' };
+
+/** 'owner/name' (no scheme, no leading '/' or '.'): a Hugging Face repo id. */
+export function isRepoId(s: string): boolean {
+  return /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(s) && !s.includes('..') && !isGgufName(s);
+}
+
+export function isGgufName(s: string): boolean {
+  return /\.gguf$/i.test(s.split(/[?#]/)[0]);
+}
+
+function absoluteUrl(s: string, base: string | undefined, what: string): string {
+  try {
+    return new URL(s, base).href;
+  } catch {
+    throw new GemmaError(
+      'invalid-argument',
+      `${what} "${s}" is not a URL; pass a Hugging Face repo id ("google/gemma-3n-E2B-it"), a full http(s) URL of the checkpoint folder or .gguf file, { hub }, { files } or { randomCheckpoint }.`,
+    );
+  }
+}
+
+/** Parses `request.model` (see LoadRequest) once. `base` resolves relative URLs (the page's location). */
+export function parseModelSource(request: Pick<LoadRequest, 'model' | 'token'>, base: string | undefined = globalThis.location?.href): ModelSource {
+  const spec = request.model as unknown;
+  const token = request.token;
+  if (typeof spec === 'string') {
+    if (spec.trim() === '') throw new GemmaError('invalid-argument', 'loadGemma({ model }) got an empty string.');
+    if (isRepoId(spec)) return { kind: 'hub', repo: spec, revision: 'main', token };
+    const url = absoluteUrl(spec, base, 'model');
+    return isGgufName(url) ? { kind: 'gguf-url', url, token } : { kind: 'url', url, token };
+  }
+  if (typeof spec === 'object' && spec !== null) {
+    const o = spec as Record<string, unknown>;
+    if (typeof o.hub === 'string') {
+      if (!isRepoId(o.hub)) throw new GemmaError('invalid-argument', `{ hub: "${o.hub}" } is not a Hugging Face repo id ("owner/name").`);
+      if (o.revision !== undefined && (typeof o.revision !== 'string' || o.revision === '')) throw new GemmaError('invalid-argument', '{ hub, revision } needs a non-empty revision string.');
+      return { kind: 'hub', repo: o.hub, revision: (o.revision as string | undefined) ?? 'main', token: typeof o.token === 'string' ? o.token : token };
+    }
+    if (Array.isArray(o.files)) {
+      if (o.files.length === 0 || !o.files.every((f) => typeof Blob !== 'undefined' && f instanceof Blob)) {
+        throw new GemmaError('invalid-argument', '{ files } needs the picked File objects (a checkpoint folder, or one .gguf file plus tokenizer files).');
+      }
+      return { kind: 'picked', files: o.files as File[] };
+    }
+    if (typeof o.randomCheckpoint === 'object' && o.randomCheckpoint !== null) return { kind: 'random', options: o.randomCheckpoint as RandomCheckpointOptions };
+  }
+  throw new GemmaError(
+    'invalid-argument',
+    `loadGemma({ model }) got ${JSON.stringify(spec)}: pass a checkpoint folder URL, a Hugging Face repo id, a .gguf URL, { hub, revision? }, { files } or { randomCheckpoint }.`,
+  );
+}
+
+/** Parses `request.tokenizer`: absent = the model's own files; a folder URL; false = none. */
+export function parseTokenizerSource(request: Pick<LoadRequest, 'tokenizer'>, base: string | undefined = globalThis.location?.href): TokenizerSource {
+  const t = request.tokenizer;
+  if (t === undefined) return { kind: 'model' };
+  if (t === false) return { kind: 'none' };
+  if (typeof t === 'string') return { kind: 'url', url: absoluteUrl(t, base, 'tokenizer') };
+  throw new GemmaError('invalid-argument', `tokenizer must be a folder URL or false (got ${JSON.stringify(t)}).`);
+}
+
+/** A short name for messages. */
+export function describeSource(source: ModelSource): string {
+  switch (source.kind) {
+    case 'hub': return `${source.repo}@${source.revision}`;
+    case 'url':
+    case 'gguf-url': return source.url;
+    case 'picked': return source.files.length === 1 ? source.files[0].name : `${source.files.length} picked files`;
+    case 'folder': return source.files.name;
+    case 'gguf-file': return source.source.name;
+    case 'random': return `random checkpoint (${source.options.preset ?? 'tiny'})`;
+  }
+}
+
+/**
+ * The offline-cache key of a load, or undefined for sources that are never cached (picked and host-opened files,
+ * random checkpoints). URLs are taken as immutable; hub loads are keyed by the revision asked for (the manifest
+ * records the commit served).
+ */
+export function cacheKeyOf(source: ModelSource, weightMode: string): CacheKey | undefined {
+  switch (source.kind) {
+    case 'hub': return { modelId: source.repo, revision: source.revision, weightMode };
+    case 'url':
+    case 'gguf-url': return { modelId: source.url, revision: 'url', weightMode };
+    default: return undefined;
+  }
+}
+
+/** How a cache entry records which tokenizer it holds, so a load asking for another one is not served from it. */
+export function tokenizerCacheTag(tokenizer: TokenizerSource): string | undefined {
+  return tokenizer.kind === 'none' ? undefined : tokenizer.kind === 'model' ? 'model' : tokenizer.url;
+}
+
+/**
+ * The request with relative URLs (model, tokenizer) made absolute against `base`: call it where the caller's URLs
+ * mean what they say (the page), before the request crosses to a worker, whose own URL is a different base.
+ */
+export function withAbsoluteUrls<R extends Pick<LoadRequest, 'model' | 'tokenizer'>>(request: R, base: string | undefined = globalThis.location?.href): R {
+  if (base === undefined) return request;
+  const out = { ...request };
+  if (typeof out.model === 'string' && out.model.trim() !== '' && !isRepoId(out.model)) out.model = absoluteUrl(out.model, base, 'model');
+  if (typeof out.tokenizer === 'string') out.tokenizer = absoluteUrl(out.tokenizer, base, 'tokenizer');
+  return out;
+}

