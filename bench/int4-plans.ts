@@ -1,7 +1,7 @@
 /**
  * Our own int4 against llama.cpp's Q4_K_M, on gemma3n-tiny-a: mean KL(golden ‖ ours) over every golden position
  * (73, the multimodal case included) and bits per weight, for format plans quantized on the CPU with the exact
- * layouts the GPU uses (q4/q8: src/model/gemma3n/cpu-quant.ts; K-quants: src/formats/quantize-search.ts, the search
+ * layouts the GPU uses (q4/q8: src/model/gemma3n/cpu-quant.ts; K-quants: test/helpers/quantize-search.ts, the search
  * the GPU quantizer follows), run through the float64 CPU reference (test/helpers/reference-gemma3n.ts).
  * The Q4_K_M row replaces every language-model tensor by the file's own dequantized values (the multimodal
  * embedders, which a text GGUF lacks, stay the checkpoint's): llama.cpp's Q4_K_M weights on the same footing.
@@ -18,7 +18,7 @@ import { fileSource } from '../src/node/file-source.ts';
 import { parseGemma3nConfig } from '../src/model/gemma3n/config.ts';
 import { familyOf, type Family } from '../src/model/gemma3n/quant-plan.ts';
 import { quantizeCpu } from '../src/model/gemma3n/cpu-quant.ts';
-import { quantizeK, quantizeQ5 } from '../src/formats/quantize-search.ts';
+import { quantizeK, quantizeQ5 } from '../test/helpers/quantize-search.ts';
 import { dequantizeK, isKFormat } from '../src/formats/kquant.ts';
 import { dataBytes, dequantize, scaleBytes, type WeightFormat } from '../src/formats/weight-format.ts';
 import { f16BitsToF32 } from '../src/io/half.ts';

@@ -216,7 +216,7 @@ fn random_codes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Error-minimising quantizers into q5 and the K-quant layouts (src/formats/quantize-search.ts is the CPU definition
+// Error-minimising quantizers into q5 and the K-quant layouts (test/helpers/quantize-search.ts is the CPU definition
 // they follow step for step: the candidates, the weights and the fits; not bit for bit, as the GPU divides to
 // ~2.5 ulp and sums in another order, which can tip a near-tie between two candidates). The chunk's rows are
 // p.count / (work items per row) rows starting at output row p.out_offset of the part (q5: output group

@@ -21,7 +21,7 @@ export interface QuantizeArgs {
   /** Rows and columns of this chunk (columns = the weight's in-features). */
   rows: number;
   cols: number;
-  /** q4 / q8 (absmax, bit-exact with cpu-quant.ts), q5 / q4k / q6k (error-minimising search, quantize-search.ts). */
+  /** q4 / q8 (absmax, bit-exact with cpu-quant.ts), q5 / q4k / q6k (error-minimising search; CPU definition test/helpers/quantize-search.ts). */
   format: Exclude<QuantFormat, 'q5k'>;
   /** Block and scale destinations (weight-format.ts layout). */
   data: GPUBuffer;

@@ -1,7 +1,7 @@
 /**
  * The GPU's error-minimising quantizers (shaders/quantize.wgsl quantize_q5 / quantize_q4k / quantize_q6k, through
  * upload-weight.ts createWeight: chunked, split into parts) against their CPU definition
- * (src/formats/quantize-search.ts), on fresh normal weights from every source dtype:
+ * (test/helpers/quantize-search.ts), on fresh normal weights from every source dtype:
  * - the same codes and scales almost everywhere: the two follow the same steps, but the GPU divides to ~2.5 ulp and
  *   sums in another order, so a near-tie between two candidate scales (or a value at a rounding midpoint) may go the
  *   other way (the CPU sums in float64). Measured: 1-6 % of the weights dequantize differently; at most 10 % may;
@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createWeight, destroyWeight } from '../../src/kernels/upload-weight.ts';
 import { dequantize, type QuantFormat } from '../../src/formats/weight-format.ts';
-import { quantizeK, quantizeQ5 } from '../../src/formats/quantize-search.ts';
+import { quantizeK, quantizeQ5 } from '../helpers/quantize-search.ts';
 import { dequantizeK } from '../../src/formats/kquant.ts';
 import { bf16ArrayToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../../src/io/half.ts';
 import type { SourceDType } from '../../src/kernels/quantize.ts';

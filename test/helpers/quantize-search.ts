@@ -1,8 +1,8 @@
 /**
- * Quantizing floats into the K-quant layouts (src/formats/kquant.ts) with an error-minimising search, on the CPU:
- * the definition the GPU quantizer (shaders/quantize-k.wgsl) follows step for step (not bit for bit: the GPU's
+ * Quantizing floats into the K-quant layouts (src/formats/kquant.ts) and q5 with an error-minimising search, on the CPU:
+ * the definition the GPU quantizer (shaders/quantize.wgsl quantize_q5 / _q4k / _q6k) follows step for step (not bit for bit: the GPU's
  * division and the order of its sums differ in the last bits, which can tip a near-tie between two candidate scales;
- * test/kernels/quantize-k.test.ts bounds the difference), and the tool of bench/int4-plans.ts.
+ * test/kernels/quantize-search.test.ts bounds the difference), and the tool of bench/int4-plans.ts.
  *
  * The algorithm is the published K-quant scheme (llama.cpp's, without an importance matrix), written from its
  * description:
@@ -18,9 +18,9 @@
  * - q5 (ggml Q5_0's values d·(q − 16), group 32): the q6k search per 32-weight group with N = 16 and unit weights,
  *   then d in f16 and the codes recomputed with it. (llama.cpp's own Q5_0 takes d = max / −16 with no search.)
  */
-import { f16BitsToF32, f32ToF16Bits } from '../io/half.ts';
-import { kDataWordsPerRow, kScaleWordsPerRow, subBlocksPerRow, superBlocksPerRow, writeCodes, type KFormat, type KPacked } from './kquant.ts';
-import { groupsPerRow, packQ5, type PackedWeight } from './weight-format.ts';
+import { f16BitsToF32, f32ToF16Bits } from '../../src/io/half.ts';
+import { kDataWordsPerRow, kScaleWordsPerRow, subBlocksPerRow, superBlocksPerRow, writeCodes, type KFormat, type KPacked } from '../../src/formats/kquant.ts';
+import { groupsPerRow, packQ5, type PackedWeight } from '../../src/formats/weight-format.ts';
 
 /** Search grid of the asymmetric formats: δ from −1 in steps of 0.1, 21 candidates. */
 const STEPS = 20;
