@@ -1,8 +1,9 @@
 /**
- * Quantizing floats into the K-quant layouts (src/formats/kquant.ts) and q5 with an error-minimising search, on the CPU:
- * the definition the GPU quantizer (shaders/quantize.wgsl quantize_q5 / _q4k / _q6k) follows step for step (not bit for bit: the GPU's
- * division and the order of its sums differ in the last bits, which can tip a near-tie between two candidate scales;
- * test/kernels/quantize-search.test.ts bounds the difference), and the tool of bench/int4-plans.ts.
+ * Quantizing floats into the K-quant layouts (src/formats/kquant.ts) and q5 with an error-minimising search, on the
+ * CPU: the definition the GPU quantizer (shaders/quantize.wgsl quantize_q5 / _q4k / _q6k) follows step for step (not
+ * bit for bit: the GPU's division and the order of its sums differ in the last bits, which can tip a near-tie between
+ * two candidate scales; test/kernels/quantize-search.test.ts bounds the difference), and the tool of
+ * bench/int4-plans.ts.
  *
  * The algorithm is the published K-quant scheme (llama.cpp's, without an importance matrix), written from its
  * description:
