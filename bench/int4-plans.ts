@@ -17,7 +17,7 @@ import { directoryFiles } from '../src/node/checkpoint-files.ts';
 import { fileSource } from '../src/node/file-source.ts';
 import { parseGemma3nConfig } from '../src/model/gemma3n/config.ts';
 import { familyOf, type Family } from '../src/model/gemma3n/quant-plan.ts';
-import { quantizeCpu } from '../src/model/gemma3n/cpu-quant.ts';
+import { quantizeCpu } from '../src/model/cpu-quant.ts';
 import { quantizeK, quantizeQ5 } from '../test/helpers/quantize-search.ts';
 import { dequantizeK, isKFormat } from '../src/formats/kquant.ts';
 import { dataBytes, dequantize, scaleBytes, type WeightFormat } from '../src/formats/weight-format.ts';

@@ -14,8 +14,12 @@
  * so the loader keeps them as a GGUF load does: Q4_K / Q6_K natively (q4k / q6k), the BF16 tensors in the mode's plan;
  * the table then also compares each GPU tensor with its bytes in the GGUF file. --int8-path: the same file as the
  * loader took it before native K-quants (K-quants requantized to q8).
- * Usage: node --import ./scripts/register.mjs bench/memory.ts [--preset e2b|e4b|e2b,e4b] [--context 4096]
- *        [--chunk 64] [--weights q4|float] [--mix q4_k_m [--int8-path]] [--ple-gpu] [--counted-only] [--no-fetch]
+ * --size NAME[,NAME…|all] (with --preset e4b): MatFormer sub-models of E4B (src/model/gemma3n/matformer.ts; 'all' = the
+ * 16 published configurations), each measured the same way, then one summary table.
+ * `--family gemma4`: the same tables for Gemma 4 E2B/E4B (bench/memory-gemma4.ts).
+ * Usage: node --import ./scripts/register.mjs bench/memory.ts [--family gemma3n|gemma4] [--preset e2b|e4b|e2b,e4b]
+ *        [--context 4096] [--chunk 64] [--weights q4|float] [--mix q4_k_m [--int8-path]] [--ple-gpu] [--counted-only]
+ *        [--no-fetch] [--size E2B,E2.54B|all]
  */
 import { parseGemma3nConfig, type Gemma3nTextConfig } from '../src/model/gemma3n/config.ts';
 import { formatForStored } from '../src/model/gemma3n/quant-plan.ts';
@@ -29,6 +33,10 @@ import type { GpuContext } from '../src/gpu/device.ts';
 import { Gemma3nModel } from '../src/model/gemma3n/model.ts';
 import type { MemoryReport } from '../src/model/language-model.ts';
 import { createRandomCheckpoint, type RandomPreset } from '../src/model/gemma3n/random-checkpoint.ts';
+import { sliceGemma3n } from '../src/model/gemma3n/matformer.ts';
+import { E4B_SLICING_CONFIGS } from '../src/model/gemma3n/matformer-configs.ts';
+import type { SliceInfo } from '../src/model/family.ts';
+import { gemma4Memory } from './memory-gemma4.ts';
 
 const arg = (k: string, d: string) => { const i = process.argv.indexOf(`--${k}`); return i > 0 ? process.argv[i + 1] : d; };
 const context = Number(arg('context', '4096'));
@@ -41,6 +49,15 @@ const mix = arg('mix', 'none');
 if (mix !== 'none' && mix !== 'q4_k_m') throw new Error(`--mix: q4_k_m or none; got ${mix}`);
 const int8Path = process.argv.includes('--int8-path');
 for (const p of presets) if (p !== 'e2b' && p !== 'e4b') throw new Error(`--preset: e2b, e4b or e2b,e4b; got ${p}`);
+if (arg('family', 'gemma3n') === 'gemma4') {
+  const ok = await gemma4Memory({ presets, context, chunk, mode, pleOnGpu, measure });
+  if (!ok) console.error('FAIL: counted and measured bytes disagree (the sizing above no longer matches what the engine allocates)');
+  process.exit(ok ? 0 : 1);
+}
+const sizeArg = arg('size', '');
+const sizes: Array<string | undefined> = sizeArg === '' ? [undefined] : sizeArg === 'all' ? E4B_SLICING_CONFIGS.map((c) => c.id) : sizeArg.split(',');
+if (sizeArg !== '' && presets.some((p) => p !== 'e4b')) throw new Error('--size slices E4B: use it with --preset e4b');
+const summary: Array<{ slice: SliceInfo; weights: number; kv: number; scratch: number; gpu: number; host: number; measured: boolean }> = [];
 
 interface Counted {
   byFamily: Map<string, number>;
@@ -129,13 +146,15 @@ const MiB = (b: number) => (b / 2 ** 20).toFixed(1) + ' MiB';
 const GB = (b: number) => (b / 1e9).toFixed(3) + ' GB';
 let ctx: GpuContext | undefined;
 let mismatch = false;
-for (const preset of presets) {
-  const random = createRandomCheckpoint({ preset });
+for (const [preset, size] of presets.flatMap((p) => sizes.map((z) => [p, z] as const))) {
+  const whole = createRandomCheckpoint({ preset });
+  const sliced = size === undefined ? undefined : sliceGemma3n(whole, size);
+  const random = sliced?.checkpoint ?? whole;
   const c = parseGemma3nConfig(random.config).text;
   const checkpoint = mix === 'q4_k_m' ? asQ4KM(random, c.numLayers, int8Path) : random;
   const n = count(c);
   const source = mix === 'q4_k_m' ? `, tensors typed as llama.cpp's Q4_K_M file${int8Path ? ' loaded by the int8 path (K-quants requantized to q8)' : ' (K-quants kept natively)'}` : '';
-  const title = `Gemma 3n ${preset.toUpperCase()} text decoder (${c.numLayers} layers, vocabulary ${c.vocabSize}), weights=${mode}${source}, context ${context}, prefill chunk ${chunk}, f32 activations and KV cache, PLE table ${pleOnGpu ? 'on the GPU (--ple-gpu)' : 'in host memory'}`;
+  const title = `Gemma 3n ${preset.toUpperCase()}${size ? ` sliced to ${size}` : ''} text decoder (${c.numLayers} layers, vocabulary ${c.vocabSize}), weights=${mode}${source}, context ${context}, prefill chunk ${chunk}, f32 activations and KV cache, PLE table ${pleOnGpu ? 'on the GPU (--ple-gpu)' : 'in host memory'}`;
   console.log(`\n${title}`);
   console.log('GPU weights by family (counted):');
   for (const [k, v] of [...n.byFamily].sort((a, b) => b[1] - a[1])) console.log(`  ${k.padEnd(28)}${MiB(v).padStart(13)}`);
@@ -175,8 +194,18 @@ for (const preset of presets) {
     if (measured !== undefined && measured !== counted) mismatch = true;
     console.log(`| ${name} | ${MiB(counted)} | ${measured === undefined ? '—' : MiB(measured)} | ${measured === undefined ? '—' : `${measured} (${GB(measured)})`} | ${ok} |`);
   }
+  if (sliced) summary.push({ slice: sliced.slice, weights: m?.gpu.weights ?? n.weights, kv: m?.gpu.kvCache ?? n.kv, scratch: m?.gpu.scratch ?? n.scratch, gpu: m?.gpu.total ?? n.weights + n.kv + n.scratch, host: m?.host.total ?? n.pleHost, measured: m !== undefined });
   if (m) console.log(`measured by loading the random ${preset.toUpperCase()} model (random int4/int8 codes on the GPU, real vocabulary): ${loadS.toFixed(1)} s on ${ctx!.adapterName}`);
   console.log(`PLE table on the GPU would add ${MiB(n.pleBytes)} (${GB(n.pleBytes)}) and drop the ${MiB(n.upload)} upload slots`);
+}
+if (summary.length) {
+  console.log(`\n| size | layers | effective params (ours / published) | MMLU PT | GPU weights | GPU KV cache | GPU scratch | GPU total | host PLE table |`);
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const r of summary) {
+    const p = r.slice.published;
+    console.log(`| ${r.slice.name ?? 'custom'} | ${r.slice.layers} | ${(r.slice.effectiveParams / 1e9).toFixed(2)} B / ${p ? `${p.effectiveParamsB} B` : '—'} | ${p ? `${p.mmluPt.toFixed(1)} %` : '—'} | ${GB(r.weights)} | ${MiB(r.kv)} | ${MiB(r.scratch)} | ${GB(r.gpu)} | ${GB(r.host)} |`);
+  }
+  console.log(summary.every((r) => r.measured) ? '(GPU columns measured with model.memory(); they equal the counted bytes)' : '(counted only: --counted-only)');
 }
 if (mismatch) {
   console.error('FAIL: counted and measured bytes disagree (the sizing above no longer matches what the engine allocates)');

@@ -11,6 +11,7 @@ import { checkWebGpu, type AdapterSummary } from './gpu-info.ts';
 import { countOf, formatBytes, formatMs, formatRate } from './format.ts';
 import { renderMarkdown } from './markdown.ts';
 import { SOURCES, loadRequestFor, sourceLabel, type SourceForm, type SourceKind } from './model-sources.ts';
+import { sizeOptions } from './model-sizes.ts';
 import { registerOfflineSupport } from './offline.ts';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
@@ -29,6 +30,9 @@ const ui = {
   loadForm: $<HTMLFormElement>('load-form'),
   source: $<HTMLSelectElement>('source'),
   sourceHelp: $('source-help'),
+  sizeRow: $('size-row'),
+  size: $<HTMLSelectElement>('model-size'),
+  sizeHelp: $('size-help'),
   urlRow: $('url-row'),
   url: $<HTMLInputElement>('model-url'),
   tokenRow: $('token-row'),
@@ -105,7 +109,7 @@ function setState(next: AppState): void {
 // ---------------------------------------------------------------- model source form
 
 function readSourceForm(): SourceForm {
-  return { kind: ui.source.value as SourceKind, url: ui.url.value, token: ui.token.value, files: [...(ui.files.files ?? [])] };
+  return { kind: ui.source.value as SourceKind, url: ui.url.value, token: ui.token.value, files: [...(ui.files.files ?? [])], size: ui.size.value };
 }
 
 function showSourceFields(): void {
@@ -119,6 +123,20 @@ function showSourceFields(): void {
   ui.url.disabled = !d.needsUrl;
   ui.token.disabled = !d.needsToken;
   ui.files.disabled = !d.needsFiles;
+  ui.sizeRow.hidden = ui.source.value !== 'e4b';
+  ui.size.disabled = ui.sizeRow.hidden;
+}
+
+/** The E4B sizes, marked where the offline cache serves them without a download; keeps the selection. */
+function showSizes(cached: readonly CachedModelInfo[]): void {
+  const selected = ui.size.value;
+  const options = sizeOptions(cached);
+  ui.size.replaceChildren(...options.map((o) => new Option(o.label, o.value, false, o.value === selected)));
+  showSizeHelp();
+}
+
+function showSizeHelp(): void {
+  ui.sizeHelp.textContent = sizeOptions([]).find((o) => o.value === ui.size.value)?.help ?? '';
 }
 
 // ---------------------------------------------------------------- loading
@@ -211,7 +229,8 @@ async function loadModel(): Promise<void> {
     const info = loaded.info;
     showLoadedSummary(performance.now() - loadStarted);
     const gpuBytes = info.gpuBytes;
-    ui.badge.textContent = `${sourceLabel(form)} · ${countOf(info.maxContext, 'token')} of context`;
+    const slice = info.slice ? ` (${info.slice.layers} layers, ${(info.slice.effectiveParams / 1e9).toFixed(2)} B effective)` : '';
+    ui.badge.textContent = `${sourceLabel(form)}${slice} · ${countOf(info.maxContext, 'token')} of context`;
     loadedLabel = ui.badge.textContent;
     ui.randomNotice.hidden = form.kind !== 'tiny';
     contextUsed = 0;
@@ -261,6 +280,7 @@ async function refreshCacheList(): Promise<void> {
   } catch (err) {
     ui.storage.textContent = `Could not read the cache: ${describeError(err)}`;
   }
+  showSizes(entries);
   if (entries.length === 0) {
     const li = document.createElement('li');
     li.className = 'help';
@@ -271,7 +291,7 @@ async function refreshCacheList(): Promise<void> {
     const li = document.createElement('li');
     const name = document.createElement('span');
     name.className = 'name';
-    name.textContent = `${entry.modelId} (${entry.weightMode}${entry.revision !== 'main' ? `, ${entry.revision}` : ''})`;
+    name.textContent = `${entry.modelId}${entry.slice ? ` → ${entry.slice}` : ''} (${entry.weightMode}${entry.revision !== 'main' ? `, ${entry.revision}` : ''})`;
     name.title = `cached ${new Date(entry.createdAt).toLocaleString()}, ${entry.files} files`;
     const size = document.createElement('span');
     size.className = 'size';
@@ -487,6 +507,7 @@ async function clearChat(): Promise<void> {
 
 function wire(): void {
   ui.source.addEventListener('change', showSourceFields);
+  ui.size.addEventListener('change', showSizeHelp);
   ui.loadForm.addEventListener('submit', (e) => {
     e.preventDefault();
     void loadModel();
@@ -533,6 +554,7 @@ async function main(): Promise<void> {
   }
   adapter = check.adapter;
   wire();
+  showSizes([]);
   showSourceFields();
   showGpuFacts();
   // On a phone the settings panel covers the chat; show it first, while there is nothing to chat with.

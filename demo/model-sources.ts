@@ -1,19 +1,21 @@
 /**
  * The model choices of the demo and the `loadGemma()` request each one becomes. The worker's model factory
  * (src/runtime/gemma3n-factory.ts) interprets `model`: a folder URL (string), a `.gguf` URL (string),
- * `{ hub, token }` for a Hugging Face repo, `{ files }` for picked files, `{ randomCheckpoint }` for the built-in
+ * `{ hub, token }` for a Hugging Face repo (Gemma 3n or Gemma 4: the registry picks the family from config.json), `{ files }` for picked files, `{ randomCheckpoint }` for the built-in
  * random-weight model (src/model/gemma3n/random-checkpoint.ts).
  */
 import type { LoadRequest } from '../src/index.ts';
 import type { ModelSpec } from '../src/index.ts';
 
-export type SourceKind = 'tiny' | 'e2b' | 'e4b' | 'gguf' | 'url' | 'files';
+export type SourceKind = 'tiny' | 'e2b' | 'e4b' | 'gemma4-e2b' | 'gemma4-e4b' | 'gguf' | 'url' | 'files';
 
 export interface SourceForm {
   kind: SourceKind;
   url: string;
   token: string;
   files: File[];
+  /** E4B only: a MatFormer size ('E2B', …; demo/model-sizes.ts), '' = whole. */
+  size: string;
 }
 
 export interface SourceDescription {
@@ -38,13 +40,25 @@ export const SOURCES: Record<SourceKind, SourceDescription> = {
     needsFiles: false,
   },
   e4b: {
-    help: 'google/gemma-3n-E4B-it (≈ 16 GB download): like E2B, larger and better; needs about 4 GB of GPU memory.',
+    help: 'google/gemma-3n-E4B-it (≈ 16 GB download): like E2B, larger and better; needs about 3 GB of GPU memory whole. Pick a smaller size below to load less of it (MatFormer).',
+    needsUrl: false,
+    needsToken: true,
+    needsFiles: false,
+  },
+  'gemma4-e2b': {
+    help: 'google/gemma-4-E2B-it (bf16 safetensors; the text decoder is read, vision and audio are skipped), quantized to int4/int8 on your GPU while downloading, then cached. Needs about 1.8 GB of GPU memory and 1.3 GB of host memory.',
+    needsUrl: false,
+    needsToken: true,
+    needsFiles: false,
+  },
+  'gemma4-e4b': {
+    help: 'google/gemma-4-E4B-it: like Gemma 4 E2B, larger and better; needs about 3.6 GB of GPU memory and 1.6 GB of host memory.',
     needsUrl: false,
     needsToken: true,
     needsFiles: false,
   },
   gguf: {
-    help: 'A llama.cpp Gemma 3n GGUF (Q4_0, Q8_0, F16, BF16), e.g. from an unsloth or ggml-org repo (…/resolve/main/gemma-3n-E2B-it-Q4_0.gguf).',
+    help: 'A llama.cpp Gemma 3n GGUF (Q4_0, Q8_0, F16, BF16), e.g. from an unsloth or ggml-org repo (…/resolve/main/gemma-3n-E2B-it-Q4_0.gguf). A Gemma 4 GGUF needs Gemma 4\'s tokenizer: pick it with its tokenizer files under "Files on this device".',
     needsUrl: true,
     needsToken: false,
     needsFiles: false,
@@ -63,6 +77,14 @@ export const SOURCES: Record<SourceKind, SourceDescription> = {
   },
 };
 
+/** The Hugging Face repos of the hub choices (the checkpoint's own tokenizer and chat template come with them). */
+export const HUB_REPOS = {
+  e2b: 'google/gemma-3n-E2B-it',
+  e4b: 'google/gemma-3n-E4B-it',
+  'gemma4-e2b': 'google/gemma-4-E2B-it',
+  'gemma4-e4b': 'google/gemma-4-E4B-it',
+} as const;
+
 /** The demo's copy of the Gemma tokenizer (served next to the page, precached for offline use). */
 export function bundledTokenizerUrl(): string {
   return new URL('./tokenizer/', location.href).href;
@@ -76,7 +98,11 @@ export function sourceLabel(form: SourceForm): string {
     case 'e2b':
       return 'Gemma 3n E2B';
     case 'e4b':
-      return 'Gemma 3n E4B';
+      return form.size ? `Gemma 3n E4B → ${form.size}` : 'Gemma 3n E4B';
+    case 'gemma4-e2b':
+      return 'Gemma 4 E2B';
+    case 'gemma4-e4b':
+      return 'Gemma 4 E4B';
     case 'files':
       return form.files.map((f) => f.name).join(', ') || 'local files';
     default:
@@ -92,9 +118,11 @@ export function loadRequestFor(form: SourceForm): LoadRequest {
       return { model: model as unknown as Record<string, unknown>, tokenizer: bundledTokenizerUrl(), contextLength: 4096 };
     }
     case 'e2b':
-    case 'e4b': {
-      const repo = form.kind === 'e2b' ? 'google/gemma-3n-E2B-it' : 'google/gemma-3n-E4B-it';
-      return { model: { hub: repo, revision: 'main', ...(form.token ? { token: form.token } : {}) } };
+    case 'e4b':
+    case 'gemma4-e2b':
+    case 'gemma4-e4b': {
+      const size = form.kind === 'e4b' && form.size ? { size: form.size } : {};
+      return { model: { hub: HUB_REPOS[form.kind], revision: 'main', ...(form.token ? { token: form.token } : {}) }, ...size };
     }
     case 'gguf':
     case 'url': {

@@ -2,7 +2,9 @@
 //   for i < dh/2: phi = pos * inv_freq[i]   (f32 product, as HF computes it)
 //   x'[i]        = x[i] cos(phi) - x[i + dh/2] sin(phi)
 //   x'[i + dh/2] = x[i + dh/2] cos(phi) + x[i] sin(phi)
-// Token t (0 <= t < tokens) is at position pos0 + t.
+// Token t (0 <= t < tokens) is at position pos0 + t. Partial ("proportional") RoPE, Gemma 4's full layers, is the
+// same kernel with inv_freq[i] = 0 for the angles that do not rotate: cos_sin(0) = (1, 0) exactly, so those pairs
+// pass through bit for bit.
 // Bindings: 0 params (uniform), 1 inv_freq [dh/2] f32 (computed on the CPU in f32 exactly as HF does, see
 // src/kernels/rope.ts), 2 x act_t, read_write.
 // Layout: element (t, h, i) of x is at offset + t * row_stride + h * dh + i, so q and k can be rotated where they

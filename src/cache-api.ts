@@ -16,16 +16,16 @@ export interface CacheUsage {
   storage?: StorageEstimate;
 }
 
-/** Cached models, newest first: { modelId, revision, weightMode, bytes, createdAt, ... }. */
+/** Cached models, newest first: { modelId, revision, weightMode, slice?, bytes, createdAt, ... }. */
 export async function listCachedModels(): Promise<CachedModelInfo[]> {
   const cache = await ModelCache.open();
   return cache ? cache.list() : [];
 }
 
-/** Deletes one cached model (pass an entry of listCachedModels(), or { modelId, revision, weightMode }). */
+/** Deletes one cached model (pass an entry of listCachedModels(), or { modelId, revision, weightMode, slice? }). */
 export async function deleteCachedModel(key: CacheKey): Promise<boolean> {
   const cache = await ModelCache.open();
-  return cache ? cache.delete({ modelId: key.modelId, revision: key.revision, weightMode: key.weightMode }) : false;
+  return cache ? cache.delete({ modelId: key.modelId, revision: key.revision, weightMode: key.weightMode, ...(key.slice !== undefined ? { slice: key.slice } : {}) }) : false;
 }
 
 /** Deletes every cached model. */

@@ -62,6 +62,8 @@ export type {
   LoadRequest,
   ModelInfo,
   ModelSpec,
+  ModelSize,
+  SliceInfo,
   CustomModelSpec,
   RandomCheckpointOptions,
   PromptInfo,

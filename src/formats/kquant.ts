@@ -198,3 +198,39 @@ export function dequantizeK(format: KFormat, packed: KPacked, rows: number, cols
   }
   return out;
 }
+
+/**
+ * The super-blocks under column runs `runs` of every row of a K-quant weight, as a weight of Σ run counts columns
+ * (a MatFormer slice's `down_proj` prefix from a cached K-quant matrix). Each run must start on a super-block and
+ * hold whole super-blocks (undefined otherwise: the caller reads floats): a super-block keeps its scales, mins and
+ * codes whatever the row's width, so the result is exactly the K-quant of those columns.
+ */
+export function pickKColumns(format: KFormat, packed: KPacked, rows: number, cols: number, runs: readonly { start: number; count: number }[]): KPacked | undefined {
+  if (runs.some((r) => r.start % SUPER_BLOCK !== 0 || r.count % SUPER_BLOCK !== 0)) return undefined;
+  const width = runs.reduce((s, r) => s + r.count, 0);
+  const G = subBlocksPerRow(cols), S = superBlocksPerRow(cols), G2 = width / SUB_BLOCK, S2 = width / SUPER_BLOCK;
+  const dw = kDataWordsPerRow(format, cols), sw = kScaleWordsPerRow(format, cols);
+  const dw2 = kDataWordsPerRow(format, width), sw2 = kScaleWordsPerRow(format, width);
+  const data = new Uint32Array(rows * dw2);
+  const scales = new Uint32Array(rows * sw2);
+  const highWords = format === 'q4k' ? 0 : format === 'q5k' ? 1 : 2; // high-bit words per sub-block
+  for (let r = 0; r < rows; r++) {
+    const src = r * dw, dst = r * dw2, ssrc = r * sw, sdst = r * sw2;
+    let j2 = 0; // output sub-block
+    for (const run of runs) {
+      const j = run.start / SUB_BLOCK, n = run.count / SUB_BLOCK;
+      data.set(packed.data.subarray(src + 4 * j, src + 4 * (j + n)), dst + 4 * j2);
+      if (highWords) data.set(packed.data.subarray(src + 4 * G + highWords * j, src + 4 * G + highWords * (j + n)), dst + 4 * G2 + highWords * j2);
+      const s = j / 8, s2 = j2 / 8, m = n / 8;
+      scales.set(packed.scales.subarray(ssrc + 4 * s, ssrc + 4 * (s + m)), sdst + 4 * s2);
+      if (format === 'q6k') {
+        for (let i = 0; i < m; i++) {
+          const d = (packed.scales[ssrc + 4 * S + ((s + i) >> 1)] >>> (16 * ((s + i) & 1))) & 0xffff;
+          scales[sdst + 4 * S2 + ((s2 + i) >> 1)] |= d << (16 * ((s2 + i) & 1));
+        }
+      }
+      j2 += n;
+    }
+  }
+  return { data, scales };
+}

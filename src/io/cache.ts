@@ -22,6 +22,8 @@ export interface CacheKey {
   revision: string;
   /** The converted format, e.g. "q4" or "f16": different modes are different entries. */
   weightMode: string;
+  /** A sub-model cut at load time (a MatFormer size, e.g. "E2B"): each slice is its own entry; absent = whole. */
+  slice?: string;
 }
 
 export interface CachedFile {
@@ -40,6 +42,8 @@ export interface CacheManifest {
   modelId: string;
   revision: string;
   weightMode: string;
+  /** CacheKey.slice. */
+  slice?: string;
   /** The exact commit the weights came from, when the source said. */
   commit?: string;
   createdAt: string;
@@ -96,6 +100,7 @@ export class ModelCache {
       modelId: m.modelId,
       revision: m.revision,
       weightMode: m.weightMode,
+      ...(m.slice !== undefined ? { slice: m.slice } : {}),
       commit: m.commit,
       createdAt: m.createdAt,
       bytes: m.totalBytes,
@@ -123,6 +128,14 @@ export class ModelCache {
     const release = await holdLock(LOCK_PREFIX + folder);
     await this.removeAbandoned(folderPrefix(key));
     return new CacheEntryWriter(this, key, folder, this.blockSize, release);
+  }
+
+  /** Every complete entry of a model id, revision and weight mode, whatever its slice (smallest first). */
+  async readAllSlices(key: Omit<CacheKey, 'slice'>): Promise<CacheEntryReader[]> {
+    const found = (await this.committedEntries()).filter(
+      ({ manifest: m }) => m.modelId === key.modelId && m.revision === key.revision && m.weightMode === key.weightMode,
+    );
+    return found.sort((a, b) => a.manifest.totalBytes - b.manifest.totalBytes).map((e) => new CacheEntryReader(this, e.folder, e.manifest));
   }
 
   /** Removes the entry for `key` (all its versions, complete or not). Returns whether anything was there. */
@@ -373,6 +386,8 @@ export class CacheEntryReader {
     let kept: { start: number; bytes: Uint8Array } | undefined;
     return {
       name: sourceName,
+      // A read fetches and checks whole blocks anyway: a strided read skipping less than a block saves nothing.
+      readGap: info.blockSize,
       size: async () => info.size,
       read: async (offset, length) => {
         if (offset + length > info.size) throw truncated(sourceName, offset + length, info.size);
@@ -442,7 +457,10 @@ export class CacheEntryReader {
 }
 
 function folderPrefix(key: CacheKey): string {
-  return `${encodeURIComponent(key.modelId)}+${encodeURIComponent(key.revision)}+${encodeURIComponent(key.weightMode)}+`;
+  // A slice goes into the weight-mode part after a '@' (which encodeURIComponent always escapes), so one key's
+  // prefix is never a prefix of another's.
+  const mode = encodeURIComponent(key.weightMode) + (key.slice !== undefined ? `@${encodeURIComponent(key.slice)}` : '');
+  return `${encodeURIComponent(key.modelId)}+${encodeURIComponent(key.revision)}+${mode}+`;
 }
 
 /** File names inside an entry: any string the loader uses, made safe for OPFS (no '/', not '.' or '..'). */

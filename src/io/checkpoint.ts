@@ -45,13 +45,78 @@ export interface Checkpoint {
    * (for streaming very large tables). Throws GemmaError('unsupported-dtype') naming the tensor and dtype when the
    * stored dtype cannot be read as float.
    */
-  read(name: string, rows?: { start: number; count: number }): Promise<TensorBytes>;
+  read(name: string, rows?: RowRange): Promise<TensorBytes>;
   /**
-   * Present when the container stores some tensors pre-quantized: the tensor in our GPU `format` when its stored
-   * type repacks into it losslessly (src/formats/stored-dtype.ts: GGUF Q4_0 → q4/q8, Q8_0 / Q5_0 → q8, Q4_K / Q5_K /
-   * Q6_K → q4k / q5k / q6k), else null (then the loader reads floats). `rows` restricts to a row range.
+   * A strided read of a 2-D tensor: the column runs `columns` (sorted, disjoint) of every row (or of `rows`), as
+   * [rows, Σ run counts] float bytes, reading only what they need where the container allows (a MatFormer slice's
+   * `down_proj` prefix, its kept per-layer-embedding columns). Absent: `readColumnRuns` reads whole rows and picks.
    */
-  readPackedAs?(name: string, format: QuantFormat, rows?: { start: number; count: number }): Promise<PackedTensor | null>;
+  readColumns?(name: string, columns: readonly ColumnRun[], rows?: RowRange): Promise<TensorBytes>;
+  /**
+   * Present when the container stores some tensors pre-quantized: the tensor (or its `rows`, or the column runs
+   * `columns` of them) in our GPU `format` when its stored type repacks into it losslessly
+   * (src/formats/stored-dtype.ts: GGUF Q4_0 → q4/q8, Q8_0 / Q5_0 → q8, Q4_K / Q5_K / Q6_K → q4k / q5k / q6k; a cached
+   * tensor in that format) and the runs fall on its block boundaries, else null (then the loader reads floats).
+   */
+  readPackedAs?(name: string, format: QuantFormat, rows?: RowRange, columns?: readonly ColumnRun[]): Promise<PackedTensor | null>;
+}
+
+/** Rows [start, start + count) of a tensor's first dimension. */
+export interface RowRange {
+  start: number;
+  count: number;
+}
+
+/** Columns [start, start + count) of a 2-D tensor. */
+export interface ColumnRun {
+  start: number;
+  count: number;
+}
+
+/** Checks column runs against a row of `cols` columns (sorted, disjoint, non-empty, inside) and sums their counts. */
+export function columnRunsWidth(runs: readonly ColumnRun[], cols: number, what: string): number {
+  let end = 0;
+  let width = 0;
+  for (const r of runs) {
+    if (!(Number.isInteger(r.start) && Number.isInteger(r.count) && r.count > 0 && r.start >= end && r.start + r.count <= cols)) {
+      throw new GemmaError('invalid-argument', `${what}: column runs ${JSON.stringify(runs)} are not sorted, disjoint runs inside ${cols} columns.`);
+    }
+    end = r.start + r.count;
+    width += r.count;
+  }
+  return width;
+}
+
+/**
+ * The column runs of a 2-D tensor's rows as float bytes: with the checkpoint's own strided read when it has one,
+ * else by reading whole rows (in bounded chunks) and picking the runs.
+ */
+export async function readColumnRuns(ckpt: Checkpoint, name: string, columns: readonly ColumnRun[], rows?: RowRange): Promise<TensorBytes> {
+  if (ckpt.readColumns) return ckpt.readColumns(name, columns, rows);
+  const info = requireTensor(ckpt, name);
+  if (info.shape.length !== 2) throw new GemmaError('invalid-argument', `${ckpt.name}: ${name} [${info.shape}] is not a matrix; its columns cannot be read.`);
+  const cols = info.shape[1];
+  const width = columnRunsWidth(columns, cols, `${ckpt.name}: ${name}`);
+  const { start, count } = rows ?? { start: 0, count: info.shape[0] };
+  const chunk = Math.max(1, Math.floor((16 * 1024 * 1024) / (cols * 4)));
+  let out: Uint8Array | undefined;
+  let dtype: FloatDtype = 'F32';
+  for (let r = 0; r < count; r += chunk) {
+    const n = Math.min(chunk, count - r);
+    const t = await ckpt.read(name, { start: start + r, count: n });
+    dtype = t.dtype;
+    const elem = FLOAT_DTYPE_BYTES[t.dtype];
+    out ??= new Uint8Array(count * width * elem);
+    for (let i = 0; i < n; i++) {
+      let dst = ((r + i) * width) * elem;
+      for (const run of columns) {
+        const src = (i * cols + run.start) * elem;
+        out.set(t.bytes.subarray(src, src + run.count * elem), dst);
+        dst += run.count * elem;
+      }
+    }
+  }
+  return { dtype, bytes: out ?? new Uint8Array(0) };
 }
 
 /** Float bytes → Float32Array (exact for all three dtypes). */
@@ -69,7 +134,7 @@ export function tensorBytesToF32(t: TensorBytes): Float32Array {
 }
 
 /** Reads a tensor as f32, failing with a clear message when it is missing. */
-export async function readF32(ckpt: Checkpoint, name: string, rows?: { start: number; count: number }): Promise<Float32Array> {
+export async function readF32(ckpt: Checkpoint, name: string, rows?: RowRange): Promise<Float32Array> {
   requireTensor(ckpt, name);
   return tensorBytesToF32(await ckpt.read(name, rows));
 }

@@ -1,5 +1,5 @@
 import type { ByteSource } from './byte-source.ts';
-import { truncated } from './byte-source.ts';
+import { LOCAL_READ_GAP, truncated } from './byte-source.ts';
 import type { CheckpointFiles } from './safetensors.ts';
 import { GemmaError } from '../errors.ts';
 
@@ -18,6 +18,7 @@ export interface BlobSourceOptions {
 export function blobSource(blob: Blob, name = (blob as File).name || 'blob', options: BlobSourceOptions = {}): ByteSource {
   return {
     name,
+    readGap: LOCAL_READ_GAP,
     size: async () => blob.size,
     async read(offset, length) {
       if (offset + length > blob.size) throw truncated(name, offset + length, blob.size);
@@ -41,6 +42,7 @@ export function fileHandleSource(handle: FileSystemFileHandle, options: BlobSour
     throw new GemmaError('bad-file', `cannot read ${handle.name}: ${(err as Error).message}`, { cause: err });
   }));
   return {
+    readGap: LOCAL_READ_GAP,
     name: handle.name,
     size: async () => (await snapshot()).size,
     async read(offset, length) {

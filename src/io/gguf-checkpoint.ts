@@ -8,10 +8,11 @@
  * row-major matrix (one GGUF row = one output feature).
  */
 import { GemmaError } from '../errors.ts';
-import type { Checkpoint, PackedTensor, TensorBytes, TensorInfo } from './checkpoint.ts';
+import { columnRunsWidth, type Checkpoint, type ColumnRun, type PackedTensor, type TensorBytes, type TensorInfo } from './checkpoint.ts';
 import type { GgufFile, GgufTensorInfo, GgufValue } from './gguf.ts';
 import { GGML_TYPE, dequantize, ggmlTypeInfo, losslessFormats, repackLossless, unsupportedType } from './gguf-types.ts';
 import type { QuantFormat } from '../formats/weight-format.ts';
+import { readStrided, type ByteRun } from './strided-read.ts';
 
 /** One HF tensor backed by a byte range of the GGUF file. */
 export interface GgufTensor {
@@ -47,7 +48,35 @@ export interface GgufCheckpoint<Config = unknown> extends Checkpoint {
   /** The stored bytes of a tensor (or of rows of it), in its ggml type. */
   readRaw(name: string, rows?: RowRange): Promise<Uint8Array>;
   /** Our GPU layout when the stored type repacks into `format` losslessly (src/formats/stored-dtype.ts), else null. */
-  readPackedAs(name: string, format: QuantFormat, rows?: RowRange): Promise<PackedTensor | null>;
+  readPackedAs(name: string, format: QuantFormat, rows?: RowRange, columns?: readonly ColumnRun[]): Promise<PackedTensor | null>;
+  /** Column runs of rows, as floats: exact for F32/F16/BF16, ggml's dequantization of the blocks they touch otherwise. */
+  readColumns(name: string, columns: readonly ColumnRun[], rows?: RowRange): Promise<TensorBytes>;
+}
+
+/**
+ * The blocks a set of column runs touches, as disjoint block runs (runs sharing a block share its read), and for
+ * each column run where its first element lands in the concatenation of those blocks.
+ */
+function coveringBlocks(runs: readonly ColumnRun[], blockSize: number): { blocks: { first: number; count: number }[]; at: number[] } {
+  const blocks: { first: number; count: number }[] = [];
+  const at: number[] = [];
+  let covered = 0; // elements in the blocks listed so far
+  for (const r of runs) {
+    const first = Math.floor(r.start / blockSize);
+    const end = Math.ceil((r.start + r.count) / blockSize);
+    const last = blocks.at(-1);
+    if (last && first <= last.first + last.count) {
+      const grow = Math.max(0, end - (last.first + last.count));
+      at.push(covered - (last.first + last.count - first) * blockSize + (r.start - first * blockSize));
+      last.count += grow;
+      covered += grow * blockSize;
+    } else {
+      at.push(covered + (r.start - first * blockSize));
+      blocks.push({ first, count: end - first });
+      covered += (end - first) * blockSize;
+    }
+  }
+  return { blocks, at };
 }
 
 /** The HF view of GGUF tensor `t` (or of a byte range of it: a slice of a stacked tensor) under `hfName`. */
@@ -105,6 +134,49 @@ export function ggufCheckpoint<Config>(gguf: GgufFile, tensors: ReadonlyMap<stri
     const packed = repackLossless(t.ggmlType, await gguf.source.read(r.offset, r.length), rows, cols, format);
     return packed && { ...packed, format, rows, cols };
   };
+  const matrixOf = (n: string): GgufTensor => {
+    const t = get(n);
+    if (t.shape.length !== 2) throw new GemmaError('invalid-argument', `${name}: ${t.hfName} [${t.shape}] is not a matrix; its columns cannot be read.`);
+    return t;
+  };
+  /** The stored bytes of the given blocks of each row (rows × Σ blocks × block bytes). */
+  const readBlocks = (t: GgufTensor, blocks: readonly { first: number; count: number }[], rows?: RowRange) => {
+    const r = range(t, rows);
+    const { blockBytes } = ggmlTypeInfo(t.ggmlType)!;
+    const runs: ByteRun[] = blocks.map((b) => ({ start: b.first * blockBytes, length: b.count * blockBytes }));
+    return readStrided(gguf.source, { offset: r.offset, stride: t.rowBytes, rows: r.count, runs });
+  };
+  const readColumns = async (n: string, columns: readonly ColumnRun[], rows?: RowRange): Promise<TensorBytes> => {
+    const t = matrixOf(n);
+    const width = columnRunsWidth(columns, t.shape[1], `${name}: ${t.hfName}`);
+    const count = rows?.count ?? t.shape[0];
+    const { blockSize } = ggmlTypeInfo(t.ggmlType)!;
+    const { blocks, at } = coveringBlocks(columns, blockSize);
+    const raw = await readBlocks(t, blocks, rows);
+    if (blockSize === 1) return { dtype: t.typeName as 'F32' | 'F16' | 'BF16', bytes: raw }; // the runs themselves
+    const coveredCols = blocks.reduce((s, b) => s + b.count, 0) * blockSize;
+    const all = dequantize(t.ggmlType, raw, count * coveredCols, `${name}: tensor ${t.ggufName}`);
+    const out = new Float32Array(count * width);
+    for (let row = 0; row < count; row++) {
+      let dst = row * width;
+      columns.forEach((c, i) => {
+        const src = row * coveredCols + at[i];
+        out.set(all.subarray(src, src + c.count), dst);
+        dst += c.count;
+      });
+    }
+    return { dtype: 'F32', bytes: new Uint8Array(out.buffer) };
+  };
+  const readPackedColumns = async (n: string, format: QuantFormat, rows: RowRange | undefined, columns: readonly ColumnRun[]): Promise<PackedTensor | null> => {
+    const t = matrixOf(n);
+    const width = columnRunsWidth(columns, t.shape[1], `${name}: ${t.hfName}`);
+    const { blockSize } = ggmlTypeInfo(t.ggmlType)!;
+    if (!losslessFormats(t.ggmlType).includes(format) || columns.some((c) => c.start % blockSize !== 0 || c.count % blockSize !== 0)) return null;
+    const count = rows?.count ?? t.shape[0];
+    const raw = await readBlocks(t, columns.map((c) => ({ first: c.start / blockSize, count: c.count / blockSize })), rows);
+    const packed = repackLossless(t.ggmlType, raw, count, width, format);
+    return packed && { ...packed, format, rows: count, cols: width };
+  };
   return {
     name,
     config,
@@ -126,7 +198,8 @@ export function ggufCheckpoint<Config>(gguf: GgufFile, tensors: ReadonlyMap<stri
     },
     readF32,
     readRaw,
-    readPackedAs,
+    readColumns,
+    readPackedAs: (n, format, rows, columns) => (columns ? readPackedColumns(n, format, rows, columns) : readPackedAs(n, format, rows)),
   };
 }
 

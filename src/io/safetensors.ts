@@ -8,7 +8,8 @@
  */
 import { GemmaError } from '../errors.ts';
 import { truncated, type ByteSource } from './byte-source.ts';
-import { FLOAT_DTYPE_BYTES, isFloatDtype, type Checkpoint, type TensorBytes, type TensorInfo } from './checkpoint.ts';
+import { FLOAT_DTYPE_BYTES, columnRunsWidth, isFloatDtype, type Checkpoint, type ColumnRun, type FloatDtype, type RowRange, type TensorBytes, type TensorInfo } from './checkpoint.ts';
+import { readStrided } from './strided-read.ts';
 
 /** The files of a checkpoint directory, wherever it lives (a local directory, a URL prefix, an OPFS folder). */
 export interface CheckpointFiles {
@@ -86,28 +87,36 @@ export function safetensorsCheckpoint(name: string, config: unknown, entries: Te
     },
     tensorNames: () => [...byName.keys()],
     async read(n, rows): Promise<TensorBytes> {
-      const e = byName.get(n);
-      if (!e) throw new GemmaError('bad-file', `${name}: tensor ${n} is missing from the checkpoint.`);
-      if (!isFloatDtype(e.dtype)) {
-        throw new GemmaError(
-          'unsupported-dtype',
-          `${name}: tensor ${n} is stored as ${e.dtype}; only BF16, F16 and F32 safetensors can be loaded (convert the checkpoint, e.g. with torch, to bf16).`,
-        );
-      }
-      const elem = FLOAT_DTYPE_BYTES[e.dtype];
-      let offset = e.begin;
-      let length = e.end - e.begin;
-      if (rows) {
-        const rowBytes = (e.shape.slice(1).reduce((a, b) => a * b, 1)) * elem;
-        if (rows.start < 0 || rows.count < 0 || rows.start + rows.count > (e.shape[0] ?? 1)) {
-          throw new GemmaError('invalid-argument', `${name}: rows [${rows.start}, ${rows.start + rows.count}) out of range for ${n} [${e.shape}].`);
-        }
-        offset += rows.start * rowBytes;
-        length = rows.count * rowBytes;
-      }
-      return { dtype: e.dtype, bytes: await e.source.read(offset, length) };
+      const { e, dtype, offset, rowBytes, count } = locate(n, rows);
+      return { dtype, bytes: await e.source.read(offset, rows ? count * rowBytes : e.end - e.begin) };
+    },
+    async readColumns(n: string, columns: readonly ColumnRun[], rows?: RowRange): Promise<TensorBytes> {
+      const { e, dtype, offset, rowBytes, count } = locate(n, rows);
+      if (e.shape.length !== 2) throw new GemmaError('invalid-argument', `${name}: ${n} [${e.shape}] is not a matrix; its columns cannot be read.`);
+      columnRunsWidth(columns, e.shape[1], `${name}: ${n}`);
+      const elem = FLOAT_DTYPE_BYTES[dtype];
+      const runs = columns.map((c) => ({ start: c.start * elem, length: c.count * elem }));
+      return { dtype, bytes: await readStrided(e.source, { offset, stride: rowBytes, rows: count, runs }) };
     },
   };
+
+  /** A float tensor's entry and where rows [start, start + count) begin. */
+  function locate(n: string, rows?: RowRange): { e: TensorEntry; dtype: FloatDtype; offset: number; rowBytes: number; count: number } {
+    const e = byName.get(n);
+    if (!e) throw new GemmaError('bad-file', `${name}: tensor ${n} is missing from the checkpoint.`);
+    if (!isFloatDtype(e.dtype)) {
+      throw new GemmaError(
+        'unsupported-dtype',
+        `${name}: tensor ${n} is stored as ${e.dtype}; only BF16, F16 and F32 safetensors can be loaded (convert the checkpoint, e.g. with torch, to bf16).`,
+      );
+    }
+    const rowBytes = e.shape.slice(1).reduce((a, b) => a * b, 1) * FLOAT_DTYPE_BYTES[e.dtype];
+    const { start, count } = rows ?? { start: 0, count: e.shape[0] ?? 1 };
+    if (start < 0 || count < 0 || start + count > (e.shape[0] ?? 1)) {
+      throw new GemmaError('invalid-argument', `${name}: rows [${start}, ${start + count}) out of range for ${n} [${e.shape}].`);
+    }
+    return { e, dtype: e.dtype, offset: e.begin + start * rowBytes, rowBytes, count };
+  }
 }
 
 async function readJson(files: CheckpointFiles, path: string): Promise<unknown> {

@@ -23,6 +23,9 @@ export interface MatmulArgs {
 
 export type MatmulPath = 'auto' | 'gemv' | 'gemm';
 
+/** Decode GEMV activations for quantized weights (MatmulOptions.activations). */
+export type GemvActivations = 'auto' | 'f32' | 'int8';
+
 export interface MatmulOptions {
   /**
    * GEMV shape: `rows` output features per workgroup, `lanes` threads per feature (rows * lanes <= 256, lanes a
@@ -39,7 +42,7 @@ export interface MatmulOptions {
    * 'auto' (default): int8 on CPU adapters (measured 3-4x faster there, bench/kernels.ts) and on GPUs with
    * dot4I8Packed (llama.cpp's choice on GPUs; not measured here), f32 elsewhere. f32 / f16 weights always take f32.
    */
-  activations?: 'auto' | 'f32' | 'int8';
+  activations?: GemvActivations;
   /**
    * Prefill GEMM shape (same 64 x 64 tiles): 'wide' 256 threads of 4 x 4 outputs (GPUs), 'regs' 64 threads of 8 x 8
    * (4x the FMAs per workgroup-memory load and barrier: CPU adapters). Default by adapter.

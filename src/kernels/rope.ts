@@ -10,11 +10,15 @@ const WG = 64;
  * rounded to f32 (the exponent, the power, the reciprocal). The kernel then forms `f32(pos) * inv_freq[i]`
  * in f32, as HF's `inv_freq @ position_ids` does, so at large positions our angles are HF's angles (the f32
  * product is ~1e-3 rad away from the exact p * theta^(-2i/dh) at p = 3e4; that is the reference's own error).
+ * Partial ("proportional") RoPE, Gemma 4's full-attention layers: only the first `rotatedAngles` angles rotate, with
+ * the frequencies of the WHOLE head (exponent 2i/dh, not 2i/(2·rotatedAngles)); the others get inv_freq 0, which
+ * the kernel turns into cos 1, sin 0: those pairs (i, i + dh/2) pass through bit for bit (HF's
+ * _compute_proportional_rope_parameters pads inv_freq with zeros the same way).
  */
-export function ropeInvFreq(theta: number, headDim: number): Float32Array {
+export function ropeInvFreq(theta: number, headDim: number, rotatedAngles = headDim / 2): Float32Array {
   const f = Math.fround;
   const out = new Float32Array(headDim / 2);
-  for (let i = 0; i < headDim / 2; i++) out[i] = f(1 / f(Math.pow(theta, f((2 * i) / headDim))));
+  for (let i = 0; i < rotatedAngles; i++) out[i] = f(1 / f(Math.pow(theta, f((2 * i) / headDim))));
   return out;
 }
 
@@ -27,6 +31,11 @@ export interface RopeArgs {
   headDim: number;
   /** RoPE base: 10,000 for sliding layers, 1,000,000 for full layers. */
   theta: number;
+  /**
+   * Angles that rotate, 0..headDim/2 (default all). Fewer: partial "proportional" RoPE (Gemma 4 full layers: a
+   * quarter of the angles), pairs (i, i + headDim/2) for i < rotatedAngles, frequencies over the whole head.
+   */
+  rotatedAngles?: number;
   /** Elements between consecutive tokens (default heads * headDim; the QKV row length for a fused QKV buffer). */
   rowStride?: number;
   /** Element offset of token 0, head 0 (default 0; e.g. 8 * 256 for K inside a fused QKV row). */
@@ -59,11 +68,11 @@ export class RopeKernel {
     return new RopeKernel(ctx, pipeline, act === 'f16' ? 2 : 4);
   }
 
-  /** One inv_freq table per (theta, headDim), shared by every binding. */
-  private table(theta: number, headDim: number): GPUBuffer {
-    const key = `${theta}/${headDim}`;
+  /** One inv_freq table per (theta, headDim, rotated angles), shared by every binding. */
+  private table(theta: number, headDim: number, rotatedAngles: number): GPUBuffer {
+    const key = `${theta}/${headDim}/${rotatedAngles}`;
     let buf = this.invFreq.get(key);
-    if (!buf) this.invFreq.set(key, (buf = this.arena.upload(ropeInvFreq(theta, headDim), `rope/inv_freq/${key}`)));
+    if (!buf) this.invFreq.set(key, (buf = this.arena.upload(ropeInvFreq(theta, headDim, rotatedAngles), `rope/inv_freq/${key}`)));
     return buf;
   }
 
@@ -72,12 +81,14 @@ export class RopeKernel {
     const { heads, headDim } = args;
     if (!(headDim > 0 && headDim % 2 === 0)) throw new Error(`rope: headDim must be even, got ${headDim}`);
     if (!(heads > 0)) throw new Error(`rope: bad heads ${heads}`);
+    const rotatedAngles = args.rotatedAngles ?? headDim / 2;
+    if (!(Number.isInteger(rotatedAngles) && rotatedAngles >= 0 && rotatedAngles <= headDim / 2)) throw new Error(`rope: rotatedAngles ${rotatedAngles} must be an integer in 0..${headDim / 2}`);
     const rowStride = args.rowStride ?? heads * headDim;
     const offset = args.offset ?? 0;
     if (rowStride < heads * headDim) throw new Error(`rope: rowStride ${rowStride} < heads * headDim`);
     const capacity = Math.floor(args.x.size / this.elemBytes);
     const params = this.arena.uniform(32, 'rope/params');
-    const bindGroup = bindBuffers(device, this.pipeline, [params, this.table(args.theta, headDim), args.x], 'rope');
+    const bindGroup = bindBuffers(device, this.pipeline, [params, this.table(args.theta, headDim, rotatedAngles), args.x], 'rope');
     const maxPerDim = device.limits.maxComputeWorkgroupsPerDimension;
     let grid: [number, number] = [0, 1];
     const data = new Uint32Array(8);

@@ -7,6 +7,7 @@ import type { Checkpoint } from '../io/checkpoint.ts';
 import type { GgufFile } from '../io/gguf.ts';
 import type { ConvertedTensor } from './converted-tensor.ts';
 import type { LanguageModel } from './language-model.ts';
+import type { ToolTokens } from './tool-tokens.ts';
 
 /** How the decoder's matrices are stored on the GPU: 'q4' (int4/int8 by tensor family) or 'float' (f32, f16 where the adapter has shader-f16). */
 export type WeightMode = 'q4' | 'float';
@@ -49,6 +50,36 @@ export interface RandomCheckpointOptions {
   dtype?: 'BF16' | 'F32';
 }
 
+/**
+ * A sub-model cut at load time from a MatFormer checkpoint (Gemma 3n: E2B and the other published sizes inside
+ * E4B): a published configuration by name ('E2B', 'E2.54B', …), or explicit — layers to skip and one FFN width per
+ * kept layer, in the original model's layer numbering.
+ */
+export type ModelSize = string | { skipLayers?: readonly number[]; ffnWidths?: readonly number[] };
+
+/** What a sliced model is (ModelInfo.slice). */
+export interface SliceInfo {
+  /** The published configuration's id when the size named one ('E2B'). */
+  name?: string;
+  /** Decoder layers kept, of the original model's `sourceLayers`. */
+  layers: number;
+  sourceLayers: number;
+  /** Original indices of the skipped layers. */
+  skippedLayers: number[];
+  /** FFN width per kept layer. */
+  ffnWidths: number[];
+  /** Parameters of the text decoder without its two embedding tables (our count of the loaded tensors' shapes). */
+  effectiveParams: number;
+  /** The published figures of a named configuration (effective parameters in billions, MMLU pretrained %). */
+  published?: { effectiveParamsB: number; mmluPt: number };
+}
+
+/** A checkpoint cut to a size: a view of the original files (nothing is rewritten), and what it is. */
+export interface SlicedCheckpoint {
+  checkpoint: Checkpoint;
+  slice: SliceInfo;
+}
+
 export interface ModelFamily {
   /** For messages and the cache ('gemma3n'). */
   readonly name: string;
@@ -58,8 +89,20 @@ export interface ModelFamily {
   readonly ggufArchitectures: readonly string[];
   /** A GGUF file of this family as a Checkpoint (HF tensor names and an HF-style config). */
   openGguf(gguf: GgufFile): Promise<Checkpoint>;
+  /**
+   * The family's native tool-calling control tokens as its tokenizer spells them (Gemma 4), absent for a family
+   * that has none (Gemma 3n: tools are prompted); ids through the checkpoint's tokenizer with resolveToolTokens.
+   */
+  readonly toolTokens?: ToolTokens<string>;
   /** A random checkpoint with this family's shapes (see RandomCheckpointOptions). */
   randomCheckpoint?(options: RandomCheckpointOptions): Checkpoint;
+  /**
+   * MatFormer families: `checkpoint` cut to `size` (a GemmaError('invalid-argument') for a size it cannot give).
+   * The checkpoint may itself be a sliced one (a cached entry): the size is still in the original numbering and must
+   * lie inside it. `exact`: also refuse a cut that would change stored values (re-blocking quantized columns), for
+   * serving a slice from a cached bigger one.
+   */
+  slice?(checkpoint: Checkpoint, size: ModelSize, options?: { exact?: boolean }): SlicedCheckpoint;
   /** Builds the decoder on the GPU. */
   load(gpu: GpuContext, checkpoint: Checkpoint, options: FamilyLoadOptions): Promise<LoadedDecoder>;
 }

@@ -9,10 +9,11 @@ import type { Checkpoint } from '../io/checkpoint.ts';
 import { readGgufHeader } from '../io/gguf.ts';
 import type { ModelFamily, RandomCheckpointOptions } from './family.ts';
 import { gemma3nFamily } from './gemma3n/family.ts';
+import { gemma4Family } from './gemma4/family.ts';
 import { audioEncoderFamily } from './audio/family.ts';
 
 /** Every family this library runs. */
-export const MODEL_FAMILIES: readonly ModelFamily[] = [gemma3nFamily];
+export const MODEL_FAMILIES: readonly ModelFamily[] = [gemma3nFamily, gemma4Family];
 
 /** Media encoders (soft tokens for a prompt's audio spans), loaded from the decoder's checkpoint when first needed. */
 export const MEDIA_ENCODERS = { audio: audioEncoderFamily } as const;

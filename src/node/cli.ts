@@ -8,10 +8,11 @@ import { Engine } from '../runtime/engine.ts';
 import { loadFromSource } from '../runtime/loading/model-factory.ts';
 import { nodeModelSource } from './model-source.ts';
 import { createNodeGpuContext } from './gpu.ts';
+import type { ModelSize } from '../model/family.ts';
 
 const USAGE = `usage:
-  gemma3n-webgpu logits   --model SRC --tokens 2,105,2364 [--weights q4|float]
-  gemma3n-webgpu generate --model SRC --tokens 2,105 --max-new-tokens 12 [--weights q4|float]
+  gemma3n-webgpu logits   --model SRC --tokens 2,105,2364 [--weights q4|float] [SIZE]
+  gemma3n-webgpu generate --model SRC --tokens 2,105 --max-new-tokens 12 [--weights q4|float] [SIZE]
 SRC: a checkpoint directory, a .gguf file, an http(s) URL of either, a Hugging Face repo id, or random:tiny[:SEED].
 --weights: q4 (default, as in the browser) or float. generate is greedy and stops at the model's end-of-turn ids.
   gemma3n-webgpu audio-features --wave FILE.f32 --sample-rate HZ [--out FILE.f32]
@@ -20,7 +21,9 @@ SRC: a checkpoint directory, a .gguf file, an http(s) URL of either, a Hugging F
 audio-features: raw float32 mono samples -> resampled to 16 kHz when HZ differs -> Gemma 3n log-mel features
 [frames, 128] float32; prints {"frames":N,...}. embed-audio: the audio tower and embed_audio (weights q8 by default);
 writes the soft tokens [n, D] float32, prints {"shape":[n,D],"valid":[...],...}; --mask: one byte per frame, 0 = padded;
-random:PRESET draws the tower's weights at that preset's audio config.`;
+random:PRESET draws the tower's weights at that preset's audio config.
+SIZE (logits, generate; MatFormer, a sub-model cut from SRC): --size NAME (a published E4B configuration: E2B,
+  E2.54B, …) or --skip-layers a,b and/or --ffn-widths w1,w2,… (one width per kept layer).`;
 
 function parseArgs(argv: string[]): { command: string; flags: Map<string, string> } {
   const [command, ...rest] = argv;
@@ -48,6 +51,23 @@ function parseTokens(s: string | undefined): number[] {
   return ids;
 }
 
+/** --size, or --skip-layers / --ffn-widths (LoadRequest.size). */
+function parseSize(flags: Map<string, string>): ModelSize | undefined {
+  const list = (key: string) => {
+    const v = flags.get(key);
+    if (v === undefined) return undefined;
+    const xs = v.split(',').map((x) => Number(x.trim()));
+    if (xs.some((x) => !Number.isInteger(x) || x < 0)) throw new GemmaError('invalid-argument', `--${key} ${v}: expected comma-separated non-negative integers`);
+    return xs;
+  };
+  const name = flags.get('size');
+  const skipLayers = list('skip-layers');
+  const ffnWidths = list('ffn-widths');
+  if (name !== undefined && (skipLayers || ffnWidths)) throw new GemmaError('invalid-argument', '--size names a configuration: give it alone, or --skip-layers / --ffn-widths instead');
+  if (name !== undefined) return name;
+  return skipLayers || ffnWidths ? { ...(skipLayers ? { skipLayers } : {}), ...(ffnWidths ? { ffnWidths } : {}) } : undefined;
+}
+
 async function run(argv: string[]): Promise<unknown> {
   // The audio commands live in cli-audio.ts, loaded only when used.
   if (argv[0] === 'audio-features' || argv[0] === 'embed-audio') return (await import('./cli-audio.ts')).runAudioCommand(argv);
@@ -57,12 +77,13 @@ async function run(argv: string[]): Promise<unknown> {
   const weights = flags.get('weights') ?? 'q4';
   if (weights !== 'float' && weights !== 'q4') throw new GemmaError('invalid-argument', `--weights ${weights}: expected float or q4`);
   const tokens = parseTokens(flags.get('tokens'));
+  const size = parseSize(flags);
   const maxNew = command === 'generate' ? Number(flags.get('max-new-tokens') ?? 16) : 0;
   if (!Number.isInteger(maxNew) || maxNew < 0) throw new GemmaError('invalid-argument', `--max-new-tokens ${flags.get('max-new-tokens')}: expected a non-negative integer`);
 
   const source = await nodeModelSource(modelPath, flags.get('token'));
   const gpu = await createNodeGpuContext();
-  const loaded = await loadFromSource(gpu, source, { kind: 'none' }, { weights, contextLength: Math.max(16, tokens.length + maxNew + 1), cache: false });
+  const loaded = await loadFromSource(gpu, source, { kind: 'none' }, { weights, contextLength: Math.max(16, tokens.length + maxNew + 1), cache: false, size });
   const engine = new Engine({ model: loaded.model, stopTokenIds: loaded.stopTokenIds });
   try {
     if (command === 'logits') return { logits: (await engine.logits(tokens)).map((row) => Array.from(row)) };

@@ -1,12 +1,13 @@
 import { open, stat } from 'node:fs/promises';
 import type { ByteSource } from '../io/byte-source.ts';
-import { truncated } from '../io/byte-source.ts';
+import { LOCAL_READ_GAP, truncated } from '../io/byte-source.ts';
 import { GemmaError } from '../errors.ts';
 
 /** A local file as a ByteSource (Node). */
 export function fileSource(path: string): ByteSource {
   return {
     name: path,
+    readGap: LOCAL_READ_GAP,
     async size() {
       try {
         return (await stat(path)).size;

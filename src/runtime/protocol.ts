@@ -4,10 +4,10 @@
  */
 import type { SerializedGemmaError } from '../errors.ts';
 import type { LoadProgress } from '../io/progress.ts';
-import type { RandomCheckpointOptions } from '../model/family.ts';
+import type { ModelSize, RandomCheckpointOptions, SliceInfo } from '../model/family.ts';
 
 export type { LoadProgress, LoadPhase } from '../io/progress.ts';
-export type { RandomCheckpointOptions } from '../model/family.ts';
+export type { ModelSize, RandomCheckpointOptions, SliceInfo } from '../model/family.ts';
 
 /** One chat turn. `assistant` is written as Gemma's `model` role by the chat template. */
 export interface ChatMessage {
@@ -107,6 +107,8 @@ export interface ModelInfo {
   cache?: 'hit' | 'stored' | 'not-stored' | 'off';
   /** Things that did not stop the load but you may want to tell the user (e.g. the cache quota was full). */
   warnings?: string[];
+  /** The sub-model loaded when the request asked for a `size` (layers, FFN widths, effective parameters). */
+  slice?: SliceInfo;
   /**
    * Set when the GPU device was lost after loading (driver reset, out of memory, a mobile tab in the background):
    * every generation then fails with GemmaError('device-lost') until `client.reload()`.
@@ -150,6 +152,13 @@ export interface LoadRequest {
   contextLength?: number;
   /** Weight format on the GPU: 'q4' (int4/int8 by tensor family, default) or 'float' (f32, f16 where supported). */
   weights?: 'q4' | 'float';
+  /**
+   * MatFormer "Mix-n-Match" (Gemma 3n E4B): load a smaller model cut from the same files — a published
+   * configuration ('E2B', 'E2.54B', …, 'E3.79B-block'; `google/gemma3n-slicing-configs`) or `{ skipLayers,
+   * ffnWidths }` in E4B's layer numbering. Only the slice's bytes are downloaded, converted, cached and put on the
+   * GPU; each size is its own cache entry, and a size inside a cached bigger one is served from it.
+   */
+  size?: ModelSize;
   /** A Hugging Face access token, for gated repos (`model: 'google/gemma-3n-E2B-it'` or `{ hub }`). */
   token?: string;
   /** Use f16 kernels where the adapter has shader-f16 (default true). */

@@ -110,6 +110,7 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
           gpuBytes: memory?.gpuBytes,
           cache: loaded.cache,
           warnings: loaded.warnings,
+          ...(loaded.slice ? { slice: loaded.slice } : {}),
         };
       } catch (err) {
         // A failed or aborted load may leave GPU buffers behind (a half-loaded model): destroying the device frees

@@ -97,6 +97,17 @@ test('demo: loads the built-in tiny model, streams a reply, stops with Esc, rege
   assert.equal(await page.inputValue('#source'), 'tiny', 'the built-in model is the default source');
   await screenshot(page, 'demo-desktop-start.png');
 
+  // MatFormer sizes: offered for E4B only (whole first, then the 16 published configurations), with their memory.
+  await page.selectOption('#source', 'e4b');
+  assert.equal(await page.isVisible('#size-row'), true);
+  const sizes = await page.$$eval('#model-size option', (o) => o.map((x) => (x as HTMLOptionElement).value));
+  assert.equal(sizes.length, 16);
+  assert.equal(sizes[0], '', 'E4B whole comes first');
+  await page.selectOption('#model-size', 'E2B');
+  assert.match(await page.textContent('#size-help') ?? '', /30 layers, 1\.91 B effective, MMLU 50\.9 %, ≈ [\d.]+ GB GPU/);
+  await page.selectOption('#source', 'tiny');
+  assert.equal(await page.isVisible('#size-row'), false);
+
   // Load: progress rows appear, then the random-weights notice and an enabled composer.
   await page.click('#load');
   await page.waitForSelector('.progress-item', { timeout: 60_000 });

@@ -1,18 +1,33 @@
-/** Reference weights quantized exactly as the GPU loader quantizes them (same rules, same plan), then dequantized. */
-import { familyOf, type Family, type StoredFormat } from '../../src/model/gemma3n/quant-plan.ts';
-import { quantizeCpu } from '../../src/model/gemma3n/cpu-quant.ts';
-import { dequantize } from '../../src/formats/weight-format.ts';
+/**
+ * Reference weights as the GPU holds them: quantized by the CPU definitions of the loader's quantizers (same rules,
+ * same plan) then dequantized, or read back from the GPU as the loader converted them (`recordHeldWeights`: exact
+ * where the GPU's error-minimising searches and their CPU definitions differ in near-ties).
+ */
+import { familyOf, formatForStored, type Family, type StoredFormat } from '../../src/model/gemma3n/quant-plan.ts';
+import { quantizeCpu } from '../../src/model/cpu-quant.ts';
+import { dequantize, type QuantFormat } from '../../src/formats/weight-format.ts';
 import { f16BitsToF32 } from '../../src/io/half.ts';
-import type { RefWeights } from './reference-gemma3n.ts';
+import type { Checkpoint } from '../../src/io/checkpoint.ts';
+import type { GpuContext } from '../../src/gpu/device.ts';
+import type { ConvertedTensor } from '../../src/model/converted-tensor.ts';
+import { loadRefWeights, type RefWeights } from './reference-gemma3n.ts';
+import { decodeRow, downloadWeight } from './weights.ts';
 
 /**
  * Each 2-D tensor whose family the plan puts in q4/q8 is replaced by its dequantized value. `hiddenSize`: the
- * loader folds 1/D into the AltUp router before quantizing; undo it identically here.
+ * loader folds 1/D into the AltUp router before quantizing; undo it identically here. `groupOf`: the family's tensor
+ * groups (default Gemma 3n's; Gemma 4 passes src/model/gemma4/quant-plan.ts `groupOf`).
  */
-export function quantizeRefWeights(w: RefWeights, shapes: Map<string, number[]>, plan: Partial<Record<Family, StoredFormat>>, hiddenSize?: number): RefWeights {
+export function quantizeRefWeights<G extends string = Family>(
+  w: RefWeights,
+  shapes: Map<string, number[]>,
+  plan: Partial<Record<G, StoredFormat>>,
+  hiddenSize?: number,
+  groupOf: (name: string) => G = familyOf as (name: string) => G,
+): RefWeights {
   const out: RefWeights = new Map();
   for (const [name, values] of w) {
-    const fmt = plan[familyOf(name)];
+    const fmt = plan[groupOf(name)];
     const shape = shapes.get(name)!;
     if ((fmt === 'q4' || fmt === 'q8') && shape.length === 2) {
       const [rows, cols] = shape;
@@ -23,4 +38,49 @@ export function quantizeRefWeights(w: RefWeights, shapes: Map<string, number[]>,
     } else out.set(name, values);
   }
   return out;
+}
+
+/**
+ * Records, through a load's `onConverted`, every quantized or float matrix and the PLE table as the GPU (or the host
+ * table) holds them, dequantized to f32; `overlay(w)` puts them over reference weights `w` (the 1-D tensors stay).
+ */
+export function recordHeldWeights(ctx: GpuContext): { onConverted: (t: ConvertedTensor) => Promise<void>; held: Map<string, Float32Array>; overlay: (w: RefWeights) => RefWeights } {
+  const held = new Map<string, Float32Array>();
+  const onConverted = async (t: ConvertedTensor) => {
+    if (t.kind === 'gpu') {
+      const hw = await downloadWeight(ctx, t.weight);
+      const [rows, cols] = t.shape;
+      const out = new Float32Array(rows * cols), row = new Float64Array(cols);
+      for (let r = 0; r < rows; r++) out.set(decodeRow(hw, r, row), r * cols);
+      held.set(t.name, out);
+    } else if (t.kind === 'ple' && t.table.format !== 'f32') {
+      const { table } = t;
+      const data = new Uint32Array(table.data.buffer, table.data.byteOffset, table.data.byteLength / 4);
+      held.set(t.name, dequantize(table.format as QuantFormat, { data, scales: table.scales! }, table.rows, table.cols, f16BitsToF32));
+    }
+  };
+  const overlay = (w: RefWeights): RefWeights => {
+    const out: RefWeights = new Map(w);
+    for (const [name, values] of held) out.set(name, values);
+    return out;
+  };
+  return { onConverted, held, overlay };
+}
+
+/**
+ * The weights the GPU holds for a checkpoint loaded in float mode, as f32: a pre-quantized tensor (GGUF) keeps its
+ * file's values when it repacks losslessly (readPackedAs), else its dequantized values are requantized to q8 by the
+ * same CPU quantizer the loader uses; float tensors stay as they are.
+ */
+export async function gpuEquivalentWeights(ckpt: Checkpoint): Promise<RefWeights> {
+  const w = await loadRefWeights(ckpt);
+  for (const [name, values] of w) {
+    const info = ckpt.tensor(name)!;
+    const format = formatForStored(name, info.dtype, 'float', false, { shape: info.shape, layers: 0 });
+    if ((format === 'q4' || format === 'q8') && info.shape.length === 2 && !(await ckpt.readPackedAs?.(name, format))) {
+      const [rows, cols] = info.shape;
+      w.set(name, dequantize(format, quantizeCpu(format, values, rows, cols), rows, cols, f16BitsToF32));
+    }
+  }
+  return w;
 }

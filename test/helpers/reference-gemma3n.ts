@@ -7,9 +7,10 @@
  */
 import type { Gemma3nConfig } from '../../src/model/gemma3n/config.ts';
 import { readF32, type Checkpoint } from '../../src/io/checkpoint.ts';
+import { geluTanh, get, linear, rmsNorm, type RefWeights, type Vec } from './reference-math.ts';
 
 /** Weights by HF name (`model.language_model.…`, `model.embed_vision.…`), as f32 values. */
-export type RefWeights = Map<string, Float32Array>;
+export type { RefWeights };
 
 const LM = 'model.language_model.';
 
@@ -24,44 +25,11 @@ export async function loadRefWeights(ckpt: Checkpoint): Promise<RefWeights> {
   return w;
 }
 
-type Vec = Float64Array<ArrayBufferLike>;
-
-function get(w: RefWeights, name: string): Float32Array {
-  const t = w.get(name);
-  if (!t) throw new Error(`reference: missing tensor ${name}`);
-  return t;
-}
-
-/** y = W x for W [out, in] row-major. */
-function linear(W: Float32Array, x: ArrayLike<number>, out: number): Vec {
-  const inn = x.length;
-  if (W.length !== out * inn) throw new Error(`reference: linear shape mismatch ${W.length} != ${out}x${inn}`);
-  const y = new Float64Array(out);
-  for (let i = 0; i < out; i++) {
-    let s = 0;
-    const base = i * inn;
-    for (let j = 0; j < inn; j++) s += W[base + j] * x[j];
-    y[i] = s;
-  }
-  return y;
-}
-
-function rmsNorm(x: ArrayLike<number>, weight: Float32Array | undefined, eps: number): Vec {
-  let ss = 0;
-  for (let i = 0; i < x.length; i++) ss += x[i] * x[i];
-  const inv = 1 / Math.sqrt(ss / x.length + eps);
-  const y = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) y[i] = x[i] * inv * (weight ? weight[i] : 1);
-  return y;
-}
-
 function meanSquare(x: ArrayLike<number>): number {
   let ss = 0;
   for (let i = 0; i < x.length; i++) ss += x[i] * x[i];
   return ss / x.length;
 }
-
-const geluTanh = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
 
 function add(a: Vec, b: Vec): Vec {
   const y = new Float64Array(a.length);

@@ -190,6 +190,27 @@ test('attention E2B full decode at 4K: H=8/2 dh=256, split and unsplit, then a 3
   assert.ok(r.splits[0] > 1, `4K decode should split keys, got ${r.splits[0]} ${tag}`);
 });
 
+// Gemma 4 head dims: full layers 512 per head (E2B: 8 query heads on 1 KV head, group 8), sliding layers 256 (the
+// E2B tests above); the tiny fixture's 16 (sliding) and 32 (full).
+test('attention Gemma 4 E2B full: H=8/1 dh=512 (group 8), 64-token chunks, then 13, decode split and unsplit', async () => {
+  const ctx = await testGpu();
+  const { rng, tag } = freshRng();
+  const r = await runScenario(ctx, rng, tag, {
+    kind: 'full', H: 8, Hkv: 1, dh: 512, window: 0, maxChunk: 64,
+    steps: [...chunks(64, 4, false), { T: 64, check: true }, { T: 13, check: true }, { T: 1, check: true }, { T: 1, check: true, splits: 1 }],
+  });
+  assert.ok(r.splits[2] > 1, `decode over 334 keys should split, got ${r.splits[2]} ${tag}`);
+});
+
+test('attention Gemma 4 tiny sliding: dh=16 H=4/2 window=12, 7-token chunks, the ring wraps, then decode', async () => {
+  const ctx = await testGpu();
+  const { rng, tag } = freshRng();
+  await runScenario(ctx, rng, tag, {
+    kind: 'sliding', H: 4, Hkv: 2, dh: 16, window: 12, maxChunk: 7,
+    steps: [...chunks(7, 6), { T: 5, check: true }, ...chunks(1, 4)],
+  });
+});
+
 test('attention f16 variant', async (t) => {
   const skip = await f16SkipReason();
   if (skip) return t.skip(skip);

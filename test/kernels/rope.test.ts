@@ -87,6 +87,73 @@ test('rope f32 inside a fused QKV row (q at 0, k at 8*256), v untouched; setPara
   assertClose(got1, ropeRef(x1, { tokens: 1, heads: 8, dh, theta: 1e6, pos0: 99_999, rowStride, offset: 0 }), { ...TOL, tag });
 });
 
+/**
+ * Partial "proportional" RoPE (Gemma 4 full layers): float64 reference straight from HF's
+ * _compute_proportional_rope_parameters — angles i < rotated use theta^(-2i/dh) over the WHOLE head dim (f32 chain
+ * as HF), pairs (i, i + dh/2); the other dims must come back bit-identical.
+ */
+const partialCases = [
+  { name: 'E2B full q: H=8 dh=512, 64 of 256 angles, theta 1e6, p0=30000', tokens: 3, heads: 8, dh: 512, rotated: 64, theta: 1_000_000, pos0: 30_000 },
+  { name: 'E4B full k: H=2 dh=512, prefill T=67 at p0=509', tokens: 67, heads: 2, dh: 512, rotated: 64, theta: 1_000_000, pos0: 509 },
+  { name: 'tiny fixture: dh=32, 4 of 16 angles, odd T=5 H=3', tokens: 5, heads: 3, dh: 32, rotated: 4, theta: 1_000_000, pos0: 11 },
+  { name: 'odd: dh=40, 3 of 20 angles, strided row', tokens: 7, heads: 2, dh: 40, rotated: 3, theta: 10_000, pos0: 1000, rowStride: 130, offset: 7 },
+];
+
+for (const c of partialCases) {
+  test(`rope f32 partial (proportional) ${c.name}`, async () => {
+    const ctx = await testGpu();
+    const { rng, tag } = freshRng();
+    const rowStride = c.rowStride ?? c.heads * c.dh;
+    const offset = c.offset ?? 0;
+    const n = offset + c.tokens * rowStride;
+    const x = rng.normals(n, 1.5);
+    const buf = upload(ctx, x);
+    const kernel = await RopeKernel.create(ctx);
+    submitDispatches(ctx.device, [kernel.bind({ x: buf, tokens: c.tokens, heads: c.heads, headDim: c.dh, theta: c.theta, pos0: c.pos0, rotatedAngles: c.rotated, rowStride, offset })]);
+    const got = new Float32Array(await download(ctx, buf, n * 4));
+    const f = Math.fround;
+    const half = c.dh / 2;
+    const ref = Float64Array.from(x);
+    for (let t = 0; t < c.tokens; t++) {
+      for (let h = 0; h < c.heads; h++) {
+        for (let i = 0; i < c.rotated; i++) {
+          const inv = f(1 / f(Math.pow(c.theta, f((2 * i) / c.dh))));
+          const phi = f((c.pos0 + t) * inv);
+          const lo = offset + t * rowStride + h * c.dh + i;
+          const x0 = x[lo], x1 = x[lo + half];
+          ref[lo] = x0 * Math.cos(phi) - x1 * Math.sin(phi);
+          ref[lo + half] = x1 * Math.cos(phi) + x0 * Math.sin(phi);
+        }
+      }
+    }
+    assertClose(got, ref, { ...TOL, tag: `${tag} ${c.name}` });
+    // Unrotated pairs (and everything outside the heads) are untouched, bit for bit.
+    for (let t = 0; t < c.tokens; t++) {
+      for (let h = 0; h < c.heads; h++) {
+        for (let i = c.rotated; i < half; i++) {
+          for (const d of [i, i + half]) {
+            const at = offset + t * rowStride + h * c.dh + d;
+            assert.equal(got[at], x[at], `${tag}: unrotated element t=${t} h=${h} d=${d} changed`);
+          }
+        }
+      }
+    }
+    for (let i = 0; i < offset; i++) assert.equal(got[i], x[i], `${tag}: element before the offset changed`);
+  });
+}
+
+test('rope partial: bad rotatedAngles is refused; the table uses the whole head in the exponent', async () => {
+  const ctx = await testGpu();
+  const kernel = await RopeKernel.create(ctx);
+  const buf = upload(ctx, new Float32Array(64));
+  assert.throws(() => kernel.bind({ x: buf, tokens: 1, heads: 2, headDim: 32, theta: 1e6, rotatedAngles: 17 }), /rotatedAngles/);
+  assert.throws(() => kernel.bind({ x: buf, tokens: 1, heads: 2, headDim: 32, theta: 1e6, rotatedAngles: 1.5 }), /rotatedAngles/);
+  const inv = ropeInvFreq(1e6, 32, 4);
+  const f = Math.fround;
+  assert.equal(inv[1], f(1 / f(Math.pow(1e6, f(2 / 32)))), 'exponent 2i/dh over the whole head (not 2i/8)');
+  assert.deepEqual([...inv.subarray(4)], new Array(12).fill(0));
+});
+
 test('rope inv_freq matches HF f32 values', () => {
   const inv = ropeInvFreq(10_000, 256);
   assert.equal(inv[0], 1);

@@ -26,14 +26,10 @@ import { directoryFiles } from '../../src/node/checkpoint-files.ts';
 import { fileSource } from '../../src/node/file-source.ts';
 import { parseGemma3nConfig } from '../../src/model/gemma3n/config.ts';
 import { Gemma3nModel } from '../../src/model/gemma3n/model.ts';
-import { formatForStored } from '../../src/model/gemma3n/quant-plan.ts';
-import { quantizeCpu } from '../../src/model/gemma3n/cpu-quant.ts';
-import { dequantize } from '../../src/formats/weight-format.ts';
-import { f16BitsToF32 } from '../../src/io/half.ts';
-import type { Checkpoint } from '../../src/io/checkpoint.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { FIXTURES_DIR, tinyFixtures, maxAbsDiff2d, argmax, klDivergence, type GoldenCase } from '../helpers/fixtures.ts';
-import { loadRefWeights, referenceForward, type RefWeights } from '../helpers/reference-gemma3n.ts';
+import { referenceForward } from '../helpers/reference-gemma3n.ts';
+import { gpuEquivalentWeights } from '../helpers/quantized-reference.ts';
 const GGUF_DIR = join(FIXTURES_DIR, 'gguf-gemma3n-tiny-a');
 const files = existsSync(GGUF_DIR) ? readdirSync(GGUF_DIR).filter((f) => f.endsWith('.gguf')).sort() : [];
 const fx = tinyFixtures().find((f) => f.name === 'gemma3n-tiny-a');
@@ -48,20 +44,6 @@ const BOUNDS: Record<string, { top1: number; kl: number }> = {
   Q4_K_M: { top1: 0.62, kl: 0.35 }, // measured 0.717 / 0.269 (mostly Q5_0 → lossless q8; blk.3.ffn_down Q4_K → q4k)
   Q4_0: { top1: 0.43, kl: 0.85 }, // measured 0.509 / 0.708 (llama.cpp itself, weight-only: 0.53 / 0.71)
 };
-
-/** The weights the GPU holds for this file, as f32: dequantized file values, requantized to q8 where the loader does. */
-async function gpuEquivalentWeights(ckpt: Checkpoint): Promise<RefWeights> {
-  const w = await loadRefWeights(ckpt);
-  for (const [name, values] of w) {
-    const info = ckpt.tensor(name)!;
-    const format = formatForStored(name, info.dtype, 'float', false, { shape: info.shape, layers: 0 });
-    if ((format === 'q4' || format === 'q8') && info.shape.length === 2 && !(await ckpt.readPackedAs?.(name, format))) {
-      const [rows, cols] = info.shape;
-      w.set(name, dequantize(format, quantizeCpu(format, values, rows, cols), rows, cols, f16BitsToF32));
-    }
-  }
-  return w;
-}
 
 if (!fx || files.length === 0) {
   test('GGUF fixtures', (t) => t.skip('no gguf-gemma3n-tiny-a fixture'));

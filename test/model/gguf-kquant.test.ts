@@ -30,7 +30,7 @@ import { isKFormat } from '../../src/formats/kquant.ts';
 import type { Checkpoint } from '../../src/io/checkpoint.ts';
 import { openSafetensorsCheckpoint } from '../../src/io/safetensors.ts';
 import { directoryFiles } from '../../src/node/checkpoint-files.ts';
-import { quantizeCpu } from '../../src/model/gemma3n/cpu-quant.ts';
+import { quantizeCpu } from '../../src/model/cpu-quant.ts';
 import { dequantize } from '../../src/formats/weight-format.ts';
 import { f16BitsToF32 } from '../../src/io/half.ts';
 import { testGpu } from '../helpers/gpu.ts';

@@ -26,13 +26,11 @@ import { fileSource } from '../../src/node/file-source.ts';
 import { parseGemma3nConfig } from '../../src/model/gemma3n/config.ts';
 import { Gemma3nModel } from '../../src/model/gemma3n/model.ts';
 import { formatFor } from '../../src/model/gemma3n/quant-plan.ts';
-import { dataBytes, dequantize, scaleBytes, type QuantFormat } from '../../src/formats/weight-format.ts';
-import { f16BitsToF32 } from '../../src/io/half.ts';
-import type { ConvertedTensor } from '../../src/model/converted-tensor.ts';
+import { dataBytes, scaleBytes } from '../../src/formats/weight-format.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { fixtureDir, loadGolden, maxAbsDiff2d, argmax, klDivergence } from '../helpers/fixtures.ts';
 import { loadRefWeights, referenceForward } from '../helpers/reference-gemma3n.ts';
-import { downloadWeight, decodeRow } from '../helpers/weights.ts';
+import { recordHeldWeights } from '../helpers/quantized-reference.ts';
 
 const DIR = fixtureDir('gemma3n-tiny-a', ['model.safetensors', 'golden.json', 'config.json']);
 const GGUF = join(fixtureDir('gguf-gemma3n-tiny-a', ['gemma3n-tiny-a-Q4_K_M.gguf']), 'gemma3n-tiny-a-Q4_K_M.gguf');
@@ -52,25 +50,11 @@ test("gemma3n-tiny-a q4: KL no worse than llama.cpp's Q4_K_M at no more bits per
   const w = await loadRefWeights(ckpt);
 
   // The weights as the GPU holds them, read back as the loader converts them.
-  const held = new Map<string, Float32Array>();
-  const onConverted = async (t: ConvertedTensor) => {
-    if (t.kind === 'gpu') {
-      const hw = await downloadWeight(ctx, t.weight);
-      const [rows, cols] = t.shape;
-      const out = new Float32Array(rows * cols), row = new Float64Array(cols);
-      for (let r = 0; r < rows; r++) out.set(decodeRow(hw, r, row), r * cols);
-      held.set(t.name, out);
-    } else if (t.kind === 'ple') {
-      const { table } = t;
-      const scales = table.scales!;
-      held.set(t.name, dequantize(table.format as QuantFormat, { data: new Uint32Array(table.data.buffer, table.data.byteOffset, table.data.byteLength / 4), scales }, table.rows, table.cols, f16BitsToF32));
-    }
-  };
+  const { onConverted, overlay } = recordHeldWeights(ctx);
   const t0 = performance.now();
   const model = await Gemma3nModel.load(ctx, ckpt, { weights: 'q4', maxContext: 128, chunk: 7, onConverted, activations: 'f32' });
   const loadMs = performance.now() - t0;
-  const qw = new Map(w);
-  for (const [name, values] of held) qw.set(name, values);
+  const qw = overlay(w);
 
   const atol = golden.tolerance.recommended_logit_atol_for_fp32;
   let agree = 0, n = 0, kl = 0, refErr = 0;

@@ -6,6 +6,7 @@
  * Reference: docs/gemma3n-formats.md §1.2–1.3, §2.8, §2.9.
  */
 import { GemmaError } from '../../errors.ts';
+import { idList, num, unsupported, type Json } from '../config-json.ts';
 import { inverseNormalCdf } from '../../math/normal.ts';
 
 export type LayerType = 'sliding_attention' | 'full_attention';
@@ -69,21 +70,6 @@ export interface Gemma3nConfig {
   bosTokenId: number;
   padTokenId: number;
 }
-
-type Json = Record<string, unknown>;
-
-function unsupported(key: string, value: unknown, why: string): GemmaError {
-  return new GemmaError('unsupported-config', `config.json: ${key} = ${JSON.stringify(value)} is not supported (${why}).`);
-}
-
-function num(obj: Json, key: string, prefix: string, opts: { int?: boolean; min?: number; default?: number } = {}): number {
-  const v = obj[key] ?? opts.default;
-  if (typeof v !== 'number' || !Number.isFinite(v) || (opts.int && !Number.isInteger(v)) || (opts.min !== undefined && v < opts.min)) {
-    throw unsupported(prefix + key, v, opts.int ? `expected an integer ≥ ${opts.min ?? 0}` : 'expected a number');
-  }
-  return v;
-}
-
 
 /** The two RoPE bases, from either spelling (§1.3): rope_theta + rope_local_base_freq, or rope_parameters. */
 function ropeBases(tc: Json, prefix: string): { full: number; sliding: number } {
@@ -218,12 +204,6 @@ function hardTokenRange(sub: unknown, key: string): HardTokenRange | undefined {
     hiddenSize: num(c, 'hidden_size', key + '.', { int: true, min: 1 }),
     rmsNormEps: num(c, 'rms_norm_eps', key + '.', { default: 1e-6 }),
   };
-}
-
-function idList(v: unknown, fallback: number[]): number[] {
-  if (typeof v === 'number') return [v];
-  if (Array.isArray(v) && v.every((x) => typeof x === 'number')) return v as number[];
-  return fallback;
 }
 
 /** Parses and validates a Gemma 3n config.json (either top-level form). */

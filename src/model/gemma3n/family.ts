@@ -7,11 +7,10 @@ import { GemmaError } from '../../errors.ts';
 import type { ModelFamily } from '../family.ts';
 import { parseGemma3nConfig } from './config.ts';
 import { GEMMA3N_GGUF_ARCH, openGemma3nGguf } from './gguf.ts';
+import { sliceGemma3n } from './matformer.ts';
 import { Gemma3nModel } from './model.ts';
+import { loadFamilyDecoder } from '../gpu-decoder.ts';
 import { createRandomCheckpoint, isRandomPreset } from './random-checkpoint.ts';
-
-/** Tokens per prefill chunk: sizes the sliding-window rings (window + chunk − 1) and the activation buffers. */
-export const PREFILL_CHUNK = 64;
 
 export const gemma3nFamily: ModelFamily = {
   name: 'gemma3n',
@@ -24,25 +23,10 @@ export const gemma3nFamily: ModelFamily = {
     }
     return createRandomCheckpoint({ ...options, preset: options.preset });
   },
+  slice: sliceGemma3n,
   async load(gpu, checkpoint, options) {
     const config = parseGemma3nConfig(checkpoint.config);
-    const maxContext = Math.min(options.maxContext, config.text.maxPositionEmbeddings);
-    try {
-      const model = await Gemma3nModel.load(gpu, checkpoint, {
-        weights: options.weights,
-        maxContext,
-        chunk: PREFILL_CHUNK,
-        onProgress: options.onTensor,
-        onConverted: options.onConverted,
-        onCompile: options.onCompile,
-        random: options.random,
-        signal: options.signal,
-      });
-      return { model, eosTokenIds: config.eosTokenIds };
-    } catch (err) {
-      if (err instanceof GemmaError) throw err;
-      // A GPU out-of-memory or validation failure while creating buffers: say what was being loaded.
-      throw new GemmaError('internal', `Loading ${checkpoint.name} onto the GPU failed: ${(err as Error)?.message ?? err}`, { cause: err });
-    }
+    const model = await loadFamilyDecoder(checkpoint, options, config.text.maxPositionEmbeddings, (opts) => Gemma3nModel.load(gpu, checkpoint, opts));
+    return { model, eosTokenIds: config.eosTokenIds };
   },
 };

@@ -15,7 +15,7 @@
 import type { GpuContext } from '../../gpu/device.ts';
 import { createStorageBuffer, writeBuffer } from '../../gpu/buffers.ts';
 import type { Dispatch } from '../../gpu/pipeline.ts';
-import { MatmulKernel } from '../../kernels/matmul.ts';
+import { MatmulKernel, type GemvActivations } from '../../kernels/matmul.ts';
 import { RmsNormKernel } from '../../kernels/rmsnorm.ts';
 import { RopeKernel } from '../../kernels/rope.ts';
 import { ElementwiseKernel, type Operand } from '../../kernels/elementwise.ts';
@@ -27,17 +27,12 @@ import { AltUpKernel } from '../../kernels/altup.ts';
 import { SampleKernel, type SampleDispatch } from '../../kernels/sample.ts';
 import type { GpuWeight } from '../../formats/weight-format.ts';
 import { loadedFormats } from '../tensor-table.ts';
+import { StepRecorder, type Op } from '../step-recorder.ts';
 import type { Gemma3nTextConfig } from './config.ts';
 import type { ModelWeights } from './weights.ts';
 import type { FeedInput } from '../language-model.ts';
 import { GemmaError } from '../../errors.ts';
-
-/** A recorded dispatch plus how it follows the step's token count and position. */
-interface Op {
-  d: Dispatch;
-  rows?: (T: number) => void;
-  step?: (p0: number, T: number) => void;
-}
+import type { DecoderForward, SampleRange } from '../gpu-decoder.ts';
 
 export interface ForwardOptions {
   /** Most tokens per step (prefill chunk size). */
@@ -45,23 +40,17 @@ export interface ForwardOptions {
   /** Longest sequence the KV caches hold. */
   maxContext: number;
   /** Decode GEMV activations for quantized weights (src/kernels/matmul.ts MatmulOptions.activations). Default 'auto'. */
-  activations?: 'auto' | 'f32' | 'int8';
+  activations?: GemvActivations;
 }
 
 /** Id written to the embedding gather for a hard token: out of range, so the gather skips that row. */
 const SKIP_ROW = 0xffffffff;
 
-/** Which logits the GPU sampler may choose from. */
-export type SampleRange = 'text' | 'all';
-
-export class Gemma3nForward {
+export class Gemma3nForward implements DecoderForward {
   readonly caches: Array<KvCache | undefined>;
   /** Scratch GPU bytes (activations, logits), for memory accounting. */
   readonly scratchBytes: number;
-  private readonly ops: Op[] = [];
-  private readonly headOps: Op[] = [];
-  private readonly allHeadOps: Op[] = [];
-  private lastT = -1;
+  private readonly recorder = new StepRecorder('gemma3n');
   /** Token ids as fed (the GPU-resident PLE gather reads them). */
   private readonly tokenIds: GPUBuffer;
   /** Token ids for the embedding gather: hard tokens replaced by SKIP_ROW (their rows are written from the host). */
@@ -107,7 +96,7 @@ export class Gemma3nForward {
       bytes += b.size;
       return b;
     };
-    const ops = this.ops;
+    const ops = this.recorder.ops;
     // ---- small builders, so the body below reads like the equations ----
     const mm = (W: GpuWeight, x: GPUBuffer, y: GPUBuffer, o: { xOffset?: number; yOffset?: number; list?: Op[]; fixedRows?: number } = {}) => {
       const d = k.mm.bind({ x, weight: W, y, rows: o.fixedRows ?? 1, xOffset: o.xOffset, yOffset: o.yOffset });
@@ -262,15 +251,15 @@ export class Gemma3nForward {
     norm(mean, w.finalNorm, this.finalNormed, D);
 
     // Tied LM head + softcap: for the last position (headOps, after a copy of its row) or for all (allHeadOps).
-    mm(w.embed, this.lastHidden, this.lastLogits, { list: this.headOps, fixedRows: 1 });
-    if (c.finalLogitSoftcap !== null) ew({ op: 'softcap', a: this.lastLogits, y: this.lastLogits, cols: V, alpha: c.finalLogitSoftcap }, this.headOps);
+    mm(w.embed, this.lastHidden, this.lastLogits, { list: this.recorder.headOps, fixedRows: 1 });
+    if (c.finalLogitSoftcap !== null) ew({ op: 'softcap', a: this.lastLogits, y: this.lastLogits, cols: V, alpha: c.finalLogitSoftcap }, this.recorder.headOps);
     // Sampling (§2.6): ids ≥ vocab_size_per_layer_input are multimodal tokens / pad-row copies, masked for text.
     this.samplers = {
       text: k.sample.bind({ logits: this.lastLogits, out: this.nextToken, batch: 1, vocab: V, maxTokenId: c.vocabSizePerLayerInput }),
       all: k.sample.bind({ logits: this.lastLogits, out: this.nextToken, batch: 1, vocab: V }),
     };
-    mm(w.embed, this.finalNormed, this.allLogits, { list: this.allHeadOps });
-    if (c.finalLogitSoftcap !== null) ew({ op: 'softcap', a: this.allLogits, y: this.allLogits, cols: V, alpha: c.finalLogitSoftcap }, this.allHeadOps);
+    mm(w.embed, this.finalNormed, this.allLogits, { list: this.recorder.allHeadOps });
+    if (c.finalLogitSoftcap !== null) ew({ op: 'softcap', a: this.allLogits, y: this.allLogits, cols: V, alpha: c.finalLogitSoftcap }, this.recorder.allHeadOps);
 
     this.scratchBytes = bytes;
   }
@@ -344,33 +333,16 @@ export class Gemma3nForward {
       writeBuffer(device, this.pleUpload.data, rows.data);
       if (rows.scales && this.pleUpload.scales) writeBuffer(device, this.pleUpload.scales, rows.scales);
     }
-    if (T !== this.lastT) {
-      for (const op of this.ops) op.rows?.(T);
-      for (const op of this.allHeadOps) op.rows?.(T);
-      this.lastT = T;
-    }
-    for (const op of this.ops) op.step?.(p0, T);
-
-    const encoder = device.createCommandEncoder({ label: 'gemma3n step' });
-    let pass = encoder.beginComputePass({ label: 'gemma3n layers' });
-    for (const op of this.ops) op.d.encode(pass);
-    pass.end();
-    encoder.copyBufferToBuffer(this.finalNormed, (T - 1) * c.hiddenSize * 4, this.lastHidden, 0, c.hiddenSize * 4);
-    pass = encoder.beginComputePass({ label: 'gemma3n head' });
-    for (const op of this.headOps) op.d.encode(pass);
-    if (opts.sample) this.samplers[opts.sample].encode(pass);
-    if (opts.allLogits) for (const op of this.allHeadOps) op.d.encode(pass);
-    pass.end();
-    device.queue.submit([encoder.finish()]);
+    this.recorder.submit(device, p0, T, {
+      lastRow: { src: this.finalNormed, offset: (T - 1) * c.hiddenSize * 4, dst: this.lastHidden, bytes: c.hiddenSize * 4 },
+      sampler: opts.sample && this.samplers[opts.sample],
+      allLogits: opts.allLogits,
+    });
   }
 
   /** Samples the next token from the current `lastLogits` into `nextToken` (one small submission). */
   sample(range: SampleRange): void {
-    const encoder = this.ctx.device.createCommandEncoder({ label: 'gemma3n sample' });
-    const pass = encoder.beginComputePass({ label: 'gemma3n sample' });
-    this.samplers[range].encode(pass);
-    pass.end();
-    this.ctx.device.queue.submit([encoder.finish()]);
+    this.recorder.submitOne(this.ctx.device, this.samplers[range]);
   }
 
   destroy(): void {

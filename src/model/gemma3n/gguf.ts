@@ -19,48 +19,26 @@
  */
 import { GemmaError } from '../../errors.ts';
 import type { ByteSource } from '../../io/byte-source.ts';
-import type { GgufFile, GgufTensorInfo } from '../../io/gguf.ts';
+import type { GgufFile } from '../../io/gguf.ts';
 import { dequantize } from '../../io/gguf-types.ts';
-import { GgufMetadata, checkDecodable, ggufCheckpoint, ggufTensor, shortestF32, type GgufCheckpoint, type GgufTensor } from '../../io/gguf-checkpoint.ts';
+import { GgufMetadata, checkDecodable, ggufCheckpoint, shortestF32, type GgufCheckpoint, type GgufTensor } from '../../io/gguf-checkpoint.ts';
+import { GEMMA_GGUF_GLOBAL_NAMES, GEMMA_GGUF_LAYER_NAMES, HF_LANGUAGE_MODEL, mapGgufTensors } from '../gemma-gguf-names.ts';
 import { normalCdf } from '../../math/normal.ts';
 
 /** GGUF `general.architecture` of llama.cpp's Gemma 3n files. */
 export const GEMMA3N_GGUF_ARCH = 'gemma3n';
 
-const HF_PREFIX = 'model.language_model.';
+const HF_PREFIX = HF_LANGUAGE_MODEL;
 
-/** GGUF global tensor → HF name (after the prefix). The stacked AltUp tensors are handled separately. */
-const GLOBAL_NAMES: Record<string, string> = {
-  'token_embd.weight': 'embed_tokens.weight',
-  'per_layer_token_embd.weight': 'embed_tokens_per_layer.weight',
-  'per_layer_model_proj.weight': 'per_layer_model_projection.weight',
-  'per_layer_proj_norm.weight': 'per_layer_projection_norm.weight',
-  'output_norm.weight': 'norm.weight',
-};
-
+/** The stacked AltUp tensors: ne [D, D, 3], slice k = HF `<name>.k.weight`. */
 const STACKED_NAMES: Record<string, string> = {
   'altup_proj.weight': 'altup_projections',
   'altup_unembd_proj.weight': 'altup_unembed_projections',
 };
 
-/** GGUF `blk.N.<key>.weight` → HF `layers.N.<value>`. */
+/** GGUF `blk.N.<key>.weight` → HF `layers.N.<value>`: the Gemma names plus AltUp's and LAuReL's. */
 const LAYER_NAMES: Record<string, string> = {
-  attn_norm: 'input_layernorm.weight',
-  attn_q: 'self_attn.q_proj.weight',
-  attn_k: 'self_attn.k_proj.weight',
-  attn_v: 'self_attn.v_proj.weight',
-  attn_output: 'self_attn.o_proj.weight',
-  attn_q_norm: 'self_attn.q_norm.weight',
-  attn_k_norm: 'self_attn.k_norm.weight',
-  post_attention_norm: 'post_attention_layernorm.weight',
-  ffn_norm: 'pre_feedforward_layernorm.weight',
-  ffn_gate: 'mlp.gate_proj.weight',
-  ffn_up: 'mlp.up_proj.weight',
-  ffn_down: 'mlp.down_proj.weight',
-  post_ffw_norm: 'post_feedforward_layernorm.weight',
-  inp_gate: 'per_layer_input_gate.weight',
-  proj: 'per_layer_projection.weight',
-  post_norm: 'post_per_layer_input_norm.weight',
+  ...GEMMA_GGUF_LAYER_NAMES,
   altup_correct_coef: 'altup.correction_coefs.weight',
   altup_correct_scale: 'altup.correct_output_scale',
   altup_predict_coef: 'altup.prediction_coefs.weight',
@@ -130,27 +108,18 @@ export async function openGemma3nGguf(gguf: GgufFile): Promise<Gemma3nGguf> {
 }
 
 function mapTensors(gguf: GgufFile): { tensors: Map<string, GgufTensor>; unmapped: string[] } {
-  const tensors = new Map<string, GgufTensor>();
-  const unmapped: string[] = [];
-  const add = (hfName: string, t: GgufTensorInfo, shape: number[], offset: number) => tensors.set(HF_PREFIX + hfName, ggufTensor(HF_PREFIX + hfName, t, shape, offset));
-  for (const t of gguf.tensors.values()) {
-    const shape = [...t.ne].reverse();
-    const global = GLOBAL_NAMES[t.name];
-    const stacked = STACKED_NAMES[t.name];
-    const layer = /^blk\.(\d+)\.(\w+)\.weight$/.exec(t.name);
-    if (global) {
-      add(global, t, shape, t.offset);
-    } else if (stacked) {
+  return mapGgufTensors(gguf, {
+    globals: GEMMA_GGUF_GLOBAL_NAMES,
+    layers: LAYER_NAMES,
+    special(t, add) {
+      const stacked = STACKED_NAMES[t.name];
+      if (!stacked) return false;
       if (t.ne.length !== 3 || t.byteLength === undefined) throw new GemmaError('bad-file', `${gguf.source.name}: ${t.name} has shape ne [${t.ne}], expected [D, D, n] (stacked AltUp projections).`);
       const slice = t.byteLength / t.ne[2];
-      for (let k = 0; k < t.ne[2]; k++) add(`${stacked}.${k}.weight`, t, shape.slice(1), t.offset + k * slice);
-    } else if (layer && LAYER_NAMES[layer[2]]) {
-      add(`layers.${layer[1]}.${LAYER_NAMES[layer[2]]}`, t, shape, t.offset);
-    } else {
-      unmapped.push(t.name);
-    }
-  }
-  return { tensors, unmapped };
+      for (let k = 0; k < t.ne[2]; k++) add(`${stacked}.${k}.weight`, [...t.ne].reverse().slice(1), t.offset + k * slice);
+      return true;
+    },
+  });
 }
 
 /**

@@ -36,12 +36,11 @@
  * Earlier measurement (bench/q4-families.ts, from all-q8 putting ONE family in q4): embed 1.22 · altup 0.76 ·
  * mlp 0.65 · attn 0.50 · laurel 0.31 · pleProj 0.066 · pleTable 0.026: the tied embedding is the most sensitive.
  */
-import { losslessFormatOf } from '../../formats/stored-dtype.ts';
-import type { WeightFormat } from '../../formats/weight-format.ts';
 import type { WeightMode } from '../family.ts';
+import { planFormat, planFormatForStored, type StoredFormat, type TensorFacts, type WeightPlan } from '../stored-format.ts';
 
+export type { StoredFormat, TensorFacts };
 export type Family = 'embed' | 'pleTable' | 'attn' | 'mlp' | 'altup' | 'laurel' | 'pleProj' | 'embedders' | 'small';
-export type StoredFormat = WeightFormat;
 
 export function familyOf(name: string): Family {
   if (name.startsWith('model.embed_vision.') || name.startsWith('model.embed_audio.')) return name.endsWith('_norm.weight') ? 'small' : 'embedders';
@@ -53,12 +52,6 @@ export function familyOf(name: string): Family {
   if (/laurel\.linear_(left|right)\.weight$/.test(name)) return 'laurel';
   if (/per_layer_model_projection\.weight$|per_layer_input_gate\.weight$|per_layer_projection\.weight$/.test(name)) return 'pleProj';
   return 'small';
-}
-
-/** What the plan needs to know about a tensor besides its name: its shape [rows, cols] and the model's layer count. */
-export interface TensorFacts {
-  shape: readonly number[];
-  layers: number;
 }
 
 /** llama.cpp's "use more bits" layers of Q4_K_M (docs/gemma3n-formats.md §3.4), for v_proj and down_proj. */
@@ -90,28 +83,18 @@ export function q4Format(name: string, family: Family, facts: TensorFacts): Stor
   }
 }
 
-/** Stored dtypes the loader reads as floats; any other (a GGUF block type: Q4_0, Q8_0, Q4_K, …) is pre-quantized. */
-const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16']);
+const PLAN: WeightPlan<Family> = { groupOf: familyOf, q4: q4Format, alwaysF32: ['small', 'embedders'] };
 
 /**
- * Format of a checkpoint tensor stored as `dtype`. A pre-quantized tensor (GGUF, the offline cache) keeps its
- * file's quantization, in the GPU format that holds it losslessly (src/formats/stored-dtype.ts): Q4_0 → q4,
- * Q8_0 / Q5_0 → q8, Q4_K / Q5_K / Q6_K → q4k / q5k / q6k, so a Q4_K_M file takes its own size on the GPU. Block types
- * with no lossless home (Q4_1, Q5_1) are dequantized and requantized to q8. Float-stored tensors follow the mode's
- * plan.
+ * Format of a checkpoint tensor stored as `dtype` (src/model/stored-format.ts): a pre-quantized tensor (GGUF, the
+ * offline cache) keeps its file's quantization in the GPU format that holds it losslessly, so a Q4_K_M file takes
+ * its own size on the GPU; float-stored tensors follow the mode's plan.
  */
 export function formatForStored(name: string, dtype: string | undefined, mode: WeightMode, f16: boolean, facts: TensorFacts): StoredFormat {
-  const family = familyOf(name);
-  if (dtype !== undefined && !FLOAT_DTYPES.has(dtype) && family !== 'small' && family !== 'embedders') {
-    return losslessFormatOf(dtype) ?? 'q8';
-  }
-  return formatFor(name, mode, f16, facts);
+  return planFormatForStored(PLAN, name, dtype, mode, f16, facts);
 }
 
 /** Format of a tensor in a mode. Float mode: f16 matrices on shader-f16 adapters, else f32; small tensors f32. */
 export function formatFor(name: string, mode: WeightMode, f16: boolean, facts: TensorFacts): StoredFormat {
-  const family = familyOf(name);
-  if (family === 'small' || family === 'embedders') return 'f32';
-  if (mode === 'float') return f16 ? 'f16' : 'f32';
-  return q4Format(name, family, facts);
+  return planFormat(PLAN, name, mode, f16, facts);
 }

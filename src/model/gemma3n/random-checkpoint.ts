@@ -10,13 +10,11 @@
  * - `e2b` / `e4b`: the real dimensions (formats doc §1.3); `layers` scales the layer count with every per-layer
  *   dimension kept (for benchmarks with `loadWeights({ random: true })`, which only needs the config).
  *
- * Values are deterministic from the seed: each row of each tensor has its own generator (seeded by the seed, the
- * tensor name and the row), so a tensor is produced lazily, row range by row range, and any range reads the same
- * values as a whole read. Nothing is held in memory; the full-vocabulary tables (tens of MB) are generated on demand.
- * Distribution: uniform with mean `mean` and standard deviation `std` per tensor family (below): not trained, so the
- * model's text is gibberish by design.
+ * Values are drawn lazily and deterministically from the seed (src/model/random-tensors.ts): uniform with a mean
+ * and standard deviation per tensor family (below): not trained, so the model's text is gibberish by design.
  */
-import type { Checkpoint, FloatDtype, TensorBytes, TensorInfo } from '../../io/checkpoint.ts';
+import type { Checkpoint, FloatDtype } from '../../io/checkpoint.ts';
+import { RandomTensorPlans, randomTensorCheckpoint, type RandomTensorPlan } from '../random-tensors.ts';
 
 export type RandomPreset = 'tiny' | 'e2b' | 'e4b';
 
@@ -158,29 +156,16 @@ export function randomGemma3nConfig(preset: RandomPreset = 'tiny', layers?: numb
   };
 }
 
-/** How one tensor's values are drawn. */
-interface TensorPlan {
-  info: TensorInfo;
-  mean: number;
-  std: number;
-  /** Rows at or above this repeat row 0 (embed_tokens: the converter's 256 copies of the pad row, §1.5). */
-  copyRow0From?: number;
-}
-
 const LM = 'model.language_model.';
 
-function tensorPlans(config: Record<string, unknown>, dtype: string): Map<string, TensorPlan> {
+function tensorPlans(config: Record<string, unknown>, dtype: 'BF16' | 'F32'): Map<string, RandomTensorPlan> {
   const tc = config.text_config as Record<string, unknown>;
   const D = tc.hidden_size as number, P = tc.hidden_size_per_layer_input as number, L = tc.num_hidden_layers as number;
   const H = tc.num_attention_heads as number, Hkv = tc.num_key_value_heads as number, dh = tc.head_dim as number;
   const R = tc.laurel_rank as number, A = tc.altup_num_inputs as number;
   const V = tc.vocab_size as number, Vp = tc.vocab_size_per_layer_input as number;
-  const plans = new Map<string, TensorPlan>();
-  const add = (name: string, shape: number[], mean: number, std: number, extra: Partial<TensorPlan> = {}) =>
-    plans.set(name, { info: { name, shape, dtype }, mean, std, ...extra });
-  /** A linear [out, in]: unit-variance inputs give unit-variance outputs. */
-  const linear = (name: string, out: number, inp: number) => add(name, [out, inp], 0, 1 / Math.sqrt(inp));
-  const norm = (name: string, dim: number) => add(name, [dim], 1, 0.05);
+  const planned = new RandomTensorPlans(dtype);
+  const add = planned.add.bind(planned), linear = planned.linear.bind(planned), norm = planned.norm.bind(planned);
 
   add(LM + 'embed_tokens.weight', [V, D], 0, 1 / Math.sqrt(D), { copyRow0From: Vp });
   add(LM + 'embed_tokens_per_layer.weight', [Vp, L * P], 0, 1 / Math.sqrt(P));
@@ -224,47 +209,7 @@ function tensorPlans(config: Record<string, unknown>, dtype: string): Map<string
     norm(prefix + 'soft_embedding_norm.weight', s.hidden_size);
     linear(prefix + 'embedding_projection.weight', D, s.hidden_size);
   }
-  return plans;
-}
-
-/** FNV-1a of a string (tensor names → per-tensor seeds). */
-function hashString(s: string): number {
-  let h = 2166136261;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
-  return h >>> 0;
-}
-
-/** A 32-bit mix (murmur3 finalizer): decorrelates nearby seeds. */
-function mix32(x: number): number {
-  x ^= x >>> 16;
-  x = Math.imul(x, 0x85ebca6b);
-  x ^= x >>> 13;
-  x = Math.imul(x, 0xc2b2ae35);
-  return (x ^ (x >>> 16)) >>> 0;
-}
-
-/** Fills `out` with one row's values: uniform, mean `mean`, standard deviation `std` (xorshift32 per row). */
-function fillRow(out: Float32Array, offset: number, count: number, rowSeed: number, mean: number, std: number): void {
-  let s = rowSeed || 0x9e3779b9;
-  const half = std * Math.sqrt(3); // uniform on [−a, a] has std a/√3
-  const k = (2 * half) / 4294967296;
-  for (let i = 0; i < count; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[offset + i] = mean - half + (s >>> 0) * k;
-  }
-}
-
-/** f32 → bf16 bits, round to nearest even (values here are finite). */
-function toBf16(src: Float32Array): Uint8Array {
-  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
-  const out = new Uint16Array(src.length);
-  for (let i = 0; i < src.length; i++) {
-    const x = bits[i];
-    out[i] = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
-  }
-  return new Uint8Array(out.buffer);
+  return planned.plans;
 }
 
 /** A random-weight Gemma 3n checkpoint (see the header). */
@@ -275,29 +220,5 @@ export function createRandomCheckpoint(options: RandomCheckpointOptions = {}): C
   const config = randomGemma3nConfig(preset, options.layers, options.vocabSize);
   const plans = tensorPlans(config, dtype);
   const name = `random Gemma 3n (${preset}, ${(config.text_config as { num_hidden_layers: number }).num_hidden_layers} layers, seed ${seed})`;
-  return {
-    name,
-    config,
-    tensor: (tensorName) => plans.get(tensorName)?.info,
-    tensorNames: () => [...plans.keys()],
-    async read(tensorName, rows) {
-      const plan = plans.get(tensorName);
-      if (!plan) throw new Error(`${name}: no tensor ${tensorName}`);
-      const [rowCount, ...rest] = plan.info.shape;
-      const cols = rest.reduce((a, b) => a * b, 1);
-      const start = rows?.start ?? 0;
-      const count = rows?.count ?? rowCount;
-      if (!(start >= 0 && count >= 0 && start + count <= rowCount)) {
-        throw new RangeError(`${name}: rows [${start}, ${start + count}) of ${tensorName} outside [0, ${rowCount})`);
-      }
-      const values = new Float32Array(count * cols);
-      const tensorSeed = mix32(hashString(tensorName) ^ mix32(seed));
-      for (let r = 0; r < count; r++) {
-        const row = plan.copyRow0From !== undefined && start + r >= plan.copyRow0From ? 0 : start + r;
-        fillRow(values, r * cols, cols, mix32(tensorSeed + Math.imul(row, 0x9e3779b1)), plan.mean, plan.std);
-      }
-      const result: TensorBytes = dtype === 'F32' ? { dtype: 'F32', bytes: new Uint8Array(values.buffer) } : { dtype: 'BF16', bytes: toBf16(values) };
-      return result;
-    },
-  };
+  return randomTensorCheckpoint(name, config, plans, seed, dtype);
 }

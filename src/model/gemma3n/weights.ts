@@ -7,17 +7,13 @@
  * KV-shared layers' own k_proj / v_proj / k_norm are never read (formats doc §2.8, trap 9).
  */
 import type { GpuContext } from '../../gpu/device.ts';
-import { uploadBuffer } from '../../gpu/buffers.ts';
-import { GemmaError } from '../../errors.ts';
-import { readF32, requireTensor, type Checkpoint } from '../../io/checkpoint.ts';
-import { createWeight, createRandomWeight, uploadPackedWeight } from '../../kernels/upload-weight.ts';
-import { isQuantFormat, type GpuWeight } from '../../formats/weight-format.ts';
-import type { ConvertedTensor } from '../converted-tensor.ts';
+import { readF32, type Checkpoint } from '../../io/checkpoint.ts';
+import type { GpuWeight } from '../../formats/weight-format.ts';
 import { destroyLoaded, loadTable, tableSpecs, type Loaded } from '../tensor-table.ts';
+import { TensorLoader, type TensorLoaderOptions } from '../tensor-loader.ts';
 import type { Gemma3nConfig } from './config.ts';
 import { formatForStored } from './quant-plan.ts';
-import type { WeightMode } from '../family.ts';
-import { PleTable } from './ple-table.ts';
+import { PleTable } from '../ple-table.ts';
 import { PLE_TABLE, gemma3nTensorTable, type Gemma3nTensorTable } from './tensors.ts';
 
 /** The decoder's tensors on the GPU (the table's structure: `w.layers[l].q`, …) plus what stays in host memory. */
@@ -35,21 +31,9 @@ export type ModelWeights = Loaded<Gemma3nTensorTable> & {
   gpuBytes: number;
 };
 
-export interface LoadWeightsOptions {
-  mode: WeightMode;
-  /** Sees each converted tensor once, in load order; awaited (so a slow consumer bounds memory, not grows it). */
-  onConverted?: (t: ConvertedTensor) => Promise<void>;
-  /** Report progress as (tensors done, tensors total). */
-  onTensor?: (done: number, total: number) => void;
-  /**
-   * Synthetic weights (memory accounting at real sizes): every matrix drawn on the GPU, no tensor read, PLE table
-   * not materialised. The checkpoint is then only used for its config.
-   */
-  random?: boolean;
+export interface LoadWeightsOptions extends TensorLoaderOptions {
   /** Keep the PLE table GPU-resident too (default: host memory only; rows uploaded per step). */
   pleOnGpu?: boolean;
-  /** Checked after every tensor: an aborted load frees what it made and rejects with GemmaError('aborted'). */
-  signal?: AbortSignal;
 }
 
 /**
@@ -77,72 +61,19 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
   const { mode } = opts;
   const L = c.numLayers, P = c.pleDim;
   const table = gemma3nTensorTable(c);
-  let gpuBytes = 0;
-  let done = 0;
-  const total = tableSpecs(table).length + 1; // + the PLE table
-  const tick = () => {
-    if (opts.signal?.aborted) throw new GemmaError('aborted', `Loading ${ckpt.name} was aborted.`);
-    opts.onTensor?.(++done, total);
-  };
-  let seed = 1;
+  const formatOf = (name: string, dtype: string | undefined, shape: readonly number[]) => formatForStored(name, dtype, mode, ctx.f16, { shape, layers: L });
+  const loader = new TensorLoader(ctx, ckpt, opts, { formatOf, randomVector }, tableSpecs(table).length + 1); // + the PLE table
 
-  /** A matrix [rows, cols] in the mode's (or the file's) format. */
-  const matrix = async (name: string, rows: number, cols: number): Promise<GpuWeight> => {
-    const format = formatForStored(name, ckpt.tensor(name)?.dtype, mode, ctx.f16, { shape: [rows, cols], layers: L });
-    let w: GpuWeight;
-    if (opts.random) {
-      // q4/q8: uniform codes written straight into the layout (codes: true), seconds for all of E2B on SwiftShader
-      // where drawing normals and quantizing took minutes per layer. std 1/√cols: unit-variance inputs give
-      // unit-variance outputs, so 30 layers of random weights keep activations (and the logits) finite.
-      w = await createRandomWeight(ctx, { label: name, rows, cols, format, seed: seed++, std: 1 / Math.sqrt(cols), codes: true });
-    } else {
-      requireTensor(ckpt, name, [rows, cols]);
-      const packed = isQuantFormat(format) && ckpt.readPackedAs ? await ckpt.readPackedAs(name, format) : null;
-      if (packed) w = await uploadPackedWeight(ctx, name, packed);
-      else {
-        const t = await ckpt.read(name);
-        const dtype = t.dtype === 'F32' ? 'f32' : t.dtype === 'F16' ? 'f16' : 'bf16';
-        w = await createWeight(ctx, { label: name, rows, cols, format, dtype, bytes: t.bytes });
-      }
-    }
-    gpuBytes += w.bytes;
-    if (opts.onConverted && !opts.random) await opts.onConverted({ kind: 'gpu', name, shape: [rows, cols], weight: w });
-    tick();
-    return w;
-  };
-  /** A small f32 vector (norm weights, coefficients). */
-  const vector = async (name: string, length: number, transform?: (v: Float32Array) => Float32Array): Promise<GPUBuffer> => {
-    let v: Float32Array;
-    if (opts.random) v = randomVector(name, length);
-    else {
-      requireTensor(ckpt, name);
-      v = await readF32(ckpt, name);
-      if (v.length !== length) throw new GemmaError('bad-file', `${ckpt.name}: ${name} has ${v.length} values, the config implies ${length}.`);
-      await opts.onConverted?.({ kind: 'f32', name, shape: ckpt.tensor(name)!.shape, values: v });
-    }
-    if (transform) v = transform(v);
-    const buf = uploadBuffer(ctx.device, v, name);
-    gpuBytes += buf.size;
-    tick();
-    return buf;
-  };
-
-  const gpu = await loadTable(table, (spec) => (spec.kind === 'matrix' ? matrix(spec.name, ...spec.shape) : vector(spec.name, spec.length, spec.transform)));
+  const gpu = await loadTable(table, loader.load);
   try {
     const hard = opts.random ? noHardRows(c) : await hardTokenRows(ckpt, cfg, opts.onConverted);
     // The PLE table: host rows in the plan's format (f32 in float mode; q4), or the GGUF's own (repacked losslessly
     // where a GPU format holds its type, else requantized to q8).
-    const stored = formatForStored(PLE_TABLE, ckpt.tensor(PLE_TABLE)?.dtype, mode, false, { shape: [c.vocabSizePerLayerInput, L * P], layers: L });
-    const pleFormat = stored === 'f16' ? 'f32' : stored;
-    if (!opts.random) requireTensor(ckpt, PLE_TABLE);
-    const pleHost = opts.random
-      ? PleTable.placeholder(c.vocabSizePerLayerInput, L * P, pleFormat)
-      : await PleTable.load(ckpt, PLE_TABLE, c.vocabSizePerLayerInput, L * P, pleFormat, Math.fround(Math.sqrt(P)));
-    if (!opts.random) await opts.onConverted?.({ kind: 'ple', name: PLE_TABLE, shape: ckpt.tensor(PLE_TABLE)!.shape, table: pleHost.table });
-    tick();
+    const stored = formatOf(PLE_TABLE, ckpt.tensor(PLE_TABLE)?.dtype, [c.vocabSizePerLayerInput, L * P]);
+    const pleHost = await PleTable.forModel(ckpt, PLE_TABLE, c.vocabSizePerLayerInput, L * P, stored, Math.fround(Math.sqrt(P)), opts);
+    loader.tick();
     const pleGpu = opts.pleOnGpu ? pleHost.toGpu(ctx, PLE_TABLE) : undefined;
-    if (pleGpu) gpuBytes += pleGpu.bytes;
-    return { ...gpu, ...hard, pleTable: pleGpu ? pleHost.withoutHostRows() : pleHost, pleGpu, gpuBytes };
+    return { ...gpu, ...hard, pleTable: pleGpu ? pleHost.withoutHostRows() : pleHost, pleGpu, gpuBytes: loader.gpuBytes + (pleGpu?.bytes ?? 0) };
   } catch (err) {
     destroyLoaded(gpu);
     throw err;

@@ -18,9 +18,11 @@ import { GemmaError } from '../../errors.ts';
 import { readBuffer } from '../../gpu/buffers.ts';
 import type { ByteSource } from '../../io/byte-source.ts';
 import type { CacheEntryReader, CacheEntryWriter, CacheFileWriter } from '../../io/cache.ts';
-import type { Checkpoint, FloatDtype, PackedTensor, TensorBytes, TensorInfo } from '../../io/checkpoint.ts';
-import { dataBytes, isQuantFormat, scaleHalvesPerRow, type QuantFormat } from '../../formats/weight-format.ts';
+import { columnRunsWidth, type Checkpoint, type ColumnRun, type FloatDtype, type PackedTensor, type RowRange, type TensorBytes, type TensorInfo } from '../../io/checkpoint.ts';
+import { readStrided } from '../../io/strided-read.ts';
+import { GROUP, dataBytes, groupsPerRow, isQuantFormat, scaleHalvesPerRow, type QuantFormat } from '../../formats/weight-format.ts';
 import { losslessFormatOf } from '../../formats/stored-dtype.ts';
+import { isKFormat, pickKColumns } from '../../formats/kquant.ts';
 import type { ConvertedTensor } from '../../model/converted-tensor.ts';
 
 export const WEIGHTS_FILE = 'weights.bin';
@@ -177,7 +179,7 @@ export class ConvertedCheckpoint implements Checkpoint {
     return [...this.index.keys()];
   }
 
-  async read(name: string, rows?: { start: number; count: number }): Promise<TensorBytes> {
+  async read(name: string, rows?: RowRange): Promise<TensorBytes> {
     const t = this.entry(name);
     if (t.dtype !== 'F32' && t.dtype !== 'F16') {
       throw new GemmaError('internal', `${this.name}: ${name} is cached as ${t.dtype}; read it with readPackedAs`);
@@ -188,19 +190,66 @@ export class ConvertedCheckpoint implements Checkpoint {
     return { dtype: t.dtype as FloatDtype, bytes: aligned(bytes) };
   }
 
-  async readPackedAs(name: string, format: QuantFormat, rows?: { start: number; count: number }): Promise<PackedTensor | null> {
+  /** Column runs of float rows (a MatFormer slice served from a cached bigger model). */
+  async readColumns(name: string, columns: readonly ColumnRun[], rows?: RowRange): Promise<TensorBytes> {
+    const t = this.entry(name);
+    if ((t.dtype !== 'F32' && t.dtype !== 'F16') || t.shape.length !== 2) {
+      throw new GemmaError('internal', `${this.name}: ${name} is cached as ${t.dtype} [${t.shape}]; its columns cannot be read as floats`);
+    }
+    const [allRows, cols] = t.shape;
+    columnRunsWidth(columns, cols, `${this.name}: ${name}`);
+    const elem = t.dtype === 'F32' ? 4 : 2;
+    const { start, count } = rows ?? { start: 0, count: allRows };
+    const runs = columns.map((c) => ({ start: c.start * elem, length: c.count * elem }));
+    const bytes = await readStrided(this.source, { offset: t.offset + start * cols * elem, stride: cols * elem, rows: count, runs });
+    return { dtype: t.dtype, bytes };
+  }
+
+  /**
+   * The cached blocks as they are (rows, or column runs of them when the runs fall on group boundaries: a group
+   * holds the same values whatever the row's width, so a column prefix of a cached q4 matrix is exactly the q4 of
+   * the prefix; K-quants: runs of whole super-blocks, picked from whole rows on the host).
+   */
+  async readPackedAs(name: string, format: QuantFormat, rows?: RowRange, columns?: readonly ColumnRun[]): Promise<PackedTensor | null> {
     const t = this.entry(name);
     if (losslessFormatOf(t.dtype) !== format) return null; // the cached layout is exactly this format's
     const [allRows, cols] = t.shape;
     const { start, count } = rows ?? { start: 0, count: allRows };
     const rowBytes = dataBytes(format, 1, cols);
-    const G = scaleHalvesPerRow(format, cols);
-    const data = aligned(await this.source.read(t.offset + start * rowBytes, count * rowBytes));
-    const scales = aligned(await this.source.read(t.scalesOffset! + start * G * 2, count * G * 2));
+    const halves = scaleHalvesPerRow(format, cols);
+    if (isKFormat(format)) {
+      // Rows are two contiguous slices (kquant.ts); column runs are picked from whole rows.
+      const data = aligned(await this.source.read(t.offset + start * rowBytes, count * rowBytes));
+      const scales = aligned(await this.source.read(t.scalesOffset! + start * halves * 2, count * halves * 2));
+      const rowsPacked = { data: new Uint32Array(data.buffer, data.byteOffset, data.byteLength / 4), scales: new Uint32Array(scales.buffer, scales.byteOffset, scales.byteLength / 4) };
+      const width = columnRunsWidth(columns ?? [{ start: 0, count: cols }], cols, `${this.name}: ${name}`);
+      const picked = columns ? pickKColumns(format, rowsPacked, count, cols, columns) : rowsPacked;
+      if (!picked) return null;
+      return { format, rows: count, cols: width, data: picked.data, scales: new Uint16Array(picked.scales.buffer, picked.scales.byteOffset, picked.scales.byteLength / 2) };
+    }
+    const G = groupsPerRow(cols);
+    const unitsPerGroup = halves / G; // q4 / q8: one f16 scale per group; q5: d and two words of fifth bits
+    const runs = columns ?? [{ start: 0, count: cols }];
+    const width = columnRunsWidth(runs, cols, `${this.name}: ${name}`);
+    if (columns && columns.some((c) => c.start % GROUP !== 0 || (c.count % GROUP !== 0 && c.start + c.count !== cols))) return null;
+    const groups = runs.map((c) => ({ first: c.start / GROUP, count: Math.ceil(c.count / GROUP) }));
+    const blockBytes = rowBytes / G;
+    const data = await readStrided(this.source, {
+      offset: t.offset + start * rowBytes,
+      stride: rowBytes,
+      rows: count,
+      runs: groups.map((g) => ({ start: g.first * blockBytes, length: g.count * blockBytes })),
+    });
+    const scales = await readStrided(this.source, {
+      offset: t.scalesOffset! + start * halves * 2,
+      stride: halves * 2,
+      rows: count,
+      runs: groups.map((g) => ({ start: g.first * unitsPerGroup * 2, length: g.count * unitsPerGroup * 2 })),
+    });
     return {
       format,
       rows: count,
-      cols,
+      cols: width,
       data: new Uint32Array(data.buffer, data.byteOffset, data.byteLength / 4),
       scales: new Uint16Array(scales.buffer, scales.byteOffset, scales.byteLength / 2),
     };

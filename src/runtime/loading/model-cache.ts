@@ -14,11 +14,11 @@
  *   finishes, and ModelInfo says `cache: 'not-stored'` with the reason in `warnings`.
  */
 import { GemmaError } from '../../errors.ts';
-import { ModelCache, type CacheKey } from '../../io/cache.ts';
+import { ModelCache, type CacheEntryReader, type CacheKey } from '../../io/cache.ts';
 import type { Checkpoint } from '../../io/checkpoint.ts';
 import { ProgressAggregator } from '../../io/progress.ts';
 import type { ConvertedTensor } from '../../model/converted-tensor.ts';
-import { ConvertedCacheWriter, ConvertedCheckpoint, convertedMeta } from './converted-cache.ts';
+import { ConvertedCacheWriter, ConvertedCheckpoint, convertedMeta, type ConvertedMeta } from './converted-cache.ts';
 import type { LoadProgress, ModelInfo } from '../protocol.ts';
 import { tokenizerFromTexts, type TextTokenizer } from '../tokenizer.ts';
 
@@ -35,21 +35,77 @@ export async function readFromCache(key: CacheKey, tokenizerTag: string | undefi
   const entry = cache && (await cache.read(key).catch(() => undefined));
   const meta = entry && convertedMeta(entry);
   if (!entry || !meta) return undefined;
+  const reading = readingProgress(key, onProgress);
+  reading.start(entry.manifest.totalBytes);
+  return finishOpen(entry, meta, await ConvertedCheckpoint.open(entry, meta, reading.onBytes), tokenizerTag, reading);
+}
+
+/**
+ * A sized load served from a cached entry of the same model that contains it (the whole model, or a bigger slice):
+ * `cut` gets each candidate entry (smallest first) as a Checkpoint and returns the sliced view, or throws when the
+ * entry does not hold the slice (exactly). Nothing is written: the bigger entry already holds every byte, and a
+ * copy would only take storage. Undefined when no entry serves it.
+ */
+export async function readContainingFromCache<T>(
+  key: CacheKey,
+  tokenizerTag: string | undefined,
+  onProgress: (p: LoadProgress) => void,
+  cut: (checkpoint: Checkpoint) => T,
+): Promise<{ cached: CachedLoad; result: T } | undefined> {
+  const cache = await ModelCache.open().catch(() => undefined);
+  const { slice: _slice, ...whole } = key;
+  for (const entry of (await cache?.readAllSlices(whole).catch(() => [])) ?? []) {
+    const meta = convertedMeta(entry);
+    if (!meta || (tokenizerTag !== undefined && meta.tokenizerSource !== tokenizerTag)) continue;
+    // (Progress starts once an entry is chosen: a candidate's config.json is not part of it.)
+    const reading = readingProgress(key, onProgress);
+    const checkpoint = await ConvertedCheckpoint.open(entry, meta, reading.onBytes).catch(() => undefined);
+    if (!checkpoint) continue;
+    let result: T;
+    try {
+      result = cut(checkpoint);
+    } catch {
+      continue;
+    }
+    return { cached: await finishOpen(entry, meta, checkpoint, tokenizerTag, reading), result };
+  }
+  return undefined;
+}
+
+/** 'cache-read' progress over an entry's bytes. */
+function readingProgress(key: CacheKey, onProgress: (p: LoadProgress) => void) {
   const label = `${key.modelId} (cached)`;
-  const progress = new ProgressAggregator('cache-read', entry.manifest.totalBytes, onProgress);
-  const onBytes = (n: number) => progress.advance(label, n);
-  const checkpoint = await ConvertedCheckpoint.open(entry, meta, onBytes);
+  let progress: ProgressAggregator | undefined;
+  return {
+    label,
+    start(total: number) {
+      progress ??= new ProgressAggregator('cache-read', total, onProgress);
+    },
+    onBytes: (n: number) => progress?.advance(label, n),
+    finish: () => progress?.finish(),
+  };
+}
+
+/** The tokenizer (when the entry holds the one asked for), and the load's end. */
+async function finishOpen(
+  entry: CacheEntryReader,
+  meta: ConvertedMeta,
+  checkpoint: Checkpoint,
+  tokenizerTag: string | undefined,
+  reading: ReturnType<typeof readingProgress>,
+): Promise<CachedLoad> {
+  reading.start(entry.manifest.totalBytes);
   let tokenizer: TextTokenizer | undefined;
   if (tokenizerTag !== undefined && meta.tokenizerSource === tokenizerTag && meta.texts.includes('tokenizer.json')) {
     const texts = new Map<string, string>();
     for (const name of meta.texts) {
       const text = await entry.text(name);
-      onBytes(new TextEncoder().encode(text).byteLength);
+      reading.onBytes(new TextEncoder().encode(text).byteLength);
       texts.set(name, text);
     }
-    tokenizer = await tokenizerFromTexts(texts, label);
+    tokenizer = await tokenizerFromTexts(texts, reading.label);
   }
-  return { checkpoint, tokenizer, finish: () => progress.finish() };
+  return { checkpoint, tokenizer, finish: reading.finish };
 }
 
 export interface CacheSession {

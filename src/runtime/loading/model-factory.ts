@@ -10,13 +10,14 @@
 import type { GpuContext } from '../../gpu/device.ts';
 import type { Checkpoint } from '../../io/checkpoint.ts';
 import type { ConvertedTensor } from '../../model/converted-tensor.ts';
-import type { WeightMode } from '../../model/family.ts';
+import type { ModelSize, SliceInfo, WeightMode } from '../../model/family.ts';
+import { GemmaError } from '../../errors.ts';
 import type { LanguageModel, MemoryReport } from '../../model/language-model.ts';
 import { familyForConfig } from '../../model/registry.ts';
 import type { LoadProgress, LoadRequest, ModelInfo } from '../protocol.ts';
 import type { TextTokenizer } from '../tokenizer.ts';
-import { readFromCache, startCaching, type CacheSession } from './model-cache.ts';
-import { cacheKeyOf, parseModelSource, parseTokenizerSource, tokenizerCacheTag, type ModelSource, type TokenizerSource } from './model-source.ts';
+import { readContainingFromCache, readFromCache, startCaching, type CacheSession, type CachedLoad } from './model-cache.ts';
+import { cacheKeyOf, parseModelSize, parseModelSource, parseTokenizerSource, sliceCacheTag, tokenizerCacheTag, type ModelSource, type TokenizerSource } from './model-source.ts';
 import { openSource } from './open-source.ts';
 
 /** KV-cache positions when the request does not say (at most the checkpoint's limit). */
@@ -34,6 +35,8 @@ export interface LoadedModel {
   /** For ModelInfo.cache / warnings. */
   cache?: ModelInfo['cache'];
   warnings?: string[];
+  /** For ModelInfo.slice: the sub-model, when the load asked for a size. */
+  slice?: SliceInfo;
 }
 
 export interface ModelFactoryContext {
@@ -52,9 +55,10 @@ export const defaultModelFactory: ModelFactory = async (ctx) => {
   const { request, onProgress } = ctx;
   const source = parseModelSource(request);
   const tokenizerSource = parseTokenizerSource(request);
+  const size = parseModelSize(request);
   const signal = ctx.signal ?? new AbortController().signal;
   const gpu = await ctx.gpu();
-  return loadFromSource(gpu, source, tokenizerSource, { weights: request.weights, contextLength: request.contextLength, cache: request.cache, onProgress, signal });
+  return loadFromSource(gpu, source, tokenizerSource, { weights: request.weights, contextLength: request.contextLength, cache: request.cache, size, onProgress, signal });
 };
 
 export interface SourceLoadOptions {
@@ -62,6 +66,8 @@ export interface SourceLoadOptions {
   contextLength?: number;
   /** Read and write the offline cache (default true; only URL and hub sources are ever cached). */
   cache?: boolean;
+  /** A sub-model to cut at load time (MatFormer; LoadRequest.size). */
+  size?: ModelSize;
   onProgress?: (p: LoadProgress) => void;
   signal?: AbortSignal;
 }
@@ -72,30 +78,49 @@ export async function loadFromSource(gpu: GpuContext, source: ModelSource, token
   const signal = options.signal ?? new AbortController().signal;
   const weights = options.weights ?? 'q4';
   const weightMode = weights === 'q4' ? 'q4' : gpu.f16 ? 'float-f16' : 'float-f32';
-  const key = options.cache === false ? undefined : cacheKeyOf(source, weightMode);
+  const { size } = options;
+  const key = options.cache === false ? undefined : cacheKeyOf(source, weightMode, size === undefined ? undefined : sliceCacheTag(size));
   const tokenizerTag = tokenizerCacheTag(tokenizerSource);
   const load = { weights, contextLength: options.contextLength };
+  /** The checkpoint cut to the size asked for (a view of it: nothing is read yet), or as it is. */
+  const sized = (checkpoint: Checkpoint, exact = false): { checkpoint: Checkpoint; slice?: SliceInfo } =>
+    size === undefined ? { checkpoint } : sliceCheckpoint(checkpoint, size, exact);
+  const fromCache = async (cached: CachedLoad, cut: { checkpoint: Checkpoint; slice?: SliceInfo }): Promise<LoadedModel> => {
+    const loaded = await loadModel(gpu, cut.checkpoint, load, { onProgress, signal, tensorProgress: false });
+    cached.finish();
+    return { ...loaded, tokenizer: cached.tokenizer, cache: 'hit', slice: cut.slice };
+  };
 
   // Cache hit: everything (config, tokenizer texts, converted weights) comes from local storage; no network.
   // An entry cached with another tokenizer than this load asks for is not served (it is replaced below).
   const cached = key && (await readFromCache(key, tokenizerTag, onProgress));
-  if (cached && (tokenizerSource.kind === 'none' || cached.tokenizer)) {
-    const loaded = await loadModel(gpu, cached.checkpoint, load, { onProgress, signal, tensorProgress: false });
-    cached.finish();
-    return { ...loaded, tokenizer: cached.tokenizer, cache: 'hit' };
-  }
+  if (cached && (tokenizerSource.kind === 'none' || cached.tokenizer)) return fromCache(cached, sized(cached.checkpoint));
+  // A size inside a cached bigger entry of the same model (the whole E4B, or a bigger slice) is cut from it.
+  const containing = key && size !== undefined ? await readContainingFromCache(key, tokenizerTag, onProgress, (c) => sized(c, true)) : undefined;
+  if (containing && (tokenizerSource.kind === 'none' || containing.cached.tokenizer)) return fromCache(containing.cached, containing.result);
+
   const opened = await openSource(source, tokenizerSource, { onProgress, signal });
-  const session: CacheSession | undefined = key ? await startCaching(key, gpu.device, opened.checkpoint, opened.tokenizerTexts, tokenizerTag) : undefined;
+  const cut = sized(opened.checkpoint); // a size this checkpoint cannot give fails here, before any weight is read
+  const session: CacheSession | undefined = key ? await startCaching(key, gpu.device, cut.checkpoint, opened.tokenizerTexts, tokenizerTag) : undefined;
   let loaded: LoadedModel;
   try {
-    loaded = await loadModel(gpu, opened.checkpoint, load, { onProgress, signal, onConverted: session?.onConverted });
+    loaded = await loadModel(gpu, cut.checkpoint, load, { onProgress, signal, onConverted: session?.onConverted });
     opened.finishDownload();
   } catch (err) {
     await session?.abort(); // a truncated, corrupt or aborted download never enters the cache
     throw err;
   }
   const outcome = session ? await session.commit(opened.commit()) : { cache: 'off' as const, warnings: [] };
-  return { ...loaded, tokenizer: opened.tokenizer, cache: outcome.cache, warnings: outcome.warnings.length ? outcome.warnings : undefined };
+  return { ...loaded, tokenizer: opened.tokenizer, cache: outcome.cache, warnings: outcome.warnings.length ? outcome.warnings : undefined, slice: cut.slice };
+}
+
+/** A checkpoint cut to `size` by its family (MatFormer families only; anything else is a clear error). */
+export function sliceCheckpoint(checkpoint: Checkpoint, size: ModelSize, exact = false): { checkpoint: Checkpoint; slice: SliceInfo } {
+  const family = familyForConfig(checkpoint.config, `${checkpoint.name}/config.json`);
+  if (!family.slice) {
+    throw new GemmaError('invalid-argument', `${checkpoint.name} is a ${family.name} model, which has no sizes to choose from: load it without \`size\`.`);
+  }
+  return family.slice(checkpoint, size, { exact });
 }
 
 /** What loadModel does besides loading (the factory uses these; Node callers need none). */

@@ -6,7 +6,7 @@ import { GemmaError } from '../../errors.ts';
 import type { ByteSource } from '../../io/byte-source.ts';
 import type { CacheKey } from '../../io/cache.ts';
 import type { CheckpointFiles } from '../../io/safetensors.ts';
-import type { RandomCheckpointOptions } from '../../model/family.ts';
+import type { ModelSize, RandomCheckpointOptions } from '../../model/family.ts';
 import type { LoadRequest } from '../protocol.ts';
 
 export type ModelSource =
@@ -104,15 +104,55 @@ export function describeSource(source: ModelSource): string {
 /**
  * The offline-cache key of a load, or undefined for sources that are never cached (picked and host-opened files,
  * random checkpoints). URLs are taken as immutable; hub loads are keyed by the revision asked for (the manifest
- * records the commit served).
+ * records the commit served). A sized load (`slice`: sliceCacheTag) is an entry of its own.
  */
-export function cacheKeyOf(source: ModelSource, weightMode: string): CacheKey | undefined {
+export function cacheKeyOf(source: ModelSource, weightMode: string, slice?: string): CacheKey | undefined {
+  const sliced = slice === undefined ? {} : { slice };
   switch (source.kind) {
-    case 'hub': return { modelId: source.repo, revision: source.revision, weightMode };
+    case 'hub': return { modelId: source.repo, revision: source.revision, weightMode, ...sliced };
     case 'url':
-    case 'gguf-url': return { modelId: source.url, revision: 'url', weightMode };
+    case 'gguf-url': return { modelId: source.url, revision: 'url', weightMode, ...sliced };
     default: return undefined;
   }
+}
+
+/**
+ * Parses `request.size` (its shape; the model's family checks it against the checkpoint): a configuration name, or
+ * `{ skipLayers?, ffnWidths? }` with integer lists.
+ */
+export function parseModelSize(request: Pick<LoadRequest, 'size'>): ModelSize | undefined {
+  const size = request.size as unknown;
+  if (size === undefined) return undefined;
+  if (typeof size === 'string' && size.trim() !== '') return size.trim();
+  const ints = (v: unknown) => v === undefined || (Array.isArray(v) && v.every((x) => Number.isInteger(x) && x >= 0));
+  if (typeof size === 'object' && size !== null && !Array.isArray(size)) {
+    const o = size as Record<string, unknown>;
+    if (Object.keys(o).every((k) => k === 'skipLayers' || k === 'ffnWidths') && ints(o.skipLayers) && ints(o.ffnWidths)) {
+      return { ...(o.skipLayers ? { skipLayers: [...(o.skipLayers as number[])] } : {}), ...(o.ffnWidths ? { ffnWidths: [...(o.ffnWidths as number[])] } : {}) };
+    }
+  }
+  throw new GemmaError(
+    'invalid-argument',
+    `loadGemma({ size }) got ${JSON.stringify(size)}: pass a published configuration's name ('E2B', 'E2.54B', …) or { skipLayers: [layer, …], ffnWidths: [width per kept layer, …] }.`,
+  );
+}
+
+/** `1,2,2,2,5` → `1,2x3,5`: a width list of 35 entries stays short in a cache folder name. */
+function runLength(values: readonly number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < values.length; ) {
+    let j = i;
+    while (j + 1 < values.length && values[j + 1] === values[i]) j++;
+    out.push(j > i ? `${values[i]}x${j - i + 1}` : `${values[i]}`);
+    i = j + 1;
+  }
+  return out.join(',');
+}
+
+/** The cache key's part for a size: a name as given (case-folded), an explicit size spelled out. */
+export function sliceCacheTag(size: ModelSize): string {
+  if (typeof size === 'string') return size.trim().toLowerCase();
+  return `skip=${[...(size.skipLayers ?? [])].sort((a, b) => a - b).join(',')};ffn=${size.ffnWidths ? runLength(size.ffnWidths) : 'all'}`;
 }
 
 /** How a cache entry records which tokenizer it holds, so a load asking for another one is not served from it. */

@@ -1,16 +1,21 @@
 /**
- * The per-layer-embedding (PLE) table [vocab_size_per_layer_input, L·P]. By default it stays OFF the GPU
- * (DESIGN.md; E2B's is 262144 × 7680, 4 GB in bf16): its rows live in host memory, packed in one of the GPU weight
+ * The per-layer-embedding (PLE) table [vocab_size_per_layer_input, L·P] of the families that have one (Gemma 3n,
+ * Gemma 4 E2B/E4B; family-neutral, shared by both). By default it stays OFF the GPU (DESIGN.md; Gemma 3n E2B's is
+ * 262144 × 7680, 4 GB in bf16): its rows live in host memory, packed in one of the GPU weight
  * layouts (weight-format.ts: f32 in float mode, int4 in q4 mode — 1.1 GB for E2B —, or a GGUF's own blocks repacked
- * losslessly: Q8_0/Q4_0/Q5_0, or Q6_K as llama.cpp's Q4_K_M stores it), and each step uploads just the packed rows of the tokens at hand; the gather kernel
+ * losslessly: Q8_0/Q4_0/Q5_0, or Q6_K as llama.cpp's Q4_K_M stores it), and each step uploads just the packed rows of
+ * the tokens at hand; the gather kernel
  * (src/kernels/gather.ts, `bindUploaded`) dequantizes and scales them on the GPU. `toGpu` makes a GPU-resident copy
  * instead (the gather kernel then reads rows by id). Ids at or above the table's rows (multimodal hard tokens) read
  * row 0, as HF's multimodal model does (formats doc §2.3), on both paths.
  */
-import type { GpuContext } from '../../gpu/device.ts';
-import { readF32, type Checkpoint, type PackedTensor } from '../../io/checkpoint.ts';
-import { packRowsForUpload, type CpuTable } from '../../kernels/gather.ts';
-import { dataBytes, scaleBytes, scaleHalvesPerRow, scalesAsWords, type GpuWeight, type QuantFormat, type WeightPart } from '../../formats/weight-format.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import { readF32, requireTensor, type Checkpoint, type PackedTensor } from '../io/checkpoint.ts';
+import type { ConvertedTensor } from './converted-tensor.ts';
+import { GemmaError } from '../errors.ts';
+import type { StoredFormat } from './stored-format.ts';
+import { packRowsForUpload, type CpuTable } from '../kernels/gather.ts';
+import { dataBytes, scaleBytes, scaleHalvesPerRow, scalesAsWords, type GpuWeight, type QuantFormat, type WeightPart } from '../formats/weight-format.ts';
 import { quantizeCpu } from './cpu-quant.ts';
 
 /** Rows read (and packed) per chunk at load: bounds the transient host memory. */
@@ -46,7 +51,7 @@ export class PleTable {
 
   /**
    * Reads `rows` rows of tensor `name` into host memory as `format`. q4/q8 rows come pre-quantized from the container
-   * when it stores them losslessly in that layout (GGUF), else they are quantized here (src/model/gemma3n/cpu-quant.ts,
+   * when it stores them losslessly in that layout (GGUF), else they are quantized here (src/model/cpu-quant.ts,
    * bit-identical to the GPU quantizer).
    */
   static async load(ckpt: Checkpoint, name: string, rows: number, cols: number, format: PleFormat, scale: number, onRows?: (done: number) => void): Promise<PleTable> {
@@ -68,6 +73,31 @@ export class PleTable {
       onRows?.(r + n);
     }
     return new PleTable({ format, rows, cols, data, scales }, scale);
+  }
+
+  /**
+   * A model load's table (both families' weights.ts): host rows in the format the plan (or a GGUF) stores the table
+   * in — f16 is kept as f32, the host has no f16 rows — read and handed to the offline cache's writer; or, for random
+   * weights, a placeholder of the right size.
+   */
+  static async forModel(
+    ckpt: Checkpoint,
+    name: string,
+    rows: number,
+    cols: number,
+    stored: StoredFormat,
+    scale: number,
+    opts: { random?: boolean; onConverted?: (t: ConvertedTensor) => Promise<void> },
+  ): Promise<PleTable> {
+    const format: PleFormat = stored === 'f16' ? 'f32' : stored;
+    if (opts.random) return PleTable.placeholder(rows, cols, format);
+    const info = requireTensor(ckpt, name);
+    if (info.shape.length !== 2 || info.shape[1] !== cols || info.shape[0] < rows) {
+      throw new GemmaError('bad-file', `${ckpt.name}: tensor ${name} has shape [${info.shape}], but the config implies [${rows}, ${cols}] (at least ${rows} rows). The checkpoint and its config.json do not match.`);
+    }
+    const table = await PleTable.load(ckpt, name, rows, cols, format, scale);
+    await opts.onConverted?.({ kind: 'ple', name, shape: ckpt.tensor(name)!.shape, table: table.table });
+    return table;
   }
 
   /** A table of the right size that holds nothing (memory accounting with synthetic weights); rows read as 0. */

@@ -1,12 +1,12 @@
 /**
- * CPU quantization into the GPU q4/q8 layouts (src/kernels/weight-format.ts), with the same scale rules as the GPU
- * quantizer (shaders/quantize.wgsl: q4 = llama.cpp Q4_0's d = m / −8 with m the element of largest |w|; q8 = Q8_0's
+ * CPU quantization into the GPU q4/q8 layouts (src/formats/weight-format.ts; family-neutral), with the same scale
+ * rules as the GPU quantizer (shaders/quantize.wgsl: q4 = llama.cpp Q4_0's d = m / −8 with m the element of largest |w|; q8 = Q8_0's
  * d = absmax / 127; d rounded to f16 first, q = round-half-even(w / d)). Used for what stays off the GPU (the PLE
  * table, kept in CPU memory as quantized rows) and by tests, to run the float reference on exactly the weights the
  * GPU sees.
  */
-import { f16BitsToF32, f32ToF16Bits } from '../../io/half.ts';
-import { GROUP, groupsPerRow, packQ4, packQ8, type PackedWeight } from '../../formats/weight-format.ts';
+import { f16BitsToF32, f32ToF16Bits } from '../io/half.ts';
+import { GROUP, groupsPerRow, packQ4, packQ8, type PackedWeight } from '../formats/weight-format.ts';
 
 function roundHalfEven(x: number): number {
   const r = Math.round(x);

@@ -1,0 +1,124 @@
+/**
+ * `bench/memory.ts --family gemma4`: GPU and host memory of the real Gemma 4 E2B and E4B text decoders at a
+ * 4,096-token context, by group, two ways (as for Gemma 3n):
+ *   - counted: from the same format plan (src/model/gemma4/quant-plan.ts), weight layouts (weight-format.ts),
+ *     KV-cache sizing (KvCache.byteSizeFor, per layer type: 256 / 512 per head) and scratch buffers (forward.ts);
+ *   - measured: Gemma4Model.load(ctx, randomCheckpoint, { random: true }) really allocates the model (real dimensions
+ *     and vocabulary, random int4/int8 codes written on the GPU, no download) and reports model.memory(). Exits 1
+ *     if the two disagree by a single byte.
+ */
+import { parseGemma4Config, type Gemma4TextConfig } from '../src/model/gemma4/config.ts';
+import { formatFor } from '../src/model/gemma4/quant-plan.ts';
+import { gemma4TensorTable } from '../src/model/gemma4/tensors.ts';
+import { Gemma4Model } from '../src/model/gemma4/model.ts';
+import { createGemma4RandomCheckpoint, type Gemma4RandomPreset } from '../src/model/gemma4/random-checkpoint.ts';
+import { tableSpecs } from '../src/model/tensor-table.ts';
+import type { WeightMode } from '../src/model/family.ts';
+import type { MemoryReport } from '../src/model/language-model.ts';
+import { dataBytes, scaleBytes, groupsPerRow, isQuantFormat } from '../src/formats/weight-format.ts';
+import { KvCache } from '../src/kernels/kv-cache.ts';
+import { uploadedRowsBytes } from '../src/kernels/gather.ts';
+import { createNodeGpuContext } from '../src/node/gpu.ts';
+
+export interface Gemma4MemoryOptions {
+  presets: string[];
+  context: number;
+  chunk: number;
+  mode: WeightMode;
+  pleOnGpu: boolean;
+  measure: boolean;
+}
+
+const GROUP_LABEL: Record<string, string> = { embed: 'embedding / LM head', attn: 'attention', mlp: 'MLP', pleProj: 'PLE projections', small: 'norms, layer scalars (f32)' };
+
+/** Counts what Gemma4Model.load allocates for `c` (see the header). */
+function count(c: Gemma4TextConfig, o: Gemma4MemoryOptions) {
+  const align16 = (n: number) => Math.max(16, Math.ceil(n / 16) * 16);
+  const vecBytes = (floats: number) => Math.max(16, floats * 4);
+  const byGroup = new Map<string, number>();
+  let weights = 0;
+  const addTo = (label: string, b: number) => {
+    byGroup.set(label, (byGroup.get(label) ?? 0) + b);
+    weights += b;
+  };
+  for (const spec of tableSpecs(gemma4TensorTable(c))) {
+    if (spec.kind === 'matrix') {
+      const [rows, cols] = spec.shape;
+      const f = formatFor(spec.name, o.mode, false, { shape: spec.shape, layers: c.numLayers });
+      const group = spec.name.includes('embed_tokens') ? 'embed' : /self_attn/.test(spec.name) ? 'attn' : /mlp\./.test(spec.name) ? 'mlp' : 'pleProj';
+      addTo(`${GROUP_LABEL[group]} (${f})`, align16(dataBytes(f, rows, cols)) + (isQuantFormat(f) ? align16(scaleBytes(f, rows, cols)) : 0));
+    } else {
+      // layer_scalar [1] is broadcast to [D] at load.
+      addTo(GROUP_LABEL.small, vecBytes(spec.name.endsWith('layer_scalar') ? c.hiddenSize : spec.length));
+    }
+  }
+  const L = c.numLayers, P = c.pleDim, LP = L * P;
+  const pleFormat = o.mode === 'q4' ? 'q4' : 'f32';
+  const pleBytes = align16(dataBytes(pleFormat, c.vocabSizePerLayerInput, LP)) + (pleFormat === 'q4' ? align16(scaleBytes(pleFormat, c.vocabSizePerLayerInput, LP)) : 0);
+  if (o.pleOnGpu) addTo(`PLE table (${pleFormat})`, pleBytes);
+
+  let kv = 0, kvLayers = 0;
+  c.layerTypes.forEach((t, l) => {
+    if (c.kvSourceLayer[l] !== l) return;
+    kvLayers++;
+    kv += KvCache.byteSizeFor({ kind: t === 'full_attention' ? 'full' : 'sliding', kvHeads: c.numKvHeads, headDim: c.layerHeadDim[l], maxContext: o.context, window: c.slidingWindow, maxChunk: o.chunk, act: 'f32' });
+  });
+  // Scratch: forward.ts's buffers for `chunk` tokens, f32 (each at least 16 bytes).
+  const C = o.chunk, D = c.hiddenSize, H = c.numHeads, Hkv = c.numKvHeads, V = c.vocabSize;
+  const dMax = Math.max(...c.layerHeadDim), Fmax = Math.max(...c.intermediateSize);
+  const buffers = [
+    C, C * D, C * LP, C * LP, // embed ids, residual, PLE projection, per-layer inputs
+    C * D, C * H * dMax, C * H * dMax, C * Hkv * dMax, C * Hkv * dMax, C * Hkv * dMax, C * Hkv * dMax, C * H * dMax, // normed, q ×2, k ×2, v ×2, attention out
+    C * D, C * D, C * D, C * Fmax, C * Fmax, C * Fmax, C * D, C * D, // o ×2, MLP in, gate/up/act, down ×2
+    C * P, C * P, C * D, C * D, C * D, D, V, C * V, 4, // PLE gate/act, PLE out ×2, final normed, last hidden, last logits, all logits, next token
+  ].map((f) => vecBytes(f));
+  const up = uploadedRowsBytes(pleFormat, LP, C);
+  const scratch = buffers.reduce((a, b) => a + b, 0) + (o.pleOnGpu ? vecBytes(C) : vecBytes(up.data / 4) + (up.scales ? vecBytes(Math.ceil(up.scales / 4)) : 0));
+  const pleHost = o.pleOnGpu ? 0 : c.vocabSizePerLayerInput * (pleFormat === 'q4' ? groupsPerRow(LP) * 18 : LP * 4);
+  return { byGroup, weights, kv, kvLayers, scratch, pleHost, pleBytes };
+}
+
+const MiB = (b: number) => (b / 2 ** 20).toFixed(1) + ' MiB';
+const GB = (b: number) => (b / 1e9).toFixed(3) + ' GB';
+
+/** Prints the tables; returns false when counted and measured bytes disagree. */
+export async function gemma4Memory(o: Gemma4MemoryOptions): Promise<boolean> {
+  let ok = true;
+  const ctx = o.measure ? await createNodeGpuContext() : undefined;
+  for (const preset of o.presets) {
+    if (preset !== 'e2b' && preset !== 'e4b') throw new Error(`--preset: e2b, e4b or e2b,e4b; got ${preset}`);
+    const checkpoint = createGemma4RandomCheckpoint({ preset: preset as Gemma4RandomPreset });
+    const c = parseGemma4Config(checkpoint.config).text;
+    const n = count(c, o);
+    console.log(`\nGemma 4 ${preset.toUpperCase()} text decoder (${c.numLayers} layers, vocabulary ${c.vocabSize}), weights=${o.mode}, context ${o.context}, prefill chunk ${o.chunk}, f32 activations and KV cache, PLE table ${o.pleOnGpu ? 'on the GPU (--ple-gpu)' : 'in host memory'}`);
+    console.log('GPU weights by group (counted):');
+    for (const [k, v] of [...n.byGroup].sort((a, b) => b[1] - a[1])) console.log(`  ${k.padEnd(32)}${MiB(v).padStart(13)}`);
+    let m: MemoryReport | undefined;
+    let loadS = 0;
+    if (ctx) {
+      const t0 = performance.now();
+      const model = await Gemma4Model.load(ctx, checkpoint, { random: true, weights: o.mode, maxContext: o.context, chunk: o.chunk, pleOnGpu: o.pleOnGpu });
+      await ctx.device.queue.onSubmittedWorkDone();
+      loadS = (performance.now() - t0) / 1000;
+      m = model.memory();
+      model.dispose();
+    }
+    const rows: Array<[string, number, number | undefined]> = [
+      ['GPU weights', n.weights, m?.gpu.weights],
+      [`GPU KV cache (${n.kvLayers} owner layers)`, n.kv, m?.gpu.kvCache],
+      ['GPU scratch', n.scratch, m?.gpu.scratch],
+      ['GPU total', n.weights + n.kv + n.scratch, m?.gpu.total],
+      [`host PLE table (${o.mode === 'q4' ? 'int4 rows' : 'f32'})`, n.pleHost, m?.host.total],
+    ];
+    console.log(`\n| Gemma 4 ${preset.toUpperCase()}, context ${o.context} | counted | measured (model.memory()) | bytes (measured) | agree |`);
+    console.log('|---|---|---|---|---|');
+    for (const [name, counted, measured] of rows) {
+      const agree = measured === undefined ? 'not measured' : measured === counted ? 'yes' : `NO (${measured - counted > 0 ? '+' : ''}${measured - counted} B)`;
+      if (measured !== undefined && measured !== counted) ok = false;
+      console.log(`| ${name} | ${MiB(counted)} | ${measured === undefined ? '—' : MiB(measured)} | ${measured === undefined ? '—' : `${measured} (${GB(measured)})`} | ${agree} |`);
+    }
+    if (m) console.log(`measured by loading the random ${preset.toUpperCase()} model (random int4/int8 codes on the GPU, real vocabulary): ${loadS.toFixed(1)} s on ${ctx!.adapterName}`);
+    console.log(`PLE table on the GPU would add ${MiB(n.pleBytes)} (${GB(n.pleBytes)})`);
+  }
+  return ok;
+}
