@@ -25,7 +25,11 @@
  *   --vocab N    smoke runs only: cut the LM head / PLE vocabulary (the output says so; nothing else cuts it)
  *   --quick      short mode for CI on SwiftShader (~2 min): --layers 1 unless given, prompt 32 only, 4 decode
  *                tokens, "long" context 128, a smaller bandwidth buffer; the real vocabulary (the output says so)
+ *   --audio      the audio encoder's benchmark instead (bench/audio.ts: 30 s through the front end and the real-size
+ *                tower; its own flags: --quick, --layers N, --seconds S, --json FILE; it exits when done)
  */
+// `npm run bench -- --audio`: the audio encoder's benchmark instead (bench/audio.ts; it exits when done).
+if (process.argv.includes('--audio')) await import('./audio.ts');
 import { writeFile } from 'node:fs/promises';
 import { createNodeGpuContext } from '../src/node/gpu.ts';
 import type { GpuContext } from '../src/gpu/device.ts';

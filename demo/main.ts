@@ -1,11 +1,13 @@
 /**
  * The demo app: pick a model (hub, URL, GGUF, local files or the built-in random-weight tiny model), watch it load,
  * chat with streamed, safely rendered Markdown, and see the numbers (tokens/s, time to first token, context, GPU).
- * Plain DOM + the library's public API (src/index.ts); the model runs in the library's Web Worker.
+ * Plain DOM + the library's public API (src/index.ts); the model runs in the library's Web Worker. Audio: record
+ * (recordAudio) or upload / drop a clip; "Transcribe" and "Translate to …" fill the prompt; the clip's length and
+ * the encoder's time show on the message.
  *
  * `document.body.dataset.state` is 'idle' | 'loading' | 'ready' | 'generating' (for styling and for the e2e test).
  */
-import { loadGemma, GemmaError, type ChatMessage, type GemmaClient, type GenerationStats, type LoadProgress } from '../src/index.ts';
+import { loadGemma, GemmaError, recordAudio, decodeAudioSource, type AudioRecording, type ChatMessage, type ContentPart, type GemmaClient, type GenerationStats, type LoadProgress } from '../src/index.ts';
 import { cacheUsage, deleteCachedModel, listCachedModels, type CachedModelInfo } from '../src/index.ts';
 import { checkWebGpu, type AdapterSummary } from './gpu-info.ts';
 import { countOf, formatBytes, formatMs, formatRate } from './format.ts';
@@ -68,13 +70,37 @@ const ui = {
   stop: $<HTMLButtonElement>('stop'),
   regenerate: $<HTMLButtonElement>('regenerate'),
   clear: $<HTMLButtonElement>('clear'),
+  audioBar: $('audio-bar'),
+  record: $<HTMLButtonElement>('record'),
+  uploadAudio: $<HTMLButtonElement>('upload-audio'),
+  audioFile: $<HTMLInputElement>('audio-file'),
+  transcribe: $<HTMLButtonElement>('transcribe'),
+  translate: $<HTMLButtonElement>('translate'),
+  translateTo: $<HTMLSelectElement>('translate-to'),
+  audioStatus: $('audio-status'),
+  attachment: $('attachment'),
+  attachmentLabel: $('attachment-label'),
+  attachmentPlayer: $<HTMLAudioElement>('attachment-player'),
+  attachmentRemove: $<HTMLButtonElement>('attachment-remove'),
 };
+
+/** An audio clip waiting to be sent with the next message. */
+interface Attachment {
+  samples: Float32Array;
+  sampleRate: number;
+  duration: number;
+  /** For playback. */
+  url: string;
+  name: string;
+}
 
 type AppState = 'idle' | 'loading' | 'ready' | 'generating';
 
 interface Turn {
   message: ChatMessage;
   element: HTMLLIElement;
+  /** Seconds of audio in the message (user turns with a clip). */
+  audioSeconds?: number;
 }
 
 let state: AppState = 'idle';
@@ -86,6 +112,8 @@ let adapter: AdapterSummary | undefined;
 const turns: Turn[] = [];
 /** Positions in the KV cache after the last generation (prompt + reply). */
 let contextUsed = 0;
+let attachment: Attachment | undefined;
+let recording: AudioRecording | undefined;
 /** The badge text of the loaded model (shown again when loading another one fails). */
 let loadedLabel = 'No model loaded';
 
@@ -104,6 +132,10 @@ function setState(next: AppState): void {
   ui.unload.hidden = !(ready || next === 'generating');
   ui.empty.hidden = turns.length > 0;
   ui.emptyText.firstChild!.textContent = ready || next === 'generating' ? 'Type a message. ' : 'Load a model, then type a message. ';
+  const audio = (ready || next === 'generating') && (client?.info.media ?? []).includes('audio');
+  for (const el of [ui.record, ui.uploadAudio, ui.transcribe, ui.translate, ui.translateTo]) el.disabled = !audio;
+  if (!audio && (ready || next === 'generating') && client) ui.audioStatus.textContent = 'This model has no audio encoder.';
+  else if (!client) ui.audioStatus.textContent = '';
 }
 
 // ---------------------------------------------------------------- model source form
@@ -153,6 +185,13 @@ const PHASE_LABELS: Record<string, string> = {
 const BYTE_PHASES = new Set(['download', 'cache-read']);
 
 function showProgress(p: LoadProgress): void {
+  if (p.component) {
+    // A media encoder loading on first use: one line in the audio bar.
+    const what = p.phase === 'compile' ? 'compiling' : p.phase === 'cache-read' ? 'reading from the offline cache' : 'converting weights';
+    const amount = p.total > 0 && p.phase !== 'compile' ? ` ${BYTE_PHASES.has(p.phase) ? `${formatBytes(p.loaded)} / ${formatBytes(p.total)}` : `${p.loaded} / ${p.total}`}` : '';
+    ui.audioStatus.textContent = p.phase === 'compile' && p.loaded === 1 ? 'Audio encoder ready.' : `Loading the ${p.component} encoder: ${what}${amount}…`;
+    return;
+  }
   let row = ui.progress.querySelector<HTMLElement>(`[data-phase="${CSS.escape(p.phase)}"]`);
   if (!row) {
     row = document.createElement('div');
@@ -352,7 +391,7 @@ function showFinalStats(s: GenerationStats): void {
 
 // ---------------------------------------------------------------- chat
 
-function addMessageElement(role: ChatMessage['role'], text: string): HTMLLIElement {
+function addMessageElement(role: ChatMessage['role'], text: string, clip?: Attachment): HTMLLIElement {
   const li = document.createElement('li');
   li.className = `message ${role}`;
   const who = document.createElement('span');
@@ -362,7 +401,14 @@ function addMessageElement(role: ChatMessage['role'], text: string): HTMLLIEleme
   body.className = 'body';
   if (role === 'user') body.textContent = text;
   else body.append(renderMarkdown(text));
-  li.append(who, body);
+  li.append(who);
+  if (clip) {
+    const line = document.createElement('span');
+    line.className = 'clip';
+    line.textContent = `🎵 ${clip.name} · ${formatDuration(clip.duration)}`;
+    li.append(line);
+  }
+  li.append(body);
   ui.messages.append(li);
   ui.empty.hidden = true;
   return li;
@@ -380,6 +426,87 @@ function samplingOptions() {
     topP: ui.topP.valueAsNumber,
     maxNewTokens: Math.max(1, int(ui.maxTokens, 256)),
   };
+}
+
+function formatDuration(seconds: number): string {
+  const m = Math.floor(seconds / 60);
+  const s = seconds - 60 * m;
+  return m > 0 ? `${m}:${s.toFixed(0).padStart(2, '0')}` : `${s.toFixed(1)} s`;
+}
+
+/** Puts a clip on the next message (shown with a player and its length). */
+function attach(clip: { samples: Float32Array; sampleRate: number; duration: number }, blob: Blob, name: string): void {
+  if (attachment) URL.revokeObjectURL(attachment.url);
+  attachment = { ...clip, url: URL.createObjectURL(blob), name };
+  ui.attachmentLabel.textContent = `🎵 ${name} · ${formatDuration(clip.duration)} · ${(clip.sampleRate / 1000).toFixed(1)} kHz`;
+  ui.attachmentPlayer.src = attachment.url;
+  ui.attachment.hidden = false;
+  ui.audioStatus.textContent = clip.duration > 30 ? `Longer than 30 s: sent as ${Math.ceil(clip.duration / 30)} consecutive 30 s segments.` : '';
+}
+
+function detach(): void {
+  if (attachment) URL.revokeObjectURL(attachment.url);
+  attachment = undefined;
+  ui.attachment.hidden = true;
+  ui.attachmentPlayer.removeAttribute('src');
+}
+
+async function attachFile(file: File): Promise<void> {
+  ui.audioStatus.textContent = `Decoding ${file.name}…`;
+  try {
+    const clip = await decodeAudioSource(file, { label: file.name });
+    attach(clip, file, file.name);
+  } catch (err) {
+    ui.audioStatus.textContent = describeError(err);
+  }
+}
+
+async function toggleRecording(): Promise<void> {
+  if (recording) {
+    const r = recording;
+    recording = undefined;
+    ui.record.textContent = '🎤 Record';
+    ui.record.setAttribute('aria-pressed', 'false');
+    try {
+      const clip = await r.stop();
+      attach(clip, clip.blob, 'recording');
+    } catch (err) {
+      ui.audioStatus.textContent = describeError(err);
+    }
+    return;
+  }
+  try {
+    recording = await recordAudio({ maxSeconds: 300 });
+  } catch (err) {
+    ui.audioStatus.textContent = describeError(err);
+    return;
+  }
+  const r = recording;
+  ui.record.setAttribute('aria-pressed', 'true');
+  const tick = () => {
+    if (recording !== r) return;
+    ui.record.textContent = `■ Stop (${formatDuration(r.elapsed)})`;
+    setTimeout(tick, 250);
+  };
+  tick();
+  // maxSeconds reached: attach what was recorded.
+  r.done.then(
+    (clip) => {
+      if (recording !== r) return;
+      recording = undefined;
+      ui.record.textContent = '🎤 Record';
+      ui.record.setAttribute('aria-pressed', 'false');
+      attach(clip, clip.blob, 'recording');
+    },
+    () => {},
+  );
+}
+
+/** The shortcuts fill the prompt as the Gemma docs phrase speech recognition and speech translation. */
+function fillPrompt(kind: 'transcribe' | 'translate'): void {
+  ui.prompt.value =
+    kind === 'transcribe' ? 'Transcribe the following speech segment:' : `Transcribe the following speech segment, then translate it into ${ui.translateTo.value}:`;
+  ui.prompt.focus();
 }
 
 function conversation(): ChatMessage[] {
@@ -415,6 +542,7 @@ async function generateReply(): Promise<void> {
   };
   ui.statTps.textContent = '…';
   ui.statTtft.textContent = '…';
+  const lastUser = [...turns].reverse().find((t) => t.message.role === 'user');
   const stream = client.chat(conversation(), { ...samplingOptions(), signal: controller.signal });
   let promptTokens = 0;
   void stream.started.then((p) => {
@@ -437,6 +565,16 @@ async function generateReply(): Promise<void> {
     if (frame) cancelAnimationFrame(frame);
     render();
     showFinalStats(stats);
+    if (lastUser?.audioSeconds !== undefined) {
+      // The clip's length and what encoding it cost (nothing when the KV cache already held it).
+      let meta = lastUser.element.querySelector<HTMLElement>('.meta');
+      if (!meta) {
+        meta = document.createElement('span');
+        meta.className = 'meta';
+        lastUser.element.append(meta);
+      }
+      meta.textContent = `audio ${formatDuration(lastUser.audioSeconds)} · ${stats.encodeMs !== undefined ? `encoded in ${formatMs(stats.encodeMs)}` : 'from the cache'}`;
+    }
     const meta = document.createElement('span');
     meta.className = 'meta';
     const why = stats.finishReason === 'abort' ? 'stopped' : stats.finishReason === 'length' ? 'length limit' : 'done';
@@ -463,10 +601,21 @@ function dropFailedReplies(): void {
 
 async function send(): Promise<void> {
   const text = ui.prompt.value.trim();
-  if (!text || state !== 'ready') return;
+  if ((!text && !attachment) || state !== 'ready') return;
   dropFailedReplies();
   ui.prompt.value = '';
-  turns.push({ message: { role: 'user', content: text }, element: addMessageElement('user', text) });
+  const clip = attachment;
+  let content: ChatMessage['content'] = text;
+  if (clip) {
+    const parts: ContentPart[] = [{ type: 'audio', audio: { samples: clip.samples, sampleRate: clip.sampleRate } }];
+    if (text) parts.push({ type: 'text', text });
+    content = parts;
+    attachment = undefined;
+    ui.attachment.hidden = true;
+    ui.attachmentPlayer.removeAttribute('src');
+    ui.audioStatus.textContent = '';
+  }
+  turns.push({ message: { role: 'user', content }, element: addMessageElement('user', text, clip), audioSeconds: clip?.duration });
   await generateReply();
 }
 
@@ -534,6 +683,32 @@ function wire(): void {
   ui.clear.addEventListener('click', () => void clearChat());
   ui.temperature.addEventListener('input', () => (ui.temperatureOut.value = ui.temperature.valueAsNumber.toFixed(2)));
   ui.topP.addEventListener('input', () => (ui.topPOut.value = ui.topP.valueAsNumber.toFixed(2)));
+  ui.record.addEventListener('click', () => void toggleRecording());
+  ui.uploadAudio.addEventListener('click', () => ui.audioFile.click());
+  ui.audioFile.addEventListener('change', () => {
+    const file = ui.audioFile.files?.[0];
+    if (file) void attachFile(file);
+    ui.audioFile.value = '';
+  });
+  ui.attachmentRemove.addEventListener('click', detach);
+  ui.transcribe.addEventListener('click', () => fillPrompt('transcribe'));
+  ui.translate.addEventListener('click', () => fillPrompt('translate'));
+  // Drop an audio file anywhere on the chat.
+  const chat = ui.messages.parentElement!;
+  chat.addEventListener('dragover', (e) => {
+    if (!ui.uploadAudio.disabled && e.dataTransfer?.types.includes('Files')) {
+      e.preventDefault();
+      ui.audioBar.classList.add('dragging');
+    }
+  });
+  chat.addEventListener('dragleave', () => ui.audioBar.classList.remove('dragging'));
+  chat.addEventListener('drop', (e) => {
+    ui.audioBar.classList.remove('dragging');
+    const file = [...(e.dataTransfer?.files ?? [])].find((f) => f.type.startsWith('audio/') || /\.(wav|mp3|ogg|opus|webm|m4a|flac)$/i.test(f.name));
+    if (!file || ui.uploadAudio.disabled) return;
+    e.preventDefault();
+    void attachFile(file);
+  });
   ui.togglePanel.addEventListener('click', () => {
     const open = ui.side.classList.toggle('open');
     ui.togglePanel.setAttribute('aria-expanded', String(open));

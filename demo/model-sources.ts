@@ -64,7 +64,7 @@ export const SOURCES: Record<SourceKind, SourceDescription> = {
     needsFiles: false,
   },
   url: {
-    help: 'A folder with config.json, *.safetensors (and model.safetensors.index.json) and tokenizer files, laid out like a Hugging Face repo.',
+    help: 'A folder with config.json, *.safetensors (and model.safetensors.index.json) and tokenizer files, laid out like a Hugging Face repo; or a folder `gemma3n-webgpu convert` wrote (loads with no conversion, the smallest download).',
     needsUrl: true,
     needsToken: false,
     needsFiles: false,
@@ -84,6 +84,14 @@ export const HUB_REPOS = {
   'gemma4-e2b': 'google/gemma-4-E2B-it',
   'gemma4-e4b': 'google/gemma-4-E4B-it',
 } as const;
+
+/**
+ * Converted copies of the hub models (`gemma3n-webgpu convert --model google/gemma-3n-E2B-it --out DIR`, DIR hosted on
+ * a static server), by choice: where one is configured, the choice loads it instead of the bf16 repo — the smallest
+ * download (E2B: 2.84 GB instead of 8.89 GB, README "Small downloads") with no conversion on the device. None is hosted
+ * yet, so the choices load the hub repos; a converted folder also loads through "A model folder URL".
+ */
+export const CONVERTED_URLS: Partial<Record<keyof typeof HUB_REPOS, string>> = {};
 
 /** The demo's copy of the Gemma tokenizer (served next to the page, precached for offline use). */
 export function bundledTokenizerUrl(): string {
@@ -111,7 +119,7 @@ export function sourceLabel(form: SourceForm): string {
 }
 
 /** Builds the load request; throws an Error with a user-facing message when the form is incomplete. */
-export function loadRequestFor(form: SourceForm): LoadRequest {
+export function loadRequestFor(form: SourceForm, converted: Partial<Record<keyof typeof HUB_REPOS, string>> = CONVERTED_URLS): LoadRequest {
   switch (form.kind) {
     case 'tiny': {
       const model: ModelSpec = { randomCheckpoint: { preset: 'tiny', seed: 1 } };
@@ -122,6 +130,8 @@ export function loadRequestFor(form: SourceForm): LoadRequest {
     case 'gemma4-e2b':
     case 'gemma4-e4b': {
       const size = form.kind === 'e4b' && form.size ? { size: form.size } : {};
+      const url = converted[form.kind];
+      if (url) return { model: url, ...size };
       return { model: { hub: HUB_REPOS[form.kind], revision: 'main', ...(form.token ? { token: form.token } : {}) }, ...size };
     }
     case 'gguf':

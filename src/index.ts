@@ -50,6 +50,8 @@ export async function loadGemma(options: LoadGemmaOptions): Promise<GemmaClient>
 
 export { connectGemmaWorker, GemmaClient, type LoadOptions };
 export { GenerationStream } from './runtime/generation-stream.ts';
+export { recordAudio, type AudioRecording, type RecordAudioOptions, type RecordedClip } from './runtime/media/recorder.ts';
+export { decodeAudioSource, type DecodedClip } from './runtime/media/audio-input.ts';
 export { listCachedModels, deleteCachedModel, clearCache, cacheUsage, persistCache, type CacheUsage, type CacheKey, type CachedModelInfo } from './cache-api.ts';
 export { GemmaError, type GemmaErrorCode } from './errors.ts';
 export type {
@@ -70,3 +72,18 @@ export type {
   PromptInput,
   StreamOptions,
 } from './runtime/protocol.ts';
+export type {
+  AudioClip,
+  AudioSource,
+  AudioPart,
+  AudioFeaturesPart,
+  ContentPart,
+  ImagePart,
+  ImageSource,
+  ImageUrlPart,
+  InputAudioPart,
+  MediaModality,
+  MessageContent,
+  TextPart,
+  VideoPart,
+} from './runtime/content.ts';

@@ -81,6 +81,12 @@ function kernel(d: ResamplerDesign, u: number, i0beta: number): number {
   return 2 * d.cutoff * sinc * (besselI0(d.beta * Math.sqrt(1 - r * r)) / i0beta);
 }
 
+/** Samples resample() returns for `n` input samples: ceil(n * toRate / fromRate). */
+export function resampledLength(n: number, fromRate: number, toRate = GEMMA_SAMPLE_RATE): number {
+  const d = resamplerDesign(fromRate, toRate);
+  return Math.ceil((n * d.up) / d.down);
+}
+
 /**
  * Resamples mono `samples` from `fromRate` to `toRate` (default 16 kHz). Returns a new array of
  * ceil(n * toRate / fromRate) samples (a copy when the rates are equal).

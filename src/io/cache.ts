@@ -10,9 +10,9 @@
  */
 import { GemmaError } from '../errors.ts';
 import type { ByteSource } from './byte-source.ts';
-import { truncated } from './byte-source.ts';
 import { defaultCacheBackend, type CacheStorageBackend, type FileSink } from './cache-storage.ts';
 import { XxHash32, xxhash32 } from './xxhash32.ts';
+import { verifiedSource, type VerifiedSourceOptions } from './verified-source.ts';
 
 /** What a cache entry is for: the same model, revision and weight mode give the same GPU-ready bytes. */
 export interface CacheKey {
@@ -69,7 +69,8 @@ export interface StorageEstimate {
   available: number;
 }
 
-const MANIFEST = 'manifest.json';
+/** The manifest's file name in an entry (and in a converted model's folder). */
+export const MANIFEST = 'manifest.json';
 const DEFAULT_BLOCK_SIZE = 4 * 1024 * 1024;
 const LOCK_PREFIX = 'gemma3n-webgpu-cache:';
 
@@ -366,7 +367,7 @@ export class CacheEntryReader {
    * A file as a ByteSource. Each read fetches the whole checksummed blocks it touches and checks them; a
    * mismatch deletes the entry and rejects with GemmaError('bad-file') naming the file.
    */
-  open(name: string, options: { onBytes?: (bytes: number) => void } = {}): ByteSource {
+  open(name: string, options: VerifiedSourceOptions = {}): ByteSource {
     const info = this.manifest.files.find((f) => f.name === name);
     if (!info) throw new GemmaError('bad-file', `the cached ${this.label()} has no ${name}; delete it and load again.`);
     let blob: Promise<Blob> | undefined;
@@ -379,49 +380,21 @@ export class CacheEntryReader {
         },
         (err: unknown) => this.corrupt(name, `it cannot be read (${(err as Error)?.message})`),
       ));
-    const sourceName = `${name} (cached ${this.label()})`;
-    // The last verified block: loaders read many small tensors in file order, and without this each of them would
-    // fetch and hash its whole block again (E2B: hundreds of norms, each re-reading a 4 MiB block). One block of
-    // memory at most.
-    let kept: { start: number; bytes: Uint8Array } | undefined;
-    return {
-      name: sourceName,
-      // A read fetches and checks whole blocks anyway: a strided read skipping less than a block saves nothing.
-      readGap: info.blockSize,
-      size: async () => info.size,
-      read: async (offset, length) => {
-        if (offset + length > info.size) throw truncated(sourceName, offset + length, info.size);
-        if (length === 0) return new Uint8Array(0);
-        if (kept && offset >= kept.start && offset + length <= kept.start + kept.bytes.length) {
-          options.onBytes?.(length);
-          return kept.bytes.subarray(offset - kept.start, offset - kept.start + length);
-        }
-        const bs = info.blockSize;
-        const first = Math.floor(offset / bs);
-        const last = Math.floor((offset + length - 1) / bs);
-        const start = first * bs;
-        const end = Math.min(info.size, (last + 1) * bs);
-        let bytes: Uint8Array;
+    return verifiedSource(
+      `${name} (cached ${this.label()})`,
+      info,
+      async (start, end) => {
         try {
-          bytes = new Uint8Array(await (await file()).slice(start, end).arrayBuffer());
+          return new Uint8Array(await (await file()).slice(start, end).arrayBuffer());
         } catch (err) {
           if (err instanceof GemmaError) throw err;
           // NotReadableError / NotFoundError: deleted or changed underneath us (another tab cleared the cache).
           return this.corrupt(name, `it cannot be read (${(err as Error)?.message})`);
         }
-        if (bytes.length !== end - start) return this.corrupt(name, `it is shorter than the manifest says`);
-        for (let b = first; b <= last; b++) {
-          const block = bytes.subarray((b - first) * bs, Math.min(bytes.length, (b - first + 1) * bs));
-          if (xxhash32(block) !== info.blocks[b]) {
-            return this.corrupt(name, `bytes ${b * bs}-${b * bs + block.length - 1} do not match their checksum`);
-          }
-        }
-        const lastStart = last * bs;
-        kept = { start: lastStart, bytes: first === last ? bytes : bytes.slice(lastStart - start) };
-        options.onBytes?.(length);
-        return bytes.subarray(offset - start, offset - start + length);
       },
-    };
+      (why) => this.corrupt(name, why),
+      options,
+    );
   }
 
   async text(name: string): Promise<string> {
@@ -468,12 +441,17 @@ function storedName(name: string): string {
   return `f-${encodeURIComponent(name)}`;
 }
 
+/** The entry's own name of a stored file name (the inverse of storedName; the manifest keeps its name). */
+export function entryFileName(stored: string): string {
+  return stored.startsWith('f-') ? decodeURIComponent(stored.slice(2)) : stored;
+}
+
 function fileChecksum(blocks: number[]): string {
   const bytes = new Uint8Array(new Uint32Array(blocks).buffer);
   return `xxh32:${xxhash32(bytes).toString(16).padStart(8, '0')}`;
 }
 
-function parseManifest(text: string): CacheManifest | undefined {
+export function parseManifest(text: string): CacheManifest | undefined {
   try {
     const m = JSON.parse(text) as CacheManifest;
     const ok =

@@ -22,6 +22,11 @@ export interface LoadProgress {
   total: number;
   /** The file being worked on when this event was sent (for display), or the adapter name for 'device'. */
   file: string;
+  /**
+   * Absent for the model's own load; 'audio' / 'image' for a media encoder loaded later (on first use, or by
+   * preload), whose phases ('cache-read' or 'quantize', then 'compile') run on their own.
+   */
+  component?: 'audio' | 'image';
 }
 
 export type ProgressCallback = (progress: LoadProgress) => void;

@@ -6,6 +6,7 @@
 import type { GpuContext } from '../gpu/device.ts';
 import { GemmaError } from '../errors.ts';
 import { writeBuffer } from '../gpu/buffers.ts';
+import { requireTensor, type Checkpoint } from '../io/checkpoint.ts';
 import { QuantizeKernel, type OwnedDispatch, type SourceDType } from './quantize.ts';
 import { dataBytes, isQuantFormat, scaleBytes, scaleHalvesPerRow, scalesAsWords, type GpuWeight, type PackedWeight, type QuantFormat, type WeightFormat, type WeightPart } from '../formats/weight-format.ts';
 import { isKFormat } from '../formats/kquant.ts';
@@ -168,6 +169,20 @@ export async function uploadPackedWeight(ctx: GpuContext, label: string, packed:
     writeBuffer(ctx.device, part.scales!, scalesAsWords(packed.scales.subarray(part.rowStart * G, (part.rowStart + part.rows) * G)));
   }
   return weight;
+}
+
+/**
+ * A checkpoint's [rows, cols] matrix as a GpuWeight in `format`: uploaded as it is when the checkpoint already holds
+ * it in that layout (a GGUF's Q4_0/Q8_0/Q5_0/K-quant blocks, the offline cache's converted entries), else read as floats and
+ * converted on the GPU.
+ */
+export async function weightFromCheckpoint(ctx: GpuContext, ckpt: Checkpoint, name: string, rows: number, cols: number, format: WeightFormat): Promise<GpuWeight> {
+  requireTensor(ckpt, name, [rows, cols]);
+  const packed = isQuantFormat(format) && ckpt.readPackedAs ? await ckpt.readPackedAs(name, format) : null;
+  if (packed) return uploadPackedWeight(ctx, name, packed);
+  const t = await ckpt.read(name);
+  const dtype = t.dtype === 'F32' ? 'f32' : t.dtype === 'F16' ? 'f16' : 'bf16';
+  return createWeight(ctx, { label: name, rows, cols, format, dtype, bytes: t.bytes });
 }
 
 /**

@@ -9,8 +9,12 @@ import type { ConvertedTensor } from './converted-tensor.ts';
 import type { LanguageModel } from './language-model.ts';
 import type { ToolTokens } from './tool-tokens.ts';
 
-/** How the decoder's matrices are stored on the GPU: 'q4' (int4/int8 by tensor family) or 'float' (f32, f16 where the adapter has shader-f16). */
-export type WeightMode = 'q4' | 'float';
+/**
+ * How the decoder's matrices are stored on the GPU: 'q4' (int4/int8 by tensor family), 'q8' (the q4 plan with int8
+ * wherever it has int4: twice the bytes of those tensors, close to float quality) or 'float' (f32, f16 where the
+ * adapter has shader-f16).
+ */
+export type WeightMode = 'q4' | 'q8' | 'float';
 
 export interface FamilyLoadOptions {
   weights: WeightMode;

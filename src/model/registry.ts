@@ -8,6 +8,7 @@ import type { ByteSource } from '../io/byte-source.ts';
 import type { Checkpoint } from '../io/checkpoint.ts';
 import { readGgufHeader } from '../io/gguf.ts';
 import type { ModelFamily, RandomCheckpointOptions } from './family.ts';
+import type { MediaEncoderFamily } from './media-encoder.ts';
 import { gemma3nFamily } from './gemma3n/family.ts';
 import { gemma4Family } from './gemma4/family.ts';
 import { audioEncoderFamily } from './audio/family.ts';
@@ -15,8 +16,16 @@ import { audioEncoderFamily } from './audio/family.ts';
 /** Every family this library runs. */
 export const MODEL_FAMILIES: readonly ModelFamily[] = [gemma3nFamily, gemma4Family];
 
-/** Media encoders (soft tokens for a prompt's audio spans), loaded from the decoder's checkpoint when first needed. */
+/**
+ * Media encoders by modality (soft tokens for a prompt's media spans), loaded from the decoder's checkpoint when
+ * first needed (src/model/media-encoder.ts is their common contract). The vision family joins as `image`.
+ */
 export const MEDIA_ENCODERS = { audio: audioEncoderFamily } as const;
+
+/** The encoder family of a modality, or undefined when this build has none. */
+export function mediaEncoderFamily(modality: string): MediaEncoderFamily | undefined {
+  return (MEDIA_ENCODERS as Record<string, MediaEncoderFamily | undefined>)[modality];
+}
 
 function modelTypeOf(config: unknown): string | undefined {
   const c = config as { model_type?: unknown; text_config?: { model_type?: unknown } } | null;

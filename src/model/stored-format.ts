@@ -6,11 +6,12 @@
  *   format that holds it losslessly (src/formats/stored-dtype.ts): Q4_0 → q4, Q8_0 → q8, Q5_0 → q5, Q4_K / Q5_K /
  *   Q6_K → q4k / q5k / q6k, so a Q4_K_M file takes its own size on the GPU; block types with no lossless home
  *   (Q4_1, Q5_1) are dequantized and requantized to q8;
- * - float mode: f16 matrices on shader-f16 adapters, else f32; q4 mode: the plan's format;
+ * - float mode: f16 matrices on shader-f16 adapters, else f32; q4 mode: the plan's format; q8 mode: the plan's
+ *   format with q8 wherever it says a narrower quantized format (q4, q5, q4k, q5k, q6k);
  * - the plan's always-f32 groups (norms, scales, coefficients) are f32 in every mode.
  */
 import { losslessFormatOf } from '../formats/stored-dtype.ts';
-import type { WeightFormat } from '../formats/weight-format.ts';
+import { isQuantFormat, type WeightFormat } from '../formats/weight-format.ts';
 import type { WeightMode } from './family.ts';
 
 export type StoredFormat = WeightFormat;
@@ -40,7 +41,8 @@ export function planFormat<G extends string>(plan: WeightPlan<G>, name: string, 
   const group = plan.groupOf(name);
   if (plan.alwaysF32.includes(group)) return 'f32';
   if (mode === 'float') return f16 ? 'f16' : 'f32';
-  return typeof plan.q4 === 'function' ? plan.q4(name, group, facts) : plan.q4[group];
+  const q4 = typeof plan.q4 === 'function' ? plan.q4(name, group, facts) : plan.q4[group];
+  return mode === 'q8' && isQuantFormat(q4) ? 'q8' : q4;
 }
 
 /** Format of a checkpoint tensor stored as `dtype` (undefined: not in the checkpoint; random weights). */

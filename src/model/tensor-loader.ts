@@ -9,8 +9,8 @@ import type { GpuContext } from '../gpu/device.ts';
 import { uploadBuffer } from '../gpu/buffers.ts';
 import { GemmaError } from '../errors.ts';
 import { readF32, requireTensor, type Checkpoint } from '../io/checkpoint.ts';
-import { createWeight, createRandomWeight, uploadPackedWeight } from '../kernels/upload-weight.ts';
-import { isQuantFormat, type GpuWeight } from '../formats/weight-format.ts';
+import { createRandomWeight, weightFromCheckpoint } from '../kernels/upload-weight.ts';
+import type { GpuWeight } from '../formats/weight-format.ts';
 import type { ConvertedTensor } from './converted-tensor.ts';
 import type { WeightMode } from './family.ts';
 import type { StoredFormat } from './stored-format.ts';
@@ -70,14 +70,7 @@ export class TensorLoader {
       // give unit-variance outputs, so tens of layers of random weights keep activations (and the logits) finite.
       w = await createRandomWeight(ctx, { label: name, rows, cols, format, seed: this.seed++, std: 1 / Math.sqrt(cols), codes: true });
     } else {
-      requireTensor(ckpt, name, [rows, cols]);
-      const packed = isQuantFormat(format) && ckpt.readPackedAs ? await ckpt.readPackedAs(name, format) : null;
-      if (packed) w = await uploadPackedWeight(ctx, name, packed);
-      else {
-        const t = await ckpt.read(name);
-        const dtype = t.dtype === 'F32' ? 'f32' : t.dtype === 'F16' ? 'f16' : 'bf16';
-        w = await createWeight(ctx, { label: name, rows, cols, format, dtype, bytes: t.bytes });
-      }
+      w = await weightFromCheckpoint(ctx, ckpt, name, rows, cols, format);
     }
     this.gpuBytes += w.bytes;
     if (opts.onConverted && !opts.random) await opts.onConverted({ kind: 'gpu', name, shape: [rows, cols], weight: w });

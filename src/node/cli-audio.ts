@@ -96,7 +96,7 @@ export async function runAudioCommand(argv: string[]): Promise<unknown> {
   const source = await nodeModelSource(model);
   const { checkpoint } = await openSource(source, { kind: 'none' }, { onProgress: () => {} });
   const ctx = await createNodeGpuContext();
-  const encoder = await family.load(ctx, checkpoint, { weights, random: source.kind === 'random' });
+  const encoder = await family.loadWith(ctx, checkpoint, { weights, random: source.kind === 'random' });
   try {
     const t0 = performance.now();
     const r = await encoder.encode(features, frames, mask);

@@ -8,13 +8,18 @@ import { Engine } from '../runtime/engine.ts';
 import { loadFromSource } from '../runtime/loading/model-factory.ts';
 import { nodeModelSource } from './model-source.ts';
 import { createNodeGpuContext } from './gpu.ts';
-import type { ModelSize } from '../model/family.ts';
+import type { ModelSize, WeightMode } from '../model/family.ts';
 
 const USAGE = `usage:
-  gemma3n-webgpu logits   --model SRC --tokens 2,105,2364 [--weights q4|float] [SIZE]
-  gemma3n-webgpu generate --model SRC --tokens 2,105 --max-new-tokens 12 [--weights q4|float] [SIZE]
-SRC: a checkpoint directory, a .gguf file, an http(s) URL of either, a Hugging Face repo id, or random:tiny[:SEED].
---weights: q4 (default, as in the browser) or float. generate is greedy and stops at the model's end-of-turn ids.
+  gemma3n-webgpu logits   --model SRC --tokens 2,105,2364 [--weights q4|q8|float] [SIZE]
+  gemma3n-webgpu generate --model SRC --tokens 2,105 --max-new-tokens 12 [--weights q4|q8|float] [SIZE]
+  gemma3n-webgpu convert  --model SRC --out DIR [--weights q4|q8] [--shard-mib 64] [--tokenizer none|URL]
+SRC: a checkpoint directory, a .gguf file, an http(s) URL of either, a Hugging Face repo id, random:tiny[:SEED], or a
+folder \`convert\` wrote (loaded as it is: no conversion). --weights: q4 (default, as in the browser), q8 or float; a
+converted folder loads in the mode it holds. generate is greedy and stops at the model's end-of-turn ids.
+convert writes the GPU-ready weights (the browser's offline-cache format: manifest.json with checksums, config.json,
+the tokenizer files when SRC has them, weights-NNNNN.bin shards of 64 MiB) into DIR; host DIR on any static server and
+pass its URL to loadGemma({ model }). Prints {"out":DIR,"weights":...,"bytes":N,"files":[...]}.
   gemma3n-webgpu audio-features --wave FILE.f32 --sample-rate HZ [--out FILE.f32]
   gemma3n-webgpu embed-audio --model SRC (--wave FILE.f32 --sample-rate HZ | --features FILE.f32 [--mask FILE.u8])
                              [--weights q8|q4|f32] [--out FILE.f32]
@@ -40,7 +45,7 @@ function parseArgs(argv: string[]): { command: string; flags: Map<string, string
       i++;
     }
   }
-  if (!command || !['logits', 'generate'].includes(command)) throw new GemmaError('invalid-argument', `unknown command ${command ?? '(none)'}\n${USAGE}`);
+  if (!command || !['logits', 'generate', 'convert'].includes(command)) throw new GemmaError('invalid-argument', `unknown command ${command ?? '(none)'}\n${USAGE}`);
   return { command, flags };
 }
 
@@ -74,8 +79,10 @@ async function run(argv: string[]): Promise<unknown> {
   const { command, flags } = parseArgs(argv);
   const modelPath = flags.get('model');
   if (!modelPath) throw new GemmaError('invalid-argument', `--model is required\n${USAGE}`);
-  const weights = flags.get('weights') ?? 'q4';
-  if (weights !== 'float' && weights !== 'q4') throw new GemmaError('invalid-argument', `--weights ${weights}: expected float or q4`);
+  if (command === 'convert') return (await import('./cli-convert.ts')).runConvert(modelPath, flags, USAGE);
+  // Absent: q4, or the mode a converted folder holds.
+  const weights = flags.get('weights') as WeightMode | undefined;
+  if (weights !== undefined && weights !== 'float' && weights !== 'q4' && weights !== 'q8') throw new GemmaError('invalid-argument', `--weights ${weights}: expected q4, q8 or float`);
   const tokens = parseTokens(flags.get('tokens'));
   const size = parseSize(flags);
   const maxNew = command === 'generate' ? Number(flags.get('max-new-tokens') ?? 16) : 0;

@@ -12,6 +12,8 @@ import { installErrorTransfer } from './comlink-errors.ts';
 import { workerStartError } from './worker-start-error.ts';
 import { GenerationStream } from './generation-stream.ts';
 import { withAbsoluteUrls } from './loading/model-source.ts';
+import { prepareMessages, preparePrompt } from './media/prepare.ts';
+import type { MediaModality } from './content.ts';
 import type {
   ChatMessage,
   GenerateRequest,
@@ -53,6 +55,8 @@ export class GemmaClient {
     /** The load request (URLs absolute), for reload(). */
     private readonly request: LoadRequest,
     private readonly events: WorkerEvents,
+    /** Load progress of media encoders loaded later (on first use): the loadGemma() callback. */
+    private readonly onProgress?: (p: LoadProgress) => void,
   ) {
     this.current = info;
     worker.addEventListener('error', this.onWorkerError);
@@ -84,16 +88,49 @@ export class GemmaClient {
     return this.current;
   }
 
-  /** Streams the model's reply to a conversation (rendered with the checkpoint's chat template). */
+  /**
+   * Streams the model's reply to a conversation (rendered with the checkpoint's chat template). Content may be text
+   * or parts: `[{ type: 'audio', audio: blobOrClip }, { type: 'text', text: 'Transcribe this.' }]`. Media is decoded
+   * here (compressed audio needs the page's Web Audio) and its samples are transferred to the worker.
+   */
   chat(messages: ChatMessage[], options: StreamOptions = {}): GenerationStream {
     const { signal, ...rest } = options;
-    return this.start({ kind: 'chat', messages: messages.map((m) => ({ role: m.role, content: m.content })), options: rest }, signal);
+    return this.start(
+      prepareMessages(messages, signal).then((p) => ({ request: { kind: 'chat', messages: p.messages, options: rest }, transfer: p.transfer })),
+      signal,
+    );
   }
 
-  /** Streams the continuation of a plain text prompt (BOS added, no chat template) or of token ids. */
+  /**
+   * Streams the continuation of a plain text prompt (BOS added, no chat template), of token ids, or of a raw prompt
+   * of ids and parts (token-exact: see PromptInput).
+   */
   generate(prompt: PromptInput, options: StreamOptions = {}): GenerationStream {
     const { signal, ...rest } = options;
-    return this.start({ kind: 'prompt', prompt: typeof prompt === 'string' ? prompt : Array.from(prompt), options: rest }, signal);
+    return this.start(
+      preparePrompt(prompt, signal).then((p) => ({ request: { kind: 'prompt', prompt: p.prompt, options: rest }, transfer: p.transfer })),
+      signal,
+    );
+  }
+
+  /**
+   * Loads a media encoder now rather than on first use (progress as at load, with `component` set); `info.memory`
+   * then has its line. Rejects with GemmaError('unsupported-input') when the model has no such encoder.
+   */
+  async preload(modality: MediaModality, options: { onProgress?: (p: LoadProgress) => void } = {}): Promise<void> {
+    this.checkUsable();
+    const onProgress = options.onProgress ?? this.onProgress;
+    this.setMemory(await this.api.preload(modality, onProgress ? proxy(onProgress) : undefined));
+  }
+
+  /** Frees a media encoder's GPU memory ('audio'); it loads again when next needed. */
+  async unload(modality: MediaModality): Promise<void> {
+    this.checkUsable();
+    this.setMemory(await this.api.unload(modality));
+  }
+
+  private setMemory(memory: NonNullable<ModelInfo['memory']>): void {
+    this.current = { ...this.current, memory, gpuBytes: memory.gpuBytes };
   }
 
   /** Forgets the cached conversation (the next turn is prefilled from scratch). */
@@ -132,7 +169,8 @@ export class GemmaClient {
     }
   }
 
-  private start(request: GenerateRequest, signal: AbortSignal | undefined): GenerationStream {
+  private start(prepared: Promise<{ request: GenerateRequest; transfer: Transferable[] }>, signal: AbortSignal | undefined): GenerationStream {
+    prepared.catch(() => {}); // reported through the stream below
     const stream = new GenerationStream();
     try {
       this.checkUsable();
@@ -177,6 +215,13 @@ export class GemmaClient {
       const m = e.data;
       if (m.type === 'start') stream.begin(m.prompt);
       else if (m.type === 'delta') stream.push(m.deltas);
+      else if (m.type === 'progress') {
+        try {
+          this.onProgress?.(m.progress);
+        } catch {
+          // a throwing progress callback must not break generation
+        }
+      } else if (m.type === 'memory') this.setMemory(m.memory);
       else if (m.type === 'done') {
         stream.finish(m.stats);
         end();
@@ -188,8 +233,17 @@ export class GemmaClient {
     void (async () => {
       if (previous) await previous.done;
       if (stream.settled) return;
+      let ready: { request: GenerateRequest; transfer: Transferable[] };
       try {
-        await this.api.generate(transfer(channel.port2, [channel.port2]), request);
+        ready = await prepared;
+      } catch (err) {
+        entry.fail(err instanceof GemmaError ? err : new GemmaError('invalid-argument', `The message content could not be prepared: ${(err as Error)?.message ?? err}`));
+        return;
+      }
+      if (stream.settled) return;
+      try {
+        // The port and the media samples move to the worker (transferred, not copied).
+        await this.api.generate(transfer(channel.port2, [channel.port2, ...ready.transfer]), ready.request);
       } catch (err) {
         // The worker reports generation errors on the port; this is a transport failure.
         entry.fail(err instanceof GemmaError ? err : new GemmaError('internal', `The Gemma worker did not respond: ${(err as Error)?.message ?? err}`));
@@ -232,7 +286,7 @@ export async function connectGemmaWorker(worker: Worker, options: LoadOptions, o
   const events = new WorkerEvents();
   try {
     const info = await loadInWorker(api, worker, request, { onProgress, signal }, events);
-    return new GemmaClient(api, worker, info, ownsWorker, request, events);
+    return new GemmaClient(api, worker, info, ownsWorker, request, events, onProgress);
   } catch (err) {
     api[releaseProxy]();
     events.release();

@@ -18,6 +18,8 @@ import { IncrementalDetokenizer } from './detokenizer.ts';
 import { GenerationStream } from './generation-stream.ts';
 import { Prompt, commonPrefixLength, type PositionKey } from './prompt.ts';
 import type { ChatMessage, Delta, FinishReason, GenerateOptions, GenerationStats, PromptInfo, PromptInput, StreamOptions } from './protocol.ts';
+import type { WireMessage, WirePromptItem } from './content.ts';
+import { PromptBuilder } from './media/prompt-builder.ts';
 import { SamplerRng, randomSeed } from './rng.ts';
 import { StopStringMatcher } from './stop-strings.ts';
 import type { TextTokenizer } from './tokenizer.ts';
@@ -29,6 +31,8 @@ export interface EngineParts {
   tokenizer?: TextTokenizer;
   /** Token ids that end generation (the checkpoint's eos ids); the tokenizer's eos is added. */
   stopTokenIds?: readonly number[];
+  /** Builds prompts with media (default: text and token ids only). */
+  prompts?: PromptBuilder;
 }
 
 /** What one generation needs beyond its options (the structured-output and tool layers add a constraint). */
@@ -46,6 +50,7 @@ export const DEFAULT_OPTIONS = {
 export class Engine {
   readonly model: LanguageModel;
   readonly tokenizer: TextTokenizer | undefined;
+  readonly prompts: PromptBuilder;
   private readonly stopIds: Set<number>;
   /** One key per position the model's KV cache holds (positions 0..length-1). */
   private keys: PositionKey[] = [];
@@ -55,6 +60,7 @@ export class Engine {
   constructor(parts: EngineParts) {
     this.model = parts.model;
     this.tokenizer = parts.tokenizer;
+    this.prompts = parts.prompts ?? new PromptBuilder({ tokenizer: parts.tokenizer, maxContext: parts.model.maxContext });
     this.stopIds = new Set([...(parts.stopTokenIds ?? []), ...(parts.tokenizer?.stopTokenIds ?? [])]);
   }
 
@@ -67,29 +73,36 @@ export class Engine {
     return this.current !== undefined;
   }
 
-  /** Streams the model's reply to a conversation rendered with the checkpoint's chat template. */
-  chat(messages: readonly ChatMessage[], options: StreamOptions = {}, extras: GenerationExtras = {}): GenerationStream {
-    return this.start(() => {
-      validateMessages(messages);
-      return Prompt.fromIds(this.requireTokenizer('chat()').applyChatTemplate(messages));
-    }, options, extras);
+  /**
+   * Streams the model's reply to a conversation rendered with the checkpoint's chat template; content may hold media
+   * parts (laid out as Hugging Face's processor does: src/runtime/media/prompt-builder.ts).
+   */
+  chat(messages: readonly (ChatMessage | WireMessage)[], options: StreamOptions = {}, extras: GenerationExtras = {}): GenerationStream {
+    return this.start(() => this.prompts.chat(messages), options, extras);
   }
 
-  /** Streams the continuation of a text prompt (tokenized with BOS, no template), token ids, or a segmented Prompt. */
-  generate(prompt: PromptInput | Prompt, options: StreamOptions = {}, extras: GenerationExtras = {}): GenerationStream {
+  /**
+   * Streams the continuation of a text prompt (tokenized with BOS, no template), token ids, a raw prompt of ids,
+   * text and media parts (token-exact: src/runtime/media/prompt-builder.ts), or a segmented Prompt.
+   */
+  generate(prompt: PromptInput | readonly WirePromptItem[] | Prompt, options: StreamOptions = {}, extras: GenerationExtras = {}): GenerationStream {
     return this.start(() => {
       if (prompt instanceof Prompt) return prompt;
       if (typeof prompt === 'string') return Prompt.fromIds(this.requireTokenizer('a text prompt').encode(prompt));
-      if (!Array.isArray(prompt)) throw new GemmaError('invalid-argument', 'prompt must be a string or an array of token ids.');
-      return Prompt.fromIds(Array.from(prompt));
+      if (!Array.isArray(prompt)) throw new GemmaError('invalid-argument', 'prompt must be a string, an array of token ids, or an array of ids and parts.');
+      if (prompt.every((x) => typeof x === 'number')) return Prompt.fromIds(prompt as number[]);
+      return this.prompts.raw(prompt as readonly WirePromptItem[]);
     }, options, extras);
   }
 
-  /** The logits [T][vocab] of every position of `ids` (scoring; the CLI's `logits`). Recomputes from position 0. */
-  async logits(ids: readonly number[]): Promise<Float32Array[]> {
+  /**
+   * The logits [T][vocab] of every position of `ids` or of a segmented Prompt (media soft tokens included; scoring,
+   * the CLI's `logits`). Recomputes from position 0.
+   */
+  async logits(ids: readonly number[] | Prompt): Promise<Float32Array[]> {
     this.checkUsable();
     if (this.current) throw busyError();
-    const prompt = Prompt.fromIds(Array.from(ids));
+    const prompt = ids instanceof Prompt ? ids : Prompt.fromIds(Array.from(ids));
     this.validate(prompt);
     const done = this.claim(false);
     try {
@@ -97,7 +110,8 @@ export class Engine {
       const out: Float32Array[] = [];
       for (let pos = 0; pos < prompt.length; pos += this.model.maxChunk) {
         const end = Math.min(prompt.length, pos + this.model.maxChunk);
-        await this.model.feed({ ids: prompt.ids.slice(pos, end) }, { allLogits: true });
+        const soft = await prompt.softTokens(pos, end, this.model.embeddingWidth);
+        await this.model.feed({ ids: prompt.ids.slice(pos, end), soft }, { allLogits: true });
         this.keys.push(...prompt.keys.slice(pos, end));
         out.push(...(await this.model.readLogits()));
       }
@@ -147,7 +161,7 @@ export class Engine {
     };
   }
 
-  private start(build: () => Prompt, options: StreamOptions, extras: GenerationExtras): GenerationStream {
+  private start(build: () => Prompt | Promise<Prompt>, options: StreamOptions, extras: GenerationExtras): GenerationStream {
     const stream = new GenerationStream();
     const t0 = performance.now();
     const { signal: external, ...genOptions } = options;
@@ -171,7 +185,7 @@ export class Engine {
       try {
         if (previous) await previous.done;
         const opts = resolveOptions(genOptions);
-        const prompt = build();
+        const prompt = await build();
         const stats = await this.run(prompt, opts, extras, controller.signal, (d) => stream.push([d]), t0, (info) => stream.begin(info));
         stream.finish(stats);
       } catch (err) {
@@ -271,8 +285,13 @@ export class Engine {
       for (let pos = reused; pos < prompt.length; pos += C) {
         if (signal.aborted) return finish('abort');
         const end = Math.min(prompt.length, pos + C);
-        const soft = await prompt.softTokens(pos, end, model.embeddingWidth);
-        if (signal.aborted) return finish('abort');
+        // Media spans are encoded here, on first need (an abort stops the encoder within one of its stages).
+        const soft = await prompt.softTokens(pos, end, model.embeddingWidth, signal).catch((err) => {
+          if (signal.aborted) return null;
+          throw err;
+        });
+        if (prompt.encodeMs > 0) stats.encodeMs = prompt.encodeMs;
+        if (soft === null || signal.aborted) return finish('abort');
         await model.feed({ ids: prompt.ids.slice(pos, end), soft });
         this.keys.push(...prompt.keys.slice(pos, end));
         stats.prefillTokens += end - pos;
@@ -368,15 +387,6 @@ function resolveOptions(o: GenerateOptions): ResolvedOptions {
   const stopTokenIds = o.stopTokenIds ?? [];
   if (!Array.isArray(stopTokenIds) || stopTokenIds.some((id) => !Number.isInteger(id))) bad('stopTokenIds must be an array of integers.');
   return { maxNewTokens, temperature, topK, topP, seed, stop, stopTokenIds };
-}
-
-function validateMessages(messages: readonly ChatMessage[]): void {
-  if (!Array.isArray(messages) || messages.length === 0) throw new GemmaError('invalid-argument', 'chat() needs at least one message.');
-  for (const m of messages) {
-    if (!m || (m.role !== 'system' && m.role !== 'user' && m.role !== 'assistant') || typeof m.content !== 'string') {
-      throw new GemmaError('invalid-argument', `Each message needs role 'system' | 'user' | 'assistant' and a string content (got ${JSON.stringify(m)}).`);
-    }
-  }
 }
 
 function busyError(): GemmaError {

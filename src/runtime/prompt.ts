@@ -17,10 +17,22 @@ export interface MediaSegment {
   modality: 'image' | 'audio';
   /** Identifies the content and how it was encoded (e.g. a hash of the pixels plus the preprocessing version). */
   hash: string;
-  /** The placeholder ids of its positions (one per soft token). */
+  /** The ids of its positions (the modality's placeholder id at each soft token). */
   ids: readonly number[];
-  /** The soft-token rows [ids.length, width]; called only when some of the span must be computed. */
-  embed(): Promise<Float32Array>;
+  /**
+   * Positions [0, softLength) take the encoder's rows (default: all of them); later ones keep their ids' embeddings
+   * (Gemma 3n pads a short audio clip's span with embed_audio's last hard token, which the decoder embeds itself).
+   */
+  softLength?: number;
+  /** Where it came from, for messages ('message 1, part 2 (audio)'). */
+  label?: string;
+  /** ms the last embed() spent encoding (the encoder's own time, without loading it), when it says. */
+  encodeMs?: number;
+  /**
+   * The soft-token rows [softLength, width]; called only when some of the span must be computed. Rejects with
+   * GemmaError('aborted') when `signal` aborts it.
+   */
+  embed(signal?: AbortSignal): Promise<Float32Array>;
 }
 
 export type PromptSegment = TextSegment | MediaSegment;
@@ -40,6 +52,8 @@ export class Prompt {
     for (const seg of segments) {
       if (seg.type === 'media') {
         if (seg.ids.length === 0) throw new GemmaError('invalid-argument', `a ${seg.modality} segment has no positions`);
+        const soft = seg.softLength ?? seg.ids.length;
+        if (!(Number.isInteger(soft) && soft >= 0 && soft <= seg.ids.length)) throw new GemmaError('internal', `a ${seg.modality} segment's softLength ${soft} is outside [0, ${seg.ids.length}]`);
         this.media.push({ start: ids.length, segment: seg });
         seg.ids.forEach((id, i) => {
           ids.push(id);
@@ -64,20 +78,38 @@ export class Prompt {
     return this.ids.length;
   }
 
-  /** The soft tokens of positions [start, end), each span's rows computed once on first need. */
-  async softTokens(start: number, end: number, width: number): Promise<SoftTokens[]> {
+  /** Media segments in order, with their start positions. */
+  get mediaSpans(): ReadonlyArray<{ start: number; segment: MediaSegment }> {
+    return this.media;
+  }
+
+  /** ms the media encoders spent on this prompt's spans so far (soft tokens computed by softTokens()). */
+  encodeMs = 0;
+
+  /**
+   * The soft tokens of positions [start, end), each span's rows computed once on first need. An abort through
+   * `signal` rejects with GemmaError('aborted'); the span is computed afresh when asked again.
+   */
+  async softTokens(start: number, end: number, width: number, signal?: AbortSignal): Promise<SoftTokens[]> {
     const out: SoftTokens[] = [];
     for (const m of this.media) {
-      const n = m.segment.ids.length;
+      const n = m.segment.softLength ?? m.segment.ids.length;
       const from = Math.max(start, m.start);
       const to = Math.min(end, m.start + n);
       if (from >= to) continue;
-      m.rows ??= m.segment.embed().then((rows) => {
-        if (rows.length !== n * width) {
-          throw new GemmaError('internal', `the ${m.segment.modality} encoder gave ${rows.length / width} rows of width ${width} for ${n} positions`);
-        }
-        return rows;
-      });
+      if (!m.rows) {
+        const rows = m.segment.embed(signal).then((rows) => {
+          if (rows.length !== n * width) {
+            throw new GemmaError('internal', `the ${m.segment.modality} encoder gave ${rows.length / width} rows of width ${width} for ${n} positions`);
+          }
+          this.encodeMs += m.segment.encodeMs ?? 0;
+          return rows;
+        });
+        m.rows = rows;
+        rows.catch(() => {
+          if (m.rows === rows) m.rows = undefined;
+        });
+      }
       const rows = await m.rows;
       out.push({ offset: from - start, rows: rows.subarray((from - m.start) * width, (to - m.start) * width) });
     }

@@ -5,18 +5,28 @@
 import type { SerializedGemmaError } from '../errors.ts';
 import type { LoadProgress } from '../io/progress.ts';
 import type { ModelSize, RandomCheckpointOptions, SliceInfo } from '../model/family.ts';
+import type { ContentPart, MediaModality, MessageContent, WireMessage, WirePromptItem } from './content.ts';
 
 export type { LoadProgress, LoadPhase } from '../io/progress.ts';
 export type { ModelSize, RandomCheckpointOptions, SliceInfo } from '../model/family.ts';
+export type * from './content.ts';
 
-/** One chat turn. `assistant` is written as Gemma's `model` role by the chat template. */
-export interface ChatMessage {
+/**
+ * One chat turn. `assistant` is written as Gemma's `model` role by the chat template. `content` is text, or parts in
+ * any order: `{ type: 'text', text }`, `{ type: 'audio', audio }`, `{ type: 'input_audio', input_audio }`, ... (see
+ * ContentPart; media is laid out as Hugging Face's Gemma3nProcessor does).
+ */
+export interface ChatMessage<Content extends MessageContent = MessageContent> {
   role: 'system' | 'user' | 'assistant';
-  content: string;
+  content: Content;
 }
 
-/** What to continue: a plain text prompt (tokenized with BOS, no chat template) or token ids as-is. */
-export type PromptInput = string | readonly number[];
+/**
+ * What to continue: a plain text prompt (tokenized with BOS, no chat template), token ids as-is, or a raw prompt of
+ * token ids and parts (token-exact: text parts tokenized without BOS, each media clip as its begin token, soft-token
+ * span and end token, nothing added around it).
+ */
+export type PromptInput = string | readonly number[] | readonly (number | ContentPart)[];
 
 /** Sampling and stopping options of one generation. Every field is optional; the defaults are Gemma's. */
 export interface GenerateOptions {
@@ -81,6 +91,8 @@ export interface GenerationStats {
   decodeTokensPerSecond: number;
   /** Whole generation, in ms. */
   totalMs: number;
+  /** ms the media encoders spent on this prompt's audio / images (feature extraction + tower; absent when none ran). */
+  encodeMs?: number;
   /** 'stop': a stop token or string; 'length': maxNewTokens or the context end; 'abort': the caller aborted. */
   finishReason: FinishReason;
 }
@@ -95,8 +107,13 @@ export interface ModelInfo {
   adapterName: string;
   /** Whether text (tokenizer + chat template) is available; without it only token-id prompts work. */
   hasTokenizer: boolean;
-  /** Memory the model holds after loading: GPU buffers (weights, KV cache, scratch) and host memory (PLE table). */
-  memory?: { gpuBytes: number; hostBytes: number };
+  /**
+   * Memory the model holds: GPU buffers (weights, KV cache, scratch) and host memory (PLE table) of the decoder, and
+   * the GPU bytes of each media encoder while it is loaded (`encoders.audio`), kept current by the client.
+   */
+  memory?: { gpuBytes: number; hostBytes: number; encoders?: Partial<Record<MediaModality, number>> };
+  /** The media this model can take ('audio', 'image'): its checkpoint has the encoder. */
+  media?: MediaModality[];
   /** GPU bytes in use (= memory.gpuBytes), when the model reports it. */
   gpuBytes?: number;
   /**
@@ -150,8 +167,12 @@ export interface LoadRequest {
   tokenizer?: string | false;
   /** KV-cache length to allocate (default 4096, at most the checkpoint's limit). */
   contextLength?: number;
-  /** Weight format on the GPU: 'q4' (int4/int8 by tensor family, default) or 'float' (f32, f16 where supported). */
-  weights?: 'q4' | 'float';
+  /**
+   * Weight format on the GPU: 'q4' (int4/int8 by tensor family, default), 'q8' (int8 where q4 has int4) or 'float'
+   * (f32, f16 where supported). A converted model (`gemma3n-webgpu convert`) holds one mode: leave this out, or ask
+   * for the mode it holds.
+   */
+  weights?: 'q4' | 'q8' | 'float';
   /**
    * MatFormer "Mix-n-Match" (Gemma 3n E4B): load a smaller model cut from the same files — a published
    * configuration ('E2B', 'E2.54B', …, 'E3.79B-block'; `google/gemma3n-slicing-configs`) or `{ skipLayers,
@@ -164,6 +185,8 @@ export interface LoadRequest {
   /** Use f16 kernels where the adapter has shader-f16 (default true). */
   allowF16?: boolean;
   powerPreference?: GPUPowerPreference;
+  /** Media encoders to load with the model instead of on first use (e.g. ['audio']). */
+  preload?: MediaModality[];
   /**
    * Keep the converted model in the browser's offline cache (OPFS) and load it from there next time (default true
    * for URLs and Hugging Face repos; picked files and random checkpoints are never cached). The key is the model
@@ -176,6 +199,9 @@ export interface LoadRequest {
 export type StreamMessage =
   | { type: 'start'; prompt: PromptInfo }
   | { type: 'delta'; deltas: Delta[] }
+  /** A media encoder loading on first use, and the memory once it is in. */
+  | { type: 'progress'; progress: LoadProgress }
+  | { type: 'memory'; memory: NonNullable<ModelInfo['memory']> }
   | { type: 'done'; stats: GenerationStats }
   | { type: 'error'; error: SerializedGemmaError };
 
@@ -184,8 +210,8 @@ export type StreamControl = { type: 'abort' };
 
 /** What a generation request carries across the boundary. */
 export type GenerateRequest =
-  | { kind: 'chat'; messages: ChatMessage[]; options: GenerateOptions }
-  | { kind: 'prompt'; prompt: PromptInput; options: GenerateOptions };
+  | { kind: 'chat'; messages: WireMessage[]; options: GenerateOptions }
+  | { kind: 'prompt'; prompt: string | WirePromptItem[]; options: GenerateOptions };
 
 /** The API the worker exposes through comlink (see worker-host.ts). */
 export interface WorkerApi {
@@ -197,5 +223,9 @@ export interface WorkerApi {
   generate(port: MessagePort, request: GenerateRequest): Promise<void>;
   /** Forgets the KV cache (the next turn prefills everything). */
   reset(): Promise<void>;
+  /** Loads a media encoder now (progress as at load); resolves with the memory after it. */
+  preload(modality: MediaModality, onProgress?: (p: LoadProgress) => void): Promise<NonNullable<ModelInfo['memory']>>;
+  /** Frees a media encoder's GPU memory (it loads again on next use); resolves with the memory after it. */
+  unload(modality: MediaModality): Promise<NonNullable<ModelInfo['memory']>>;
   dispose(): Promise<void>;
 }

@@ -19,13 +19,29 @@ export interface TextTokenizer {
   /** Token ids of a plain prompt, with the special tokens the tokenizer adds (Gemma: `<bos>`). */
   encode(text: string): number[];
   /** Token ids of a conversation rendered by the chat template, ending in the generation prompt. */
-  applyChatTemplate(messages: readonly ChatMessage[]): number[];
+  applyChatTemplate(messages: readonly TemplateMessage[]): number[];
+  /**
+   * The chat template's text for a conversation (ending in the generation prompt). Content may be a list of parts
+   * (`{ type: 'text', text }`, `{ type: 'audio' }`, `{ type: 'image' }`): the template writes each media part's
+   * placeholder token, which the media prompt builder then expands (src/runtime/media/prompt-builder.ts).
+   */
+  renderChatTemplate(messages: readonly TemplateMessage[]): string;
+  /** Ids of text that already holds its special tokens (a rendered template): no BOS is added. */
+  encodeRendered(text: string): number[];
+  /** The token's text as the vocabulary spells it (special tokens included), or undefined for an unknown id. */
+  tokenText(id: number): string | undefined;
   /** Text of a token sequence (special tokens skipped). */
   decode(ids: readonly number[]): string;
   /** The UTF-8 bytes one token contributes to the text (empty for special tokens); see detokenizer.ts. */
   tokenBytes(id: number): Uint8Array;
   /** Token ids that end a turn according to the tokenizer (its eos token). */
   readonly stopTokenIds: readonly number[];
+}
+
+/** A message as the chat template sees it: text, or parts whose media entries carry only their type. */
+export interface TemplateMessage {
+  role: ChatMessage['role'];
+  content: string | ReadonlyArray<{ type: string; text?: string }>;
 }
 
 /** The two JSON files of a Hugging Face tokenizer, parsed. */
@@ -157,14 +173,17 @@ class HfTokenizer implements TextTokenizer {
     return this.tokenizer.encode(text).ids;
   }
 
-  applyChatTemplate(messages: readonly ChatMessage[]): number[] {
+  applyChatTemplate(messages: readonly TemplateMessage[]): number[] {
+    return this.encodeRendered(this.renderChatTemplate(messages));
+  }
+
+  renderChatTemplate(messages: readonly TemplateMessage[]): string {
     if (this.template === undefined) {
       throw new GemmaError('invalid-argument', 'This tokenizer has no chat template (tokenizer_config.json lacks `chat_template`): use generate() with a prompt instead of chat().');
     }
-    let rendered: string;
     try {
       this.compiledTemplate ??= new Template(this.template);
-      rendered = this.compiledTemplate.render({
+      return this.compiledTemplate.render({
         messages: messages.map((m) => ({ role: m.role, content: m.content })),
         add_generation_prompt: true,
         tools: null,
@@ -175,8 +194,15 @@ class HfTokenizer implements TextTokenizer {
       // The Gemma template raises for roles that do not alternate user/assistant.
       throw new GemmaError('invalid-argument', `The chat template rejected the messages: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  encodeRendered(text: string): number[] {
     // The template writes the special tokens itself (Gemma: `<bos>`).
-    return this.tokenizer.encode(rendered, { add_special_tokens: false }).ids;
+    return this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  tokenText(id: number): string | undefined {
+    return this.tokenizer.id_to_token(id) ?? undefined;
   }
 
   decode(ids: readonly number[]): string {

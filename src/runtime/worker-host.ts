@@ -15,6 +15,11 @@ import { installErrorTransfer } from './comlink-errors.ts';
 import { Engine } from './engine.ts';
 import type { Delta, GenerateRequest, LoadProgress, LoadRequest, ModelInfo, StreamControl, StreamMessage, WorkerApi, WorkerEvent } from './protocol.ts';
 import { memoryInfo, type ModelFactory } from './loading/model-factory.ts';
+import { MediaEncoders } from './media/encoders.ts';
+import { PromptBuilder } from './media/prompt-builder.ts';
+import type { MediaModality } from './content.ts';
+
+const MODALITIES: readonly MediaModality[] = ['audio', 'image'];
 
 export interface WorkerHostOptions {
   /** Batch deltas posted less than this many ms after the previous post (default 0: post every token). */
@@ -24,6 +29,8 @@ export interface WorkerHostOptions {
 /** The comlink-exposed object, usable without a worker too (tests, same-thread hosts). */
 export function createWorkerApi(factory: ModelFactory, options: WorkerHostOptions = {}): WorkerApi & { engine(): Engine | undefined } {
   let engine: Engine | undefined;
+  let encoders: MediaEncoders | undefined;
+  let decoderMemory: ReturnType<typeof memoryInfo>;
   let loading = false;
   let gpuContext: GpuContext | undefined;
   let loadController: AbortController | undefined;
@@ -31,6 +38,16 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
   let lost: GemmaError | undefined;
   let events: ((e: WorkerEvent) => void) | undefined;
   const interval = options.streamIntervalMs ?? 0;
+  /** The decoder's memory plus a line per loaded encoder. */
+  const memoryNow = (): NonNullable<ModelInfo['memory']> => {
+    const encoderBytes = encoders?.memory() ?? {};
+    const m = decoderMemory ?? { gpuBytes: 0, hostBytes: 0 };
+    return Object.keys(encoderBytes).length ? { ...m, encoders: encoderBytes } : { ...m };
+  };
+  const modality = (m: unknown): MediaModality => {
+    if (!MODALITIES.includes(m as MediaModality)) throw new GemmaError('invalid-argument', `${JSON.stringify(m)} is not a media kind: pass ${MODALITIES.map((x) => `'${x}'`).join(' or ')}.`);
+    return m as MediaModality;
+  };
 
   /** Reports a device loss once, drops the engine (its buffers died with the device) and tells the page. */
   const watchDevice = (ctx: GpuContext) => {
@@ -42,10 +59,12 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
           'This happens on a driver reset, when the GPU runs out of memory, or when a mobile browser suspends a background tab. Call client.reload() to load the model again.',
       );
       try {
+        encoders?.dispose();
         engine?.dispose();
       } catch {
         // the buffers are gone with the device
       }
+      encoders = undefined;
       engine = undefined;
       try {
         void events?.({ type: 'device-lost', message: lost.message });
@@ -96,11 +115,27 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
           loaded.model.dispose();
           throw new GemmaError('aborted', 'Loading was aborted.');
         }
-        engine = new Engine({ model: loaded.model, tokenizer: loaded.tokenizer, stopTokenIds: loaded.stopTokenIds });
+        const media = new MediaEncoders(gpuContext, loaded.media);
+        const prompts = new PromptBuilder({ tokenizer: loaded.tokenizer, encoders: media, maxContext: loaded.model.maxContext });
+        decoderMemory = memoryInfo(loaded.model);
+        for (const m of request.preload ?? []) {
+          media.onProgress = progress;
+          try {
+            await media.get(modality(m), controller.signal);
+          } catch (err) {
+            media.dispose();
+            loaded.model.dispose();
+            throw err;
+          }
+        }
+        media.onProgress = () => {};
+        encoders = media;
+        engine = new Engine({ model: loaded.model, tokenizer: loaded.tokenizer, stopTokenIds: loaded.stopTokenIds, prompts });
         releaseEvents();
         events = onEvent;
         if (gpuContext) watchDevice(gpuContext);
-        const memory = memoryInfo(loaded.model);
+        const memory = decoderMemory && memoryNow();
+        const warnings = [...(loaded.warnings ?? []), ...media.warnings];
         return {
           vocabSize: loaded.model.vocabSize,
           maxContext: loaded.model.maxContext,
@@ -109,7 +144,8 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
           memory,
           gpuBytes: memory?.gpuBytes,
           cache: loaded.cache,
-          warnings: loaded.warnings,
+          warnings: warnings.length ? warnings : undefined,
+          media: MODALITIES.filter((m) => media.family(m) !== undefined),
           ...(loaded.slice ? { slice: loaded.slice } : {}),
         };
       } catch (err) {
@@ -147,6 +183,11 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
         pending.push(d);
         if (interval <= 0 || performance.now() - lastPost >= interval) flush();
       };
+      if (encoders) {
+        // A media encoder loading on first use reports on this generation's port.
+        encoders.onProgress = (progress) => post({ type: 'progress', progress });
+        encoders.onChange = () => post({ type: 'memory', memory: memoryNow() });
+      }
       try {
         if (lost) throw lost;
         if (!engine) throw new GemmaError('invalid-argument', 'No model is loaded in this worker: call load() first.');
@@ -162,9 +203,40 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
         flush();
         post({ type: 'error', error: serializeError(await explain(err)) });
       } finally {
+        if (encoders) {
+          encoders.onProgress = () => {};
+          encoders.onChange = () => {};
+        }
         port.onmessage = null;
         port.close();
       }
+    },
+
+    async preload(m: MediaModality, onProgress?: (p: LoadProgress) => void): Promise<NonNullable<ModelInfo['memory']>> {
+      if (lost) throw lost;
+      if (!encoders) throw new GemmaError('invalid-argument', 'No model is loaded in this worker: call load() first.');
+      const media = encoders;
+      media.onProgress = (p) => {
+        try {
+          void onProgress?.(p);
+        } catch {
+          // a throwing progress callback must not break loading
+        }
+      };
+      try {
+        await media.get(modality(m));
+        return memoryNow();
+      } finally {
+        media.onProgress = () => {};
+        (onProgress as { [releaseProxy]?: () => void } | undefined)?.[releaseProxy]?.();
+      }
+    },
+
+    async unload(m: MediaModality): Promise<NonNullable<ModelInfo['memory']>> {
+      if (lost) throw lost;
+      if (!encoders) throw new GemmaError('invalid-argument', 'No model is loaded in this worker: call load() first.');
+      await encoders.unload(modality(m));
+      return memoryNow();
     },
 
     async reset(): Promise<void> {
@@ -172,6 +244,8 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
     },
 
     async dispose(): Promise<void> {
+      encoders?.dispose();
+      encoders = undefined;
       engine?.dispose();
       engine = undefined;
       const ctx = gpuContext;

@@ -36,7 +36,7 @@ test('real Gemma tokenizer + chat template: chunks stream before the end, emoji/
   const tok = await gemmaTokenizer();
   const replyText = 'Sure! 你好，世界 🦩🪿 — 𠜎 ꙮ ✓ 😀 That is all.';
   const reply = tok.encode(replyText).filter((id) => id !== 2);
-  const messages: ChatMessage[] = [
+  const messages: ChatMessage<string>[] = [
     { role: 'system', content: 'Answer briefly.' },
     { role: 'user', content: 'Say hello in Chinese 🇨🇳 and show a flamingo.' },
   ];

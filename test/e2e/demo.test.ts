@@ -31,7 +31,8 @@ before(async () => {
   context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: false, // '--headless=new' is in the flags
-    args: CHROMIUM_FLAGS,
+    // A fake microphone (a beep) that needs no permission prompt, for the Record button.
+    args: [...CHROMIUM_FLAGS, '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'],
     viewport: { width: 1280, height: 800 },
   });
   page = await context.newPage();
@@ -188,6 +189,59 @@ test('demo: loads the built-in tiny model, streams a reply, stops with Esc, rege
   await waitState(page, 'ready');
   assert.equal(await page.$$eval('.message', (els) => els.length), 0);
   assert.equal(await page.textContent('#stat-context'), '0 / 4,096');
+});
+
+test('demo: records a clip (fake microphone) and uploads a WAV; Transcribe / Translate fill the prompt; clip length and encode time shown', async () => {
+  assert.equal(await state(page), 'ready', 'the previous test left the built-in model loaded');
+  await page.fill('#max-tokens', '4');
+  assert.match(await page.textContent('#random-notice') ?? '', /audio encoder is random too/);
+  // Record ~1.5 s from the fake microphone.
+  await page.click('#record');
+  await page.waitForFunction(() => document.getElementById('record')?.getAttribute('aria-pressed') === 'true');
+  await new Promise((r) => setTimeout(r, 1500));
+  await page.click('#record');
+  await page.waitForSelector('#attachment:not([hidden])', { timeout: 30_000 });
+  assert.match((await page.textContent('#attachment-label')) ?? '', /recording · \d\.\d s/);
+  await page.click('#transcribe');
+  assert.equal(await page.inputValue('#prompt'), 'Transcribe the following speech segment:');
+  await page.click('#send');
+  await waitState(page, 'generating', 30_000);
+  await waitState(page, 'ready');
+  const meta = () => page.$$eval('.message.user .meta', (els) => els.map((e) => e.textContent ?? ''));
+  assert.match((await meta()).at(-1) ?? '', /^audio \d\.\d s · encoded in \d/, (await meta()).join(' | '));
+  const reply = await page.$$eval('.message.assistant', (els) => els.at(-1)?.getAttribute('data-failed'));
+  assert.equal(reply, null, 'the reply did not fail');
+  // Upload a 3 s, 44.1 kHz stereo WAV; translate.
+  const n = 3 * 44100;
+  const wav = Buffer.alloc(44 + n * 4);
+  wav.write('RIFF', 0);
+  wav.writeUInt32LE(36 + n * 4, 4);
+  wav.write('WAVEfmt ', 8);
+  wav.writeUInt32LE(16, 16);
+  wav.writeUInt16LE(1, 20);
+  wav.writeUInt16LE(2, 22);
+  wav.writeUInt32LE(44100, 24);
+  wav.writeUInt32LE(44100 * 4, 28);
+  wav.writeUInt16LE(4, 32);
+  wav.writeUInt16LE(16, 34);
+  wav.write('data', 36);
+  wav.writeUInt32LE(n * 4, 40);
+  for (let i = 0; i < n; i++) {
+    wav.writeInt16LE(Math.round(8000 * Math.sin(i / 20)), 44 + 4 * i);
+    wav.writeInt16LE(Math.round(8000 * Math.sin(i / 30)), 46 + 4 * i);
+  }
+  await page.setInputFiles('#audio-file', { name: 'voice.wav', mimeType: 'audio/wav', buffer: wav });
+  await page.waitForFunction(() => /voice\.wav · 3\.0 s · 44\.1 kHz/.test(document.getElementById('attachment-label')?.textContent ?? ''), undefined, { timeout: 30_000 });
+  await page.selectOption('#translate-to', 'French');
+  await page.click('#translate');
+  assert.equal(await page.inputValue('#prompt'), 'Transcribe the following speech segment, then translate it into French:');
+  await page.click('#send');
+  await waitState(page, 'generating', 30_000);
+  await waitState(page, 'ready');
+  assert.match((await meta()).at(-1) ?? '', /^audio 3\.0 s · encoded in/);
+  await screenshot(page, 'demo-audio.png');
+  await page.click('#clear');
+  await waitState(page, 'ready');
 });
 
 test('demo: loading another model keeps the working one until it has loaded; a hidden field never blocks Load', async () => {

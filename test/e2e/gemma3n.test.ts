@@ -91,7 +91,7 @@ const RANDOM_MODEL = { randomCheckpoint: { preset: 'tiny', seed: 3 } };
 
 test('random full-vocabulary Gemma 3n + real tokenizer: streamed chat, emoji/CJK, abort, second turn reuses the cache', async () => {
   const tok = await gemmaTokenizer();
-  const messages: ChatMessage[] = [
+  const messages: ChatMessage<string>[] = [
     { role: 'system', content: 'You are terse.' },
     { role: 'user', content: 'Translate 你好世界 and explain 🦩🪿 please.' },
   ];

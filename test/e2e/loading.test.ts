@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { REPO_ROOT, startTestBrowser, type TestBrowser } from '../helpers/browser.ts';
-import { startFixtureServer, type FixtureServer } from '../helpers/fixture-server.ts';
+import { CORS_HEADERS, startFixtureServer, type FixtureServer } from '../helpers/fixture-server.ts';
 import type { TestApi } from '../pages/main.ts';
 
 declare const window: { T: TestApi };
@@ -31,11 +31,7 @@ before(async () => {
   page = await browser.open();
   server = await startFixtureServer();
   // The pages come from another 127.0.0.1 port: the model server allows them (CORS, range headers readable).
-  server.extraHeaders = {
-    'Access-Control-Allow-Origin': '*',
-    'Access-Control-Allow-Headers': 'Range, Authorization',
-    'Access-Control-Expose-Headers': 'Content-Range, Content-Length, ETag, Accept-Ranges',
-  };
+  server.extraHeaders = { ...CORS_HEADERS };
   const truncated = readFileSync(join(FIXTURE, 'model.safetensors')).subarray(0, 600_000);
   server.files.set('/truncated/model.safetensors', new Uint8Array(truncated));
   // Every folder serves the same fixture (a different URL = a different cache key).

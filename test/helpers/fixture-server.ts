@@ -7,6 +7,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 
+/** Headers for pages served from another 127.0.0.1 port: CORS, Range requests, range headers readable. */
+export const CORS_HEADERS: Readonly<Record<string, string>> = {
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Allow-Headers': 'Range, Authorization',
+  'Access-Control-Expose-Headers': 'Content-Range, Content-Length, ETag, Accept-Ranges',
+};
+
 export interface Fault {
   /** Answer with this status (and an empty body) instead of the file. */
   status?: number;

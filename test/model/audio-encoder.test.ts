@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { openSafetensorsCheckpoint } from '../../src/io/safetensors.ts';
 import { directoryFiles } from '../../src/node/checkpoint-files.ts';
 import { AudioEncoder } from '../../src/model/audio/encoder.ts';
-import { audioSpanRows } from '../../src/model/audio/span.ts';
+import type { AudioEncoding } from '../../src/model/audio/encoder.ts';
 import { readF32 } from '../../src/io/checkpoint.ts';
 import { featureFrames } from '../../src/audio/log-mel.ts';
 import { GemmaError } from '../../src/errors.ts';
@@ -41,6 +41,20 @@ const frames = golden.audio_input.input_features.length;
 const features = Float32Array.from(golden.audio_input.input_features.flat());
 const mask = Uint8Array.from(golden.audio_input.input_features_mask, (v) => (v ? 1 : 0));
 const flat = (a: number[][]) => a.flat();
+
+/**
+ * HF's merge of one clip into its span, as the reference the runtime's layout must reproduce: the clip's soft tokens
+ * fill the first `count` positions, padded ones (valid = 0) and every position past `count` take `padRow` (embed_audio
+ * of the last hard token). The runtime does the same by putting that hard token's id at those positions
+ * (src/runtime/media/audio-clips.ts), whose embedding the decoder computes.
+ */
+function audioSpanRows(encoding: AudioEncoding, span: number, padRow: Float32Array): Float32Array {
+  const { width, count } = encoding;
+  if (count > span) throw new GemmaError('invalid-argument', `${count} soft tokens for a span of ${span}`);
+  const rows = new Float32Array(span * width);
+  for (let j = 0; j < span; j++) rows.set(j < count && encoding.valid[j] === 1 ? encoding.tokens.subarray(j * width, (j + 1) * width) : padRow, j * width);
+  return rows;
+}
 
 const encoderPromise = (async () => {
   const ctx = await testGpu();

@@ -56,7 +56,9 @@ test('every tensor of the HF layout is present with the shape the config implies
     ['model.embed_vision.embedding_projection.weight']: [D, 64],
   };
   for (const [name, shape] of Object.entries(expect)) assert.deepEqual(ckpt.tensor(name)?.shape, shape, name);
-  assert.equal(ckpt.tensorNames().length, 5 + 6 + 24 * L + 8);
+  assert.equal(ckpt.tensor('model.audio_tower.conformer.1.attention.attn.q_proj.weight')?.shape.join(), '48,48');
+  // + the audio tower: 5 sub-sampler tensors and 22 per conformer block (2 blocks).
+  assert.equal(ckpt.tensorNames().length, 5 + 6 + 24 * L + 8 + 5 + 22 * 2);
   assert.equal(ckpt.tensor(LM + 'layers.0.self_attn.v_norm.weight'), undefined, 'v_norm has no weight');
 });
 

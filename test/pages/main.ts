@@ -13,6 +13,31 @@ import { createWorkerApi } from '../../src/runtime/worker-host.ts';
 import { testFactory } from './factories.ts';
 import { defaultModelFactory } from '../../src/runtime/loading/model-factory.ts';
 import type { Delta, GenerateRequest, GenerationStats, LoadRequest } from '../../src/runtime/protocol.ts';
+import { recordAudio, decodeAudioSource } from '../../src/index.ts';
+import { prepareMessages } from '../../src/runtime/media/prepare.ts';
+import { encodeWav } from '../../src/audio/wav.ts';
+
+/**
+ * A compressed clip made by Chromium itself: an oscillator (a chirp) played into a MediaStream and recorded with the
+ * library's recorder (MediaRecorder, Opus), then decoded by the library (Web Audio) on stop.
+ */
+async function chromiumRecording(seconds: number) {
+  const ctx = new AudioContext({ sampleRate: 48000 });
+  await ctx.resume();
+  const osc = ctx.createOscillator();
+  osc.frequency.setValueAtTime(300, ctx.currentTime);
+  osc.frequency.linearRampToValueAtTime(3000, ctx.currentTime + seconds);
+  const destination = ctx.createMediaStreamDestination();
+  osc.connect(destination);
+  osc.start();
+  const recording = await recordAudio({ stream: destination.stream, maxSeconds: seconds });
+  try {
+    return await recording.done;
+  } finally {
+    osc.stop();
+    await ctx.close();
+  }
+}
 
 export interface Collected {
   deltas: Delta[];
@@ -180,6 +205,11 @@ const T = {
   plainError,
   directGenerate,
   directApi,
+  recordAudio,
+  decodeAudioSource,
+  prepareMessages,
+  encodeWav,
+  chromiumRecording,
   testWorker: () => new Worker(new URL('./test-worker.ts', import.meta.url), { type: 'module', name: 'gemma-test' }),
   /** The test worker's extra endpoint (test-worker.ts): destroy its GPU device, read its requestAdapter options. */
   testWorkerControl: (worker: Worker) => wrap<{ loseDevice(): boolean; adapterOptions(): GPURequestAdapterOptions | undefined }>(worker),

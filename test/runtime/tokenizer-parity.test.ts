@@ -53,7 +53,7 @@ test('tokenizer parity: decode (special tokens skipped) matches transformers.js 
 
 test('tokenizer parity: the chat template renders the same ids; both reject roles that do not alternate', () => {
   const { rng, tag } = freshRng();
-  const conversations: ChatMessage[][] = [
+  const conversations: ChatMessage<string>[][] = [
     [{ role: 'user', content: 'Hi' }],
     [
       { role: 'system', content: 'You are terse.' },
@@ -67,7 +67,7 @@ test('tokenizer parity: the chat template renders the same ids; both reject role
   ];
   for (let i = 0; i < 20; i++) {
     const turns = rng.int(1, 4) * 2 - 1;
-    const messages: ChatMessage[] = rng.next() < 0.5 ? [{ role: 'system', content: randomText(rng) }] : [];
+    const messages: ChatMessage<string>[] = rng.next() < 0.5 ? [{ role: 'system', content: randomText(rng) }] : [];
     for (let t = 0; t < turns; t++) messages.push({ role: t % 2 === 0 ? 'user' : 'assistant', content: randomText(rng) });
     conversations.push(messages);
   }
@@ -76,7 +76,7 @@ test('tokenizer parity: the chat template renders the same ids; both reject role
     const expected = Array.from(reference.apply_chat_template(messages, options) as unknown as number[]);
     assert.deepEqual(ours.applyChatTemplate(messages), expected, `${JSON.stringify(messages)} ${tag}`);
   }
-  const bad: ChatMessage[] = [
+  const bad: ChatMessage<string>[] = [
     { role: 'user', content: 'a' },
     { role: 'user', content: 'b' },
   ];

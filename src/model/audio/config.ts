@@ -85,9 +85,19 @@ function pair(v: unknown, key: string): [number, number] {
   return [v[0], v[1]];
 }
 
-/** Whether a config.json has an audio tower configured. */
+/** A tensor every checkpoint with the audio tower's weights has (a text-only GGUF has the config but not this). */
+export const AUDIO_TOWER_PROBE_TENSOR = 'model.audio_tower.subsample_conv_projection.conv_0.conv.weight';
+
+/**
+ * Whether a config.json has a Gemma 3n audio tower configured: `audio_config.model_type` 'gemma3n_audio' (or none,
+ * under a top-level `gemma3n`). Gemma 4's `gemma4_audio` is another tower (other keys, other tensors): not this one.
+ */
 export function hasAudioConfig(raw: unknown): boolean {
-  return !!raw && typeof raw === 'object' && !!(raw as Json).audio_config && typeof (raw as Json).audio_config === 'object';
+  if (!raw || typeof raw !== 'object') return false;
+  const audio = (raw as Json).audio_config;
+  if (!audio || typeof audio !== 'object') return false;
+  const type = (audio as Json).model_type;
+  return type === 'gemma3n_audio' || (type === undefined && (raw as Json).model_type === 'gemma3n');
 }
 
 /** Parses the audio tower's config from a full `gemma3n` config.json. */

@@ -37,7 +37,7 @@ import { CumulativeGroupNormKernel } from '../../kernels/cumulative-group-norm.t
 import { AudioAttentionKernel } from '../../kernels/audio-attention.ts';
 import { GluDwConvKernel } from '../../kernels/glu-dwconv.ts';
 import { attentionPast, audioLengths, parseAudioTowerConfig, SSCP_FREQ_PAD, type AudioLengths, type AudioTowerConfig } from './config.ts';
-import { destroyAudioWeights, formatsOf, loadAudioWeights, type AudioTowerWeights, type AudioWeightPlan } from './weights.ts';
+import { destroyAudioWeights, formatsOf, loadAudioWeights, type AudioTowerWeights, type AudioWeightPlan, type LoadAudioWeightsOptions } from './weights.ts';
 
 /**
  * The storage the encoder uses unless told otherwise: int8 for every matrix. Measured on gemma3n-audio-tiny against
@@ -55,6 +55,19 @@ export interface AudioEncoderOptions {
   random?: boolean;
   /** (tensors done, tensors total) while loading. */
   onProgress?: (done: number, total: number) => void;
+  /** Each tensor as the offline cache keeps it (weights.ts). */
+  onConverted?: LoadAudioWeightsOptions['onConverted'];
+  /** Checked between tensors: an aborted load frees what it made and rejects with GemmaError('aborted'). */
+  signal?: AbortSignal;
+}
+
+export interface EncodeOptions {
+  /**
+   * Checked between the tower's stages (the sub-sampler, each conformer block, the embedding): an aborted encode
+   * stops within one stage of GPU work and rejects with GemmaError('aborted'). Without a signal the clip goes to the
+   * GPU in one submission.
+   */
+  signal?: AbortSignal;
 }
 
 /** Soft tokens of one clip. */
@@ -129,7 +142,7 @@ export class AudioEncoder {
   static async load(ctx: GpuContext, checkpoint: Checkpoint, opts: AudioEncoderOptions = {}): Promise<AudioEncoder> {
     const config = parseAudioTowerConfig(checkpoint.config);
     const plan = opts.weights ?? DEFAULT_AUDIO_WEIGHTS;
-    const weights = await loadAudioWeights(ctx, checkpoint, config, { plan, random: opts.random, onProgress: opts.onProgress });
+    const weights = await loadAudioWeights(ctx, checkpoint, config, { plan, random: opts.random, onProgress: opts.onProgress, onConverted: opts.onConverted, signal: opts.signal });
     try {
       return new AudioEncoder(ctx, config, weights, await createKernels(ctx, plan));
     } catch (err) {
@@ -151,8 +164,8 @@ export class AudioEncoder {
    * Encodes one clip's log-mel features ([frames, input_feat_size] f32, src/audio/log-mel.ts) with an optional
    * frame mask (1 = valid; default all valid, as HF's extractor gives for one clip).
    */
-  async encode(features: Float32Array, frames: number, mask?: Uint8Array): Promise<AudioEncoding> {
-    return (await this.run(features, frames, mask, 'none')).encoding;
+  async encode(features: Float32Array, frames: number, mask?: Uint8Array, options: EncodeOptions = {}): Promise<AudioEncoding> {
+    return (await this.run(features, frames, mask, 'none', options.signal)).encoding;
   }
 
   /**
@@ -165,9 +178,9 @@ export class AudioEncoder {
   }
 
   /** encode() of mono 16 kHz samples: Gemma 3n's log-mel features (src/audio/log-mel.ts; clips over 30 s truncated, as HF). */
-  async encodeSamples(samples: Float32Array): Promise<AudioEncoding> {
+  async encodeSamples(samples: Float32Array, options: EncodeOptions = {}): Promise<AudioEncoding> {
     const f = gemma3nLogMel(samples);
-    return this.encode(f.features, f.frames, f.mask);
+    return this.encode(f.features, f.frames, f.mask, options);
   }
 
   /** encode() that also reads back the sub-sampler's and every block's output (one submission per stage). */
@@ -198,8 +211,11 @@ export class AudioEncoder {
     frames: number,
     mask: Uint8Array | undefined,
     mode: 'none' | 'capture' | 'time',
+    signal?: AbortSignal,
   ): Promise<{ encoding: AudioEncoding; intermediates?: AudioIntermediates; stageMs?: number[] }> {
     if (this.destroyed) throw new GemmaError('disposed', 'this audio encoder was destroyed');
+    const aborted = () => new GemmaError('aborted', 'Encoding the audio was aborted.');
+    if (signal?.aborted) throw aborted();
     const c = this.config;
     if (!(Number.isInteger(frames) && frames >= 1)) throw new GemmaError('invalid-argument', `audio features: ${frames} frames; at least one frame is needed`);
     if (features.length !== frames * c.inputFeatSize) {
@@ -252,6 +268,13 @@ export class AudioEncoder {
         submit(stage);
         await device.queue.onSubmittedWorkDone();
         stageMs.push(performance.now() - t0);
+      }
+    } else if (signal) {
+      // Stage by stage, so that an abort is seen within one stage of GPU work.
+      for (const stage of plan.stages) {
+        submit(stage);
+        await device.queue.onSubmittedWorkDone();
+        if (signal.aborted) throw aborted();
       }
     } else {
       submit(plan.stages.flat());

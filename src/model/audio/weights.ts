@@ -10,10 +10,11 @@ import type { GpuContext } from '../../gpu/device.ts';
 import { GemmaError } from '../../errors.ts';
 import { uploadBuffer } from '../../gpu/buffers.ts';
 import { readF32, requireTensor, type Checkpoint } from '../../io/checkpoint.ts';
-import { createRandomWeight, createWeight, destroyWeight } from '../../kernels/upload-weight.ts';
+import { createRandomWeight, destroyWeight, weightFromCheckpoint } from '../../kernels/upload-weight.ts';
 import { convWeightForKernel } from '../../kernels/subsample-conv.ts';
 import type { GpuWeight } from '../../formats/weight-format.ts';
-import { attentionPast, audioLengths, type AudioTowerConfig } from './config.ts';
+import type { ConvertedTensor } from '../converted-tensor.ts';
+import { AUDIO_TOWER_PROBE_TENSOR, attentionPast, audioLengths, type AudioTowerConfig } from './config.ts';
 import { queryScale, relativePositionTable } from './attention-tables.ts';
 
 /** Storage of the tower's big matrices. */
@@ -89,6 +90,13 @@ export interface LoadAudioWeightsOptions {
   random?: boolean;
   /** (tensors done, tensors total), ending at done === total. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Each tensor as the offline cache keeps it (src/runtime/loading/converted-cache.ts): matrices after conversion,
+   * small tensors as read (before the load-time folding, which a cached load redoes).
+   */
+  onConverted?: (t: ConvertedTensor) => Promise<void>;
+  /** Checked between tensors: an aborted load frees what it made and rejects with GemmaError('aborted'). */
+  signal?: AbortSignal;
 }
 
 /** Tiny deterministic normal(0, std) values for random mode's small f32 tensors. */
@@ -103,6 +111,11 @@ function pseudoNormals(n: number, std: number, seed: number): Float32Array {
   return Float32Array.from({ length: n }, () => std * Math.sqrt(-2 * Math.log(next())) * Math.cos(2 * Math.PI * next()));
 }
 
+/** Whether a checkpoint holds the audio tower's tensors (a text-only GGUF has the config but not the tower). */
+export function hasAudioWeights(ckpt: Checkpoint): boolean {
+  return ckpt.tensor(AUDIO_TOWER_PROBE_TENSOR) !== undefined;
+}
+
 /** Loads (or, with `random`, draws) the tower's weights for `cfg`. Frees what it made if anything fails. */
 export async function loadAudioWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: AudioTowerConfig, opts: LoadAudioWeightsOptions): Promise<AudioTowerWeights> {
   const D = cfg.hiddenSize, K = cfg.convKernel, H = cfg.headDim;
@@ -114,7 +127,10 @@ export async function loadAudioWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: A
   let seed = 1;
   const made: Array<GPUBuffer | GpuWeight> = [];
   let bytes = 0;
-  const tick = () => opts.onProgress?.(++done, total);
+  const tick = () => {
+    if (opts.signal?.aborted) throw new GemmaError('aborted', `Loading the audio encoder of ${ckpt.name} was aborted.`);
+    opts.onProgress?.(++done, total);
+  };
 
   const keep = <T extends GPUBuffer | GpuWeight>(x: T): T => {
     made.push(x);
@@ -124,7 +140,9 @@ export async function loadAudioWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: A
   const f32Tensor = async (name: string, shape: number[], random: () => Float32Array): Promise<Float32Array> => {
     if (opts.random) return random();
     requireTensor(ckpt, name, shape);
-    return readF32(ckpt, name);
+    const values = await readF32(ckpt, name);
+    await opts.onConverted?.({ kind: 'f32', name, shape, values });
+    return values;
   };
   const vector = async (name: string, length: number, transform?: (v: Float32Array) => Float32Array): Promise<GPUBuffer> => {
     let v = await f32Tensor(name, [length], () => new Float32Array(length).fill(1));
@@ -139,17 +157,15 @@ export async function loadAudioWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: A
     if (opts.random) {
       w = await createRandomWeight(ctx, { label: name, rows, cols, format, seed: seed++, std: 1 / Math.sqrt(cols), codes: true });
     } else {
-      requireTensor(ckpt, name, [rows, cols]);
-      const t = await ckpt.read(name);
-      const dtype = t.dtype === 'F32' ? 'f32' : t.dtype === 'F16' ? 'f16' : 'bf16';
-      w = await createWeight(ctx, { label: name, rows, cols, format, dtype, bytes: t.bytes });
+      w = await weightFromCheckpoint(ctx, ckpt, name, rows, cols, format);
     }
     keep(w);
+    if (!opts.random) await opts.onConverted?.({ kind: 'gpu', name, shape: [rows, cols], weight: w });
     tick();
     return w;
   };
 
-  if (!opts.random && !ckpt.tensor(`${TOWER}subsample_conv_projection.conv_0.conv.weight`)) {
+  if (!opts.random && !hasAudioWeights(ckpt)) {
     throw new GemmaError('bad-file', `${ckpt.name} has no audio tower (no model.audio_tower.* tensors): audio needs a full Gemma 3n checkpoint, not a text-only one`);
   }
   try {

@@ -6,9 +6,12 @@
  * - `tiny`: hidden 128, 4 layers, but the real tokenizer's full vocabulary (262400 / 262144), so the real Gemma
  *   tokenizer and chat template drive it. Every structural feature is present: sliding and full layers, KV sharing
  *   (layers 2 and 3 read the caches of 0 and 1), activation sparsity on layer 0, per-layer intermediate sizes,
- *   vision/audio hard-token embedders. Used by the demo's built-in model and by the runtime's browser tests.
- * - `e2b` / `e4b`: the real dimensions (formats doc §1.3); `layers` scales the layer count with every per-layer
- *   dimension kept (for benchmarks with `loadWeights({ random: true })`, which only needs the config).
+ *   vision/audio hard-token embedders, and an audio tower (`model.audio_tower.*`: 2 conformer blocks of width 48,
+ *   the real attention chunking, sub-sampler and time reduction, so a 30 s clip makes E2B's 188 soft tokens). Used by
+ *   the demo's built-in model (audio input included) and by the runtime's browser tests.
+ * - `e2b` / `e4b`: the real dimensions (formats doc §1.3), the audio tower at its real config too; `layers` scales
+ *   the layer count with every per-layer dimension kept (for benchmarks with `loadWeights({ random: true })`, which
+ *   only needs the config).
  *
  * Values are drawn lazily and deterministically from the seed (src/model/random-tensors.ts): uniform with a mean
  * and standard deviation per tensor family (below): not trained, so the model's text is gibberish by design.
@@ -58,6 +61,10 @@ interface PresetDims {
   fullEvery: number;
   visionHidden: number;
   audioHidden: number;
+  /** Audio tower: conformer blocks, attention heads, sub-sampler channels. */
+  audioLayers: number;
+  audioHeads: number;
+  audioChannels: [number, number];
 }
 
 const PRESETS: Record<RandomPreset, PresetDims> = {
@@ -77,9 +84,12 @@ const PRESETS: Record<RandomPreset, PresetDims> = {
     fullEvery: 2,
     visionHidden: 64,
     audioHidden: 48,
+    audioLayers: 2,
+    audioHeads: 4,
+    audioChannels: [16, 8],
   },
-  e2b: { hidden: 2048, ple: 256, layers: 30, kvShared: 10, sparseLayers: 10, intermediate: () => 8192, heads: 8, kvHeads: 2, headDim: 256, laurelRank: 64, slidingWindow: 512, fullEvery: 5, visionHidden: 2048, audioHidden: 1536 },
-  e4b: { hidden: 2048, ple: 256, layers: 35, kvShared: 15, sparseLayers: 10, intermediate: () => 16384, heads: 8, kvHeads: 2, headDim: 256, laurelRank: 64, slidingWindow: 512, fullEvery: 5, visionHidden: 2048, audioHidden: 1536 },
+  e2b: { hidden: 2048, ple: 256, layers: 30, kvShared: 10, sparseLayers: 10, intermediate: () => 8192, heads: 8, kvHeads: 2, headDim: 256, laurelRank: 64, slidingWindow: 512, fullEvery: 5, visionHidden: 2048, audioHidden: 1536, audioLayers: 12, audioHeads: 8, audioChannels: [128, 32] },
+  e4b: { hidden: 2048, ple: 256, layers: 35, kvShared: 15, sparseLayers: 10, intermediate: () => 16384, heads: 8, kvHeads: 2, headDim: 256, laurelRank: 64, slidingWindow: 512, fullEvery: 5, visionHidden: 2048, audioHidden: 1536, audioLayers: 12, audioHeads: 8, audioChannels: [128, 32] },
 };
 
 /**
@@ -151,7 +161,20 @@ export function randomGemma3nConfig(preset: RandomPreset = 'tiny', layers?: numb
     audio_token_id: 262273,
     text_config: text,
     vision_config: { model_type: 'gemma3n_vision', hidden_size: p.visionHidden, vocab_offset: pleVocab, vocab_size: 128, rms_norm_eps: 1e-6 },
-    audio_config: { model_type: 'gemma3n_audio', hidden_size: p.audioHidden, vocab_offset: pleVocab + 128, vocab_size: 128, rms_norm_eps: 1e-6 },
+    // The audio tower's other keys take HF's defaults (E2B's values: chunk 12, context 13, reduction 4, 3x3/2x2
+    // sub-sampling of 128 mel bins), so the tiny tower makes the real 188 soft tokens per 30 s clip.
+    audio_config: {
+      model_type: 'gemma3n_audio',
+      hidden_size: p.audioHidden,
+      conf_num_hidden_layers: p.audioLayers,
+      conf_num_attention_heads: p.audioHeads,
+      sscp_conv_channel_size: p.audioChannels,
+      vocab_offset: pleVocab + 128,
+      vocab_size: 128,
+      rms_norm_eps: 1e-6,
+    },
+    audio_soft_tokens_per_image: 188,
+    vision_soft_tokens_per_image: 256,
     random_weights: { preset, layers: L, vocabSize },
   };
 }
@@ -209,7 +232,45 @@ function tensorPlans(config: Record<string, unknown>, dtype: 'BF16' | 'F32'): Ma
     norm(prefix + 'soft_embedding_norm.weight', s.hidden_size);
     linear(prefix + 'embedding_projection.weight', D, s.hidden_size);
   }
+  audioTowerPlans(config.audio_config as Record<string, unknown> | undefined, planned);
   return planned.plans;
+}
+
+/** model.audio_tower.* at the config's shapes (names and shapes as HF's Gemma3nAudioEncoder). */
+function audioTowerPlans(ac: Record<string, unknown> | undefined, planned: RandomTensorPlans): void {
+  if (!ac) return;
+  const add = planned.add.bind(planned), linear = planned.linear.bind(planned), norm = planned.norm.bind(planned);
+  const D = ac.hidden_size as number, L = ac.conf_num_hidden_layers as number, H = ac.conf_num_attention_heads as number;
+  const [c0, c1] = ac.sscp_conv_channel_size as [number, number];
+  const K = 5; // conf_conv_kernel_size default
+  const t = 'model.audio_tower.';
+  const sub = `${t}subsample_conv_projection.`;
+  add(`${sub}conv_0.conv.weight`, [c0, 1, 3, 3], 0, 1 / 3);
+  norm(`${sub}conv_0.norm.weight`, c0);
+  add(`${sub}conv_1.conv.weight`, [c1, c0, 3, 3], 0, 1 / Math.sqrt(9 * c0));
+  norm(`${sub}conv_1.norm.weight`, c1);
+  linear(`${sub}input_proj_linear.weight`, D, 32 * c1); // 128 mel bins -> 64 -> 32 after the two stride-2 convs
+  for (let l = 0; l < L; l++) {
+    const p = `${t}conformer.${l}.`;
+    for (const f of ['ffw_layer_start', 'ffw_layer_end']) {
+      norm(`${p}${f}.pre_layer_norm.weight`, D);
+      linear(`${p}${f}.ffw_layer_1.weight`, 4 * D, D);
+      linear(`${p}${f}.ffw_layer_2.weight`, D, 4 * D);
+      norm(`${p}${f}.post_layer_norm.weight`, D);
+    }
+    norm(`${p}attention.pre_attn_norm.weight`, D);
+    linear(`${p}attention.attn.relative_position_embedding.pos_proj.weight`, D, D);
+    add(`${p}attention.attn.per_dim_scale`, [D / H], 0, 0.1);
+    for (const x of ['q', 'k', 'v']) linear(`${p}attention.attn.${x}_proj.weight`, D, D);
+    linear(`${p}attention.post.weight`, D, D);
+    norm(`${p}attention.post_norm.weight`, D);
+    norm(`${p}lconv1d.pre_layer_norm.weight`, D);
+    linear(`${p}lconv1d.linear_start.weight`, 2 * D, D);
+    add(`${p}lconv1d.depthwise_conv1d.weight`, [D, 1, K], 0, 1 / Math.sqrt(K));
+    norm(`${p}lconv1d.conv_norm.weight`, D);
+    linear(`${p}lconv1d.linear_end.weight`, D, D);
+    norm(`${p}norm.weight`, D);
+  }
 }
 
 /** A random-weight Gemma 3n checkpoint (see the header). */

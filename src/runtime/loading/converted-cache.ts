@@ -7,8 +7,10 @@
  * ~10 GB), which decides whether a phone's storage quota can hold it at all, and a cached load skips the
  * conversion work. The price: an entry is per weight mode (and f16 vs f32 in float mode), so the key says which.
  *
- * Entry files: `config.json`, the tokenizer texts when the load had them, and `weights.bin` (every tensor's data
- * then scales, in load order). The manifest's `meta` holds the tensor index. Reading the entry back gives a
+ * Entry files: `config.json`, the tokenizer texts when the load had them, and the weights (every tensor's data then
+ * scales, in load order) as one logical file in shards `weights-00001.bin`, … of at most 64 MiB (src/io/sharded-file.ts;
+ * entries written before shards have one `weights.bin`). The manifest's `meta` holds the tensor index. The same
+ * files, manifest included, are the hosted form `gemma3n-webgpu convert` writes (converted-source.ts). Reading the entry back gives a
  * Checkpoint (`ConvertedCheckpoint`) that the family's unchanged loader consumes: packed tensors answer
  * `readPackedAs` with their exact bytes (dtype Q4_0 / Q5_0 / Q8_0 / Q4_K / Q5_K / Q6_K marks them as pre-quantized in
  * our q4 / q5 / q8 / K-quant layouts, src/formats/stored-dtype.ts), float tensors answer `read` in F32 / F16, which
@@ -17,7 +19,8 @@
 import { GemmaError } from '../../errors.ts';
 import { readBuffer } from '../../gpu/buffers.ts';
 import type { ByteSource } from '../../io/byte-source.ts';
-import type { CacheEntryReader, CacheEntryWriter, CacheFileWriter } from '../../io/cache.ts';
+import type { CacheEntryReader, CacheEntryWriter } from '../../io/cache.ts';
+import { SHARD_BYTES, ShardedFileWriter, concatSource } from '../../io/sharded-file.ts';
 import { columnRunsWidth, type Checkpoint, type ColumnRun, type FloatDtype, type PackedTensor, type RowRange, type TensorBytes, type TensorInfo } from '../../io/checkpoint.ts';
 import { readStrided } from '../../io/strided-read.ts';
 import { GROUP, dataBytes, groupsPerRow, isQuantFormat, scaleHalvesPerRow, type QuantFormat } from '../../formats/weight-format.ts';
@@ -25,7 +28,10 @@ import { losslessFormatOf } from '../../formats/stored-dtype.ts';
 import { isKFormat, pickKColumns } from '../../formats/kquant.ts';
 import type { ConvertedTensor } from '../../model/converted-tensor.ts';
 
+/** The weights' one file in entries written before shards. */
 export const WEIGHTS_FILE = 'weights.bin';
+/** Shard names: `weights-00001.bin`, … */
+const SHARD_BASE = 'weights';
 const META_KIND = 'gemma3n-converted/1';
 /** Readback slice: bounds the host memory the writer holds to one slice of one tensor. */
 const READBACK_BYTES = 16 * 1024 * 1024;
@@ -50,6 +56,16 @@ export interface ConvertedMeta {
   texts: string[];
   /** Where the tokenizer texts came from ('model' or the tokenizer folder URL), so a different choice is not served. */
   tokenizerSource?: string;
+  /** The weights' shards in order (absent: one `weights.bin`); tensor offsets are into their concatenation. */
+  shards?: string[];
+}
+
+/** What a converted entry is read through: an offline-cache entry, or a converted model's hosted folder. */
+export type ConvertedEntry = Pick<CacheEntryReader, 'manifest' | 'has' | 'open' | 'text'>;
+
+/** The weights' files of an entry, in order. */
+export function weightShards(meta: ConvertedMeta): string[] {
+  return meta.shards ?? [WEIGHTS_FILE];
 }
 
 /** Writes converted tensors into an open cache entry as the loader produces them. */
@@ -60,12 +76,12 @@ export class ConvertedCacheWriter {
 
   private constructor(
     readonly entry: CacheEntryWriter,
-    private readonly file: CacheFileWriter,
+    private readonly file: ShardedFileWriter,
     private readonly device: GPUDevice,
   ) {}
 
-  static async start(entry: CacheEntryWriter, device: GPUDevice): Promise<ConvertedCacheWriter> {
-    return new ConvertedCacheWriter(entry, await entry.createFile(WEIGHTS_FILE), device);
+  static async start(entry: CacheEntryWriter, device: GPUDevice, shardBytes = SHARD_BYTES): Promise<ConvertedCacheWriter> {
+    return new ConvertedCacheWriter(entry, new ShardedFileWriter(SHARD_BASE, (name) => entry.createFile(name), shardBytes), device);
   }
 
   /** config.json or a tokenizer text. */
@@ -106,8 +122,8 @@ export class ConvertedCacheWriter {
 
   /** Closes weights.bin and writes the manifest (the entry becomes visible only now). */
   async commit(tokenizerSource: string | undefined, commit?: string): Promise<void> {
-    await this.file.close();
-    const meta: ConvertedMeta = { kind: META_KIND, tensors: this.tensors, texts: this.texts, tokenizerSource };
+    const shards = await this.file.close();
+    const meta: ConvertedMeta = { kind: META_KIND, tensors: this.tensors, texts: this.texts, tokenizerSource, shards };
     await this.entry.commit({ meta, commit });
   }
 
@@ -143,9 +159,10 @@ function dtypeOf(format: string): StoredDtype {
 }
 
 /** The entry's meta, or undefined when it is not a Gemma 3n converted entry of this version. */
-export function convertedMeta(entry: CacheEntryReader): ConvertedMeta | undefined {
+export function convertedMeta(entry: Pick<ConvertedEntry, 'manifest' | 'has'>): ConvertedMeta | undefined {
   const meta = entry.manifest.meta as ConvertedMeta | undefined;
-  return meta?.kind === META_KIND && Array.isArray(meta.tensors) && entry.has(WEIGHTS_FILE) ? meta : undefined;
+  const ok = meta?.kind === META_KIND && Array.isArray(meta.tensors) && (meta.shards === undefined || Array.isArray(meta.shards));
+  return ok && weightShards(meta).every((name) => entry.has(name)) ? meta : undefined;
 }
 
 /** A cache entry as a Checkpoint; every byte read is checked against the manifest (cache.ts). */
@@ -163,11 +180,11 @@ export class ConvertedCheckpoint implements Checkpoint {
     this.index = new Map(meta.tensors.map((t) => [t.name, t]));
   }
 
-  static async open(entry: CacheEntryReader, meta: ConvertedMeta, onBytes?: (bytes: number) => void): Promise<ConvertedCheckpoint> {
-    const m = entry.manifest;
+  static async open(entry: ConvertedEntry, meta: ConvertedMeta, onBytes?: (bytes: number) => void, name = `${entry.manifest.modelId} (cached, ${entry.manifest.weightMode})`): Promise<ConvertedCheckpoint> {
     const configText = await entry.text('config.json');
     onBytes?.(new TextEncoder().encode(configText).byteLength);
-    return new ConvertedCheckpoint(JSON.parse(configText), meta, entry.open(WEIGHTS_FILE, { onBytes }), `${m.modelId} (cached, ${m.weightMode})`);
+    const shards = weightShards(meta).map((file) => ({ source: entry.open(file, { onBytes }), size: entry.manifest.files.find((f) => f.name === file)!.size }));
+    return new ConvertedCheckpoint(JSON.parse(configText), meta, concatSource(`${name} weights`, shards), name);
   }
 
   tensor(name: string): TensorInfo | undefined {

@@ -19,6 +19,8 @@ import type { TextTokenizer } from '../tokenizer.ts';
 import { readContainingFromCache, readFromCache, startCaching, type CacheSession, type CachedLoad } from './model-cache.ts';
 import { cacheKeyOf, parseModelSize, parseModelSource, parseTokenizerSource, sliceCacheTag, tokenizerCacheTag, type ModelSource, type TokenizerSource } from './model-source.ts';
 import { openSource } from './open-source.ts';
+import { convertedWeights, openConvertedSource, readConverted } from './converted-source.ts';
+import type { MediaSource } from './media-source.ts';
 
 /** KV-cache positions when the request does not say (at most the checkpoint's limit). */
 export const DEFAULT_CONTEXT = 4096;
@@ -35,6 +37,8 @@ export interface LoadedModel {
   /** For ModelInfo.cache / warnings. */
   cache?: ModelInfo['cache'];
   warnings?: string[];
+  /** Where media encoders (audio, vision) are loaded from on first use; absent: text only. */
+  media?: MediaSource;
   /** For ModelInfo.slice: the sub-model, when the load asked for a size. */
   slice?: SliceInfo;
 }
@@ -77,7 +81,7 @@ export async function loadFromSource(gpu: GpuContext, source: ModelSource, token
   const onProgress = options.onProgress ?? (() => {});
   const signal = options.signal ?? new AbortController().signal;
   const weights = options.weights ?? 'q4';
-  const weightMode = weights === 'q4' ? 'q4' : gpu.f16 ? 'float-f16' : 'float-f32';
+  const weightMode = weights !== 'float' ? weights : gpu.f16 ? 'float-f16' : 'float-f32';
   const { size } = options;
   const key = options.cache === false ? undefined : cacheKeyOf(source, weightMode, size === undefined ? undefined : sliceCacheTag(size));
   const tokenizerTag = tokenizerCacheTag(tokenizerSource);
@@ -88,16 +92,42 @@ export async function loadFromSource(gpu: GpuContext, source: ModelSource, token
   const fromCache = async (cached: CachedLoad, cut: { checkpoint: Checkpoint; slice?: SliceInfo }): Promise<LoadedModel> => {
     const loaded = await loadModel(gpu, cut.checkpoint, load, { onProgress, signal, tensorProgress: false });
     cached.finish();
-    return { ...loaded, tokenizer: cached.tokenizer, cache: 'hit', slice: cut.slice };
+    // Encoders come from their own cache entries, or from the source opened again (without its tokenizer) on first use.
+    let reopened: Promise<Checkpoint> | undefined;
+    const checkpoint = (s?: AbortSignal) => (reopened ??= openSource(source, { kind: 'none' }, { onProgress: () => {}, signal: s }).then((o) => o.checkpoint));
+    const media: MediaSource = { config: cut.checkpoint.config, weights, checkpoint, cacheKey: key };
+    return { ...loaded, tokenizer: cached.tokenizer, cache: 'hit', slice: cut.slice, media };
   };
 
   // Cache hit: everything (config, tokenizer texts, converted weights) comes from local storage; no network.
   // An entry cached with another tokenizer than this load asks for is not served (it is replaced below).
-  const cached = key && (await readFromCache(key, tokenizerTag, onProgress));
+  // (A load that names no weight mode is also served by a cached converted q8 folder: such a folder decides the mode.)
+  const cached = key && ((await readFromCache(key, tokenizerTag, onProgress)) ?? (options.weights === undefined ? await readFromCache({ ...key, weightMode: 'q8' }, tokenizerTag, onProgress) : undefined));
   if (cached && (tokenizerSource.kind === 'none' || cached.tokenizer)) return fromCache(cached, sized(cached.checkpoint));
   // A size inside a cached bigger entry of the same model (the whole E4B, or a bigger slice) is cut from it.
   const containing = key && size !== undefined ? await readContainingFromCache(key, tokenizerTag, onProgress, (c) => sized(c, true)) : undefined;
   if (containing && (tokenizerSource.kind === 'none' || containing.cached.tokenizer)) return fromCache(containing.cached, containing.result);
+
+  // A converted folder (`gemma3n-webgpu convert`): GPU-ready bytes, checked and uploaded; no conversion phase.
+  const converted = await openConvertedSource(source, { signal });
+  if (converted) {
+    const mode = convertedWeights(converted, options.weights);
+    const convertedKey = options.cache === false || size !== undefined ? undefined : cacheKeyOf(source, mode);
+    const reading = await readConverted(converted, tokenizerSource, { onProgress, signal, cacheKey: convertedKey, tokenizerTag });
+    let loaded: LoadedModel;
+    try {
+      const cut = sized(reading.checkpoint);
+      loaded = { ...(await loadModel(gpu, cut.checkpoint, { weights: mode, contextLength: options.contextLength }, { onProgress, signal, tensorProgress: false })), slice: cut.slice };
+    } catch (err) {
+      await reading.abort();
+      throw err;
+    }
+    const outcome = await reading.finish().catch((err: unknown) => {
+      loaded.model.dispose(); // aborted while the cache copy completed
+      throw err;
+    });
+    return { ...loaded, tokenizer: reading.tokenizer, cache: outcome.cache, warnings: outcome.warnings.length ? outcome.warnings : undefined };
+  }
 
   const opened = await openSource(source, tokenizerSource, { onProgress, signal });
   const cut = sized(opened.checkpoint); // a size this checkpoint cannot give fails here, before any weight is read
@@ -111,7 +141,8 @@ export async function loadFromSource(gpu: GpuContext, source: ModelSource, token
     throw err;
   }
   const outcome = session ? await session.commit(opened.commit()) : { cache: 'off' as const, warnings: [] };
-  return { ...loaded, tokenizer: opened.tokenizer, cache: outcome.cache, warnings: outcome.warnings.length ? outcome.warnings : undefined, slice: cut.slice };
+  const media: MediaSource = { config: cut.checkpoint.config, weights, checkpoint: async () => opened.checkpoint, cacheKey: key };
+  return { ...loaded, tokenizer: opened.tokenizer, cache: outcome.cache, warnings: outcome.warnings.length ? outcome.warnings : undefined, slice: cut.slice, media };
 }
 
 /** A checkpoint cut to `size` by its family (MatFormer families only; anything else is a clear error). */
