@@ -8,6 +8,8 @@
  *   the f32-accumulation tolerance of test/kernels/matmul.test.ts, on shapes off every tile (partial super-blocks
  *   from our own quantizer's layout: K = 96, 288) and the E2B shapes.
  * q5 likewise: Q5_0 blocks repack losslessly (CPU and gather bit-exact), matmul within the same tolerance.
+ * Column runs of whole super-blocks picked from a K-quant weight (pickKColumns: the offline cache serving a MatFormer
+ * slice) dequantize to exactly those columns of the whole.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +19,7 @@ import { openGemma3nGguf } from '../../src/model/gemma3n/gguf.ts';
 import { readGgufHeader } from '../../src/io/gguf.ts';
 import { fileSource } from '../../src/node/file-source.ts';
 import { f16BitsToF32 } from '../../src/io/half.ts';
-import { dequantizeK, repackGgmlK, K_FORMATS, type KFormat } from '../../src/formats/kquant.ts';
+import { dequantizeK, pickKColumns, repackGgmlK, K_FORMATS, type KFormat } from '../../src/formats/kquant.ts';
 import { dequantize as dequantizePacked, packQ5, groupsPerRow } from '../../src/formats/weight-format.ts';
 import { repackLossless } from '../../src/io/gguf-types.ts';
 import { f32ToF16Bits } from '../../src/io/half.ts';
@@ -72,6 +74,31 @@ test('K-quant bytes: GPU layout of whole super-blocks is exactly ggml\'s size (1
       const p = repackGgmlK(format, new Uint8Array((cols / 256) * 4 * { q4k: 144, q5k: 176, q6k: 210 }[format]), 4, cols);
       assert.equal(p.data.byteLength + p.scales.byteLength, (4 * cols * { q4k: 144, q5k: 176, q6k: 210 }[format]) / 256 + (format === 'q6k' && cols === 256 ? 4 * 2 : 0), `${format} ${cols}`);
     }
+  }
+});
+
+test('K-quant column runs (a MatFormer slice from a cached K-quant matrix): pickKColumns == those columns of the whole', () => {
+  const { rng, tag } = freshRng();
+  const rows = 3, cols = 2048;
+  for (const format of K_FORMATS) {
+    const whole = repackGgmlK(format, randomGgmlKBlocks(rng, format, rows, cols, false), rows, cols);
+    const all = dequantizeK(format, whole, rows, cols, f16BitsToF32);
+    // Odd super-block counts and starts (q6k keeps two f16 d per word), a prefix (ffn_down's MatFormer cut).
+    for (const runs of [[{ start: 0, count: 768 }], [{ start: 256, count: 512 }, { start: 1024, count: 256 }, { start: 1792, count: 256 }]]) {
+      const width = runs.reduce((a, r) => a + r.count, 0);
+      const picked = pickKColumns(format, whole, rows, cols, runs)!;
+      const got = dequantizeK(format, picked, rows, width, f16BitsToF32);
+      const want = new Float32Array(rows * width);
+      for (let r = 0; r < rows; r++) {
+        let at = r * width;
+        for (const run of runs) {
+          want.set(all.subarray(r * cols + run.start, r * cols + run.start + run.count), at);
+          at += run.count;
+        }
+      }
+      assert.equal(countBitMismatches(got, want), 0, `${format} ${JSON.stringify(runs)} ${tag}`);
+    }
+    assert.equal(pickKColumns(format, whole, rows, cols, [{ start: 32, count: 256 }]), undefined, `${format}: a run off the super-blocks is refused`);
   }
 });
 
