@@ -1,8 +1,8 @@
 /**
  * `bench/memory.ts --family gemma4`: GPU and host memory of the real Gemma 4 E2B and E4B text decoders at a
  * 4,096-token context, by group, two ways (as for Gemma 3n):
- *   - counted: from the same format plan (src/model/gemma4/quant-plan.ts), weight layouts (weight-format.ts),
- *     KV-cache sizing (KvCache.byteSizeFor, per layer type: 256 / 512 per head) and scratch buffers (forward.ts);
+ *   - counted: src/model/gemma4/memory-estimate.ts (the pre-flight check's count: format plan, weight layouts,
+ *     KV-cache sizing per layer type, forward.ts's scratch buffers), with the weights broken down by group here;
  *   - measured: Gemma4Model.load(ctx, randomCheckpoint, { random: true }) really allocates the model (real dimensions
  *     and vocabulary, random int4/int8 codes written on the GPU, no download) and reports model.memory(). Exits 1
  *     if the two disagree by a single byte.
@@ -15,9 +15,9 @@ import { createGemma4RandomCheckpoint, type Gemma4RandomPreset } from '../src/mo
 import { tableSpecs } from '../src/model/tensor-table.ts';
 import type { WeightMode } from '../src/model/family.ts';
 import type { MemoryReport } from '../src/model/language-model.ts';
-import { dataBytes, scaleBytes, groupsPerRow, isQuantFormat } from '../src/formats/weight-format.ts';
-import { KvCache } from '../src/kernels/kv-cache.ts';
-import { uploadedRowsBytes } from '../src/kernels/gather.ts';
+import { dataBytes, isQuantFormat, scaleBytes } from '../src/formats/weight-format.ts';
+import { pleHostFormat } from '../src/model/ple-table.ts';
+import { countGemma4Memory } from '../src/model/gemma4/memory-estimate.ts';
 import { createNodeGpuContext } from '../src/node/gpu.ts';
 
 export interface Gemma4MemoryOptions {
@@ -52,30 +52,11 @@ function count(c: Gemma4TextConfig, o: Gemma4MemoryOptions) {
       addTo(GROUP_LABEL.small, vecBytes(spec.name.endsWith('layer_scalar') ? c.hiddenSize : spec.length));
     }
   }
-  const L = c.numLayers, P = c.pleDim, LP = L * P;
-  const pleFormat = o.mode === 'q4' ? 'q4' : 'f32';
-  const pleBytes = align16(dataBytes(pleFormat, c.vocabSizePerLayerInput, LP)) + (pleFormat === 'q4' ? align16(scaleBytes(pleFormat, c.vocabSizePerLayerInput, LP)) : 0);
-  if (o.pleOnGpu) addTo(`PLE table (${pleFormat})`, pleBytes);
-
-  let kv = 0, kvLayers = 0;
-  c.layerTypes.forEach((t, l) => {
-    if (c.kvSourceLayer[l] !== l) return;
-    kvLayers++;
-    kv += KvCache.byteSizeFor({ kind: t === 'full_attention' ? 'full' : 'sliding', kvHeads: c.numKvHeads, headDim: c.layerHeadDim[l], maxContext: o.context, window: c.slidingWindow, maxChunk: o.chunk, act: 'f32' });
-  });
-  // Scratch: forward.ts's buffers for `chunk` tokens, f32 (each at least 16 bytes).
-  const C = o.chunk, D = c.hiddenSize, H = c.numHeads, Hkv = c.numKvHeads, V = c.vocabSize;
-  const dMax = Math.max(...c.layerHeadDim), Fmax = Math.max(...c.intermediateSize);
-  const buffers = [
-    C, C * D, C * LP, C * LP, // embed ids, residual, PLE projection, per-layer inputs
-    C * D, C * H * dMax, C * H * dMax, C * Hkv * dMax, C * Hkv * dMax, C * Hkv * dMax, C * Hkv * dMax, C * H * dMax, // normed, q ×2, k ×2, v ×2, attention out
-    C * D, C * D, C * D, C * Fmax, C * Fmax, C * Fmax, C * D, C * D, // o ×2, MLP in, gate/up/act, down ×2
-    C * P, C * P, C * D, C * D, C * D, D, V, C * V, 4, // PLE gate/act, PLE out ×2, final normed, last hidden, last logits, all logits, next token
-  ].map((f) => vecBytes(f));
-  const up = uploadedRowsBytes(pleFormat, LP, C);
-  const scratch = buffers.reduce((a, b) => a + b, 0) + (o.pleOnGpu ? vecBytes(C) : vecBytes(up.data / 4) + (up.scales ? vecBytes(Math.ceil(up.scales / 4)) : 0));
-  const pleHost = o.pleOnGpu ? 0 : c.vocabSizePerLayerInput * (pleFormat === 'q4' ? groupsPerRow(LP) * 18 : LP * 4);
-  return { byGroup, weights, kv, kvLayers, scratch, pleHost, pleBytes };
+  const n = countGemma4Memory(c, { weights: o.mode, maxContext: o.context, chunk: o.chunk, f16: false, pleOnGpu: o.pleOnGpu });
+  const pleFormat = pleHostFormat(undefined, o.mode);
+  if (o.pleOnGpu) addTo(`PLE table (${pleFormat})`, n.pleGpu);
+  if (weights !== n.weights) throw new Error(`bench: weights by group ${weights} B, the estimate counts ${n.weights} B`);
+  return { byGroup, weights, kv: n.kvCache, kvLayers: n.kvLayers, scratch: n.scratch, pleHost: n.pleHost, pleBytes: n.pleGpu };
 }
 
 const MiB = (b: number) => (b / 2 ** 20).toFixed(1) + ' MiB';
@@ -108,7 +89,7 @@ export async function gemma4Memory(o: Gemma4MemoryOptions): Promise<boolean> {
       [`GPU KV cache (${n.kvLayers} owner layers)`, n.kv, m?.gpu.kvCache],
       ['GPU scratch', n.scratch, m?.gpu.scratch],
       ['GPU total', n.weights + n.kv + n.scratch, m?.gpu.total],
-      [`host PLE table (${o.mode === 'q4' ? 'int4 rows' : 'f32'})`, n.pleHost, m?.host.total],
+      [`host PLE table (${o.mode === 'q4' ? 'int4 rows' : 'f16'})`, n.pleHost, m?.host.total],
     ];
     console.log(`\n| Gemma 4 ${preset.toUpperCase()}, context ${o.context} | counted | measured (model.memory()) | bytes (measured) | agree |`);
     console.log('|---|---|---|---|---|');

@@ -27,6 +27,7 @@ import type { WeightMode } from '../src/model/family.ts';
 import { dataBytes, scaleBytes, groupsPerRow, isQuantFormat } from '../src/formats/weight-format.ts';
 import { asQ4KM, ggufBytes, q4KMType } from './gguf-mix.ts';
 import { KvCache } from '../src/kernels/kv-cache.ts';
+import { pleHostBytes, pleHostFormat } from '../src/model/ple-table.ts';
 import { packRowsForUpload, uploadedRowsBytes, type CpuTable } from '../src/kernels/gather.ts';
 import { createNodeGpuContext } from '../src/node/gpu.ts';
 import type { GpuContext } from '../src/gpu/device.ts';
@@ -117,9 +118,9 @@ function count(c: Gemma3nTextConfig): Counted {
   const LP = L * P;
   const pleName = 'model.language_model.embed_tokens_per_layer.weight';
   const pleType = storedType(pleName, [c.vocabSizePerLayerInput, LP]);
-  const pleStored = formatForStored(pleName, pleType && int8Path && pleType.endsWith('_K') ? `${pleType} (requantized)` : pleType, mode, false, { shape: [c.vocabSizePerLayerInput, LP], layers: c.numLayers });
-  const pleFormat = pleStored === 'f16' ? 'f32' : pleStored;
-  const pleBytes = align16(dataBytes(pleFormat, c.vocabSizePerLayerInput, LP)) + (isQuantFormat(pleFormat) ? align16(scaleBytes(pleFormat, c.vocabSizePerLayerInput, LP)) : 0);
+  // int4 rows in q4 mode, f16 in float mode, a GGUF's own blocks where they repack losslessly (src/model/ple-table.ts)
+  const pleFormat = pleHostFormat(pleType && int8Path && pleType.endsWith('_K') ? `${pleType} (requantized)` : pleType, mode);
+  const pleBytes = align16(dataBytes(pleFormat, c.vocabSizePerLayerInput, LP)) + (pleFormat === 'f16' ? 0 : align16(scaleBytes(pleFormat, c.vocabSizePerLayerInput, LP)));
   if (pleOnGpu) { byFamily.set(`PLE table (${pleFormat})`, pleBytes); weights += pleBytes; }
   // (Multimodal hard-token rows are precomputed into host memory and written into the embedding slot per step.)
 
@@ -138,7 +139,7 @@ function count(c: Gemma3nTextConfig): Counted {
   const up = uploadedRowsBytes(pleFormat, LP, C);
   const upload = up.data + up.scales;
   const scratch = scratchFloats * 4 + (pleOnGpu ? 0 : upload);
-  const pleHost = pleOnGpu ? 0 : dataBytes(pleFormat, c.vocabSizePerLayerInput, LP) + (isQuantFormat(pleFormat) ? c.vocabSizePerLayerInput * (pleFormat === 'q4' || pleFormat === 'q8' ? groupsPerRow(LP) * 2 : scaleBytes(pleFormat, 1, LP)) : 0);
+  const pleHost = pleOnGpu ? 0 : pleHostBytes(pleFormat, c.vocabSizePerLayerInput, LP);
   return { byFamily, weights, kv, kvLayers, scratch, pleHost, pleBytes, upload, byStoredType, pleFormat };
 }
 

@@ -17,6 +17,13 @@ export interface ByteSource {
    * read through gaps up to this size instead of skipping them). Default 0.
    */
   readonly readGap?: number;
+  /** The whole file at once, where the source has a cheaper way than size() + read() (HTTP: one plain GET). */
+  readAll?(): Promise<Uint8Array>;
+}
+
+/** A small file's bytes: one request over HTTP (readAll), else size() + read(). */
+export async function readWhole(source: ByteSource): Promise<Uint8Array> {
+  return source.readAll ? source.readAll() : source.read(0, await source.size());
 }
 
 /**

@@ -1,4 +1,5 @@
 import { GemmaError } from '../errors.ts';
+import { readWhole } from './byte-source.ts';
 import type { CheckpointFiles } from './safetensors.ts';
 
 /**
@@ -10,13 +11,12 @@ import type { CheckpointFiles } from './safetensors.ts';
 /** Every Gemma checkpoint has these. */
 export const REQUIRED_TEXT_FILES = ['config.json', 'tokenizer.json', 'tokenizer_config.json'] as const;
 /** Read when present. */
-export const OPTIONAL_TEXT_FILES = [
-  'chat_template.jinja', // newer repos keep the chat template here instead of in tokenizer_config.json
-  'generation_config.json',
-  'special_tokens_map.json',
-  'preprocessor_config.json', // image / audio preprocessing (transformers.js processors)
-  'processor_config.json',
-] as const;
+/**
+ * Read when present: where newer repos keep the chat template instead of in tokenizer_config.json (a template file
+ * wins over tokenizer_config.json's, as in transformers). Nothing else is read: each file is a request (two on the
+ * hub without a listing), and the loader uses nothing else.
+ */
+export const OPTIONAL_TEXT_FILES = ['chat_template.jinja', 'chat_template.json'] as const;
 
 export const SAFETENSORS_SINGLE = 'model.safetensors';
 export const SAFETENSORS_INDEX = 'model.safetensors.index.json';
@@ -47,9 +47,7 @@ export async function listCheckpoint(files: CheckpointFiles): Promise<Checkpoint
         `${files.name} has no ${name}, which every Gemma checkpoint needs (${REQUIRED_TEXT_FILES.join(', ')} and the safetensors weights). Check the repository id and revision, or the folder you picked.`,
       );
     }
-    const source = files.open(name);
-    const bytes = await source.read(0, await source.size());
-    return new TextDecoder().decode(bytes);
+    return new TextDecoder().decode(await readWhole(files.open(name)));
   };
   const wanted: [string, boolean][] = [
     ...REQUIRED_TEXT_FILES.map((n): [string, boolean] => [n, true]),
@@ -75,8 +73,7 @@ export async function listCheckpoint(files: CheckpointFiles): Promise<Checkpoint
 export async function listWeightFiles(files: CheckpointFiles, indexText?: string): Promise<ListedFile[]> {
   let index = indexText;
   if (index === undefined && (await files.exists(SAFETENSORS_INDEX))) {
-    const source = files.open(SAFETENSORS_INDEX);
-    index = new TextDecoder().decode(await source.read(0, await source.size()));
+    index = new TextDecoder().decode(await readWhole(files.open(SAFETENSORS_INDEX)));
   }
   const shardNames = index === undefined ? [SAFETENSORS_SINGLE] : shardsOf(files.name, index);
   return Promise.all(

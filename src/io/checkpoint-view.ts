@@ -1,13 +1,13 @@
 /**
  * A view of a Checkpoint: another config, and tensors that are renamed, row-run and/or column-run selections of the
  * base's tensors (row runs: any tensor; column runs: matrices), read straight from the base through its own row,
- * strided (`readColumns`) and packed reads, so a view moves only the bytes it exposes. Nothing is copied at
- * creation; a view of a view composes. A model family builds sub-models this way (Gemma 3n MatFormer slices,
+ * strided (`readColumns`) and packed reads, so a view moves only the bytes it exposes; a load's read plan
+ * (`willRead`) reaches the base as the base rows it covers. Nothing is copied at creation; a view of a view composes. A model family builds sub-models this way (Gemma 3n MatFormer slices,
  * src/model/gemma3n/matformer.ts) and its loader reads the view like any checkpoint.
  */
 import { GemmaError } from '../errors.ts';
 import type { QuantFormat } from '../formats/weight-format.ts';
-import { columnRunsWidth, readColumnRuns, requireTensor, type Checkpoint, type ColumnRun, type PackedTensor, type RowRange, type TensorBytes, type TensorInfo } from './checkpoint.ts';
+import { columnRunsWidth, readColumnRuns, requireTensor, type Checkpoint, type ColumnRun, type PackedTensor, type PlannedRead, type RowRange, type TensorBytes, type TensorInfo } from './checkpoint.ts';
 
 /** Elements [start, start + count) along one dimension. */
 export interface Run {
@@ -135,6 +135,22 @@ export function checkpointView(base: Checkpoint, options: ViewOptions): Checkpoi
     read: (n, rows) => read(n, rows, undefined),
     readColumns: (n, columns, rows) => read(n, rows, columns),
   };
+  if (base.willRead) {
+    // The plan in the base's terms: each tensor's base rows (all of them, or its row runs); a column selection plans
+    // whole rows, which its strided reads read through where gaps are small (src/io/strided-read.ts).
+    const willRead = base.willRead.bind(base);
+    view.willRead = (reads: readonly PlannedRead[]): number =>
+      willRead(
+        reads.flatMap((r): PlannedRead[] => {
+          const n = typeof r === 'string' ? r : r.name;
+          const v = tensors.get(n);
+          const info = infos.get(n);
+          if (!v || !info) return [];
+          const runs = baseRows(v, info, typeof r === 'string' ? undefined : r.rows);
+          return runs ? runs.map((rows) => ({ name: v.base, rows })) : [v.base];
+        }),
+      );
+  }
   if (base.readPackedAs) {
     const readPacked = base.readPackedAs.bind(base);
     view.readPackedAs = async (n: string, format: QuantFormat, rows?: RowRange, columns?: readonly ColumnRun[]): Promise<PackedTensor | null> => {

@@ -7,6 +7,7 @@
 import { GemmaError } from '../errors.ts';
 import { bf16ArrayToF32, f16ArrayToF32 } from './half.ts';
 import type { PackedWeight, QuantFormat } from '../formats/weight-format.ts';
+import type { ByteSource } from './byte-source.ts';
 
 /** The float dtypes a checkpoint can hand to the loader (safetensors spelling). */
 export type FloatDtype = 'F32' | 'F16' | 'BF16';
@@ -59,7 +60,29 @@ export interface Checkpoint {
    * tensor in that format) and the runs fall on its block boundaries, else null (then the loader reads floats).
    */
   readPackedAs?(name: string, format: QuantFormat, rows?: RowRange, columns?: readonly ColumnRun[]): Promise<PackedTensor | null>;
+  /**
+   * Where a tensor's stored bytes are (for read planning, src/io/read-ahead.ts), when the container knows: the whole
+   * tensor, or the bytes of its `rows`.
+   */
+  locate?(name: string, rows?: RowRange): StoredRange | undefined;
+  /**
+   * The loader announces every tensor it will read, in order, before reading any: the checkpoint may then fetch them
+   * in a few large windows and count exactly the bytes a load downloads (src/io/read-ahead.ts). Returns those bytes.
+   * A view (src/io/checkpoint-view.ts) passes its base the base tensors, or the row ranges of them, it will read.
+   */
+  willRead?(reads: readonly PlannedRead[]): number;
 }
+
+/** A tensor a load will read: all of it (its name), or rows of it. */
+export type PlannedRead = string | { name: string; rows: RowRange };
+
+/** A byte range of one file. */
+export interface StoredRange {
+  source: ByteSource;
+  offset: number;
+  length: number;
+}
+
 
 /** Rows [start, start + count) of a tensor's first dimension. */
 export interface RowRange {

@@ -188,6 +188,12 @@ export function ggufCheckpoint<Config>(gguf: GgufFile, tensors: ReadonlyMap<stri
       return t && { name: t.hfName, shape: [...t.shape], dtype: t.typeName };
     },
     tensorNames: () => [...tensors.keys()],
+    locate(n: string, rows?: RowRange) {
+      const t = tensors.get(n);
+      if (!t || !Number.isFinite(t.byteLength) || (rows && !Number.isInteger(t.rowBytes))) return undefined;
+      const r = range(t, rows);
+      return { source: gguf.source, offset: r.offset, length: r.length };
+    },
     async read(n: string, rows?: RowRange): Promise<TensorBytes> {
       const t = get(n);
       if (t.ggmlType === GGML_TYPE.F32 || t.ggmlType === GGML_TYPE.F16 || t.ggmlType === GGML_TYPE.BF16) {

@@ -58,7 +58,8 @@ class HeaderCursor {
   private windowStart = 0;
   private chunk = FIRST_CHUNK;
   pos = 0;
-  private readonly decoder = new TextDecoder('utf-8', { fatal: false });
+  // ignoreBOM: a token that starts with U+FEFF (Gemma has several) must keep it; by default TextDecoder drops it.
+  private readonly decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
 
   constructor(
     private readonly source: ByteSource,

@@ -21,6 +21,25 @@ export interface HttpSourceOptions {
   maxRetryDelayMs?: number;
   /** A response that sends no byte for this long is treated as a dropped connection and resumed (default 30 s). */
   stallTimeoutMs?: number;
+  /**
+   * A request whose response headers have not arrived after this long is cancelled and retried (default 30 s): a
+   * server (or proxy) that accepts the connection and then never answers must not hang the load.
+   */
+  headerTimeoutMs?: number;
+  /**
+   * Least wait after HTTP 429 (rate limited), in ms (default 60 s; a longer Retry-After wins). Hugging Face counts
+   * requests per 5-minute window, so the exponential 0.5-8 s of other failures would only burn the remaining attempts.
+   */
+  rateLimitDelayMs?: number;
+  /** Told before every wait between attempts (e.g. "rate-limited, retrying in 60 s"), so progress can say so. */
+  onRetry?: (retry: RetryNotice) => void;
+  /**
+   * How to notice that the file changed between two requests: 'etag' (default) compares every response's ETag with
+   * the first one; 'size' relies on the size alone (every Content-Range total must equal the known size). Use 'size'
+   * for immutable URLs (a Hugging Face file at a commit): their bytes are pinned by the URL, while each request may be
+   * redirected to a freshly signed CDN URL whose ETag says nothing about the content.
+   */
+  validate?: 'etag' | 'size';
   /** The file size when already known (e.g. from an index), which saves the probe request. */
   size?: number;
   /** Name for messages (default: the last path segment of the URL). */
@@ -52,6 +71,26 @@ export class HttpStatusError extends GemmaError {
 
 export interface HttpByteSource extends ByteSource {
   readonly url: string;
+  /**
+   * The whole file in one plain GET (no Range), for small files (config, tokenizer, listings): one request instead
+   * of a size probe plus a read. Files over `wholeFileLimit` are refused.
+   */
+  readAll(): Promise<Uint8Array>;
+}
+
+/** Why a request is retried after a pause (for progress: a 60 s rate-limit pause must not look like a hang). */
+export interface RetryNotice {
+  /** For messages: the file. */
+  name: string;
+  /** 'rate-limited': HTTP 429; 'failed': a network error, timeout, 408 or 5xx. */
+  reason: 'rate-limited' | 'failed';
+  /** The pause before the next attempt. */
+  delayMs: number;
+  /** Attempt that failed (1 = the first) and the most that will be made. */
+  attempt: number;
+  maxAttempts: number;
+  /** What went wrong, in words. */
+  message: string;
 }
 
 /** A ByteSource over an HTTP(S) URL, read with range requests in chunks, resuming interrupted bodies. */
@@ -61,8 +100,11 @@ export function httpSource(url: string, options: HttpSourceOptions = {}): HttpBy
 
 const MiB = 1024 * 1024;
 
-/** A failure worth retrying: connection trouble, a stalled body, 408/429/5xx. */
-class RetryableError extends Error {}
+/** A failure worth retrying: connection trouble, a stalled body, 408/429/5xx; `delayMs` overrides the backoff. */
+class RetryableError extends Error {
+  rateLimited = false;
+  delayMs: number | undefined;
+}
 
 /** A body cut off mid-way; `received` bytes of it were copied and count as progress. */
 class InterruptedBody extends RetryableError {
@@ -93,6 +135,12 @@ class HttpSource implements HttpByteSource {
   private readonly retryDelayMs: number;
   private readonly maxRetryDelayMs: number;
   private readonly stallTimeoutMs: number;
+  private readonly headerTimeoutMs: number;
+  private readonly rateLimitDelayMs: number;
+  private readonly onRetry: ((retry: RetryNotice) => void) | undefined;
+  private readonly validate: 'etag' | 'size';
+  /** The size the caller said (an index or the hub's file listing): every response must agree. */
+  private readonly knownSize: number | undefined;
   private readonly wholeFileLimit: number;
   private readonly fetchImpl: typeof fetch;
   private readonly onResponse: ((headers: Headers) => void) | undefined;
@@ -115,6 +163,11 @@ class HttpSource implements HttpByteSource {
     this.retryDelayMs = o.retryDelayMs ?? 500;
     this.maxRetryDelayMs = o.maxRetryDelayMs ?? 8000;
     this.stallTimeoutMs = o.stallTimeoutMs ?? 30_000;
+    this.headerTimeoutMs = o.headerTimeoutMs ?? 30_000;
+    this.rateLimitDelayMs = o.rateLimitDelayMs ?? 60_000;
+    this.onRetry = o.onRetry;
+    this.validate = o.validate ?? 'etag';
+    this.knownSize = o.size;
     this.wholeFileLimit = o.wholeFileLimit ?? 256 * MiB;
     this.fetchImpl = o.fetch ?? globalThis.fetch.bind(globalThis);
     this.onResponse = o.onResponse;
@@ -126,6 +179,18 @@ class HttpSource implements HttpByteSource {
     // A failed probe must not poison later calls (the network may come back).
     this.sizePromise.catch(() => (this.sizePromise = undefined));
     return this.sizePromise;
+  }
+
+  readAll(): Promise<Uint8Array> {
+    if (!this.whole) {
+      this.whole = this.downloadWhole(undefined);
+      this.whole.catch(() => (this.whole = undefined));
+      if (!this.sizePromise) {
+        this.sizePromise = this.whole.then((b) => b.length);
+        this.sizePromise.catch(() => (this.sizePromise = undefined));
+      }
+    }
+    return this.whole;
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
@@ -176,8 +241,8 @@ class HttpSource implements HttpByteSource {
           await this.useWholeFile(res);
           return;
         }
-        if (res.status !== 206) throw await this.statusError(res);
-        this.checkEtag(res);
+        if (res.status !== 206) throw await this.statusError(res, `bytes ${first}-${last}`);
+        this.checkSameFile(res);
         const range = parseContentRange(res.headers.get('content-range'));
         if (range && range.start !== first) {
           await res.body?.cancel().catch(() => {});
@@ -192,7 +257,7 @@ class HttpSource implements HttpByteSource {
         if (!isRetryable(err)) throw err;
         failures += 1;
         if (failures >= this.maxAttempts) throw this.givingUp(err);
-        await this.backoff(failures);
+        await this.backoff(failures, err);
       }
     }
   }
@@ -241,16 +306,20 @@ class HttpSource implements HttpByteSource {
       try {
         const res = await this.request('GET', 'bytes=0-0');
         if (res.status === 416) {
-          // Only an empty file cannot serve byte 0.
+          // Only an empty file cannot serve byte 0, and then the server says so: "Content-Range: bytes */0". Any
+          // other 416 (no readable Content-Range: a CORS header not exposed; a non-zero total) is an error, never
+          // "a 0-byte file".
+          const total = parseContentRange(res.headers.get('content-range'))?.total;
           await res.body?.cancel().catch(() => {});
-          return parseContentRange(res.headers.get('content-range'))?.total ?? 0;
+          if (total === 0) return 0;
+          throw new HttpStatusError(416, this.url, clientMessage(this.name, this.url, 416, res.statusText, 'bytes 0-0'));
         }
         if (res.status === 200) {
           const whole = await this.useWholeFile(res);
           return whole.length;
         }
-        if (res.status !== 206) throw await this.statusError(res);
-        this.checkEtag(res);
+        if (res.status !== 206) throw await this.statusError(res, 'bytes 0-0');
+        this.checkSameFile(res);
         await res.body?.cancel().catch(() => {});
         const total = parseContentRange(res.headers.get('content-range'))?.total;
         if (total !== undefined) return total;
@@ -261,7 +330,7 @@ class HttpSource implements HttpByteSource {
         if (!isRetryable(err)) throw err;
         failures += 1;
         if (failures >= this.maxAttempts) throw this.givingUp(err);
-        await this.backoff(failures);
+        await this.backoff(failures, err);
       }
     }
   }
@@ -299,7 +368,7 @@ class HttpSource implements HttpByteSource {
     return this.whole;
   }
 
-  private async downloadWhole(first: Response): Promise<Uint8Array> {
+  private async downloadWhole(first: Response | undefined): Promise<Uint8Array> {
     let res: Response | undefined = first;
     let failures = 0;
     for (;;) {
@@ -308,7 +377,25 @@ class HttpSource implements HttpByteSource {
         res ??= await this.request('GET');
         if (!res.ok) throw await this.statusError(res);
         const declared = Number(res.headers.get('content-length') ?? NaN);
-        const capacity = Number.isFinite(declared) ? declared : this.wholeFileLimit;
+        if (Number.isFinite(declared) && declared > this.wholeFileLimit) {
+          await res.body?.cancel().catch(() => {});
+          throw new GemmaError('network', `${this.url} is ${declared} bytes, more than the ${this.wholeFileLimit} bytes a whole-file read may hold; read it by ranges.`);
+        }
+        if (!Number.isFinite(declared)) {
+          // No Content-Length (a chunked response): take the body as it comes rather than reserving the limit.
+          let body: Uint8Array;
+          try {
+            body = new Uint8Array(await res.arrayBuffer());
+          } catch (err) {
+            throw new RetryableError((err as Error).message, { cause: err });
+          }
+          if (body.length > this.wholeFileLimit) {
+            throw new GemmaError('network', `${this.url} ignores HTTP range requests and is larger than ${this.wholeFileLimit} bytes; serve it from a server with range support or load it from a local file.`);
+          }
+          if (body.length > 0) this.onBytes?.(body.length);
+          return body;
+        }
+        const capacity = declared;
         const buffer = new Uint8Array(capacity);
         const got = await this.pump(res, buffer, () => {});
         if (Number.isFinite(declared) && got < declared) throw new RetryableError(`connection closed after ${got} of ${declared} bytes`);
@@ -322,7 +409,7 @@ class HttpSource implements HttpByteSource {
         if (!isRetryable(err)) throw err;
         failures += 1;
         if (failures >= this.maxAttempts) throw this.givingUp(err);
-        await this.backoff(failures);
+        await this.backoff(failures, err);
       }
     }
   }
@@ -330,19 +417,41 @@ class HttpSource implements HttpByteSource {
   private async request(method: 'GET' | 'HEAD', range?: string): Promise<Response> {
     const headers = new Headers(this.headers);
     if (range) headers.set('Range', range);
+    // The header timeout aborts this request only (it is then retried); the load's signal aborts it too, body
+    // included, for as long as the body is being read.
+    const timeout = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      timeout.abort(new Error('header timeout'));
+    }, this.headerTimeoutMs);
     try {
       // no-store: multi-gigabyte bodies must not be copied into the browser's HTTP cache (we keep our own).
-      const res = await this.fetchImpl(this.url, { method, headers, signal: this.signal, cache: 'no-store' });
+      const res = await this.fetchImpl(this.url, { method, headers, signal: anySignal(this.signal, timeout.signal), cache: 'no-store' });
       this.onResponse?.(res.headers);
       return res;
     } catch (err) {
       if (this.signal?.aborted) throw this.abortedError();
+      if (timedOut) throw new RetryableError(`no response headers within ${this.headerTimeoutMs} ms`, { cause: err });
       // fetch rejects with a TypeError for DNS/connection failures and CORS refusals alike: retry, then explain.
       throw new RetryableError((err as Error).message, { cause: err });
+    } finally {
+      clearTimeout(timer);
     }
   }
 
-  private checkEtag(res: Response): void {
+  /** The file must not change between requests: same size always; same ETag unless validating by size only. */
+  private checkSameFile(res: Response): void {
+    const total = parseContentRange(res.headers.get('content-range'))?.total;
+    const expected = this.knownSize;
+    if (total !== undefined && expected !== undefined && total !== expected) {
+      res.body?.cancel().catch(() => {});
+      throw new GemmaError(
+        'network',
+        `${this.name} is ${total} bytes on the server, but ${expected} bytes were expected (from the repository's file listing or an earlier response): the file changed or the server sends another file. Load again.`,
+      );
+    }
+    if (this.validate !== 'etag') return;
     const etag = res.headers.get('etag') ?? undefined;
     if (!etag) return;
     this.etag ??= etag;
@@ -355,13 +464,21 @@ class HttpSource implements HttpByteSource {
     }
   }
 
-  private async statusError(res: Response): Promise<Error> {
+  private async statusError(res: Response, range?: string): Promise<Error> {
     await res.body?.cancel().catch(() => {});
     const status = res.status;
     if (status === 408 || status === 429 || status >= 500) {
-      return new RetryableError(`HTTP ${status}`, { cause: new HttpStatusError(status, this.url, serverMessage(this.name, this.url, status)) });
+      const err = new RetryableError(`HTTP ${status}`, { cause: new HttpStatusError(status, this.url, serverMessage(this.name, this.url, status)) });
+      const retryAfter = retryAfterMs(res.headers.get('retry-after'));
+      if (status === 429) {
+        err.rateLimited = true;
+        err.delayMs = Math.max(this.rateLimitDelayMs, retryAfter ?? 0);
+      } else if (retryAfter !== undefined) {
+        err.delayMs = Math.min(retryAfter, this.rateLimitDelayMs);
+      }
+      return err;
     }
-    return new HttpStatusError(status, this.url, clientMessage(this.name, this.url, status, res.statusText));
+    return new HttpStatusError(status, this.url, clientMessage(this.name, this.url, status, res.statusText, range));
   }
 
   private givingUp(err: unknown): GemmaError {
@@ -376,10 +493,21 @@ class HttpSource implements HttpByteSource {
     );
   }
 
-  private backoff(failures: number): Promise<void> {
-    const delay = Math.min(this.maxRetryDelayMs, this.retryDelayMs * 2 ** (failures - 1));
-    // Jitter spreads the retries of parallel chunks so they do not hit a struggling server in lockstep.
-    return sleep(delay * (0.5 + Math.random() / 2), this.signal).catch(() => {
+  private backoff(failures: number, err: unknown): Promise<void> {
+    const retry = err instanceof RetryableError ? err : undefined;
+    const base = Math.min(this.maxRetryDelayMs, this.retryDelayMs * 2 ** (failures - 1));
+    // Jitter spreads the retries of parallel chunks so they do not hit a struggling server in lockstep (a rate-limit
+    // pause only ever gets longer).
+    const delay = retry?.delayMs !== undefined ? retry.delayMs * (1 + Math.random() / 10) : base * (0.5 + Math.random() / 2);
+    this.onRetry?.({
+      name: this.name,
+      reason: retry?.rateLimited ? 'rate-limited' : 'failed',
+      delayMs: Math.round(delay),
+      attempt: failures,
+      maxAttempts: this.maxAttempts,
+      message: (retry?.cause instanceof HttpStatusError ? retry.cause.message : ((err as Error)?.message ?? String(err))).split('. ')[0],
+    });
+    return sleep(delay, this.signal).catch(() => {
       throw this.abortedError();
     });
   }
@@ -391,6 +519,18 @@ class HttpSource implements HttpByteSource {
   private abortedError(): GemmaError {
     return new GemmaError('aborted', `download of ${this.name} was aborted`, { cause: this.signal?.reason });
   }
+}
+
+/** A signal aborted by either (AbortSignal.any where the platform has it). */
+function anySignal(a: AbortSignal | undefined, b: AbortSignal): AbortSignal {
+  if (!a) return b;
+  const any = (AbortSignal as { any?: (signals: AbortSignal[]) => AbortSignal }).any;
+  if (any) return any([a, b]);
+  const both = new AbortController();
+  const forward = (s: AbortSignal) => () => both.abort(s.reason);
+  a.addEventListener('abort', forward(a), { once: true });
+  b.addEventListener('abort', forward(b), { once: true });
+  return both.signal;
 }
 
 function isRetryable(err: unknown): boolean {
@@ -406,7 +546,16 @@ function withStallTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-function clientMessage(name: string, url: string, status: number, statusText: string): string {
+/** Retry-After as ms: delta-seconds or an HTTP date; undefined when absent or unreadable. */
+function retryAfterMs(header: string | null): number | undefined {
+  if (!header) return undefined;
+  const seconds = Number(header.trim());
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const date = Date.parse(header);
+  return Number.isFinite(date) ? Math.max(0, date - Date.now()) : undefined;
+}
+
+function clientMessage(name: string, url: string, status: number, statusText: string, range?: string): string {
   if (status === 401 || status === 403) {
     return `${name}: access denied (HTTP ${status}) at ${url}. Gemma models are gated on Hugging Face: sign in on huggingface.co, accept the license on the model's page, create an access token with read access and pass it as the \`token\` option (sent as "Authorization: Bearer hf_..."). If you already pass a token, check that it is valid and belongs to the account that accepted the license. (Hugging Face also answers 401 for a repository that does not exist or is private.)`;
   }
@@ -414,7 +563,7 @@ function clientMessage(name: string, url: string, status: number, statusText: st
     return `${name} was not found (HTTP 404) at ${url}. Check the repository id, the revision (branch, tag or commit hash) and the file name.`;
   }
   if (status === 416) {
-    return `${url} could not serve the requested byte range (HTTP 416): the file is shorter than expected. Download it again; if it persists, the file on the server is truncated.`;
+    return `${url} could not serve ${range ?? 'the requested byte range'} of ${name} (HTTP 416 Range Not Satisfiable): the file on the server is shorter than its header or listing says (truncated, or replaced by another file). Check the file on the server; if you host it yourself, also expose Content-Range to the page (Access-Control-Expose-Headers).`;
   }
   return `HTTP ${status}${statusText ? ` ${statusText}` : ''} for ${url} (downloading ${name}).`;
 }

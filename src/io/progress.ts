@@ -2,6 +2,8 @@
  * Load progress: what the public API reports while a model loads. One event shape for every phase, so a UI can
  * draw one bar per phase (or one overall bar) without knowing where the bytes come from.
  */
+import type { RetryNotice } from './http-source.ts';
+
 /** The phases of a load, in order: 'device', then 'download' + 'quantize' (interleaved) or 'cache-read', then 'compile'. */
 export type LoadPhase = 'device' | 'download' | 'quantize' | 'cache-read' | 'compile' | 'tokenizer';
 
@@ -22,6 +24,13 @@ export interface LoadProgress {
   total: number;
   /** The file being worked on when this event was sent (for display), or the adapter name for 'device'. */
   file: string;
+  /**
+   * Set on an event that reports a pause, not progress ('download' only): a request failed and is retried after
+   * `delayMs` — e.g. the server rate-limits (HTTP 429: a minute or more). It repeats the phase's last `loaded` and
+   * `total` (0 while the total is not known yet, e.g. during the header reads) and is not part of the phase's
+   * monotonic stream.
+   */
+  retry?: RetryNotice;
   /**
    * Absent for the model's own load; 'audio' / 'image' for a media encoder loaded later (on first use, or by
    * preload), whose phases ('cache-read' or 'quantize', then 'compile') run on their own.
@@ -64,6 +73,11 @@ export class ProgressAggregator {
 
   get loaded(): number {
     return this.done;
+  }
+
+  /** The `loaded` of the last event sent (0 before any): what an out-of-band event (a retry notice) may repeat. */
+  get shownLoaded(): number {
+    return Math.max(0, this.lastEmitted);
   }
 
   /** `units` more were done on `file`. Over-reporting is clamped at total (the final event comes from finish()). */

@@ -7,7 +7,7 @@
  * checkpoint is never held in memory whole.
  */
 import { GemmaError } from '../errors.ts';
-import { truncated, type ByteSource } from './byte-source.ts';
+import { readWhole, truncated, type ByteSource } from './byte-source.ts';
 import { FLOAT_DTYPE_BYTES, columnRunsWidth, isFloatDtype, type Checkpoint, type ColumnRun, type FloatDtype, type RowRange, type TensorBytes, type TensorInfo } from './checkpoint.ts';
 import { readStrided } from './strided-read.ts';
 
@@ -32,6 +32,9 @@ const DTYPE_BYTES: Record<string, number> = {
   F8_E4M3: 1, F8_E5M2: 1,
 };
 
+/** First read of a file: the header length and, usually, the whole header. */
+const HEADER_PREFIX_BYTES = 1024 * 1024;
+
 /** Longest header we accept (real ones are a few hundred KB); guards against reading garbage as a length. */
 const MAX_HEADER_BYTES = 256 * 1024 * 1024;
 
@@ -39,8 +42,9 @@ const MAX_HEADER_BYTES = 256 * 1024 * 1024;
 export async function readSafetensorsHeader(source: ByteSource): Promise<TensorEntry[]> {
   const fileSize = await source.size();
   if (fileSize < 8) throw truncated(source.name, 8, fileSize);
-  const lenBytes = await source.read(0, 8);
-  const view = new DataView(lenBytes.buffer, lenBytes.byteOffset, 8);
+  // One read usually gets the length and the whole header (E2B's are ~200 KB): over HTTP, one request per shard.
+  const prefix = await source.read(0, Math.min(fileSize, HEADER_PREFIX_BYTES));
+  const view = new DataView(prefix.buffer, prefix.byteOffset, 8);
   const headerLen = Number(view.getBigUint64(0, true));
   if (headerLen > MAX_HEADER_BYTES) {
     throw new GemmaError('bad-file', `${source.name} is not a safetensors file: its header length field says ${headerLen} bytes.`);
@@ -48,7 +52,8 @@ export async function readSafetensorsHeader(source: ByteSource): Promise<TensorE
   if (8 + headerLen > fileSize) throw truncated(source.name, 8 + headerLen, fileSize);
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(new TextDecoder().decode(await source.read(8, headerLen)));
+    const headerBytes = 8 + headerLen <= prefix.length ? prefix.subarray(8, 8 + headerLen) : await source.read(8, headerLen);
+    header = JSON.parse(new TextDecoder().decode(headerBytes));
   } catch (err) {
     throw new GemmaError('bad-file', `${source.name}: the safetensors header is not valid JSON (${(err as Error).message}).`, { cause: err });
   }
@@ -86,6 +91,14 @@ export function safetensorsCheckpoint(name: string, config: unknown, entries: Te
       return e && { name: e.name, shape: e.shape, dtype: e.dtype };
     },
     tensorNames: () => [...byName.keys()],
+    locate: (n, rows) => {
+      if (!rows) {
+        const e = byName.get(n);
+        return e && { source: e.source, offset: e.begin, length: e.end - e.begin };
+      }
+      const { e, offset, rowBytes, count } = locate(n, rows);
+      return { source: e.source, offset, length: count * rowBytes };
+    },
     async read(n, rows): Promise<TensorBytes> {
       const { e, dtype, offset, rowBytes, count } = locate(n, rows);
       return { dtype, bytes: await e.source.read(offset, rows ? count * rowBytes : e.end - e.begin) };
@@ -120,8 +133,7 @@ export function safetensorsCheckpoint(name: string, config: unknown, entries: Te
 }
 
 async function readJson(files: CheckpointFiles, path: string): Promise<unknown> {
-  const source = files.open(path);
-  const bytes = await source.read(0, await source.size());
+  const bytes = await readWhole(files.open(path));
   try {
     return JSON.parse(new TextDecoder().decode(bytes));
   } catch (err) {

@@ -172,18 +172,55 @@ export async function uploadPackedWeight(ctx: GpuContext, label: string, packed:
 }
 
 /**
- * A checkpoint's [rows, cols] matrix as a GpuWeight in `format`: uploaded as it is when the checkpoint already holds
- * it in that layout (a GGUF's Q4_0/Q8_0/Q5_0/K-quant blocks, the offline cache's converted entries), else read as floats and
- * converted on the GPU.
+ * A checkpoint's [rows, cols] matrix as a GpuWeight in `format`, streamed by rows: the host holds one chunk of rows
+ * (tens of MB) at a time, never the tensor. This keeps every weight mode under a 1 GiB allocation: E4B's bf16 token
+ * embedding is 1.25 GiB, and a Q6_K one dequantized to f32 would be 2.1 GB in one array (over Chrome's ~2 GiB
+ * typed-array limit).
+ * - Already in that q4/q8 layout (a GGUF's Q4_0/Q8_0, the offline cache's converted entries): its blocks are uploaded
+ *   as they are, chunk by chunk (`readPackedAs` with row ranges).
+ * - Otherwise its rows are read as floats (F32/F16/BF16 as stored; other block types dequantized by the container),
+ *   chunk by chunk, and converted or quantized on the GPU (`createWeight` with a row reader).
  */
 export async function weightFromCheckpoint(ctx: GpuContext, ckpt: Checkpoint, name: string, rows: number, cols: number, format: WeightFormat): Promise<GpuWeight> {
   requireTensor(ckpt, name, [rows, cols]);
-  const packed = isQuantFormat(format) && ckpt.readPackedAs ? await ckpt.readPackedAs(name, format) : null;
-  if (packed) return uploadPackedWeight(ctx, name, packed);
-  const t = await ckpt.read(name);
-  const dtype = t.dtype === 'F32' ? 'f32' : t.dtype === 'F16' ? 'f16' : 'bf16';
-  return createWeight(ctx, { label: name, rows, cols, format, dtype, bytes: t.bytes });
+  if (isQuantFormat(format) && ckpt.readPackedAs) {
+    const chunkRows = chunkRowsFor(dataBytes(format, 1, cols), DEFAULT_STAGING);
+    const first = await ckpt.readPackedAs(name, format, { start: 0, count: Math.min(rows, chunkRows) });
+    if (first) {
+      return uploadPackedRows(ctx, {
+        label: name,
+        format,
+        rows,
+        cols,
+        chunkBytes: DEFAULT_STAGING / 2,
+        read: async (start, count) => {
+          if (start === 0 && count === first.rows) return first;
+          const p = await ckpt.readPackedAs!(name, format, { start, count });
+          if (!p) throw new Error(`${name}: rows ${start}+${count} could not be read in ${format}`);
+          return p;
+        },
+      });
+    }
+  }
+  const stored = ckpt.tensor(name)?.dtype ?? 'F32';
+  // Block-quantized types come back dequantized to f32 from the container (Checkpoint.read).
+  const dtype = CHECKPOINT_DTYPE[stored] ?? 'f32';
+  return createWeight(ctx, {
+    label: name,
+    rows,
+    cols,
+    format,
+    dtype,
+    bytes: async (start, count) => {
+      const t = await ckpt.read(name, { start, count });
+      if (CHECKPOINT_DTYPE[t.dtype] !== dtype) throw new Error(`${name}: rows came back as ${t.dtype}, expected ${dtype}`);
+      return t.bytes;
+    },
+  });
 }
+
+/** Float dtypes a checkpoint stores, as upload source types. */
+const CHECKPOINT_DTYPE: Record<string, SourceDType> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
 
 /**
  * Uploads a [rows, cols] tensor given in `dtype` as a GpuWeight in `format`, converting or quantizing on the GPU.
@@ -284,6 +321,54 @@ export async function createRandomWeight(ctx: GpuContext, o: RandomWeightOptions
     throw err;
   } finally {
     scratch.forEach((b) => b.destroy());
+  }
+  return weight;
+}
+
+/** Rows [start, start + count) of a tensor already in a quantized layout (a GGUF tensor repacked losslessly, a cached one). */
+export type PackedRowReader = (start: number, count: number) => Promise<PackedWeight>;
+
+export interface UploadPackedRowsOptions {
+  label: string;
+  format: QuantFormat;
+  rows: number;
+  cols: number;
+  /** Called with bounded row ranges, in order. */
+  read: PackedRowReader;
+  /** Packed data bytes per read (default 32 MiB). */
+  chunkBytes?: number;
+  maxPartBytes?: number;
+}
+
+/**
+ * Uploads a quantized tensor read in row chunks, so the host never holds the whole tensor (E2B's token embedding is
+ * 570 MB in Q8_0): the same parts as every other weight, each chunk written at its rows' offset and waited for
+ * before the next is read.
+ */
+export async function uploadPackedRows(ctx: GpuContext, o: UploadPackedRowsOptions): Promise<GpuWeight> {
+  const { format, rows, cols } = o;
+  const weight = await allocate(ctx, o.label, format, rows, cols, o.maxPartBytes);
+  const G = scaleHalvesPerRow(format, cols); // 16-bit scale units per row
+  const rowBytes = dataBytes(format, 1, cols);
+  // Even row counts: a chunk then starts on an even row, so its scales start on a whole u32 word.
+  let chunkRows = Math.max(2, Math.floor((o.chunkBytes ?? DEFAULT_STAGING / 2) / rowBytes));
+  chunkRows -= chunkRows % 2;
+  try {
+    for (const part of weight.parts) {
+      for (let local = 0; local < part.rows; local += chunkRows) {
+        const n = Math.min(chunkRows, part.rows - local);
+        const p = await o.read(part.rowStart + local, n);
+        if (p.data.byteLength < n * rowBytes || p.scales.length < n * G) {
+          throw new Error(`${o.label}: reader returned ${p.data.byteLength} data bytes and ${p.scales.length} scale units for ${n} rows, expected ${n * rowBytes} and ${n * G}`);
+        }
+        writeBuffer(ctx.device, part.data, new Uint8Array(p.data.buffer, p.data.byteOffset, n * rowBytes), dataBytes(format, local, cols));
+        writeBuffer(ctx.device, part.scales!, scalesAsWords(p.scales.subarray(0, n * G)), local * G * 2);
+        await ctx.device.queue.onSubmittedWorkDone(); // bounds what the queue holds to one chunk
+      }
+    }
+  } catch (err) {
+    destroyWeight(weight);
+    throw err;
   }
   return weight;
 }

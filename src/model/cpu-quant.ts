@@ -6,39 +6,76 @@
  * GPU sees.
  */
 import { f16BitsToF32, f32ToF16Bits } from '../io/half.ts';
-import { GROUP, groupsPerRow, packQ4, packQ8, type PackedWeight } from '../formats/weight-format.ts';
+import { GROUP, groupsPerRow, type PackedWeight } from '../formats/weight-format.ts';
 
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+// f16 bit pattern → value, for the scales (a multi-GB table has tens of millions of groups).
+let f16Values: Float32Array | undefined;
+function f16Value(bits: number): number {
+  if (!f16Values) {
+    f16Values = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) f16Values[h] = f16BitsToF32(h);
+  }
+  return f16Values[bits];
 }
 
-/** Quantizes a row-major [rows, cols] f32 matrix (group 32 along cols). */
+/**
+ * Quantizes a row-major [rows, cols] f32 matrix (group 32 along cols), straight into the packed layout. Written for
+ * speed (E2B's PLE table is 2 billion values, quantized here at load): one pass per group, no intermediate arrays;
+ * the arithmetic is the definition's (test/model/cpu-quant.test.ts holds it to test/helpers/quantize-ref.ts).
+ */
 export function quantizeCpu(format: 'q4' | 'q8', w: Float32Array, rows: number, cols: number): PackedWeight {
   const G = groupsPerRow(cols);
   const scales = new Uint16Array(rows * G);
-  const q = new Int32Array(rows * cols);
-  const [qmin, qmax] = format === 'q4' ? [-8, 7] : [-127, 127];
+  const q4 = format === 'q4';
+  const words = q4 ? new Uint32Array(rows * G * 4) : undefined;
+  const bytes = q4 ? undefined : new Uint8Array(rows * G * 32);
+  // q8 clamps to [-128, 127] as the GPU quantizer does: with a subnormal f16 scale (a group of values under ~8e-3),
+  // d rounds far enough below absmax / 127 that w / d can round to ±128.
+  const qmin = q4 ? -8 : -128, qmax = q4 ? 7 : 127;
   for (let r = 0; r < rows; r++) {
     for (let g = 0; g < G; g++) {
-      const c0 = g * GROUP, c1 = Math.min(cols, c0 + GROUP);
-      let m = 0;
-      for (let c = c0; c < c1; c++) {
-        const v = w[r * cols + c];
-        if (Math.abs(v) > Math.abs(m)) m = v;
+      const c0 = r * cols + g * GROUP;
+      const n = Math.min(GROUP, cols - g * GROUP);
+      // The first element of largest magnitude (NaN never wins a comparison).
+      let m = 0, am = 0;
+      for (let i = 0; i < n; i++) {
+        const v = w[c0 + i];
+        const a = v < 0 ? -v : v;
+        if (a > am) {
+          am = a;
+          m = v;
+        }
       }
-      const dBits = f32ToF16Bits(format === 'q4' ? m / -8 : Math.abs(m) / 127);
-      scales[r * G + g] = dBits;
-      const d = f16BitsToF32(dBits);
-      for (let c = c0; c < c1; c++) {
-        const v = d === 0 ? 0 : roundHalfEven(w[r * cols + c] / d);
-        q[r * cols + c] = Math.min(qmax, Math.max(qmin, v));
+      const dBits = am === 0 ? 0 : f32ToF16Bits(q4 ? m / -8 : am / 127); // +0 for an all-zero group, as the GPU writes
+      const block = r * G + g;
+      scales[block] = dBits;
+      const d = f16Value(dBits);
+      if (q4) {
+        const base = block * 4;
+        for (let i = 0; i < GROUP; i++) {
+          let q = 0;
+          if (i < n && d !== 0) {
+            const x = w[c0 + i] / d;
+            q = Math.round(x);
+            if (q - x === 0.5 && q & 1) q--; // Math.round sends ties up: take the even neighbour
+            q = q < qmin ? qmin : q > qmax ? qmax : q === q ? q : 0; // (NaN: 0)
+          }
+          words![base + (i >> 3)] |= (q + 8) << (4 * (i & 7));
+        }
+      } else {
+        const base = block * 32;
+        for (let i = 0; i < n; i++) {
+          let q = 0;
+          if (d !== 0) {
+            const x = w[c0 + i] / d;
+            q = Math.round(x);
+            if (q - x === 0.5 && q & 1) q--;
+            q = q < qmin ? qmin : q > qmax ? qmax : q === q ? q : 0; // (NaN: 0)
+          }
+          bytes![base + i] = q & 255;
+        }
       }
     }
   }
-  if (format === 'q4') {
-    for (let i = 0; i < q.length; i++) q[i] += 8;
-    return packQ4(q, scales, rows, cols);
-  }
-  return packQ8(q, scales, rows, cols);
+  return { data: words ?? new Uint32Array(bytes!.buffer), scales };
 }

@@ -54,6 +54,18 @@ export interface RandomCheckpointOptions {
   dtype?: 'BF16' | 'F32';
 }
 
+/** What a load is expected to allocate (the pre-flight check before any weight is downloaded). */
+export interface MemoryEstimate {
+  /** GPU buffers: weights, KV cache, scratch. */
+  gpuBytes: number;
+  /** Host memory the model keeps (Gemma 3n: the per-layer-embedding table). */
+  hostBytes: number;
+  /** The largest single GPU buffer (checked against the adapter's maxBufferSize / binding size). */
+  largestGpuBuffer: number;
+  /** Of gpuBytes, the weights. */
+  weightBytes: number;
+}
+
 /**
  * A sub-model cut at load time from a MatFormer checkpoint (Gemma 3n: E2B and the other published sizes inside
  * E4B): a published configuration by name ('E2B', 'E2.54B', …), or explicit — layers to skip and one FFN width per
@@ -109,5 +121,7 @@ export interface ModelFamily {
   slice?(checkpoint: Checkpoint, size: ModelSize, options?: { exact?: boolean }): SlicedCheckpoint;
   /** Builds the decoder on the GPU. */
   load(gpu: GpuContext, checkpoint: Checkpoint, options: FamilyLoadOptions): Promise<LoadedDecoder>;
+  /** What `load` will allocate, from the opened checkpoint alone (config, stored dtypes): read before any weight. */
+  estimateMemory?(checkpoint: Checkpoint, options: { weights: WeightMode; maxContext: number; f16: boolean; maxBufferBytes?: number }): MemoryEstimate;
 }
 

@@ -6,7 +6,7 @@
 import { GemmaError } from '../errors.ts';
 import type { ByteSource } from '../io/byte-source.ts';
 import type { Checkpoint } from '../io/checkpoint.ts';
-import { readGgufHeader } from '../io/gguf.ts';
+import { readGgufHeader, type GgufFile } from '../io/gguf.ts';
 import type { ModelFamily, RandomCheckpointOptions } from './family.ts';
 import type { MediaEncoderFamily } from './media-encoder.ts';
 import { gemma3nFamily } from './gemma3n/family.ts';
@@ -46,7 +46,12 @@ export function familyForConfig(config: unknown, where = 'config.json'): ModelFa
 
 /** Opens a GGUF file with the family of its architecture. Reads the header only. */
 export async function openGgufCheckpoint(source: ByteSource): Promise<Checkpoint> {
-  const gguf = await readGgufHeader(source);
+  return openGgufFile(await readGgufHeader(source));
+}
+
+/** A GGUF whose header is already read (the loader reads its tokenizer from it first) with its family. */
+export async function openGgufFile(gguf: GgufFile): Promise<Checkpoint> {
+  const { source } = gguf;
   const arch = gguf.metadata.get('general.architecture');
   const family = MODEL_FAMILIES.find((f) => typeof arch === 'string' && f.ggufArchitectures.includes(arch));
   if (!family) {

@@ -1,14 +1,15 @@
 /**
  * Reads a family's tensors from a Checkpoint onto the GPU, one descriptor of its tensor table at a time
  * (src/model/tensor-table.ts `loadTable`), the same way for every family: a matrix in the format its plan picks (or a
- * GGUF's / the offline cache's own blocks, repacked losslessly: src/formats/stored-dtype.ts), a small f32 vector (norms, scales) read exactly; each converted
- * tensor handed to the offline cache's writer (`onConverted`), progress counted, the AbortSignal checked between
- * tensors. With `random`, matrices are drawn on the GPU (memory accounting at real size) and nothing is read.
+ * GGUF's / the offline cache's own blocks, repacked losslessly: src/formats/stored-dtype.ts), streamed by rows (upload-weight.ts `weightFromCheckpoint`); a
+ * small f32 vector (norms, scales) read exactly; each converted tensor handed to the offline cache's writer
+ * (`onConverted`), progress counted, the AbortSignal checked between tensors. With `random`, matrices are drawn on
+ * the GPU (memory accounting at real size) and nothing is read.
  */
 import type { GpuContext } from '../gpu/device.ts';
 import { uploadBuffer } from '../gpu/buffers.ts';
 import { GemmaError } from '../errors.ts';
-import { readF32, requireTensor, type Checkpoint } from '../io/checkpoint.ts';
+import { readF32, requireTensor, type Checkpoint, type PlannedRead } from '../io/checkpoint.ts';
 import { createRandomWeight, weightFromCheckpoint } from '../kernels/upload-weight.ts';
 import type { GpuWeight } from '../formats/weight-format.ts';
 import type { ConvertedTensor } from './converted-tensor.ts';
@@ -50,6 +51,14 @@ export class TensorLoader {
     readonly total: number,
   ) {}
 
+  /**
+   * Announces every tensor this load will read, in order, before the first (Checkpoint.willRead: the checkpoint then
+   * fetches them in a few large windows and counts the download); nothing for random weights, which read none.
+   */
+  willRead(reads: readonly PlannedRead[]): void {
+    if (!this.opts.random) this.ckpt.willRead?.(reads);
+  }
+
   /** Counts one tensor done (and checks the AbortSignal). */
   tick(): void {
     if (this.opts.signal?.aborted) throw new GemmaError('aborted', `Loading ${this.ckpt.name} was aborted.`);
@@ -70,7 +79,7 @@ export class TensorLoader {
       // give unit-variance outputs, so tens of layers of random weights keep activations (and the logits) finite.
       w = await createRandomWeight(ctx, { label: name, rows, cols, format, seed: this.seed++, std: 1 / Math.sqrt(cols), codes: true });
     } else {
-      w = await weightFromCheckpoint(ctx, ckpt, name, rows, cols, format);
+      w = await weightFromCheckpoint(ctx, ckpt, name, rows, cols, format); // streamed by rows, never whole
     }
     this.gpuBytes += w.bytes;
     if (opts.onConverted && !opts.random) await opts.onConverted({ kind: 'gpu', name, shape: [rows, cols], weight: w });

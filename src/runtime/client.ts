@@ -12,6 +12,7 @@ import { installErrorTransfer } from './comlink-errors.ts';
 import { workerStartError } from './worker-start-error.ts';
 import { GenerationStream } from './generation-stream.ts';
 import { withAbsoluteUrls } from './loading/model-source.ts';
+import { withPlatformHints } from './loading/preflight.ts';
 import { prepareMessages, preparePrompt } from './media/prepare.ts';
 import type { MediaModality } from './content.ts';
 import type {
@@ -277,7 +278,7 @@ export async function connectGemmaWorker(worker: Worker, options: LoadOptions, o
   let request: LoadRequest;
   try {
     // Relative model and tokenizer URLs are the page's: resolve them here, not against the worker script's URL.
-    request = withAbsoluteUrls(given);
+    request = withPlatformHints(withAbsoluteUrls(given));
   } catch (err) {
     if (ownsWorker) worker.terminate();
     throw err;

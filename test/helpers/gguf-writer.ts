@@ -85,6 +85,24 @@ export function writeGguf(opts: {
   alignment?: number;
   magic?: string;
 }): Uint8Array {
+  const { header, dataStart, offsets, dataBytes } = ggufHeader({ ...opts, tensors: opts.tensors.map((t) => ({ ...t, byteLength: t.data.byteLength })) });
+  const out = new Uint8Array(dataStart + dataBytes);
+  out.set(header);
+  opts.tensors.forEach((t, i) => out.set(t.data, dataStart + offsets[i]));
+  return out;
+}
+
+/**
+ * A GGUF header alone (for files too big to build in memory: the data is produced on demand): the header bytes,
+ * where the data section starts, each tensor's offset in it and the data section's size.
+ */
+export function ggufHeader(opts: {
+  metadata: Record<string, GgufTypedValue>;
+  tensors: { name: string; ne: number[]; type: number; byteLength: number }[];
+  version?: number;
+  alignment?: number;
+  magic?: string;
+}): { header: Uint8Array; dataStart: number; offsets: number[]; dataBytes: number } {
   const alignment = opts.alignment ?? 32;
   const h = new Bytes();
   h.push(new TextEncoder().encode(opts.magic ?? 'GGUF'));
@@ -105,12 +123,8 @@ export function writeGguf(opts: {
     h.num('u32', t.type);
     h.num('u64', offset);
     offsets.push(offset);
-    offset = Math.ceil((offset + t.data.byteLength) / alignment) * alignment;
+    offset = Math.ceil((offset + t.byteLength) / alignment) * alignment;
   }
   const header = h.concat();
-  const dataStart = Math.ceil(header.byteLength / alignment) * alignment;
-  const out = new Uint8Array(dataStart + offset);
-  out.set(header);
-  opts.tensors.forEach((t, i) => out.set(t.data, dataStart + offsets[i]));
-  return out;
+  return { header, dataStart: Math.ceil(header.byteLength / alignment) * alignment, offsets, dataBytes: offset };
 }

@@ -53,10 +53,16 @@ export function recordHeldWeights(ctx: GpuContext): { onConverted: (t: Converted
       const out = new Float32Array(rows * cols), row = new Float64Array(cols);
       for (let r = 0; r < rows; r++) out.set(decodeRow(hw, r, row), r * cols);
       held.set(t.name, out);
-    } else if (t.kind === 'ple' && t.table.format !== 'f32') {
-      const { table } = t;
-      const data = new Uint32Array(table.data.buffer, table.data.byteOffset, table.data.byteLength / 4);
-      held.set(t.name, dequantize(table.format as QuantFormat, { data, scales: table.scales! }, table.rows, table.cols, f16BitsToF32));
+    } else if (t.kind === 'ple' && t.blocks[0]?.format !== 'f16') {
+      // Host rows in blocks (src/model/ple-table.ts), each a packed table of its own.
+      const parts = t.blocks.map((b) => dequantize(b.format as QuantFormat, { data: new Uint32Array(b.data.buffer, b.data.byteOffset, b.data.byteLength / 4), scales: b.scales! }, b.rows, b.cols, f16BitsToF32));
+      const all = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+      let at = 0;
+      for (const p of parts) {
+        all.set(p, at);
+        at += p.length;
+      }
+      held.set(t.name, all);
     }
   };
   const overlay = (w: RefWeights): RefWeights => {

@@ -12,6 +12,7 @@ import type { LoadProgress } from '../../src/runtime/protocol.ts';
 import { createWorkerApi } from '../../src/runtime/worker-host.ts';
 import { testFactory } from './factories.ts';
 import { defaultModelFactory } from '../../src/runtime/loading/model-factory.ts';
+import { measuredLoad } from './measure-load.ts';
 import type { Delta, GenerateRequest, GenerationStats, LoadRequest } from '../../src/runtime/protocol.ts';
 import { recordAudio, decodeAudioSource } from '../../src/index.ts';
 import { prepareMessages } from '../../src/runtime/media/prepare.ts';
@@ -196,6 +197,7 @@ const T = {
   cacheUsage,
   cacheFolders,
   pageModel,
+  measuredLoad,
   watchMainThread,
   outcome,
   loadGemma,

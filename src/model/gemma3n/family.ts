@@ -7,9 +7,10 @@ import { GemmaError } from '../../errors.ts';
 import type { ModelFamily } from '../family.ts';
 import { parseGemma3nConfig } from './config.ts';
 import { GEMMA3N_GGUF_ARCH, openGemma3nGguf } from './gguf.ts';
+import { estimateGemma3nMemory } from './memory-estimate.ts';
 import { sliceGemma3n } from './matformer.ts';
 import { Gemma3nModel } from './model.ts';
-import { loadFamilyDecoder } from '../gpu-decoder.ts';
+import { PREFILL_CHUNK, loadFamilyDecoder } from '../gpu-decoder.ts';
 import { createRandomCheckpoint, isRandomPreset } from './random-checkpoint.ts';
 
 export const gemma3nFamily: ModelFamily = {
@@ -17,6 +18,7 @@ export const gemma3nFamily: ModelFamily = {
   modelTypes: ['gemma3n', 'gemma3n_text'],
   ggufArchitectures: [GEMMA3N_GGUF_ARCH],
   openGguf: openGemma3nGguf,
+  estimateMemory: (checkpoint, options) => estimateGemma3nMemory(checkpoint, { ...options, chunk: PREFILL_CHUNK }),
   randomCheckpoint(options) {
     if (options.preset !== undefined && !isRandomPreset(options.preset)) {
       throw new GemmaError('invalid-argument', `randomCheckpoint: preset ${JSON.stringify(options.preset)} is not one of tiny, e2b, e4b.`);

@@ -64,13 +64,14 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
   const formatOf = (name: string, dtype: string | undefined, shape: readonly number[]) => formatForStored(name, dtype, mode, ctx.f16, { shape, layers: L });
   const loader = new TensorLoader(ctx, ckpt, opts, { formatOf, randomVector }, tableSpecs(table).length + 1); // + the PLE table
 
+  // Every tensor this load reads, in order: the checkpoint fetches them in a few large windows, and nothing else.
+  loader.willRead(readOrder(c));
   const gpu = await loadTable(table, loader.load);
   try {
     const hard = opts.random ? noHardRows(c) : await hardTokenRows(ckpt, cfg, opts.onConverted);
-    // The PLE table: host rows in the plan's format (f32 in float mode; q4), or the GGUF's own (repacked losslessly
-    // where a GPU format holds its type, else requantized to q8).
-    const stored = formatOf(PLE_TABLE, ckpt.tensor(PLE_TABLE)?.dtype, [c.vocabSizePerLayerInput, L * P]);
-    const pleHost = await PleTable.forModel(ckpt, PLE_TABLE, c.vocabSizePerLayerInput, L * P, stored, Math.fround(Math.sqrt(P)), opts);
+    // The PLE table: host rows in blocks, int4 (q4 mode), f16 (float mode), or a GGUF's own blocks where a GPU format
+    // holds them losslessly (other block types requantized; ple-table.ts `pleHostFormat`).
+    const pleHost = await PleTable.forModel(ckpt, PLE_TABLE, c.vocabSizePerLayerInput, L * P, mode, Math.fround(Math.sqrt(P)), opts);
     loader.tick();
     const pleGpu = opts.pleOnGpu ? pleHost.toGpu(ctx, PLE_TABLE) : undefined;
     return { ...gpu, ...hard, pleTable: pleGpu ? pleHost.withoutHostRows() : pleHost, pleGpu, gpuBytes: loader.gpuBytes + (pleGpu?.bytes ?? 0) };
@@ -81,6 +82,14 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
 }
 
 type HardRows = Pick<ModelWeights, 'hardRows' | 'hardTokenBase' | 'hardTokenCount' | 'hardRowPresent'>;
+
+/** The embedder tensors `hardTokenRows` reads when the checkpoint has them (in its order). */
+const HARD_ROW_TENSORS = ['model.embed_vision.', 'model.embed_audio.'].flatMap((p) => ['embedding.weight', 'hard_embedding_norm.weight', 'embedding_projection.weight'].map((n) => p + n));
+
+/** Every tensor `loadWeights` may read, in the order it reads them (the read plan it announces). */
+export function readOrder(c: Gemma3nConfig['text']): string[] {
+  return [...tableSpecs(gemma3nTensorTable(c)).map((t) => t.name), ...HARD_ROW_TENSORS, PLE_TABLE];
+}
 
 /** No embedder rows (random weights): every hard id uses its own embed_tokens row. */
 function noHardRows(c: Gemma3nConfig['text']): HardRows {

@@ -6,10 +6,11 @@
  */
 import { GemmaError } from '../../errors.ts';
 import type { ModelFamily } from '../family.ts';
-import { loadFamilyDecoder } from '../gpu-decoder.ts';
+import { PREFILL_CHUNK, loadFamilyDecoder } from '../gpu-decoder.ts';
 import { GEMMA4_TOOL_TOKENS } from './chat-tokens.ts';
 import { parseGemma4Config } from './config.ts';
 import { GEMMA4_GGUF_ARCH, openGemma4Gguf } from './gguf.ts';
+import { estimateGemma4Memory } from './memory-estimate.ts';
 import { Gemma4Model } from './model.ts';
 import { createGemma4RandomCheckpoint, isGemma4RandomPreset } from './random-checkpoint.ts';
 
@@ -19,6 +20,7 @@ export const gemma4Family: ModelFamily = {
   ggufArchitectures: [GEMMA4_GGUF_ARCH],
   openGguf: openGemma4Gguf,
   toolTokens: GEMMA4_TOOL_TOKENS,
+  estimateMemory: (checkpoint, options) => estimateGemma4Memory(checkpoint, { ...options, chunk: PREFILL_CHUNK }),
   randomCheckpoint(options) {
     if (options.preset !== undefined && !isGemma4RandomPreset(options.preset)) {
       throw new GemmaError('invalid-argument', `randomCheckpoint: Gemma 4 preset ${JSON.stringify(options.preset)} is not one of tiny, e2b, e4b.`);

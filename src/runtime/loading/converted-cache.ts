@@ -99,12 +99,12 @@ export class ConvertedCacheWriter {
       return;
     }
     if (t.kind === 'ple') {
-      const { table } = t;
-      await this.write(table.data);
-      const entry: IndexEntry = { name: t.name, shape: t.shape, dtype: dtypeOf(table.format), offset: start, bytes: table.data.byteLength };
-      if (table.scales) {
+      // Blocks of rows, written one after another: the same bytes as one table (all rows' data, then all scales).
+      for (const block of t.blocks) await this.write(block.data);
+      const entry: IndexEntry = { name: t.name, shape: t.shape, dtype: dtypeOf(t.blocks[0]?.format ?? 'f32'), offset: start, bytes: this.offset - start };
+      if (t.blocks.some((b) => b.scales)) {
         entry.scalesOffset = this.offset;
-        await this.write(new Uint8Array(table.scales.buffer, table.scales.byteOffset, table.scales.byteLength));
+        for (const { scales } of t.blocks) await this.write(new Uint8Array(scales!.buffer, scales!.byteOffset, scales!.byteLength));
       }
       this.tensors.push(entry);
       return;

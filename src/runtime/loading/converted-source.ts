@@ -22,10 +22,10 @@ import type { CheckpointFiles } from '../../io/safetensors.ts';
 import { verifiedSource, type VerifiedSourceOptions } from '../../io/verified-source.ts';
 import type { WeightMode } from '../../model/family.ts';
 import type { LoadProgress, ModelInfo } from '../protocol.ts';
-import { tokenizerFromTexts, type TextTokenizer } from '../tokenizer.ts';
+import type { TextTokenizer } from '../tokenizer.ts';
 import { ConvertedCheckpoint, convertedMeta, weightShards, type ConvertedEntry, type ConvertedMeta } from './converted-cache.ts';
 import { describeSource, isGgufName, type ModelSource } from './model-source.ts';
-import { separateTokenizer } from './open-source.ts';
+import { buildTokenizer, separateTokenizer } from './open-source.ts';
 import type { TokenizerSource } from './model-source.ts';
 
 /** The weight modes a converted folder can hold (its manifest's weightMode). */
@@ -47,7 +47,7 @@ export interface ConvertedFolder {
 /** The source's files as a folder, for the sources that are one (a URL, a hub repo, a local or picked folder). */
 function folderFiles(source: ModelSource, signal: AbortSignal | undefined, onBytes: (file: string, bytes: number) => void): (CheckpointFiles & { commit?: () => string | undefined }) | undefined {
   switch (source.kind) {
-    case 'hub': return hubFiles(source.repo, { revision: source.revision, token: source.token, onBytes, signal });
+    case 'hub': return hubFiles(source.repo, { revision: source.revision, token: source.token, hubUrl: source.hubUrl, onBytes, signal });
     case 'url': return urlFiles(source.url, { token: source.token, onBytes, signal });
     case 'folder': return source.files;
     case 'picked': return source.files.some((f) => isGgufName(f.name)) ? undefined : pickedFiles(source.files);
@@ -59,8 +59,12 @@ function folderFiles(source: ModelSource, signal: AbortSignal | undefined, onByt
  * The converted form of `source`, or undefined when the source is not one (no `manifest.json`, or one of another
  * kind). Reads the manifest and probes every file's size; nothing else.
  */
-export async function openConvertedSource(source: ModelSource, options: { signal?: AbortSignal; onBytes?: (file: string, bytes: number) => void } = {}): Promise<ConvertedFolder | undefined> {
-  const files = folderFiles(source, options.signal, (file, n) => options.onBytes?.(file, n));
+export async function openConvertedSource(
+  source: ModelSource,
+  options: { signal?: AbortSignal; onBytes?: (file: string, bytes: number) => void; files?: CheckpointFiles & { commit?: () => string | undefined } } = {},
+): Promise<ConvertedFolder | undefined> {
+  // A hub repo comes pinned (open-source.ts `pinHubSource`): its listing answers the manifest question with no request.
+  const files = options.files ?? folderFiles(source, options.signal, (file, n) => options.onBytes?.(file, n));
   if (!files || !(await files.exists(MANIFEST))) return undefined;
   const name = describeSource(source);
   const manifestSource = files.open(MANIFEST);
@@ -183,9 +187,9 @@ export async function readConverted(
       }
       const texts = new Map<string, string>();
       for (const name of folder.meta.texts) texts.set(name, await reading.text(name));
-      tokenizer = await tokenizerFromTexts(texts, label);
-    } else if (tokenizerSource.kind === 'url') {
-      tokenizer = (await separateTokenizer(tokenizerSource, options.signal)).tokenizer;
+      tokenizer = await buildTokenizer(texts, label); // the chat template file wins, as for every other source
+    } else if (tokenizerSource.kind === 'url' || tokenizerSource.kind === 'hub') {
+      tokenizer = (await separateTokenizer(tokenizerSource, { signal: options.signal })).tokenizer;
     }
     return {
       checkpoint,

@@ -20,7 +20,8 @@ import { ProgressAggregator } from '../../io/progress.ts';
 import type { ConvertedTensor } from '../../model/converted-tensor.ts';
 import { ConvertedCacheWriter, ConvertedCheckpoint, convertedMeta, type ConvertedMeta } from './converted-cache.ts';
 import type { LoadProgress, ModelInfo } from '../protocol.ts';
-import { tokenizerFromTexts, type TextTokenizer } from '../tokenizer.ts';
+import type { TextTokenizer } from '../tokenizer.ts';
+import { buildTokenizer } from './open-source.ts';
 
 export interface CachedLoad {
   checkpoint: Checkpoint;
@@ -103,7 +104,7 @@ async function finishOpen(
       reading.onBytes(new TextEncoder().encode(text).byteLength);
       texts.set(name, text);
     }
-    tokenizer = await tokenizerFromTexts(texts, reading.label);
+    tokenizer = await buildTokenizer(texts, reading.label); // the chat template file wins, as on the first load
   }
   return { checkpoint, tokenizer, finish: reading.finish };
 }

@@ -17,9 +17,10 @@ import { familyForConfig } from '../../model/registry.ts';
 import type { LoadProgress, LoadRequest, ModelInfo } from '../protocol.ts';
 import type { TextTokenizer } from '../tokenizer.ts';
 import { readContainingFromCache, readFromCache, startCaching, type CacheSession, type CachedLoad } from './model-cache.ts';
-import { cacheKeyOf, parseModelSize, parseModelSource, parseTokenizerSource, sliceCacheTag, tokenizerCacheTag, type ModelSource, type TokenizerSource } from './model-source.ts';
-import { openSource } from './open-source.ts';
+import { cacheKeyOf, describeSource, parseModelSize, parseModelSource, parseTokenizerSource, sliceCacheTag, tokenizerCacheTag, type ModelSource, type TokenizerSource } from './model-source.ts';
+import { openSource, pinHubSource, type OpenOptions } from './open-source.ts';
 import { convertedWeights, openConvertedSource, readConverted } from './converted-source.ts';
+import { detectPlatform, preflight, type MemoryCheck, type PlatformHints } from './preflight.ts';
 import type { MediaSource } from './media-source.ts';
 
 /** KV-cache positions when the request does not say (at most the checkpoint's limit). */
@@ -62,7 +63,16 @@ export const defaultModelFactory: ModelFactory = async (ctx) => {
   const size = parseModelSize(request);
   const signal = ctx.signal ?? new AbortController().signal;
   const gpu = await ctx.gpu();
-  return loadFromSource(gpu, source, tokenizerSource, { weights: request.weights, contextLength: request.contextLength, cache: request.cache, size, onProgress, signal });
+  return loadFromSource(gpu, source, tokenizerSource, {
+    weights: request.weights,
+    contextLength: request.contextLength,
+    cache: request.cache,
+    size,
+    onProgress,
+    signal,
+    memoryCheck: request.memoryCheck,
+    platform: { ...detectPlatform(), ...request.platform },
+  });
 };
 
 export interface SourceLoadOptions {
@@ -74,6 +84,12 @@ export interface SourceLoadOptions {
   size?: ModelSize;
   onProgress?: (p: LoadProgress) => void;
   signal?: AbortSignal;
+  /** The pre-flight memory check (default 'refuse'; see LoadRequest.memoryCheck). */
+  memoryCheck?: MemoryCheck;
+  /** What is known about the device (default: what this context can see). */
+  platform?: PlatformHints;
+  /** Network tuning (tests: short timeouts and rate-limit pauses; a custom fetch). */
+  http?: OpenOptions['http'];
 }
 
 /** Loads a parsed source onto `gpu` (the default factory's body; Node hosts call it with host-opened sources). */
@@ -89,14 +105,17 @@ export async function loadFromSource(gpu: GpuContext, source: ModelSource, token
   /** The checkpoint cut to the size asked for (a view of it: nothing is read yet), or as it is. */
   const sized = (checkpoint: Checkpoint, exact = false): { checkpoint: Checkpoint; slice?: SliceInfo } =>
     size === undefined ? { checkpoint } : sliceCheckpoint(checkpoint, size, exact);
+  const check = (checkpoint: Checkpoint, mode: WeightMode = weights) =>
+    checkMemory(gpu, checkpoint, { weights: mode, contextLength: options.contextLength, check: options.memoryCheck, platform: options.platform ?? detectPlatform(), model: describeSource(source) });
   const fromCache = async (cached: CachedLoad, cut: { checkpoint: Checkpoint; slice?: SliceInfo }): Promise<LoadedModel> => {
+    const memoryWarnings = check(cut.checkpoint);
     const loaded = await loadModel(gpu, cut.checkpoint, load, { onProgress, signal, tensorProgress: false });
     cached.finish();
     // Encoders come from their own cache entries, or from the source opened again (without its tokenizer) on first use.
     let reopened: Promise<Checkpoint> | undefined;
-    const checkpoint = (s?: AbortSignal) => (reopened ??= openSource(source, { kind: 'none' }, { onProgress: () => {}, signal: s }).then((o) => o.checkpoint));
+    const checkpoint = (s?: AbortSignal) => (reopened ??= openSource(source, { kind: 'none' }, { onProgress: () => {}, signal: s, http: options.http }).then((o) => o.checkpoint));
     const media: MediaSource = { config: cut.checkpoint.config, weights, checkpoint, cacheKey: key };
-    return { ...loaded, tokenizer: cached.tokenizer, cache: 'hit', slice: cut.slice, media };
+    return { ...loaded, tokenizer: cached.tokenizer, cache: 'hit', warnings: memoryWarnings.length ? memoryWarnings : undefined, slice: cut.slice, media };
   };
 
   // Cache hit: everything (config, tokenizer texts, converted weights) comes from local storage; no network.
@@ -109,14 +128,18 @@ export async function loadFromSource(gpu: GpuContext, source: ModelSource, token
   if (containing && (tokenizerSource.kind === 'none' || containing.cached.tokenizer)) return fromCache(containing.cached, containing.result);
 
   // A converted folder (`gemma3n-webgpu convert`): GPU-ready bytes, checked and uploaded; no conversion phase.
-  const converted = await openConvertedSource(source, { signal });
+  // A hub repo is pinned once, for this check and the load (no second pinning, no unpinned probe).
+  const pinned = source.kind === 'hub' ? await pinHubSource(source, { signal, http: options.http }) : undefined;
+  const converted = await openConvertedSource(source, { signal, files: pinned?.files });
   if (converted) {
     const mode = convertedWeights(converted, options.weights);
     const convertedKey = options.cache === false || size !== undefined ? undefined : cacheKeyOf(source, mode);
     const reading = await readConverted(converted, tokenizerSource, { onProgress, signal, cacheKey: convertedKey, tokenizerTag });
     let loaded: LoadedModel;
+    let memoryWarnings: string[];
     try {
       const cut = sized(reading.checkpoint);
+      memoryWarnings = check(cut.checkpoint, mode); // before any weight byte is read
       loaded = { ...(await loadModel(gpu, cut.checkpoint, { weights: mode, contextLength: options.contextLength }, { onProgress, signal, tensorProgress: false })), slice: cut.slice };
     } catch (err) {
       await reading.abort();
@@ -126,23 +149,47 @@ export async function loadFromSource(gpu: GpuContext, source: ModelSource, token
       loaded.model.dispose(); // aborted while the cache copy completed
       throw err;
     });
-    return { ...loaded, tokenizer: reading.tokenizer, cache: outcome.cache, warnings: outcome.warnings.length ? outcome.warnings : undefined };
+    const warnings = [...memoryWarnings, ...outcome.warnings];
+    return { ...loaded, tokenizer: reading.tokenizer, cache: outcome.cache, warnings: warnings.length ? warnings : undefined };
   }
 
-  const opened = await openSource(source, tokenizerSource, { onProgress, signal });
-  const cut = sized(opened.checkpoint); // a size this checkpoint cannot give fails here, before any weight is read
+  const opened = await openSource(source, tokenizerSource, { onProgress, signal, http: options.http, pinned });
+  let cut: { checkpoint: Checkpoint; slice?: SliceInfo };
+  let memoryWarnings: string[];
+  try {
+    cut = sized(opened.checkpoint); // a size this checkpoint cannot give fails here, before any weight is read
+    memoryWarnings = check(cut.checkpoint); // headers and tokenizer only so far: no weight byte fetched yet
+  } catch (err) {
+    opened.release();
+    throw err;
+  }
   const session: CacheSession | undefined = key ? await startCaching(key, gpu.device, cut.checkpoint, opened.tokenizerTexts, tokenizerTag) : undefined;
   let loaded: LoadedModel;
   try {
     loaded = await loadModel(gpu, cut.checkpoint, load, { onProgress, signal, onConverted: session?.onConverted });
     opened.finishDownload();
   } catch (err) {
+    opened.release();
     await session?.abort(); // a truncated, corrupt or aborted download never enters the cache
     throw err;
   }
   const outcome = session ? await session.commit(opened.commit()) : { cache: 'off' as const, warnings: [] };
+  const warnings = [...memoryWarnings, ...outcome.warnings];
   const media: MediaSource = { config: cut.checkpoint.config, weights, checkpoint: async () => opened.checkpoint, cacheKey: key };
-  return { ...loaded, tokenizer: opened.tokenizer, cache: outcome.cache, warnings: outcome.warnings.length ? outcome.warnings : undefined, slice: cut.slice, media };
+  return { ...loaded, tokenizer: opened.tokenizer, cache: outcome.cache, warnings: warnings.length ? warnings : undefined, slice: cut.slice, media };
+}
+
+/** The pre-flight check of a checkpoint about to be loaded (preflight.ts); warnings, or a GemmaError. */
+function checkMemory(
+  gpu: GpuContext,
+  checkpoint: Checkpoint,
+  o: { weights: WeightMode; contextLength?: number; check?: MemoryCheck; platform: PlatformHints; model: string },
+): string[] {
+  const family = familyForConfig(checkpoint.config, `${checkpoint.name}/config.json`);
+  const limits = gpu.device.limits;
+  const estimate = family.estimateMemory?.(checkpoint, { weights: o.weights, maxContext: o.contextLength ?? DEFAULT_CONTEXT, f16: gpu.f16, maxBufferBytes: Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize) - 2 ** 20 });
+  if (!estimate) return [];
+  return preflight({ estimate, model: o.model, weights: o.weights, platform: o.platform, limits, check: o.check });
 }
 
 /** A checkpoint cut to `size` by its family (MatFormer families only; anything else is a clear error). */

@@ -5,17 +5,18 @@
 import { GemmaError } from '../../errors.ts';
 import type { ByteSource } from '../../io/byte-source.ts';
 import type { CacheKey } from '../../io/cache.ts';
+import { HUGGING_FACE_URL, parseHubUrl, type HubLocation } from '../../io/hub.ts';
 import type { CheckpointFiles } from '../../io/safetensors.ts';
 import type { ModelSize, RandomCheckpointOptions } from '../../model/family.ts';
 import type { LoadRequest } from '../protocol.ts';
 
 export type ModelSource =
-  /** A Hugging Face repo at a revision (branch, tag or commit). */
-  | { kind: 'hub'; repo: string; revision: string; token?: string }
+  /** A Hugging Face repo at a revision (branch, tag or commit); `hubUrl` when not huggingface.co (a mirror, tests). */
+  | { kind: 'hub'; repo: string; revision: string; token?: string; hubUrl?: string }
   /** A checkpoint folder over HTTP(S): config.json, safetensors, tokenizer files. */
   | { kind: 'url'; url: string; token?: string }
-  /** One GGUF file over HTTP(S). */
-  | { kind: 'gguf-url'; url: string; token?: string }
+  /** One GGUF file over HTTP(S); `hub` when the URL is a hub file (then it is pinned to a commit like a repo). */
+  | { kind: 'gguf-url'; url: string; token?: string; hub?: HubLocation }
   /** Files the user picked or dropped: a checkpoint folder, or one .gguf (plus tokenizer files). */
   | { kind: 'picked'; files: readonly File[] }
   /** A folder the host opened (Node: a local directory). */
@@ -25,8 +26,15 @@ export type ModelSource =
   /** Random weights at real shapes, generated on the spot (gibberish by design; tests, demos, benchmarks). */
   | { kind: 'random'; options: RandomCheckpointOptions };
 
-/** Where the tokenizer comes from: the model's own files, a folder URL, or nowhere (token-id prompts only). */
-export type TokenizerSource = { kind: 'model' } | { kind: 'url'; url: string } | { kind: 'none' };
+/**
+ * Where the tokenizer comes from: the model's own files (a GGUF's own metadata), a folder URL, a hub repo (with the
+ * load's token unless it brings its own), or nowhere (token-id prompts only).
+ */
+export type TokenizerSource =
+  | { kind: 'model' }
+  | { kind: 'url'; url: string; token?: string }
+  | { kind: 'hub'; repo: string; revision: string; token?: string; hubUrl?: string }
+  | { kind: 'none' };
 
 /** 'owner/name' (no scheme, no leading '/' or '.'): a Hugging Face repo id. */
 export function isRepoId(s: string): boolean {
@@ -56,6 +64,10 @@ export function parseModelSource(request: Pick<LoadRequest, 'model' | 'token'>, 
     if (spec.trim() === '') throw new GemmaError('invalid-argument', 'loadGemma({ model }) got an empty string.');
     if (isRepoId(spec)) return { kind: 'hub', repo: spec, revision: 'main', token };
     const url = absoluteUrl(spec, base, 'model');
+    // A pasted hub link is pinned like a repo id: a repo (or its resolve folder) or one of its .gguf files.
+    const hub = parseHubUrl(url);
+    if (hub && hub.path === '') return { kind: 'hub', repo: hub.repo, revision: hub.revision, token, ...hubUrlOf(hub) };
+    if (hub && isGgufName(hub.path)) return { kind: 'gguf-url', url, token, hub };
     return isGgufName(url) ? { kind: 'gguf-url', url, token } : { kind: 'url', url, token };
   }
   if (typeof spec === 'object' && spec !== null) {
@@ -79,19 +91,63 @@ export function parseModelSource(request: Pick<LoadRequest, 'model' | 'token'>, 
   );
 }
 
-/** Parses `request.tokenizer`: absent = the model's own files; a folder URL; false = none. */
-export function parseTokenizerSource(request: Pick<LoadRequest, 'tokenizer'>, base: string | undefined = globalThis.location?.href): TokenizerSource {
-  const t = request.tokenizer;
+/**
+ * Parses `request.tokenizer`: absent = the model's own files (a GGUF's own metadata); a Hugging Face repo id or hub
+ * link, or `{ hub, revision?, token? }` (sent the load's token unless it has its own); a folder URL (sent the load's
+ * token only when it is on the model's own server, so a token never leaks to another site); false = none.
+ */
+export function parseTokenizerSource(request: Pick<LoadRequest, 'tokenizer'> & Partial<Pick<LoadRequest, 'model' | 'token'>>, base: string | undefined = globalThis.location?.href): TokenizerSource {
+  const t = request.tokenizer as unknown;
   if (t === undefined) return { kind: 'model' };
   if (t === false) return { kind: 'none' };
-  if (typeof t === 'string') return { kind: 'url', url: absoluteUrl(t, base, 'tokenizer') };
-  throw new GemmaError('invalid-argument', `tokenizer must be a folder URL or false (got ${JSON.stringify(t)}).`);
+  if (typeof t === 'string') {
+    if (isRepoId(t)) return { kind: 'hub', repo: t, revision: 'main', token: request.token };
+    const url = absoluteUrl(t, base, 'tokenizer');
+    const hub = parseHubUrl(url);
+    if (hub && hub.path === '') return { kind: 'hub', repo: hub.repo, revision: hub.revision, token: request.token, ...hubUrlOf(hub) };
+    const sameServer = request.token !== undefined && originOf(url) === modelOrigin(request, base);
+    return { kind: 'url', url, token: sameServer ? request.token : undefined };
+  }
+  if (typeof t === 'object' && t !== null && typeof (t as { hub?: unknown }).hub === 'string') {
+    const o = t as { hub: string; revision?: unknown; token?: unknown };
+    if (!isRepoId(o.hub)) throw new GemmaError('invalid-argument', `tokenizer: { hub: "${o.hub}" } is not a Hugging Face repo id ("owner/name").`);
+    if (o.revision !== undefined && (typeof o.revision !== 'string' || o.revision === '')) throw new GemmaError('invalid-argument', 'tokenizer: { hub, revision } needs a non-empty revision string.');
+    return { kind: 'hub', repo: o.hub, revision: (o.revision as string | undefined) ?? 'main', token: typeof o.token === 'string' ? o.token : request.token };
+  }
+  throw new GemmaError('invalid-argument', `tokenizer must be a folder URL, a Hugging Face repo id, { hub, revision?, token? } or false (got ${JSON.stringify(t)}).`);
+}
+
+function hubUrlOf(hub: HubLocation): { hubUrl?: string } {
+  return hub.hubUrl === HUGGING_FACE_URL ? {} : { hubUrl: hub.hubUrl };
+}
+
+function originOf(url: string): string | undefined {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The server the model comes from (where the load's token is meant to go). */
+function modelOrigin(request: Partial<Pick<LoadRequest, 'model'>>, base: string | undefined): string | undefined {
+  const m = request.model as unknown;
+  if (typeof m === 'string') {
+    if (isRepoId(m)) return HUGGING_FACE_URL;
+    try {
+      return new URL(m, base).origin;
+    } catch {
+      return undefined;
+    }
+  }
+  if (typeof m === 'object' && m !== null && typeof (m as { hub?: unknown }).hub === 'string') return HUGGING_FACE_URL;
+  return undefined;
 }
 
 /** A short name for messages. */
 export function describeSource(source: ModelSource): string {
   switch (source.kind) {
-    case 'hub': return `${source.repo}@${source.revision}`;
+    case 'hub': return `${source.hubUrl ? `${source.hubUrl}/` : ''}${source.repo}@${source.revision}`;
     case 'url':
     case 'gguf-url': return source.url;
     case 'picked': return source.files.length === 1 ? source.files[0].name : `${source.files.length} picked files`;
@@ -109,7 +165,7 @@ export function describeSource(source: ModelSource): string {
 export function cacheKeyOf(source: ModelSource, weightMode: string, slice?: string): CacheKey | undefined {
   const sliced = slice === undefined ? {} : { slice };
   switch (source.kind) {
-    case 'hub': return { modelId: source.repo, revision: source.revision, weightMode, ...sliced };
+    case 'hub': return { modelId: source.hubUrl ? `${source.hubUrl}/${source.repo}` : source.repo, revision: source.revision, weightMode, ...sliced };
     case 'url':
     case 'gguf-url': return { modelId: source.url, revision: 'url', weightMode, ...sliced };
     default: return undefined;
@@ -157,7 +213,12 @@ export function sliceCacheTag(size: ModelSize): string {
 
 /** How a cache entry records which tokenizer it holds, so a load asking for another one is not served from it. */
 export function tokenizerCacheTag(tokenizer: TokenizerSource): string | undefined {
-  return tokenizer.kind === 'none' ? undefined : tokenizer.kind === 'model' ? 'model' : tokenizer.url;
+  switch (tokenizer.kind) {
+    case 'none': return undefined;
+    case 'model': return 'model';
+    case 'url': return tokenizer.url;
+    case 'hub': return `hub:${tokenizer.hubUrl ? `${tokenizer.hubUrl}/` : ''}${tokenizer.repo}@${tokenizer.revision}`;
+  }
 }
 
 /**
@@ -168,6 +229,6 @@ export function withAbsoluteUrls<R extends Pick<LoadRequest, 'model' | 'tokenize
   if (base === undefined) return request;
   const out = { ...request };
   if (typeof out.model === 'string' && out.model.trim() !== '' && !isRepoId(out.model)) out.model = absoluteUrl(out.model, base, 'model');
-  if (typeof out.tokenizer === 'string') out.tokenizer = absoluteUrl(out.tokenizer, base, 'tokenizer');
+  if (typeof out.tokenizer === 'string' && !isRepoId(out.tokenizer)) out.tokenizer = absoluteUrl(out.tokenizer, base, 'tokenizer');
   return out;
 }
