@@ -37,6 +37,8 @@
  */
 // `npm run bench -- --audio`: the audio encoder's benchmark instead (bench/audio.ts; it exits when done).
 if (process.argv.includes('--audio')) await import('./audio.ts');
+// `npm run bench -- --vision`: the vision encoder's benchmark instead (bench/vision.ts; it exits when done).
+if (process.argv.includes('--vision')) await import('./vision.ts');
 import { writeFile } from 'node:fs/promises';
 import { createNodeGpuContext } from '../src/node/gpu.ts';
 import type { GpuContext } from '../src/gpu/device.ts';

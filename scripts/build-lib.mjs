@@ -45,7 +45,8 @@ const result = await build({
     cli: 'src/node/cli.ts',
   },
   platform: 'browser',
-  external: ['webgpu', /^node:/],
+  // The CLI decodes PNG/JPEG through transformers.js' RawImage when it is installed (an optional extra, never bundled).
+  external: ['webgpu', '@huggingface/transformers', /^node:/],
   plugins: [wgslRaw, workerUrl],
   output: {
     dir: dist,
