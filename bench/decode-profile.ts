@@ -79,7 +79,8 @@ export function splitLayers(records: DispatchRecord[], layerCount: number): Deco
   ends.forEach((end, layer) => {
     const seq = names.slice(from, end + 1);
     from = end + 1;
-    const key = seq.join(',');
+    // Grouped by structure: the weight formats may differ between layers (the Q4_K_M mix's more-bits layers).
+    const key = seq.map((n) => n.split(' ')[0]).join(',');
     let g = groups.get(key);
     if (!g) {
       const sequence: LayerGroup['sequence'] = [];

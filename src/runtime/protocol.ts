@@ -174,7 +174,11 @@ export interface ModelInfo {
    * the GPU bytes of each media encoder while it is loaded (`encoders.audio`), kept current by the client.
    */
   memory?: { gpuBytes: number; hostBytes: number; encoders?: Partial<Record<MediaModality, number>> };
-  /** The media this model can take ('audio', 'image'): its checkpoint has the encoder. */
+  /**
+   * The media this model can take ('audio', 'image'): its config.json declares the encoder. (A checkpoint that
+   * declares one without its tensors, e.g. a test checkpoint with a text + audio subset, fails with
+   * 'unsupported-input' when such a part is sent.)
+   */
   media?: MediaModality[];
   /** GPU bytes in use (= memory.gpuBytes), when the model reports it. */
   gpuBytes?: number;

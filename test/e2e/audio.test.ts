@@ -78,7 +78,8 @@ test('gemma3n-audio-tiny via loadGemma() + the shipped worker: golden greedy tok
   assert.equal(r.first.error, null, JSON.stringify(r.first.error));
   assert.deepEqual(r.first.deltas.flatMap((d) => d.tokenIds), golden.end_to_end.greedy_generated_ids);
   assert.ok(r.first.stats!.encodeMs! > 0);
-  assert.deepEqual(r.afterFirst.info.media, ['audio']);
+  // The fixture's config.json is HF's full Gemma3nConfig: it declares the vision tower too (without its tensors).
+  assert.deepEqual(r.afterFirst.info.media, ['audio', 'image']);
   const tower = r.afterFirst.towerEvents;
   assert.ok(tower.length > 0 && tower.every((e) => e.component === 'audio'), JSON.stringify(tower.slice(0, 3)));
   assert.ok(tower.some((e) => e.phase === 'quantize' && e.loaded === e.total) && tower.some((e) => e.phase === 'compile' && e.loaded === 1), JSON.stringify(tower.map((e) => e.phase)));
@@ -152,7 +153,7 @@ test('random Gemma 3n with its audio tower: a 44.1 kHz stereo WAV and a Chromium
   const span = expected.mediaSpans[0];
   assert.deepEqual([expected.ids[span.start - 1], expected.ids[span.start + 188]], [256000, 262272], '<start_of_audio>, 188 positions, <end_of_audio>');
   assert.equal(span.segment.softLength, 16, '2.5 s: 247 frames -> 62 steps -> 16 soft tokens, the rest padding');
-  assert.deepEqual(r.info.media, ['audio']);
+  assert.deepEqual(r.info.media, ['audio', 'image']); // random checkpoints carry a vision tower too
 });
 
 test('bad audio input in the browser: typed errors naming the part, an abort while encoding, the client stays usable', async () => {
