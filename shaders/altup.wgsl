@@ -14,11 +14,9 @@
 //            or with write_mean the mean (ref + sum_i y_i) / (1 + n_targets) goes to `mean` [T, D] instead.
 //            ref is a [T, D] block at ref_off, in its own buffer or (ref_in_y) in y.
 //            1 ref (read), 2 y streams (read_write), 3 mean [T, D] (write).
-//  add_streams: y_i[t] += v[t] for streams first .. first + count - 1 (the PLE branch into streams 1..3).
-//            1 v [T, D], 2 y streams (read_write).
 //  ple_combine: per row of `dim` (T * L rows of 256): z = (RMSNorm_w(pre_scale * proj) + z) * out_scale, z in place.
 //            1 proj [rows, dim], 2 w [dim], 3 z [rows, dim] (read_write).
-// Tiling: predict / correct / add_streams: grid (ceil(D / WG), T), one thread per (t, d) doing all four
+// Tiling: predict / correct: grid (ceil(D / WG), T), one thread per (t, d) doing all four
 // streams; the 16 (4) coefficients of token t are computed once per workgroup into workgroup memory.
 // rescale / ple_combine: one workgroup per row (2-D grid when rows > 65535), f32 tree reductions.
 
@@ -165,30 +163,6 @@ fn rescale(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
       if (rp.write_mean != 0u) { sum += v; } else { r_y[at] = v; }
     }
     if (rp.write_mean != 0u) { r_mean[row + d] = sum / f32(1u + rp.n_targets); }
-  }
-}
-
-struct AddParams {
-  tokens: u32,
-  dim: u32,
-  stream_stride: u32,
-  first: u32,
-  count: u32,
-}
-
-@group(0) @binding(0) var<uniform> ap: AddParams;
-@group(0) @binding(1) var<storage, read> a_v: array<f32>;
-@group(0) @binding(2) var<storage, read_write> a_y: array<f32>;
-
-@compute @workgroup_size(WG)
-fn add_streams(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = wg.y;
-  let d = wg.x * WG + lid;
-  if (t >= ap.tokens || d >= ap.dim) { return; }
-  let v = a_v[t * ap.dim + d];
-  for (var i = ap.first; i < ap.first + ap.count; i++) {
-    let at = i * ap.stream_stride + t * ap.dim + d;
-    a_y[at] = a_y[at] + v;
   }
 }
 

@@ -5,7 +5,7 @@ import { BufferArena } from '../gpu/buffers.ts';
 import { getPipeline, grid2d, makeDispatch, type Dispatch } from '../gpu/pipeline.ts';
 
 const WG = 256;
-const ENTRIES = ['predict', 'correct', 'rescale', 'add_streams', 'ple_combine'] as const;
+const ENTRIES = ['predict', 'correct', 'rescale', 'ple_combine'] as const;
 type Entry = (typeof ENTRIES)[number];
 
 /**
@@ -66,14 +66,6 @@ export interface AltUpRescaleArgs extends StreamsLayout {
   refOffset?: number;
   /** If given: write (ref + Σ rescaled y_i) / (1 + targets) here as [T, D] f32 and leave the streams alone. */
   mean?: GPUBuffer;
-}
-
-export interface AltUpAddArgs extends StreamsLayout {
-  /** v [T, D] f32 added to each of the streams firstStream .. firstStream + count - 1 (default 1..3). */
-  v: GPUBuffer;
-  streams: GPUBuffer;
-  firstStream?: number;
-  count?: number;
 }
 
 export interface PleCombineArgs {
@@ -225,25 +217,6 @@ export class AltUpKernel {
       data.set([n, dim, ss, count, first, refOff, refInY ? 1 : 0, args.mean ? 1 : 0, grid2d(n, maxPerDim)[0]]);
       return data.buffer;
     }, (n) => grid2d(n, maxPerDim), params);
-  }
-
-  /** streams[i] += v for i in firstStream .. firstStream + count − 1 (default 1..3: the PLE branch, §2.5 (g)). */
-  bindAddToStreams(args: AltUpAddArgs): TokensDispatch {
-    const { device } = this.ctx;
-    const { dim } = args;
-    const ss = this.streamStride(args);
-    const first = args.firstStream ?? 1, count = args.count ?? 3;
-    const params = this.arena.uniform(32, 'altup/add_streams/params');
-    const bindGroup = this.bindGroup('add_streams', [params, args.v, args.streams]);
-    const data = new Uint32Array(8);
-    const maxY = device.limits.maxComputeWorkgroupsPerDimension;
-    return this.tokensDispatch('add_streams', bindGroup, args.tokens, (n) => {
-      if (n * dim > ss || n > maxY) throw new Error(`altup add_streams: bad token count ${n}`);
-      this.need('v', args.v, n * dim);
-      this.need('streams', args.streams, (first + count - 1) * ss + n * dim);
-      data.set([n, dim, ss, first, count]);
-      return data.buffer;
-    }, (n) => [Math.ceil(dim / WG), n], params);
   }
 
   /** z[t, l] = (RMSNorm_w(preScale · proj[t, l]) + z[t, l]) · outScale for every 256-slice (§2.3); z in place. */
