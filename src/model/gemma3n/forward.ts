@@ -137,9 +137,7 @@ export class Gemma3nForward implements DecoderForward {
     const block = buf('attention-block-rows', 3 * C * D);
     const oAt = 0, laurelAt = C * D, nAt = 2 * C * D;
     const laurelMid = buf('laurel-mid', C * c.laurelRank);
-    const q = buf('q', C * H * dh), qn = buf('q-normed', C * H * dh);
-    const kk = buf('k', C * Hkv * dh), kn = buf('k-normed', C * Hkv * dh);
-    const vv = buf('v', C * Hkv * dh), vn = buf('v-normed', C * Hkv * dh);
+    const q = buf('q', C * H * dh), kk = buf('k', C * Hkv * dh), vv = buf('v', C * Hkv * dh);
     const attnOut = buf('attention-out', C * H * dh);
     const h = buf('h', C * D), mlpIn = buf('mlp-in', C * D), g = buf('layer-output', C * D);
     const gate = buf('mlp-gate', C * Fmax), up = buf('mlp-up', C * Fmax), act = buf('mlp-act', C * Fmax);
@@ -195,22 +193,18 @@ export class Gemma3nForward implements DecoderForward {
       mm(lw.laurelRight, laurelMid, block, { yOffset: laurelAt });
       // --- ATTENTION: q (+ k, v for cache owners), per-head norms, RoPE, cache write, attend, o_proj
       mm(lw.q, block, q, { xOffset: nAt });
-      norm(q, lw.qNorm, qn, dh, H);
-      const ropeQ = k.rope.bind({ x: qn, tokens: 1, heads: H, headDim: dh, theta: c.ropeTheta[l] });
+      const ropeQ = k.rope.bind({ x: q, tokens: 1, heads: H, headDim: dh, theta: c.ropeTheta[l], norm: { weight: lw.qNorm, eps } });
       ops.push({ d: ropeQ, step: (p0, T) => ropeQ.setParams(T, p0) });
       const cache = this.caches[c.kvSourceLayer[l]]!;
       if (lw.k && lw.v && this.caches[l]) {
         // This layer owns its cache. (KV-SHARED layers skip this block: their k_proj/v_proj are never used.)
         mm(lw.k, block, kk, { xOffset: nAt });
-        norm(kk, lw.kNorm, kn, dh, Hkv);
-        const ropeK = k.rope.bind({ x: kn, tokens: 1, heads: Hkv, headDim: dh, theta: c.ropeTheta[l] });
-        ops.push({ d: ropeK, step: (p0, T) => ropeK.setParams(T, p0) });
         mm(lw.v, block, vv, { xOffset: nAt });
-        norm(vv, undefined, vn, dh, Hkv); // v_norm: RMS0, no weight, no RoPE
-        const write = k.kv.bind({ cache, k: kn, v: vn });
+        // k_norm + RoPE of the keys, v_norm (RMS0, no weight, no RoPE) of the values, into the cache: one dispatch
+        const write = k.kv.bind({ cache, k: kk, v: vv, kNorm: lw.kNorm, vNorm: true, eps, rope: { theta: c.ropeTheta[l] } });
         ops.push({ d: write, step: (p0, T) => write.setStep(p0, T) });
       }
-      const attend = k.attn.bind({ q: qn, out: attnOut, cache, heads: H, window: sliding ? c.slidingWindow : 0, scale: 1 });
+      const attend = k.attn.bind({ q, out: attnOut, cache, heads: H, window: sliding ? c.slidingWindow : 0, scale: 1 });
       ops.push({ d: attend, step: (p0, T) => attend.setStep(p0, T) });
       mm(lw.o, attnOut, block, { yOffset: oAt });
       // --- combine: h = (a + RMSNorm(o) + λ)·2^-½ = (a + RMSNorm(o) + n)·2^-½ + RMSNorm(laurel)·2^-½, and the MLP's

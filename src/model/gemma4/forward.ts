@@ -145,9 +145,7 @@ export class Gemma4Forward implements DecoderForward {
       this.pleUpload = { data: buf('ple-upload/data', sizes.data / 4), scales: sizes.scales ? buf('ple-upload/scales', Math.ceil(sizes.scales / 4)) : undefined };
     }
     const n = buf('normed', C * D);
-    const q = buf('q', C * H * dMax), qn = buf('q-normed', C * H * dMax);
-    const kk = buf('k', C * Hkv * dMax), kn = buf('k-normed', C * Hkv * dMax);
-    const vv = buf('v', C * Hkv * dMax), vn = buf('v-normed', C * Hkv * dMax);
+    const q = buf('q', C * H * dMax), kk = buf('k', C * Hkv * dMax), vv = buf('v', C * Hkv * dMax);
     const attnOut = buf('attention-out', C * H * dMax);
     const o = buf('o', C * D);
     const mlpIn = buf('mlp-in', C * D);
@@ -196,22 +194,18 @@ export class Gemma4Forward implements DecoderForward {
       const rope = { tokens: 1, headDim: dh, theta: c.ropeTheta[l], rotatedAngles: c.ropeAngles[l] };
       // --- attention: h = RMSNorm(x) (already in n); q (and k, v for cache owners), per-head norms, RoPE, cache write, attend
       mm(lw.q, n, q);
-      norm(q, lw.qNorm, qn, dh, H);
-      const ropeQ = k.rope.bind({ ...rope, x: qn, heads: H });
+      const ropeQ = k.rope.bind({ ...rope, x: q, heads: H, norm: { weight: lw.qNorm, eps } });
       ops.push({ d: ropeQ, step: (p0, T) => ropeQ.setParams(T, p0) });
       const cache = this.caches[c.kvSourceLayer[l]]!;
       if (lw.k && lw.v && lw.kNorm && this.caches[l]) {
         // This layer owns its cache. KV-shared layers skip this block: their stored k/v/k_norm are never read.
         mm(lw.k, n, kk);
-        norm(kk, lw.kNorm, kn, dh, Hkv);
-        const ropeK = k.rope.bind({ ...rope, x: kn, heads: Hkv });
-        ops.push({ d: ropeK, step: (p0, T) => ropeK.setParams(T, p0) });
         mm(lw.v, n, vv);
-        norm(vv, undefined, vn, dh, Hkv); // v_norm: RMS, no weight, no RoPE
-        const write = k.kv.bind({ cache, k: kn, v: vn });
+        // k_norm + RoPE of the keys, v_norm (RMS, no weight, no RoPE) of the values, into the cache: one dispatch
+        const write = k.kv.bind({ cache, k: kk, v: vv, kNorm: lw.kNorm, vNorm: true, eps, rope: { theta: rope.theta, rotatedAngles: rope.rotatedAngles } });
         ops.push({ d: write, step: (p0, T) => write.setStep(p0, T) });
       }
-      const attend = k.attn.get(dh)!.bind({ q: qn, out: attnOut, cache, heads: H, window: sliding ? c.slidingWindow : 0, scale: 1, scratch: scratch.get(dh) });
+      const attend = k.attn.get(dh)!.bind({ q, out: attnOut, cache, heads: H, window: sliding ? c.slidingWindow : 0, scale: 1, scratch: scratch.get(dh) });
       ops.push({ d: attend, step: (p0, T) => attend.setStep(p0, T) });
       mm(lw.o, attnOut, o);
       // --- MLP: x += RMSNorm(W_down·(gelu(W_gate·m) ⊙ W_up·m)), m = RMSNorm(x after the attention's add)
