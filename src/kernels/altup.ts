@@ -1,4 +1,5 @@
 import tanhLib from '../../shaders/lib/tanh.wgsl?raw';
+import sumLib from '../../shaders/lib/workgroup-sum.wgsl?raw';
 import source from '../../shaders/altup.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
 import { BufferArena } from '../gpu/buffers.ts';
@@ -36,6 +37,8 @@ export interface AltUpPredictArgs extends StreamsLayout, RouterArgs {
   coefs: GPUBuffer;
   /** x̂_0..x̂_3 (written), same layout; must be another buffer. */
   out: GPUBuffer;
+  /** The layer's input norm of the active prediction: n = RMSNorm_weight(x̂_0), written [T, dim] at `offset` of `out`. */
+  norm: { weight: GPUBuffer; eps: number; out: GPUBuffer; offset?: number };
 }
 
 export interface AltUpCorrectArgs extends StreamsLayout, RouterArgs {
@@ -104,7 +107,7 @@ export class AltUpKernel {
   }
 
   static async create(ctx: GpuContext): Promise<AltUpKernel> {
-    const compiled = await Promise.all(ENTRIES.map((entryPoint) => getPipeline(ctx, { label: 'altup', source, libraries: [tanhLib], entryPoint, constants: { WG } })));
+    const compiled = await Promise.all(ENTRIES.map((entryPoint) => getPipeline(ctx, { label: 'altup', source, libraries: [tanhLib, sumLib], entryPoint, constants: { WG } })));
     const pipelines = Object.fromEntries(ENTRIES.map((e, i) => [e, compiled[i]])) as Record<Entry, GPUComputePipeline>;
     const dummy = ctx.device.createBuffer({ label: 'altup/unused', size: 16, usage: GPUBufferUsage.STORAGE });
     const dummyW = ctx.device.createBuffer({ label: 'altup/unused-w', size: 16, usage: GPUBufferUsage.STORAGE });
@@ -143,12 +146,12 @@ export class AltUpKernel {
     return { ...makeDispatch(`altup/${entry}`, this.pipelines[entry], bindGroup, () => grid), setTokens };
   }
 
-  private coefDispatch(entry: 'predict' | 'correct', args: StreamsLayout & RouterArgs, buffers: GPUBuffer[], hasU: boolean, checks: (n: number) => void): TokensDispatch {
+  private coefDispatch(entry: 'predict' | 'correct', args: StreamsLayout & RouterArgs, buffers: GPUBuffer[], hasU: boolean, checks: (n: number) => void, norm?: { eps: number; offset: number }): TokensDispatch {
     const { device } = this.ctx;
     const { dim } = args;
     const ss = this.streamStride(args);
-    const params = this.arena.uniform(32, `altup/${entry}/params`);
-    const data = new ArrayBuffer(32);
+    const params = this.arena.uniform(48, `altup/${entry}/params`);
+    const data = new ArrayBuffer(48);
     const u = new Uint32Array(data), f = new Float32Array(data);
     const maxY = device.limits.maxComputeWorkgroupsPerDimension;
     return this.tokensDispatch(entry, this.bindGroup(entry, [params, ...buffers]), args.tokens, (n) => {
@@ -159,20 +162,27 @@ export class AltUpKernel {
       f[4] = args.routerScale ?? 1 / dim;
       f[5] = args.coefClip ?? 0;
       u[6] = hasU ? 1 : 0;
+      f[7] = norm?.eps ?? 0;
+      u[8] = norm?.offset ?? 0;
       return data;
-    }, (n) => [Math.ceil(dim / WG), n], params);
+    }, (n) => [entry === 'predict' ? 1 : Math.ceil(dim / WG), n], params);
   }
 
-  /** x̂_i = x_i + Σ_k c[4i+k] x_k with c = W_pred tanh(r / D). Grid (ceil(D/256), T). */
+  /** x̂_i = x_i + Σ_k c[4i+k] x_k with c = W_pred tanh(r / D), and n = RMSNorm_w(x̂_0). Grid (1, T). */
   bindPredict(args: AltUpPredictArgs): TokensDispatch {
+    const { norm } = args;
     if (args.streams === args.out) throw new Error('altup predict: out must be another buffer');
+    if (norm.out === args.out || norm.out === args.streams) throw new Error('altup predict: the norm goes to a buffer of its own');
     const ss = this.streamStride(args);
+    const normAt = norm.offset ?? 0;
     this.need('coefs', args.coefs, 64);
-    return this.coefDispatch('predict', args, [args.streams, args.router, args.coefs, args.out], false, (n) => {
+    this.need('norm weight', norm.weight, args.dim);
+    return this.coefDispatch('predict', args, [args.streams, args.router, args.coefs, args.out, norm.weight, norm.out], false, (n) => {
       this.need('streams', args.streams, 3 * ss + n * args.dim);
       this.need('out', args.out, 3 * ss + n * args.dim);
       this.need('router', args.router, n * 4);
-    });
+      this.need('norm out', norm.out, normAt + n * args.dim);
+    }, { eps: norm.eps, offset: normAt });
   }
 
   /** x̃_i = x̂_i + (W_corr tanh(r' / D) + 1)_i (g − x̂_0); optionally u = x̃_0 ⊙ s. */

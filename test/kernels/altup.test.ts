@@ -33,7 +33,7 @@ const shapes = [
 ];
 
 for (const { T, D, cap } of shapes) {
-  test(`altup predict T=${T} D=${D} (capacity ${cap}), with and without coef clip`, async () => {
+  test(`altup predict + input norm T=${T} D=${D} (capacity ${cap}), with and without coef clip`, async () => {
     const ctx = await testGpu();
     const { rng, tag } = freshRng();
     const ss = cap * D;
@@ -43,10 +43,25 @@ for (const { T, D, cap } of shapes) {
     W[5] = 200; W[17] = -300; // beyond HF's clip of 120
     const kernel = await AltUpKernel.create(ctx);
     const xBuf = upload(ctx, x), rBuf = upload(ctx, r), wBuf = upload(ctx, W);
+    const normW = rng.normals(D, 1);
+    const normAt = 3; // n sits at an element offset of its buffer (the forward's shared block)
     for (const clip of [undefined, 120]) {
       const out = poisonedBuffer(ctx, 4 * ss * 4);
-      submitDispatches(ctx.device, [kernel.bindPredict({ streams: xBuf, router: rBuf, coefs: wBuf, out, tokens: T, dim: D, streamStride: ss, coefClip: clip })]);
+      const normed = poisonedBuffer(ctx, (normAt + T * D + 1) * 4);
+      const norm = { weight: upload(ctx, normW), eps: 1e-6, out: normed, offset: normAt };
+      submitDispatches(ctx.device, [kernel.bindPredict({ streams: xBuf, router: rBuf, coefs: wBuf, out, tokens: T, dim: D, streamStride: ss, coefClip: clip, norm })]);
       const got = new Float32Array(await download(ctx, out, 4 * ss * 4));
+      // n = RMSNorm_w(x̂_0) of the x̂_0 the kernel wrote (itself checked below): f64 norm, tolerance as the rmsnorm test's.
+      const gotN = new Float32Array(await download(ctx, normed, (normAt + T * D + 1) * 4));
+      const refN = new Float64Array(T * D);
+      for (let t = 0; t < T; t++) {
+        let sq = 0;
+        for (let d = 0; d < D; d++) sq += got[t * D + d] ** 2;
+        const inv = 1 / Math.sqrt(sq / D + 1e-6);
+        for (let d = 0; d < D; d++) refN[t * D + d] = got[t * D + d] * inv * normW[d];
+      }
+      assertClose(gotN.subarray(normAt, normAt + T * D), refN, { atol: 2e-5, rtol: 2e-5, tag: `${tag} n clip=${clip}` });
+      assert.ok(Number.isNaN(gotN[normAt + T * D]) && Number.isNaN(gotN[0]), `n written outside its rows ${tag}`);
       const ref = new Float64Array(4 * T * D), mag = new Float64Array(4 * T * D), act = new Float32Array(4 * T * D);
       for (let t = 0; t < T; t++) {
         const m = routerRef(r, t, D);

@@ -185,9 +185,9 @@ export class Gemma3nForward implements DecoderForward {
       // --- ROUTER + ALTUP PREDICT: x̂_i = x_i + Σ_k C[i][k] x_k, C = W_pred·tanh(W_r·RMSNorm(x_0)/D)
       norm(streams, lw.routerNorm, routerIn, D);
       mm(lw.router, routerIn, routerLogits);
-      perToken(k.altup.bindPredict({ ...streamsLayout, streams, router: routerLogits, coefs: lw.predictionCoefs, out: pred }));
-      // --- input norm of the active prediction a = x̂_0
-      norm(pred, lw.inputNorm, block, D, 1, { yOffset: nAt });
+      // --- with the input norm of the active prediction a = x̂_0: n = RMSNorm(a)
+      const normed = { weight: lw.inputNorm, eps, out: block, offset: nAt };
+      perToken(k.altup.bindPredict({ ...streamsLayout, streams, router: routerLogits, coefs: lw.predictionCoefs, out: pred, norm: normed }));
       // --- LAUREL: λ = n + RMSNorm(W_lr·W_ll·n) (its norm and sum happen in the combine below)
       mm(lw.laurelLeft, block, laurelMid, { xOffset: nAt });
       mm(lw.laurelRight, laurelMid, block, { yOffset: laurelAt });
