@@ -20,16 +20,25 @@
  *   - PLE rows uploaded: L × 256 values per token, in the table's format (int4 rows + scales in q4 mode).
  *   Activations, norms and uniforms are ignored (well under 1 % at E2B).
  *
+ * Decode step (bench/decode-profile.ts), at the short context: dispatches, passes and submits per token, dispatches
+ * per layer with each layer kind's kernel sequence, host ms per token (encode / submit / wait for the id) and each
+ * kernel's share of GPU time (timestamp queries, when the adapter has them), in Node and, with --chromium, in
+ * Chromium through the same code on a bench page.
+ *
  * Usage: npm run bench -- [--layers N] [--preset e2b|e4b] [--weights q4|float] [--quick] [--json FILE] [--vocab N]
  *   --layers N   keep every per-layer dimension real, scale the layer count (the output says so)
  *   --vocab N    smoke runs only: cut the LM head / PLE vocabulary (the output says so; nothing else cuts it)
  *   --quick      short mode for CI on SwiftShader (~2 min): --layers 1 unless given, prompt 32 only, 4 decode
  *                tokens, "long" context 128, a smaller bandwidth buffer; the real vocabulary (the output says so)
+ *   --chromium   also profile the decode step in Chromium (Playwright, a bench page: bench/chromium-decode.ts); on by
+ *                default in the full run when /usr/bin/chromium exists, off in --quick; --no-chromium turns it off
  *   --audio      the audio encoder's benchmark instead (bench/audio.ts: 30 s through the front end and the real-size
  *                tower; its own flags: --quick, --layers N, --seconds S, --json FILE; it exits when done)
  */
 // `npm run bench -- --audio`: the audio encoder's benchmark instead (bench/audio.ts; it exits when done).
 if (process.argv.includes('--audio')) await import('./audio.ts');
+// `npm run bench -- --vision`: the vision encoder's benchmark instead (bench/vision.ts; it exits when done).
+if (process.argv.includes('--vision')) await import('./vision.ts');
 import { writeFile } from 'node:fs/promises';
 import { createNodeGpuContext } from '../src/node/gpu.ts';
 import type { GpuContext } from '../src/gpu/device.ts';
@@ -40,6 +49,7 @@ import { formatFor } from '../src/model/gemma3n/quant-plan.ts';
 import type { WeightMode } from '../src/model/family.ts';
 import { dataBytes, scaleBytes } from '../src/formats/weight-format.ts';
 import { measureReadBandwidth } from './read-bandwidth.ts';
+import { formatDecodeProfile, profileDecode, type DecodeProfile } from './decode-profile.ts';
 
 interface Args {
   preset: Exclude<RandomPreset, 'tiny'>;
@@ -48,6 +58,8 @@ interface Args {
   weights: WeightMode;
   quick: boolean;
   json?: string;
+  /** undefined: auto (on in the full run where Chromium is installed). */
+  chromium?: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -61,7 +73,9 @@ function parseArgs(argv: string[]): Args {
   const weights = (value('weights') ?? 'q4') as WeightMode;
   if (weights !== 'q4' && weights !== 'float') throw new Error(`--weights must be q4 or float, got ${weights}`);
   const vocab = value('vocab');
-  return { preset, layers: layers === undefined ? undefined : Number(layers), vocab: vocab === undefined ? undefined : Number(vocab), weights, quick: argv.includes('--quick'), json: value('json') };
+  const quick = argv.includes('--quick');
+  const chromium = argv.includes('--chromium') ? true : argv.includes('--no-chromium') || quick ? false : undefined;
+  return { preset, layers: layers === undefined ? undefined : Number(layers), vocab: vocab === undefined ? undefined : Number(vocab), weights, quick, json: value('json'), chromium };
 }
 
 /** Weight bytes one decode token reads (see the header). */
@@ -174,6 +188,7 @@ async function main(): Promise<void> {
   await model.greedyToken();
   model.rewind(0);
 
+  let decodeProfile: DecodeProfile | undefined;
   const prefill: Array<{ promptTokens: number; tokensPerSecond: number; timeToFirstTokenMs: number }> = [];
   const decode: DecodeResult[] = [];
   const weightBytes = decodeWeightBytes(cfg, args.weights, ctx.f16);
@@ -215,6 +230,8 @@ async function main(): Promise<void> {
     if (i === 0) {
       decode.push(await measureDecode(first));
       log(`decode @${decode[decode.length - 1].context}: ${decode[decode.length - 1].tokensPerSecond.toFixed(2)} tok/s`);
+      decodeProfile = await profileDecode(ctx, model, { first: randomIds(1, 5, idLimit)[0], layers: cfg.numLayers, tokens: quick ? 2 : 8, timedTokens: quick ? 1 : 2 });
+      log(`decode step profiled: ${decodeProfile.perToken.dispatches} dispatches/token`);
     }
   }
   // Long context: fill the cache to `longContext` (not timed), then decode.
@@ -225,6 +242,14 @@ async function main(): Promise<void> {
 
   const memory = model.memory();
   model.dispose();
+  // Chromium: the same decode-step profile on a bench page (its own device and model, after this one is freed).
+  let chromiumProfile: (DecodeProfile & { adapter: string }) | undefined;
+  const chromium = args.chromium === false ? undefined : await import('./chromium-decode.ts');
+  if (chromium && (args.chromium || chromium.chromiumInstalled())) {
+    const { profileDecodeInChromium } = chromium;
+    chromiumProfile = await profileDecodeInChromium({ preset: args.preset, layers: cfg.numLayers, vocab: args.vocab, weights: args.weights, quick, maxContext });
+    log(`chromium decode step profiled: ${chromiumProfile.perToken.dispatches} dispatches/token`);
+  }
 
   const MB = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
   const GBs = (b: number) => `${(b / 1e9).toFixed(2)} GB/s`;
@@ -245,6 +270,9 @@ async function main(): Promise<void> {
       (d) =>
         `| context ${d.context} | ${d.tokensPerSecond.toFixed(2)} | ${d.msPerToken.toFixed(1)} | ${MB(d.bytesPerToken.total)} (${MB(d.bytesPerToken.weights)} + ${MB(d.bytesPerToken.kvCache)} + ${MB(d.bytesPerToken.pleRows)}) | ${d.rooflineMsPerToken.toFixed(2)} | ${d.rooflinePercent.toFixed(1)} % |`,
     ),
+    '',
+    decodeProfile ? formatDecodeProfile(decodeProfile, `Node (Dawn), ${layerNote}`) : '',
+    ...(chromiumProfile ? ['', formatDecodeProfile(chromiumProfile, `Chromium, ${chromiumProfile.adapter}`)] : []),
   ];
   console.log(lines.join('\n'));
   if (args.json) {
@@ -262,6 +290,8 @@ async function main(): Promise<void> {
       memory,
       prefill,
       decode,
+      decodeStep: decodeProfile,
+      decodeStepChromium: chromiumProfile,
     };
     await writeFile(args.json, JSON.stringify(report, null, 2) + '\n');
   }

@@ -2,7 +2,8 @@
  * The demo app: pick a model (hub, URL, GGUF, local files or the built-in random-weight tiny model), watch it load,
  * chat with streamed, safely rendered Markdown, and see the numbers (tokens/s, time to first token, context, GPU).
  * Plain DOM + the library's public API (src/index.ts); the model runs in the library's Web Worker. Audio: record
- * (recordAudio) or upload / drop a clip; "Transcribe" and "Translate to …" fill the prompt; the clip's length and
+ * (recordAudio) or upload / drop a clip; images: a button, the camera (`capture`), drop or paste, thumbnails in the
+ * conversation; "Transcribe" and "Translate to …" fill the prompt; the clip's length and
  * the encoder's time show on the message.
  *
  * `document.body.dataset.state` is 'idle' | 'loading' | 'ready' | 'generating' (for styling and for the e2e test).
@@ -64,6 +65,7 @@ const ui = {
   statTtft: $('stat-ttft'),
   statPrefill: $('stat-prefill'),
   statContext: $('stat-context'),
+  statEncode: $('stat-encode'),
   composer: $<HTMLFormElement>('composer'),
   prompt: $<HTMLTextAreaElement>('prompt'),
   send: $<HTMLButtonElement>('send'),
@@ -82,7 +84,19 @@ const ui = {
   attachmentLabel: $('attachment-label'),
   attachmentPlayer: $<HTMLAudioElement>('attachment-player'),
   attachmentRemove: $<HTMLButtonElement>('attachment-remove'),
+  attachImage: $<HTMLButtonElement>('attach-image'),
+  imageFile: $<HTMLInputElement>('image-file'),
+  camera: $<HTMLButtonElement>('camera'),
+  cameraFile: $<HTMLInputElement>('camera-file'),
+  imageAttachments: $('image-attachments'),
 };
+
+/** An image waiting to be sent with the next message (its object URL stays alive for the thumbnail). */
+interface ImageAttachment {
+  file: Blob;
+  url: string;
+  name: string;
+}
 
 /** An audio clip waiting to be sent with the next message. */
 interface Attachment {
@@ -101,6 +115,8 @@ interface Turn {
   element: HTMLLIElement;
   /** Seconds of audio in the message (user turns with a clip). */
   audioSeconds?: number;
+  /** Images in the message. */
+  images?: number;
 }
 
 let state: AppState = 'idle';
@@ -113,6 +129,7 @@ const turns: Turn[] = [];
 /** Positions in the KV cache after the last generation (prompt + reply). */
 let contextUsed = 0;
 let attachment: Attachment | undefined;
+let images: ImageAttachment[] = [];
 let recording: AudioRecording | undefined;
 /** The badge text of the loaded model (shown again when loading another one fails). */
 let loadedLabel = 'No model loaded';
@@ -134,6 +151,8 @@ function setState(next: AppState): void {
   ui.emptyText.firstChild!.textContent = ready || next === 'generating' ? 'Type a message. ' : 'Load a model, then type a message. ';
   const audio = (ready || next === 'generating') && (client?.info.media ?? []).includes('audio');
   for (const el of [ui.record, ui.uploadAudio, ui.transcribe, ui.translate, ui.translateTo]) el.disabled = !audio;
+  const vision = (ready || next === 'generating') && (client?.info.media ?? []).includes('image');
+  for (const el of [ui.attachImage, ui.camera]) el.disabled = !vision;
   if (!audio && (ready || next === 'generating') && client) ui.audioStatus.textContent = 'This model has no audio encoder.';
   else if (!client) ui.audioStatus.textContent = '';
 }
@@ -189,7 +208,8 @@ function showProgress(p: LoadProgress): void {
     // A media encoder loading on first use: one line in the audio bar.
     const what = p.phase === 'compile' ? 'compiling' : p.phase === 'cache-read' ? 'reading from the offline cache' : 'converting weights';
     const amount = p.total > 0 && p.phase !== 'compile' ? ` ${BYTE_PHASES.has(p.phase) ? `${formatBytes(p.loaded)} / ${formatBytes(p.total)}` : `${p.loaded} / ${p.total}`}` : '';
-    ui.audioStatus.textContent = p.phase === 'compile' && p.loaded === 1 ? 'Audio encoder ready.' : `Loading the ${p.component} encoder: ${what}${amount}…`;
+    const name = p.component === 'image' ? 'vision' : p.component;
+    ui.audioStatus.textContent = p.phase === 'compile' && p.loaded === 1 ? `${name === 'vision' ? 'Vision' : 'Audio'} encoder ready.` : `Loading the ${name} encoder: ${what}${amount}…`;
     return;
   }
   let row = ui.progress.querySelector<HTMLElement>(`[data-phase="${CSS.escape(p.phase)}"]`);
@@ -384,6 +404,7 @@ function updateContextStat(): void {
 function showFinalStats(s: GenerationStats): void {
   ui.statTps.textContent = formatRate(s.decodeTokensPerSecond);
   ui.statTtft.textContent = formatMs(s.timeToFirstTokenMs);
+  ui.statEncode.textContent = s.encodeMs !== undefined ? formatMs(s.encodeMs) : '–';
   ui.statPrefill.textContent = s.prefillTokens > 0 ? `${countOf(s.prefillTokens, 'token')} · ${formatRate(s.prefillTokensPerSecond)}` : `0 (${s.reusedTokens} reused)`;
   contextUsed = s.promptTokens + s.newTokens;
   updateContextStat();
@@ -391,7 +412,7 @@ function showFinalStats(s: GenerationStats): void {
 
 // ---------------------------------------------------------------- chat
 
-function addMessageElement(role: ChatMessage['role'], text: string, clip?: Attachment): HTMLLIElement {
+function addMessageElement(role: ChatMessage['role'], text: string, clip?: Attachment, pictures: readonly ImageAttachment[] = []): HTMLLIElement {
   const li = document.createElement('li');
   li.className = `message ${role}`;
   const who = document.createElement('span');
@@ -407,6 +428,17 @@ function addMessageElement(role: ChatMessage['role'], text: string, clip?: Attac
     line.className = 'clip';
     line.textContent = `🎵 ${clip.name} · ${formatDuration(clip.duration)}`;
     li.append(line);
+  }
+  if (pictures.length) {
+    const thumbs = document.createElement('div');
+    thumbs.className = 'thumbs';
+    for (const p of pictures) {
+      const img = document.createElement('img');
+      img.src = p.url;
+      img.alt = p.name;
+      thumbs.append(img);
+    }
+    li.append(thumbs);
   }
   li.append(body);
   ui.messages.append(li);
@@ -449,6 +481,39 @@ function detach(): void {
   attachment = undefined;
   ui.attachment.hidden = true;
   ui.attachmentPlayer.removeAttribute('src');
+}
+
+/** Adds images to the next message (button, camera, drop, paste); anything that is not an image is ignored. */
+function attachImages(files: Iterable<File>): void {
+  for (const file of files) {
+    if (!file.type.startsWith('image/')) continue;
+    images.push({ file, url: URL.createObjectURL(file), name: file.name || 'pasted image' });
+  }
+  showImageAttachments();
+}
+
+function showImageAttachments(): void {
+  ui.imageAttachments.replaceChildren(
+    ...images.map((image, i) => {
+      const figure = document.createElement('figure');
+      const img = document.createElement('img');
+      img.src = image.url;
+      img.alt = image.name;
+      const remove = document.createElement('button');
+      remove.type = 'button';
+      remove.textContent = '✕';
+      remove.setAttribute('aria-label', `Remove ${image.name}`);
+      remove.addEventListener('click', () => {
+        URL.revokeObjectURL(image.url);
+        images.splice(i, 1);
+        showImageAttachments();
+      });
+      figure.append(img, remove);
+      return figure;
+    }),
+  );
+  ui.imageAttachments.hidden = images.length === 0;
+  if (images.length) ui.audioStatus.textContent = `${images.length} image${images.length > 1 ? 's' : ''} attached (256 tokens each).`;
 }
 
 async function attachFile(file: File): Promise<void> {
@@ -565,15 +630,16 @@ async function generateReply(): Promise<void> {
     if (frame) cancelAnimationFrame(frame);
     render();
     showFinalStats(stats);
-    if (lastUser?.audioSeconds !== undefined) {
-      // The clip's length and what encoding it cost (nothing when the KV cache already held it).
+    if (lastUser?.audioSeconds !== undefined || lastUser?.images) {
+      // The media and what encoding it cost (nothing when the KV cache already held it).
       let meta = lastUser.element.querySelector<HTMLElement>('.meta');
       if (!meta) {
         meta = document.createElement('span');
         meta.className = 'meta';
         lastUser.element.append(meta);
       }
-      meta.textContent = `audio ${formatDuration(lastUser.audioSeconds)} · ${stats.encodeMs !== undefined ? `encoded in ${formatMs(stats.encodeMs)}` : 'from the cache'}`;
+      const what = [lastUser.images ? countOf(lastUser.images, 'image') : '', lastUser.audioSeconds !== undefined ? `audio ${formatDuration(lastUser.audioSeconds)}` : ''].filter(Boolean).join(' + ');
+      meta.textContent = `${what} · ${stats.encodeMs !== undefined ? `encoded in ${formatMs(stats.encodeMs)}` : 'from the cache'}`;
     }
     const meta = document.createElement('span');
     meta.className = 'meta';
@@ -601,21 +667,27 @@ function dropFailedReplies(): void {
 
 async function send(): Promise<void> {
   const text = ui.prompt.value.trim();
-  if ((!text && !attachment) || state !== 'ready') return;
+  if ((!text && !attachment && images.length === 0) || state !== 'ready') return;
   dropFailedReplies();
   ui.prompt.value = '';
   const clip = attachment;
+  const pictures = images;
   let content: ChatMessage['content'] = text;
-  if (clip) {
-    const parts: ContentPart[] = [{ type: 'audio', audio: { samples: clip.samples, sampleRate: clip.sampleRate } }];
+  if (clip || pictures.length) {
+    // Images first, then the clip, then the text (Gemma's documented order: media before the question).
+    const parts: ContentPart[] = pictures.map((p) => ({ type: 'image', image: p.file }));
+    if (clip) parts.push({ type: 'audio', audio: { samples: clip.samples, sampleRate: clip.sampleRate } });
     if (text) parts.push({ type: 'text', text });
     content = parts;
     attachment = undefined;
+    images = [];
     ui.attachment.hidden = true;
     ui.attachmentPlayer.removeAttribute('src');
+    ui.imageAttachments.replaceChildren();
+    ui.imageAttachments.hidden = true;
     ui.audioStatus.textContent = '';
   }
-  turns.push({ message: { role: 'user', content }, element: addMessageElement('user', text, clip), audioSeconds: clip?.duration });
+  turns.push({ message: { role: 'user', content }, element: addMessageElement('user', text, clip, pictures), audioSeconds: clip?.duration, images: pictures.length || undefined });
   await generateReply();
 }
 
@@ -691,12 +763,27 @@ function wire(): void {
     ui.audioFile.value = '';
   });
   ui.attachmentRemove.addEventListener('click', detach);
+  ui.attachImage.addEventListener('click', () => ui.imageFile.click());
+  ui.camera.addEventListener('click', () => ui.cameraFile.click());
+  for (const input of [ui.imageFile, ui.cameraFile]) {
+    input.addEventListener('change', () => {
+      attachImages(input.files ?? []);
+      input.value = '';
+    });
+  }
+  // Paste an image (a screenshot, a copied picture) anywhere on the page.
+  document.addEventListener('paste', (e) => {
+    const files = [...(e.clipboardData?.files ?? [])].filter((f) => f.type.startsWith('image/'));
+    if (!files.length || ui.attachImage.disabled) return;
+    e.preventDefault();
+    attachImages(files);
+  });
   ui.transcribe.addEventListener('click', () => fillPrompt('transcribe'));
   ui.translate.addEventListener('click', () => fillPrompt('translate'));
   // Drop an audio file anywhere on the chat.
   const chat = ui.messages.parentElement!;
   chat.addEventListener('dragover', (e) => {
-    if (!ui.uploadAudio.disabled && e.dataTransfer?.types.includes('Files')) {
+    if ((!ui.uploadAudio.disabled || !ui.attachImage.disabled) && e.dataTransfer?.types.includes('Files')) {
       e.preventDefault();
       ui.audioBar.classList.add('dragging');
     }
@@ -704,6 +791,11 @@ function wire(): void {
   chat.addEventListener('dragleave', () => ui.audioBar.classList.remove('dragging'));
   chat.addEventListener('drop', (e) => {
     ui.audioBar.classList.remove('dragging');
+    const pictures = [...(e.dataTransfer?.files ?? [])].filter((f) => f.type.startsWith('image/'));
+    if (pictures.length && !ui.attachImage.disabled) {
+      e.preventDefault();
+      attachImages(pictures);
+    }
     const file = [...(e.dataTransfer?.files ?? [])].find((f) => f.type.startsWith('audio/') || /\.(wav|mp3|ogg|opus|webm|m4a|flac)$/i.test(f.name));
     if (!file || ui.uploadAudio.disabled) return;
     e.preventDefault();

@@ -12,8 +12,9 @@
 // and node: builtins stay external. WGSL `?raw` imports are inlined as strings. Licenses of bundled packages go
 // to dist/THIRD_PARTY_LICENSES.md.
 import { build } from 'rolldown';
+import { wgslRaw } from './rolldown-wgsl.mjs';
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, sep } from 'node:path';
+import { join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -21,19 +22,6 @@ const dist = join(root, 'dist');
 
 const WORKER_ENTRY = 'gemma3n-webgpu-worker';
 const WORKER_SOURCE_URL = './runtime/worker.ts';
-
-/** `import src from '../../shaders/x.wgsl?raw'` -> the file's text (what Vite and scripts/wgsl-hooks.mjs do). */
-const wgslRaw = {
-  name: 'wgsl-raw',
-  resolveId(source, importer) {
-    if (!source.endsWith('.wgsl?raw') || !importer) return null;
-    return join(dirname(importer), source.slice(0, -'?raw'.length)) + '?raw';
-  },
-  load(id) {
-    if (!id.endsWith('.wgsl?raw')) return null;
-    return `export default ${JSON.stringify(readFileSync(id.slice(0, -'?raw'.length), 'utf8'))};`;
-  },
-};
 
 /** In src/index.ts, the worker URL names the source file; in dist it names the worker entry beside the module. */
 const workerUrl = {
@@ -57,7 +45,8 @@ const result = await build({
     cli: 'src/node/cli.ts',
   },
   platform: 'browser',
-  external: ['webgpu', /^node:/],
+  // The CLI decodes PNG/JPEG through transformers.js' RawImage when it is installed (an optional extra, never bundled).
+  external: ['webgpu', '@huggingface/transformers', /^node:/],
   plugins: [wgslRaw, workerUrl],
   output: {
     dir: dist,

@@ -52,6 +52,7 @@ export { connectGemmaWorker, GemmaClient, type LoadOptions };
 export { GenerationStream } from './runtime/generation-stream.ts';
 export { recordAudio, type AudioRecording, type RecordAudioOptions, type RecordedClip } from './runtime/media/recorder.ts';
 export { decodeAudioSource, type DecodedClip } from './runtime/media/audio-input.ts';
+export { sampleVideoFrames, TOKENS_PER_FRAME, type SampleVideoOptions, type SampledVideo } from './runtime/media/video-frames.ts';
 export { listCachedModels, deleteCachedModel, clearCache, cacheUsage, persistCache, type CacheUsage, type CacheKey, type CachedModelInfo } from './cache-api.ts';
 export { GemmaError, type GemmaErrorCode } from './errors.ts';
 export type {

@@ -5,6 +5,7 @@
  * decoder, freed on its own). The registry (src/model/registry.ts MEDIA_ENCODERS) lists one family per modality;
  * what each encoder computes (encode) is the modality's own API.
  */
+import { GemmaError } from '../errors.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import type { Checkpoint } from '../io/checkpoint.ts';
 import type { ConvertedTensor } from './converted-tensor.ts';
@@ -55,4 +56,13 @@ export interface MediaEncoderFamily<E extends MediaEncoder = MediaEncoder> {
   /** The storage the family uses for a decoder weight mode (part of its offline-cache key: 'q8', 'f32', ...). */
   storageFor(weights: WeightMode): string;
   load(gpu: GpuContext, checkpoint: Checkpoint, options: MediaEncoderLoadOptions): Promise<E>;
+}
+
+/** A top-level config.json token id a media span needs (`image_token_id`, `boa_token_id`, ...), or a clear error. */
+export function configTokenId(config: unknown, key: string, modality: string): number {
+  const v = (config as Record<string, unknown> | null)?.[key];
+  if (!Number.isInteger(v) || (v as number) < 0) {
+    throw new GemmaError('unsupported-config', `config.json ${key} = ${JSON.stringify(v)}: ${modality} prompts need this token id (a full Gemma 3n config has it).`);
+  }
+  return v as number;
 }

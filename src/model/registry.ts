@@ -12,15 +12,17 @@ import type { MediaEncoderFamily } from './media-encoder.ts';
 import { gemma3nFamily } from './gemma3n/family.ts';
 import { gemma4Family } from './gemma4/family.ts';
 import { audioEncoderFamily } from './audio/family.ts';
+import { visionEncoderFamily } from './vision/family.ts';
+import { overlayCheckpoint } from '../io/checkpoint-overlay.ts';
 
 /** Every family this library runs. */
 export const MODEL_FAMILIES: readonly ModelFamily[] = [gemma3nFamily, gemma4Family];
 
 /**
  * Media encoders by modality (soft tokens for a prompt's media spans), loaded from the decoder's checkpoint when
- * first needed (src/model/media-encoder.ts is their common contract). The vision family joins as `image`.
+ * first needed (src/model/media-encoder.ts is their common contract).
  */
-export const MEDIA_ENCODERS = { audio: audioEncoderFamily } as const;
+export const MEDIA_ENCODERS = { audio: audioEncoderFamily, image: visionEncoderFamily } as const;
 
 /** The encoder family of a modality, or undefined when this build has none. */
 export function mediaEncoderFamily(modality: string): MediaEncoderFamily | undefined {
@@ -69,5 +71,9 @@ export function randomCheckpoint(options: RandomCheckpointOptions): Checkpoint {
     const known = MODEL_FAMILIES.filter((f) => f.randomCheckpoint).map((f) => f.name).join(', ');
     throw new GemmaError('invalid-argument', `randomCheckpoint: no random checkpoints for family ${JSON.stringify(name)} (available: ${known}).`);
   }
-  return family.randomCheckpoint(options);
+  const checkpoint = family.randomCheckpoint(options);
+  // A tower family that draws its own random weights (the vision tower: the procedural fixture's generator) adds
+  // them beside the decoder's when the config names its architecture.
+  const tower = visionEncoderFamily.randomTower(checkpoint.config);
+  return tower ? overlayCheckpoint(checkpoint, tower) : checkpoint;
 }

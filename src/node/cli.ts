@@ -28,7 +28,11 @@ audio-features: raw float32 mono samples -> resampled to 16 kHz when HZ differs 
 writes the soft tokens [n, D] float32, prints {"shape":[n,D],"valid":[...],...}; --mask: one byte per frame, 0 = padded;
 random:PRESET draws the tower's weights at that preset's audio config.
 SIZE (logits, generate; MatFormer, a sub-model cut from SRC): --size NAME (a published E4B configuration: E2B,
-  E2.54B, …) or --skip-layers a,b and/or --ffn-widths w1,w2,… (one width per kept layer).`;
+  E2.54B, …) or --skip-layers a,b and/or --ffn-widths w1,w2,… (one width per kept layer).
+  gemma3n-webgpu embed-image --model DIR --image FILE(.png|.jpg|.rgb8) [--size WxH] [--out FILE.f32] [--features FILE.f32]
+                             [--weights bf16|f16|f32]
+embed-image: the library's Pillow-exact preprocessing, the vision tower and embed_vision; writes the soft tokens
+[256, D] float32 (--features: the tower's output [2048, 16, 16] as HF lays it out), prints {"shape":[256,D],...}.`;
 
 function parseArgs(argv: string[]): { command: string; flags: Map<string, string> } {
   const [command, ...rest] = argv;
@@ -74,7 +78,8 @@ function parseSize(flags: Map<string, string>): ModelSize | undefined {
 }
 
 async function run(argv: string[]): Promise<unknown> {
-  // The audio commands live in cli-audio.ts, loaded only when used.
+  // The audio and vision commands live in cli-audio.ts / cli-vision.ts, loaded only when used.
+  if (argv[0] === 'embed-image') return (await import('./cli-vision.ts')).runEmbedImage(argv.slice(1));
   if (argv[0] === 'audio-features' || argv[0] === 'embed-audio') return (await import('./cli-audio.ts')).runAudioCommand(argv);
   const { command, flags } = parseArgs(argv);
   const modelPath = flags.get('model');

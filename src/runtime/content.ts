@@ -6,8 +6,9 @@
  * Gemma3nProcessor does).
  *
  * Modalities are generic: a wire media part names its modality and carries that modality's payload; the worker
- * hands it to the encoder registered for the modality (src/model/registry.ts MEDIA_ENCODERS). Image and video parts
- * are typed here so that callers can write them today; their preparation and encoder come with the vision work.
+ * hands it to the encoder registered for the modality (src/model/registry.ts MEDIA_ENCODERS). Images (and video
+ * frames, one image each) cross as compressed bytes, an ImageBitmap or RGBA pixels, and are decoded in the worker
+ * (src/runtime/media/image-decode.ts).
  */
 
 /** The kinds of media a Gemma 3n prompt can carry (one encoder family each). */
@@ -63,7 +64,11 @@ export interface AudioFeaturesPart {
   mask?: Uint8Array;
 }
 
-/** Image sources (decoded and resized by the vision front end). */
+/**
+ * Image sources: a `Blob` / `File` (PNG, JPEG, WebP, GIF, BMP, AVIF: what the browser decodes), an `ImageBitmap`,
+ * `ImageData`, an `<img>` (loaded), a canvas or OffscreenCanvas, a `VideoFrame`, or a URL (http(s), `blob:`,
+ * `data:`, fetched by the page). The worker decodes and resizes them exactly as Hugging Face's processor does.
+ */
 export type ImageSource = Blob | ImageBitmap | ImageData | HTMLImageElement | HTMLCanvasElement | OffscreenCanvas | VideoFrame | URL | string;
 
 export interface ImagePart {
@@ -77,10 +82,13 @@ export interface ImageUrlPart {
   image_url: { url: string };
 }
 
-/** A short video as a series of frames (each one image span). */
+/**
+ * A short video as a series of frames, each one image span (256 tokens + its begin/end tokens): sample them with
+ * `sampleVideoFrames()` (src/runtime/media/video-frames.ts), which says how many tokens they take.
+ */
 export interface VideoPart {
   type: 'video';
-  frames: ImageSource[];
+  frames: readonly ImageSource[];
 }
 
 export type ContentPart = TextPart | AudioPart | InputAudioPart | AudioFeaturesPart | ImagePart | ImageUrlPart | VideoPart;
@@ -95,10 +103,19 @@ export type AudioPayload =
   | { kind: 'samples'; samples: Float32Array; sampleRate: number; truncate: boolean }
   | { kind: 'features'; features: Float32Array; mask?: Uint8Array };
 
-/** The payload each modality's wire part carries (the vision work defines the image one). */
+/**
+ * An image as it crosses to the worker: compressed file bytes (decoded there with createImageBitmap), an ImageBitmap
+ * (transferred), or 8-bit pixels (RGBA from ImageData; RGB or grey from Node callers), row-major.
+ */
+export type ImagePayload =
+  | { kind: 'encoded'; bytes: Uint8Array; mime: string }
+  | { kind: 'bitmap'; bitmap: ImageBitmap }
+  | { kind: 'pixels'; data: Uint8Array | Uint8ClampedArray; width: number; height: number; channels: 1 | 3 | 4 };
+
+/** The payload each modality's wire part carries. */
 export interface MediaPayloads {
   audio: AudioPayload;
-  image: { kind: string; [key: string]: unknown };
+  image: ImagePayload;
 }
 
 export type WireMediaPart = {

@@ -113,8 +113,19 @@ export class Prompt {
       const rows = await m.rows;
       out.push({ offset: from - start, rows: rows.subarray((from - m.start) * width, (to - m.start) * width) });
     }
+    softTokenProbe()?.(start, out);
     return out;
   }
+}
+
+/**
+ * Observability for tests: a function a test puts on the worker's global scope (`__gemma3nSoftTokenProbe`, e.g.
+ * through Playwright's worker.evaluate) sees every soft-token chunk on its way to the decoder (the chunk's first
+ * position, then the rows by offset): what the decoder receives at media positions, through the shipped worker.
+ */
+function softTokenProbe(): ((start: number, soft: readonly SoftTokens[]) => void) | undefined {
+  const probe = (globalThis as { __gemma3nSoftTokenProbe?: unknown }).__gemma3nSoftTokenProbe;
+  return typeof probe === 'function' ? (probe as (start: number, soft: readonly SoftTokens[]) => void) : undefined;
 }
 
 /** Length of the longest common prefix of two key sequences. */

@@ -143,11 +143,40 @@ function assertWorks(name: string, origin: string, run: PageRun, cdn?: string): 
   assert.ok(!run.requests.some((u) => /onnx|ort-wasm|\.wasm(\?|$)/.test(u)), `${name}: requested onnxruntime`);
 }
 
-/** Every file the app's build emitted was requested by the run (webpack's extracted *.LICENSE.txt aside). */
-function assertAllRequested(name: string, origin: string, files: Array<{ path: string }>, run: PageRun): void {
+/**
+ * Strings only the media encoders' code holds (src/model/<audio|vision>/encoder.ts): they mark the chunks those are
+ * emitted in. Both are imported on first use, so a text-only chat must not request them where the bundler gives them
+ * a chunk of their own (Vite's default iife worker format inlines them into the worker instead).
+ */
+const LAZY_ENCODER_MARKERS = { vision: 'Encoding the image was aborted.', audio: 'Encoding the audio was aborted.' };
+
+/** The emitted JS files holding each lazy encoder, split into chunks of their own and files the worker itself is. */
+async function lazyEncoderFiles(dir: string, files: Array<{ path: string }>, workerPaths: Set<string>): Promise<Record<string, { own: string[]; inWorker: string[] }>> {
+  const out: Record<string, { own: string[]; inWorker: string[] }> = {};
+  const texts = new Map<string, string>();
+  for (const f of files) if (f.path.endsWith('.js')) texts.set(f.path, await readFile(join(dir, f.path), 'utf8'));
+  for (const [name, marker] of Object.entries(LAZY_ENCODER_MARKERS)) {
+    const holders = [...texts].filter(([, text]) => text.includes(marker)).map(([path]) => path);
+    out[name] = { own: holders.filter((p) => !workerPaths.has('/' + p)), inWorker: holders.filter((p) => workerPaths.has('/' + p)) };
+  }
+  return out;
+}
+
+/**
+ * Every file the app's build emitted was requested by the run (webpack's extracted *.LICENSE.txt aside), except the
+ * media encoders' own chunks, which a text-only chat must never request.
+ */
+async function assertAllRequested(name: string, origin: string, dir: string, files: Array<{ path: string }>, run: PageRun): Promise<void> {
   const requested = new Set(run.requests.map((u) => new URL(u).pathname));
-  const unused = files.filter((f) => !f.path.endsWith('.LICENSE.txt') && !requested.has('/' + f.path) && !(f.path === 'index.html' && requested.has('/')));
+  const lazy = await lazyEncoderFiles(dir, files, new Set(run.workers.map((u) => new URL(u).pathname)));
+  const own = new Set(Object.values(lazy).flatMap((l) => l.own));
+  const unused = files.filter((f) => !own.has(f.path) && !f.path.endsWith('.LICENSE.txt') && !requested.has('/' + f.path) && !(f.path === 'index.html' && requested.has('/')));
   assert.deepEqual(unused, [], `${name}: emitted files the page never requested (${origin})`);
+  for (const [encoder, l] of Object.entries(lazy)) {
+    report(`${name}: the ${encoder} encoder is ${l.own.length ? `a chunk of its own (${l.own.join(', ')})` : `inlined in the worker (${l.inWorker.join(', ')})`}; a text-only chat requested: ${l.own.filter((f) => requested.has('/' + f)).join(', ') || 'none of it'}`);
+    assert.equal(l.own.length + l.inWorker.length, 1, `${name}: the ${encoder} encoder is in ${JSON.stringify(l)}`);
+    assert.deepEqual(l.own.filter((f) => requested.has('/' + f)), [], `${name}: a text-only chat downloaded the ${encoder} encoder`);
+  }
 }
 
 const sum = (values: Iterable<number>) => [...values].reduce((a, b) => a + b, 0);
@@ -211,7 +240,7 @@ test('Vite build: the default worker is emitted and loads; golden tokens; every 
   cleanups.push(() => server.close());
   const run = await runPage(server.url);
   assertWorks('vite build', server.url, run);
-  assertAllRequested('vite build', server.url, files, run);
+  await assertAllRequested('vite build', server.url, outDir, files, run);
   const firstVisit = sum(run.scripts.values());
   // Vite bundles the worker with everything it imports into one file.
   const worker = run.scripts.get(new URL(run.workers[0]).pathname) ?? 0;
@@ -259,7 +288,7 @@ test('webpack 5 (production): the default worker is emitted and loads; golden to
   cleanups.push(() => server.close());
   const run = await runPage(server.url);
   assertWorks('webpack', server.url, run);
-  assertAllRequested('webpack', server.url, files, run);
+  await assertAllRequested('webpack', server.url, outDir, files, run);
   report(`webpack, first visit: ${sum(run.scripts.values())} bytes of JS`);
 });
 
@@ -272,6 +301,14 @@ test('no bundler: an import map to node_modules/gemma3n-webgpu/dist, served as f
   assertWorks('no bundler', server.url, run);
   const firstVisit = sum(run.scripts.values());
   report(`no bundler, first visit: ${firstVisit} bytes of JS from dist/ (${[...run.scripts].map(([p, b]) => `${p} ${b}`).join(', ')})`);
+  // dist/ splits each media encoder into a chunk of its own: a text-only chat requests neither.
+  const dist = join(app, 'node_modules/gemma3n-webgpu/dist');
+  const lazy = await lazyEncoderFiles(dist, await listFiles(dist), new Set());
+  for (const [encoder, l] of Object.entries(lazy)) {
+    assert.equal(l.own.length, 1, `dist/: the ${encoder} encoder should be one chunk of its own, found in ${JSON.stringify(l.own)}`);
+    assert.ok(!run.requests.some((u) => u.endsWith('/dist/' + l.own[0])), `no bundler: a text-only chat downloaded the ${encoder} encoder (dist/${l.own[0]})`);
+    report(`no bundler: the ${encoder} encoder is dist/${l.own[0]}, not requested by a text-only chat`);
+  }
   assert.ok(firstVisit <= BOUNDS.plainFirstVisitJsBytes, `first visit downloads ${firstVisit} bytes of JS, over ${BOUNDS.plainFirstVisitJsBytes}`);
 });
 

@@ -244,6 +244,32 @@ test('demo: records a clip (fake microphone) and uploads a WAV; Transcribe / Tra
   await waitState(page, 'ready');
 });
 
+test('demo: attaches an image with the button (and the camera input takes photos); thumbnail, encode time in the live figures', async () => {
+  const t0 = performance.now();
+  assert.equal(await state(page), 'ready', 'the previous tests left the built-in model loaded');
+  await page.fill('#max-tokens', '2');
+  assert.match(await page.textContent('#random-notice') ?? '', /vision\s+encoder is random as well/);
+  assert.equal(await page.getAttribute('#camera-file', 'capture'), 'environment', 'the camera button opens the camera on phones');
+  const png = await readFile(join(REPO_ROOT, 'test/fixtures/gemma3n-vision-procedural/image_c.png'));
+  await page.setInputFiles('#image-file', { name: 'photo.png', mimeType: 'image/png', buffer: png });
+  await page.waitForSelector('#image-attachments:not([hidden]) img');
+  await page.fill('#prompt', 'What is in this photo?');
+  await page.click('#send');
+  await waitState(page, 'generating', 30_000);
+  await waitState(page, 'ready', 600_000);
+  assert.equal(await page.$$eval('.message.user', (els) => els.at(-1)?.querySelectorAll('.thumbs img').length), 1, 'the thumbnail is in the conversation');
+  assert.equal(await page.isHidden('#image-attachments'), true, 'the composer is cleared');
+  const meta = await page.$$eval('.message.user .meta', (els) => els.at(-1)?.textContent ?? '');
+  assert.match(meta, /^1 image · encoded in \d/);
+  assert.match((await page.textContent('#stat-encode')) ?? '', /\d/, 'the encode time is in the live figures');
+  const reply = await page.$$eval('.message.assistant', (els) => els.at(-1)?.getAttribute('data-failed'));
+  assert.equal(reply, null, 'the reply did not fail');
+  await screenshot(page, 'demo-image.png');
+  await page.click('#clear');
+  await waitState(page, 'ready');
+  console.log(`# demo image test: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+});
+
 test('demo: loading another model keeps the working one until it has loaded; a hidden field never blocks Load', async () => {
   // Continues from the previous test: the built-in model is loaded.
   await waitState(page, 'ready', 60_000);

@@ -17,6 +17,22 @@ import type { Delta, GenerateRequest, GenerationStats, LoadRequest } from '../..
 import { recordAudio, decodeAudioSource } from '../../src/index.ts';
 import { prepareMessages } from '../../src/runtime/media/prepare.ts';
 import { encodeWav } from '../../src/audio/wav.ts';
+import { sampleVideoFrames } from '../../src/index.ts';
+import { prepareImageSource } from '../../src/runtime/media/image-input.ts';
+import { decodeImagePayload } from '../../src/runtime/media/image-decode.ts';
+import { MEDIA_ENCODERS } from '../../src/model/registry.ts';
+
+/**
+ * The library's own image preprocessing on this page (the same createImageBitmap + OffscreenCanvas decode the
+ * worker runs, then the Pillow-exact resize): the resized RGB pixels, and what the decode gave.
+ */
+async function preprocessOnPage(image: Blob, size = 768) {
+  const { payload } = await prepareImageSource(image, 'test image');
+  const decoded = await decodeImagePayload(payload, 'test image');
+  const rgb = new Uint8Array(decoded.width * decoded.height * 3);
+  for (let i = 0; i < decoded.width * decoded.height; i++) for (let c = 0; c < 3; c++) rgb[3 * i + c] = decoded.data[i * decoded.channels + c];
+  return { width: decoded.width, height: decoded.height, channels: decoded.channels, rgb, resized: MEDIA_ENCODERS.image.resize(rgb, decoded.width, decoded.height, 3, size, size) };
+}
 
 /**
  * A compressed clip made by Chromium itself: an oscillator (a chirp) played into a MediaStream and recorded with the
@@ -212,6 +228,9 @@ const T = {
   prepareMessages,
   encodeWav,
   chromiumRecording,
+  prepareImageSource,
+  preprocessOnPage,
+  sampleVideoFrames,
   testWorker: () => new Worker(new URL('./test-worker.ts', import.meta.url), { type: 'module', name: 'gemma-test' }),
   /** The test worker's extra endpoint (test-worker.ts): destroy its GPU device, read its requestAdapter options. */
   testWorkerControl: (worker: Worker) => wrap<{ loseDevice(): boolean; adapterOptions(): GPURequestAdapterOptions | undefined }>(worker),

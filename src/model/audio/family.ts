@@ -4,11 +4,10 @@
  * model.audio_tower.* / model.embed_audio.* tensors), freed on its own. Callers outside src/model/audio/ reach it
  * through the registry only.
  */
-import { GemmaError } from '../../errors.ts';
 import type { GpuContext } from '../../gpu/device.ts';
 import type { Checkpoint } from '../../io/checkpoint.ts';
 import type { WeightMode } from '../family.ts';
-import type { MediaEncoderFamily, MediaEncoderLoadOptions, MediaSpanLayout } from '../media-encoder.ts';
+import { configTokenId, type MediaEncoderFamily, type MediaEncoderLoadOptions, type MediaSpanLayout } from '../media-encoder.ts';
 import { AUDIO_TOWER_PROBE_TENSOR, audioLengths, hasAudioConfig, parseAudioTowerConfig, type AudioTowerConfig } from './config.ts';
 import type { AudioEncoder, AudioEncoderOptions } from './encoder.ts';
 import type { AudioWeightFormat } from './weights.ts';
@@ -17,14 +16,7 @@ export type { AudioEncoder, AudioEncoding, AudioEncoderOptions, AudioEncoderMemo
 export type { AudioWeightFormat, AudioWeightPlan } from './weights.ts';
 export type { AudioTowerConfig } from './config.ts';
 
-/** A top-level config.json integer id, or a clear error naming it. */
-function configId(config: unknown, key: string): number {
-  const v = (config as Record<string, unknown> | null)?.[key];
-  if (!Number.isInteger(v) || (v as number) < 0) {
-    throw new GemmaError('unsupported-config', `config.json ${key} = ${JSON.stringify(v)}: audio prompts need this token id (a full Gemma 3n config has it).`);
-  }
-  return v as number;
-}
+const configId = (config: unknown, key: string): number => configTokenId(config, key, 'audio');
 
 export const audioEncoderFamily = {
   name: 'gemma3n-audio',

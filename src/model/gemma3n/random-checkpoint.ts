@@ -7,9 +7,11 @@
  *   tokenizer and chat template drive it. Every structural feature is present: sliding and full layers, KV sharing
  *   (layers 2 and 3 read the caches of 0 and 1), activation sparsity on layer 0, per-layer intermediate sizes,
  *   vision/audio hard-token embedders, and an audio tower (`model.audio_tower.*`: 2 conformer blocks of width 48,
- *   the real attention chunking, sub-sampler and time reduction, so a 30 s clip makes E2B's 188 soft tokens). Used by
- *   the demo's built-in model (audio input included) and by the runtime's browser tests.
- * - `e2b` / `e4b`: the real dimensions (formats doc §1.3), the audio tower at its real config too; `layers` scales
+ *   the real attention chunking, sub-sampler and time reduction, so a 30 s clip makes E2B's 188 soft tokens). Its
+ *   vision_config names a small vision tower whose tensors the registry adds (src/model/registry.ts randomCheckpoint:
+ *   every MobileNet-V5 block kind at the real 768 x 768 input and 256 soft tokens per image). Used by the demo's
+ *   built-in model (audio and image input included) and by the runtime's browser tests.
+ * - `e2b` / `e4b`: the real dimensions (formats doc §1.3), the audio and vision towers at their real configs; `layers` scales
  *   the layer count with every per-layer dimension kept (for benchmarks with `loadWeights({ random: true })`, which
  *   only needs the config).
  *
@@ -60,6 +62,8 @@ interface PresetDims {
   /** Every `fullEvery`-th layer (1-based) is full attention. */
   fullEvery: number;
   visionHidden: number;
+  /** vision_config.architecture (timm's name, or the library's small random tower). */
+  visionArch: string;
   audioHidden: number;
   /** Audio tower: conformer blocks, attention heads, sub-sampler channels. */
   audioLayers: number;
@@ -83,13 +87,14 @@ const PRESETS: Record<RandomPreset, PresetDims> = {
     slidingWindow: 32,
     fullEvery: 2,
     visionHidden: 64,
+    visionArch: 'gemma3n_webgpu_tiny_random',
     audioHidden: 48,
     audioLayers: 2,
     audioHeads: 4,
     audioChannels: [16, 8],
   },
-  e2b: { hidden: 2048, ple: 256, layers: 30, kvShared: 10, sparseLayers: 10, intermediate: () => 8192, heads: 8, kvHeads: 2, headDim: 256, laurelRank: 64, slidingWindow: 512, fullEvery: 5, visionHidden: 2048, audioHidden: 1536, audioLayers: 12, audioHeads: 8, audioChannels: [128, 32] },
-  e4b: { hidden: 2048, ple: 256, layers: 35, kvShared: 15, sparseLayers: 10, intermediate: () => 16384, heads: 8, kvHeads: 2, headDim: 256, laurelRank: 64, slidingWindow: 512, fullEvery: 5, visionHidden: 2048, audioHidden: 1536, audioLayers: 12, audioHeads: 8, audioChannels: [128, 32] },
+  e2b: { hidden: 2048, ple: 256, layers: 30, kvShared: 10, sparseLayers: 10, intermediate: () => 8192, heads: 8, kvHeads: 2, headDim: 256, laurelRank: 64, slidingWindow: 512, fullEvery: 5, visionHidden: 2048, visionArch: 'mobilenetv5_300m_enc', audioHidden: 1536, audioLayers: 12, audioHeads: 8, audioChannels: [128, 32] },
+  e4b: { hidden: 2048, ple: 256, layers: 35, kvShared: 15, sparseLayers: 10, intermediate: () => 16384, heads: 8, kvHeads: 2, headDim: 256, laurelRank: 64, slidingWindow: 512, fullEvery: 5, visionHidden: 2048, visionArch: 'mobilenetv5_300m_enc', audioHidden: 1536, audioLayers: 12, audioHeads: 8, audioChannels: [128, 32] },
 };
 
 /**
@@ -102,6 +107,7 @@ export function randomGemma3nConfig(preset: RandomPreset = 'tiny', layers?: numb
   if (!Number.isInteger(vocabSize) || vocabSize < 512) throw new RangeError(`vocabSize must be an integer ≥ 512, got ${vocabSize}`);
   const pleVocab = vocabSize - (GEMMA3N_VOCAB_SIZE - GEMMA3N_PLE_VOCAB_SIZE);
   const p = PRESETS[preset];
+  const mediaTextIds = pleVocab >= 6145 ? pleVocab - 6145 : pleVocab - 2;
   const L = layers ?? p.layers;
   if (!Number.isInteger(L) || L < 1) throw new RangeError(`layers must be a positive integer, got ${layers}`);
   const layerTypes = Array.from({ length: L }, (_, i) => ((i + 1) % p.fullEvery === 0 ? 'full_attention' : 'sliding_attention'));
@@ -153,14 +159,18 @@ export function randomGemma3nConfig(preset: RandomPreset = 'tiny', layers?: numb
     eos_token_id: [1, 106],
     bos_token_id: 2,
     pad_token_id: 0,
-    boi_token_id: 255999,
-    eoi_token_id: 262144,
-    image_token_id: 262145,
-    boa_token_id: 256000,
-    eoa_token_id: 262272,
-    audio_token_id: 262273,
+    // The real ids (255999, 256000 in the text vocabulary; the rest in the multimodal one), kept inside a vocabulary
+    // that vocabSize cuts (then boi/boa are the last two text ids).
+    boi_token_id: mediaTextIds,
+    eoi_token_id: pleVocab,
+    image_token_id: pleVocab + 1,
+    boa_token_id: mediaTextIds + 1,
+    eoa_token_id: pleVocab + 128,
+    audio_token_id: pleVocab + 129,
     text_config: text,
-    vision_config: { model_type: 'gemma3n_vision', hidden_size: p.visionHidden, vocab_offset: pleVocab, vocab_size: 128, rms_norm_eps: 1e-6 },
+    // The tower's tensors come from the vision family (src/model/registry.ts randomCheckpoint): the real
+    // MobileNet-V5-300M for e2b/e4b, a small tower of every block kind for tiny.
+    vision_config: { model_type: 'gemma3n_vision', architecture: p.visionArch, hidden_size: p.visionHidden, vocab_offset: pleVocab, vocab_size: 128, rms_norm_eps: 1e-6, model_args: null },
     // The audio tower's other keys take HF's defaults (E2B's values: chunk 12, context 13, reduction 4, 3x3/2x2
     // sub-sampling of 128 mel bins), so the tiny tower makes the real 188 soft tokens per 30 s clip.
     audio_config: {

@@ -33,7 +33,7 @@ const META_KIND = 'gemma3n-converted/1';
 /** Readback slice: bounds the host memory the writer holds to one slice of one tensor. */
 const READBACK_BYTES = 16 * 1024 * 1024;
 
-type StoredDtype = 'F32' | 'F16' | 'Q4_0' | 'Q8_0';
+type StoredDtype = 'F32' | 'F16' | 'BF16' | 'Q4_0' | 'Q8_0';
 
 interface IndexEntry {
   name: string;
@@ -93,6 +93,11 @@ export class ConvertedCacheWriter {
     if (t.kind === 'f32') {
       await this.write(new Uint8Array(t.values.buffer, t.values.byteOffset, t.values.byteLength));
       this.tensors.push({ name: t.name, shape: t.shape, dtype: 'F32', offset: start, bytes: t.values.byteLength });
+      return;
+    }
+    if (t.kind === 'float') {
+      await this.write(t.bytes);
+      this.tensors.push({ name: t.name, shape: t.shape, dtype: t.dtype, offset: start, bytes: t.bytes.byteLength });
       return;
     }
     if (t.kind === 'ple') {
@@ -191,7 +196,7 @@ export class ConvertedCheckpoint implements Checkpoint {
 
   async read(name: string, rows?: RowRange): Promise<TensorBytes> {
     const t = this.entry(name);
-    if (t.dtype !== 'F32' && t.dtype !== 'F16') {
+    if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16') {
       throw new GemmaError('internal', `${this.name}: ${name} is cached as ${t.dtype}; read it with readPackedAs`);
     }
     const { start, count } = rows ?? { start: 0, count: t.shape[0] ?? 1 };

@@ -9,6 +9,8 @@ import { GemmaError } from '../../errors.ts';
 export const MEDIA_PREPROCESSING_VERSION = {
   /** Downmix, windowed-sinc resampler to 16 kHz, 30 s segments, Gemma 3n log-mel (src/audio/). */
   audio: 'audio/1',
+  /** Decoded 8-bit pixels as hashed (RGBA/RGB/grey); the resize and rescale are the vision family's preprocessingId. */
+  image: 'image/1',
 } as const;
 
 /** Hex SHA-256 (first 128 bits) of the header string followed by the byte views. */

@@ -1,13 +1,15 @@
 /**
  * The page's side of message content: turns the parts a caller writes (ContentPart) into the parts that cross to the
  * worker (WirePart: decoded media in typed arrays), and lists those arrays' buffers for transfer, so the samples
- * move to the worker without a structured-clone copy. One preparer per part type (PART_PREPARERS): the audio ones
- * are here; the vision work adds 'image', 'image_url' and 'video'. Every error names the part.
+ * move to the worker without a structured-clone copy. One preparer per part type (PART_PREPARERS): audio is decoded
+ * here (Web Audio lives on the page); images only read (image-input.ts) and are decoded in the worker; a video is one
+ * image part per frame. Every error names the part.
  */
 import { GemmaError } from '../../errors.ts';
 import type { ChatMessage, PromptInput } from '../protocol.ts';
-import type { ContentPart, WireMessage, WirePart, WirePromptItem } from '../content.ts';
+import type { ContentPart, ImageSource, WireMessage, WirePart, WirePromptItem } from '../content.ts';
 import { decodeAudioSource, decodeBase64Audio } from './audio-input.ts';
+import { prepareImageSource } from './image-input.ts';
 
 /** What a preparer gets besides the part. */
 export interface PrepareContext {
@@ -18,7 +20,7 @@ export interface PrepareContext {
   transfer: Transferable[];
 }
 
-export type PartPreparer = (part: ContentPart, ctx: PrepareContext) => Promise<WirePart>;
+export type PartPreparer = (part: ContentPart, ctx: PrepareContext) => Promise<WirePart | WirePart[]>;
 
 const audioPart = async (part: ContentPart, ctx: PrepareContext): Promise<WirePart> => {
   const label = `${ctx.where} (audio)`;
@@ -46,21 +48,48 @@ const audioFeaturesPart = async (part: ContentPart, ctx: PrepareContext): Promis
   return { type: 'media', modality: 'audio', label, payload: { kind: 'features', features, mask } };
 };
 
-const notYet = (what: string) => async (_part: ContentPart, ctx: PrepareContext): Promise<WirePart> => {
-  throw new GemmaError('unsupported-input', `${ctx.where} (${what}): image and video input comes with the vision encoder; this build takes text and audio.`);
+const imagePart = async (part: ContentPart, ctx: PrepareContext): Promise<WirePart> => {
+  const label = `${ctx.where} (image)`;
+  let source: ImageSource;
+  if (part.type === 'image') source = part.image;
+  else if (part.type === 'image_url') {
+    const url = (part.image_url as { url?: unknown } | undefined)?.url;
+    if (typeof url !== 'string' || url.length === 0) throw new GemmaError('invalid-argument', `${label}: image_url.url must be a non-empty URL string (http(s), blob: or data:).`);
+    source = url;
+  } else throw new GemmaError('internal', `image preparer got a ${part.type} part`);
+  const { payload, transfer } = await prepareImageSource(source, label, ctx.signal);
+  ctx.transfer.push(...transfer);
+  return { type: 'media', modality: 'image', label, payload };
 };
 
-/** How each part type is prepared on the page. */
+/** A video part: one image part per frame (each its own span), labelled with the frame's number. */
+const videoPart = async (part: ContentPart, ctx: PrepareContext): Promise<WirePart[]> => {
+  if (part.type !== 'video') throw new GemmaError('internal', `video preparer got a ${part.type} part`);
+  const frames = part.frames as unknown;
+  if (!Array.isArray(frames) || frames.length === 0) {
+    throw new GemmaError('invalid-argument', `${ctx.where} (video): frames must be a non-empty array of images (sampleVideoFrames() makes one from a <video> or a video file).`);
+  }
+  const out: WirePart[] = [];
+  for (const [k, frame] of (frames as ImageSource[]).entries()) {
+    const label = `${ctx.where} (video frame ${k + 1} of ${frames.length})`;
+    const { payload, transfer } = await prepareImageSource(frame, label, ctx.signal);
+    ctx.transfer.push(...transfer);
+    out.push({ type: 'media', modality: 'image', label, payload });
+  }
+  return out;
+};
+
+/** How each part type is prepared on the page (a video gives one wire part per frame). */
 export const PART_PREPARERS: Record<string, PartPreparer> = {
   audio: audioPart,
   input_audio: audioPart,
   audio_features: audioFeaturesPart,
-  image: notYet('image'),
-  image_url: notYet('image'),
-  video: notYet('video'),
+  image: imagePart,
+  image_url: imagePart,
+  video: videoPart,
 };
 
-async function preparePart(part: ContentPart | WirePart, ctx: PrepareContext): Promise<WirePart> {
+async function preparePart(part: ContentPart | WirePart, ctx: PrepareContext): Promise<WirePart | WirePart[]> {
   if (part?.type === 'media') return part; // already prepared (a worker-side caller)
   if (part?.type === 'text') {
     if (typeof part.text !== 'string') throw new GemmaError('invalid-argument', `${ctx.where}: a text part needs a string \`text\`.`);
@@ -88,7 +117,7 @@ export async function prepareMessages(messages: readonly (ChatMessage | WireMess
       continue;
     }
     const content: WirePart[] = [];
-    for (const [j, part] of (m.content as readonly (ContentPart | WirePart)[]).entries()) content.push(await preparePart(part, { where: `message ${i + 1}, part ${j + 1}`, signal, transfer }));
+    for (const [j, part] of (m.content as readonly (ContentPart | WirePart)[]).entries()) content.push(...[await preparePart(part, { where: `message ${i + 1}, part ${j + 1}`, signal, transfer })].flat());
     out.push({ role: m.role, content });
   }
   return { messages: out, transfer };
@@ -100,7 +129,8 @@ export async function preparePrompt(prompt: PromptInput | readonly WirePromptIte
   if (typeof prompt === 'string' || !Array.isArray(prompt)) return { prompt: prompt as string, transfer };
   const out: WirePromptItem[] = [];
   for (const [i, item] of (prompt as readonly (number | ContentPart | WirePart)[]).entries()) {
-    out.push(typeof item === 'number' ? item : await preparePart(item, { where: `prompt item ${i + 1}`, signal, transfer }));
+    if (typeof item === 'number') out.push(item);
+    else out.push(...[await preparePart(item, { where: `prompt item ${i + 1}`, signal, transfer })].flat());
   }
   return { prompt: out, transfer };
 }

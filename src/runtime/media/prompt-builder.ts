@@ -10,7 +10,7 @@
  * reuse knows the content (src/runtime/prompt.ts).
  *
  * An audio part longer than 30 s becomes several clips (audio-clips.ts), laid out as that many consecutive audio
- * parts would be. Raw prompts (`generate([...])`) are token-exact: ids as given, text parts tokenized without BOS,
+ * parts would be. An image is one span (image-spans.ts); a video part arrives as one image part per frame. Raw prompts (`generate([...])`) are token-exact: ids as given, text parts tokenized without BOS,
  * each media clip as begin + span + end with no added text.
  */
 import { GemmaError } from '../../errors.ts';
@@ -21,6 +21,7 @@ import { prepareMessages, preparePrompt } from './prepare.ts';
 import { Prompt, type MediaSegment, type PromptSegment } from '../prompt.ts';
 import type { TemplateMessage, TextTokenizer } from '../tokenizer.ts';
 import { audioClips, CLIP_SAMPLES, type AudioEncoderHandle } from './audio-clips.ts';
+import { imageSpan, type VisionEncoderHandle } from './image-spans.ts';
 import type { MediaEncoders } from './encoders.ts';
 import { MEDIA_ENCODERS } from '../../model/registry.ts';
 
@@ -161,7 +162,12 @@ export class PromptBuilder {
       const ctx = { tower, span: layout.span, encoder: (signal?: AbortSignal) => encoders.get('audio', signal) as Promise<AudioEncoderHandle> };
       return audioClips(part.payload, label, ctx, layout);
     }
-    throw new GemmaError('unsupported-input', `${label}: ${part.modality} parts are not handled by this build of the library yet.`);
+    if (part.modality === 'image') {
+      const encoders = this.parts.encoders!;
+      const ctx = { span: layout.span, imageSize: MEDIA_ENCODERS.image.imageSize(encoders.source!.config), encoder: (signal?: AbortSignal) => encoders.get('image', signal) as Promise<VisionEncoderHandle> };
+      return [await imageSpan(part.payload, label, ctx, layout.placeholderId)];
+    }
+    throw new GemmaError('unsupported-input', `${label}: ${(part as { modality: string }).modality} parts are not handled by this build of the library yet.`);
   }
 
   private async layout(modality: MediaModality, label: string, chat: boolean): Promise<Layout> {
@@ -204,6 +210,15 @@ export class PromptBuilder {
       detail =
         ` The audio (${given.toFixed(1)} s in ${audio.length} clip${audio.length > 1 ? 's' : ''} of up to 30 s, ${span} tokens each) takes ${audio.length * span} of them;` +
         ` with this text at most ${seconds} s of audio fit. Send a shorter clip (or fewer), ask for \`truncate: true\`, or load the model with a larger contextLength.`;
+    }
+    const images = spans.filter((m) => m.segment.modality === 'image');
+    if (images.length) {
+      const span = images[0].segment.ids.length + 2;
+      const room = max - 1 - (prompt.length - mediaTokens) - audio.reduce((s, m) => s + m.segment.ids.length + 2, 0);
+      const fit = Math.max(0, Math.floor(room / span));
+      detail +=
+        ` The ${images.length} image${images.length > 1 ? 's' : ''} (video frames count one each) take ${images.length * span} of them (${span - 2} soft tokens + begin/end per image);` +
+        ` with this text at most ${fit} image${fit === 1 ? '' : 's'} fit. Send fewer images or frames (sampleVideoFrames: lower fps or maxFrames), or load the model with a larger contextLength.`;
     }
     throw new GemmaError('context-overflow', `The prompt is ${prompt.length} tokens but the context holds ${max} (including the reply), so there is no room to generate.${detail}`);
   }
