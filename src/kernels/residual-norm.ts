@@ -41,8 +41,11 @@ export interface ResidualNormArgs {
   y: RowBlock;
   count?: number;
   streamStride?: number;
-  /** RMSNorm_weight(y_0) written here ([T, dim] at offset): the next consumer's input norm. Only with count 1. */
-  out?: RowBlock & { weight: GPUBuffer };
+  /**
+   * RMSNorm_weight of a row block of y written here ([T, dim] at offset): by default of the updated y_0 (the next
+   * consumer's input norm; count 1), or of the rows at element `from` of y, which no target may overlap.
+   */
+  out?: RowBlock & { weight: GPUBuffer; from?: number };
   /** Tokens (rows) at bind time; `setTokens` changes it. */
   tokens: number;
 }
@@ -85,7 +88,8 @@ export class ResidualNormKernel {
     if (!(Number.isInteger(dim) && dim > 0)) throw new Error(`residual-norm: bad dim ${dim}`);
     if (!(Number.isInteger(count) && count >= 1)) throw new Error(`residual-norm: bad count ${count}`);
     if (count > 1 && stride < dim) throw new Error('residual-norm: several targets need a streamStride >= dim');
-    if (args.out && count !== 1) throw new Error('residual-norm: out (the next norm) needs a single target');
+    const outSrc = args.out?.from ?? args.y.offset ?? 0;
+    if (args.out && args.out.from === undefined && count !== 1) throw new Error('residual-norm: out of the updated rows needs a single target (or give out.from)');
     if (args.base && args.base.buffer === args.y.buffer) throw new Error('residual-norm: omit base to update y in place');
     for (const b of [args.xs, args.base?.buffer]) {
       if (b && (b === args.y.buffer || b === args.out?.buffer)) throw new Error('residual-norm: inputs must not be the output buffers');
@@ -115,10 +119,17 @@ export class ResidualNormKernel {
       need('y', args.y.buffer, yOff + (count - 1) * stride + rows);
       if (args.base) need('base', args.base.buffer, baseOff + (count - 1) * stride + rows);
       if (args.out) need('out', args.out.buffer, (args.out.offset ?? 0) + rows);
+      if (args.out?.from !== undefined) {
+        need('y (out.from)', args.y.buffer, outSrc + rows);
+        for (let i = 0; i < count; i++) {
+          const at = yOff + i * stride;
+          if (outSrc < at + rows && at < outSrc + rows) throw new Error(`residual-norm: out.from overlaps target ${i}`);
+        }
+      }
       u.set([T, dim]);
       f.set([args.eps, args.alpha ?? 1, args.beta ?? 1], 2);
-      u.set([args.x.offset ?? 0, args.x2?.offset ?? 0, args.plain ?? 0, baseOff, yOff, args.out?.offset ?? 0, stride, count], 5);
-      u.set([args.x2 ? 1 : 0, args.plain !== undefined ? 1 : 0, args.scale ? 1 : 0, args.out ? 1 : 0, args.base ? 0 : 1], 13);
+      u.set([args.x.offset ?? 0, args.x2?.offset ?? 0, args.plain ?? 0, baseOff, yOff, args.out?.offset ?? 0, outSrc, stride, count], 5);
+      u.set([args.x2 ? 1 : 0, args.plain !== undefined ? 1 : 0, args.scale ? 1 : 0, args.out ? 1 : 0, args.base ? 0 : 1], 14);
       grid = [T, 1];
       device.queue.writeBuffer(params, 0, data);
     };

@@ -178,12 +178,13 @@ export class Gemma3nForward implements DecoderForward {
 
     // ================= 2. Decoder layers =================
     const layerTypes = c.layerTypes;
+    // Layer 0's router norm; every later layer's comes with the previous layer's last dispatch.
+    norm(streams, w.layers[0].routerNorm, routerIn, D);
     for (let l = 0; l < L; l++) {
       const lw = w.layers[l];
       const F = c.intermediateSize[l];
       const sliding = layerTypes[l] === 'sliding_attention';
-      // --- ROUTER + ALTUP PREDICT: x̂_i = x_i + Σ_k C[i][k] x_k, C = W_pred·tanh(W_r·RMSNorm(x_0)/D)
-      norm(streams, lw.routerNorm, routerIn, D);
+      // --- ROUTER + ALTUP PREDICT: x̂_i = x_i + Σ_k C[i][k] x_k, C = W_pred·tanh(W_r·RMSNorm(x_0)/D) (RMSNorm(x_0) is in routerIn)
       mm(lw.router, routerIn, routerLogits);
       // --- with the input norm of the active prediction a = x̂_0: n = RMSNorm(a)
       const normed = { weight: lw.inputNorm, eps, out: block, offset: nAt };
@@ -232,7 +233,9 @@ export class Gemma3nForward implements DecoderForward {
       const pg = k.gelu.bind({ gate: pleGateOut, up: { buffer: ple, offset: l * P, rowStride: L * P }, y: pleAct, rows: 1, cols: P });
       ops.push({ d: pg, rows: (T) => pg.setRows(T) });
       mm(lw.pleProjection, pleAct, pleOut);
-      perToken(k.residual.bind({ dim: D, eps, tokens: 1, xs: pleOut, x: { weight: lw.postPleNorm }, y: { buffer: streams, offset: C * D }, count: A - 1, streamStride: C * D }));
+      // streams 1..A−1 += v, and the next layer's router input RMSNorm(x_0) (stream 0 is final after the correction)
+      const nextRouter = l + 1 < L ? { buffer: routerIn, weight: w.layers[l + 1].routerNorm, from: 0 } : undefined;
+      perToken(k.residual.bind({ dim: D, eps, tokens: 1, xs: pleOut, x: { weight: lw.postPleNorm }, y: { buffer: streams, offset: C * D }, count: A - 1, streamStride: C * D, out: nextRouter }));
     }
 
     // ================= 3. ALTUP UNEMBED, mean, final norm =================
