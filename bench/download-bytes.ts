@@ -3,9 +3,10 @@
  * tensor shapes (the e2b / e4b presets, docs/gemma3n-formats.md §1.5) — the README's "Small downloads" table:
  *   - bf16 safetensors (the published checkpoint): the loader reads only the tensors it uses, by range, so this is
  *     those tensors at 2 bytes each (the repo itself is bigger: the audio and vision towers, ≈ 10.9 / 15.7 GB);
- *   - GGUF Q4_K_M: the same tensors in the types of llama.cpp's Q4_K_M mix (§3.4: token embedding and PLE table Q6_K,
- *     attn_v / ffn_down Q6_K in the "more bits" layers, other matrices Q4_K, altup / laurel / per_layer_model_proj
- *     kept 16-bit, vectors F32), the text-only file the loader reads (the public files are text-only);
+ *   - GGUF Q4_K_M: the same tensors in the types of llama.cpp's Q4_K_M mix (bench/gguf-mix.ts, §3.4: token embedding
+ *     and PLE table Q6_K, attn_v / ffn_down Q6_K in the "more bits" layers, other matrices Q4_K, altup / laurel /
+ *     per_layer_model_proj kept 16-bit, vectors F32), the text-only file the loader reads (the public files are
+ *     text-only);
  *   - converted q4 / q8 (`gemma3n-webgpu convert`): the weight shards' bytes exactly as src/runtime/loading/
  *     converted-cache.ts writes them (the family's plan per tensor, src/formats/weight-format.ts layouts, f16 scales).
  * config.json, the manifest and the tokenizer files (tokenizer.json ≈ 33 MB, the same in every form; a GGUF carries its
@@ -17,7 +18,8 @@ import { formatForStored } from '../src/model/gemma3n/quant-plan.ts';
 import { gemma3nTensorTable, PLE_TABLE } from '../src/model/gemma3n/tensors.ts';
 import { createRandomCheckpoint } from '../src/model/gemma3n/random-checkpoint.ts';
 import { tableSpecs } from '../src/model/tensor-table.ts';
-import { dataBytes, groupsPerRow, type WeightFormat } from '../src/formats/weight-format.ts';
+import { dataBytes, isQuantFormat, scaleHalvesPerRow, type WeightFormat } from '../src/formats/weight-format.ts';
+import { ggufBytes, q4KMType } from './gguf-mix.ts';
 
 /** A tensor a text load reads: its name and shape ([rows, cols] for matrices, [n] for vectors). */
 interface ReadTensor {
@@ -56,8 +58,8 @@ export function convertedWeightBytes(cfg: Gemma3nConfig, mode: 'q4' | 'q8', opti
       continue;
     }
     const [rows, cols] = t.shape;
-    const f: WeightFormat = formatForStored(t.name, 'BF16', mode, false);
-    bytes += dataBytes(f, rows, cols) + (f === 'q4' || f === 'q8' ? rows * groupsPerRow(cols) * 2 : 0);
+    const f: WeightFormat = formatForStored(t.name, 'BF16', mode, false, { shape: t.shape, layers: cfg.text.numLayers });
+    bytes += dataBytes(f, rows, cols) + (isQuantFormat(f) ? rows * scaleHalvesPerRow(f, cols) * 2 : 0);
   }
   return bytes;
 }
@@ -67,28 +69,10 @@ export function bf16Bytes(cfg: Gemma3nConfig): number {
   return readTensors(cfg).reduce((s, t) => s + count(t.shape) * 2, 0);
 }
 
-/** llama.cpp's Q4_K_M type of a Gemma 3n tensor (docs/gemma3n-formats.md §3.4). */
-function q4kmType(name: string, shape: number[], layers: number): 'F32' | 'BF16' | 'Q4_K' | 'Q6_K' {
-  if (shape.length === 1 || name.startsWith('model.embed_')) return 'F32';
-  if (/altup|laurel|per_layer_model_projection/.test(name)) return 'BF16';
-  if (/embed_tokens(_per_layer)?\.weight$/.test(name)) return 'Q6_K';
-  const m = /layers\.(\d+)\.(self_attn\.v_proj|mlp\.down_proj)\./.exec(name);
-  if (m) {
-    const i = Number(m[1]);
-    const e = Math.floor(layers / 8);
-    if (i < e || i >= Math.floor((7 * layers) / 8) || (i - e) % 3 === 2) return 'Q6_K';
-  }
-  return 'Q4_K';
-}
-
 /** Bytes of the text-only Q4_K_M GGUF's tensors (the public GGUFs hold no embedders: `embedders` false). */
 export function q4kmBytes(cfg: Gemma3nConfig): number {
-  const perBlock = { F32: [1, 4], BF16: [1, 2], Q4_K: [256, 144], Q6_K: [256, 210] } as const;
   let bytes = 0;
-  for (const t of readTensors(cfg, { embedders: false })) {
-    const [n, b] = perBlock[q4kmType(t.name, t.shape, cfg.text.numLayers)];
-    bytes += (count(t.shape) / n) * b;
-  }
+  for (const t of readTensors(cfg, { embedders: false })) bytes += ggufBytes(q4KMType(t.name, t.shape, cfg.text.numLayers), count(t.shape));
   return bytes;
 }
 

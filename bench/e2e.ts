@@ -84,8 +84,8 @@ export function decodeWeightBytes(c: Gemma3nTextConfig, mode: WeightMode, f16: b
   const D = c.hiddenSize, P = c.pleDim, A = c.altupNumInputs, L = c.numLayers;
   let total = 0;
   const mat = (name: string, rows: number, cols: number) => {
-    const f = formatFor(name, mode, f16);
-    total += dataBytes(f, rows, cols) + (f === 'q4' || f === 'q8' ? scaleBytes(f, rows, cols) : 0);
+    const f = formatFor(name, mode, f16, { shape: [rows, cols], layers: L });
+    total += dataBytes(f, rows, cols) + scaleBytes(f, rows, cols);
   };
   mat(LM + 'embed_tokens.weight', c.vocabSize, D);
   mat(LM + 'per_layer_model_projection.weight', L * P, D);
@@ -192,7 +192,7 @@ async function main(): Promise<void> {
   const prefill: Array<{ promptTokens: number; tokensPerSecond: number; timeToFirstTokenMs: number }> = [];
   const decode: DecodeResult[] = [];
   const weightBytes = decodeWeightBytes(cfg, args.weights, ctx.f16);
-  const pleFormat = formatFor('model.language_model.embed_tokens_per_layer.weight', args.weights, false) === 'q4' ? 'q4' : 'f32';
+  const pleFormat = formatFor('model.language_model.embed_tokens_per_layer.weight', args.weights, false, { shape: [cfg.vocabSizePerLayerInput, cfg.numLayers * cfg.pleDim], layers: cfg.numLayers }) === 'q4' ? 'q4' : 'f32';
   const pleBytes = pleFormat === 'q4' ? dataBytes('q4', 1, cfg.numLayers * cfg.pleDim) + scaleBytes('q4', 1, cfg.numLayers * cfg.pleDim) : cfg.numLayers * cfg.pleDim * 4;
 
   const measureDecode = async (first: number): Promise<DecodeResult> => {

@@ -1,8 +1,12 @@
 /**
  * Kernel benchmark (`npm run bench:kernels [-- --quick] [-- --json FILE]`): the adapter's ceilings measured in the
  * same run (copyBufferToBuffer, the best of a few streaming-read kernels: bench/read-bandwidth.ts, shared with the
- * end-to-end roofline), then the decode GEMV at Gemma 3n E2B shapes in q4 and f32 (weight bytes/s, % of both ceilings), the prefill GEMM (512 tokens, GFLOP/s), decode
- * attention at 4K context (K/V bytes/s) and the per-token PLE fetch (host row pack + upload + GPU dequantize).
+ * end-to-end roofline; the f32 FMA ceiling: bench/fma-ceiling.ts), then the decode GEMV at Gemma 3n E2B shapes
+ * (weight bytes/s, % of both read ceilings) for f32, q4 and the K-quants q4k / q6k, each quantized format with f32
+ * activations (exact; "before") and with int8 activations (src/kernels/matmul.ts; "after"), the prefill GEMM (512
+ * tokens, GFLOP/s and % of the FMA ceiling) in both shapes ('wide', the GPU tiling, "before" on software adapters;
+ * 'regs', their default now), decode attention at 4K context (K/V bytes/s) and the per-token PLE fetch (host row
+ * pack + upload + GPU dequantize).
  *
  * Timing: GPU timestamps around the compute pass when the device has `timestamp-query` (ctx.timestamps), else the
  * wall clock from submit to onSubmittedWorkDone; the ceilings use the wall clock (best trial, read-bandwidth.ts). Each row:
@@ -18,6 +22,7 @@ import { MatmulKernel } from '../src/kernels/matmul.ts';
 import { createRandomWeight, destroyWeight } from '../src/kernels/upload-weight.ts';
 import type { WeightFormat } from '../src/formats/weight-format.ts';
 import { measureReadBandwidth } from './read-bandwidth.ts';
+import { measureFmaCeiling } from './fma-ceiling.ts';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -33,6 +38,8 @@ interface Row {
   bytes?: number;
   gbps?: number;
   gflops?: number;
+  /** GFLOP/s as % of the FMA ceiling. */
+  pctFma?: number;
   pctCopy?: number;
   pctRead?: number;
   timing: 'timestamp' | 'wall';
@@ -89,64 +96,105 @@ const copyGbps = bw.copyBytesPerSecond / GB;
 const readGbps = bw.readBytesPerSecond / GB;
 rows.push({ name: `ceiling: copyBufferToBuffer ${bw.bytes >> 20} MiB`, ms: (bw.bytes / bw.copyBytesPerSecond) * 1000, bytes: bw.bytes, gbps: copyGbps, timing: 'wall', note: 'bytes copied/s (each read once, written once)' });
 rows.push({ name: `ceiling: streaming read ${bw.bytes >> 20} MiB`, ms: (bw.bytes / bw.readBytesPerSecond) * 1000, bytes: bw.bytes, gbps: readGbps, timing: 'wall', note: `best of ${bw.readVariants.length}: ${bw.readKernel}` });
+const fmaCeiling = async () => (await measureFmaCeiling(ctx, { trials: quick ? 2 : 3 })).flopsPerSecond / GB;
+let fmaGflops = await fmaCeiling();
+rows.push({ name: 'ceiling: f32 FMA', ms: NaN, gflops: fmaGflops, pctFma: 100, timing: 'wall', note: 'bench/fma-ceiling.ts (best of its variants)' });
+
+function pushTimedRow(name: string, ms: number, note: string): void {
+  rows.push({ name, ms, timing: 'wall', note });
+  console.log(`  ${name}: ${ms.toFixed(1)} ms, ${note}`);
+}
 
 function bandwidthRow(name: string, ms: number, bytes: number, timing: Row['timing'], note?: string): Row {
   const gbps = bytes / ms / 1e6;
   return { name, ms, bytes, gbps, pctCopy: (100 * gbps) / copyGbps, pctRead: (100 * gbps) / readGbps, timing, note };
 }
 
-// Decode GEMV at E2B shapes: K -> N with N = out features.
+// Decode GEMV at E2B shapes: K -> N with N = out features. Quantized formats with exact f32 activations and with
+// int8 activations (the adapter's default integer product), so before / after come from the same run.
 const shapes: Array<[number, number, string]> = [
   [2048, 8192, 'FFN gate/up'],
   [8192, 2048, 'FFN down'],
   [2048, 262400, 'LM head'],
 ];
-const matmul = await MatmulKernel.create(ctx, 'f32', ['q4', 'f32']);
-for (const format of ['q4', 'f32'] as WeightFormat[]) {
+const gemvFormats: WeightFormat[] = ['q4', 'q4k', 'q6k', 'f32'];
+const matmulExact = await MatmulKernel.create(ctx, 'f32', gemvFormats, { activations: 'f32' });
+const matmulInt8 = await MatmulKernel.create(ctx, 'f32', gemvFormats.filter((f) => f !== 'f32'), { activations: 'int8' });
+for (const format of gemvFormats) {
   for (const [K, N, what] of shapes) {
-    const name = `decode GEMV ${format} ${K}->${N} (${what})`;
-    if (quick && format === 'f32' && N > 100000) {
-      rows.push({ name, ms: NaN, timing: 'wall', note: 'skipped in --quick (a 2 GB f32 weight); run without --quick' });
+    if (quick && (format === 'f32' || format === 'q6k') && N > 100000) {
+      rows.push({ name: `decode GEMV ${format} ${K}->${N} (${what})`, ms: NaN, timing: 'wall', note: 'skipped in --quick; run without --quick' });
       continue;
     }
-    // q4: uniform random codes (same bytes as quantized normals; quantizing 537 M normals takes minutes on a CPU).
+    // Quantized: uniform random codes (same bytes as quantized normals; quantizing 537 M normals takes minutes on a CPU).
     let weight;
     try {
       weight = await createRandomWeight(ctx, { rows: N, cols: K, format, seed: 1, std: 0.02, codes: true });
     } catch (err) {
-      rows.push({ name, ms: NaN, timing: 'wall', note: `skipped: ${err instanceof Error ? err.message.split(':').slice(-1)[0].trim() : err}` });
+      rows.push({ name: `decode GEMV ${format} ${K}->${N} (${what})`, ms: NaN, timing: 'wall', note: `skipped: ${err instanceof Error ? err.message.split(':').slice(-1)[0].trim() : err}` });
       continue;
     }
     const x = createStorageBuffer(ctx.device, K * 4, 'x');
     const y = createStorageBuffer(ctx.device, N * 4, 'y');
-    const d = matmul.bind({ x, weight, y, rows: 1 });
-    const big = weight.bytes > 512 * 2 ** 20;
-    const r = await timeDispatch(ctx, (pass) => d.encode(pass), big || quick ? 1 : reps, big && quick ? 1 : iters);
-    rows.push(bandwidthRow(name, r.ms, weight.bytes, r.timing, `${weight.parts.length} part(s), ${(weight.bytes / 2 ** 20).toFixed(1)} MiB`));
-    console.log(`  ${name}: ${r.ms.toFixed(2)} ms`);
-    d.destroy();
+    for (const [act, mm] of format === 'f32' ? [['f32', matmulExact] as const] : [['f32', matmulExact] as const, ['int8', matmulInt8] as const]) {
+      const name = `decode GEMV ${format}${format === 'f32' ? '' : ` x ${act}`} ${K}->${N} (${what})`;
+      const d = mm.bind({ x, weight, y, rows: 1 });
+      const big = weight.bytes > 512 * 2 ** 20;
+      const r = await timeDispatch(ctx, (pass) => d.encode(pass), big || quick ? 1 : reps, big && quick ? 1 : iters);
+      rows.push(bandwidthRow(name, r.ms, weight.bytes, r.timing, `${weight.parts.length} part(s), ${(weight.bytes / 2 ** 20).toFixed(1)} MiB${act === 'int8' ? ' (+ x quantization dispatch)' : ''}`));
+      console.log(`  ${name}: ${r.ms.toFixed(2)} ms`);
+      d.destroy();
+    }
     destroyWeight(weight);
     x.destroy();
     y.destroy();
   }
 }
 
-// Prefill GEMM: 512 tokens through the FFN up projection, q4.
+// Prefill GEMM: 512 tokens through the FFN up projection, both GEMM shapes, q4 and q4k, against the FMA ceiling
+// measured again right before each (a CPU adapter's rate drifts with the machine's load).
+for (const format of ['q4', 'q4k'] as const) {
+  for (const shape of ['wide', 'regs'] as const) {
+    // --quick: 1024 of the 8192 output features (GFLOP/s is per-tile work; the full shape takes minutes on a CPU).
+    const T = 512, K = 2048, N = quick ? 1024 : 8192;
+    const mm = await MatmulKernel.create(ctx, 'f32', [format], { activations: 'f32', gemm: shape });
+    const weight = await createRandomWeight(ctx, { rows: N, cols: K, format, seed: 2, std: 0.02, codes: true });
+    const x = createStorageBuffer(ctx.device, T * K * 4, 'x');
+    const y = createStorageBuffer(ctx.device, T * N * 4, 'y');
+    const d = mm.bind({ x, weight, y, rows: T });
+    fmaGflops = await fmaCeiling();
+    const r = await timeDispatch(ctx, (pass) => d.encode(pass), 1, quick ? 1 : 3);
+    d.destroy();
+    const gflops = (2 * T * K * N) / r.ms / 1e6;
+    rows.push({ name: `prefill GEMM ${format} ${shape} ${K}->${N}, ${T} tokens`, ms: r.ms, gflops, pctFma: (100 * gflops) / fmaGflops, timing: r.timing, note: `FMA ceiling ${fmaGflops.toFixed(2)} GFLOP/s just before; ${d.path}` });
+    console.log(`  ${rows[rows.length - 1].name}: ${r.ms.toFixed(1)} ms, ${gflops.toFixed(2)} GFLOP/s = ${((100 * gflops) / fmaGflops).toFixed(1)} % of FMA`);
+    destroyWeight(weight);
+    x.destroy();
+    y.destroy();
+  }
+}
+
+// Load-time quantization (our own int4, quant-plan.ts): a bf16 matrix uploaded and quantized on the GPU by
+// createWeight, per format: q4 (absmax, the plan before), q4k / q6k / q5 (the error-minimising searches). Weights/s
+// include the upload; the search formats cost ~20 candidate scales per sub-block.
 {
-  // --quick: 1024 of the 8192 output features (GFLOP/s is per-tile work; the full shape takes minutes on a CPU).
-  const T = 512, K = 2048, N = quick ? 1024 : 8192;
-  const weight = await createRandomWeight(ctx, { rows: N, cols: K, format: 'q4', seed: 2, std: 0.02, codes: true });
-  const x = createStorageBuffer(ctx.device, T * K * 4, 'x');
-  const y = createStorageBuffer(ctx.device, T * N * 4, 'y');
-  const d = matmul.bind({ x, weight, y, rows: T });
-  const r = await timeDispatch(ctx, (pass) => d.encode(pass), 1, quick ? 1 : 3);
-  d.destroy();
-  const gflops = (2 * T * K * N) / r.ms / 1e6;
-  rows.push({ name: `prefill GEMM q4 ${K}->${N}, ${T} tokens`, ms: r.ms, gflops, timing: r.timing, note: `${d.path}; weights ${(weight.bytes / GB).toFixed(3)} GB read ${Math.ceil(T / 64)}x` });
-  console.log(`  ${rows[rows.length - 1].name}: ${r.ms.toFixed(1)} ms`);
-  destroyWeight(weight);
-  x.destroy();
-  y.destroy();
+  const rows = quick ? 1024 : 4096, cols = 2048;
+  const bf16 = new Uint16Array(rows * cols);
+  let seed = 0x2545f491;
+  for (let i = 0; i < bf16.length; i++) {
+    seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5;
+    bf16[i] = 0x3c00 + ((seed >>> 0) % 0x300) | ((seed & 1) << 15); // |w| ~ 0.008 .. 0.03, both signs
+  }
+  for (const format of ['q4', 'q4k', 'q6k', 'q5'] as const) {
+    const { createWeight } = await import('../src/kernels/upload-weight.ts');
+    await createWeight(ctx, { label: 'warm-up', rows: 64, cols, format, dtype: 'bf16', bytes: new Uint8Array(bf16.buffer, 0, 64 * cols * 2) }).then(destroyWeight);
+    const t0 = performance.now();
+    const w = await createWeight(ctx, { label: 'quantize', rows, cols, format, dtype: 'bf16', bytes: new Uint8Array(bf16.buffer) });
+    await ctx.device.queue.onSubmittedWorkDone();
+    const ms = performance.now() - t0;
+    destroyWeight(w);
+    pushTimedRow(`load-time quantization bf16 -> ${format}, ${rows}x${cols}`, ms, `${((rows * cols) / ms / 1e3).toFixed(2)} M weights/s (upload included)`);
+  }
 }
 
 // Decode attention at 4K context (E2B: 8 query heads, 2 KV heads, head dim 256, f32 cache) — src/kernels/attention.ts.
@@ -203,10 +251,10 @@ try {
 
 // The table.
 const fmt = (v: number | undefined, d = 1) => (v === undefined || Number.isNaN(v) ? '' : v.toFixed(d));
-const header = ['kernel', 'ms', 'GB/s', 'GFLOP/s', '% copy', '% read', 'timing', 'note'];
-const body = rows.map((r) => [r.name, fmt(r.ms, 3), fmt(r.gbps, 2), fmt(r.gflops, 2), fmt(r.pctCopy), fmt(r.pctRead), r.timing, r.note ?? '']);
+const header = ['kernel', 'ms', 'GB/s', 'GFLOP/s', '% FMA', '% copy', '% read', 'timing', 'note'];
+const body = rows.map((r) => [r.name, fmt(r.ms, 3), fmt(r.gbps, 2), fmt(r.gflops, 2), fmt(r.pctFma), fmt(r.pctCopy), fmt(r.pctRead), r.timing, r.note ?? '']);
 const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-const line = (cells: string[]) => cells.map((c, i) => (i === 0 || i >= 6 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+const line = (cells: string[]) => cells.map((c, i) => (i === 0 || i >= 7 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
 console.log(`\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${body.map(line).join('\n')}`);
 if (jsonFile) {
   writeFileSync(jsonFile, JSON.stringify({ adapter: ctx.adapterName, timestamps: ctx.timestamps, quick, date: new Date().toISOString(), rows }, null, 2));

@@ -41,7 +41,7 @@ const { readOrder } = await import('../src/model/gemma3n/weights.ts');
 const { formatForStored } = await import('../src/model/gemma3n/quant-plan.ts');
 const { PleTable, pleHostFormat } = await import('../src/model/ple-table.ts');
 const { readF32, isFloatDtype } = await import('../src/io/checkpoint.ts');
-const { dataBytes } = await import('../src/formats/weight-format.ts');
+const { dataBytes, isQuantFormat } = await import('../src/formats/weight-format.ts');
 
 const arg = (k: string, d: string) => {
   const i = process.argv.indexOf(`--${k}`);
@@ -131,9 +131,9 @@ async function measure(child: import('node:child_process').ChildProcess, model: 
     // As kernels/upload-weight.ts weightFromCheckpoint reads: packed rows in 32 MiB chunks, else float rows in the upload's 32 MiB chunks.
     const [rows, cols] = spec.shape;
     const dtype = ckpt.tensor(spec.name)!.dtype;
-    const format = formatForStored(spec.name, dtype, weights, false);
+    const format = formatForStored(spec.name, dtype, weights, false, { shape: spec.shape, layers: c.numLayers });
     let done = false;
-    if (format === 'q4' || format === 'q8') {
+    if (isQuantFormat(format)) {
       const chunk = Math.max(2, Math.floor((32 * MiB) / dataBytes(format, 1, cols)) & ~1);
       if (ckpt.readPackedAs && (await ckpt.readPackedAs(spec.name, format, { start: 0, count: Math.min(rows, chunk) }))) {
         for (let r = chunk; r < rows; r += chunk) await ckpt.readPackedAs!(spec.name, format, { start: r, count: Math.min(chunk, rows - r) });

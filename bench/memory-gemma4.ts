@@ -15,7 +15,7 @@ import { createGemma4RandomCheckpoint, type Gemma4RandomPreset } from '../src/mo
 import { tableSpecs } from '../src/model/tensor-table.ts';
 import type { WeightMode } from '../src/model/family.ts';
 import type { MemoryReport } from '../src/model/language-model.ts';
-import { dataBytes, scaleBytes } from '../src/formats/weight-format.ts';
+import { dataBytes, isQuantFormat, scaleBytes } from '../src/formats/weight-format.ts';
 import { pleHostFormat } from '../src/model/ple-table.ts';
 import { countGemma4Memory } from '../src/model/gemma4/memory-estimate.ts';
 import { createNodeGpuContext } from '../src/node/gpu.ts';
@@ -43,10 +43,10 @@ function count(c: Gemma4TextConfig, o: Gemma4MemoryOptions) {
   };
   for (const spec of tableSpecs(gemma4TensorTable(c))) {
     if (spec.kind === 'matrix') {
-      const f = formatFor(spec.name, o.mode, false);
       const [rows, cols] = spec.shape;
+      const f = formatFor(spec.name, o.mode, false, { shape: spec.shape, layers: c.numLayers });
       const group = spec.name.includes('embed_tokens') ? 'embed' : /self_attn/.test(spec.name) ? 'attn' : /mlp\./.test(spec.name) ? 'mlp' : 'pleProj';
-      addTo(`${GROUP_LABEL[group]} (${f})`, align16(dataBytes(f, rows, cols)) + (f === 'q4' || f === 'q8' ? align16(scaleBytes(f, rows, cols)) : 0));
+      addTo(`${GROUP_LABEL[group]} (${f})`, align16(dataBytes(f, rows, cols)) + (isQuantFormat(f) ? align16(scaleBytes(f, rows, cols)) : 0));
     } else {
       // layer_scalar [1] is broadcast to [D] at load.
       addTo(GROUP_LABEL.small, vecBytes(spec.name.endsWith('layer_scalar') ? c.hiddenSize : spec.length));

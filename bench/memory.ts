@@ -10,16 +10,22 @@
  * the per-step cost of the host-resident table: packing the current tokens' rows (PleTable.pack → packRowsForUpload)
  * and uploading them (queue.writeBuffer, waited for), for 1 token and a 64-token chunk at E2B dims (30 layers × 256,
  * int4).
+ * --mix q4_k_m: the checkpoint's tensors carry the types of llama.cpp's Q4_K_M file of the model (bench/gguf-mix.ts),
+ * so the loader keeps them as a GGUF load does: Q4_K / Q6_K natively (q4k / q6k), the BF16 tensors in the mode's plan;
+ * the table then also compares each GPU tensor with its bytes in the GGUF file. --int8-path: the same file as the
+ * loader took it before native K-quants (K-quants requantized to q8).
  * --size NAME[,NAME…|all] (with --preset e4b): MatFormer sub-models of E4B (src/model/gemma3n/matformer.ts; 'all' = the
  * 16 published configurations), each measured the same way, then one summary table.
  * `--family gemma4`: the same tables for Gemma 4 E2B/E4B (bench/memory-gemma4.ts).
  * Usage: node --import ./scripts/register.mjs bench/memory.ts [--family gemma3n|gemma4] [--preset e2b|e4b|e2b,e4b]
- *        [--context 4096] [--chunk 64] [--weights q4|float] [--ple-gpu] [--counted-only] [--no-fetch] [--size E2B,E2.54B|all]
+ *        [--context 4096] [--chunk 64] [--weights q4|float] [--mix q4_k_m [--int8-path]] [--ple-gpu] [--counted-only]
+ *        [--no-fetch] [--size E2B,E2.54B|all]
  */
 import { parseGemma3nConfig, type Gemma3nTextConfig } from '../src/model/gemma3n/config.ts';
-import { formatFor } from '../src/model/gemma3n/quant-plan.ts';
+import { formatForStored } from '../src/model/gemma3n/quant-plan.ts';
 import type { WeightMode } from '../src/model/family.ts';
-import { dataBytes, scaleBytes, groupsPerRow } from '../src/formats/weight-format.ts';
+import { dataBytes, scaleBytes, groupsPerRow, isQuantFormat } from '../src/formats/weight-format.ts';
+import { asQ4KM, ggufBytes, q4KMType } from './gguf-mix.ts';
 import { KvCache } from '../src/kernels/kv-cache.ts';
 import { pleHostBytes, pleHostFormat } from '../src/model/ple-table.ts';
 import { packRowsForUpload, uploadedRowsBytes, type CpuTable } from '../src/kernels/gather.ts';
@@ -40,6 +46,9 @@ const mode = arg('weights', 'q4') as WeightMode;
 const pleOnGpu = process.argv.includes('--ple-gpu');
 const measure = !process.argv.includes('--counted-only');
 const presets = arg('preset', 'e2b,e4b').split(',') as RandomPreset[];
+const mix = arg('mix', 'none');
+if (mix !== 'none' && mix !== 'q4_k_m') throw new Error(`--mix: q4_k_m or none; got ${mix}`);
+const int8Path = process.argv.includes('--int8-path');
 for (const p of presets) if (p !== 'e2b' && p !== 'e4b') throw new Error(`--preset: e2b, e4b or e2b,e4b; got ${p}`);
 if (arg('family', 'gemma3n') === 'gemma4') {
   const ok = await gemma4Memory({ presets, context, chunk, mode, pleOnGpu, measure });
@@ -61,19 +70,30 @@ interface Counted {
   /** The PLE table's bytes wherever it lives; `upload`: the per-step upload slots it needs off the GPU. */
   pleBytes: number;
   upload: number;
+  pleFormat: string;
+  /** --mix: the GGUF bytes of the GPU-resident tensors, by stored type: [file bytes, GPU bytes]. */
+  byStoredType: Map<string, [number, number]>;
 }
 
 /** Counts what Gemma3nModel.load allocates for `c` (see the header). */
 function count(c: Gemma3nTextConfig): Counted {
+  const storedType = (name: string, shape: number[]) => (mix === 'q4_k_m' ? q4KMType(name, shape, c.numLayers) : undefined);
+  const byStoredType = new Map<string, [number, number]>();
   const D = c.hiddenSize, P = c.pleDim, A = c.altupNumInputs, H = c.numHeads, Hkv = c.numKvHeads, dh = c.headDim, V = c.vocabSize, L = c.numLayers;
   const align16 = (n: number) => Math.max(16, Math.ceil(n / 16) * 16);
   const byFamily = new Map<string, number>();
   let weights = 0;
   const mat = (name: string, rows: number, cols: number, family: string) => {
-    const f = formatFor(name, mode, false);
-    const b = align16(dataBytes(f, rows, cols)) + (f === 'q4' || f === 'q8' ? align16(scaleBytes(f, rows, cols)) : 0);
+    const type = storedType(name, [rows, cols]);
+    const f = formatForStored(name, type && int8Path && type.endsWith('_K') ? `${type} (requantized)` : type, mode, false, { shape: [rows, cols], layers: c.numLayers });
+    const b = align16(dataBytes(f, rows, cols)) + (isQuantFormat(f) ? align16(scaleBytes(f, rows, cols)) : 0);
     byFamily.set(`${family} (${f})`, (byFamily.get(`${family} (${f})`) ?? 0) + b);
     weights += b;
+    if (type) {
+      const key = `${type} → ${f}`;
+      const [fb, gb] = byStoredType.get(key) ?? [0, 0];
+      byStoredType.set(key, [fb + ggufBytes(type, rows * cols), gb + b]);
+    }
   };
   const vec = (n: number) => { const b = align16(n * 4); byFamily.set('norms, coefs (f32)', (byFamily.get('norms, coefs (f32)') ?? 0) + b); weights += b; };
   const LM = 'model.language_model.';
@@ -96,7 +116,10 @@ function count(c: Gemma3nTextConfig): Counted {
   }
   // The PLE table (int4 rows in q4 mode, f32 in float mode): host memory by default, GPU-resident with --ple-gpu.
   const LP = L * P;
-  const pleFormat = pleHostFormat(undefined, mode); // int4 rows in q4 mode, f16 in float mode (src/model/ple-table.ts)
+  const pleName = 'model.language_model.embed_tokens_per_layer.weight';
+  const pleType = storedType(pleName, [c.vocabSizePerLayerInput, LP]);
+  // int4 rows in q4 mode, f16 in float mode, a GGUF's own blocks where they repack losslessly (src/model/ple-table.ts)
+  const pleFormat = pleHostFormat(pleType && int8Path && pleType.endsWith('_K') ? `${pleType} (requantized)` : pleType, mode);
   const pleBytes = align16(dataBytes(pleFormat, c.vocabSizePerLayerInput, LP)) + (pleFormat === 'f16' ? 0 : align16(scaleBytes(pleFormat, c.vocabSizePerLayerInput, LP)));
   if (pleOnGpu) { byFamily.set(`PLE table (${pleFormat})`, pleBytes); weights += pleBytes; }
   // (Multimodal hard-token rows are precomputed into host memory and written into the embedding slot per step.)
@@ -117,7 +140,7 @@ function count(c: Gemma3nTextConfig): Counted {
   const upload = up.data + up.scales;
   const scratch = scratchFloats * 4 + (pleOnGpu ? 0 : upload);
   const pleHost = pleOnGpu ? 0 : pleHostBytes(pleFormat, c.vocabSizePerLayerInput, LP);
-  return { byFamily, weights, kv, kvLayers, scratch, pleHost, pleBytes, upload };
+  return { byFamily, weights, kv, kvLayers, scratch, pleHost, pleBytes, upload, byStoredType, pleFormat };
 }
 
 const MiB = (b: number) => (b / 2 ** 20).toFixed(1) + ' MiB';
@@ -127,13 +150,26 @@ let mismatch = false;
 for (const [preset, size] of presets.flatMap((p) => sizes.map((z) => [p, z] as const))) {
   const whole = createRandomCheckpoint({ preset });
   const sliced = size === undefined ? undefined : sliceGemma3n(whole, size);
-  const checkpoint = sliced?.checkpoint ?? whole;
-  const c = parseGemma3nConfig(checkpoint.config).text;
+  const random = sliced?.checkpoint ?? whole;
+  const c = parseGemma3nConfig(random.config).text;
+  const checkpoint = mix === 'q4_k_m' ? asQ4KM(random, c.numLayers, int8Path) : random;
   const n = count(c);
-  const title = `Gemma 3n ${preset.toUpperCase()}${size ? ` sliced to ${size}` : ''} text decoder (${c.numLayers} layers, vocabulary ${c.vocabSize}), weights=${mode}, context ${context}, prefill chunk ${chunk}, f32 activations and KV cache, PLE table ${pleOnGpu ? 'on the GPU (--ple-gpu)' : 'in host memory'}`;
+  const source = mix === 'q4_k_m' ? `, tensors typed as llama.cpp's Q4_K_M file${int8Path ? ' loaded by the int8 path (K-quants requantized to q8)' : ' (K-quants kept natively)'}` : '';
+  const title = `Gemma 3n ${preset.toUpperCase()}${size ? ` sliced to ${size}` : ''} text decoder (${c.numLayers} layers, vocabulary ${c.vocabSize}), weights=${mode}${source}, context ${context}, prefill chunk ${chunk}, f32 activations and KV cache, PLE table ${pleOnGpu ? 'on the GPU (--ple-gpu)' : 'in host memory'}`;
   console.log(`\n${title}`);
   console.log('GPU weights by family (counted):');
   for (const [k, v] of [...n.byFamily].sort((a, b) => b[1] - a[1])) console.log(`  ${k.padEnd(28)}${MiB(v).padStart(13)}`);
+  if (n.byStoredType.size > 0) {
+    console.log('\n| GPU-resident tensors by GGUF type → GPU format | bytes in the GGUF file | GPU bytes | GPU / file |\n|---|---|---|---|');
+    let fileAll = 0, gpuAll = 0;
+    for (const [k, [fb, gb]] of [...n.byStoredType].sort((a, b) => b[1][0] - a[1][0])) {
+      console.log(`| ${k} | ${fb} (${GB(fb)}) | ${gb} (${GB(gb)}) | ${(gb / fb).toFixed(4)} |`);
+      fileAll += fb;
+      gpuAll += gb;
+    }
+    console.log(`| all GPU-resident weights | ${fileAll} (${GB(fileAll)}) | ${gpuAll} (${GB(gpuAll)}) | ${(gpuAll / fileAll).toFixed(4)} |`);
+    if (!pleOnGpu) console.log(`(the PLE table, ${GB(ggufBytes(q4KMType('model.language_model.embed_tokens_per_layer.weight', [c.vocabSizePerLayerInput, c.numLayers * c.pleDim], c.numLayers), c.vocabSizePerLayerInput * c.numLayers * c.pleDim))} in the file, stays in host memory: ${GB(n.pleHost)} there)`);
+  }
   let m: MemoryReport | undefined;
   let loadS = 0;
   if (measure) {
@@ -150,7 +186,7 @@ for (const [preset, size] of presets.flatMap((p) => sizes.map((z) => [p, z] as c
     [`GPU KV cache (${n.kvLayers} owner layers)`, n.kv, m?.gpu.kvCache],
     ['GPU scratch', n.scratch, m?.gpu.scratch],
     ['GPU total', n.weights + n.kv + n.scratch, m?.gpu.total],
-    [`host PLE table (${mode === 'q4' ? 'int4 rows' : 'f16'})`, n.pleHost, m?.host.total],
+    [`host PLE table (${n.pleFormat})`, n.pleHost, m?.host.total],
   ];
   console.log(`\n| ${preset.toUpperCase()}, context ${context} | counted | measured (model.memory()) | bytes (measured) | agree |`);
   console.log('|---|---|---|---|---|');

@@ -1,13 +1,21 @@
 // Linear layer: y[t, n] (+)= sum_k x[t, k] * W[n, k] for t < T, n < N_part, W in a weight-format.ts layout
-// (f32, f16, q4, q8; group 32, f16 scales two per u32). For a weight split into parts, one dispatch per part
-// writes output columns n_offset .. n_offset + n_part.
+// (f32, f16, q4, q8: group 32, f16 scales two per u32; q5: group 32, 3 16-bit scale units per group (d, fifth
+// bits); q4k, q5k, q6k: ggml's K-quants in the layout of src/formats/kquant.ts). For a weight split into parts,
+// one dispatch per part writes output columns n_offset .. n_offset + n_part.
 // Bindings: 0 params (uniform), 1 x [T, K] act_t (from x_offset), 2 w array<vec4<u32>> (the part's data),
-// 3 scales array<u32> (q4/q8; a dummy otherwise), 4 y [T, N] act_t (from y_offset, row stride N).
-// Overrides: FORMAT 0 f32, 1 f16, 2 q4, 3 q8; ROWS x LANES the gemv workgroup. Float rows are read as vec4<u32>
+// 3 scales array<u32> (q4/q8 scales, q5 scale units, K-quant super-block headers; a dummy otherwise), 4 y [T, N]
+// act_t (from y_offset, row stride N), 5 xq (the GEMVs: int8 activations, below; a dummy with ACT 0), 6 xq_out
+// (quantize_x only).
+// Overrides: FORMAT 0 f32, 1 f16, 2 q4, 3 q8, 4 q4k, 5 q5k, 6 q6k, 7 q5; ROWS x LANES the gemv workgroup; ACT 1:
+// the GEMVs read int8 activations (below), DOT their integer product. Float rows are read as vec4<u32>
 // units when they start on 16 bytes (p.aligned), else element by element (odd test shapes). Only FORMAT makes
 // pipelines: each costs seconds to compile on SwiftShader.
 // Accumulation is f32 in every variant; weights are dequantized to exactly q * scale (scale decoded exactly from
 // its f16 bits), so the result is the matmul over weight-format.ts `dequantize` up to f32 summation order.
+// q5: a unit is one group's low nibbles (as q4); its d and fifth bits come from the scales buffer.
+// K-quants: a 16-byte unit is one 32-weight sub-block (its low code nibbles, as q4); the GEMV folds the sub-block's
+// scale and min out of the sum (d·sc·Σ(q − 8)x + (8·d·sc − dmin·m)·Σx, q6k per 16-weight half), the GEMM
+// dequantizes its tile to ggml's values exactly (d·sc·q − dmin·m, one rounding).
 //
 // gemv (decode, T <= a few): a workgroup owns ROWS output features x p.tb tokens; LANES threads share a row. Every
 // weight read is one 16-byte vec4<u32> "unit" (q4: one 32-weight group, q8: half a group, f16: 8 weights, f32: 4),
@@ -17,6 +25,7 @@
 // gemm (prefill): 64 tokens x 64 features per workgroup of 16 x 16 threads, each thread 4 x 4 outputs strided by
 // 16 (conflict-free vec4 reads of workgroup memory, coalesced y writes); K in steps of 32 (one quant group): the x
 // tile and the dequantized weight tile (32 x 64 each, k-major vec4s, 16 KiB in all) live in workgroup memory.
+// gemm_regs (prefill on software adapters): the same tiles with 64 threads of 8 x 8 outputs (below).
 // Hot loops are written out straight-line: SwiftShader's Subzero JIT neither unrolls nor registers private arrays.
 
 struct Params {
@@ -28,14 +37,18 @@ struct Params {
   x_offset: u32,   // elements
   y_offset: u32,   // elements
   accumulate: u32, // 1: y += W x
-  groups: u32,     // groups (of 32) per row: q4/q8 blocks per row
+  groups: u32,     // groups (of 32) per row: q4/q8 blocks, K-quant sub-blocks per row
   grid_x: u32,     // workgroups per grid row (grids may be 2-D)
   n_blocks: u32,   // workgroups along the feature axis
   tb: u32,         // gemv: tokens per workgroup, 1..4 (a uniform, not an override: one pipeline serves all T)
   aligned: u32,    // float formats: rows start on 16 bytes (K % 4 == 0 for f32, K % 8 == 0 for f16)
+  xq_scales: u32,  // int8 activations: vec4 offset of the block scales in xq (after the codes)
+  xq_sums: u32,    // int8 activations: vec4 offset of the block half sums in xq
+  xq_pairs: u32,   // int8 activations: vec4 offset of the packed code pairs in xq
 }
 
 override FORMAT: u32 = 2u;
+override ACT: u32 = 0u;
 override ROWS: u32 = 8u;
 override LANES: u32 = 32u;
 
@@ -44,19 +57,19 @@ override LANES: u32 = 32u;
 @group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> scales: array<u32>;
 @group(0) @binding(4) var<storage, read_write> y: array<act_t>;
+// int8 activations (the GEMVs with ACT = 1, quantize_x): the quantized x, read as vec4 units and written as words.
+@group(0) @binding(5) var<storage, read> xq: array<vec4<u32>>;
+@group(0) @binding(6) var<storage, read_write> xq_out: array<u32>;
 
-// Exact f16 bits -> f32 (unpack2x16float may flush subnormals, weight-format.ts `dequantize` does not).
-fn f16_bits_to_f32(h: u32) -> f32 {
-  // Branch-free (both forms computed, one selected): a per-lane branch costs both sides on SIMD CPUs anyway.
-  let e = (h >> 10u) & 0x1fu;
-  let m = h & 0x3ffu;
-  let subnormal = select(1.0, -1.0, (h & 0x8000u) != 0u) * f32(m) * 5.9604644775390625e-8;
-  let normal = bitcast<f32>(((h & 0x8000u) << 16u) | ((e + 112u) << 23u) | (m << 13u));
-  return select(normal, subnormal, e == 0u);
+// f16_bits_to_f32 (exact, subnormals included; unpack2x16float may flush them): shaders/lib/f16-bits.wgsl.
+
+// 16-bit unit h of the scales buffer.
+fn scale_half(h: u32) -> u32 {
+  return (scales[h >> 1u] >> ((h & 1u) * 16u)) & 0xffffu;
 }
 
 fn scale_at(s: u32) -> f32 {
-  return f16_bits_to_f32((scales[s >> 1u] >> ((s & 1u) * 16u)) & 0xffffu);
+  return f16_bits_to_f32(scale_half(s));
 }
 
 // One u32 word of the weight data by word index (element access for unaligned float rows).
@@ -76,8 +89,8 @@ fn unit_elems() -> u32 {
   switch FORMAT {
     case 0u: { return 4u; }
     case 1u: { return 8u; }
-    case 2u: { return 32u; }
-    default: { return 16u; }
+    case 3u: { return 16u; }
+    default: { return 32u; }
   }
 }
 
@@ -109,7 +122,7 @@ struct XUnit { a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, d: vec4<f32>, e: vec4<f
 fn x_unit(t: u32, c: u32) -> XUnit {
   let z = vec4<f32>(0.0);
   switch FORMAT {
-    case 2u: { return XUnit(x4(t, c), x4(t, c + 4u), x4(t, c + 8u), x4(t, c + 12u), x4(t, c + 16u), x4(t, c + 20u), x4(t, c + 24u), x4(t, c + 28u)); }
+    case 2u, 4u, 5u, 6u, 7u: { return XUnit(x4(t, c), x4(t, c + 4u), x4(t, c + 8u), x4(t, c + 12u), x4(t, c + 16u), x4(t, c + 20u), x4(t, c + 24u), x4(t, c + 28u)); }
     case 3u: { return XUnit(x4(t, c), x4(t, c + 4u), x4(t, c + 8u), x4(t, c + 12u), z, z, z, z); }
     case 1u: { return XUnit(x4(t, c), x4(t, c + 4u), z, z, z, z, z, z); }
     default: { return XUnit(x4(t, c), z, z, z, z, z, z, z); }
@@ -121,7 +134,7 @@ fn x_unit(t: u32, c: u32) -> XUnit {
 // one vector shift, mask, convert, subtract (q4) and a dot.
 fn unit_dot_x(wv: vec4<u32>, xu: XUnit) -> f32 {
   switch FORMAT {
-    case 2u: {
+    case 2u, 4u, 5u, 6u, 7u: {
       return dot(q4_lo(wv.x), xu.a) + dot(q4_hi(wv.x), xu.b) + dot(q4_lo(wv.y), xu.c) + dot(q4_hi(wv.y), xu.d)
            + dot(q4_lo(wv.z), xu.e) + dot(q4_hi(wv.z), xu.f) + dot(q4_lo(wv.w), xu.g) + dot(q4_hi(wv.w), xu.h);
     }
@@ -136,15 +149,113 @@ fn unit_dot_x(wv: vec4<u32>, xu: XUnit) -> f32 {
   }
 }
 
-fn unit_dot(wv: vec4<u32>, t: u32, c: u32) -> f32 {
-  return unit_dot_x(wv, x_unit(t, c));
+// Dequantization parameters of unit u of row n, loaded once per row and unit and reused for every token:
+// q4/q8 s0 = the group scale; floats s0 = 1; q4k/q5k s0 = d·sc, s1 = dmin·m, hi.x = the fifth bits (q5k);
+// q6k s0, s1 = d·sc of the sub-block's two 16-weight halves, hi = its two words of high bit pairs.
+struct UnitMeta { s0: f32, s1: f32, hi: vec2<u32> }
+
+// u32 words per data row of a K-quant weight (kquant.ts: nibble units, high bits, padding to 4 words).
+fn k_row_words() -> u32 {
+  switch FORMAT {
+    case 5u: { return (5u * p.groups + 3u) & ~3u; }
+    case 6u: { return (6u * p.groups + 3u) & ~3u; }
+    default: { return 4u * p.groups; }
+  }
 }
 
-// Scale of unit u of row n (1 for float formats).
-fn unit_scale(n: u32, u: u32) -> f32 {
-  if (FORMAT == 2u) { return scale_at(n * p.groups + u); }
-  if (FORMAT == 3u) { return scale_at(n * p.groups + (u >> 1u)); }
-  return 1.0;
+// Row stride of the data in 16-byte units.
+fn row_stride() -> u32 {
+  if (FORMAT >= 4u) { return k_row_words() / 4u; }
+  return units_per_row();
+}
+
+fn byte_of(word: u32, i: u32) -> u32 { return (word >> (8u * i)) & 255u; }
+
+fn unit_meta(n: u32, u: u32) -> UnitMeta {
+  let none = vec2<u32>(0u);
+  if (FORMAT == 2u) { return UnitMeta(scale_at(n * p.groups + u), 0.0, none); }
+  if (FORMAT == 3u) { return UnitMeta(scale_at(n * p.groups + (u >> 1u)), 0.0, none); }
+  if (FORMAT == 7u) {
+    let h = 3u * (n * p.groups + u);
+    return UnitMeta(scale_at(h), 0.0, vec2<u32>(scale_half(h + 1u) | (scale_half(h + 2u) << 16u), 0u));
+  }
+  if (FORMAT < 2u) { return UnitMeta(1.0, 0.0, none); }
+  let S = (p.groups + 7u) / 8u;
+  let s = u >> 3u;
+  let hw = n * k_row_words() + 4u * p.groups; // first high-bit word of row n
+  if (FORMAT == 6u) {
+    let sw = 4u * S + (S + 1u) / 2u;
+    let d = f16_bits_to_f32((scales[n * sw + 4u * S + (s >> 1u)] >> (16u * (s & 1u))) & 0xffffu);
+    let pair = scales[n * sw + 4u * s + ((u & 7u) >> 1u)] >> (16u * (u & 1u)); // i8 scales of elements 0..15, 16..31
+    let sc0 = f32(bitcast<i32>(pair << 24u) >> 24u);
+    let sc1 = f32(bitcast<i32>(pair << 16u) >> 24u);
+    return UnitMeta(d * sc0, d * sc1, vec2<u32>(w_word(hw + 2u * u), w_word(hw + 2u * u + 1u)));
+  }
+  // ggml's get_scale_min_k4 on the 12 scale bytes b (words hdr + 1 .. 3), k = j mod 4: j < 4: sc = b[j] & 63,
+  // m = b[j + 4] & 63; j >= 4: sc = (b[j + 4] & 15) | (b[j - 4] >> 6) << 4, m = (b[j + 4] >> 4) | (b[j] >> 6) << 4.
+  let hdr = n * 4u * S + 4u * s;
+  let j = u & 7u;
+  let k = j & 3u;
+  let a = byte_of(scales[hdr + 1u], k);
+  let b = byte_of(scales[hdr + 2u], k);
+  let c = byte_of(scales[hdr + 3u], k);
+  let low = j < 4u;
+  let sc = select((c & 15u) | ((a >> 6u) << 4u), a & 63u, low);
+  let mn = select((c >> 4u) | ((b >> 6u) << 4u), b & 63u, low);
+  let w0 = scales[hdr];
+  var hb = 0u;
+  if (FORMAT == 5u) { hb = w_word(hw + u); }
+  return UnitMeta(f16_bits_to_f32(w0 & 0xffffu) * f32(sc), f16_bits_to_f32(w0 >> 16u) * f32(mn), vec2<u32>(hb, 0u));
+}
+
+// Sum of the 32 activations of a unit (the K-quant min and code-offset terms).
+fn x_sum(xu: XUnit) -> f32 {
+  return dot((xu.a + xu.b) + (xu.c + xu.d) + ((xu.e + xu.f) + (xu.g + xu.h)), vec4<f32>(1.0));
+}
+
+// Σ x over the elements whose bit is set in `bits` (bit e = element e of the unit's 32).
+fn bits_dot(bits: u32, xu: XUnit) -> f32 {
+  let b = vec4<u32>(bits);
+  let one = vec4<u32>(1u);
+  let s = vec4<u32>(0u, 1u, 2u, 3u);
+  return dot(vec4<f32>((b >> s) & one), xu.a) + dot(vec4<f32>((b >> (s + 4u)) & one), xu.b)
+       + dot(vec4<f32>((b >> (s + 8u)) & one), xu.c) + dot(vec4<f32>((b >> (s + 12u)) & one), xu.d)
+       + dot(vec4<f32>((b >> (s + 16u)) & one), xu.e) + dot(vec4<f32>((b >> (s + 20u)) & one), xu.f)
+       + dot(vec4<f32>((b >> (s + 24u)) & one), xu.g) + dot(vec4<f32>((b >> (s + 28u)) & one), xu.h);
+}
+
+// Σ h·x over 16 elements whose 2-bit values h are packed in `pairs` (element i in bits 2i .. 2i + 1).
+fn pairs_dot(pairs: u32, a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, d: vec4<f32>) -> f32 {
+  let h = vec4<u32>(pairs);
+  let three = vec4<u32>(3u);
+  let s = vec4<u32>(0u, 2u, 4u, 6u);
+  return dot(vec4<f32>((h >> s) & three), a) + dot(vec4<f32>((h >> (s + 8u)) & three), b)
+       + dot(vec4<f32>((h >> (s + 16u)) & three), c) + dot(vec4<f32>((h >> (s + 24u)) & three), d);
+}
+
+// One unit's contribution to y for one token: its (scaled) dot with the activations.
+fn unit_contrib(wv: vec4<u32>, m: UnitMeta, xu: XUnit) -> f32 {
+  switch FORMAT {
+    case 4u, 5u: {
+      // w = s0·q − s1 = s0·(q − 8) + (8·s0 − s1); q4_lo/q4_hi give q − 8 of the low nibbles.
+      var qx = unit_dot_x(wv, xu);
+      if (FORMAT == 5u) { qx += 16.0 * bits_dot(m.hi.x, xu); }
+      return m.s0 * qx + (8.0 * m.s0 - m.s1) * x_sum(xu);
+    }
+    case 6u: {
+      // w = s·(nib + 16·h − 32) = s·((nib − 8) + 16·h − 24), per 16-weight half with its own s.
+      let lo = dot(q4_lo(wv.x), xu.a) + dot(q4_hi(wv.x), xu.b) + dot(q4_lo(wv.y), xu.c) + dot(q4_hi(wv.y), xu.d)
+             + 16.0 * pairs_dot(m.hi.x, xu.a, xu.b, xu.c, xu.d) - 24.0 * dot((xu.a + xu.b) + (xu.c + xu.d), vec4<f32>(1.0));
+      let hi = dot(q4_lo(wv.z), xu.e) + dot(q4_hi(wv.z), xu.f) + dot(q4_lo(wv.w), xu.g) + dot(q4_hi(wv.w), xu.h)
+             + 16.0 * pairs_dot(m.hi.y, xu.e, xu.f, xu.g, xu.h) - 24.0 * dot((xu.e + xu.f) + (xu.g + xu.h), vec4<f32>(1.0));
+      return m.s0 * lo + m.s1 * hi;
+    }
+    case 7u: {
+      // w = d·(nib + 16·bit − 16) = d·((nib − 8) + 16·bit − 8).
+      return m.s0 * (unit_dot_x(wv, xu) + 16.0 * bits_dot(m.hi.x, xu) - 8.0 * x_sum(xu));
+    }
+    default: { return m.s0 * unit_dot_x(wv, xu); }
+  }
 }
 
 // Unaligned float rows: the same unit, element by element, masked at K.
@@ -162,8 +273,8 @@ fn units_per_row() -> u32 {
   switch FORMAT {
     case 0u: { return (p.K + 3u) / 4u; }
     case 1u: { return (p.K + 7u) / 8u; }
-    case 2u: { return p.groups; }
-    default: { return 2u * p.groups; }
+    case 3u: { return 2u * p.groups; }
+    default: { return p.groups; }
   }
 }
 
@@ -189,7 +300,7 @@ fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var acc = vec4<f32>(0.0); // token t0 + j in component j
   if (live) {
     let units = units_per_row();
-    let row_units = n * units; // every format's rows are contiguous units when aligned
+    let row_units = n * row_stride(); // every format's rows are contiguous units when aligned
     let per = unit_elems();
     for (var u = lane; u < units; u += LANES) {
       if (FORMAT < 2u && p.aligned == 0u) {
@@ -197,8 +308,11 @@ fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         continue;
       }
       let wv = w[row_units + u];
-      let scale = unit_scale(n, u);
-      for (var j = 0u; j < nt; j++) { acc[j] += scale * unit_dot(wv, t0 + j, u * per); }
+      let um = unit_meta(n, u);
+      for (var j = 0u; j < nt; j++) {
+        if (ACT == 1u) { acc[j] += int8_row_contrib(wv, um, xq_block(t0 + j, x_block_of(u)), u); }
+        else { acc[j] += unit_contrib(wv, um, x_unit(t0 + j, u * per)); }
+      }
     }
   }
   red[lid] = acc;
@@ -249,21 +363,30 @@ fn gemv_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
     }
   } else {
     let per = unit_elems();
+    let stride = row_stride();
     for (var u = 0u; u < units; u++) {
-      let w0 = w[n0 * units + u];
-      let w1 = w[n1 * units + u];
-      let w2 = w[n2 * units + u];
-      let w3 = w[n3 * units + u];
-      let s0 = unit_scale(n0, u);
-      let s1 = unit_scale(n1, u);
-      let s2 = unit_scale(n2, u);
-      let s3 = unit_scale(n3, u);
+      let w0 = w[n0 * stride + u];
+      let w1 = w[n1 * stride + u];
+      let w2 = w[n2 * stride + u];
+      let w3 = w[n3 * stride + u];
+      let m0 = unit_meta(n0, u);
+      let m1 = unit_meta(n1, u);
+      let m2 = unit_meta(n2, u);
+      let m3 = unit_meta(n3, u);
       for (var j = 0u; j < nt; j++) {
-        let xu = x_unit(t0 + j, u * per);
-        a0[j] += s0 * unit_dot_x(w0, xu);
-        a1[j] += s1 * unit_dot_x(w1, xu);
-        a2[j] += s2 * unit_dot_x(w2, xu);
-        a3[j] += s3 * unit_dot_x(w3, xu);
+        if (ACT == 1u) {
+          let X = xq_block(t0 + j, x_block_of(u));
+          a0[j] += int8_row_contrib(w0, m0, X, u);
+          a1[j] += int8_row_contrib(w1, m1, X, u);
+          a2[j] += int8_row_contrib(w2, m2, X, u);
+          a3[j] += int8_row_contrib(w3, m3, X, u);
+        } else {
+          let xu = x_unit(t0 + j, u * per);
+          a0[j] += unit_contrib(w0, m0, xu);
+          a1[j] += unit_contrib(w1, m1, xu);
+          a2[j] += unit_contrib(w2, m2, xu);
+          a3[j] += unit_contrib(w3, m3, xu);
+        }
       }
     }
   }
@@ -301,6 +424,96 @@ const BK = 32u;
 var<workgroup> xs4: array<vec4<f32>, 512>;
 var<workgroup> ws4: array<vec4<f32>, 512>;
 
+// Stages k-tile kt of the x tile (tokens m0 .. m0 + 63) and the dequantized weight tile (features n0 .. n0 + 63)
+// into workgroup memory, as thread `vlid` (0..255) of the 256 loader roles: x: token ml = vlid / 4, 8 consecutive k
+// from kx = (vlid % 4) * 8 (coalesced along k); weights: feature nl = vlid % 64, the quarter `part` = vlid / 64 of
+// the 32 k (one q4 word, two q8 words).
+fn stage_tile(vlid: u32, m0: u32, n0: u32, kt: u32) {
+  let ml = vlid / 4u;
+  let kx = (vlid % 4u) * 8u;
+  let nl = vlid % BN;
+  let part = vlid / BN;
+  let n = n0 + nl;
+  let nok = n < p.n_part;
+  let m = m0 + ml;
+  let k0 = kt * BK;
+  // x tile, zero outside [T, K] so padding adds 0.
+  var xa = vec4<f32>(0.0);
+  var xb = vec4<f32>(0.0);
+  if (m < p.T) {
+    xa = x4(m, k0 + kx);
+    xb = x4(m, k0 + kx + 4u);
+  }
+  let xi = kx * 16u + (ml % 16u);
+  let xc = ml / 16u;
+  xs4[xi][xc] = xa.x; xs4[xi + 16u][xc] = xa.y; xs4[xi + 32u][xc] = xa.z; xs4[xi + 48u][xc] = xa.w;
+  xs4[xi + 64u][xc] = xb.x; xs4[xi + 80u][xc] = xb.y; xs4[xi + 96u][xc] = xb.z; xs4[xi + 112u][xc] = xb.w;
+  // weight tile, dequantized to exactly q * scale; zero past n_part (and past K for float formats).
+  var wa = vec4<f32>(0.0); // k = part * 8 .. + 3
+  var wb = vec4<f32>(0.0); // k = part * 8 + 4 .. + 7
+  if (nok) {
+    if (FORMAT == 2u) {
+      let bi = n * p.groups + kt;
+      let d = scale_at(bi);
+      let word = w[bi][part];
+      wa = q4_lo(word) * d;
+      wb = q4_hi(word) * d;
+    } else if (FORMAT == 3u) {
+      let bi = n * p.groups + kt;
+      let d = scale_at(bi);
+      let blk = w[bi * 2u + (part >> 1u)];
+      let h = (part & 1u) * 2u;
+      wa = q8_4(blk[h]) * d;
+      wb = q8_4(blk[h + 1u]) * d;
+    } else if (FORMAT >= 4u) {
+      // Sub-block (q5: group) kt, elements part * 8 .. + 7: codes q (nibble + high bits), then ggml's value exactly.
+      let m = unit_meta(n, kt);
+      let word = vec4<u32>(w[n * row_stride() + kt][part]);
+      let sh = vec4<u32>(0u, 4u, 8u, 12u);
+      var qa = (word >> sh) & vec4<u32>(15u);
+      var qb = (word >> (sh + 16u)) & vec4<u32>(15u);
+      if (FORMAT == 5u || FORMAT == 7u) {
+        let hb = vec4<u32>(m.hi.x >> (8u * part));
+        let e = vec4<u32>(0u, 1u, 2u, 3u);
+        qa |= ((hb >> e) & vec4<u32>(1u)) << vec4<u32>(4u);
+        qb |= ((hb >> (e + 4u)) & vec4<u32>(1u)) << vec4<u32>(4u);
+      }
+      if (FORMAT == 6u) {
+        let hp = vec4<u32>(m.hi[part >> 1u] >> (16u * (part & 1u)));
+        let e = vec4<u32>(0u, 2u, 4u, 6u);
+        qa |= ((hp >> e) & vec4<u32>(3u)) << vec4<u32>(4u);
+        qb |= ((hp >> (e + 8u)) & vec4<u32>(3u)) << vec4<u32>(4u);
+        let sc = select(m.s1, m.s0, part < 2u);
+        wa = sc * (vec4<f32>(qa) - 32.0);
+        wb = sc * (vec4<f32>(qb) - 32.0);
+      } else if (FORMAT == 7u) {
+        wa = m.s0 * (vec4<f32>(qa) - 16.0);
+        wb = m.s0 * (vec4<f32>(qb) - 16.0);
+      } else {
+        wa = m.s0 * vec4<f32>(qa) - m.s1;
+        wb = m.s0 * vec4<f32>(qb) - m.s1;
+      }
+    } else if (p.aligned != 0u && k0 + part * 8u + 8u <= p.K) {
+      let e = n * p.K + k0 + part * 8u; // a multiple of 8 (f32: 4) elements: whole vec4 units
+      if (FORMAT == 0u) {
+        wa = bitcast<vec4<f32>>(w[e >> 2u]);
+        wb = bitcast<vec4<f32>>(w[(e >> 2u) + 1u]);
+      } else {
+        let h = f16_8(w[e >> 3u]);
+        wa = h[0];
+        wb = h[1];
+      }
+    } else {
+      wa = w_float4(n, k0 + part * 8u);
+      wb = w_float4(n, k0 + part * 8u + 4u);
+    }
+  }
+  let wi = part * 8u * 16u + (nl % 16u);
+  let wc = nl / 16u;
+  ws4[wi][wc] = wa.x; ws4[wi + 16u][wc] = wa.y; ws4[wi + 32u][wc] = wa.z; ws4[wi + 48u][wc] = wa.w;
+  ws4[wi + 64u][wc] = wb.x; ws4[wi + 80u][wc] = wb.y; ws4[wi + 96u][wc] = wb.z; ws4[wi + 112u][wc] = wb.w;
+}
+
 @compute @workgroup_size(256)
 fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let block = wg.y * p.grid_x + wg.x;
@@ -312,65 +525,9 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var acc1 = vec4<f32>(0.0);
   var acc2 = vec4<f32>(0.0);
   var acc3 = vec4<f32>(0.0);
-  // Loader roles: x: token ml = lid / 4 (0..63), 8 consecutive k from kx = (lid % 4) * 8 (coalesced along k);
-  // weights: feature nl = lid % 64, the quarter `part` = lid / 64 of the 32 k (one q4 word, two q8 words).
-  let ml = lid / 4u;
-  let kx = (lid % 4u) * 8u;
-  let nl = lid % BN;
-  let part = lid / BN;
-  let n = n0 + nl;
-  let nok = n < p.n_part;
-  let m = m0 + ml;
   let k_tiles = (p.K + BK - 1u) / BK;
   for (var kt = 0u; kt < k_tiles; kt++) {
-    let k0 = kt * BK;
-    // x tile, zero outside [T, K] so padding adds 0.
-    var xa = vec4<f32>(0.0);
-    var xb = vec4<f32>(0.0);
-    if (m < p.T) {
-      xa = x4(m, k0 + kx);
-      xb = x4(m, k0 + kx + 4u);
-    }
-    let xi = kx * 16u + (ml % 16u);
-    let xc = ml / 16u;
-    xs4[xi][xc] = xa.x; xs4[xi + 16u][xc] = xa.y; xs4[xi + 32u][xc] = xa.z; xs4[xi + 48u][xc] = xa.w;
-    xs4[xi + 64u][xc] = xb.x; xs4[xi + 80u][xc] = xb.y; xs4[xi + 96u][xc] = xb.z; xs4[xi + 112u][xc] = xb.w;
-    // weight tile, dequantized to exactly q * scale; zero past n_part (and past K for float formats).
-    var wa = vec4<f32>(0.0); // k = part * 8 .. + 3
-    var wb = vec4<f32>(0.0); // k = part * 8 + 4 .. + 7
-    if (nok) {
-      if (FORMAT == 2u) {
-        let bi = n * p.groups + kt;
-        let d = scale_at(bi);
-        let word = w[bi][part];
-        wa = q4_lo(word) * d;
-        wb = q4_hi(word) * d;
-      } else if (FORMAT == 3u) {
-        let bi = n * p.groups + kt;
-        let d = scale_at(bi);
-        let blk = w[bi * 2u + (part >> 1u)];
-        let h = (part & 1u) * 2u;
-        wa = q8_4(blk[h]) * d;
-        wb = q8_4(blk[h + 1u]) * d;
-      } else if (p.aligned != 0u && k0 + part * 8u + 8u <= p.K) {
-        let e = n * p.K + k0 + part * 8u; // a multiple of 8 (f32: 4) elements: whole vec4 units
-        if (FORMAT == 0u) {
-          wa = bitcast<vec4<f32>>(w[e >> 2u]);
-          wb = bitcast<vec4<f32>>(w[(e >> 2u) + 1u]);
-        } else {
-          let h = f16_8(w[e >> 3u]);
-          wa = h[0];
-          wb = h[1];
-        }
-      } else {
-        wa = w_float4(n, k0 + part * 8u);
-        wb = w_float4(n, k0 + part * 8u + 4u);
-      }
-    }
-    let wi = part * 8u * 16u + (nl % 16u);
-    let wc = nl / 16u;
-    ws4[wi][wc] = wa.x; ws4[wi + 16u][wc] = wa.y; ws4[wi + 32u][wc] = wa.z; ws4[wi + 48u][wc] = wa.w;
-    ws4[wi + 64u][wc] = wb.x; ws4[wi + 80u][wc] = wb.y; ws4[wi + 96u][wc] = wb.z; ws4[wi + 112u][wc] = wb.w;
+    stage_tile(lid, m0, n0, kt);
     workgroupBarrier();
     for (var k = 0u; k < BK; k++) {
       let a = xs4[k * 16u + ty];
@@ -387,3 +544,207 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   write_tile_row(m0 + ty + 32u, n0 + tx, acc2);
   write_tile_row(m0 + ty + 48u, n0 + tx, acc3);
 }
+
+// gemm_regs (software adapters): the same 64 x 64 tile and staging with 64 threads (8 x 8), each computing 8 tokens x
+// 8 features in registers (16 vec4 accumulators): 4 times the FMAs per workgroup-memory load and per barrier of
+// `gemm`, which is what a CPU running the workgroup as SIMD lanes pays for (loads are per-lane gathers, a barrier
+// switches every lane's coroutine). Thread (tx, ty) owns tokens ty + 8 i and features tx + 8 j, i, j = 0..7: in the
+// tile layout above, the vec4s at ty and ty + 8 (tokens ty + 16 c and ty + 8 + 16 c) and likewise for features.
+// fma() explicitly: a compiler that does not contract `c += a * b` (SwiftShader's) would spend two instructions.
+@compute @workgroup_size(64)
+fn gemm_regs(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let block = wg.y * p.grid_x + wg.x;
+  let n0 = (block % p.n_blocks) * BN;
+  let m0 = (block / p.n_blocks) * BM;
+  let tx = lid % 8u;
+  let ty = lid / 8u;
+  // c{h}{i}{g}: tokens (ty + 8h) + 16i, features (tx + 8g) + 16j in component j.
+  var c000 = vec4<f32>(0.0); var c001 = vec4<f32>(0.0); var c010 = vec4<f32>(0.0); var c011 = vec4<f32>(0.0);
+  var c020 = vec4<f32>(0.0); var c021 = vec4<f32>(0.0); var c030 = vec4<f32>(0.0); var c031 = vec4<f32>(0.0);
+  var c100 = vec4<f32>(0.0); var c101 = vec4<f32>(0.0); var c110 = vec4<f32>(0.0); var c111 = vec4<f32>(0.0);
+  var c120 = vec4<f32>(0.0); var c121 = vec4<f32>(0.0); var c130 = vec4<f32>(0.0); var c131 = vec4<f32>(0.0);
+  let k_tiles = (p.K + BK - 1u) / BK;
+  for (var kt = 0u; kt < k_tiles; kt++) {
+    stage_tile(lid, m0, n0, kt);
+    stage_tile(lid + 64u, m0, n0, kt);
+    stage_tile(lid + 128u, m0, n0, kt);
+    stage_tile(lid + 192u, m0, n0, kt);
+    workgroupBarrier();
+    for (var k = 0u; k < BK; k++) {
+      let a0 = xs4[k * 16u + ty];
+      let a1 = xs4[k * 16u + ty + 8u];
+      let b0 = ws4[k * 16u + tx];
+      let b1 = ws4[k * 16u + tx + 8u];
+      c000 = fma(vec4<f32>(a0.x), b0, c000); c001 = fma(vec4<f32>(a0.x), b1, c001); c010 = fma(vec4<f32>(a0.y), b0, c010); c011 = fma(vec4<f32>(a0.y), b1, c011);
+      c020 = fma(vec4<f32>(a0.z), b0, c020); c021 = fma(vec4<f32>(a0.z), b1, c021); c030 = fma(vec4<f32>(a0.w), b0, c030); c031 = fma(vec4<f32>(a0.w), b1, c031);
+      c100 = fma(vec4<f32>(a1.x), b0, c100); c101 = fma(vec4<f32>(a1.x), b1, c101); c110 = fma(vec4<f32>(a1.y), b0, c110); c111 = fma(vec4<f32>(a1.y), b1, c111);
+      c120 = fma(vec4<f32>(a1.z), b0, c120); c121 = fma(vec4<f32>(a1.z), b1, c121); c130 = fma(vec4<f32>(a1.w), b0, c130); c131 = fma(vec4<f32>(a1.w), b1, c131);
+    }
+    workgroupBarrier();
+  }
+  write_tile_row(m0 + ty, n0 + tx, c000); write_tile_row(m0 + ty, n0 + tx + 8u, c001);
+  write_tile_row(m0 + ty + 16u, n0 + tx, c010); write_tile_row(m0 + ty + 16u, n0 + tx + 8u, c011);
+  write_tile_row(m0 + ty + 32u, n0 + tx, c020); write_tile_row(m0 + ty + 32u, n0 + tx + 8u, c021);
+  write_tile_row(m0 + ty + 48u, n0 + tx, c030); write_tile_row(m0 + ty + 48u, n0 + tx + 8u, c031);
+  write_tile_row(m0 + ty + 8u, n0 + tx, c100); write_tile_row(m0 + ty + 8u, n0 + tx + 8u, c101);
+  write_tile_row(m0 + ty + 24u, n0 + tx, c110); write_tile_row(m0 + ty + 24u, n0 + tx + 8u, c111);
+  write_tile_row(m0 + ty + 40u, n0 + tx, c120); write_tile_row(m0 + ty + 40u, n0 + tx + 8u, c121);
+  write_tile_row(m0 + ty + 56u, n0 + tx, c130); write_tile_row(m0 + ty + 56u, n0 + tx + 8u, c131);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Decode GEMV with int8 activations (llama.cpp's quantized dot products): quantize_x turns x [T, K] into int8 codes
+// per block of 32 with one f32 scale (sx = absmax / 127, c = round(x / sx)), so x ≈ sx·c; then gemv / gemv_rows
+// with ACT = 1 multiply the weights' integer codes by c in integer arithmetic, exact i32 sums per 16 weights, and
+// apply the weight scales and sx in f32. The only error added is x's rounding to 8 bits (~0.5 % of y's RMS).
+// xq (vec4<u32> units), per block k = t·G + b:
+// - codes (dot4I8Packed): units 2k, 2k + 1; words (2i, 2i + 1) hold elements (8i, 8i + 2, 8i + 4, 8i + 6) and
+//   (8i + 1, 8i + 3, 8i + 5, 8i + 7) as bytes, matching the even / odd nibbles of word i of a 32-weight unit
+//   (word & 0x0f0f0f0f, (word >> 4) & 0x0f0f0f0f), so dot4I8Packed needs no shuffle;
+// - pairs (packed multiplies): 16 i32 at units p.xq_pairs + 4k ..: pair j = 4i + m is c[8i + m]·2^16 + c[8i + m + 4];
+// - the f32 scale at word k of p.xq_scales, the sums of the block's two 16-element halves at words 2k, 2k + 1 of
+//   p.xq_sums.
+// Products (DOT 1, software adapters): a weight word's nibbles m and m + 4 masked into the two 16-bit halves of one
+// u32 (word >> 4m & 0x000f000f) times pair 4i + m: the product's upper half is n_m·c_m + n_{m+4}·c_{m+4} (the lower
+// half, n_m·c_{m+4}, stays below 2^15 in magnitude over 8 products, 8·15·127, and is removed exactly by
+// sign-extending it), so one 32-bit multiply does two products and a vec4 multiply eight. Per 16 weights the upper
+// sum is at most 16·15·127 < 2^15. High bits (q5 / q5k fifth bits, q6k bit pairs) the same way. DOT 2 (GPUs):
+// dot4I8Packed on the nibble bytes; high bits as DOT 1. q8 weights: i32 dot products of unpacked bytes.
+
+override DOT: u32 = 1u;
+
+// quantize_x: one thread per (token, block).
+@compute @workgroup_size(64)
+fn quantize_x(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let k = (wg.y * p.grid_x + wg.x) * 64u + lid;
+  if (k >= p.T * p.groups) { return; }
+  let t = k / p.groups;
+  let c0 = (k % p.groups) * 32u;
+  var amax = 0.0;
+  for (var e = 0u; e < 32u; e++) {
+    if (c0 + e < p.K) { amax = max(amax, abs(f32(x[p.x_offset + t * p.K + c0 + e]))); }
+  }
+  let sx = amax / 127.0;
+  let inv = select(0.0, 127.0 / amax, amax > 0.0);
+  var sum0 = 0;
+  var sum1 = 0;
+  for (var i = 0u; i < 4u; i++) {
+    var c: array<i32, 8>;
+    for (var j = 0u; j < 8u; j++) {
+      let e = 8u * i + j;
+      c[j] = 0;
+      if (c0 + e < p.K) { c[j] = i32(clamp(round(f32(x[p.x_offset + t * p.K + c0 + e]) * inv), -127.0, 127.0)); }
+      if (i < 2u) { sum0 += c[j]; } else { sum1 += c[j]; }
+    }
+    var even = 0u;
+    var odd = 0u;
+    for (var j = 0u; j < 4u; j++) {
+      even |= (u32(c[2u * j]) & 255u) << (8u * j);
+      odd |= (u32(c[2u * j + 1u]) & 255u) << (8u * j);
+      xq_out[4u * p.xq_pairs + 16u * k + 4u * i + j] = bitcast<u32>(c[j] * 65536 + c[j + 4u]);
+    }
+    xq_out[8u * k + 2u * i] = even;
+    xq_out[8u * k + 2u * i + 1u] = odd;
+  }
+  xq_out[4u * p.xq_scales + k] = bitcast<u32>(sx);
+  xq_out[4u * p.xq_sums + 2u * k] = bitcast<u32>(sum0);
+  xq_out[4u * p.xq_sums + 2u * k + 1u] = bitcast<u32>(sum1);
+}
+
+// One block of quantized activations: packed code words (lo: words 0..3, hi: words 4..7), the 16 pairs (p_i: pairs
+// 4i .. 4i + 3, for weight word i), the scale and the half sums.
+struct XQ { lo: vec4<u32>, hi: vec4<u32>, p0: vec4<i32>, p1: vec4<i32>, p2: vec4<i32>, p3: vec4<i32>, sx: f32, s0: i32, s1: i32 }
+
+fn xq_block(t: u32, b: u32) -> XQ {
+  let k = t * p.groups + b;
+  let sums = xq[p.xq_sums + (k >> 1u)];
+  let h = 2u * (k & 1u);
+  let pk = p.xq_pairs + 4u * k;
+  return XQ(xq[2u * k], xq[2u * k + 1u], bitcast<vec4<i32>>(xq[pk]), bitcast<vec4<i32>>(xq[pk + 1u]), bitcast<vec4<i32>>(xq[pk + 2u]), bitcast<vec4<i32>>(xq[pk + 3u]),
+            bitcast<f32>(xq[p.xq_scales + (k >> 2u)][k & 3u]), bitcast<i32>(sums[h]), bitcast<i32>(sums[h + 1u]));
+}
+
+// The upper-half sum of packed pair products (see the header): sign-extend the lower half, remove it, shift.
+fn pair_total(v: vec4<i32>) -> i32 {
+  let s = (v.x + v.y) + (v.z + v.w);
+  let lo = (s << 16u) >> 16u;
+  return (s - lo) >> 16u;
+}
+
+// Σ n·c over the 8 weights of nibble word `word` (weight word i of its unit) against pairs `pr` (lanes m = 0..3).
+fn nib_products(word: u32, pr: vec4<i32>) -> vec4<i32> {
+  return bitcast<vec4<i32>>((vec4<u32>(word) >> vec4<u32>(0u, 4u, 8u, 12u)) & vec4<u32>(0x000f000fu)) * pr;
+}
+
+// The same for 1-bit values (bit e of `bits` = element e of the unit; word i covers elements 8i .. 8i + 7).
+fn bit_products(bits: u32, i: u32, pr: vec4<i32>) -> vec4<i32> {
+  let v = vec4<u32>(bits) >> (vec4<u32>(0u, 1u, 2u, 3u) + 8u * i);
+  return bitcast<vec4<i32>>((v & vec4<u32>(1u)) | ((v << vec4<u32>(12u)) & vec4<u32>(0x10000u))) * pr;
+}
+
+// The same for 2-bit values (q6k: element e of a 16-element half at bits 2e of `pairs`; i = word 0 or 1 of the half).
+fn pair2_products(pairs: u32, i: u32, pr: vec4<i32>) -> vec4<i32> {
+  let v = vec4<u32>(pairs) >> (vec4<u32>(0u, 2u, 4u, 6u) + 16u * i);
+  return bitcast<vec4<i32>>((v & vec4<u32>(3u)) | ((v << vec4<u32>(8u)) & vec4<u32>(0x30000u))) * pr;
+}
+
+// Σ n·c of a unit's nibbles (n unsigned 0..15) over its two 16-weight halves.
+fn nibble_sums(wv: vec4<u32>, X: XQ) -> vec2<i32> {
+  if (DOT == 2u) {
+    let m = 0x0f0f0f0fu;
+    return vec2<i32>(dot4I8Packed(wv.x & m, X.lo.x) + dot4I8Packed((wv.x >> 4u) & m, X.lo.y) + dot4I8Packed(wv.y & m, X.lo.z) + dot4I8Packed((wv.y >> 4u) & m, X.lo.w),
+                     dot4I8Packed(wv.z & m, X.hi.x) + dot4I8Packed((wv.z >> 4u) & m, X.hi.y) + dot4I8Packed(wv.w & m, X.hi.z) + dot4I8Packed((wv.w >> 4u) & m, X.hi.w));
+  }
+  return vec2<i32>(pair_total(nib_products(wv.x, X.p0) + nib_products(wv.y, X.p1)), pair_total(nib_products(wv.z, X.p2) + nib_products(wv.w, X.p3)));
+}
+
+// Σ b·c of a unit's high bits over its two halves: q5 / q5k fifth bits (hi.x), q6k bit pairs (hi.x, hi.y).
+fn high_sums(m: UnitMeta, X: XQ) -> vec2<i32> {
+  if (FORMAT == 6u) {
+    return vec2<i32>(pair_total(pair2_products(m.hi.x, 0u, X.p0) + pair2_products(m.hi.x, 1u, X.p1)), pair_total(pair2_products(m.hi.y, 0u, X.p2) + pair2_products(m.hi.y, 1u, X.p3)));
+  }
+  return vec2<i32>(pair_total(bit_products(m.hi.x, 0u, X.p0) + bit_products(m.hi.x, 1u, X.p1)), pair_total(bit_products(m.hi.x, 2u, X.p2) + bit_products(m.hi.x, 3u, X.p3)));
+}
+
+fn unpack_i8(word: u32) -> vec4<i32> {
+  return bitcast<vec4<i32>>(vec4<u32>(word) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
+}
+
+// q8: Σ q·c of a 16-weight unit (natural byte order) against block half `half` of X (even / odd code words).
+fn q8_sum(wv: vec4<u32>, X: XQ, half: u32) -> i32 {
+  let c = select(X.hi, X.lo, half == 0u);
+  let a = unpack_i8(wv.x);
+  let b = unpack_i8(wv.y);
+  let d = unpack_i8(wv.z);
+  let e = unpack_i8(wv.w);
+  return dot(vec4<i32>(a.x, a.z, b.x, b.z), unpack_i8(c.x)) + dot(vec4<i32>(a.y, a.w, b.y, b.w), unpack_i8(c.y))
+       + dot(vec4<i32>(d.x, d.z, e.x, e.z), unpack_i8(c.z)) + dot(vec4<i32>(d.y, d.w, e.y, e.w), unpack_i8(c.w));
+}
+
+// Contribution of unit u (weights wv, meta m) of one row to one token's y, from that token's X (q8: the block of
+// half the unit; the caller passes the block u >> 1). Values (with n the nibble, b the high bits, c the codes):
+// q4 d·(n − 8); q4k s0·n − s1; q5k s0·(n + 16b) − s1; q5 d·(n + 16b − 16); q6k s·(n + 16b − 32) per half.
+fn int8_row_contrib(wv: vec4<u32>, m: UnitMeta, X: XQ, u: u32) -> f32 {
+  if (FORMAT == 3u) { return X.sx * m.s0 * f32(q8_sum(wv, X, u & 1u)); }
+  let n = nibble_sums(wv, X);
+  let c = f32(X.s0 + X.s1);
+  switch FORMAT {
+    case 4u: { return X.sx * (m.s0 * f32(n.x + n.y) - m.s1 * c); }
+    case 5u: {
+      let h = high_sums(m, X);
+      return X.sx * (m.s0 * f32(n.x + n.y + 16 * (h.x + h.y)) - m.s1 * c);
+    }
+    case 6u: {
+      let h = high_sums(m, X);
+      return X.sx * (m.s0 * f32(n.x + 16 * h.x - 32 * X.s0) + m.s1 * f32(n.y + 16 * h.y - 32 * X.s1));
+    }
+    case 7u: {
+      let h = high_sums(m, X);
+      return X.sx * m.s0 * f32(n.x + n.y + 16 * (h.x + h.y) - 16 * (X.s0 + X.s1));
+    }
+    default: { return X.sx * m.s0 * f32(n.x + n.y - 8 * (X.s0 + X.s1)); } // q4
+  }
+}
+
+// The activations block of unit u.
+fn x_block_of(u: u32) -> u32 { return select(u, u >> 1u, FORMAT == 3u); }

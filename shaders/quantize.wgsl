@@ -57,48 +57,7 @@ fn thread_id(wg: vec3<u32>, lid: u32) -> u32 {
   return (wg.y * p.grid_x + wg.x) * WG + lid;
 }
 
-// Exact f16 -> f32 from bits (unpack2x16float may flush f16 subnormals).
-fn f16_bits_to_f32(h: u32) -> f32 {
-  let sign = select(1.0, -1.0, (h & 0x8000u) != 0u);
-  let e = (h >> 10u) & 0x1fu;
-  let m = h & 0x3ffu;
-  if (e == 0u) { return sign * f32(m) * 5.9604644775390625e-8; } // m * 2^-24
-  if (e == 31u) { return bitcast<f32>(((h & 0x8000u) << 16u) | 0x7f800000u | (m << 13u)); }
-  return bitcast<f32>(((h & 0x8000u) << 16u) | ((e + 112u) << 23u) | (m << 13u));
-}
-
-// f32 -> f16 bits, round to nearest even, overflow to inf (a port of src/io/half.ts f32ToF16Bits, so the two agree
-// bit for bit; WGSL's own conversions may round either way).
-fn f32_to_f16_bits(v: f32) -> u32 {
-  let x = bitcast<u32>(v);
-  let sign = (x >> 16u) & 0x8000u;
-  let ex = (x >> 23u) & 0xffu;
-  var mant = x & 0x7fffffu;
-  if (ex == 0xffu) { return sign | 0x7c00u | select(0u, 0x200u, mant != 0u); }
-  var e = i32(ex) - 112; // - 127 + 15
-  if (e >= 31) { return sign | 0x7c00u; }
-  if (e <= 0) {
-    if (e < -10) { return sign; }
-    mant |= 0x800000u;
-    let shift = u32(14 - e);
-    let half = 1u << (shift - 1u);
-    var r = mant >> shift;
-    let rem = mant & ((1u << shift) - 1u);
-    if (rem > half || (rem == half && (r & 1u) != 0u)) { r += 1u; }
-    return sign | r;
-  }
-  var r = mant >> 13u;
-  let rem = mant & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (r & 1u) != 0u)) {
-    r += 1u;
-    if (r == 0x400u) {
-      r = 0u;
-      e += 1;
-      if (e >= 31) { return sign | 0x7c00u; }
-    }
-  }
-  return sign | (u32(e) << 10u) | r;
-}
+// f16_bits_to_f32 / f32_to_f16_bits: shaders/lib/f16-bits.wgsl.
 
 // The f16 nearest (ties to even) to the exact quotient a / div, for a >= 0 and small integer div; saturates at
 // 65504. The first guess may be one f16 off (inexact division, double rounding); exact midpoint tests fix it.
@@ -254,4 +213,257 @@ fn random_codes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     scales[t] = h | (h << 16u);
   }
   if (t == 0xffffffffu) { dst[0] = src[0]; } // keep `src` in the interface (see random_f32)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Error-minimising quantizers into q5 and the K-quant layouts (test/helpers/quantize-search.ts is the CPU definition
+// they follow step for step: the candidates, the weights and the fits; not bit for bit, as the GPU divides to
+// ~2.5 ulp and sums in another order, which can tip a near-tie between two candidates). The chunk's rows are
+// p.count / (work items per row) rows starting at output row p.out_offset of the part (q5: output group
+// p.out_offset, even). Values past a row's end (a partial last group) read as 0.
+
+// Row r, element c (c < cols) of the chunk, or 0 past the row.
+fn src_at(r: u32, c: u32) -> f32 {
+  if (c >= p.cols) { return 0.0; }
+  return load_src(r * p.cols + c);
+}
+
+// Symmetric search (q5: n = 32, nmax 16, weights 1; q6k: n = 16, nmax 32, weights w²): the least-squares scale s
+// of the best of the candidates −(nmax + 0.1 k) / max, k = −9 .. 9 (max = the element of largest magnitude). The
+// values are read once into `v` (a private array: one load per value instead of one per candidate).
+fn fit_sym(r: u32, c0: u32, n: u32, nmax: f32, squared: bool) -> f32 {
+  var v: array<f32, 32>;
+  var mx = 0.0;
+  for (var i = 0u; i < n; i++) {
+    v[i] = src_at(r, c0 + i);
+    if (abs(v[i]) > abs(mx)) { mx = v[i]; }
+  }
+  if (mx == 0.0) { return 0.0; }
+  var best_s = -mx / nmax;
+  var best_score = -1.0;
+  for (var k = -9; k <= 9; k++) {
+    let iscale = -(nmax + 0.1 * f32(k)) / mx;
+    var sxl = 0.0;
+    var sl2 = 0.0;
+    for (var i = 0u; i < n; i++) {
+      let q = clamp(round(iscale * v[i]), -nmax, nmax - 1.0);
+      let w = select(1.0, v[i] * v[i], squared);
+      sxl += w * v[i] * q;
+      sl2 += w * q * q;
+    }
+    if (sl2 > 0.0 && sxl * sxl > best_score * sl2) {
+      best_score = sxl * sxl / sl2;
+      best_s = sxl / sl2;
+    }
+  }
+  return best_s;
+}
+
+// Asymmetric search of one 32-weight sub-block (codes 0..nmax): returns (s, m), w ≈ s·q − m, m ≥ 0. Candidates:
+// the plain min/max scale, then s = (max − min) / (nmax − 1 + 0.1 k), k = 0 .. 20, each refitted by weighted least
+// squares on its codes (weights |w| + the sub-block's RMS; m clipped at 0). The weighted squared error of a fit
+// (s, b) comes from the same sums: Σw(sq + b − x)² = s²Σwq² + 2sbΣwq + b²Σw − 2sΣwxq − 2bΣwx + Σwx².
+fn fit_scale_min(r: u32, c0: u32, nmax: f32) -> vec2<f32> {
+  var v: array<f32, 32>;
+  var lo = 3.4e38;
+  var hi = -3.4e38;
+  var ss = 0.0;
+  for (var i = 0u; i < 32u; i++) {
+    v[i] = src_at(r, c0 + i);
+    lo = min(lo, v[i]);
+    hi = max(hi, v[i]);
+    ss += v[i] * v[i];
+  }
+  lo = min(lo, 0.0);
+  if (hi == lo) { return vec2<f32>(0.0, -lo); }
+  let rms = sqrt(ss / 32.0);
+  var swx2 = 0.0;
+  for (var i = 0u; i < 32u; i++) { swx2 += (rms + abs(v[i])) * v[i] * v[i]; }
+  var best = vec2<f32>((hi - lo) / nmax, -lo);
+  var best_err = 3.4e38;
+  for (var k = -1; k <= 20; k++) {
+    var iscale = (nmax - 1.0 + 0.1 * f32(k)) / (hi - lo);
+    if (k < 0) { iscale = nmax / (hi - lo); }
+    var sw = 0.0; var sl = 0.0; var sl2 = 0.0; var sx = 0.0; var sxl = 0.0;
+    for (var i = 0u; i < 32u; i++) {
+      let q = clamp(round(iscale * (v[i] - lo)), 0.0, nmax);
+      let w = rms + abs(v[i]);
+      sw += w; sl += w * q; sl2 += w * q * q; sx += w * v[i]; sxl += w * v[i] * q;
+    }
+    var s = 1.0 / iscale;
+    var b = lo;
+    if (k >= 0) {
+      let det = sw * sl2 - sl * sl;
+      if (!(det > 0.0)) { continue; }
+      s = (sw * sxl - sx * sl) / det;
+      b = (sl2 * sx - sl * sxl) / det;
+      if (b > 0.0) { b = 0.0; s = sxl / sl2; }
+    }
+    let err = s * s * sl2 + 2.0 * s * b * sl + b * b * sw - 2.0 * s * sxl - 2.0 * b * sx + swx2;
+    if (err < best_err) { best_err = err; best = vec2<f32>(max(s, 0.0), -b); }
+  }
+  return best;
+}
+
+// q5: one thread per pair of groups (their 6 scale units fill 3 words). Codes recomputed with the f16 d.
+@compute @workgroup_size(WG)
+fn quantize_q5(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = thread_id(wg, lid);
+  let f0 = 2u * t;
+  if (f0 >= p.count) { return; }
+  var units: array<u32, 6>;
+  for (var k = 0u; k < 2u; k++) {
+    let f = f0 + k;
+    var dbits = 0u;
+    var bits = 0u;
+    if (f < p.count) {
+      let r = f / p.groups_per_row;
+      let c0 = (f % p.groups_per_row) * 32u;
+      dbits = f32_to_f16_bits(fit_sym(r, c0, 32u, 16.0, false));
+      let d = f16_bits_to_f32(dbits);
+      for (var w = 0u; w < 4u; w++) {
+        var word = 0u;
+        for (var e = 0u; e < 8u; e++) {
+          let i = 8u * w + e;
+          var q = 16u;
+          if (d != 0.0) { q = u32(i32(clamp(round(src_at(r, c0 + i) / d), -16.0, 15.0)) + 16); }
+          word |= (q & 15u) << (4u * e);
+          bits |= (q >> 4u) << i;
+        }
+        dst[(p.out_offset + f) * 4u + w] = word;
+      }
+    }
+    units[3u * k] = dbits;
+    units[3u * k + 1u] = bits & 0xffffu;
+    units[3u * k + 2u] = bits >> 16u;
+  }
+  let o = 3u * ((p.out_offset + f0) >> 1u);
+  scales[o] = units[0] | (units[1] << 16u);
+  scales[o + 1u] = units[2] | (units[3] << 16u);
+  scales[o + 2u] = units[4] | (units[5] << 16u);
+}
+
+// Words of one K-quant data row (kquant.ts: nibble units, then fifth bits / high pairs, padded to 4 words).
+fn k_row_words(extra_per_group: u32) -> u32 {
+  return (4u * p.groups_per_row + extra_per_group * p.groups_per_row + 3u) & ~3u;
+}
+
+// q4k: one thread per super-block (row r = t / S of the chunk, super-block s = t % S).
+@compute @workgroup_size(WG)
+fn quantize_q4k(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = thread_id(wg, lid);
+  if (t >= p.count) { return; }
+  let G = p.groups_per_row;
+  let S = (G + 7u) / 8u;
+  let r = t / S;
+  let s = t % S;
+  let n = min(8u, G - 8u * s);
+  var sm: array<vec2<f32>, 8>;
+  var max_s = 0.0;
+  var max_m = 0.0;
+  for (var j = 0u; j < n; j++) {
+    sm[j] = fit_scale_min(r, 32u * (8u * s + j), 15.0);
+    max_s = max(max_s, sm[j].x);
+    max_m = max(max_m, sm[j].y);
+  }
+  let dbits = f32_to_f16_bits(max_s / 63.0);
+  let mbits = f32_to_f16_bits(max_m / 63.0);
+  let d = f16_bits_to_f32(dbits);
+  let dmin = f16_bits_to_f32(mbits);
+  var b: array<u32, 12>;
+  for (var j = 0u; j < 12u; j++) { b[j] = 0u; }
+  let row = p.out_offset + r;
+  for (var j = 0u; j < 8u; j++) {
+    var sc = 0u;
+    var mn = 0u;
+    if (j < n) {
+      if (d != 0.0) { sc = u32(min(63.0, round(sm[j].x / d))); }
+      if (dmin != 0.0) { mn = u32(min(63.0, round(sm[j].y / dmin))); }
+      let step = d * f32(sc);
+      let mnv = dmin * f32(mn);
+      let c0 = 32u * (8u * s + j);
+      for (var w = 0u; w < 4u; w++) {
+        var word = 0u;
+        for (var e = 0u; e < 8u; e++) {
+          var q = 0u;
+          if (step != 0.0) { q = u32(clamp(round((src_at(r, c0 + 8u * w + e) + mnv) / step), 0.0, 15.0)); }
+          word |= q << (4u * e);
+        }
+        dst[row * k_row_words(0u) + 4u * (8u * s + j) + w] = word;
+      }
+    }
+    // ggml's get_scale_min_k4 packing, inverted.
+    if (j < 4u) {
+      b[j] |= sc;
+      b[j + 4u] |= mn;
+    } else {
+      b[j + 4u] = (sc & 15u) | ((mn & 15u) << 4u);
+      b[j - 4u] |= (sc >> 4u) << 6u;
+      b[j] |= (mn >> 4u) << 6u;
+    }
+  }
+  let h = row * 4u * S + 4u * s;
+  scales[h] = dbits | (mbits << 16u);
+  scales[h + 1u] = b[0] | (b[1] << 8u) | (b[2] << 16u) | (b[3] << 24u);
+  scales[h + 2u] = b[4] | (b[5] << 8u) | (b[6] << 16u) | (b[7] << 24u);
+  scales[h + 3u] = b[8] | (b[9] << 8u) | (b[10] << 16u) | (b[11] << 24u);
+}
+
+// q6k: one thread per pair of super-blocks of a row (their f16 d share a word): t -> row t / P, pair t % P.
+@compute @workgroup_size(WG)
+fn quantize_q6k(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = thread_id(wg, lid);
+  if (t >= p.count) { return; }
+  let G = p.groups_per_row;
+  let S = (G + 7u) / 8u;
+  let P = (S + 1u) / 2u;
+  let r = t / P;
+  let row = p.out_offset + r;
+  let sw = 4u * S + P;
+  let dw = k_row_words(2u);
+  var dword = 0u;
+  for (var k = 0u; k < 2u; k++) {
+    let s = 2u * (t % P) + k;
+    if (s >= S) { break; }
+    let n = min(8u, G - 8u * s); // sub-blocks of 32 (2n scales of 16)
+    var sc: array<f32, 16>;
+    var mx = 0.0;
+    for (var i = 0u; i < 2u * n; i++) {
+      sc[i] = fit_sym(r, 256u * s + 16u * i, 16u, 32.0, true);
+      if (abs(sc[i]) > abs(mx)) { mx = sc[i]; }
+    }
+    var dbits = 0u;
+    if (mx != 0.0) { dbits = f32_to_f16_bits(-mx / 128.0); }
+    let d = f16_bits_to_f32(dbits);
+    var q8: array<u32, 16>;
+    for (var i = 0u; i < 16u; i++) {
+      var qs = 0;
+      if (i < 2u * n && d != 0.0) { qs = i32(clamp(round(sc[i] / d), -128.0, 127.0)); }
+      q8[i] = u32(qs) & 255u;
+      if (i < 2u * n) {
+        let step = d * f32(qs);
+        let j = 8u * s + i / 2u;       // sub-block of 32
+        let half = i % 2u;             // its elements 16 half .. + 15
+        var hi_word = 0u;
+        for (var w = 0u; w < 2u; w++) {
+          var word = 0u;
+          for (var e = 0u; e < 8u; e++) {
+            let el = 16u * half + 8u * w + e;
+            var q = 32u;
+            if (step != 0.0) { q = u32(i32(clamp(round(src_at(r, 32u * j + el) / step), -32.0, 31.0)) + 32); }
+            word |= (q & 15u) << (4u * e);
+            hi_word |= (q >> 4u) << (2u * (8u * w + e));
+          }
+          dst[row * dw + 4u * j + 2u * half + w] = word;
+        }
+        dst[row * dw + 4u * G + 2u * j + half] = hi_word;
+      }
+    }
+    let h = row * sw + 4u * s;
+    for (var w = 0u; w < 4u; w++) {
+      scales[h + w] = q8[4u * w] | (q8[4u * w + 1u] << 8u) | (q8[4u * w + 2u] << 16u) | (q8[4u * w + 3u] << 24u);
+    }
+    dword |= dbits << (16u * k);
+  }
+  scales[row * sw + 4u * S + (t % P)] = dword;
 }

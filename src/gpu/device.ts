@@ -16,6 +16,8 @@ export interface GpuContext {
    * CPU-friendly shapes (no workgroup barriers, more work per thread).
    */
   cpuAdapter: boolean;
+  /** WGSL has dot4I8Packed / dot4U8Packed (language feature packed_4x8_integer_dot_product). */
+  packedDot?: boolean;
 }
 
 /** The limits below which we refuse to run, with what each one is for. */
@@ -88,5 +90,6 @@ export async function createGpuContext(gpu?: GPU, options: DeviceOptions = {}): 
   const info = adapter.info;
   const adapterName = [info?.vendor, info?.architecture, info?.device, info?.description].filter(Boolean).join(' ') || 'unknown adapter';
   const cpuAdapter = (info as GPUAdapterInfo & { isFallbackAdapter?: boolean })?.isFallbackAdapter === true || (adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
-  return { device, f16, subgroups, timestamps, adapterName, cpuAdapter };
+  const packedDot = (theGpu as GPU & { wgslLanguageFeatures?: ReadonlySet<string> }).wgslLanguageFeatures?.has('packed_4x8_integer_dot_product') ?? false;
+  return { device, f16, subgroups, timestamps, adapterName, cpuAdapter, packedDot };
 }

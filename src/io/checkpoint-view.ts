@@ -6,6 +6,7 @@
  * src/model/gemma3n/matformer.ts) and its loader reads the view like any checkpoint.
  */
 import { GemmaError } from '../errors.ts';
+import type { QuantFormat } from '../formats/weight-format.ts';
 import { columnRunsWidth, readColumnRuns, requireTensor, type Checkpoint, type ColumnRun, type PackedTensor, type PlannedRead, type RowRange, type TensorBytes, type TensorInfo } from './checkpoint.ts';
 
 /** Elements [start, start + count) along one dimension. */
@@ -152,7 +153,7 @@ export function checkpointView(base: Checkpoint, options: ViewOptions): Checkpoi
   }
   if (base.readPackedAs) {
     const readPacked = base.readPackedAs.bind(base);
-    view.readPackedAs = async (n: string, format: 'q4' | 'q8', rows?: RowRange, columns?: readonly ColumnRun[]): Promise<PackedTensor | null> => {
+    view.readPackedAs = async (n: string, format: QuantFormat, rows?: RowRange, columns?: readonly ColumnRun[]): Promise<PackedTensor | null> => {
       const { v, info } = get(n);
       if (info.shape.length !== 2) return null;
       if (columns) columnRunsWidth(columns, info.shape[1], `${name}: ${n}`);

@@ -6,7 +6,7 @@
  */
 import { GemmaError } from '../errors.ts';
 import { bf16ArrayToF32, f16ArrayToF32 } from './half.ts';
-import type { PackedWeight } from '../formats/weight-format.ts';
+import type { PackedWeight, QuantFormat } from '../formats/weight-format.ts';
 import type { ByteSource } from './byte-source.ts';
 
 /** The float dtypes a checkpoint can hand to the loader (safetensors spelling). */
@@ -26,9 +26,9 @@ export interface TensorBytes {
   bytes: Uint8Array;
 }
 
-/** A tensor already quantized into our GPU q4/q8 layout (src/kernels/weight-format.ts), e.g. from GGUF Q4_0/Q8_0. */
+/** A tensor already quantized into one of our GPU layouts (src/formats/), e.g. from GGUF Q4_0 / Q8_0 / K-quants. */
 export interface PackedTensor extends PackedWeight {
-  format: 'q4' | 'q8';
+  format: QuantFormat;
   rows: number;
   cols: number;
 }
@@ -55,11 +55,11 @@ export interface Checkpoint {
   readColumns?(name: string, columns: readonly ColumnRun[], rows?: RowRange): Promise<TensorBytes>;
   /**
    * Present when the container stores some tensors pre-quantized: the tensor (or its `rows`, or the column runs
-   * `columns` of them) in our GPU `format` when its stored type repacks into it losslessly (GGUF Q4_0 → q4/q8,
-   * Q8_0 → q8; a cached q4/q8 tensor) and the runs fall on its block boundaries, else null (then the loader reads
-   * floats).
+   * `columns` of them) in our GPU `format` when its stored type repacks into it losslessly
+   * (src/formats/stored-dtype.ts: GGUF Q4_0 → q4/q8, Q8_0 / Q5_0 → q8, Q4_K / Q5_K / Q6_K → q4k / q5k / q6k; a cached
+   * tensor in that format) and the runs fall on its block boundaries, else null (then the loader reads floats).
    */
-  readPackedAs?(name: string, format: 'q4' | 'q8', rows?: RowRange, columns?: readonly ColumnRun[]): Promise<PackedTensor | null>;
+  readPackedAs?(name: string, format: QuantFormat, rows?: RowRange, columns?: readonly ColumnRun[]): Promise<PackedTensor | null>;
   /**
    * Where a tensor's stored bytes are (for read planning, src/io/read-ahead.ts), when the container knows: the whole
    * tensor, or the bytes of its `rows`.

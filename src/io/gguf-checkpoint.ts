@@ -11,6 +11,7 @@ import { GemmaError } from '../errors.ts';
 import { columnRunsWidth, type Checkpoint, type ColumnRun, type PackedTensor, type TensorBytes, type TensorInfo } from './checkpoint.ts';
 import type { GgufFile, GgufTensorInfo, GgufValue } from './gguf.ts';
 import { GGML_TYPE, dequantize, ggmlTypeInfo, losslessFormats, repackLossless, unsupportedType } from './gguf-types.ts';
+import type { QuantFormat } from '../formats/weight-format.ts';
 import { readStrided, type ByteRun } from './strided-read.ts';
 
 /** One HF tensor backed by a byte range of the GGUF file. */
@@ -46,8 +47,8 @@ export interface GgufCheckpoint<Config = unknown> extends Checkpoint {
   readF32(name: string, rows?: RowRange): Promise<Float32Array>;
   /** The stored bytes of a tensor (or of rows of it), in its ggml type. */
   readRaw(name: string, rows?: RowRange): Promise<Uint8Array>;
-  /** Our GPU q4/q8 layout when the stored type repacks into `format` losslessly (Q4_0 → q4/q8, Q8_0 → q8), else null. */
-  readPackedAs(name: string, format: 'q4' | 'q8', rows?: RowRange, columns?: readonly ColumnRun[]): Promise<PackedTensor | null>;
+  /** Our GPU layout when the stored type repacks into `format` losslessly (src/formats/stored-dtype.ts), else null. */
+  readPackedAs(name: string, format: QuantFormat, rows?: RowRange, columns?: readonly ColumnRun[]): Promise<PackedTensor | null>;
   /** Column runs of rows, as floats: exact for F32/F16/BF16, ggml's dequantization of the blocks they touch otherwise. */
   readColumns(name: string, columns: readonly ColumnRun[], rows?: RowRange): Promise<TensorBytes>;
 }
@@ -124,7 +125,7 @@ export function ggufCheckpoint<Config>(gguf: GgufFile, tensors: ReadonlyMap<stri
   };
   // `rows` (an addition to Checkpoint.readPackedAs) lets a caller stream a multi-GB table (E2B's Q8_0 PLE table is
   // 2.1 GB) in row chunks.
-  const readPackedAs = async (n: string, format: 'q4' | 'q8', rowRange?: RowRange): Promise<PackedTensor | null> => {
+  const readPackedAs = async (n: string, format: QuantFormat, rowRange?: RowRange): Promise<PackedTensor | null> => {
     const t = get(n);
     if (!losslessFormats(t.ggmlType).includes(format) || t.shape.length !== 2) return null;
     const r = range(t, rowRange);
@@ -166,7 +167,7 @@ export function ggufCheckpoint<Config>(gguf: GgufFile, tensors: ReadonlyMap<stri
     }
     return { dtype: 'F32', bytes: new Uint8Array(out.buffer) };
   };
-  const readPackedColumns = async (n: string, format: 'q4' | 'q8', rows: RowRange | undefined, columns: readonly ColumnRun[]): Promise<PackedTensor | null> => {
+  const readPackedColumns = async (n: string, format: QuantFormat, rows: RowRange | undefined, columns: readonly ColumnRun[]): Promise<PackedTensor | null> => {
     const t = matrixOf(n);
     const width = columnRunsWidth(columns, t.shape[1], `${name}: ${t.hfName}`);
     const { blockSize } = ggmlTypeInfo(t.ggmlType)!;

@@ -1,6 +1,6 @@
 /**
  * ggml tensor types as stored in GGUF files: their block geometry, f32 dequantization of the types we support,
- * and the lossless repack of Q4_0 / Q8_0 into our GPU q4 / q8 layouts (src/kernels/weight-format.ts).
+ * and the lossless repack of Q4_0 / Q8_0 / Q5_0 / K-quants into our GPU layouts (src/formats/weight-format.ts, kquant.ts).
  *
  * Block layouts follow llama.cpp's ggml-common.h / ggml-quants.c (see docs/gemma3n-formats.md §3.5). Arithmetic
  * is done in f32 one operation at a time (Math.fround), as gguf-py's numpy dequantizer does, so results match
@@ -8,7 +8,9 @@
  * `d·sc·q − dmin·m`): there the difference is at most one f32 rounding of the result.
  */
 import { GemmaError } from '../errors.ts';
-import { GROUP, type PackedWeight } from '../formats/weight-format.ts';
+import { GROUP, type PackedWeight, type QuantFormat } from '../formats/weight-format.ts';
+import { losslessFormatsOf } from '../formats/stored-dtype.ts';
+import { isKFormat, repackGgmlK } from '../formats/kquant.ts';
 
 /** ggml_type ids (ggml.h). Gaps are ids llama.cpp removed. */
 export const GGML_TYPE = {
@@ -263,32 +265,48 @@ function kQuantScales(b: Uint8Array, at: number, sc: Uint8Array, mn: Uint8Array)
   }
 }
 
-/**
- * Which of our GPU formats a ggml type repacks into without changing any value: Q4_0 → q4 or q8 (its
- * (q − 8)·d values lie on q8's grid with the same scale), Q8_0 → q8. Everything else needs requantization.
- */
-export function losslessFormats(type: number): readonly ('q4' | 'q8')[] {
-  if (type === GGML_TYPE.Q4_0) return ['q4', 'q8'];
-  if (type === GGML_TYPE.Q8_0) return ['q8'];
-  return [];
+/** Which of our GPU formats a ggml type repacks into without changing any value (src/formats/stored-dtype.ts). */
+export function losslessFormats(type: number): readonly QuantFormat[] {
+  return losslessFormatsOf(ggmlTypeName(type));
 }
 
 /**
- * Repacks a [rows, cols] Q4_0 or Q8_0 tensor (cols a multiple of 32, as ggml requires) into our q4 / q8 layout.
- * Same scales (f16 bits copied), same integers: `dequantize` of the result equals ggml's dequantization exactly.
- * Returns null when `format` cannot hold `type` losslessly.
+ * Repacks a [rows, cols] tensor of a ggml block type into one of our GPU layouts without changing any value:
+ * Q4_0 → q4 / q8, Q8_0 → q8, Q5_0 → q5 / q8, Q4_K / Q5_K / Q6_K → q4k / q5k / q6k (src/formats/kquant.ts). Same scales
+ * (f16 bits copied), same integers: `dequantize` of the result equals ggml's dequantization exactly. Returns null
+ * when `format` cannot hold `type` losslessly.
  */
-export function repackLossless(type: number, bytes: Uint8Array, rows: number, cols: number, format: 'q4' | 'q8'): PackedWeight | null {
+export function repackLossless(type: number, bytes: Uint8Array, rows: number, cols: number, format: QuantFormat): PackedWeight | null {
   if (!losslessFormats(type).includes(format)) return null;
+  if (isKFormat(format)) {
+    if (cols % 256 !== 0) throw new GemmaError('bad-file', `a ${ggmlTypeName(type)} tensor has rows of ${cols} elements, not a multiple of 256.`);
+    const k = repackGgmlK(format, bytes, rows, cols);
+    return { data: k.data, scales: new Uint16Array(k.scales.buffer, k.scales.byteOffset, k.scales.length * 2) };
+  }
   if (cols % GROUP !== 0) throw new GemmaError('bad-file', `a ${ggmlTypeName(type)} tensor has rows of ${cols} elements, not a multiple of ${GROUP}.`);
   const blocks = (rows * cols) / GROUP; // GGUF blocks run along each row, so block index = r · G + g as ours.
-  const blockBytes = type === GGML_TYPE.Q4_0 ? 18 : 34;
+  const blockBytes = type === GGML_TYPE.Q4_0 ? 18 : type === GGML_TYPE.Q5_0 ? 22 : 34;
+  if (format === 'q5') {
+    // Q5_0 (half d; u32 qh; u8 qs[16]) → q5: the same d, the low nibbles in q4's order, qh as the fifth bits.
+    const data = new Uint8Array(blocks * 16), scales = new Uint16Array(3 * blocks);
+    for (let k = 0, o = 0; k < blocks; k++, o += 22) {
+      scales[3 * k] = bytes[o] | (bytes[o + 1] << 8);
+      scales[3 * k + 1] = bytes[o + 2] | (bytes[o + 3] << 8);
+      scales[3 * k + 2] = bytes[o + 4] | (bytes[o + 5] << 8);
+      for (let e = 0; e < 32; e += 2) data[k * 16 + (e >> 1)] = nibble(bytes, o + 6, e) | (nibble(bytes, o + 6, e + 1) << 4);
+    }
+    return { data: new Uint32Array(data.buffer), scales };
+  }
   const scales = new Uint16Array(blocks);
   const dataBytes = new Uint8Array(blocks * (format === 'q4' ? 16 : 32));
   for (let k = 0, o = 0; k < blocks; k++, o += blockBytes) {
     scales[k] = bytes[o] | (bytes[o + 1] << 8);
     if (type === GGML_TYPE.Q8_0) {
       dataBytes.set(bytes.subarray(o + 2, o + 34), k * 32);
+    } else if (type === GGML_TYPE.Q5_0) {
+      // half d; u32 qh; u8 qs[16]: code of element i = nibble | bit i of qh << 4, value d·(code − 16): an int8.
+      const qh = (bytes[o + 2] | (bytes[o + 3] << 8) | (bytes[o + 4] << 16) | (bytes[o + 5] << 24)) >>> 0;
+      for (let e = 0; e < 32; e++) dataBytes[k * 32 + e] = ((nibble(bytes, o + 6, e) | (((qh >>> e) & 1) << 4)) - 16) & 255;
     } else if (format === 'q4') {
       // Q4_0 puts elements i and i + 16 in one byte; q4 wants elements 2i, 2i + 1 in one byte (low nibble first
       // within little-endian words), with the same unsigned 0..15 code and the same −8 offset.
@@ -303,22 +321,7 @@ export function repackLossless(type: number, bytes: Uint8Array, rows: number, co
   return { data: new Uint32Array(dataBytes.buffer), scales };
 }
 
-/** Code (0..15) of element e (0..31) of a Q4_0 block whose qs start at byte `qs`. */
+/** Code (0..15) of element e (0..31) of a Q4_0 / Q5_0 block's low nibbles starting at byte `qs`. */
 function nibble(bytes: Uint8Array, qs: number, e: number): number {
   return e < 16 ? bytes[qs + e] & 15 : bytes[qs + e - 16] >> 4;
-}
-
-/**
- * The GPU format a tensor of this ggml type should become. 'q4' / 'q8': Q4_0 / Q8_0, repacked losslessly.
- * 'q8' for every other quantized type (Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K): dequantize to f32, then quantize to q8
- * (absmax/127, group 32) — on the tiny-a fixture that adds 0.4 % (Q4_K), 0.9 % (Q5_0) and 4 % (Q6_K) to the RMS
- * error the file already has against the original weights, while q4 would add 52 % (Q4_K) to 5× (Q6_K): a second
- * 4-bit rounding on a different grid compounds the first. 'float': F32 / F16 / BF16, which the loader treats like
- * safetensors weights (its own format choice).
- */
-export function gpuFormatFor(typeOrName: number | string): 'q4' | 'q8' | 'float' {
-  // Accepts TensorInfo.dtype too ('Q4_K'), so a loader working through the Checkpoint interface can ask.
-  const type = typeof typeOrName === 'number' ? typeOrName : (GGML_TYPE as Record<string, number>)[typeOrName] ?? -1;
-  if (type === GGML_TYPE.F32 || type === GGML_TYPE.F16 || type === GGML_TYPE.BF16) return 'float';
-  return type === GGML_TYPE.Q4_0 ? 'q4' : 'q8';
 }

@@ -1,11 +1,12 @@
 import source from '../../shaders/gather.wgsl?raw';
+import f16Lib from '../../shaders/lib/f16-bits.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
 import { BufferArena } from '../gpu/buffers.ts';
 import { getPipeline, grid2d, makeDispatch, type ActType, type Dispatch } from '../gpu/pipeline.ts';
-import { dataBytes, groupsPerRow, scaleBytes, type GpuWeight, type WeightFormat } from '../formats/weight-format.ts';
+import { dataBytes, isQuantFormat, scaleBytes, scaleHalvesPerRow, type GpuWeight, type QuantFormat, type WeightFormat } from '../formats/weight-format.ts';
 
 const WG = 256;
-const FORMAT_CODE: Record<WeightFormat, number> = { f32: 0, f16: 1, q4: 2, q8: 3 };
+const FORMAT_CODE: Record<WeightFormat, number> = { f32: 0, f16: 1, q4: 2, q8: 3, q4k: 4, q5k: 5, q6k: 6, q5: 7 };
 const OOV_CODE = { substitute: 0, zero: 1, skip: 2 } as const;
 
 /**
@@ -46,7 +47,7 @@ export interface UploadedRowsArgs {
   cols: number;
   /** Row t (t < tokens) of the upload, in the packed layout of `format` with rows = capacity (see packRowsForUpload). */
   data: GPUBuffer;
-  /** q4/q8: the f16 scales, packed two per u32, row t's at scale index t * ceil(cols / 32). */
+  /** Quantized formats: the scales words of the uploaded rows (q4/q8: f16 pairs, row t's at scale index t * ceil(cols / 32)). */
   scales?: GPUBuffer;
   y: GPUBuffer | GatherOutput;
   tokens: number;
@@ -63,19 +64,14 @@ export interface CpuTable {
   format: WeightFormat;
   rows: number;
   cols: number;
-  /** Packed data bytes: rows * cols f32 / f16, or rows * G blocks of 16 (q4) / 32 (q8) bytes. */
+  /** Packed data bytes: rows * cols f32 / f16, rows * G blocks of 16 (q4) / 32 (q8) bytes, or K-quant data rows. */
   data: Uint8Array;
-  /** q4/q8: rows * G f16 scale bit patterns. */
+  /** Quantized formats: the scales as 16-bit units (`scaleHalvesPerRow` per row: q4/q8 f16 bits, K-quant headers). */
   scales?: Uint16Array;
 }
 
 function rowDataBytes(format: WeightFormat, cols: number): number {
-  switch (format) {
-    case 'f32': return cols * 4;
-    case 'f16': return cols * 2;
-    case 'q4': return groupsPerRow(cols) * 16;
-    case 'q8': return groupsPerRow(cols) * 32;
-  }
+  return format === 'f16' ? cols * 2 : dataBytes(format, 1, cols);
 }
 
 /** Byte sizes of the upload buffers for up to `maxTokens` rows (allocate once with these). */
@@ -92,8 +88,8 @@ export function packRowsForUpload(table: CpuTable, ids: ArrayLike<number>, limit
   const rb = rowDataBytes(table.format, table.cols);
   const data = new Uint32Array(Math.ceil(dataBytes(table.format, T, table.cols) / 4));
   const bytes = new Uint8Array(data.buffer);
-  const quant = table.format === 'q4' || table.format === 'q8';
-  const G = groupsPerRow(table.cols);
+  const quant = isQuantFormat(table.format);
+  const G = quant ? scaleHalvesPerRow(table.format as QuantFormat, table.cols) : 0;
   const scales = quant ? new Uint32Array(Math.ceil((T * G) / 2)) : undefined;
   const halves = scales ? new Uint16Array(scales.buffer) : undefined;
   const cap = Math.min(limit, table.rows);
@@ -122,7 +118,7 @@ export class GatherKernel {
 
   static async create(ctx: GpuContext, act: ActType = 'f32'): Promise<GatherKernel> {
     const formats = Object.keys(FORMAT_CODE) as WeightFormat[];
-    const compiled = await Promise.all(formats.map((f) => getPipeline(ctx, { label: 'gather', source, act, constants: { FORMAT: FORMAT_CODE[f], WG } })));
+    const compiled = await Promise.all(formats.map((f) => getPipeline(ctx, { label: 'gather', source, libraries: [f16Lib], act, constants: { FORMAT: FORMAT_CODE[f], WG } })));
     const pipelines = Object.fromEntries(formats.map((f, i) => [f, compiled[i]])) as Record<WeightFormat, GPUComputePipeline>;
     const dummy = ctx.device.createBuffer({ label: 'gather/unused', size: 16, usage: GPUBufferUsage.STORAGE });
     const kernel = new GatherKernel(ctx, pipelines, dummy, act === 'f16' ? 2 : 4);
@@ -169,7 +165,7 @@ export class GatherKernel {
     const pipeline = this.pipelines[format];
     if (!pipeline) throw new Error(`gather: unknown format ${format}`);
     if (!(cols > 0)) throw new Error(`gather: bad cols ${cols}`);
-    const quant = format === 'q4' || format === 'q8';
+    const quant = isQuantFormat(format);
     const y: GatherOutput = 'buffer' in yArg ? yArg : { buffer: yArg };
     const yOff = y.offset ?? 0;
     const yStride = y.rowStride ?? cols;

@@ -1,8 +1,10 @@
 import source from '../../shaders/quantize.wgsl?raw';
+import f16Lib from '../../shaders/lib/f16-bits.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
 import { createUniformBuffer, packUniform } from '../gpu/buffers.ts';
 import { bindBuffers, getPipeline, grid2d, makeDispatch, type Dispatch } from '../gpu/pipeline.ts';
-import { groupsPerRow } from '../formats/weight-format.ts';
+import { groupsPerRow, type QuantFormat } from '../formats/weight-format.ts';
+import { superBlocksPerRow } from '../formats/kquant.ts';
 
 /** Element type of source weights: f32, or raw 16-bit values two per u32 word (bf16 as safetensors stores it, f16). */
 export type SourceDType = 'f32' | 'bf16' | 'f16';
@@ -19,12 +21,13 @@ export interface QuantizeArgs {
   /** Rows and columns of this chunk (columns = the weight's in-features). */
   rows: number;
   cols: number;
-  format: 'q4' | 'q8';
+  /** q4 / q8 (absmax, bit-exact with cpu-quant.ts), q5 / q4k / q6k (error-minimising search; CPU definition test/helpers/quantize-search.ts). */
+  format: Exclude<QuantFormat, 'q5k'>;
   /** Block and scale destinations (weight-format.ts layout). */
   data: GPUBuffer;
   scales: GPUBuffer;
-  /** Flat group index (row * groupsPerRow) where this chunk starts in `data`/`scales`; must be even. */
-  outGroupOffset?: number;
+  /** The first row of the chunk in `data`/`scales` (of the part); must be even. */
+  outRow?: number;
   /** Element offset of the chunk in `src` (default 0). */
   inOffset?: number;
 }
@@ -78,7 +81,7 @@ export class QuantizeKernel {
     fields: { count: number; cols?: number; groupsPerRow?: number; inOffset?: number; outOffset?: number; seed?: number; std?: number },
   ): Promise<OwnedDispatch> {
     const { device } = this.ctx;
-    const pipeline = await getPipeline(this.ctx, { label: 'quantize', source, entryPoint, constants: { SRC: SRC_CODE[srcDType] } });
+    const pipeline = await getPipeline(this.ctx, { label: 'quantize', source, libraries: [f16Lib], entryPoint, constants: { SRC: SRC_CODE[srcDType] } });
     const grid = grid2d(Math.ceil(threads / WG), device.limits.maxComputeWorkgroupsPerDimension);
     const params = createUniformBuffer(device, 32, `quantize/${entryPoint}/params`);
     device.queue.writeBuffer(
@@ -99,20 +102,21 @@ export class QuantizeKernel {
     return { ...makeDispatch(`quantize/${entryPoint}`, pipeline, bindGroup, () => grid), destroy: () => params.destroy() };
   }
 
-  /** Quantizes a [rows, cols] chunk of f32/bf16/f16 values into q4/q8 blocks and f16 scales. */
+  /** Quantizes a [rows, cols] chunk of f32/bf16/f16 values into a quantized layout (weight-format.ts, kquant.ts). */
   quantize(a: QuantizeArgs): Promise<OwnedDispatch> {
     const G = groupsPerRow(a.cols);
-    const outGroupOffset = a.outGroupOffset ?? 0;
-    if (outGroupOffset % 2 !== 0) throw new Error(`quantize: outGroupOffset ${outGroupOffset} must be even (two f16 scales share a word)`);
+    const outRow = a.outRow ?? 0;
+    if (outRow % 2 !== 0) throw new Error(`quantize: outRow ${outRow} must be even (two f16 scales share a word)`);
     if (a.rows < 0 || a.cols <= 0) throw new Error(`quantize: bad shape [${a.rows}, ${a.cols}]`);
+    const common = { cols: a.cols, groupsPerRow: G, inOffset: a.inOffset };
+    if (a.format === 'q4k' || a.format === 'q6k') {
+      if (a.cols % 32 !== 0) throw new Error(`quantize: ${a.format} needs rows of whole 32-value sub-blocks, not ${a.cols}`);
+      const S = superBlocksPerRow(a.cols);
+      const items = a.rows * (a.format === 'q4k' ? S : Math.ceil(S / 2));
+      return this.dispatch(`quantize_${a.format}`, a.src, a.data, a.scales, a.srcDType, items, { ...common, count: items, outOffset: outRow });
+    }
     const groups = a.rows * G;
-    return this.dispatch(`quantize_${a.format}`, a.src, a.data, a.scales, a.srcDType, Math.ceil(groups / 2), {
-      count: groups,
-      cols: a.cols,
-      groupsPerRow: G,
-      inOffset: a.inOffset,
-      outOffset: outGroupOffset,
-    });
+    return this.dispatch(`quantize_${a.format}`, a.src, a.data, a.scales, a.srcDType, Math.ceil(groups / 2), { ...common, count: groups, outOffset: outRow * G });
   }
 
   /** Converts `count` source values to f16 packed two per u32 word (round to nearest even, overflow to inf). */

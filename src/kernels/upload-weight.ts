@@ -8,7 +8,8 @@ import { GemmaError } from '../errors.ts';
 import { writeBuffer } from '../gpu/buffers.ts';
 import { requireTensor, type Checkpoint } from '../io/checkpoint.ts';
 import { QuantizeKernel, type OwnedDispatch, type SourceDType } from './quantize.ts';
-import { dataBytes, groupsPerRow, scaleBytes, scalesAsWords, type GpuWeight, type PackedWeight, type WeightFormat, type WeightPart } from '../formats/weight-format.ts';
+import { dataBytes, isQuantFormat, scaleBytes, scaleHalvesPerRow, scalesAsWords, type GpuWeight, type PackedWeight, type QuantFormat, type WeightFormat, type WeightPart } from '../formats/weight-format.ts';
+import { isKFormat } from '../formats/kquant.ts';
 
 /** Source rows [rowStart, rowStart + rowCount) as raw bytes in `dtype` (row-major, rowCount * cols elements). */
 export type RowReader = (rowStart: number, rowCount: number) => Promise<Uint8Array>;
@@ -85,7 +86,7 @@ async function allocate(ctx: GpuContext, label: string, format: WeightFormat, ro
     const data = device.createBuffer({ label: `${label}/part${i}/data`, size: align16(dataBytes(format, n, cols)), usage });
     bytes += data.size;
     let scales: GPUBuffer | undefined;
-    if (format === 'q4' || format === 'q8') {
+    if (isQuantFormat(format)) {
       scales = device.createBuffer({ label: `${label}/part${i}/scales`, size: align16(scaleBytes(format, n, cols)), usage });
       bytes += scales.size;
     }
@@ -143,19 +144,25 @@ async function forEachChunk(
   await Promise.all(inFlight);
 }
 
+/** Quantizes `n` source rows in `src` into rows local .. local + n of a part. */
+function quantizeChunk(q: QuantizeKernel, format: QuantFormat, src: GPUBuffer, srcDType: SourceDType, part: WeightPart, local: number, n: number, cols: number): Promise<OwnedDispatch> {
+  if (format === 'q5k') throw new Error(`no GPU quantizer into ${format} (only GGUF Q5_K tensors load as q5k)`);
+  return q.quantize({ src, srcDType, rows: n, cols, format, data: part.data, scales: part.scales!, outRow: local });
+}
+
 function chunkRowsFor(bytesPerRow: number, staging: number): number {
   const r = Math.floor(staging / 2 / bytesPerRow);
   return Math.max(2, r - (r % 2));
 }
 
 /**
- * Uploads a tensor that is already in a q4/q8 layout (a GGUF Q4_0/Q8_0 tensor repacked losslessly, or a cached
- * converted one): the same parts as every other weight, filled by plain writes.
+ * Uploads a tensor that is already in a quantized layout (a GGUF tensor repacked losslessly: Q4_0, Q8_0, Q5_0,
+ * K-quants; or a cached converted one): the same parts as every other weight, filled by plain writes.
  */
-export async function uploadPackedWeight(ctx: GpuContext, label: string, packed: PackedWeight & { format: 'q4' | 'q8'; rows: number; cols: number }): Promise<GpuWeight> {
+export async function uploadPackedWeight(ctx: GpuContext, label: string, packed: PackedWeight & { format: QuantFormat; rows: number; cols: number }): Promise<GpuWeight> {
   const { format, rows, cols } = packed;
   const weight = await allocate(ctx, label, format, rows, cols);
-  const G = groupsPerRow(cols);
+  const G = scaleHalvesPerRow(format, cols);
   const bytes = new Uint8Array(packed.data.buffer, packed.data.byteOffset, packed.data.byteLength);
   for (const part of weight.parts) {
     writeBuffer(ctx.device, part.data, bytes.subarray(dataBytes(format, part.rowStart, cols), dataBytes(format, part.rowStart + part.rows, cols)));
@@ -176,7 +183,7 @@ export async function uploadPackedWeight(ctx: GpuContext, label: string, packed:
  */
 export async function weightFromCheckpoint(ctx: GpuContext, ckpt: Checkpoint, name: string, rows: number, cols: number, format: WeightFormat): Promise<GpuWeight> {
   requireTensor(ckpt, name, [rows, cols]);
-  if ((format === 'q4' || format === 'q8') && ckpt.readPackedAs) {
+  if (isQuantFormat(format) && ckpt.readPackedAs) {
     const chunkRows = chunkRowsFor(dataBytes(format, 1, cols), DEFAULT_STAGING);
     const first = await ckpt.readPackedAs(name, format, { start: 0, count: Math.min(rows, chunkRows) });
     if (first) {
@@ -250,13 +257,12 @@ export async function createWeight(ctx: GpuContext, o: CreateWeightOptions): Pro
         writeBuffer(device, src, bytes);
         const count = n * o.cols;
         switch (o.format) {
-          case 'q4':
-          case 'q8':
-            return [await q.quantize({ src, srcDType: o.dtype, rows: n, cols: o.cols, format: o.format, data: part.data, scales: part.scales!, outGroupOffset: local * groupsPerRow(o.cols) })];
           case 'f16':
             return [await q.toF16({ src, srcDType: o.dtype, count, dst: part.data, outOffset: local * o.cols })];
           case 'f32':
             return [await q.toF32({ src, srcDType: o.dtype, count, dst: part.data, outOffset: local * o.cols })];
+          default:
+            return [await quantizeChunk(q, o.format, src, o.dtype, part, local, n, o.cols)];
         }
       });
     } finally {
@@ -277,10 +283,12 @@ export async function createRandomWeight(ctx: GpuContext, o: RandomWeightOptions
   const label = o.label ?? `random[${o.rows}x${o.cols} ${o.format}]`;
   const weight = await allocate(ctx, label, o.format, o.rows, o.cols, o.maxPartBytes);
   const q = await quantizer(ctx);
-  if (o.codes && (o.format === 'q4' || o.format === 'q8')) {
+  if (o.codes && isQuantFormat(o.format)) {
     const ds = weight.parts.map(async (p) => {
       const dataWords = dataBytes(o.format, p.rows, o.cols) / 4;
-      const scale = o.std / (o.format === 'q4' ? Math.sqrt(255 / 12) : Math.sqrt(65535 / 12));
+      // K-quants: every header word is this f16 twice (d = dmin = scale, 6-bit scales and mins from its bytes):
+      // the bytes and layout of the real thing, values of no particular distribution.
+      const scale = o.std / (o.format === 'q4' ? Math.sqrt(255 / 12) : isKFormat(o.format) ? 256 : Math.sqrt(65535 / 12));
       return q.randomCodes({ data: p.data, dataWords, scales: p.scales!, scaleWords: scaleBytes(o.format, p.rows, o.cols) / 4, seed: o.seed, scale, firstIndex: dataBytes(o.format, p.rowStart, o.cols) / 4 });
     });
     const dispatches = await Promise.all(ds);
@@ -306,7 +314,7 @@ export async function createRandomWeight(ctx: GpuContext, o: RandomWeightOptions
       const src = scratch[slot];
       const gen = await q.random({ ...common, dst: src });
       if (o.format === 'f16') return [gen, await q.toF16({ src, srcDType: 'f32', count, dst: part.data, outOffset: local * o.cols })];
-      return [gen, await q.quantize({ src, srcDType: 'f32', rows: n, cols: o.cols, format: o.format, data: part.data, scales: part.scales!, outGroupOffset: local * groupsPerRow(o.cols) })];
+      return [gen, await quantizeChunk(q, o.format, src, 'f32', part, local, n, o.cols)];
     });
   } catch (err) {
     destroyWeight(weight);
@@ -317,12 +325,12 @@ export async function createRandomWeight(ctx: GpuContext, o: RandomWeightOptions
   return weight;
 }
 
-/** Rows [start, start + count) of a tensor already in a q4/q8 layout (a GGUF Q4_0/Q8_0 tensor, a cached one). */
+/** Rows [start, start + count) of a tensor already in a quantized layout (a GGUF tensor repacked losslessly, a cached one). */
 export type PackedRowReader = (start: number, count: number) => Promise<PackedWeight>;
 
 export interface UploadPackedRowsOptions {
   label: string;
-  format: 'q4' | 'q8';
+  format: QuantFormat;
   rows: number;
   cols: number;
   /** Called with bounded row ranges, in order. */
@@ -333,14 +341,14 @@ export interface UploadPackedRowsOptions {
 }
 
 /**
- * Uploads a q4/q8 tensor read in row chunks, so the host never holds the whole tensor (E2B's token embedding is
+ * Uploads a quantized tensor read in row chunks, so the host never holds the whole tensor (E2B's token embedding is
  * 570 MB in Q8_0): the same parts as every other weight, each chunk written at its rows' offset and waited for
  * before the next is read.
  */
 export async function uploadPackedRows(ctx: GpuContext, o: UploadPackedRowsOptions): Promise<GpuWeight> {
   const { format, rows, cols } = o;
   const weight = await allocate(ctx, o.label, format, rows, cols, o.maxPartBytes);
-  const G = groupsPerRow(cols);
+  const G = scaleHalvesPerRow(format, cols); // 16-bit scale units per row
   const rowBytes = dataBytes(format, 1, cols);
   // Even row counts: a chunk then starts on an even row, so its scales start on a whole u32 word.
   let chunkRows = Math.max(2, Math.floor((o.chunkBytes ?? DEFAULT_STAGING / 2) / rowBytes));
@@ -351,7 +359,7 @@ export async function uploadPackedRows(ctx: GpuContext, o: UploadPackedRowsOptio
         const n = Math.min(chunkRows, part.rows - local);
         const p = await o.read(part.rowStart + local, n);
         if (p.data.byteLength < n * rowBytes || p.scales.length < n * G) {
-          throw new Error(`${o.label}: reader returned ${p.data.byteLength} data bytes and ${p.scales.length} scales for ${n} rows, expected ${n * rowBytes} and ${n * G}`);
+          throw new Error(`${o.label}: reader returned ${p.data.byteLength} data bytes and ${p.scales.length} scale units for ${n} rows, expected ${n * rowBytes} and ${n * G}`);
         }
         writeBuffer(ctx.device, part.data, new Uint8Array(p.data.buffer, p.data.byteOffset, n * rowBytes), dataBytes(format, local, cols));
         writeBuffer(ctx.device, part.scales!, scalesAsWords(p.scales.subarray(0, n * G)), local * G * 2);

@@ -9,6 +9,7 @@ import type { GpuContext } from '../gpu/device.ts';
 import { readF32, readU32 } from '../gpu/buffers.ts';
 import { GemmaError } from '../errors.ts';
 import type { KvCache } from '../kernels/kv-cache.ts';
+import type { GemvActivations } from '../kernels/matmul.ts';
 import { MAX_TOP_K, type SampleDispatch } from '../kernels/sample.ts';
 import type { FeedInput, LanguageModel, MemoryReport, SamplingParams } from './language-model.ts';
 import type { ConvertedTensor } from './converted-tensor.ts';
@@ -17,7 +18,10 @@ import type { Checkpoint } from '../io/checkpoint.ts';
 
 /** How a GPU decoder of any family loads (each family's `load(ctx, checkpoint, options)`). */
 export interface DecoderLoadOptions {
-  /** 'float' (f32, f16 on shader-f16 adapters) or 'q4' (int4 + int8 by tensor group, the family's quant-plan.ts). Default 'q4'. */
+  /**
+   * 'float' (f32, f16 on shader-f16 adapters) or 'q4' (quantized on load by the family's quant-plan.ts: Gemma 3n
+   * llama.cpp's Q4_K_M mix, Gemma 4 int4 + int8 by tensor group). Default 'q4'.
+   */
   weights?: WeightMode;
   /** Longest sequence (prompt + generated) the KV cache holds. Default 4096. */
   maxContext?: number;
@@ -38,6 +42,11 @@ export interface DecoderLoadOptions {
    * with per-step uploads of the current tokens' rows (the default, as Gemma 3n and 4 intend). Same logits either way.
    */
   pleOnGpu?: boolean;
+  /**
+   * Decode GEMV activations for quantized weights: 'f32' (exact), 'int8' (per-block int8, integer products; ~0.5 %
+   * of a projection's output RMS added), 'auto' (default: per adapter, src/kernels/matmul.ts MatmulOptions).
+   */
+  activations?: GemvActivations;
 }
 
 /** Which logits the GPU sampler may choose from: the text vocabulary ('text'), or every id ('all'). */

@@ -7,8 +7,9 @@
  * row 0, as HF's multimodal model does (formats doc §2.3), on both paths.
  *
  * Host layout (`pleHostFormat`): int4 in q4 mode (1.13 GB for E2B, 1.32 GB for E4B), int8 in q8 mode, f16 in float
- * mode (see below); a GGUF's own Q4_0 / Q8_0 blocks repacked losslessly; any other GGUF block type (the K-quants'
- * Q6_K table) requantized to int4 (int8 in q8 mode). Never f32: E4B's f32 table would be 9.4 GB.
+ * mode (see below); a GGUF's / cache entry's own blocks repacked losslessly wherever a GPU format holds its type
+ * (src/formats/stored-dtype.ts: Q4_0, Q8_0, Q5_0, and the Q6_K table of llama.cpp's Q4_K_M files as q6k); any other
+ * block type (Q4_1, Q5_1) requantized to int4 (int8 in q8 mode). Never f32: E4B's f32 table would be 9.4 GB.
  *
  * The rows are held in **blocks** of at most 64 MiB (`BLOCK_BYTES`), never one array: Chrome caps a typed array near
  * 2 GiB (Safari lower), and one huge allocation may fail where many small ones do not. The table is read and
@@ -24,10 +25,11 @@
  */
 import type { GpuContext } from '../gpu/device.ts';
 import { GemmaError } from '../errors.ts';
-import { isFloatDtype, readF32, requireTensor, type Checkpoint, type TensorBytes } from '../io/checkpoint.ts';
+import { isFloatDtype, readF32, requireTensor, type Checkpoint, type RowRange, type TensorBytes } from '../io/checkpoint.ts';
 import { f32ToF16Bits } from '../io/half.ts';
 import { uploadedRowsBytes, type CpuTable } from '../kernels/gather.ts';
-import { dataBytes, groupsPerRow, scaleBytes, scalesAsWords, type GpuWeight, type WeightPart } from '../formats/weight-format.ts';
+import { dataBytes, scaleBytes, scaleHalvesPerRow, scalesAsWords, type GpuWeight, type PackedWeight, type QuantFormat, type WeightPart } from '../formats/weight-format.ts';
+import { losslessFormatOf } from '../formats/stored-dtype.ts';
 import type { ConvertedTensor } from './converted-tensor.ts';
 import type { WeightMode } from './family.ts';
 import { quantizeCpu } from './cpu-quant.ts';
@@ -37,7 +39,7 @@ export const BLOCK_BYTES = 64 * 1024 * 1024;
 /** Rows read (and converted) per chunk at load, in f32 bytes: bounds the transient host memory. */
 const LOAD_CHUNK_BYTES = 32 * 1024 * 1024;
 
-export type PleFormat = 'f16' | 'q4' | 'q8';
+export type PleFormat = 'f16' | QuantFormat;
 
 /** The table's rows, as blocks of `rowsPerBlock` rows (the last one shorter), all in one format. */
 export interface BlockedTable {
@@ -53,13 +55,18 @@ export interface BlockedTable {
  * Undefined dtype (random weights) counts as float.
  */
 export function pleHostFormat(dtype: string | undefined, mode: WeightMode): PleFormat {
-  if (dtype === 'Q4_0') return 'q4';
-  if (dtype === 'Q8_0') return 'q8';
+  const lossless = dtype === undefined ? undefined : losslessFormatOf(dtype);
+  if (lossless) return lossless;
   if (dtype !== undefined && !isFloatDtype(dtype)) return mode === 'q8' ? 'q8' : 'q4';
   return mode === 'float' ? 'f16' : mode;
 }
 
-/** Bytes from one row to the next in the packed layout (f16: the elements themselves; q4/q8: the row's blocks). */
+/** 16-bit scale units per row (0 for f16): one f16 per group for q4/q8, K-quants' and q5's header units. */
+function scaleUnits(format: PleFormat, cols: number): number {
+  return format === 'f16' ? 0 : scaleHalvesPerRow(format, cols);
+}
+
+/** Bytes from one row to the next in the packed layout (f16: the elements themselves; quantized: the row's blocks). */
 function rowStride(format: PleFormat, cols: number): number {
   return format === 'f16' ? cols * 2 : dataBytes(format, 1, cols);
 }
@@ -70,9 +77,9 @@ export function rowsPerBlock(format: PleFormat, cols: number, blockBytes = BLOCK
   return r - (r % 2);
 }
 
-/** Host bytes of a table (data + f16 scales). */
+/** Host bytes of a table (data + scales). */
 export function pleHostBytes(format: PleFormat, rows: number, cols: number): number {
-  return dataBytes(format, rows, cols) + (format === 'f16' ? 0 : rows * groupsPerRow(cols) * 2);
+  return dataBytes(format, rows, cols) + rows * scaleUnits(format, cols) * 2;
 }
 
 export class PleTable {
@@ -97,16 +104,17 @@ export class PleTable {
   }
 
   /**
-   * Reads `rows` rows of tensor `name` into host memory as `format`, block by block. q4/q8 rows come pre-quantized from
-   * the container when it stores them losslessly in that layout (GGUF Q4_0/Q8_0, a cache entry), else they are read
-   * as floats (dequantized by the container) and quantized here (cpu-quant.ts, bit-identical to the GPU quantizer);
+   * Reads `rows` rows of tensor `name` into host memory as `format`, block by block. Quantized rows come pre-quantized
+   * from the container when it stores them losslessly in that layout (GGUF Q4_0/Q8_0/Q5_0/K-quants, a cache entry),
+   * else (q4/q8 only) they are read as floats (dequantized by the container) and quantized here (cpu-quant.ts,
+   * bit-identical to the GPU quantizer);
    * f16 rows are converted exactly (see the header).
    */
   static async load(ckpt: Checkpoint, name: string, rows: number, cols: number, format: PleFormat, scale: number, options: { onRows?: (done: number) => void; blockBytes?: number } = {}): Promise<PleTable> {
     const perBlock = rowsPerBlock(format, cols, options.blockBytes);
     let chunk = Math.max(2, Math.floor(LOAD_CHUNK_BYTES / (cols * 4)));
     chunk -= chunk % 2;
-    const G = groupsPerRow(cols);
+    const G = scaleUnits(format, cols);
     const rowBytes = rowStride(format, cols);
     const blocks: CpuTable[] = [];
     for (let b0 = 0; b0 < rows; b0 += perBlock) {
@@ -119,7 +127,7 @@ export class PleTable {
         if (format === 'f16') {
           data.set(new Uint8Array(f16Rows(await ckpt.read(name, range), name).buffer), r * rowBytes);
         } else {
-          const packed = (await ckpt.readPackedAs?.(name, format, range)) ?? quantizeCpu(format, await readF32(ckpt, name, range), k, cols);
+          const packed = (await ckpt.readPackedAs?.(name, format, range)) ?? (await quantizeRows(ckpt, name, format, range, cols));
           data.set(new Uint8Array(packed.data.buffer, packed.data.byteOffset, k * rowBytes), r * rowBytes);
           scales!.set(packed.scales.subarray(0, k * G), r * G);
         }
@@ -157,7 +165,7 @@ export class PleTable {
 
   /** A table of the right size that holds nothing (memory accounting with synthetic weights); rows read as 0. */
   static placeholder(rows: number, cols: number, format: PleFormat): PleTable {
-    const G = groupsPerRow(cols);
+    const G = scaleUnits(format, cols);
     const empty: CpuTable = { format, rows: 1, cols, data: new Uint8Array(dataBytes(format, 1, cols)), scales: format === 'f16' ? undefined : new Uint16Array(G) };
     return new PleTable({ format, rows: 1, cols, rowsPerBlock: 2, blocks: [empty] }, 0, pleHostBytes(format, rows, cols));
   }
@@ -181,7 +189,7 @@ export class PleTable {
     const sizes = uploadedRowsBytes(format, cols, T);
     const data = new Uint32Array(Math.ceil(sizes.data / 4));
     const bytes = new Uint8Array(data.buffer);
-    const G = groupsPerRow(cols);
+    const G = scaleUnits(format, cols);
     const scales = format === 'f16' ? undefined : new Uint32Array(Math.ceil((T * G) / 2));
     const halves = scales && new Uint16Array(scales.buffer);
     for (let t = 0; t < T; t++) {
@@ -201,7 +209,7 @@ export class PleTable {
     const { format, rows, cols, rowsPerBlock: perBlock, blocks } = this.table;
     const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize) - 2 ** 20;
     const rowBytes = rowStride(format, cols);
-    const G = groupsPerRow(cols);
+    const G = scaleUnits(format, cols);
     // A part is a whole number of blocks (parts start on even rows, so scale words never straddle parts).
     const blocksPerPart = Math.max(1, Math.floor(limit / (perBlock * rowBytes)));
     const parts: WeightPart[] = [];
@@ -267,4 +275,10 @@ function f16Rows(t: TensorBytes, name: string): Uint16Array {
     }
   }
   return out;
+}
+
+/** Float rows quantized on the CPU: q4 / q8 only (the formats a plan or a requantized GGUF puts this table in). */
+async function quantizeRows(ckpt: Checkpoint, name: string, format: QuantFormat, rows: RowRange, cols: number): Promise<PackedWeight> {
+  if (format !== 'q4' && format !== 'q8') throw new GemmaError('internal', `${ckpt.name}: ${name} rows ${rows.start}+${rows.count} are not stored as ${format}, and ${format} has no CPU quantizer`);
+  return quantizeCpu(format, await readF32(ckpt, name, rows), rows.count, cols);
 }

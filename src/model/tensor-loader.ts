@@ -1,7 +1,7 @@
 /**
  * Reads a family's tensors from a Checkpoint onto the GPU, one descriptor of its tensor table at a time
  * (src/model/tensor-table.ts `loadTable`), the same way for every family: a matrix in the format its plan picks (or a
- * GGUF's own Q4_0/Q8_0 blocks, repacked losslessly), streamed by rows (upload-weight.ts `weightFromCheckpoint`); a
+ * GGUF's / the offline cache's own blocks, repacked losslessly: src/formats/stored-dtype.ts), streamed by rows (upload-weight.ts `weightFromCheckpoint`); a
  * small f32 vector (norms, scales) read exactly; each converted tensor handed to the offline cache's writer
  * (`onConverted`), progress counted, the AbortSignal checked between tensors. With `random`, matrices are drawn on
  * the GPU (memory accounting at real size) and nothing is read.
@@ -30,8 +30,8 @@ export interface TensorLoaderOptions {
 }
 
 export interface TensorLoaderPlan {
-  /** The GPU format of a matrix stored as `dtype` (undefined for random weights). */
-  formatOf(name: string, dtype: string | undefined): StoredFormat;
+  /** The GPU format of a matrix [rows, cols] stored as `dtype` (undefined for random weights). */
+  formatOf(name: string, dtype: string | undefined, shape: readonly [number, number]): StoredFormat;
   /** Host values of a vector for random weights (default all ones: norm weights and scales). */
   randomVector?(name: string, length: number): Float32Array;
 }
@@ -71,10 +71,10 @@ export class TensorLoader {
   /** A matrix [rows, cols] in the plan's (or the file's) format. */
   async matrix(name: string, rows: number, cols: number): Promise<GpuWeight> {
     const { ctx, ckpt, opts } = this;
-    const format = this.plan.formatOf(name, ckpt.tensor(name)?.dtype);
+    const format = this.plan.formatOf(name, ckpt.tensor(name)?.dtype, [rows, cols]);
     let w: GpuWeight;
     if (opts.random) {
-      // q4/q8: uniform codes written straight into the layout (codes: true), seconds for a whole real-size model on
+      // Quantized formats: uniform codes written straight into the layout (codes: true), seconds for a whole real-size model on
       // SwiftShader where drawing normals and quantizing took minutes per layer. std 1/√cols: unit-variance inputs
       // give unit-variance outputs, so tens of layers of random weights keep activations (and the logits) finite.
       w = await createRandomWeight(ctx, { label: name, rows, cols, format, seed: this.seed++, std: 1 / Math.sqrt(cols), codes: true });

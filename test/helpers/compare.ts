@@ -31,3 +31,12 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
   }
   return maxErr;
 }
+
+/** Elements of two f32 arrays whose bit patterns differ (0: bit-identical, NaN payloads and signed zeros included). */
+export function countBitMismatches(a: Float32Array, b: Float32Array): number {
+  assert.equal(a.length, b.length, 'length mismatch');
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length), ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  let n = 0;
+  for (let i = 0; i < a.length; i++) if (ua[i] !== ub[i]) n++;
+  return n;
+}

@@ -1,10 +1,17 @@
-/** Reference weights quantized exactly as the GPU loader quantizes them (same rules, same plan), then dequantized. */
+/**
+ * Reference weights as the GPU holds them: quantized by the CPU definitions of the loader's quantizers (same rules,
+ * same plan) then dequantized, or read back from the GPU as the loader converted them (`recordHeldWeights`: exact
+ * where the GPU's error-minimising searches and their CPU definitions differ in near-ties).
+ */
 import { familyOf, formatForStored, type Family, type StoredFormat } from '../../src/model/gemma3n/quant-plan.ts';
 import { quantizeCpu } from '../../src/model/cpu-quant.ts';
-import { dequantize } from '../../src/formats/weight-format.ts';
+import { dequantize, type QuantFormat } from '../../src/formats/weight-format.ts';
 import { f16BitsToF32 } from '../../src/io/half.ts';
 import type { Checkpoint } from '../../src/io/checkpoint.ts';
+import type { GpuContext } from '../../src/gpu/device.ts';
+import type { ConvertedTensor } from '../../src/model/converted-tensor.ts';
 import { loadRefWeights, type RefWeights } from './reference-gemma3n.ts';
+import { decodeRow, downloadWeight } from './weights.ts';
 
 /**
  * Each 2-D tensor whose family the plan puts in q4/q8 is replaced by its dequantized value. `hiddenSize`: the
@@ -34,6 +41,39 @@ export function quantizeRefWeights<G extends string = Family>(
 }
 
 /**
+ * Records, through a load's `onConverted`, every quantized or float matrix and the PLE table as the GPU (or the host
+ * table) holds them, dequantized to f32; `overlay(w)` puts them over reference weights `w` (the 1-D tensors stay).
+ */
+export function recordHeldWeights(ctx: GpuContext): { onConverted: (t: ConvertedTensor) => Promise<void>; held: Map<string, Float32Array>; overlay: (w: RefWeights) => RefWeights } {
+  const held = new Map<string, Float32Array>();
+  const onConverted = async (t: ConvertedTensor) => {
+    if (t.kind === 'gpu') {
+      const hw = await downloadWeight(ctx, t.weight);
+      const [rows, cols] = t.shape;
+      const out = new Float32Array(rows * cols), row = new Float64Array(cols);
+      for (let r = 0; r < rows; r++) out.set(decodeRow(hw, r, row), r * cols);
+      held.set(t.name, out);
+    } else if (t.kind === 'ple' && t.blocks[0]?.format !== 'f16') {
+      // Host rows in blocks (src/model/ple-table.ts), each a packed table of its own.
+      const parts = t.blocks.map((b) => dequantize(b.format as QuantFormat, { data: new Uint32Array(b.data.buffer, b.data.byteOffset, b.data.byteLength / 4), scales: b.scales! }, b.rows, b.cols, f16BitsToF32));
+      const all = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+      let at = 0;
+      for (const p of parts) {
+        all.set(p, at);
+        at += p.length;
+      }
+      held.set(t.name, all);
+    }
+  };
+  const overlay = (w: RefWeights): RefWeights => {
+    const out: RefWeights = new Map(w);
+    for (const [name, values] of held) out.set(name, values);
+    return out;
+  };
+  return { onConverted, held, overlay };
+}
+
+/**
  * The weights the GPU holds for a checkpoint loaded in float mode, as f32: a pre-quantized tensor (GGUF) keeps its
  * file's values when it repacks losslessly (readPackedAs), else its dequantized values are requantized to q8 by the
  * same CPU quantizer the loader uses; float tensors stay as they are.
@@ -42,7 +82,7 @@ export async function gpuEquivalentWeights(ckpt: Checkpoint): Promise<RefWeights
   const w = await loadRefWeights(ckpt);
   for (const [name, values] of w) {
     const info = ckpt.tensor(name)!;
-    const format = formatForStored(name, info.dtype, 'float', false);
+    const format = formatForStored(name, info.dtype, 'float', false, { shape: info.shape, layers: 0 });
     if ((format === 'q4' || format === 'q8') && info.shape.length === 2 && !(await ckpt.readPackedAs?.(name, format))) {
       const [rows, cols] = info.shape;
       w.set(name, dequantize(format, quantizeCpu(format, values, rows, cols), rows, cols, f16BitsToF32));

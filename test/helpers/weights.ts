@@ -1,10 +1,11 @@
 /** Test helpers for GpuWeights: build one from CPU-packed data, read one back, decode rows, reference matmul. */
 import type { GpuContext } from '../../src/gpu/device.ts';
 import { readBuffer } from '../../src/gpu/buffers.ts';
-import { dataBytes, groupsPerRow, scaleBytes, scalesAsWords, type GpuWeight, type WeightFormat } from '../../src/formats/weight-format.ts';
+import { dataBytes, dequantize, groupsPerRow, isQuantFormat, scaleBytes, scaleHalvesPerRow, scalesAsWords, type GpuWeight, type WeightFormat } from '../../src/formats/weight-format.ts';
+import { dequantizeK, isKFormat } from '../../src/formats/kquant.ts';
 import { f16BitsToF32 } from '../../src/io/half.ts';
 
-/** CPU form of a weight: `data` words (f32 bits, f16 pairs, q4/q8 blocks) and q4/q8 f16 scales. */
+/** CPU form of a weight: `data` words (f32 bits, f16 pairs, q4/q8 blocks, K-quant rows) and the scales as 16-bit units. */
 export interface HostWeight {
   format: WeightFormat;
   rows: number;
@@ -34,8 +35,8 @@ export function uploadHostWeight(ctx: GpuContext, w: HostWeight, splitRows: numb
     const data = bufferFrom(ctx, w.data.subarray(d0, d0 + dn / 4), dn, `host-weight/part${i}`);
     bytes += data.size;
     let scales: GPUBuffer | undefined;
-    if (w.scales) {
-      const G = groupsPerRow(w.cols);
+    if (w.scales && isQuantFormat(w.format)) {
+      const G = scaleHalvesPerRow(w.format, w.cols);
       scales = bufferFrom(ctx, scalesAsWords(w.scales.subarray(r0 * G, (r0 + n) * G)), scaleBytes(w.format, n, w.cols), `host-weight/part${i}/scales`);
       bytes += scales.size;
     }
@@ -47,9 +48,9 @@ export function uploadHostWeight(ctx: GpuContext, w: HostWeight, splitRows: numb
 /** Reads a GpuWeight back into one HostWeight (parts concatenated). */
 export async function downloadWeight(ctx: GpuContext, w: GpuWeight): Promise<HostWeight> {
   const data = new Uint32Array(dataBytes(w.format, w.rows, w.cols) / 4);
-  const G = groupsPerRow(w.cols);
-  const quant = w.format === 'q4' || w.format === 'q8';
-  const scales = quant ? new Uint16Array(w.rows * G + 1) : undefined;
+  const quant = isQuantFormat(w.format);
+  const G = quant ? scaleHalvesPerRow(w.format as Parameters<typeof scaleHalvesPerRow>[0], w.cols) : 0;
+  const scales = quant ? new Uint16Array(w.rows * G + 2) : undefined;
   for (const p of w.parts) {
     const n = dataBytes(w.format, p.rows, w.cols);
     data.set(new Uint32Array(await readBuffer(ctx.device, p.data, n)), dataBytes(w.format, p.rowStart, w.cols) / 4);
@@ -65,6 +66,13 @@ export async function downloadWeight(ctx: GpuContext, w: GpuWeight): Promise<Hos
 export function decodeRow(w: HostWeight, n: number, out: Float64Array): Float64Array {
   const { cols } = w;
   const G = groupsPerRow(cols);
+  if (isKFormat(w.format)) {
+    const dw = dataBytes(w.format, 1, cols) / 4, sw = scaleBytes(w.format, 1, cols) / 4;
+    const words = new Uint32Array(w.scales!.buffer, w.scales!.byteOffset + n * sw * 4, sw);
+    const row = dequantizeK(w.format, { data: w.data.subarray(n * dw, (n + 1) * dw), scales: words }, 1, cols, f16BitsToF32);
+    for (let c = 0; c < cols; c++) out[c] = row[c];
+    return out;
+  }
   switch (w.format) {
     case 'f32': {
       const f = new Float32Array(w.data.buffer, w.data.byteOffset + n * cols * 4, cols);
@@ -84,6 +92,11 @@ export function decodeRow(w: HostWeight, n: number, out: Float64Array): Float64A
         }
       }
       break;
+    case 'q5': {
+      const row = dequantize('q5', { data: w.data.subarray(n * G * 4, (n + 1) * G * 4), scales: w.scales!.subarray(3 * n * G, 3 * (n + 1) * G) }, 1, cols, f16BitsToF32);
+      for (let c = 0; c < cols; c++) out[c] = row[c];
+      break;
+    }
     case 'q8': {
       const b = new Int8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength);
       for (let g = 0; g < G; g++) {

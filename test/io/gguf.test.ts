@@ -11,6 +11,7 @@ import { FIXTURES_DIR } from '../helpers/fixtures.ts';
 import { elementGrid } from '../helpers/ggml-bounds.ts';
 import { writeGguf, type GgufTypedValue } from '../helpers/gguf-writer.ts';
 import { freshRng } from '../helpers/random.ts';
+import { countBitMismatches } from '../helpers/compare.ts';
 import { memorySource } from '../../src/io/byte-source.ts';
 import { fileSource } from '../../src/node/file-source.ts';
 import { readSafetensorsHeader, safetensorsCheckpoint } from '../../src/io/safetensors.ts';
@@ -19,7 +20,8 @@ import { readGgufHeader } from '../../src/io/gguf.ts';
 import { openGemma3nGguf, type Gemma3nGguf } from '../../src/model/gemma3n/gguf.ts';
 import { openGgufCheckpoint } from '../../src/model/registry.ts';
 import { normalCdf } from '../../src/math/normal.ts';
-import { GGML_TYPE, dequantize, gpuFormatFor, repackLossless } from '../../src/io/gguf-types.ts';
+import { GGML_TYPE, dequantize, repackLossless } from '../../src/io/gguf-types.ts';
+import { losslessFormatOf, losslessFormatsOf } from '../../src/formats/stored-dtype.ts';
 import { dequantize as dequantizePacked } from '../../src/formats/weight-format.ts';
 import { f16BitsToF32 } from '../../src/io/half.ts';
 import { parseGemma3nConfig } from '../../src/model/gemma3n/config.ts';
@@ -54,13 +56,6 @@ async function assertRejects(p: Promise<unknown>, code: string, mustMention: str
   assert.fail('expected a rejection');
 }
 
-function countMismatches(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length), ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  let n = 0;
-  for (let i = 0; i < a.length; i++) if (ua[i] !== ub[i]) n++;
-  return n;
-}
 
 for (const file of ggufFiles) {
   test(`${file}: config equals the safetensors text_config on every inference key, and the parser accepts it`, { skip }, async () => {
@@ -97,8 +92,8 @@ for (const kind of ['F32', 'BF16']) {
     const st = await safetensors();
     for (const n of g.tensorNames()) {
       const expected = await readF32(st, n);
-      assert.equal(countMismatches(await g.readF32(n), expected), 0, `${n}: readF32 differs`);
-      assert.equal(countMismatches(tensorBytesToF32(await g.read(n)), expected), 0, `${n}: read() differs`);
+      assert.equal(countBitMismatches(await g.readF32(n), expected), 0, `${n}: readF32 differs`);
+      assert.equal(countBitMismatches(tensorBytesToF32(await g.read(n)), expected), 0, `${n}: read() differs`);
     }
   });
 }
@@ -133,7 +128,7 @@ for (const kind of ['Q8_0', 'Q4_0', 'Q6_K', 'Q4_K_M']) {
       seen.set(t.typeName, stat);
       stat.tensors++;
       if (t.typeName === 'F32' || t.typeName === 'BF16') {
-        assert.equal(countMismatches(got, expected), 0, `${n} (${t.typeName}) should be exact`);
+        assert.equal(countBitMismatches(got, expected), 0, `${n} (${t.typeName}) should be exact`);
         continue;
       }
       if (t.typeName === 'F16') {
@@ -150,17 +145,17 @@ for (const kind of ['Q8_0', 'Q4_0', 'Q6_K', 'Q4_K_M']) {
         if (grid.edge[i]) stat.worstEdge = Math.max(stat.worstEdge, ratio);
         else stat.worstInside = Math.max(stat.worstInside, ratio);
       }
-      // Lossless repack: our q4/q8 layout dequantizes to exactly ggml's values.
-      for (const format of ['q4', 'q8'] as const) {
+      // Lossless repack: our layouts dequantize to exactly ggml's values (Q5_0 → q8, K-quants → q4k/q6k included).
+      for (const format of ['q4', 'q8', 'q4k', 'q5k', 'q6k'] as const) {
         const packed = await g.readPackedAs(n, format);
-        const lossless = (t.typeName === 'Q4_0') || (t.typeName === 'Q8_0' && format === 'q8');
+        const lossless = losslessFormatsOf(t.typeName).includes(format);
         assert.equal(packed !== null, lossless, `${n} (${t.typeName}) → ${format}: lossless repack ${lossless ? 'expected' : 'must be refused'}`);
         if (!packed) continue;
         assert.deepEqual([packed.rows, packed.cols], t.shape);
         const back = dequantizePacked(format, packed, packed.rows, packed.cols, f16BitsToF32);
-        assert.equal(countMismatches(back, got), 0, `${n} (${t.typeName}) → ${format} repack is not bit-exact`);
+        assert.equal(countBitMismatches(back, got), 0, `${n} (${t.typeName}) → ${format} repack is not bit-exact`);
       }
-      assert.equal(gpuFormatFor(t.typeName), t.typeName === 'Q4_0' ? 'q4' : 'q8');
+      assert.equal(losslessFormatOf(t.typeName), { Q4_0: 'q4', Q8_0: 'q8', Q5_0: 'q5', Q4_K: 'q4k', Q6_K: 'q6k' }[t.typeName], t.typeName);
     }
     const expectedTypes = { Q8_0: ['Q8_0', 'F16'], Q4_0: ['Q4_0', 'Q8_0', 'F16'], Q6_K: ['Q6_K', 'Q8_0', 'F16'], Q4_K_M: ['Q4_K', 'Q5_0', 'Q8_0', 'F16'] }[kind]!;
     for (const type of expectedTypes) assert.ok(seen.has(type), `${file} should contain ${type} tensors (saw ${[...seen.keys()]})`);
@@ -176,9 +171,9 @@ test('PLE table: zero padding trimmed (vocab_size_per_layer_input 448 of 512 row
   assert.equal(g.gguf.tensors.get('per_layer_token_embd.weight')!.ne[1], 512);
   const all = await g.readF32(name);
   const rows = await g.readF32(name, { start: 440, count: 8 });
-  assert.equal(countMismatches(rows, all.subarray(440 * 96, 448 * 96)), 0);
+  assert.equal(countBitMismatches(rows, all.subarray(440 * 96, 448 * 96)), 0);
   const f32 = await open('gemma3n-tiny-a-F32.gguf');
-  assert.equal(countMismatches(await f32.readF32(name, { start: 440, count: 8 }), await readF32(st, name, { start: 440, count: 8 })), 0);
+  assert.equal(countBitMismatches(await f32.readF32(name, { start: 440, count: 8 }), await readF32(st, name, { start: 440, count: 8 })), 0);
   await assertRejects(g.readF32(name, { start: 440, count: 9 }), 'invalid-argument', ['rows [440, 449)']);
   // Row chunks of a packed table: the same blocks as the whole.
   const whole = (await g.readPackedAs(name, 'q8'))!;
@@ -195,7 +190,7 @@ test('stacked AltUp projections: slice k of altup_proj is altup_projections.k', 
   const whole = dequantize(t.type, await g.gguf.source.read(t.offset, t.byteLength!), 64 * 64 * 3);
   for (let k = 0; k < 3; k++) {
     const slice = await g.readF32(`model.language_model.altup_projections.${k}.weight`);
-    assert.equal(countMismatches(slice, whole.subarray(k * 4096, (k + 1) * 4096)), 0, `slice ${k}`);
+    assert.equal(countBitMismatches(slice, whole.subarray(k * 4096, (k + 1) * 4096)), 0, `slice ${k}`);
   }
 });
 
@@ -297,7 +292,7 @@ test('Q4_1 / Q5_1 with m = −8d / −16d equal Q4_0 / Q5_0 exactly; Q5_K with n
     q41.set([q40[18 * b], q40[18 * b + 1], mBits & 255, mBits >> 8], 20 * b);
     q41.set(q40.subarray(18 * b + 2, 18 * b + 18), 20 * b + 4);
   }
-  assert.equal(countMismatches(dequantize(GGML_TYPE.Q4_1, q41, 256), dequantize(GGML_TYPE.Q4_0, q40, 256)), 0, 'Q4_1 vs Q4_0');
+  assert.equal(countBitMismatches(dequantize(GGML_TYPE.Q4_1, q41, 256), dequantize(GGML_TYPE.Q4_0, q40, 256)), 0, 'Q4_1 vs Q4_0');
 
   // Q5_0 → Q5_1 likewise (m = −16d), random fifth bits.
   const q50 = new Uint8Array(22 * 8), q51 = new Uint8Array(24 * 8);
@@ -310,7 +305,7 @@ test('Q4_1 / Q5_1 with m = −8d / −16d equal Q4_0 / Q5_0 exactly; Q5_K with n
     q51.set(q50.subarray(22 * b + 2, 22 * b + 22), 24 * b + 4);
   }
   const v50 = dequantize(GGML_TYPE.Q5_0, q50, 256);
-  assert.equal(countMismatches(dequantize(GGML_TYPE.Q5_1, q51, 256), v50), 0, 'Q5_1 vs Q5_0');
+  assert.equal(countBitMismatches(dequantize(GGML_TYPE.Q5_1, q51, 256), v50), 0, 'Q5_1 vs Q5_0');
   // Q5_0 with qh = 0 is Q4_0 shifted by −8 steps: element i = d·(nibble − 16).
   const q4from5 = dequantize(GGML_TYPE.Q5_0, (() => { const c = q50.slice(); for (let b = 0; b < 8; b++) c.fill(0, 22 * b + 2, 22 * b + 6); return c; })(), 256);
   for (let b = 0; b < 8; b++) {
@@ -336,7 +331,7 @@ test('Q4_1 / Q5_1 with m = −8d / −16d equal Q4_0 / Q5_0 exactly; Q5_K with n
     }
     return out;
   };
-  assert.equal(countMismatches(dequantize(GGML_TYPE.Q5_K, toQ5K(() => 0), nb * 256), v4k), 0, 'Q5_K (no high bits) vs Q4_K');
+  assert.equal(countBitMismatches(dequantize(GGML_TYPE.Q5_K, toQ5K(() => 0), nb * 256), v4k), 0, 'Q5_K (no high bits) vs Q4_K');
   const bits = Array.from({ length: nb * 32 }, () => rng.int(0, 256));
   const v5k = dequantize(GGML_TYPE.Q5_K, toQ5K((b, l) => bits[32 * b + l]), nb * 256);
   const grid = elementGrid(GGML_TYPE.Q4_K, q4k, nb * 256);
@@ -355,6 +350,8 @@ test('Q4_1 / Q5_1 with m = −8d / −16d equal Q4_0 / Q5_0 exactly; Q5_K with n
 test('repackLossless refuses Q8_0 → q4 and formats other types; Φ matches known values', () => {
   assert.equal(repackLossless(GGML_TYPE.Q8_0, new Uint8Array(34), 1, 32, 'q4'), null);
   assert.equal(repackLossless(GGML_TYPE.Q4_K, new Uint8Array(144), 1, 256, 'q4'), null);
+  assert.equal(repackLossless(GGML_TYPE.Q4_K, new Uint8Array(144), 1, 256, 'q6k'), null);
+  assert.equal(repackLossless(GGML_TYPE.Q4_1, new Uint8Array(20), 1, 32, 'q8'), null);
   // Φ(κ) for the stored κ of p = 0.95 and 0.9 (torch f32 icdf) round to p at 7 decimals; tails are accurate.
   assert.equal(Math.round(normalCdf(1.6448533535003662) * 1e7) / 1e7, 0.95);
   assert.equal(Math.round(normalCdf(1.2815513611) * 1e7) / 1e7, 0.9);

@@ -39,6 +39,7 @@ function hostWeight(rng: Rng, format: WeightFormat, rows: number, cols: number, 
     h.set(f32ArrayToF16(w));
     return { format, rows, cols, data: new Uint32Array(h.buffer) };
   }
+  if (format !== 'q4' && format !== 'q8') throw new Error(`hostWeight: ${format} is tested in kquant.test.ts`);
   const q = quantizeRef(format, w, rows, cols);
   return { format, rows, cols, data: q.packed.data, scales: q.scales };
 }
@@ -55,13 +56,15 @@ interface Case {
   split?: number[];
   /** GEMV workgroup shape (default: the adapter's). */
   gemv?: [rows: number, lanes: number];
+  /** GEMM shape (default: the adapter's; 'regs' on software adapters). */
+  gemm?: 'wide' | 'regs';
 }
 
 async function runCase(c: Case): Promise<void> {
   const ctx = await testGpu();
   const { rng, tag: seedTag } = freshRng();
   const tag = `${seedTag} ${JSON.stringify(c)}`;
-  const kernel = await MatmulKernel.create(ctx, 'f32', [c.format], c.gemv && { gemvRows: c.gemv[0], gemvLanes: c.gemv[1] });
+  const kernel = await MatmulKernel.create(ctx, 'f32', [c.format], { activations: 'f32', gemm: c.gemm, ...(c.gemv && { gemvRows: c.gemv[0], gemvLanes: c.gemv[1] }) });
   const hw = hostWeight(rng, c.format, c.N, c.K);
   const weight = uploadHostWeight(ctx, hw, c.split);
   const x = rng.normals(c.T * c.K, 1);
@@ -103,9 +106,11 @@ for (const format of ['f32', 'f16', 'q4', 'q8'] as const) {
   // The GPU GEMV shape (8 rows x 32 lanes; SwiftShader defaults to 64 x 4) and a lane-per-row one.
   small.push({ format, K: 1000, N: 37, T: 1, path: 'gemv', gemv: [8, 32] });
   small.push({ format, K: 96, N: 37, T: 3, path: 'gemv', gemv: [256, 1] });
+  // Both GEMM shapes whatever the adapter: 'wide' (GPUs, 256 threads of 4 x 4) and 'regs' (64 threads of 8 x 8).
+  small.push({ format, K: 80, N: 70, T: 67, path: 'gemm', gemm: 'wide' }, { format, K: 80, N: 70, T: 67, path: 'gemm', gemm: 'regs' });
 }
 for (const c of small) {
-  test(`matmul ${c.format} K=${c.K} N=${c.N} T=${c.T} ${c.path}${c.accumulate ? ' accumulate' : ''}${c.split ? ' parts' : ''}${c.gemv ? ` gemv ${c.gemv.join('x')}` : ''}`, () => runCase(c));
+  test(`matmul ${c.format} K=${c.K} N=${c.N} T=${c.T} ${c.path}${c.accumulate ? ' accumulate' : ''}${c.split ? ' parts' : ''}${c.gemv ? ` gemv ${c.gemv.join('x')}` : ''}${c.gemm ? ` gemm ${c.gemm}` : ''}`, () => runCase(c));
 }
 
 /** E2B-shaped weight drawn on the GPU (createRandomWeight), read back for the reference. */
@@ -134,7 +139,7 @@ async function e2bCase(format: WeightFormat, K: number, N: number, T: number, pa
   const weight = hostRandom
     ? uploadHostWeight(ctx, randomQ4Host(rng, N, K), [N / 2 + 1000])
     : await createRandomWeight(ctx, { rows: N, cols: K, format, seed: rng.int(0, 2 ** 31), std: 0.02 });
-  const kernel = await MatmulKernel.create(ctx, 'f32', [format]);
+  const kernel = await MatmulKernel.create(ctx, 'f32', [format], { activations: 'f32' });
   const x = rng.normals(T * K, 1);
   const yBuf = poisonedBuffer(ctx, T * N * 4);
   const d = kernel.bind({ x: upload(ctx, x), weight, y: yBuf, rows: T, path });
@@ -170,7 +175,7 @@ test('matmul E2B q4 2048->8192 prefill T=67 (gemm)', () => e2bCase('q4', 2048, 8
 
 test('matmul validates shapes and buffers', async () => {
   const ctx = await testGpu();
-  const kernel = await MatmulKernel.create(ctx, 'f32', ['q4']);
+  const kernel = await MatmulKernel.create(ctx, 'f32', ['q4'], { activations: 'f32' });
   const { rng } = freshRng();
   const weight = uploadHostWeight(ctx, hostWeight(rng, 'q4', 16, 64));
   const x = upload(ctx, new Float32Array(2 * 64));
@@ -195,7 +200,7 @@ test('matmul f16 activations variant', async (t) => {
       const K = 2048, N = 70;
       const hw = hostWeight(rng, format, N, K);
       const weight = uploadHostWeight(ctx, hw);
-      const kernel = await MatmulKernel.create(ctx, 'f16', [format]);
+      const kernel = await MatmulKernel.create(ctx, 'f16', [format], { activations: 'f32' });
       const x16 = f32ArrayToF16(rng.normals(T * K, 1));
       const y = poisonedBuffer(ctx, T * N * 2);
       submitDispatches(ctx.device, [kernel.bind({ x: upload(ctx, x16), weight, y, rows: T })]);

@@ -34,13 +34,12 @@ import { openGgufCheckpoint } from '../../src/model/registry.ts';
 import { parseGemma3nConfig } from '../../src/model/gemma3n/config.ts';
 import { Gemma3nModel } from '../../src/model/gemma3n/model.ts';
 import { sliceGemma3n } from '../../src/model/gemma3n/matformer.ts';
-import { Q4_PLAN } from '../../src/model/gemma3n/quant-plan.ts';
 import type { Checkpoint } from '../../src/io/checkpoint.ts';
 import type { Gemma3nConfig } from '../../src/model/gemma3n/config.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { fixtureDir, maxAbsDiff2d, argmax } from '../helpers/fixtures.ts';
 import { loadRefWeights, referenceForward, type RefWeights } from '../helpers/reference-gemma3n.ts';
-import { gpuEquivalentWeights, quantizeRefWeights } from '../helpers/quantized-reference.ts';
+import { gpuEquivalentWeights, recordHeldWeights } from '../helpers/quantized-reference.ts';
 
 interface SliceCase {
   name: string;
@@ -121,11 +120,11 @@ for (const s of slices) {
 
   test(`${s.name} q4 (safetensors) == CPU reference on the same sliced q4 weights`, async () => {
     const { checkpoint } = sliceGemma3n(await openSafetensorsCheckpoint(directoryFiles(tinyDir)), sizeOf(s));
-    const model = await load(checkpoint, 'q4');
+    const { onConverted, overlay } = recordHeldWeights(await testGpu());
+    const model = await Gemma3nModel.load(await testGpu(), checkpoint, { weights: 'q4', maxContext: 64, chunk: CHUNK, onConverted });
     try {
       const cfg = parseGemma3nConfig(checkpoint.config);
-      const w = await loadRefWeights(checkpoint);
-      const qw = quantizeRefWeights(w, new Map([...w.keys()].map((n) => [n, checkpoint.tensor(n)!.shape])), Q4_PLAN);
+      const qw = overlay(await loadRefWeights(checkpoint));
       let err = 0;
       for (const gc of s.cases) err = Math.max(err, maxAbsDiff2d(await prefill(model, gc.input_ids), referenceForward(cfg, qw, gc.input_ids).logits));
       console.log(`# ${s.name} q4: max |Δlogit| vs the CPU reference on the same quantized weights ${err.toExponential(2)}`);

@@ -1,6 +1,7 @@
 // The host PLE table (src/model/ple-table.ts): rows in blocks of at most 64 MiB in every format (none of
 // E2B's or E4B's blocks passes it; the host table is never f32), packing across block edges equal to one table,
-// the GPU-resident copy equal too, a Q6_K table requantized to int4 block by block exactly as dequantize + quantize,
+// the GPU-resident copy equal too, a Q6_K table (llama.cpp's Q4_K_M files) kept as q6k block by block with exactly the
+// file's values, a Q4_1 one (no lossless GPU home) requantized to int4 exactly as dequantize + quantize,
 // bf16 → f16 exact for every bf16 value f16 can hold, and what f16 (float mode) does to the logits, measured with
 // the float64 reference on every tiny fixture.
 import { test } from 'node:test';
@@ -18,7 +19,8 @@ import { quantizeCpu } from '../../src/model/cpu-quant.ts';
 import { parseGemma3nConfig } from '../../src/model/gemma3n/config.ts';
 import { createRandomCheckpoint } from '../../src/model/gemma3n/random-checkpoint.ts';
 import { PLE_TABLE } from '../../src/model/gemma3n/tensors.ts';
-import { dataBytes, groupsPerRow, scalesAsWords } from '../../src/formats/weight-format.ts';
+import { dataBytes, dequantize as dequantizePacked, groupsPerRow, scalesAsWords } from '../../src/formats/weight-format.ts';
+import { countBitMismatches } from '../helpers/compare.ts';
 import { GemmaError } from '../../src/errors.ts';
 import { loadRefWeights, referenceForward } from '../helpers/reference-gemma3n.ts';
 import { tinyFixtures, maxAbsDiff2d } from '../helpers/fixtures.ts';
@@ -35,9 +37,13 @@ test('E2B / E4B host tables: the format per stored dtype and mode, never f32, ev
   assert.equal(pleHostFormat(undefined, 'float'), 'f16');
   assert.equal(pleHostFormat('Q4_0', 'float'), 'q4');
   assert.equal(pleHostFormat('Q8_0', 'q4'), 'q8');
-  for (const kquant of ['Q6_K', 'Q5_K', 'Q4_K', 'Q5_0', 'Q4_1']) assert.equal(pleHostFormat(kquant, 'float'), 'q4', kquant);
+  // Block types a GPU format holds losslessly keep their values in every mode (src/formats/stored-dtype.ts).
+  for (const [type, format] of [['Q6_K', 'q6k'], ['Q5_K', 'q5k'], ['Q4_K', 'q4k'], ['Q5_0', 'q5']]) {
+    for (const mode of ['float', 'q4', 'q8'] as const) assert.equal(pleHostFormat(type, mode), format, `${type} ${mode}`);
+  }
+  assert.equal(pleHostFormat('Q4_1', 'float'), 'q4');
   assert.equal(pleHostFormat('BF16', 'q8'), 'q8');
-  assert.equal(pleHostFormat('Q6_K', 'q8'), 'q8');
+  assert.equal(pleHostFormat('Q4_1', 'q8'), 'q8');
   assert.equal(pleHostFormat('Q4_0', 'q8'), 'q4');
   for (const preset of ['e2b', 'e4b'] as const) {
     const c = parseGemma3nConfig(createRandomCheckpoint({ preset }).config).text;
@@ -90,26 +96,45 @@ function deviceWithLimit(device: GPUDevice, bytes: number): GPUDevice {
   return new Proxy(device, { get: (t, k) => (k === 'limits' ? limits : (Reflect.get(t, k) as unknown) instanceof Function ? (Reflect.get(t, k) as Function).bind(t) : Reflect.get(t, k)) });
 }
 
-test('a Q6_K table is requantized to int4 block by block, exactly as dequantize then quantize', async () => {
-  const rows = 70, cols = 512;
-  const { rng } = freshRng();
-  const raw = new Uint8Array((rows * cols / 256) * 210);
-  for (let i = 0; i < raw.length; i++) raw[i] = rng.int(0, 256);
-  for (let b = 0; b < raw.length / 210; b++) {
-    // A finite, modest super-block scale d (the last two bytes): random bytes could make it inf or NaN.
-    const d = f32ToF16Bits(rng.uniform(1e-4, 1e-3));
-    raw[b * 210 + 208] = d & 255;
-    raw[b * 210 + 209] = d >> 8;
-  }
-  const file = writeGguf({ metadata: {}, tensors: [{ name: 'per_layer_token_embd.weight', ne: [cols, rows], type: GGML_TYPE.Q6_K, data: raw }] });
+/** A one-tensor GGUF checkpoint of a [rows, cols] PLE table stored as `type`. */
+async function pleGguf(type: number, raw: Uint8Array, rows: number, cols: number): Promise<Checkpoint> {
+  const file = writeGguf({ metadata: {}, tensors: [{ name: 'per_layer_token_embd.weight', ne: [cols, rows], type, data: raw }] });
   const gguf = await readGgufHeader(memorySource('ple.gguf', file));
   const info = gguf.tensors.get('per_layer_token_embd.weight')!;
-  const ckpt = ggufCheckpoint(gguf, new Map([[PLE_TABLE, ggufTensor(PLE_TABLE, info, [rows, cols])]]), [], {});
-  const format = pleHostFormat('Q6_K', 'q4');
-  const table = await PleTable.load(ckpt, PLE_TABLE, rows, cols, format, 1, { blockBytes: dataBytes('q4', 8, cols) });
-  assert.equal(table.table.blocks.length, 9);
-  const expected = quantizeCpu('q4', dequantize(GGML_TYPE.Q6_K, raw, rows * cols), rows, cols);
+  return ggufCheckpoint(gguf, new Map([[PLE_TABLE, ggufTensor(PLE_TABLE, info, [rows, cols])]]), [], {});
+}
+
+/** Random blocks of `blockBytes` with a finite, modest f16 at each of `halves` (byte offsets): random bytes could make a scale inf or NaN. */
+function randomBlocks(rng: ReturnType<typeof freshRng>['rng'], blocks: number, blockBytes: number, halves: number[]): Uint8Array {
+  const raw = new Uint8Array(blocks * blockBytes);
+  for (let i = 0; i < raw.length; i++) raw[i] = rng.int(0, 256);
+  for (let b = 0; b < blocks; b++) {
+    for (const at of halves) {
+      const h = f32ToF16Bits(rng.uniform(1e-4, 1e-3));
+      raw[b * blockBytes + at] = h & 255;
+      raw[b * blockBytes + at + 1] = h >> 8;
+    }
+  }
+  return raw;
+}
+
+test('a Q6_K table is kept as q6k block by block (the file\'s values exactly); a Q4_1 one is requantized to int4 exactly as dequantize then quantize', async () => {
+  const rows = 70, cols = 512;
+  const { rng, tag } = freshRng();
   const all = Array.from({ length: rows }, (_, i) => i);
+  // Q6_K: 210-byte blocks of 256, f16 d in the last two bytes.
+  const q6k = randomBlocks(rng, (rows * cols) / 256, 210, [208]);
+  const kept = await PleTable.load(await pleGguf(GGML_TYPE.Q6_K, q6k, rows, cols), PLE_TABLE, rows, cols, pleHostFormat('Q6_K', 'q4'), 1, { blockBytes: dataBytes('q6k', 8, cols) });
+  assert.equal(kept.format, 'q6k');
+  assert.equal(kept.table.blocks.length, 9);
+  const k = kept.pack(all);
+  const values = dequantizePacked('q6k', { data: k.data, scales: new Uint16Array(k.scales!.buffer) }, rows, cols, f16BitsToF32);
+  assert.equal(countBitMismatches(values, dequantize(GGML_TYPE.Q6_K, q6k, rows * cols)), 0, `q6k rows vs ggml ${tag}`);
+  // Q4_1: 20-byte blocks of 32 (f16 d, f16 m, 16 bytes of nibbles).
+  const q41 = randomBlocks(rng, (rows * cols) / 32, 20, [0, 2]);
+  const table = await PleTable.load(await pleGguf(GGML_TYPE.Q4_1, q41, rows, cols), PLE_TABLE, rows, cols, pleHostFormat('Q4_1', 'q4'), 1, { blockBytes: dataBytes('q4', 8, cols) });
+  assert.equal(table.table.blocks.length, 9);
+  const expected = quantizeCpu('q4', dequantize(GGML_TYPE.Q4_1, q41, rows * cols), rows, cols);
   const packed = table.pack(all);
   assert.deepEqual(new Uint32Array(packed.data.buffer), expected.data);
   assert.deepEqual(packed.scales, scalesAsWords(expected.scales));

@@ -7,8 +7,9 @@
  * 2. another size (widths) is not inside the skip4 entry (layer 4 is missing there): downloaded and stored too;
  * 3. the whole model is stored; then, with skip4's own entry deleted, skip4 is cut from the whole entry: a hit, no
  *    download, nothing new written, the same logits;
- * 4. q4: a size cut from the cached whole q4 entry (widths: down_proj prefixes of cached int4 blocks) equals the CPU
- *    reference of the slice quantized from the source (so the cached blocks are exactly the slice's blocks); skip4
+ * 4. q4: a size cut from the cached whole q4 entry (widths with layer 3 kept whole: down_proj prefixes of cached q5 /
+ *    q8 blocks; layer 3's down_proj is q4k, whose 256-value super-blocks a cut must respect) equals the CPU reference
+ *    on the weights a direct q4 load of the slice holds (so the cached blocks are exactly the slice's blocks); skip4
  *    would have to re-block tiny-a's 16-column PLE groups inside int4's 32-groups, so it is downloaded instead.
  */
 import { test } from 'node:test';
@@ -23,14 +24,14 @@ import { openSafetensorsCheckpoint } from '../../src/io/safetensors.ts';
 import { directoryFiles } from '../../src/node/checkpoint-files.ts';
 import { sliceGemma3n } from '../../src/model/gemma3n/matformer.ts';
 import { parseGemma3nConfig } from '../../src/model/gemma3n/config.ts';
-import { Q4_PLAN } from '../../src/model/gemma3n/quant-plan.ts';
+import { Gemma3nModel } from '../../src/model/gemma3n/model.ts';
 import type { ModelSize } from '../../src/model/family.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { fixtureDir, maxAbsDiff2d } from '../helpers/fixtures.ts';
 import { startFixtureServer } from '../helpers/fixture-server.ts';
 import { installMemoryCacheStorage } from '../helpers/memory-cache-storage.ts';
 import { loadRefWeights, referenceForward } from '../helpers/reference-gemma3n.ts';
-import { quantizeRefWeights } from '../helpers/quantized-reference.ts';
+import { recordHeldWeights } from '../helpers/quantized-reference.ts';
 
 interface SliceGolden {
   name: string;
@@ -107,18 +108,24 @@ test('sizes with the offline cache: an entry per slice, hits, a slice cut from a
     await check(r.loaded, slice('skip4'));
     assert.deepEqual(await entries(), ['float-f32', 'float-f32 skip=;ffn=64,96x2,128,96,64'], 'a slice served from a bigger entry writes nothing');
 
-    // 4. q4: widths cut from the whole q4 entry == the CPU reference of the source slice quantized; skip4 downloads.
+    // 4. q4: a slice cut from the whole q4 entry == the CPU reference on the weights a direct q4 load of the source
+    // slice holds (the quantizers work per group / super-block, so a column prefix quantizes alike). The entry keeps
+    // layer 3's ffn_down (256 wide) as q4k, whose cuts must fall on its 256-value super-blocks, so this slice keeps
+    // it whole and cuts the q5 / q8 layers as the fixture's widths slice does (which, cutting layer 3 to 128, the
+    // slicer refuses to cut from this entry); skip4 cannot be cut exactly either: downloaded.
     r = await load(undefined, 'q4');
     assert.equal(r.loaded.cache, 'stored');
-    r = await load(sizeOf(slice('widths')), 'q4');
+    const q4Size: ModelSize = { skipLayers: [], ffnWidths: slice('widths').ffn_widths.map((w, l) => (l === 3 ? 256 : w)) };
+    r = await load(q4Size, 'q4');
     assert.equal(r.loaded.cache, 'hit');
     assert.equal(r.requests, 0);
-    const { checkpoint } = sliceGemma3n(await openSafetensorsCheckpoint(directoryFiles(tinyDir)), sizeOf(slice('widths')));
-    const w = await loadRefWeights(checkpoint);
-    const qw = quantizeRefWeights(w, new Map([...w.keys()].map((n) => [n, checkpoint.tensor(n)!.shape])), Q4_PLAN);
+    const { checkpoint } = sliceGemma3n(await openSafetensorsCheckpoint(directoryFiles(tinyDir)), q4Size);
+    const { onConverted, overlay } = recordHeldWeights(gpu);
+    (await Gemma3nModel.load(gpu, checkpoint, { weights: 'q4', maxContext: 64, onConverted })).dispose();
+    const qw = overlay(await loadRefWeights(checkpoint));
     const gc = shortIds(slice('widths'));
     const err = maxAbsDiff2d(await logits(r.loaded, gc.input_ids), referenceForward(parseGemma3nConfig(checkpoint.config), qw, gc.input_ids).logits);
-    assert.ok(err <= ATOL, `q4 widths from the cached whole entry vs CPU reference: ${err}`);
+    assert.ok(err <= ATOL, `q4 slice from the cached whole entry vs CPU reference: ${err}`);
     r = await load(sizeOf(slice('skip4')), 'q4');
     assert.equal(r.loaded.cache, 'stored', 'a slice the cached entry cannot give exactly is downloaded');
     assert.ok(r.requests > 0);

@@ -15,7 +15,7 @@
 import type { GpuContext } from '../../gpu/device.ts';
 import { createStorageBuffer, writeBuffer } from '../../gpu/buffers.ts';
 import type { Dispatch } from '../../gpu/pipeline.ts';
-import { MatmulKernel } from '../../kernels/matmul.ts';
+import { MatmulKernel, type GemvActivations } from '../../kernels/matmul.ts';
 import { RmsNormKernel } from '../../kernels/rmsnorm.ts';
 import { RopeKernel } from '../../kernels/rope.ts';
 import { ElementwiseKernel, type Operand } from '../../kernels/elementwise.ts';
@@ -40,6 +40,8 @@ export interface ForwardOptions {
   chunk: number;
   /** Longest sequence the KV caches hold. */
   maxContext: number;
+  /** Decode GEMV activations for quantized weights (src/kernels/matmul.ts MatmulOptions.activations). Default 'auto'. */
+  activations?: GemvActivations;
 }
 
 /** Id written to the embedding gather for a hard token: out of range, so the gather skips that row. */
@@ -262,7 +264,7 @@ export class Gemma3nForward implements DecoderForward {
     const group = cfg.numHeads / cfg.numKvHeads;
     const [mm, norm, rope, ew, gelu, attn, kv, gather, altup, residual, sample] = await Promise.all([
       // Compile only the weight formats this model uses (each format's variants cost seconds on SwiftShader).
-      MatmulKernel.create(ctx, 'f32', loadedFormats(w)),
+      MatmulKernel.create(ctx, 'f32', loadedFormats(w), { activations: opts.activations }),
       RmsNormKernel.create(ctx, 'f32'),
       RopeKernel.create(ctx, 'f32'),
       ElementwiseKernel.create(ctx, 'f32'),

@@ -45,7 +45,7 @@ export function estimateGemma3nMemory(ckpt: Checkpoint, o: EstimateOptions): Mem
       continue;
     }
     const [rows, cols] = spec.shape;
-    const format = formatForStored(spec.name, ckpt.tensor(spec.name)?.dtype, o.weights, o.f16);
+    const format = formatForStored(spec.name, ckpt.tensor(spec.name)?.dtype, o.weights, o.f16, { shape: spec.shape, layers: L });
     const data = dataBytes(format, rows, cols), scales = scaleBytes(format, rows, cols);
     // Split into parts under the buffer limit: about the same bytes, a few more 16-byte alignments.
     const parts = Math.max(1, Math.ceil(Math.max(data, scales) / limit));

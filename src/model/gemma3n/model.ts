@@ -37,7 +37,7 @@ export class Gemma3nModel extends GpuDecoderModel {
       checkpoint.name,
       opts,
       () => loadWeights(ctx, checkpoint, config, { mode, onTensor: opts.onProgress, onConverted: opts.onConverted, random: opts.random, pleOnGpu: opts.pleOnGpu, signal: opts.signal }),
-      (w) => Gemma3nForward.create(ctx, config.text, w, { chunk, maxContext }),
+      (w) => Gemma3nForward.create(ctx, config.text, w, { chunk, maxContext, activations: opts.activations }),
       destroyWeights,
     );
     return new Gemma3nModel(ctx, config, mode, fwd, {

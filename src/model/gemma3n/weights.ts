@@ -61,15 +61,16 @@ export async function loadWeights(ctx: GpuContext, ckpt: Checkpoint, cfg: Gemma3
   const { mode } = opts;
   const L = c.numLayers, P = c.pleDim;
   const table = gemma3nTensorTable(c);
-  const loader = new TensorLoader(ctx, ckpt, opts, { formatOf: (name, dtype) => formatForStored(name, dtype, mode, ctx.f16), randomVector }, tableSpecs(table).length + 1); // + the PLE table
+  const formatOf = (name: string, dtype: string | undefined, shape: readonly number[]) => formatForStored(name, dtype, mode, ctx.f16, { shape, layers: L });
+  const loader = new TensorLoader(ctx, ckpt, opts, { formatOf, randomVector }, tableSpecs(table).length + 1); // + the PLE table
 
   // Every tensor this load reads, in order: the checkpoint fetches them in a few large windows, and nothing else.
   loader.willRead(readOrder(c));
   const gpu = await loadTable(table, loader.load);
   try {
     const hard = opts.random ? noHardRows(c) : await hardTokenRows(ckpt, cfg, opts.onConverted);
-    // The PLE table: host rows in blocks, int4 (q4 mode; GGUF block types other than Q4_0/Q8_0 requantized), f16
-    // (float mode), or the GGUF's own Q4_0/Q8_0 (ple-table.ts `pleHostFormat`).
+    // The PLE table: host rows in blocks, int4 (q4 mode), f16 (float mode), or a GGUF's own blocks where a GPU format
+    // holds them losslessly (other block types requantized; ple-table.ts `pleHostFormat`).
     const pleHost = await PleTable.forModel(ckpt, PLE_TABLE, c.vocabSizePerLayerInput, L * P, mode, Math.fround(Math.sqrt(P)), opts);
     loader.tick();
     const pleGpu = opts.pleOnGpu ? pleHost.toGpu(ctx, PLE_TABLE) : undefined;

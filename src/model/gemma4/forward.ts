@@ -22,7 +22,7 @@
 import type { GpuContext } from '../../gpu/device.ts';
 import { createStorageBuffer, writeBuffer } from '../../gpu/buffers.ts';
 import type { Dispatch } from '../../gpu/pipeline.ts';
-import { MatmulKernel } from '../../kernels/matmul.ts';
+import { MatmulKernel, type GemvActivations } from '../../kernels/matmul.ts';
 import { RmsNormKernel } from '../../kernels/rmsnorm.ts';
 import { RopeKernel } from '../../kernels/rope.ts';
 import { ElementwiseKernel } from '../../kernels/elementwise.ts';
@@ -46,6 +46,8 @@ export interface Gemma4ForwardOptions {
   chunk: number;
   /** Longest sequence the KV caches hold. */
   maxContext: number;
+  /** Decode GEMV activations for quantized weights (src/kernels/matmul.ts MatmulOptions.activations). Default 'auto'. */
+  activations?: GemvActivations;
 }
 
 /** Id written to the embedding gather for a soft-token position: out of range, so the gather skips that row. */
@@ -243,7 +245,7 @@ export class Gemma4Forward implements DecoderForward {
     const headDims = [...new Set(c.layerHeadDim)];
     const [mm, norm, rope, ew, gelu, kv, gather, ple, residual, sample, ...attn] = await Promise.all([
       // Compile only the weight formats this model uses (each format's variants cost seconds on SwiftShader).
-      MatmulKernel.create(ctx, 'f32', loadedFormats(w)),
+      MatmulKernel.create(ctx, 'f32', loadedFormats(w), { activations: opts.activations }),
       RmsNormKernel.create(ctx, 'f32'),
       RopeKernel.create(ctx, 'f32'),
       ElementwiseKernel.create(ctx, 'f32'),

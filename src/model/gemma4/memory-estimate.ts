@@ -62,7 +62,7 @@ export function countGemma4Memory(c: Gemma4TextConfig, o: Gemma4EstimateOptions)
       continue;
     }
     const [rows, cols] = spec.shape;
-    const format = formatForStored(spec.name, o.dtypeOf?.(spec.name), o.weights, o.f16);
+    const format = formatForStored(spec.name, o.dtypeOf?.(spec.name), o.weights, o.f16, { shape: spec.shape, layers: c.numLayers });
     const data = dataBytes(format, rows, cols), scales = scaleBytes(format, rows, cols);
     // Split into parts under the buffer limit: about the same bytes, a few more 16-byte alignments.
     const parts = Math.max(1, Math.ceil(Math.max(data, scales) / limit));

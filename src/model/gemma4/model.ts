@@ -31,7 +31,7 @@ export class Gemma4Model extends GpuDecoderModel {
       checkpoint.name,
       opts,
       () => loadGemma4Weights(ctx, checkpoint, config, { mode, onTensor: opts.onProgress, onConverted: opts.onConverted, random: opts.random, pleOnGpu: opts.pleOnGpu, signal: opts.signal }),
-      (w) => Gemma4Forward.create(ctx, config, w, { chunk, maxContext }),
+      (w) => Gemma4Forward.create(ctx, config, w, { chunk, maxContext, activations: opts.activations }),
       destroyGemma4Weights,
     );
     return new Gemma4Model(ctx, config, mode, fwd, {

@@ -27,7 +27,7 @@
  * is the least sensitive group: int4 (halves host memory: E2B 1.3 GB instead of 2.5 GB).
  */
 import type { WeightMode } from '../family.ts';
-import { planFormat, planFormatForStored, type StoredFormat, type WeightPlan } from '../stored-format.ts';
+import { planFormat, planFormatForStored, type StoredFormat, type TensorFacts, type WeightPlan } from '../stored-format.ts';
 
 export type Group = 'embed' | 'pleTable' | 'attn' | 'mlp' | 'pleProj' | 'small';
 
@@ -54,12 +54,15 @@ export function weightPlan(q4: Record<Group, StoredFormat> = Q4_PLAN): WeightPla
   return { groupOf, q4, alwaysF32: ['small'] };
 }
 
-/** Format of a checkpoint tensor stored as `dtype` (a GGUF's pre-quantized tensors keep their quantization). */
-export function formatForStored(name: string, dtype: string | undefined, mode: WeightMode, f16: boolean, q4: Record<Group, StoredFormat> = Q4_PLAN): StoredFormat {
-  return planFormatForStored(weightPlan(q4), name, dtype, mode, f16);
+/**
+ * Format of a checkpoint tensor stored as `dtype` (a GGUF's pre-quantized tensors keep their quantization, K-quants
+ * included, in the GPU format that holds them losslessly). `facts`: the tensor's shape and the layer count.
+ */
+export function formatForStored(name: string, dtype: string | undefined, mode: WeightMode, f16: boolean, facts: TensorFacts, q4: Record<Group, StoredFormat> = Q4_PLAN): StoredFormat {
+  return planFormatForStored(weightPlan(q4), name, dtype, mode, f16, facts);
 }
 
 /** Format of a tensor in a mode. */
-export function formatFor(name: string, mode: WeightMode, f16: boolean, q4: Record<Group, StoredFormat> = Q4_PLAN): StoredFormat {
-  return planFormat(weightPlan(q4), name, mode, f16);
+export function formatFor(name: string, mode: WeightMode, f16: boolean, facts: TensorFacts, q4: Record<Group, StoredFormat> = Q4_PLAN): StoredFormat {
+  return planFormat(weightPlan(q4), name, mode, f16, facts);
 }

@@ -32,14 +32,15 @@ export async function loadGemma4Weights(ctx: GpuContext, ckpt: Checkpoint, cfg: 
   const c = cfg.text;
   const { mode } = opts;
   const table = gemma4TensorTable(c);
-  const loader = new TensorLoader(ctx, ckpt, opts, { formatOf: (name, dtype) => formatForStored(name, dtype, mode, ctx.f16) }, tableSpecs(table).length + 1); // + the PLE table
+  const L = c.numLayers, P = c.pleDim;
+  const formatOf = (name: string, dtype: string | undefined, shape: readonly number[]) => formatForStored(name, dtype, mode, ctx.f16, { shape, layers: L });
+  const loader = new TensorLoader(ctx, ckpt, opts, { formatOf }, tableSpecs(table).length + 1); // + the PLE table
   // Every tensor this load reads, in order: the checkpoint fetches them in a few large windows, and nothing else.
   loader.willRead([...tableSpecs(table).map((t) => t.name), PLE_TABLE]);
   const gpu = await loadTable(table, loader.load);
   try {
-    const L = c.numLayers, P = c.pleDim;
-    // Host rows in blocks: int4 in q4 mode (GGUF block types other than Q4_0/Q8_0 requantized), f16 in float mode, or
-    // the GGUF's own Q4_0/Q8_0 (ple-table.ts `pleHostFormat`).
+    // Host rows in blocks: int4 in q4 mode, f16 in float mode, or a GGUF's own blocks where a GPU format holds them
+    // losslessly (other block types requantized; ple-table.ts `pleHostFormat`).
     const pleHost = await PleTable.forModel(ckpt, PLE_TABLE, c.vocabSizePerLayerInput, L * P, mode, Math.fround(Math.sqrt(P)), opts);
     loader.tick();
     const pleGpu = opts.pleOnGpu ? pleHost.toGpu(ctx, PLE_TABLE) : undefined;

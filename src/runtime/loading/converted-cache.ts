@@ -12,8 +12,9 @@
  * entries written before shards have one `weights.bin`). The manifest's `meta` holds the tensor index. The same
  * files, manifest included, are the hosted form `gemma3n-webgpu convert` writes (converted-source.ts). Reading the entry back gives a
  * Checkpoint (`ConvertedCheckpoint`) that the family's unchanged loader consumes: packed tensors answer
- * `readPackedAs` with their exact bytes (dtype Q4_0 / Q8_0 marks them as pre-quantized, as GGUF's do), float
- * tensors answer `read` in F32 / F16, which the loader uploads as plain copies.
+ * `readPackedAs` with their exact bytes (dtype Q4_0 / Q5_0 / Q8_0 / Q4_K / Q5_K / Q6_K marks them as pre-quantized in
+ * our q4 / q5 / q8 / K-quant layouts, src/formats/stored-dtype.ts), float tensors answer `read` in F32 / F16, which
+ * the loader uploads as plain copies.
  */
 import { GemmaError } from '../../errors.ts';
 import { readBuffer } from '../../gpu/buffers.ts';
@@ -22,7 +23,9 @@ import type { CacheEntryReader, CacheEntryWriter } from '../../io/cache.ts';
 import { SHARD_BYTES, ShardedFileWriter, concatSource } from '../../io/sharded-file.ts';
 import { columnRunsWidth, type Checkpoint, type ColumnRun, type FloatDtype, type PackedTensor, type RowRange, type TensorBytes, type TensorInfo } from '../../io/checkpoint.ts';
 import { readStrided } from '../../io/strided-read.ts';
-import { GROUP, dataBytes, groupsPerRow } from '../../formats/weight-format.ts';
+import { GROUP, dataBytes, groupsPerRow, isQuantFormat, scaleHalvesPerRow, type QuantFormat } from '../../formats/weight-format.ts';
+import { losslessFormatOf } from '../../formats/stored-dtype.ts';
+import { isKFormat, pickKColumns } from '../../formats/kquant.ts';
 import type { ConvertedTensor } from '../../model/converted-tensor.ts';
 
 /** The weights' one file in entries written before shards. */
@@ -33,7 +36,7 @@ const META_KIND = 'gemma3n-converted/1';
 /** Readback slice: bounds the host memory the writer holds to one slice of one tensor. */
 const READBACK_BYTES = 16 * 1024 * 1024;
 
-type StoredDtype = 'F32' | 'F16' | 'BF16' | 'Q4_0' | 'Q8_0';
+type StoredDtype = 'F32' | 'F16' | 'BF16' | 'Q4_0' | 'Q5_0' | 'Q8_0' | 'Q4_K' | 'Q5_K' | 'Q6_K';
 
 interface IndexEntry {
   name: string;
@@ -42,7 +45,7 @@ interface IndexEntry {
   /** Byte offset of the data in weights.bin, and its length. */
   offset: number;
   bytes: number;
-  /** q4/q8: byte offset of rows * G f16 scales (right after the data). */
+  /** Quantized: byte offset of the scales (right after the data; q4/q8 rows * G f16, K-quants their header rows). */
   scalesOffset?: number;
 }
 
@@ -114,9 +117,9 @@ export class ConvertedCacheWriter {
     const w = t.weight;
     for (const part of w.parts) await this.readBack(part.data, dataBytes(w.format, part.rows, w.cols));
     const entry: IndexEntry = { name: t.name, shape: t.shape, dtype: dtypeOf(w.format), offset: start, bytes: this.offset - start };
-    if (w.format === 'q4' || w.format === 'q8') {
+    if (isQuantFormat(w.format)) {
       entry.scalesOffset = this.offset;
-      const G = groupsPerRow(w.cols);
+      const G = scaleHalvesPerRow(w.format, w.cols);
       for (const part of w.parts) await this.readBack(part.scales!, part.rows * G * 2);
     }
     this.tensors.push(entry);
@@ -151,7 +154,11 @@ function dtypeOf(format: string): StoredDtype {
     case 'f32': return 'F32';
     case 'f16': return 'F16';
     case 'q4': return 'Q4_0';
+    case 'q5': return 'Q5_0';
     case 'q8': return 'Q8_0';
+    case 'q4k': return 'Q4_K';
+    case 'q5k': return 'Q5_K';
+    case 'q6k': return 'Q6_K';
   }
   throw new GemmaError('internal', `converted cache: unknown weight format ${format}`);
 }
@@ -223,15 +230,27 @@ export class ConvertedCheckpoint implements Checkpoint {
   /**
    * The cached blocks as they are (rows, or column runs of them when the runs fall on group boundaries: a group
    * holds the same values whatever the row's width, so a column prefix of a cached q4 matrix is exactly the q4 of
-   * the prefix).
+   * the prefix; K-quants: runs of whole super-blocks, picked from whole rows on the host).
    */
-  async readPackedAs(name: string, format: 'q4' | 'q8', rows?: RowRange, columns?: readonly ColumnRun[]): Promise<PackedTensor | null> {
+  async readPackedAs(name: string, format: QuantFormat, rows?: RowRange, columns?: readonly ColumnRun[]): Promise<PackedTensor | null> {
     const t = this.entry(name);
-    if (t.dtype !== (format === 'q4' ? 'Q4_0' : 'Q8_0')) return null;
+    if (losslessFormatOf(t.dtype) !== format) return null; // the cached layout is exactly this format's
     const [allRows, cols] = t.shape;
     const { start, count } = rows ?? { start: 0, count: allRows };
     const rowBytes = dataBytes(format, 1, cols);
+    const halves = scaleHalvesPerRow(format, cols);
+    if (isKFormat(format)) {
+      // Rows are two contiguous slices (kquant.ts); column runs are picked from whole rows.
+      const data = aligned(await this.source.read(t.offset + start * rowBytes, count * rowBytes));
+      const scales = aligned(await this.source.read(t.scalesOffset! + start * halves * 2, count * halves * 2));
+      const rowsPacked = { data: new Uint32Array(data.buffer, data.byteOffset, data.byteLength / 4), scales: new Uint32Array(scales.buffer, scales.byteOffset, scales.byteLength / 4) };
+      const width = columnRunsWidth(columns ?? [{ start: 0, count: cols }], cols, `${this.name}: ${name}`);
+      const picked = columns ? pickKColumns(format, rowsPacked, count, cols, columns) : rowsPacked;
+      if (!picked) return null;
+      return { format, rows: count, cols: width, data: picked.data, scales: new Uint16Array(picked.scales.buffer, picked.scales.byteOffset, picked.scales.byteLength / 2) };
+    }
     const G = groupsPerRow(cols);
+    const unitsPerGroup = halves / G; // q4 / q8: one f16 scale per group; q5: d and two words of fifth bits
     const runs = columns ?? [{ start: 0, count: cols }];
     const width = columnRunsWidth(runs, cols, `${this.name}: ${name}`);
     if (columns && columns.some((c) => c.start % GROUP !== 0 || (c.count % GROUP !== 0 && c.start + c.count !== cols))) return null;
@@ -244,10 +263,10 @@ export class ConvertedCheckpoint implements Checkpoint {
       runs: groups.map((g) => ({ start: g.first * blockBytes, length: g.count * blockBytes })),
     });
     const scales = await readStrided(this.source, {
-      offset: t.scalesOffset! + start * G * 2,
-      stride: G * 2,
+      offset: t.scalesOffset! + start * halves * 2,
+      stride: halves * 2,
       rows: count,
-      runs: groups.map((g) => ({ start: g.first * 2, length: g.count * 2 })),
+      runs: groups.map((g) => ({ start: g.first * unitsPerGroup * 2, length: g.count * unitsPerGroup * 2 })),
     });
     return {
       format,

@@ -1,0 +1,95 @@
+/**
+ * Decode GEMV with int8 activations (shaders/matmul.wgsl quantize_x + gemv_rows / gemv with ACT = 1) for every
+ * quantized weight format, both integer products (packed two-row multiplies, dot4I8Packed) and both workgroup
+ * shapes, against a float64 reference on the exact weights and the exact x.
+ *
+ * Tolerance: the only approximation is x rounded to int8 per block of 32 (step sx = absmax / 127, error ≤ sx / 2 per
+ * element; the GPU's 127 / absmax is within ~2.5 ulp, so a code may round the other way only when x / sx is within
+ * 1e-6 of a half: ≤ sx / 2 · (1 + 1e-5)). The integer sums are exact, then f32 scale products and accumulation. So
+ * |y − y_exact| ≤ Σ_k |w_k| · sx_block(k) / 2 · (1 + 1e-5) + 1e-5 · Σ_k |x_k w_k| (the f32 bound of matmul.test.ts).
+ * An indexing or packing mistake (a wrong nibble, a lane overflow) breaks this by orders of magnitude. The measured
+ * relative RMS error (|y − y_exact| / RMS(y)) is logged: ~0.5 % on normal x (the issue's measurement).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MatmulKernel } from '../../src/kernels/matmul.ts';
+import { groupsPerRow, packQ4, packQ5, packQ8, type QuantFormat } from '../../src/formats/weight-format.ts';
+import { K_FORMATS } from '../../src/formats/kquant.ts';
+import { submitDispatches } from '../../src/gpu/pipeline.ts';
+import { f32ToF16Bits } from '../../src/io/half.ts';
+import { testGpu, poisonedBuffer, upload, download } from '../helpers/gpu.ts';
+import { freshRng, type Rng } from '../helpers/random.ts';
+import { randomKPacked, scaleHalves } from '../helpers/kquant.ts';
+import { uploadHostWeight, decodeRow, type HostWeight } from '../helpers/weights.ts';
+
+function randomWeight(rng: Rng, format: QuantFormat, rows: number, cols: number): HostWeight {
+  if (format === 'q4k' || format === 'q5k' || format === 'q6k') {
+    const k = randomKPacked(rng, format, rows, cols);
+    return { format, rows, cols, data: k.data, scales: scaleHalves(k.scales) };
+  }
+  const G = groupsPerRow(cols);
+  const d = new Uint16Array(rows * G).map(() => f32ToF16Bits((rng.next() < 0.5 ? -1 : 1) * rng.uniform(2e-3, 4e-2)));
+  const max = format === 'q4' ? 16 : format === 'q5' ? 32 : 256;
+  const q = Array.from({ length: rows * cols }, () => rng.int(0, max) - (format === 'q8' ? 128 : 0));
+  const p = format === 'q4' ? packQ4(q, d, rows, cols) : format === 'q5' ? packQ5(q, d, rows, cols) : packQ8(q, d, rows, cols);
+  return { format, rows, cols, data: p.data, scales: p.scales };
+}
+
+const FORMATS: QuantFormat[] = ['q4', 'q5', 'q8', ...K_FORMATS];
+
+for (const format of FORMATS) {
+  test(`int8-activation GEMV ${format}: packed multiply and dot4I8Packed, both shapes, == float64 within the int8 rounding bound`, async () => {
+    const ctx = await testGpu();
+    const { rng, tag } = freshRng();
+    // The software-adapter default (packed multiplies, rows per thread) and the GPU one (dot4I8Packed, 8 x 32) for every
+    // format; the other two combinations for q4 and q4k (each pipeline costs seconds to compile here).
+    const variants: Array<[string, Parameters<typeof MatmulKernel.create>[3]]> = [
+      ['pack, rows', { activations: 'int8', intDot: 'pack', gemvRows: 64, gemvLanes: 1 }],
+      ['dot4, 8x32', { activations: 'int8', intDot: 'dot4', gemvRows: 8, gemvLanes: 32 }],
+    ];
+    if (format === 'q4' || format === 'q4k') {
+      variants.push(['dot4, rows', { activations: 'int8', intDot: 'dot4', gemvRows: 64, gemvLanes: 1 }], ['pack, 8x32', { activations: 'int8', intDot: 'pack', gemvRows: 8, gemvLanes: 32 }]);
+    }
+    // K: whole super-blocks and a partial one (K-quants need K % 32 == 0; 80 pads the last q4/q5/q8 group).
+    const K = format.endsWith('k') ? 288 : 80;
+    for (const [name, options] of variants) {
+      const kernel = await MatmulKernel.create(ctx, 'f32', [format], options);
+      assert.ok(kernel.int8Activations);
+      for (const [Kc, N, T] of [[K, 37, 1], [K, 70, 3], [2048, 40, 1]] as const) {
+        const hw = randomWeight(rng, format, N, Kc);
+        const weight = uploadHostWeight(ctx, hw, N > 40 ? [36] : []);
+        const x = rng.normals(T * Kc, 1);
+        // One block with an outlier: its step is coarse (the issue's "activation outliers" case).
+        x[5] = 40;
+        const y = poisonedBuffer(ctx, T * N * 4);
+        const d = kernel.bind({ x: upload(ctx, x), weight, y, rows: T, path: 'gemv' });
+        submitDispatches(ctx.device, [d]);
+        const got = new Float32Array(await download(ctx, y, T * N * 4));
+        const row = new Float64Array(Kc);
+        let se = 0, sy = 0;
+        for (let n = 0; n < N; n++) {
+          decodeRow(hw, n, row);
+          for (let t = 0; t < T; t++) {
+            let ref = 0, mag = 0, bound = 0;
+            for (let b = 0; b < Kc; b += 32) {
+              let amax = 0;
+              for (let k = b; k < Math.min(Kc, b + 32); k++) amax = Math.max(amax, Math.abs(x[t * Kc + k]));
+              for (let k = b; k < Math.min(Kc, b + 32); k++) {
+                ref += row[k] * x[t * Kc + k];
+                mag += Math.abs(row[k] * x[t * Kc + k]);
+                bound += (Math.abs(row[k]) * amax) / 254;
+              }
+            }
+            const g = got[t * N + n];
+            const tol = bound * (1 + 1e-5) + 1e-5 * mag;
+            if (!(Math.abs(g - ref) <= tol)) assert.fail(`${format} ${name} K=${Kc} N=${N} T=${T}: y[${t}, ${n}] = ${g}, exact ${ref}, |err| ${Math.abs(g - ref)} > ${tol} ${tag}`);
+            se += (g - ref) ** 2;
+            sy += ref ** 2;
+          }
+        }
+        if (Kc === 2048) console.log(`# ${format} ${name} 2048->40: relative RMS error of y ${(100 * Math.sqrt(se / sy)).toFixed(3)} % (one outlier block)`);
+        d.destroy();
+      }
+    }
+  });
+}
