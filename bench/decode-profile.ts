@@ -72,7 +72,8 @@ const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length
  */
 export function splitLayers(records: DispatchRecord[], layerCount: number): DecodeProfile['layers'] {
   const names = records.map(kernelName);
-  const starts = names.flatMap((n, i) => (n === 'altup/predict' ? [i - 1] : []));
+  // (with int8 activations the router GEMV's quantize_x comes first)
+  const starts = names.flatMap((n, i) => (n === 'altup/predict' ? [names[i - 2]?.startsWith('matmul/quantize_x') ? i - 2 : i - 1] : []));
   const start = starts[0];
   let epilogue = names.lastIndexOf('altup/rescale');
   while (epilogue > 0 && names[epilogue - 1].startsWith('matmul/')) epilogue--;

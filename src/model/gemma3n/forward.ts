@@ -15,7 +15,7 @@
 import type { GpuContext } from '../../gpu/device.ts';
 import { createStorageBuffer, writeBuffer } from '../../gpu/buffers.ts';
 import type { Dispatch } from '../../gpu/pipeline.ts';
-import { MatmulKernel, type GemvActivations } from '../../kernels/matmul.ts';
+import { MatmulKernel, type GemvActivations, type MatmulDispatch } from '../../kernels/matmul.ts';
 import { RmsNormKernel } from '../../kernels/rmsnorm.ts';
 import { RopeKernel } from '../../kernels/rope.ts';
 import { ElementwiseKernel, type Operand } from '../../kernels/elementwise.ts';
@@ -101,9 +101,11 @@ export class Gemma3nForward implements DecoderForward {
     };
     const ops = this.recorder.ops;
     // ---- small builders, so the body below reads like the equations ----
-    const mm = (W: GpuWeight, x: GPUBuffer, y: GPUBuffer, o: { xOffset?: number; yOffset?: number; list?: Op[]; fixedRows?: number } = {}) => {
-      const d = k.mm.bind({ x, weight: W, y, rows: o.fixedRows ?? 1, xOffset: o.xOffset, yOffset: o.yOffset });
+    /** `shares`: an earlier GEMV over the same x whose int8-quantized activations this one reads (one quantize_x per input). */
+    const mm = (W: GpuWeight, x: GPUBuffer, y: GPUBuffer, o: { xOffset?: number; yOffset?: number; list?: Op[]; fixedRows?: number; shares?: MatmulDispatch } = {}) => {
+      const d = k.mm.bind({ x, weight: W, y, rows: o.fixedRows ?? 1, xOffset: o.xOffset, yOffset: o.yOffset, sharesQuantizedX: o.shares });
       (o.list ?? ops).push({ d, rows: o.fixedRows ? undefined : (T) => d.setRows(T) });
+      return d;
     };
     /** RMSNorm of `perToken` rows of width dim per token. */
     const norm = (x: GPUBuffer, weight: GPUBuffer | undefined, y: GPUBuffer, dim: number, perToken = 1, o: { xOffset?: number; yOffset?: number; list?: Op[] } = {}) => {
@@ -194,17 +196,17 @@ export class Gemma3nForward implements DecoderForward {
       const normed = { weight: lw.inputNorm, eps, out: block, offset: nAt };
       perToken(k.altup.bindPredict({ ...streamsLayout, streams, router: routerLogits, coefs: lw.predictionCoefs, out: pred, norm: normed }));
       // --- LAUREL: λ = n + RMSNorm(W_lr·W_ll·n) (its norm and sum happen in the combine below)
-      mm(lw.laurelLeft, block, laurelMid, { xOffset: nAt });
+      const fromN = mm(lw.laurelLeft, block, laurelMid, { xOffset: nAt }); // LAuReL, q, k and v all read n
       mm(lw.laurelRight, laurelMid, block, { yOffset: laurelAt });
       // --- ATTENTION: q (+ k, v for cache owners), per-head norms, RoPE, cache write, attend, o_proj
-      mm(lw.q, block, q, { xOffset: nAt });
+      mm(lw.q, block, q, { xOffset: nAt, shares: fromN });
       const ropeQ = k.rope.bind({ x: q, tokens: 1, heads: H, headDim: dh, theta: c.ropeTheta[l], norm: { weight: lw.qNorm, eps } });
       ops.push({ d: ropeQ, step: (p0, T) => ropeQ.setParams(T, p0) });
       const cache = this.caches[c.kvSourceLayer[l]]!;
       if (lw.k && lw.v && this.caches[l]) {
         // This layer owns its cache. (KV-SHARED layers skip this block: their k_proj/v_proj are never used.)
-        mm(lw.k, block, kk, { xOffset: nAt });
-        mm(lw.v, block, vv, { xOffset: nAt });
+        mm(lw.k, block, kk, { xOffset: nAt, shares: fromN });
+        mm(lw.v, block, vv, { xOffset: nAt, shares: fromN });
         // k_norm + RoPE of the keys, v_norm (RMS0, no weight, no RoPE) of the values, into the cache: one dispatch
         const write = k.kv.bind({ cache, k: kk, v: vv, kNorm: lw.kNorm, vNorm: true, eps, rope: { theta: c.ropeTheta[l] } });
         ops.push({ d: write, step: (p0, T) => write.setStep(p0, T) });
@@ -220,8 +222,7 @@ export class Gemma3nForward implements DecoderForward {
         base: { buffer: pred }, y: { buffer: h }, out: { buffer: mlpIn, weight: lw.preFeedforwardNorm },
       }));
       // --- MLP with activation sparsity: g = h + RMSNorm(W_down·(gelu(cut(W_gate·x)) ⊙ W_up·x))
-      mm(lw.gate, mlpIn, gate);
-      mm(lw.up, mlpIn, up);
+      mm(lw.up, mlpIn, up, { shares: mm(lw.gate, mlpIn, gate) });
       const gg = k.gelu.bind({ gate: { buffer: gate, rowStride: F }, up: { buffer: up, rowStride: F }, y: { buffer: act, rowStride: F }, rows: 1, cols: F, sparsity: c.activationSparsity[l] });
       ops.push({ d: gg, rows: (T) => gg.setRows(T) });
       mm(lw.down, act, down);

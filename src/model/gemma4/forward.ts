@@ -22,7 +22,7 @@
 import type { GpuContext } from '../../gpu/device.ts';
 import { createStorageBuffer, writeBuffer } from '../../gpu/buffers.ts';
 import type { Dispatch } from '../../gpu/pipeline.ts';
-import { MatmulKernel, type GemvActivations } from '../../kernels/matmul.ts';
+import { MatmulKernel, type GemvActivations, type MatmulDispatch } from '../../kernels/matmul.ts';
 import { RmsNormKernel } from '../../kernels/rmsnorm.ts';
 import { RopeKernel } from '../../kernels/rope.ts';
 import { ElementwiseKernel } from '../../kernels/elementwise.ts';
@@ -120,9 +120,11 @@ export class Gemma4Forward implements DecoderForward {
       return b;
     };
     const ops = this.recorder.ops;
-    const mm = (W: GpuWeight, x: GPUBuffer, y: GPUBuffer, o: { list?: Op[]; fixedRows?: number } = {}) => {
-      const d = k.mm.bind({ x, weight: W, y, rows: o.fixedRows ?? 1 });
+    /** `shares`: an earlier GEMV over the same x whose int8-quantized activations this one reads (one quantize_x per input). */
+    const mm = (W: GpuWeight, x: GPUBuffer, y: GPUBuffer, o: { list?: Op[]; fixedRows?: number; shares?: MatmulDispatch } = {}) => {
+      const d = k.mm.bind({ x, weight: W, y, rows: o.fixedRows ?? 1, sharesQuantizedX: o.shares });
       (o.list ?? ops).push({ d, rows: o.fixedRows ? undefined : (T) => d.setRows(T) });
+      return d;
     };
     /** RMSNorm of `perToken` rows of width dim per token (weight undefined: no weight, as v_norm). */
     const norm = (x: GPUBuffer, weight: GPUBuffer | undefined, y: GPUBuffer, dim: number, perToken = 1) => {
@@ -197,14 +199,14 @@ export class Gemma4Forward implements DecoderForward {
       const sliding = c.layerTypes[l] === 'sliding_attention';
       const rope = { tokens: 1, headDim: dh, theta: c.ropeTheta[l], rotatedAngles: c.ropeAngles[l] };
       // --- attention: h = RMSNorm(x) (already in n); q (and k, v for cache owners), per-head norms, RoPE, cache write, attend
-      mm(lw.q, n, q);
+      const fromN = mm(lw.q, n, q); // q, k and v all read n
       const ropeQ = k.rope.bind({ ...rope, x: q, heads: H, norm: { weight: lw.qNorm, eps } });
       ops.push({ d: ropeQ, step: (p0, T) => ropeQ.setParams(T, p0) });
       const cache = this.caches[c.kvSourceLayer[l]]!;
       if (lw.k && lw.v && lw.kNorm && this.caches[l]) {
         // This layer owns its cache. KV-shared layers skip this block: their stored k/v/k_norm are never read.
-        mm(lw.k, n, kk);
-        mm(lw.v, n, vv);
+        mm(lw.k, n, kk, { shares: fromN });
+        mm(lw.v, n, vv, { shares: fromN });
         // k_norm + RoPE of the keys, v_norm (RMS, no weight, no RoPE) of the values, into the cache: one dispatch
         const write = k.kv.bind({ cache, k: kk, v: vv, kNorm: lw.kNorm, vNorm: true, eps, rope: { theta: rope.theta, rotatedAngles: rope.rotatedAngles } });
         ops.push({ d: write, step: (p0, T) => write.setStep(p0, T) });
@@ -214,8 +216,7 @@ export class Gemma4Forward implements DecoderForward {
       mm(lw.o, attnOut, o);
       // --- MLP: x += RMSNorm(W_down·(gelu(W_gate·m) ⊙ W_up·m)), m = RMSNorm(x after the attention's add)
       addNormed(o, lw.postAttentionNorm, { buffer: mlpIn, weight: lw.preFeedforwardNorm });
-      mm(lw.gate, mlpIn, gate);
-      mm(lw.up, mlpIn, up);
+      mm(lw.up, mlpIn, up, { shares: mm(lw.gate, mlpIn, gate) });
       const gg = k.gelu.bind({ gate: { buffer: gate, rowStride: F }, up: { buffer: up, rowStride: F }, y: { buffer: act, rowStride: F }, rows: 1, cols: F });
       ops.push({ d: gg, rows: (T) => gg.setRows(T) });
       mm(lw.down, act, down);
