@@ -43,14 +43,15 @@ test('bench/e2e.ts --quick (1 layer, full vocabulary) runs and reports prefill, 
     assert.equal(report.decode.length, 2);
     for (const d of report.decode) {
       assert.ok(d.tokensPerSecond > 0 && d.rooflinePercent > 0, JSON.stringify(d));
-      // One E2B layer (q4 attention + MLP ≈ 39 MB) + AltUp (q8, 6 × 4.2 MB) + the LM head (q8, 262,400 × 2048 ≈ 571 MB).
-      assert.ok(d.bytesPerToken.weights > 600e6 && d.bytesPerToken.weights < 680e6, `weights/token ${d.bytesPerToken.weights}`);
+      // One E2B layer (the Q4_K_M mix: q4k attention + MLP, q6k v/down in a more-bits layer ≈ 40 MB) + AltUp (q8,
+      // 6 × 4.2 MB) + the LM head (q6k, 262,400 × 2048 × 6.5625 bits ≈ 441 MB): 508 MB measured.
+      assert.ok(d.bytesPerToken.weights > 470e6 && d.bytesPerToken.weights < 560e6, `weights/token ${d.bytesPerToken.weights}`);
     }
     assert.ok(report.decode[1].bytesPerToken.kvCache > report.decode[0].bytesPerToken.kvCache, 'the long context reads more KV');
     assert.equal(report.vocabSize, 262400);
     assert.match(r.stdout, /--quick: prompt 32 tokens/);
     assert.match(r.stdout, /roofline ceiling = best streaming-read kernel/);
-    assert.ok(report.memory.gpu.total > 650e6, `GPU bytes ${report.memory.gpu.total}`);
+    assert.ok(report.memory.gpu.total > 550e6, `GPU bytes ${report.memory.gpu.total}`); // 599 MB measured (weights 508 MB)
     // Constrained decoding in the same run: mask times per test schema beside this model's decode steps.
     assert.match(r.stdout, /Constrained decoding, same run/);
     assert.equal(report.constrained.masks.length, 8);
