@@ -65,15 +65,20 @@ export function kernelName(r: DispatchRecord): string {
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
 /**
- * Splits one step's dispatch sequence into decoder layers: a Gemma 3n layer ends with AltUp's add_streams (the
- * PLE gate's output added to streams 1..), and the layers start after the first AltUp rescale (the prologue's
- * stream projection). Undefined when the sequence does not have that shape (another family).
+ * Splits one step's dispatch sequence into decoder layers: a Gemma 3n layer starts with its router GEMV right before
+ * AltUp's predict (the router's input norm comes with the previous layer's last dispatch; layer 0's is counted
+ * before the layers, after the prologue's AltUp rescale) and the last one ends where the AltUp unembed GEMVs before
+ * the last rescale begin. Undefined when the sequence does not have that shape (another family).
  */
 export function splitLayers(records: DispatchRecord[], layerCount: number): DecodeProfile['layers'] {
   const names = records.map(kernelName);
-  const start = names.indexOf('altup/rescale') + 1;
-  const ends = names.flatMap((n, i) => (n === 'altup/add_streams' ? [i] : []));
-  if (start === 0 || ends.length !== layerCount) return undefined;
+  // (with int8 activations the router GEMV's quantize_x comes first)
+  const starts = names.flatMap((n, i) => (n === 'altup/predict' ? [names[i - 2]?.startsWith('matmul/quantize_x') ? i - 2 : i - 1] : []));
+  const start = starts[0];
+  let epilogue = names.lastIndexOf('altup/rescale');
+  while (epilogue > 0 && names[epilogue - 1].startsWith('matmul/')) epilogue--;
+  if (starts.length !== layerCount || !(start > names.indexOf('altup/rescale')) || epilogue <= starts[starts.length - 1] + 2) return undefined;
+  const ends = [...starts.slice(1), epilogue].map((next) => next - 1);
   const groups = new Map<string, LayerGroup>();
   let from = start;
   ends.forEach((end, layer) => {

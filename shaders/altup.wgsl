@@ -5,8 +5,10 @@
 // scale (router_scale) and the f32 tanh (tanh_f32 from shaders/lib/tanh.wgsl). Coefficient matrices may be clamped to +-coef_clip (has_clip).
 //
 // Entry points (each its own pipeline; bindings per entry below):
-//  predict:  c = W_pred tanh(r[t] / D) (16), x^_i = x_i + sum_k c[4i + k] x_k.
-//            1 x streams (read), 2 r [T, 4], 3 W_pred [16, 4], 4 x^ streams (write).
+//  predict:  c = W_pred tanh(r[t] / D) (16), x^_i = x_i + sum_k c[4i + k] x_k, and the layer's input norm of the
+//            active stream, n = RMSNorm_w(x^_0) (times w directly; the f32 sum of squares by workgroup_sum).
+//            1 x streams (read), 2 r [T, 4], 3 W_pred [16, 4], 4 x^ streams (write), 5 w [D], 6 n [T, D] at norm_off
+//            (write).
 //  correct:  k = W_corr tanh(r'[t] / D) + 1 (4), x~_i = x^_i + k_i (g - x^_0); optionally u = x~_0 * s.
 //            1 x^ streams, 2 r' [T, 4], 3 W_corr [4, 4], 4 g [T, D], 5 s [D], 6 x~ streams (write), 7 u [T, D] (write).
 //  rescale:  for targets y_i (n_targets consecutive streams of y from stream y_first):
@@ -14,12 +16,11 @@
 //            or with write_mean the mean (ref + sum_i y_i) / (1 + n_targets) goes to `mean` [T, D] instead.
 //            ref is a [T, D] block at ref_off, in its own buffer or (ref_in_y) in y.
 //            1 ref (read), 2 y streams (read_write), 3 mean [T, D] (write).
-//  add_streams: y_i[t] += v[t] for streams first .. first + count - 1 (the PLE branch into streams 1..3).
-//            1 v [T, D], 2 y streams (read_write).
 //  ple_combine: per row of `dim` (T * L rows of 256): z = (RMSNorm_w(pre_scale * proj) + z) * out_scale, z in place.
 //            1 proj [rows, dim], 2 w [dim], 3 z [rows, dim] (read_write).
-// Tiling: predict / correct / add_streams: grid (ceil(D / WG), T), one thread per (t, d) doing all four
-// streams; the 16 (4) coefficients of token t are computed once per workgroup into workgroup memory.
+// Tiling: correct: grid (ceil(D / WG), T), one thread per (t, d) doing all four streams; predict: grid (1, T), one
+// workgroup per token whose threads stride over d (the norm needs the whole row); the 16 (4) coefficients of token
+// t are computed once per workgroup into workgroup memory.
 // rescale / ple_combine: one workgroup per row (2-D grid when rows > 65535), f32 tree reductions.
 
 override WG: u32 = 256;
@@ -33,6 +34,8 @@ struct CoefParams {
   router_scale: f32,
   coef_clip: f32,
   has_u: u32,
+  eps: f32,      // predict's input norm
+  norm_off: u32, // predict: element offset of n's token 0
 }
 
 
@@ -45,6 +48,8 @@ struct CoefParams {
 @group(0) @binding(5) var<storage, read> c_s: array<f32>;
 @group(0) @binding(6) var<storage, read_write> c_out: array<f32>;
 @group(0) @binding(7) var<storage, read_write> c_u: array<f32>;
+@group(0) @binding(5) var<storage, read> p_norm_w: array<f32>;
+@group(0) @binding(6) var<storage, read_write> p_normed: array<f32>;
 
 fn clip_coef(w: f32) -> f32 {
   if (cp.has_clip != 0u) { return clamp(w, -cp.coef_clip, cp.coef_clip); }
@@ -65,14 +70,22 @@ fn predict(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     coef[lid] = c;
   }
   workgroupBarrier();
-  let d = wg.x * WG + lid;
-  if (d >= cp.dim) { return; }
   let ss = cp.stream_stride;
-  let base = t * cp.dim + d;
-  let x = vec4<f32>(c_x[base], c_x[base + ss], c_x[base + 2u * ss], c_x[base + 3u * ss]);
-  for (var i = 0u; i < 4u; i++) {
-    let mix = coef[4u * i] * x.x + coef[4u * i + 1u] * x.y + coef[4u * i + 2u] * x.z + coef[4u * i + 3u] * x.w;
-    p_out[base + i * ss] = x[i] + mix;
+  let row = t * cp.dim;
+  var sum_sq = 0.0;
+  for (var d = lid; d < cp.dim; d += WG) {
+    let base = row + d;
+    let x = vec4<f32>(c_x[base], c_x[base + ss], c_x[base + 2u * ss], c_x[base + 3u * ss]);
+    for (var i = 0u; i < 4u; i++) {
+      let mix = coef[4u * i] * x.x + coef[4u * i + 1u] * x.y + coef[4u * i + 2u] * x.z + coef[4u * i + 3u] * x.w;
+      let v = x[i] + mix;
+      p_out[base + i * ss] = v;
+      if (i == 0u) { sum_sq += v * v; }
+    }
+  }
+  let inv = inverseSqrt(workgroup_sum(lid, sum_sq) / f32(cp.dim) + cp.eps);
+  for (var d = lid; d < cp.dim; d += WG) {
+    p_normed[cp.norm_off + row + d] = p_out[row + d] * inv * p_norm_w[d]; // x^_0 as this thread wrote it
   }
 }
 
@@ -165,30 +178,6 @@ fn rescale(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
       if (rp.write_mean != 0u) { sum += v; } else { r_y[at] = v; }
     }
     if (rp.write_mean != 0u) { r_mean[row + d] = sum / f32(1u + rp.n_targets); }
-  }
-}
-
-struct AddParams {
-  tokens: u32,
-  dim: u32,
-  stream_stride: u32,
-  first: u32,
-  count: u32,
-}
-
-@group(0) @binding(0) var<uniform> ap: AddParams;
-@group(0) @binding(1) var<storage, read> a_v: array<f32>;
-@group(0) @binding(2) var<storage, read_write> a_y: array<f32>;
-
-@compute @workgroup_size(WG)
-fn add_streams(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = wg.y;
-  let d = wg.x * WG + lid;
-  if (t >= ap.tokens || d >= ap.dim) { return; }
-  let v = a_v[t * ap.dim + d];
-  for (var i = ap.first; i < ap.first + ap.count; i++) {
-    let at = i * ap.stream_stride + t * ap.dim + d;
-    a_y[at] = a_y[at] + v;
   }
 }
 

@@ -1,21 +1,20 @@
-// RoPE, Gemma's rotate-half (NeoX) layout over the whole head, applied IN PLACE:
+// RoPE, Gemma's rotate-half (NeoX) layout over the whole head, applied IN PLACE, optionally after the per-head
+// RMSNorm (has_norm: q_norm / k_norm, times w directly, Gemma's convention):
+//   x_n          = has_norm ? x / sqrt(mean(x^2) + eps) * w : x        (over the head's dh elements)
 //   for i < dh/2: phi = pos * inv_freq[i]   (f32 product, as HF computes it)
-//   x'[i]        = x[i] cos(phi) - x[i + dh/2] sin(phi)
-//   x'[i + dh/2] = x[i + dh/2] cos(phi) + x[i] sin(phi)
+//   x'[i]        = x_n[i] cos(phi) - x_n[i + dh/2] sin(phi)
+//   x'[i + dh/2] = x_n[i + dh/2] cos(phi) + x_n[i] sin(phi)
 // Token t (0 <= t < tokens) is at position pos0 + t. Partial ("proportional") RoPE, Gemma 4's full layers, is the
 // same kernel with inv_freq[i] = 0 for the angles that do not rotate: cos_sin(0) = (1, 0) exactly, so those pairs
 // pass through bit for bit.
 // Bindings: 0 params (uniform), 1 inv_freq [dh/2] f32 (computed on the CPU in f32 exactly as HF does, see
-// src/kernels/rope.ts), 2 x act_t, read_write.
+// src/kernels/rope.ts), 2 x act_t, read_write, 3 w [dh] f32 (the norm's weight; unread without has_norm).
 // Layout: element (t, h, i) of x is at offset + t * row_stride + h * dh + i, so q and k can be rotated where they
 // sit inside a fused QKV row (row_stride = the QKV row length) or in their own [T, heads, dh] buffer.
-// Tiling: one thread per (t, h, i < dh/2) pair, 1-D over a possibly 2-D grid of WG-thread workgroups.
-// Angles: positions reach 1e5 radians, where the spec of WGSL's cos/sin promises nothing (their error bound
-// only holds on [-pi, pi]) and real GPUs reduce the argument poorly. So we reduce phi mod pi/2 ourselves
-// (Cody-Waite, pi/2 split in four parts: the first three have 7 significant bits so k * part is exact for
-// k < 2^17, i.e. phi < ~2e5) and evaluate Cephes' single-precision minimax sin/cos polynomials on
-// [-pi/4, pi/4]. Emulated in f32 against double cos/sin over all positions 0..140000 of both bases, the max
-// error is 9.3e-8.
+// Tiling: one workgroup of WG threads per (t, h) head row (grid (T * heads) folded into 2-D past 65535); each thread
+// strides over the pairs (i, i + dh/2), so it rewrites only what it read. Norm sums in f32 (workgroup_sum,
+// shaders/lib/workgroup-sum.wgsl). Angles: cos_sin from shaders/lib/rope-angle.wgsl (accurate to ~1e-7 for
+// positions < ~2e5).
 
 struct Params {
   tokens: u32,
@@ -25,6 +24,8 @@ struct Params {
   offset: u32,     // element offset of (t = 0, h = 0, i = 0)
   pos0: u32,
   groups_x: u32,   // workgroups per grid row (2-D grids)
+  has_norm: u32,
+  eps: f32,
 }
 
 override WG: u32 = 64;
@@ -32,45 +33,36 @@ override WG: u32 = 64;
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> inv_freq: array<f32>;
 @group(0) @binding(2) var<storage, read_write> x: array<act_t>;
-
-const TWO_OVER_PI: f32 = 0.636619772367581;
-const PIO2_1: f32 = 1.5625;
-const PIO2_2: f32 = 0.0081787109375;
-const PIO2_3: f32 = 0.00011730194091796875;
-const PIO2_4: f32 = 3.1391647326017846e-7;
-
-// (cos(phi), sin(phi)) to ~1e-7 absolute for |phi| < 2e5.
-fn cos_sin(phi: f32) -> vec2<f32> {
-  let k = round(phi * TWO_OVER_PI);
-  var r = phi - k * PIO2_1;
-  r = r - k * PIO2_2;
-  r = r - k * PIO2_3;
-  r = r - k * PIO2_4;
-  let z = r * r;
-  let s = r + r * z * ((-1.9515295891e-4 * z + 8.3321608736e-3) * z - 1.6666654611e-1);
-  let c = 1.0 - 0.5 * z + z * z * ((2.443315711809948e-5 * z - 1.388731625493765e-3) * z + 4.166664568298827e-2);
-  switch (u32(i32(k) & 3)) {
-    case 0u: { return vec2<f32>(c, s); }
-    case 1u: { return vec2<f32>(-s, c); }
-    case 2u: { return vec2<f32>(-c, -s); }
-    default: { return vec2<f32>(s, -c); }
-  }
-}
+@group(0) @binding(3) var<storage, read> w: array<f32>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let idx = (wg.y * p.groups_x + wg.x) * WG + lid;
-  let per_token = p.heads * p.half_dim;
-  if (idx >= p.tokens * per_token) { return; }
-  let t = idx / per_token;
-  let rem = idx - t * per_token;
-  let h = rem / p.half_dim;
-  let i = rem - h * p.half_dim;
-  let cs = cos_sin(f32(p.pos0 + t) * inv_freq[i]);
-  let lo = p.offset + t * p.row_stride + h * 2u * p.half_dim + i;
-  let hi = lo + p.half_dim;
-  let x0 = f32(x[lo]);
-  let x1 = f32(x[hi]);
-  x[lo] = act_t(x0 * cs.x - x1 * cs.y);
-  x[hi] = act_t(x1 * cs.x + x0 * cs.y);
+  let r = wg.y * p.groups_x + wg.x;
+  if (r >= p.tokens * p.heads) { return; } // uniform per workgroup, so the barriers below stay uniform
+  let t = r / p.heads;
+  let h = r - t * p.heads;
+  let base = p.offset + t * p.row_stride + h * 2u * p.half_dim;
+  var inv = 1.0;
+  if (p.has_norm != 0u) {
+    var ss = 0.0;
+    for (var i = lid; i < 2u * p.half_dim; i += WG) {
+      let v = f32(x[base + i]);
+      ss += v * v;
+    }
+    inv = inverseSqrt(workgroup_sum(lid, ss) / f32(2u * p.half_dim) + p.eps);
+  }
+  let pos = f32(p.pos0 + t);
+  for (var i = lid; i < p.half_dim; i += WG) {
+    let lo = base + i;
+    let hi = lo + p.half_dim;
+    var x0 = f32(x[lo]);
+    var x1 = f32(x[hi]);
+    if (p.has_norm != 0u) {
+      x0 = x0 * inv * w[i];
+      x1 = x1 * inv * w[i + p.half_dim];
+    }
+    let cs = cos_sin(pos * inv_freq[i]);
+    x[lo] = act_t(x0 * cs.x - x1 * cs.y);
+    x[hi] = act_t(x1 * cs.x + x0 * cs.y);
+  }
 }

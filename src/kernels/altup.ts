@@ -1,11 +1,12 @@
 import tanhLib from '../../shaders/lib/tanh.wgsl?raw';
+import sumLib from '../../shaders/lib/workgroup-sum.wgsl?raw';
 import source from '../../shaders/altup.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
 import { BufferArena } from '../gpu/buffers.ts';
 import { getPipeline, grid2d, makeDispatch, type Dispatch } from '../gpu/pipeline.ts';
 
 const WG = 256;
-const ENTRIES = ['predict', 'correct', 'rescale', 'add_streams', 'ple_combine'] as const;
+const ENTRIES = ['predict', 'correct', 'rescale', 'ple_combine'] as const;
 type Entry = (typeof ENTRIES)[number];
 
 /**
@@ -36,6 +37,8 @@ export interface AltUpPredictArgs extends StreamsLayout, RouterArgs {
   coefs: GPUBuffer;
   /** x̂_0..x̂_3 (written), same layout; must be another buffer. */
   out: GPUBuffer;
+  /** The layer's input norm of the active prediction: n = RMSNorm_weight(x̂_0), written [T, dim] at `offset` of `out`. */
+  norm: { weight: GPUBuffer; eps: number; out: GPUBuffer; offset?: number };
 }
 
 export interface AltUpCorrectArgs extends StreamsLayout, RouterArgs {
@@ -66,14 +69,6 @@ export interface AltUpRescaleArgs extends StreamsLayout {
   refOffset?: number;
   /** If given: write (ref + Σ rescaled y_i) / (1 + targets) here as [T, D] f32 and leave the streams alone. */
   mean?: GPUBuffer;
-}
-
-export interface AltUpAddArgs extends StreamsLayout {
-  /** v [T, D] f32 added to each of the streams firstStream .. firstStream + count - 1 (default 1..3). */
-  v: GPUBuffer;
-  streams: GPUBuffer;
-  firstStream?: number;
-  count?: number;
 }
 
 export interface PleCombineArgs {
@@ -112,7 +107,7 @@ export class AltUpKernel {
   }
 
   static async create(ctx: GpuContext): Promise<AltUpKernel> {
-    const compiled = await Promise.all(ENTRIES.map((entryPoint) => getPipeline(ctx, { label: 'altup', source, libraries: [tanhLib], entryPoint, constants: { WG } })));
+    const compiled = await Promise.all(ENTRIES.map((entryPoint) => getPipeline(ctx, { label: 'altup', source, libraries: [tanhLib, sumLib], entryPoint, constants: { WG } })));
     const pipelines = Object.fromEntries(ENTRIES.map((e, i) => [e, compiled[i]])) as Record<Entry, GPUComputePipeline>;
     const dummy = ctx.device.createBuffer({ label: 'altup/unused', size: 16, usage: GPUBufferUsage.STORAGE });
     const dummyW = ctx.device.createBuffer({ label: 'altup/unused-w', size: 16, usage: GPUBufferUsage.STORAGE });
@@ -151,12 +146,12 @@ export class AltUpKernel {
     return { ...makeDispatch(`altup/${entry}`, this.pipelines[entry], bindGroup, () => grid), setTokens };
   }
 
-  private coefDispatch(entry: 'predict' | 'correct', args: StreamsLayout & RouterArgs, buffers: GPUBuffer[], hasU: boolean, checks: (n: number) => void): TokensDispatch {
+  private coefDispatch(entry: 'predict' | 'correct', args: StreamsLayout & RouterArgs, buffers: GPUBuffer[], hasU: boolean, checks: (n: number) => void, norm?: { eps: number; offset: number }): TokensDispatch {
     const { device } = this.ctx;
     const { dim } = args;
     const ss = this.streamStride(args);
-    const params = this.arena.uniform(32, `altup/${entry}/params`);
-    const data = new ArrayBuffer(32);
+    const params = this.arena.uniform(48, `altup/${entry}/params`);
+    const data = new ArrayBuffer(48);
     const u = new Uint32Array(data), f = new Float32Array(data);
     const maxY = device.limits.maxComputeWorkgroupsPerDimension;
     return this.tokensDispatch(entry, this.bindGroup(entry, [params, ...buffers]), args.tokens, (n) => {
@@ -167,20 +162,27 @@ export class AltUpKernel {
       f[4] = args.routerScale ?? 1 / dim;
       f[5] = args.coefClip ?? 0;
       u[6] = hasU ? 1 : 0;
+      f[7] = norm?.eps ?? 0;
+      u[8] = norm?.offset ?? 0;
       return data;
-    }, (n) => [Math.ceil(dim / WG), n], params);
+    }, (n) => [entry === 'predict' ? 1 : Math.ceil(dim / WG), n], params);
   }
 
-  /** x̂_i = x_i + Σ_k c[4i+k] x_k with c = W_pred tanh(r / D). Grid (ceil(D/256), T). */
+  /** x̂_i = x_i + Σ_k c[4i+k] x_k with c = W_pred tanh(r / D), and n = RMSNorm_w(x̂_0). Grid (1, T). */
   bindPredict(args: AltUpPredictArgs): TokensDispatch {
+    const { norm } = args;
     if (args.streams === args.out) throw new Error('altup predict: out must be another buffer');
+    if (norm.out === args.out || norm.out === args.streams) throw new Error('altup predict: the norm goes to a buffer of its own');
     const ss = this.streamStride(args);
+    const normAt = norm.offset ?? 0;
     this.need('coefs', args.coefs, 64);
-    return this.coefDispatch('predict', args, [args.streams, args.router, args.coefs, args.out], false, (n) => {
+    this.need('norm weight', norm.weight, args.dim);
+    return this.coefDispatch('predict', args, [args.streams, args.router, args.coefs, args.out, norm.weight, norm.out], false, (n) => {
       this.need('streams', args.streams, 3 * ss + n * args.dim);
       this.need('out', args.out, 3 * ss + n * args.dim);
       this.need('router', args.router, n * 4);
-    });
+      this.need('norm out', norm.out, normAt + n * args.dim);
+    }, { eps: norm.eps, offset: normAt });
   }
 
   /** x̃_i = x̂_i + (W_corr tanh(r' / D) + 1)_i (g − x̂_0); optionally u = x̃_0 ⊙ s. */
@@ -225,25 +227,6 @@ export class AltUpKernel {
       data.set([n, dim, ss, count, first, refOff, refInY ? 1 : 0, args.mean ? 1 : 0, grid2d(n, maxPerDim)[0]]);
       return data.buffer;
     }, (n) => grid2d(n, maxPerDim), params);
-  }
-
-  /** streams[i] += v for i in firstStream .. firstStream + count − 1 (default 1..3: the PLE branch, §2.5 (g)). */
-  bindAddToStreams(args: AltUpAddArgs): TokensDispatch {
-    const { device } = this.ctx;
-    const { dim } = args;
-    const ss = this.streamStride(args);
-    const first = args.firstStream ?? 1, count = args.count ?? 3;
-    const params = this.arena.uniform(32, 'altup/add_streams/params');
-    const bindGroup = this.bindGroup('add_streams', [params, args.v, args.streams]);
-    const data = new Uint32Array(8);
-    const maxY = device.limits.maxComputeWorkgroupsPerDimension;
-    return this.tokensDispatch('add_streams', bindGroup, args.tokens, (n) => {
-      if (n * dim > ss || n > maxY) throw new Error(`altup add_streams: bad token count ${n}`);
-      this.need('v', args.v, n * dim);
-      this.need('streams', args.streams, (first + count - 1) * ss + n * dim);
-      data.set([n, dim, ss, first, count]);
-      return data.buffer;
-    }, (n) => [Math.ceil(dim / WG), n], params);
   }
 
   /** z[t, l] = (RMSNorm_w(preScale · proj[t, l]) + z[t, l]) · outScale for every 256-slice (§2.3); z in place. */

@@ -1,8 +1,13 @@
+import sumLib from '../../shaders/lib/workgroup-sum.wgsl?raw';
+import angleLib from '../../shaders/lib/rope-angle.wgsl?raw';
 import source from '../../shaders/kv-cache.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
 import { createStorageBuffer, BufferArena } from '../gpu/buffers.ts';
 import { bindBuffers, getPipeline, grid2d, makeDispatch, type ActType, type Dispatch } from '../gpu/pipeline.ts';
 import { GemmaError } from '../errors.ts';
+import { ropeInvFreq } from './rope.ts';
+
+const WG = 64;
 
 export interface KvCacheOptions {
   /** 'full': every position is kept (capacity = maxContext). 'sliding': a ring of the last window(+chunk) keys. */
@@ -112,6 +117,14 @@ export interface KvWriteArgs {
   k: GPUBuffer;
   /** New values, laid out like `k` with vOffset / vStride. */
   v: GPUBuffer;
+  /** Per-head RMSNorm of the keys first (k_norm): weight [headDim] f32, multiplied directly. */
+  kNorm?: GPUBuffer;
+  /** Scale-free per-head RMSNorm of the values first (v_norm). */
+  vNorm?: boolean;
+  /** The norms' epsilon (required with kNorm or vNorm). */
+  eps?: number;
+  /** RoPE of the (normed) keys at their positions, as RopeKernel (theta; rotatedAngles for partial RoPE). */
+  rope?: { theta: number; rotatedAngles?: number };
   kOffset?: number;
   /** Elements between consecutive tokens' rows (default kvHeads * headDim: a dense [T, kvHeads, headDim]). */
   kStride?: number;
@@ -124,10 +137,13 @@ export interface KvWriteDispatch extends Dispatch {
   setStep(p0: number, T: number): void;
 }
 
-/** Appends (normed, RoPE'd) K/V rows to a KvCache (see shaders/kv-cache.wgsl). */
+/** Appends K/V rows to a KvCache, optionally k-normed + RoPE'd and v-normed on the way (see shaders/kv-cache.wgsl). */
 export class KvWriteKernel {
   /** Every buffer this kernel created for its dispatches (freed by destroy()). */
   private readonly arena: BufferArena;
+  private readonly invFreq = new Map<string, GPUBuffer>();
+  /** Stand-in for the unread inv_freq / w_k bindings. */
+  private readonly unused: GPUBuffer;
 
   private constructor(
     private readonly ctx: GpuContext,
@@ -135,11 +151,20 @@ export class KvWriteKernel {
     readonly act: ActType,
   ) {
     this.arena = new BufferArena(ctx.device);
+    this.unused = this.arena.upload(new Float32Array(4), 'kv-write/unused');
   }
 
   static async create(ctx: GpuContext, act: ActType = 'f32'): Promise<KvWriteKernel> {
-    const pipeline = await getPipeline(ctx, { label: 'kv-cache', source, act });
+    const pipeline = await getPipeline(ctx, { label: 'kv-cache', source, libraries: [sumLib, angleLib], act, constants: { WG } });
     return new KvWriteKernel(ctx, pipeline, act);
+  }
+
+  /** One inv_freq table per (theta, headDim, rotated angles), shared by every binding. */
+  private table(theta: number, headDim: number, rotatedAngles: number): GPUBuffer {
+    const key = `${theta}/${headDim}/${rotatedAngles}`;
+    let buf = this.invFreq.get(key);
+    if (!buf) this.invFreq.set(key, (buf = this.arena.upload(ropeInvFreq(theta, headDim, rotatedAngles), `kv-write/inv_freq/${key}`)));
+    return buf;
   }
 
   bind(args: KvWriteArgs): KvWriteDispatch {
@@ -151,15 +176,24 @@ export class KvWriteKernel {
     const kStride = args.kStride ?? rowElems;
     const vStride = args.vStride ?? rowElems;
     if (kStride < rowElems || vStride < rowElems) throw new Error(`kv-write: strides must be >= ${rowElems}`);
-    const params = this.arena.uniform(48, 'kv-write/params');
-    const bindGroup = bindBuffers(device, this.pipeline, [params, args.k, args.v, cache.k, cache.v], 'kv-write');
+    const dh = cache.headDim;
+    if ((args.kNorm || args.vNorm) && !(args.eps !== undefined && args.eps >= 0)) throw new Error('kv-write: the norms need eps');
+    if (args.kNorm && args.kNorm.size < dh * 4) throw new Error(`kv-write: kNorm holds ${args.kNorm.size / 4} floats, needs ${dh}`);
+    const rotated = args.rope?.rotatedAngles ?? dh / 2;
+    if (args.rope && !(Number.isInteger(rotated) && rotated >= 0 && rotated <= dh / 2)) throw new Error(`kv-write: rotatedAngles ${rotated} must be an integer in 0..${dh / 2}`);
+    const invFreq = args.rope ? this.table(args.rope.theta, dh, rotated) : this.unused;
+    const params = this.arena.uniform(64, 'kv-write/params');
+    const bindGroup = bindBuffers(device, this.pipeline, [params, args.k, args.v, cache.k, cache.v, invFreq, args.kNorm ?? this.unused], 'kv-write');
     const maxPerDim = device.limits.maxComputeWorkgroupsPerDimension;
-    const data = new Uint32Array(12);
+    const data = new Uint32Array(16);
+    const eps = new Float32Array(data.buffer, 13 * 4, 1);
     let grid: [number, number] = [0, 1];
     const setStep = (p0: number, T: number) => {
       cache.checkStep(p0, T, cache.kind === 'sliding' ? 1 : 0);
-      grid = grid2d(Math.ceil((T * rowElems) / 256), maxPerDim);
-      data.set([T, p0, rowElems, cache.capacity, args.kOffset ?? 0, kStride, args.vOffset ?? 0, vStride, grid[0]]);
+      if (args.rope && p0 + T > 2 ** 24) throw new Error(`kv-write: bad position ${p0 + T - 1}`);
+      grid = grid2d(T * 2 * cache.kvHeads, maxPerDim);
+      data.set([T, p0, cache.kvHeads, dh / 2, cache.capacity, args.kOffset ?? 0, kStride, args.vOffset ?? 0, vStride, grid[0], args.kNorm ? 1 : 0, args.vNorm ? 1 : 0, args.rope ? 1 : 0]);
+      eps[0] = args.eps ?? 0;
       device.queue.writeBuffer(params, 0, data);
     };
     const dispatch = makeDispatch('kv-write', this.pipeline, bindGroup, () => grid);

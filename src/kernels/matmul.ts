@@ -19,6 +19,13 @@ export interface MatmulArgs {
   accumulate?: boolean;
   /** Force a path (tests, benchmarks); default 'auto': GEMV for T <= MatmulKernel.GEMV_MAX_T, else GEMM. */
   path?: MatmulPath;
+  /**
+   * A dispatch bound before over the same x (buffer, xOffset, K), encoded before this one in the same pass with
+   * nothing writing x in between and following the same token count: with int8 activations this GEMV reads the
+   * activations that dispatch quantized and records no quantize_x of its own (one per distinct input, e.g. q, k and
+   * v of one normed row). No effect with f32 activations.
+   */
+  sharesQuantizedX?: MatmulDispatch;
 }
 
 export type MatmulPath = 'auto' | 'gemv' | 'gemm';
@@ -59,6 +66,8 @@ export interface MatmulDispatch extends Dispatch {
   readonly path: 'gemv' | 'gemm';
   /** Frees the uniform buffers (not x, y or the weight). */
   destroy(): void;
+  /** With int8 activations: the quantized x this dispatch reads (for `sharesQuantizedX`). */
+  readonly quantizedX?: { x: GPUBuffer; xOffset: number; K: number; xq: GPUBuffer };
 }
 
 const FORMAT_CODE: Record<WeightFormat, number> = { f32: 0, f16: 1, q4: 2, q8: 3, q4k: 4, q5k: 5, q6k: 6, q5: 7 };
@@ -182,15 +191,21 @@ export class MatmulKernel {
     const blocks = MatmulKernel.GEMV_MAX_T * G;
     // Units (16 B): codes 2 per block, scales 1 word, half sums 2 words, pairs 16 words (shaders/matmul.wgsl).
     const xqLayout = { scales: 2 * blocks, sums: 2 * blocks + Math.ceil(blocks / 4), pairs: 2 * blocks + Math.ceil(blocks / 4) + Math.ceil(blocks / 2) };
+    const shared = args.sharesQuantizedX?.quantizedX;
+    if (shared && (shared.x !== args.x || shared.xOffset !== xOffset || shared.K !== K)) {
+      throw new Error(`${label}: sharesQuantizedX quantized another x (offset ${shared.xOffset}, K ${shared.K})`);
+    }
     const int8 = variant.gemvInt8 && this.quantizeX
       ? {
           pipeline: variant.gemvInt8,
-          xq: this.arena.storage(16 * (xqLayout.pairs + 4 * blocks), `${label}/xq`),
+          /** Whether this dispatch quantizes x itself (else it reads `shared`'s). */
+          own: !shared,
+          xq: shared?.xq ?? this.arena.storage(16 * (xqLayout.pairs + 4 * blocks), `${label}/xq`),
           params: this.arena.uniform(64, `${label}/quantize-x-params`),
           grid: [0, 1] as [number, number],
         }
       : undefined;
-    const quantizeXBind = int8 && bindSparse(device, this.quantizeX!, [[0, int8.params], [1, args.x], [6, int8.xq]], `${label}/quantize-x`);
+    const quantizeXBind = int8?.own ? bindSparse(device, this.quantizeX!, [[0, int8.params], [1, args.x], [6, int8.xq]], `${label}/quantize-x`) : undefined;
     const parts = weight.parts.map((part) => {
       const gemvParams = this.arena.uniform(64, `${label}/gemv-params`);
       const gemmParams = this.arena.uniform(64, `${label}/gemm-params`);
@@ -246,7 +261,7 @@ export class MatmulKernel {
         device.queue.writeBuffer(p.gemvParams, 0, common(p.gemvGrid, gemvBlocks));
         device.queue.writeBuffer(p.gemmParams, 0, common(p.gemmGrid, gemmBlocks));
       }
-      if (int8 && T <= MatmulKernel.GEMV_MAX_T) {
+      if (int8?.own && T <= MatmulKernel.GEMV_MAX_T) {
         int8.grid = grid2d(Math.ceil((T * G) / 64), maxPerDim);
         device.queue.writeBuffer(int8.params, 0, packUniform([
           ['u32', T], ['u32', K], ['u32', N], ['u32', 0], ['u32', 0], ['u32', xOffset], ['u32', 0], ['u32', 0],
@@ -262,9 +277,10 @@ export class MatmulKernel {
       get path() {
         return path;
       },
+      quantizedX: int8 && { x: args.x, xOffset, K, xq: int8.xq },
       encode: (pass: GPUComputePassEncoder) => {
         if (T === 0) return;
-        if (path === 'gemv' && int8) {
+        if (path === 'gemv' && int8?.own) {
           pass.setPipeline(this.quantizeX!);
           pass.setBindGroup(0, quantizeXBind!);
           pass.dispatchWorkgroups(int8.grid[0], int8.grid[1]);
@@ -287,7 +303,7 @@ export class MatmulKernel {
           p.gemmParams.destroy();
         }
         int8?.params.destroy();
-        int8?.xq.destroy();
+        if (int8?.own) int8.xq.destroy();
       },
     };
   }

@@ -1,3 +1,5 @@
+import sumLib from '../../shaders/lib/workgroup-sum.wgsl?raw';
+import angleLib from '../../shaders/lib/rope-angle.wgsl?raw';
 import source from '../../shaders/rope.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
 import { BufferArena } from '../gpu/buffers.ts';
@@ -42,6 +44,8 @@ export interface RopeArgs {
   offset?: number;
   /** Position of token 0 (default 0); token t is at pos0 + t. */
   pos0?: number;
+  /** Per-head RMSNorm before rotating (q_norm, k_norm): weight [headDim] f32, multiplied directly. */
+  norm?: { weight: GPUBuffer; eps: number };
 }
 
 export type RopeDispatch = Dispatch & {
@@ -49,7 +53,7 @@ export type RopeDispatch = Dispatch & {
   setParams(tokens: number, pos0: number): void;
 };
 
-/** In-place rotate-half RoPE (see shaders/rope.wgsl). */
+/** In-place rotate-half RoPE, optionally after the per-head RMSNorm (see shaders/rope.wgsl). */
 export class RopeKernel {
   private readonly invFreq = new Map<string, GPUBuffer>();
   /** Every buffer this kernel created for its dispatches (freed by destroy()). */
@@ -59,13 +63,16 @@ export class RopeKernel {
     private readonly ctx: GpuContext,
     private readonly pipeline: GPUComputePipeline,
     private readonly elemBytes: number,
+    private readonly noWeight: GPUBuffer,
   ) {
     this.arena = new BufferArena(ctx.device);
+    this.arena.own(noWeight);
   }
 
   static async create(ctx: GpuContext, act: ActType = 'f32'): Promise<RopeKernel> {
-    const pipeline = await getPipeline(ctx, { label: 'rope', source, act, constants: { WG } });
-    return new RopeKernel(ctx, pipeline, act === 'f16' ? 2 : 4);
+    const pipeline = await getPipeline(ctx, { label: 'rope', source, libraries: [sumLib, angleLib], act, constants: { WG } });
+    const noWeight = ctx.device.createBuffer({ label: 'rope/no-norm', size: 16, usage: GPUBufferUsage.STORAGE });
+    return new RopeKernel(ctx, pipeline, act === 'f16' ? 2 : 4, noWeight);
   }
 
   /** One inv_freq table per (theta, headDim, rotated angles), shared by every binding. */
@@ -87,18 +94,21 @@ export class RopeKernel {
     const offset = args.offset ?? 0;
     if (rowStride < heads * headDim) throw new Error(`rope: rowStride ${rowStride} < heads * headDim`);
     const capacity = Math.floor(args.x.size / this.elemBytes);
-    const params = this.arena.uniform(32, 'rope/params');
-    const bindGroup = bindBuffers(device, this.pipeline, [params, this.table(args.theta, headDim, rotatedAngles), args.x], 'rope');
+    if (args.norm && args.norm.weight.size < headDim * 4) throw new Error(`rope: the norm weight holds ${args.norm.weight.size / 4} floats, needs ${headDim}`);
+    const params = this.arena.uniform(48, 'rope/params');
+    const bindGroup = bindBuffers(device, this.pipeline, [params, this.table(args.theta, headDim, rotatedAngles), args.x, args.norm?.weight ?? this.noWeight], 'rope');
     const maxPerDim = device.limits.maxComputeWorkgroupsPerDimension;
     let grid: [number, number] = [0, 1];
-    const data = new Uint32Array(8);
+    const data = new Uint32Array(12);
+    const eps = new Float32Array(data.buffer, 32, 1);
     const setParams = (tokens: number, pos0: number) => {
       if (!Number.isInteger(pos0) || pos0 < 0 || pos0 + tokens > 2 ** 24) throw new Error(`rope: bad position ${pos0}`);
       if (tokens > 0 && offset + (tokens - 1) * rowStride + heads * headDim > capacity) {
         throw new Error(`rope: ${tokens} tokens do not fit in x (${capacity} elements)`);
       }
-      grid = grid2d(Math.ceil((tokens * heads * headDim) / 2 / WG), maxPerDim);
-      data.set([tokens, heads, headDim / 2, rowStride, offset, pos0, grid[0], 0]);
+      grid = grid2d(tokens * heads, maxPerDim);
+      data.set([tokens, heads, headDim / 2, rowStride, offset, pos0, grid[0], args.norm ? 1 : 0]);
+      eps[0] = args.norm?.eps ?? 0;
       device.queue.writeBuffer(params, 0, data);
     };
     setParams(args.tokens, args.pos0 ?? 0);

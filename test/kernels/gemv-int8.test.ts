@@ -93,3 +93,29 @@ for (const format of FORMATS) {
     }
   });
 }
+
+test('int8-activation GEMVs over one x share its quantization (sharesQuantizedX): same y bit for bit, one quantize_x', async () => {
+  const ctx = await testGpu();
+  const { rng, tag } = freshRng();
+  const kernel = await MatmulKernel.create(ctx, 'f32', ['q4', 'q8'], { activations: 'int8' });
+  assert.ok(kernel.int8Activations);
+  // x at an element offset of a bigger buffer (the forward's shared rows), T = 3 tokens, K off the 32-block.
+  const T = 3, K = 80, xOffset = 7;
+  const x = upload(ctx, rng.normals(xOffset + T * K, 2));
+  const wa = uploadHostWeight(ctx, randomWeight(rng, 'q4', 37, K), []);
+  const wb = uploadHostWeight(ctx, randomWeight(rng, 'q8', 70, K), [36]);
+  const ya = poisonedBuffer(ctx, T * 37 * 4), yb = poisonedBuffer(ctx, T * 70 * 4), yAlone = poisonedBuffer(ctx, T * 70 * 4);
+  const a = kernel.bind({ x, xOffset, weight: wa, y: ya, rows: T });
+  const b = kernel.bind({ x, xOffset, weight: wb, y: yb, rows: T, sharesQuantizedX: a });
+  const alone = kernel.bind({ x, xOffset, weight: wb, y: yAlone, rows: T });
+  let dispatches = 0;
+  const counting = { setPipeline() {}, setBindGroup() {}, dispatchWorkgroups: () => void dispatches++ } as unknown as GPUComputePassEncoder;
+  b.encode(counting);
+  assert.equal(dispatches, 2, 'b: its two weight parts, no quantize_x');
+  submitDispatches(ctx.device, [a, b, alone]);
+  const got = new Float32Array(await download(ctx, yb, T * 70 * 4));
+  const want = new Float32Array(await download(ctx, yAlone, T * 70 * 4));
+  assert.ok(want.every(Number.isFinite), `the unshared GEMV left poison ${tag}`);
+  assert.deepEqual(Array.from(got), Array.from(want), `shared quantized x changed y ${tag}`);
+  assert.throws(() => kernel.bind({ x, xOffset: 0, weight: wb, y: yb, rows: T, sharesQuantizedX: a }), /sharesQuantizedX quantized another x/);
+});

@@ -176,3 +176,46 @@ test('rope f16 variant', async (t) => {
   // f16 output rounding: 2^-11 relative of values up to ~8.
   assertClose(got, ropeRef(f16ArrayToF32(xh), { tokens: T, heads, dh, theta: 1e4, pos0: 20_000, rowStride: heads * dh, offset: 0 }), { atol: 4e-3, rtol: 1e-3, tag });
 });
+
+/** float64 per-head RMSNorm (times w) of every head row of a [T, heads * dh] block, the rest copied. */
+function headNormRef(x: Float32Array, o: { tokens: number; heads: number; dh: number; rowStride: number; offset: number }, w: Float32Array, eps: number): Float64Array {
+  const y = Float64Array.from(x);
+  for (let t = 0; t < o.tokens; t++) {
+    for (let h = 0; h < o.heads; h++) {
+      const base = o.offset + t * o.rowStride + h * o.dh;
+      let ss = 0;
+      for (let i = 0; i < o.dh; i++) ss += x[base + i] ** 2;
+      const inv = 1 / Math.sqrt(ss / o.dh + eps);
+      for (let i = 0; i < o.dh; i++) y[base + i] = x[base + i] * inv * w[i];
+    }
+  }
+  return y;
+}
+
+// q_norm + RoPE in one dispatch (the decoder's q path): E2B's q heads at a large position, and an odd head dim in a
+// strided row whose other elements must come back bit for bit.
+const normCases = [
+  { name: 'E2B q: H=8 dh=256, p0=30000', tokens: 3, heads: 8, dh: 256, theta: 1_000_000, pos0: 30_000, rowStride: 8 * 256, offset: 0 },
+  { name: 'odd: H=3 dh=80, strided row, T=9', tokens: 9, heads: 3, dh: 80, theta: 10_000, pos0: 77, rowStride: 250, offset: 6 },
+];
+
+for (const c of normCases) {
+  test(`rope f32 with the per-head norm: ${c.name}`, async () => {
+    const ctx = await testGpu();
+    const { rng, tag } = freshRng();
+    const n = c.offset + c.tokens * c.rowStride;
+    const x = rng.normals(n, 40); // unnormed projections (the norm must bring them to ~|w|)
+    const w = rng.normals(c.dh, 1);
+    const buf = upload(ctx, x);
+    const kernel = await RopeKernel.create(ctx);
+    submitDispatches(ctx.device, [kernel.bind({ x: buf, tokens: c.tokens, heads: c.heads, headDim: c.dh, theta: c.theta, pos0: c.pos0, rowStride: c.rowStride, offset: c.offset, norm: { weight: upload(ctx, w), eps: 1e-6 } })]);
+    const got = new Float32Array(await download(ctx, buf, n * 4));
+    const normed = headNormRef(x, c, w, 1e-6);
+    // The rotation of the normed values: their f32 rounding (~1e-7 relative of |w|·|x̂| <~ 4) and the norm's own
+    // (~1e-6 relative) on top of rope's tolerance.
+    assertClose(got, ropeRef(Float32Array.from(normed), c), { atol: 1e-5, rtol: 5e-6, tag: `${tag} ${c.name}` });
+    for (let t = 0; t < c.tokens; t++) {
+      for (let e = c.heads * c.dh; e < c.rowStride; e++) assert.equal(got[c.offset + t * c.rowStride + e], x[c.offset + t * c.rowStride + e], `${tag}: element outside the heads changed`);
+    }
+  });
+}

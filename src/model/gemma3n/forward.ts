@@ -15,7 +15,7 @@
 import type { GpuContext } from '../../gpu/device.ts';
 import { createStorageBuffer, writeBuffer } from '../../gpu/buffers.ts';
 import type { Dispatch } from '../../gpu/pipeline.ts';
-import { MatmulKernel, type GemvActivations } from '../../kernels/matmul.ts';
+import { MatmulKernel, type GemvActivations, type MatmulDispatch } from '../../kernels/matmul.ts';
 import { RmsNormKernel } from '../../kernels/rmsnorm.ts';
 import { RopeKernel } from '../../kernels/rope.ts';
 import { ElementwiseKernel, type Operand } from '../../kernels/elementwise.ts';
@@ -24,6 +24,7 @@ import { AttentionKernel } from '../../kernels/attention.ts';
 import { KvCache, KvWriteKernel } from '../../kernels/kv-cache.ts';
 import { GatherKernel, uploadedRowsBytes } from '../../kernels/gather.ts';
 import { AltUpKernel } from '../../kernels/altup.ts';
+import { ResidualNormKernel } from '../../kernels/residual-norm.ts';
 import { SampleKernel, type SampleDispatch } from '../../kernels/sample.ts';
 import type { GpuWeight } from '../../formats/weight-format.ts';
 import { loadedFormats } from '../tensor-table.ts';
@@ -80,7 +81,7 @@ export class Gemma3nForward implements DecoderForward {
     readonly cfg: Gemma3nTextConfig,
     private readonly w: ModelWeights,
     readonly opts: ForwardOptions,
-    k: { mm: MatmulKernel; norm: RmsNormKernel; rope: RopeKernel; ew: ElementwiseKernel; gelu: GeluGateKernel; attn: AttentionKernel; kv: KvWriteKernel; gather: GatherKernel; altup: AltUpKernel; sample: SampleKernel },
+    k: { mm: MatmulKernel; norm: RmsNormKernel; rope: RopeKernel; ew: ElementwiseKernel; gelu: GeluGateKernel; attn: AttentionKernel; kv: KvWriteKernel; gather: GatherKernel; altup: AltUpKernel; residual: ResidualNormKernel; sample: SampleKernel },
   ) {
     this.kernels = Object.values(k);
     const c = cfg;
@@ -100,9 +101,11 @@ export class Gemma3nForward implements DecoderForward {
     };
     const ops = this.recorder.ops;
     // ---- small builders, so the body below reads like the equations ----
-    const mm = (W: GpuWeight, x: GPUBuffer, y: GPUBuffer, o: { xOffset?: number; yOffset?: number; list?: Op[]; fixedRows?: number } = {}) => {
-      const d = k.mm.bind({ x, weight: W, y, rows: o.fixedRows ?? 1, xOffset: o.xOffset, yOffset: o.yOffset });
+    /** `shares`: an earlier GEMV over the same x whose int8-quantized activations this one reads (one quantize_x per input). */
+    const mm = (W: GpuWeight, x: GPUBuffer, y: GPUBuffer, o: { xOffset?: number; yOffset?: number; list?: Op[]; fixedRows?: number; shares?: MatmulDispatch } = {}) => {
+      const d = k.mm.bind({ x, weight: W, y, rows: o.fixedRows ?? 1, xOffset: o.xOffset, yOffset: o.yOffset, sharesQuantizedX: o.shares });
       (o.list ?? ops).push({ d, rows: o.fixedRows ? undefined : (T) => d.setRows(T) });
+      return d;
     };
     /** RMSNorm of `perToken` rows of width dim per token. */
     const norm = (x: GPUBuffer, weight: GPUBuffer | undefined, y: GPUBuffer, dim: number, perToken = 1, o: { xOffset?: number; yOffset?: number; list?: Op[] } = {}) => {
@@ -135,21 +138,19 @@ export class Gemma3nForward implements DecoderForward {
     }
     const routerIn = buf('router-input', C * D);
     const routerLogits = buf('router-logits', C * A);
-    const n = buf('normed-active', C * D);
+    // The attention block's outputs o and laurel and its normed input n, in one buffer (the combine reads all three
+    // through one binding): [o | laurel | n], each [C, D].
+    const block = buf('attention-block-rows', 3 * C * D);
+    const oAt = 0, laurelAt = C * D, nAt = 2 * C * D;
     const laurelMid = buf('laurel-mid', C * c.laurelRank);
-    const laurelOut = buf('laurel-out', C * D);
-    const laurelNormed = buf('laurel-normed', C * D);
-    const q = buf('q', C * H * dh), qn = buf('q-normed', C * H * dh);
-    const kk = buf('k', C * Hkv * dh), kn = buf('k-normed', C * Hkv * dh);
-    const vv = buf('v', C * Hkv * dh), vn = buf('v-normed', C * Hkv * dh);
+    const q = buf('q', C * H * dh), kk = buf('k', C * Hkv * dh), vv = buf('v', C * Hkv * dh);
     const attnOut = buf('attention-out', C * H * dh);
-    const o = buf('o', C * D), on = buf('o-normed', C * D);
     const h = buf('h', C * D), mlpIn = buf('mlp-in', C * D), g = buf('layer-output', C * D);
     const gate = buf('mlp-gate', C * Fmax), up = buf('mlp-up', C * Fmax), act = buf('mlp-act', C * Fmax);
-    const down = buf('mlp-down', C * D), downNormed = buf('mlp-down-normed', C * D);
+    const down = buf('mlp-down', C * D);
     const u = buf('ple-gate-input', C * D);
     const pleGateOut = buf('ple-gate-out', C * P), pleAct = buf('ple-act', C * P);
-    const pleOut = buf('ple-out', C * D), pleOutNormed = buf('ple-out-normed', C * D);
+    const pleOut = buf('ple-out', C * D);
     const mean = buf('unembed-mean', C * D);
     this.finalNormed = buf('final-normed', C * D);
     this.lastHidden = buf('last-hidden', D);
@@ -183,56 +184,51 @@ export class Gemma3nForward implements DecoderForward {
 
     // ================= 2. Decoder layers =================
     const layerTypes = c.layerTypes;
+    // Layer 0's router norm; every later layer's comes with the previous layer's last dispatch.
+    norm(streams, w.layers[0].routerNorm, routerIn, D);
     for (let l = 0; l < L; l++) {
       const lw = w.layers[l];
       const F = c.intermediateSize[l];
       const sliding = layerTypes[l] === 'sliding_attention';
-      // --- ROUTER + ALTUP PREDICT: x̂_i = x_i + Σ_k C[i][k] x_k, C = W_pred·tanh(W_r·RMSNorm(x_0)/D)
-      norm(streams, lw.routerNorm, routerIn, D);
+      // --- ROUTER + ALTUP PREDICT: x̂_i = x_i + Σ_k C[i][k] x_k, C = W_pred·tanh(W_r·RMSNorm(x_0)/D) (RMSNorm(x_0) is in routerIn)
       mm(lw.router, routerIn, routerLogits);
-      perToken(k.altup.bindPredict({ ...streamsLayout, streams, router: routerLogits, coefs: lw.predictionCoefs, out: pred }));
-      // --- input norm of the active prediction a = x̂_0
-      norm(pred, lw.inputNorm, n, D);
-      // --- LAUREL: λ = n + RMSNorm(W_lr·W_ll·n)
-      mm(lw.laurelLeft, n, laurelMid);
-      mm(lw.laurelRight, laurelMid, laurelOut);
-      norm(laurelOut, lw.postLaurelNorm, laurelNormed, D);
+      // --- with the input norm of the active prediction a = x̂_0: n = RMSNorm(a)
+      const normed = { weight: lw.inputNorm, eps, out: block, offset: nAt };
+      perToken(k.altup.bindPredict({ ...streamsLayout, streams, router: routerLogits, coefs: lw.predictionCoefs, out: pred, norm: normed }));
+      // --- LAUREL: λ = n + RMSNorm(W_lr·W_ll·n) (its norm and sum happen in the combine below)
+      const fromN = mm(lw.laurelLeft, block, laurelMid, { xOffset: nAt }); // LAuReL, q, k and v all read n
+      mm(lw.laurelRight, laurelMid, block, { yOffset: laurelAt });
       // --- ATTENTION: q (+ k, v for cache owners), per-head norms, RoPE, cache write, attend, o_proj
-      mm(lw.q, n, q);
-      norm(q, lw.qNorm, qn, dh, H);
-      const ropeQ = k.rope.bind({ x: qn, tokens: 1, heads: H, headDim: dh, theta: c.ropeTheta[l] });
+      mm(lw.q, block, q, { xOffset: nAt, shares: fromN });
+      const ropeQ = k.rope.bind({ x: q, tokens: 1, heads: H, headDim: dh, theta: c.ropeTheta[l], norm: { weight: lw.qNorm, eps } });
       ops.push({ d: ropeQ, step: (p0, T) => ropeQ.setParams(T, p0) });
       const cache = this.caches[c.kvSourceLayer[l]]!;
       if (lw.k && lw.v && this.caches[l]) {
         // This layer owns its cache. (KV-SHARED layers skip this block: their k_proj/v_proj are never used.)
-        mm(lw.k, n, kk);
-        norm(kk, lw.kNorm, kn, dh, Hkv);
-        const ropeK = k.rope.bind({ x: kn, tokens: 1, heads: Hkv, headDim: dh, theta: c.ropeTheta[l] });
-        ops.push({ d: ropeK, step: (p0, T) => ropeK.setParams(T, p0) });
-        mm(lw.v, n, vv);
-        norm(vv, undefined, vn, dh, Hkv); // v_norm: RMS0, no weight, no RoPE
-        const write = k.kv.bind({ cache, k: kn, v: vn });
+        mm(lw.k, block, kk, { xOffset: nAt, shares: fromN });
+        mm(lw.v, block, vv, { xOffset: nAt, shares: fromN });
+        // k_norm + RoPE of the keys, v_norm (RMS0, no weight, no RoPE) of the values, into the cache: one dispatch
+        const write = k.kv.bind({ cache, k: kk, v: vv, kNorm: lw.kNorm, vNorm: true, eps, rope: { theta: c.ropeTheta[l] } });
         ops.push({ d: write, step: (p0, T) => write.setStep(p0, T) });
       }
-      const attend = k.attn.bind({ q: qn, out: attnOut, cache, heads: H, window: sliding ? c.slidingWindow : 0, scale: 1 });
+      const attend = k.attn.bind({ q, out: attnOut, cache, heads: H, window: sliding ? c.slidingWindow : 0, scale: 1 });
       ops.push({ d: attend, step: (p0, T) => attend.setStep(p0, T) });
-      mm(lw.o, attnOut, o);
-      norm(o, lw.postAttentionNorm, on, D);
-      // --- combine: h = (a + o + λ)·2^-½ = (a + o + n + RMSNorm(laurel))·2^-½
-      ew({ op: 'add', a: stream(pred, 0), b: on, y: h, cols: D });
-      ew({ op: 'add', a: h, b: n, y: h, cols: D });
-      ew({ op: 'lincomb', a: h, b: laurelNormed, y: h, cols: D, alpha: Math.SQRT1_2, beta: Math.SQRT1_2 });
+      mm(lw.o, attnOut, block, { yOffset: oAt });
+      // --- combine: h = (a + RMSNorm(o) + λ)·2^-½ = (a + RMSNorm(o) + n)·2^-½ + RMSNorm(laurel)·2^-½, and the MLP's
+      // input x = RMSNorm(h), in one row kernel
+      perToken(k.residual.bind({
+        dim: D, eps, tokens: 1, xs: block, x: { offset: oAt, weight: lw.postAttentionNorm }, plain: nAt,
+        x2: { offset: laurelAt, weight: lw.postLaurelNorm }, alpha: Math.SQRT1_2, beta: Math.SQRT1_2,
+        base: { buffer: pred }, y: { buffer: h }, out: { buffer: mlpIn, weight: lw.preFeedforwardNorm },
+      }));
       // --- MLP with activation sparsity: g = h + RMSNorm(W_down·(gelu(cut(W_gate·x)) ⊙ W_up·x))
-      norm(h, lw.preFeedforwardNorm, mlpIn, D);
-      mm(lw.gate, mlpIn, gate);
-      mm(lw.up, mlpIn, up);
+      mm(lw.up, mlpIn, up, { shares: mm(lw.gate, mlpIn, gate) });
       const gg = k.gelu.bind({ gate: { buffer: gate, rowStride: F }, up: { buffer: up, rowStride: F }, y: { buffer: act, rowStride: F }, rows: 1, cols: F, sparsity: c.activationSparsity[l] });
       ops.push({ d: gg, rows: (T) => gg.setRows(T) });
       mm(lw.down, act, down);
-      norm(down, lw.postFeedforwardNorm, downNormed, D);
-      ew({ op: 'add', a: h, b: downNormed, y: g, cols: D });
+      // g and the router's input RMSNorm(g), in one row kernel
+      perToken(k.residual.bind({ dim: D, eps, tokens: 1, xs: down, x: { weight: lw.postFeedforwardNorm }, base: { buffer: h }, y: { buffer: g }, out: { buffer: routerIn, weight: lw.routerNorm } }));
       // --- ROUTER(g) + ALTUP CORRECT: x_i = x̂_i + (W_corr·tanh(...) + 1)_i·(g − x̂_0); u = x_0 ⊙ s (the gate's input copy)
-      norm(g, lw.routerNorm, routerIn, D);
       mm(lw.router, routerIn, routerLogits);
       const scaled = c.altupCorrectScale ? { outputScale: lw.correctOutputScale, scaledOut: u } : {};
       perToken(k.altup.bindCorrect({ ...streamsLayout, predicted: pred, activated: g, router: routerLogits, coefs: lw.correctionCoefs, out: streams, ...scaled }));
@@ -242,8 +238,9 @@ export class Gemma3nForward implements DecoderForward {
       const pg = k.gelu.bind({ gate: pleGateOut, up: { buffer: ple, offset: l * P, rowStride: L * P }, y: pleAct, rows: 1, cols: P });
       ops.push({ d: pg, rows: (T) => pg.setRows(T) });
       mm(lw.pleProjection, pleAct, pleOut);
-      norm(pleOut, lw.postPleNorm, pleOutNormed, D);
-      perToken(k.altup.bindAddToStreams({ ...streamsLayout, v: pleOutNormed, streams, firstStream: 1, count: A - 1 }));
+      // streams 1..A−1 += v, and the next layer's router input RMSNorm(x_0) (stream 0 is final after the correction)
+      const nextRouter = l + 1 < L ? { buffer: routerIn, weight: w.layers[l + 1].routerNorm, from: 0 } : undefined;
+      perToken(k.residual.bind({ dim: D, eps, tokens: 1, xs: pleOut, x: { weight: lw.postPleNorm }, y: { buffer: streams, offset: C * D }, count: A - 1, streamStride: C * D, out: nextRouter }));
     }
 
     // ================= 3. ALTUP UNEMBED, mean, final norm =================
@@ -269,7 +266,7 @@ export class Gemma3nForward implements DecoderForward {
 
   static async create(ctx: GpuContext, cfg: Gemma3nTextConfig, w: ModelWeights, opts: ForwardOptions): Promise<Gemma3nForward> {
     const group = cfg.numHeads / cfg.numKvHeads;
-    const [mm, norm, rope, ew, gelu, attn, kv, gather, altup, sample] = await Promise.all([
+    const [mm, norm, rope, ew, gelu, attn, kv, gather, altup, residual, sample] = await Promise.all([
       // Compile only the weight formats this model uses (each format's variants cost seconds on SwiftShader).
       MatmulKernel.create(ctx, 'f32', loadedFormats(w), { activations: opts.activations }),
       RmsNormKernel.create(ctx, 'f32'),
@@ -280,9 +277,10 @@ export class Gemma3nForward implements DecoderForward {
       KvWriteKernel.create(ctx, 'f32'),
       GatherKernel.create(ctx, 'f32'),
       AltUpKernel.create(ctx),
+      ResidualNormKernel.create(ctx),
       SampleKernel.create(ctx),
     ]);
-    return new Gemma3nForward(ctx, cfg, w, opts, { mm, norm, rope, ew, gelu, attn, kv, gather, altup, sample });
+    return new Gemma3nForward(ctx, cfg, w, opts, { mm, norm, rope, ew, gelu, attn, kv, gather, altup, residual, sample });
   }
 
   /**

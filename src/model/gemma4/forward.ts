@@ -22,7 +22,7 @@
 import type { GpuContext } from '../../gpu/device.ts';
 import { createStorageBuffer, writeBuffer } from '../../gpu/buffers.ts';
 import type { Dispatch } from '../../gpu/pipeline.ts';
-import { MatmulKernel, type GemvActivations } from '../../kernels/matmul.ts';
+import { MatmulKernel, type GemvActivations, type MatmulDispatch } from '../../kernels/matmul.ts';
 import { RmsNormKernel } from '../../kernels/rmsnorm.ts';
 import { RopeKernel } from '../../kernels/rope.ts';
 import { ElementwiseKernel } from '../../kernels/elementwise.ts';
@@ -31,6 +31,7 @@ import { AttentionKernel, type AttentionScratch } from '../../kernels/attention.
 import { KvCache, KvWriteKernel } from '../../kernels/kv-cache.ts';
 import { GatherKernel, uploadedRowsBytes } from '../../kernels/gather.ts';
 import { AltUpKernel } from '../../kernels/altup.ts';
+import { ResidualNormKernel } from '../../kernels/residual-norm.ts';
 import { SampleKernel, type SampleDispatch } from '../../kernels/sample.ts';
 import type { GpuWeight } from '../../formats/weight-format.ts';
 import { loadedFormats } from '../tensor-table.ts';
@@ -66,6 +67,7 @@ interface Kernels {
   gather: GatherKernel;
   /** For its PLE combine (the per-layer-input normalization shared with Gemma 3n). */
   ple: AltUpKernel;
+  residual: ResidualNormKernel;
   sample: SampleKernel;
 }
 
@@ -100,7 +102,7 @@ export class Gemma4Forward implements DecoderForward {
     readonly opts: Gemma4ForwardOptions,
     k: Kernels,
   ) {
-    this.kernels = [k.mm, k.norm, k.rope, k.ew, k.gelu, ...k.attn.values(), k.kv, k.gather, k.ple, k.sample];
+    this.kernels = [k.mm, k.norm, k.rope, k.ew, k.gelu, ...k.attn.values(), k.kv, k.gather, k.ple, k.residual, k.sample];
     const c = cfg.text;
     this.placeholders = new Set(cfg.placeholderIds);
     const C = opts.chunk;
@@ -118,9 +120,11 @@ export class Gemma4Forward implements DecoderForward {
       return b;
     };
     const ops = this.recorder.ops;
-    const mm = (W: GpuWeight, x: GPUBuffer, y: GPUBuffer, o: { list?: Op[]; fixedRows?: number } = {}) => {
-      const d = k.mm.bind({ x, weight: W, y, rows: o.fixedRows ?? 1 });
+    /** `shares`: an earlier GEMV over the same x whose int8-quantized activations this one reads (one quantize_x per input). */
+    const mm = (W: GpuWeight, x: GPUBuffer, y: GPUBuffer, o: { list?: Op[]; fixedRows?: number; shares?: MatmulDispatch } = {}) => {
+      const d = k.mm.bind({ x, weight: W, y, rows: o.fixedRows ?? 1, sharesQuantizedX: o.shares });
       (o.list ?? ops).push({ d, rows: o.fixedRows ? undefined : (T) => d.setRows(T) });
+      return d;
     };
     /** RMSNorm of `perToken` rows of width dim per token (weight undefined: no weight, as v_norm). */
     const norm = (x: GPUBuffer, weight: GPUBuffer | undefined, y: GPUBuffer, dim: number, perToken = 1) => {
@@ -147,16 +151,14 @@ export class Gemma4Forward implements DecoderForward {
       this.pleUpload = { data: buf('ple-upload/data', sizes.data / 4), scales: sizes.scales ? buf('ple-upload/scales', Math.ceil(sizes.scales / 4)) : undefined };
     }
     const n = buf('normed', C * D);
-    const q = buf('q', C * H * dMax), qn = buf('q-normed', C * H * dMax);
-    const kk = buf('k', C * Hkv * dMax), kn = buf('k-normed', C * Hkv * dMax);
-    const vv = buf('v', C * Hkv * dMax), vn = buf('v-normed', C * Hkv * dMax);
+    const q = buf('q', C * H * dMax), kk = buf('k', C * Hkv * dMax), vv = buf('v', C * Hkv * dMax);
     const attnOut = buf('attention-out', C * H * dMax);
-    const o = buf('o', C * D), on = buf('o-normed', C * D);
+    const o = buf('o', C * D);
     const mlpIn = buf('mlp-in', C * D);
     const gate = buf('mlp-gate', C * Fmax), up = buf('mlp-up', C * Fmax), act = buf('mlp-act', C * Fmax);
-    const down = buf('mlp-down', C * D), downNormed = buf('mlp-down-normed', C * D);
+    const down = buf('mlp-down', C * D);
     const pleGateOut = buf('ple-gate-out', C * P), pleAct = buf('ple-act', C * P);
-    const pleOut = buf('ple-out', C * D), pleOutNormed = buf('ple-out-normed', C * D);
+    const pleOut = buf('ple-out', C * D);
     this.finalNormed = buf('final-normed', C * D);
     this.lastHidden = buf('last-hidden', D);
     this.lastLogits = buf('last-logits', V);
@@ -185,57 +187,51 @@ export class Gemma4Forward implements DecoderForward {
     perToken(k.ple.bindPleCombine({ proj: pleProj, weight: w.perLayerProjectionNorm, z: ple, tokens: 1, layers: L, dim: P, preScale: Math.fround(1 / Math.sqrt(D)), eps, outScale: Math.SQRT1_2 }));
 
     // ================= Decoder layers =================
+    /** x += RMSNorm_weight(rows) (times the layer scalar when given), and `next` = its norm of the new x, in one dispatch. */
+    const addNormed = (rows: GPUBuffer, weight: GPUBuffer, next?: { buffer: GPUBuffer; weight: GPUBuffer }, scale?: GPUBuffer) =>
+      perToken(k.residual.bind({ dim: D, eps, tokens: 1, xs: rows, x: { weight }, y: { buffer: x }, out: next, scale }));
+    // Layer 0's input norm; every later layer's comes with the previous layer's last residual add.
+    norm(x, w.layers[0].inputNorm, n, D);
     for (let l = 0; l < L; l++) {
       const lw = w.layers[l];
       const F = c.intermediateSize[l];
       const dh = c.layerHeadDim[l];
       const sliding = c.layerTypes[l] === 'sliding_attention';
       const rope = { tokens: 1, headDim: dh, theta: c.ropeTheta[l], rotatedAngles: c.ropeAngles[l] };
-      // --- attention: h = RMSNorm(x); q (and k, v for cache owners), per-head norms, RoPE, cache write, attend
-      norm(x, lw.inputNorm, n, D);
-      mm(lw.q, n, q);
-      norm(q, lw.qNorm, qn, dh, H);
-      const ropeQ = k.rope.bind({ ...rope, x: qn, heads: H });
+      // --- attention: h = RMSNorm(x) (already in n); q (and k, v for cache owners), per-head norms, RoPE, cache write, attend
+      const fromN = mm(lw.q, n, q); // q, k and v all read n
+      const ropeQ = k.rope.bind({ ...rope, x: q, heads: H, norm: { weight: lw.qNorm, eps } });
       ops.push({ d: ropeQ, step: (p0, T) => ropeQ.setParams(T, p0) });
       const cache = this.caches[c.kvSourceLayer[l]]!;
       if (lw.k && lw.v && lw.kNorm && this.caches[l]) {
         // This layer owns its cache. KV-shared layers skip this block: their stored k/v/k_norm are never read.
-        mm(lw.k, n, kk);
-        norm(kk, lw.kNorm, kn, dh, Hkv);
-        const ropeK = k.rope.bind({ ...rope, x: kn, heads: Hkv });
-        ops.push({ d: ropeK, step: (p0, T) => ropeK.setParams(T, p0) });
-        mm(lw.v, n, vv);
-        norm(vv, undefined, vn, dh, Hkv); // v_norm: RMS, no weight, no RoPE
-        const write = k.kv.bind({ cache, k: kn, v: vn });
+        mm(lw.k, n, kk, { shares: fromN });
+        mm(lw.v, n, vv, { shares: fromN });
+        // k_norm + RoPE of the keys, v_norm (RMS, no weight, no RoPE) of the values, into the cache: one dispatch
+        const write = k.kv.bind({ cache, k: kk, v: vv, kNorm: lw.kNorm, vNorm: true, eps, rope: { theta: rope.theta, rotatedAngles: rope.rotatedAngles } });
         ops.push({ d: write, step: (p0, T) => write.setStep(p0, T) });
       }
-      const attend = k.attn.get(dh)!.bind({ q: qn, out: attnOut, cache, heads: H, window: sliding ? c.slidingWindow : 0, scale: 1, scratch: scratch.get(dh) });
+      const attend = k.attn.get(dh)!.bind({ q, out: attnOut, cache, heads: H, window: sliding ? c.slidingWindow : 0, scale: 1, scratch: scratch.get(dh) });
       ops.push({ d: attend, step: (p0, T) => attend.setStep(p0, T) });
       mm(lw.o, attnOut, o);
-      norm(o, lw.postAttentionNorm, on, D);
-      ew({ op: 'add', a: x, b: on, y: x, cols: D });
-      // --- MLP: x += RMSNorm(W_down·(gelu(W_gate·m) ⊙ W_up·m)), m = RMSNorm(x)
-      norm(x, lw.preFeedforwardNorm, mlpIn, D);
-      mm(lw.gate, mlpIn, gate);
-      mm(lw.up, mlpIn, up);
+      // --- MLP: x += RMSNorm(W_down·(gelu(W_gate·m) ⊙ W_up·m)), m = RMSNorm(x after the attention's add)
+      addNormed(o, lw.postAttentionNorm, { buffer: mlpIn, weight: lw.preFeedforwardNorm });
+      mm(lw.up, mlpIn, up, { shares: mm(lw.gate, mlpIn, gate) });
       const gg = k.gelu.bind({ gate: { buffer: gate, rowStride: F }, up: { buffer: up, rowStride: F }, y: { buffer: act, rowStride: F }, rows: 1, cols: F });
       ops.push({ d: gg, rows: (T) => gg.setRows(T) });
       mm(lw.down, act, down);
-      norm(down, lw.postFeedforwardNorm, downNormed, D);
-      ew({ op: 'add', a: x, b: downNormed, y: x, cols: D });
+      addNormed(down, lw.postFeedforwardNorm);
       // --- per-layer input: x += RMSNorm(W_pp·(gelu(W_g·x) ⊙ z[l])), gated by the residual itself
       mm(lw.pleGate, x, pleGateOut);
       const pg = k.gelu.bind({ gate: pleGateOut, up: { buffer: ple, offset: l * P, rowStride: L * P }, y: pleAct, rows: 1, cols: P });
       ops.push({ d: pg, rows: (T) => pg.setRows(T) });
       mm(lw.pleProjection, pleAct, pleOut);
-      norm(pleOut, lw.postPleNorm, pleOutNormed, D);
-      ew({ op: 'add', a: x, b: pleOutNormed, y: x, cols: D });
-      // --- x *= layer_scalar (broadcast to [D] at load; ×1 on the other factor: exactly x·s in f32)
-      ew({ op: 'mulRow', a: x, w: lw.layerScalar, y: x, cols: D });
+      // --- x *= layer_scalar (broadcast to [D] at load), then the next layer's input norm (the final norm after the last)
+      const next = l + 1 < L ? { buffer: n, weight: w.layers[l + 1].inputNorm } : { buffer: this.finalNormed, weight: w.finalNorm };
+      addNormed(pleOut, lw.postPleNorm, next, lw.layerScalar);
     }
 
-    // ================= Final norm, tied LM head, softcap =================
-    norm(x, w.finalNorm, this.finalNormed, D);
+    // ================= Tied LM head, softcap (the final norm came with the last layer) =================
     mm(w.embed, this.lastHidden, this.lastLogits, { list: this.recorder.headOps, fixedRows: 1 });
     if (c.finalLogitSoftcap !== null) ew({ op: 'softcap', a: this.lastLogits, y: this.lastLogits, cols: V, alpha: c.finalLogitSoftcap }, this.recorder.headOps);
     this.tokenMask = buf('token-mask', Math.ceil(V / 32));
@@ -251,7 +247,7 @@ export class Gemma4Forward implements DecoderForward {
     const c = cfg.text;
     const group = c.numHeads / c.numKvHeads;
     const headDims = [...new Set(c.layerHeadDim)];
-    const [mm, norm, rope, ew, gelu, kv, gather, ple, sample, ...attn] = await Promise.all([
+    const [mm, norm, rope, ew, gelu, kv, gather, ple, residual, sample, ...attn] = await Promise.all([
       // Compile only the weight formats this model uses (each format's variants cost seconds on SwiftShader).
       MatmulKernel.create(ctx, 'f32', loadedFormats(w), { activations: opts.activations }),
       RmsNormKernel.create(ctx, 'f32'),
@@ -261,13 +257,15 @@ export class Gemma4Forward implements DecoderForward {
       KvWriteKernel.create(ctx, 'f32'),
       GatherKernel.create(ctx, 'f32'),
       AltUpKernel.create(ctx),
+      ResidualNormKernel.create(ctx),
       SampleKernel.create(ctx),
       ...headDims.map((headDim) => AttentionKernel.create(ctx, { headDim, group, act: 'f32' })),
     ]);
     const attnByDim = new Map(headDims.map((d, i) => [d, attn[i] as AttentionKernel]));
     return new Gemma4Forward(ctx, cfg, w, opts, {
       mm: mm as MatmulKernel, norm: norm as RmsNormKernel, rope: rope as RopeKernel, ew: ew as ElementwiseKernel, gelu: gelu as GeluGateKernel,
-      kv: kv as KvWriteKernel, gather: gather as GatherKernel, ple: ple as AltUpKernel, sample: sample as SampleKernel, attn: attnByDim,
+      kv: kv as KvWriteKernel, gather: gather as GatherKernel, ple: ple as AltUpKernel,
+      residual: residual as ResidualNormKernel, sample: sample as SampleKernel, attn: attnByDim,
     });
   }
 
