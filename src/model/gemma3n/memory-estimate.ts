@@ -60,7 +60,9 @@ export function estimateGemma3nMemory(ckpt: Checkpoint, o: EstimateOptions): Mem
   // forward.ts's buffers for a chunk of C tokens, f32 (see its "state" section), plus the PLE upload slots.
   const Fmax = Math.max(...c.intermediateSize);
   const LP = L * P;
-  const floats = C * (2 + D + 2 * A * D + 2 * LP + D + A + D + c.laurelRank + 2 * D + 2 * H * dh + 4 * Hkv * dh + H * dh + 2 * D + 3 * D + 3 * Fmax + 2 * D + D + 2 * P + 2 * D + D + D + V) + D + V + 4;
+  // (The fused row kernels normalise in place: no separate normed copies of q, k, v, o, LAuReL, the MLP and PLE outputs;
+  // the sampler's token mask is one bit per vocabulary id.)
+  const floats = C * (2 + D + 2 * A * D + 2 * LP + D + A + D + c.laurelRank + D + H * dh + 2 * Hkv * dh + H * dh + D + 3 * D + 3 * Fmax + D + D + 2 * P + D + D + D + V) + D + V + 4 + Math.ceil(V / 32);
   const pleFormat = pleHostFormat(ckpt.tensor(PLE_TABLE)?.dtype, o.weights);
   const upload = uploadedRowsBytes(pleFormat, LP, C);
   const scratch = floats * 4 + upload.data + upload.scales;

@@ -91,9 +91,10 @@ export function countGemma4Memory(c: Gemma4TextConfig, o: Gemma4EstimateOptions)
   const dMax = Math.max(...c.layerHeadDim), Fmax = Math.max(...c.intermediateSize);
   const buffers = [
     C, C * D, C * LP, C * LP, // embed ids, residual, PLE projection, per-layer inputs
-    C * D, C * H * dMax, C * H * dMax, C * Hkv * dMax, C * Hkv * dMax, C * Hkv * dMax, C * Hkv * dMax, C * H * dMax, // normed, q ×2, k ×2, v ×2, attention out
-    C * D, C * D, C * D, C * Fmax, C * Fmax, C * Fmax, C * D, C * D, // o ×2, MLP in, gate/up/act, down ×2
-    C * P, C * P, C * D, C * D, C * D, D, V, C * V, 4, // PLE gate/act, PLE out ×2, final normed, last hidden, last logits, all logits, next token
+    C * D, C * H * dMax, C * Hkv * dMax, C * Hkv * dMax, C * H * dMax, // normed, q, k, v (normed in place by the fused kernels), attention out
+    C * D, C * D, C * Fmax, C * Fmax, C * Fmax, C * D, // o, MLP in, gate/up/act, down
+    C * P, C * P, C * D, C * D, D, V, C * V, 4, // PLE gate/act, PLE out, final normed, last hidden, last logits, all logits, next token
+    Math.ceil(V / 32), // the sampler's token mask (one bit per vocabulary id)
   ].map(vecBytes);
   const up = uploadedRowsBytes(pleFormat, LP, C);
   const scratch = buffers.reduce((a, b) => a + b, 0) + (o.pleOnGpu ? vecBytes(C) : vecBytes(up.data / 4) + (up.scales ? vecBytes(Math.ceil(up.scales / 4)) : 0));
