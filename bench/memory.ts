@@ -135,7 +135,9 @@ function count(c: Gemma3nTextConfig): Counted {
   // ids ×2, e, streams, predictions, PLE projection + z, router in/logits, n, LAuReL ×3, q/k/v (+normed), attention
   // out, o ×2, h, MLP in, g, gate/up/act, down ×2, u, PLE gate out/act, PLE out ×2, unembed mean, final normed, all
   // logits; then last hidden, last logits, next token.
-  const scratchFloats = C * (2 + D + A * D + A * D + 2 * LP + D + A + D + c.laurelRank + 2 * D + 2 * H * dh + 4 * Hkv * dh + H * dh + 2 * D + 3 * D + 3 * Fmax + 2 * D + D + 2 * P + 2 * D + D + D + V) + D + V + 4;
+  // (Fused row kernels normalise in place: no normed copies of q, k, v, o, LAuReL, MLP and PLE outputs; the token mask
+  // is one bit per vocabulary id.)
+  const scratchFloats = C * (2 + D + A * D + A * D + 2 * LP + D + A + D + c.laurelRank + D + H * dh + 2 * Hkv * dh + H * dh + D + 3 * D + 3 * Fmax + D + D + 2 * P + D + D + D + V) + D + V + 4 + Math.ceil(V / 32);
   const up = uploadedRowsBytes(pleFormat, LP, C);
   const upload = up.data + up.scales;
   const scratch = scratchFloats * 4 + (pleOnGpu ? 0 : upload);
