@@ -22,6 +22,7 @@
  *        [--no-fetch] [--size E2B,E2.54B|all]
  */
 import { parseGemma3nConfig, type Gemma3nTextConfig } from '../src/model/gemma3n/config.ts';
+import { forwardScratchFloats } from '../src/model/gemma3n/memory-estimate.ts';
 import { formatForStored } from '../src/model/gemma3n/quant-plan.ts';
 import type { WeightMode } from '../src/model/family.ts';
 import { dataBytes, scaleBytes, groupsPerRow, isQuantFormat } from '../src/formats/weight-format.ts';
@@ -131,13 +132,8 @@ function count(c: Gemma3nTextConfig): Counted {
     kv += KvCache.byteSizeFor({ kind: t === 'full_attention' ? 'full' : 'sliding', kvHeads: Hkv, headDim: dh, maxContext: context, window: c.slidingWindow, maxChunk: chunk, act: 'f32' });
   });
   // Scratch: the buffers of forward.ts, for `chunk` tokens, f32.
-  const C = chunk, Fmax = Math.max(...c.intermediateSize);
-  // ids ×2, e, streams, predictions, PLE projection + z, router in/logits, n, LAuReL ×3, q/k/v (+normed), attention
-  // out, o ×2, h, MLP in, g, gate/up/act, down ×2, u, PLE gate out/act, PLE out ×2, unembed mean, final normed, all
-  // logits; then last hidden, last logits, next token.
-  // (Fused row kernels normalise in place: no normed copies of q, k, v, o, LAuReL, MLP and PLE outputs; the token mask
-  // is one bit per vocabulary id.)
-  const scratchFloats = C * (2 + D + A * D + A * D + 2 * LP + D + A + D + c.laurelRank + D + H * dh + 2 * Hkv * dh + H * dh + D + 3 * D + 3 * Fmax + D + D + 2 * P + D + D + D + V) + D + V + 4 + Math.ceil(V / 32);
+  const C = chunk;
+  const scratchFloats = forwardScratchFloats(c, C);
   const up = uploadedRowsBytes(pleFormat, LP, C);
   const upload = up.data + up.scales;
   const scratch = scratchFloats * 4 + (pleOnGpu ? 0 : upload);

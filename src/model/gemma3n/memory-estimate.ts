@@ -10,7 +10,7 @@ import { uploadedRowsBytes } from '../../kernels/gather.ts';
 import { KvCache } from '../../kernels/kv-cache.ts';
 import type { MemoryEstimate, WeightMode } from '../family.ts';
 import { tableSpecs } from '../tensor-table.ts';
-import { parseGemma3nConfig } from './config.ts';
+import { parseGemma3nConfig, type Gemma3nTextConfig } from './config.ts';
 import { pleHostBytes, pleHostFormat } from '../ple-table.ts';
 import { formatForStored } from './quant-plan.ts';
 import { PLE_TABLE, gemma3nTensorTable } from './tensors.ts';
@@ -27,6 +27,20 @@ export interface EstimateOptions {
   f16: boolean;
   /** Per-buffer limit of the adapter (tensors above it are split into parts, as the upload does). */
   maxBufferBytes?: number;
+}
+
+/**
+ * The 4-byte words of forward.ts's scratch buffers for a chunk of C tokens (see its "state" section): ids ×2, the
+ * embedding, AltUp streams and predictions, PLE projection + per-layer inputs, router in/logits, the
+ * [o | LAuReL | n] block, LAuReL's rank, q/k/v (normed in place by the fused kernels), attention out, h, MLP in, the
+ * gate/up/act rows, down, u, the PLE gate out/act and output, the unembedding mean, final normed, all logits; then
+ * the last hidden row, last logits, the next token and the sampler's token mask (one bit per vocabulary id).
+ */
+export function forwardScratchFloats(c: Gemma3nTextConfig, C: number): number {
+  const D = c.hiddenSize, P = c.pleDim, A = c.altupNumInputs, LP = c.numLayers * P;
+  const H = c.numHeads, Hkv = c.numKvHeads, dh = c.headDim, V = c.vocabSize;
+  const Fmax = Math.max(...c.intermediateSize);
+  return C * (2 + D + 2 * A * D + 2 * LP + D + A + D + c.laurelRank + D + H * dh + 2 * Hkv * dh + H * dh + D + 3 * D + 3 * Fmax + D + D + 2 * P + D + D + D + V) + D + V + 4 + Math.ceil(V / 32);
 }
 
 export function estimateGemma3nMemory(ckpt: Checkpoint, o: EstimateOptions): MemoryEstimate {
@@ -57,12 +71,9 @@ export function estimateGemma3nMemory(ckpt: Checkpoint, o: EstimateOptions): Mem
     if (c.kvSourceLayer[l] !== l) return;
     kvCache += KvCache.byteSizeFor({ kind: t === 'full_attention' ? 'full' : 'sliding', kvHeads: Hkv, headDim: dh, maxContext, window: c.slidingWindow, maxChunk: C, act: 'f32' });
   });
-  // forward.ts's buffers for a chunk of C tokens, f32 (see its "state" section), plus the PLE upload slots.
-  const Fmax = Math.max(...c.intermediateSize);
+  // forward.ts's buffers for a chunk of C tokens, plus the PLE upload slots.
   const LP = L * P;
-  // (The fused row kernels normalise in place: no separate normed copies of q, k, v, o, LAuReL, the MLP and PLE outputs;
-  // the sampler's token mask is one bit per vocabulary id.)
-  const floats = C * (2 + D + 2 * A * D + 2 * LP + D + A + D + c.laurelRank + D + H * dh + 2 * Hkv * dh + H * dh + D + 3 * D + 3 * Fmax + D + D + 2 * P + D + D + D + V) + D + V + 4 + Math.ceil(V / 32);
+  const floats = forwardScratchFloats(c, C);
   const pleFormat = pleHostFormat(ckpt.tensor(PLE_TABLE)?.dtype, o.weights);
   const upload = uploadedRowsBytes(pleFormat, LP, C);
   const scratch = floats * 4 + upload.data + upload.scales;
