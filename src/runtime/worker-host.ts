@@ -80,6 +80,25 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
     return lost ?? err;
   };
 
+  /**
+   * A progress reporter for a page callback. Through comlink each call is a message on the callback's own port, which
+   * is not ordered with the reply to load() / preload(): `delivered()` waits for the last call to have run on the page,
+   * so no progress event arrives after the promise it reports on has resolved. The page runs the calls in order, so
+   * the last one is enough. A throwing or missing callback never breaks loading.
+   */
+  const progressReporter = (onProgress: ((p: LoadProgress) => void) | undefined) => {
+    let last: Promise<unknown> = Promise.resolve();
+    const report = (p: LoadProgress) => {
+      try {
+        const r: unknown = onProgress?.(p);
+        if (r instanceof Promise) last = r.catch(() => {});
+      } catch {
+        // a throwing progress callback must not break loading
+      }
+    };
+    return { report, delivered: () => last };
+  };
+
   const releaseEvents = () => {
     // Through comlink the callback is a proxy holding a MessagePort: release it when it is no longer needed.
     (events as { [releaseProxy]?: () => void } | undefined)?.[releaseProxy]?.();
@@ -94,13 +113,8 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
       loading = true;
       lost = undefined;
       const controller = (loadController = new AbortController());
-      const progress = (p: LoadProgress) => {
-        try {
-          void onProgress?.(p);
-        } catch {
-          // a throwing progress callback must not break loading
-        }
-      };
+      const reporter = progressReporter(onProgress);
+      const progress = reporter.report;
       try {
         let gpuPromise: Promise<GpuContext> | undefined;
         const gpu = () =>
@@ -136,6 +150,7 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
         if (gpuContext) watchDevice(gpuContext);
         const memory = decoderMemory && memoryNow();
         const warnings = [...(loaded.warnings ?? []), ...media.warnings];
+        await reporter.delivered();
         return {
           vocabSize: loaded.model.vocabSize,
           maxContext: loaded.model.maxContext,
@@ -216,15 +231,11 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
       if (lost) throw lost;
       if (!encoders) throw new GemmaError('invalid-argument', 'No model is loaded in this worker: call load() first.');
       const media = encoders;
-      media.onProgress = (p) => {
-        try {
-          void onProgress?.(p);
-        } catch {
-          // a throwing progress callback must not break loading
-        }
-      };
+      const reporter = progressReporter(onProgress);
+      media.onProgress = reporter.report;
       try {
         await media.get(modality(m));
+        await reporter.delivered();
         return memoryNow();
       } finally {
         media.onProgress = () => {};

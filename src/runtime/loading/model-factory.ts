@@ -165,9 +165,19 @@ export async function loadFromSource(gpu: GpuContext, source: ModelSource, token
   }
   const session: CacheSession | undefined = key ? await startCaching(key, gpu.device, cut.checkpoint, opened.tokenizerTexts, tokenizerTag) : undefined;
   let loaded: LoadedModel;
+  let downloaded = false;
+  const finishDownload = () => {
+    if (!downloaded) opened.finishDownload();
+    downloaded = true;
+  };
+  // Every weight byte has been read once compiling starts: the download phase ends there, before 'compile'.
+  const inOrder = (p: LoadProgress) => {
+    if (p.phase === 'compile') finishDownload();
+    onProgress(p);
+  };
   try {
-    loaded = await loadModel(gpu, cut.checkpoint, load, { onProgress, signal, onConverted: session?.onConverted });
-    opened.finishDownload();
+    loaded = await loadModel(gpu, cut.checkpoint, load, { onProgress: inOrder, signal, onConverted: session?.onConverted });
+    finishDownload();
   } catch (err) {
     opened.release();
     await session?.abort(); // a truncated, corrupt or aborted download never enters the cache
