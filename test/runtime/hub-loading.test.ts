@@ -55,7 +55,7 @@ test('a pinned hub load: every file at the commit, tokenizer before weights, and
     assert.equal(download.at(-1)!.loaded, download.at(-1)!.total);
     assert.ok(download[0].total < 996_728 && download[0].total > 800_000, String(download[0].total));
     // Phases in the documented order: the download ends (loaded === total) before compiling starts.
-    const lastDownload = events.findLastIndex((e) => e.phase === 'download');
+    const lastDownload = events.map((e) => e.phase).lastIndexOf('download');
     const firstCompile = events.findIndex((e) => e.phase === 'compile');
     assert.ok(firstCompile > lastDownload, `download ends at event ${lastDownload}, compile starts at ${firstCompile}`);
     assert.ok(loaded.tokenizer);
