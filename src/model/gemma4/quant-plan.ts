@@ -37,11 +37,15 @@
  *     … embed q8                                      1.319 / 0.479 / 6.644    2.152 / 0.438 / 5.901   1.863 / 3.698
  * Why this plan: at the bits E2B/E4B pay it cuts the fixture's KL from 3.09 to 2.23 and GPU memory by 32 / 21 MB
  * (the 6.56-bit embedding saves more than the more-bits down projections cost). Its fixture bits per weight (5.81
- * vs 5.67) are higher only because the fixture's 512-row embedding is a tiny share of it; on E2B/E4B it is smaller.
+ * vs 5.67) are higher only because the fixture's embedding (512 rows) is a far smaller share of its weights than
+ * E2B's (262,144 rows, a fifth of the GPU weights), so there the more-bits layers outweigh the embedding's saving.
  * Without the more-bits layers it would be smaller everywhere (5.58 bits, 1.699 / 3.393 GB) at KL 2.49; llama.cpp's
  * rule buys 0.26 of KL for 66 / 142 MB. Attention stays q8: this fixture's attention is unscaled with q/k norm
  * weights around 1 (sharp softmax), and every 4-bit attention variant measured, absmax or K-quant, at least doubles
- * the KL. On the fixture a load runs the fallback column (q5 MLP): test/model/gemma4-quantized.test.ts.
+ * the KL. On the fixture a load runs the fallback column (q5 MLP): on the GPU 1.318 / 0.479
+ * (test/model/gemma4-quantized.test.ts). This plan's E2B / E4B bytes are also measured by a real-size load
+ * (`npm run bench:memory -- --family gemma4`, = the count to the byte). Load-time cost: the searches run 3-4x the
+ * absmax quantizer (src/model/gemma3n/quant-plan.ts has the figures); on a GPU far below download time.
  * The fixture is far more sensitive to weight noise than Gemma 3n's (all int8 flips 12 % of argmaxes). Per group
  * (absmax q4/q8, top-1 / mean KL; `bench/q4-families.ts --family gemma4` without --plans-only): all q8 0.877 /
  * 0.136, all q4 0.110 / 7.66; from all-q8 putting ONE group in q4: embed 0.123 / 5.72 · attn 0.151 / 5.59 (q,k
