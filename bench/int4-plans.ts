@@ -1,8 +1,9 @@
 /**
  * Our own int4 against llama.cpp's Q4_K_M, on gemma3n-tiny-a: mean KL(golden ‖ ours) over every golden position
  * (73, the multimodal case included) and bits per weight, for format plans quantized on the CPU with the exact
- * layouts the GPU uses (q4/q8: src/model/gemma3n/cpu-quant.ts; K-quants: test/helpers/quantize-search.ts, the search
- * the GPU quantizer follows), run through the float64 CPU reference (test/helpers/reference-gemma3n.ts).
+ * layouts the GPU uses (test/helpers/quantized-reference.ts `quantizeHeld`: q4/q8 src/model/cpu-quant.ts; q5 and
+ * K-quants test/helpers/quantize-search.ts, the search the GPU quantizer follows), run through the float64 CPU
+ * reference (test/helpers/reference-gemma3n.ts).
  * The Q4_K_M row replaces every language-model tensor by the file's own dequantized values (the multimodal
  * embedders, which a text GGUF lacks, stay the checkpoint's): llama.cpp's Q4_K_M weights on the same footing.
  * Bits per weight: bytes of every text-decoder matrix in its format (GPU and host PLE table; norms and other 1-D
@@ -17,10 +18,8 @@ import { directoryFiles } from '../src/node/checkpoint-files.ts';
 import { fileSource } from '../src/node/file-source.ts';
 import { parseGemma3nConfig } from '../src/model/gemma3n/config.ts';
 import { familyOf, type Family } from '../src/model/gemma3n/quant-plan.ts';
-import { quantizeCpu } from '../src/model/cpu-quant.ts';
-import { quantizeK, quantizeQ5 } from '../test/helpers/quantize-search.ts';
-import { dequantizeK, isKFormat } from '../src/formats/kquant.ts';
-import { dataBytes, dequantize, scaleBytes, type WeightFormat } from '../src/formats/weight-format.ts';
+import { quantizeHeld } from '../test/helpers/quantized-reference.ts';
+import { dataBytes, scaleBytes, type WeightFormat } from '../src/formats/weight-format.ts';
 import { f16BitsToF32 } from '../src/io/half.ts';
 import { loadRefWeights, referenceForward, type RefWeights } from '../test/helpers/reference-gemma3n.ts';
 import { fixtureDir, loadGolden, argmax, klDivergence } from '../test/helpers/fixtures.ts';
@@ -63,9 +62,7 @@ function quantized(plan: Plan): { w: RefWeights; bytes: number; params: number }
     }
     const [rows, cols] = s;
     bytes += dataBytes(format, rows, cols) + scaleBytes(format, rows, cols);
-    if (isKFormat(format)) out.set(name, dequantizeK(format, quantizeK(format, values, rows, cols), rows, cols, f16BitsToF32));
-    else if (format === 'q5') out.set(name, dequantize('q5', quantizeQ5(values, rows, cols), rows, cols, f16BitsToF32));
-    else out.set(name, dequantize(format, quantizeCpu(format, values, rows, cols), rows, cols, f16BitsToF32));
+    out.set(name, quantizeHeld(format, values, rows, cols));
   }
   return { w: out, bytes, params };
 }

@@ -20,7 +20,7 @@ import type { Checkpoint } from '../io/checkpoint.ts';
 export interface DecoderLoadOptions {
   /**
    * 'float' (f32, f16 on shader-f16 adapters) or 'q4' (quantized on load by the family's quant-plan.ts: Gemma 3n
-   * llama.cpp's Q4_K_M mix, Gemma 4 int4 + int8 by tensor group). Default 'q4'.
+   * llama.cpp's Q4_K_M mix, Gemma 4 the same with attention int8). Default 'q4'.
    */
   weights?: WeightMode;
   /** Longest sequence (prompt + generated) the KV cache holds. Default 4096. */

@@ -9,6 +9,8 @@
  * - float mode: f16 matrices on shader-f16 adapters, else f32; q4 mode: the plan's format; q8 mode: the plan's
  *   format with q8 wherever it says a narrower quantized format (q4, q5, q4k, q5k, q6k);
  * - the plan's always-f32 groups (norms, scales, coefficients) are f32 in every mode.
+ * Also here, the two llama.cpp Q4_K_M rules a family's q4 plan may follow (both depend only on HF tensor names and
+ * shapes, which Gemma 3n and Gemma 4 share): the "use more bits" layers, and the K-quant shape fallback.
  */
 import { losslessFormatOf } from '../formats/stored-dtype.ts';
 import { isQuantFormat, type WeightFormat } from '../formats/weight-format.ts';
@@ -31,6 +33,26 @@ export interface WeightPlan<G extends string> {
   q4: Q4Choice<G>;
   /** Groups kept in f32 whatever the mode (and whatever a GGUF stores them as). */
   alwaysF32: readonly G[];
+}
+
+/**
+ * llama.cpp's Q4_K_M "use more bits" layers (docs/gemma3n-formats.md §3.4) for v_proj and down_proj (HF names
+ * `layers.N.self_attn.v_proj.weight`, `layers.N.mlp.down_proj.weight`): i < L/8, i ≥ 7L/8, (i − L/8) mod 3 = 2.
+ */
+export function usesMoreBits(name: string, layers: number): boolean {
+  const m = /layers\.(\d+)\.(self_attn\.v_proj|mlp\.down_proj)\.weight$/.exec(name);
+  if (!m) return false;
+  const i = Number(m[1]), e = Math.floor(layers / 8);
+  return i < e || i >= Math.floor((7 * layers) / 8) || (i - e) % 3 === 2;
+}
+
+/**
+ * `format` where a row of `cols` weights is whole 256-weight super-blocks, else the block format llama.cpp falls
+ * back to for such rows: Q4_K → Q5_0 (our q5), Q6_K → Q8_0 (q8).
+ */
+export function kQuantOrFallback(format: 'q4k' | 'q6k', cols: number): StoredFormat {
+  if (cols % 256 === 0) return format;
+  return format === 'q4k' ? 'q5' : 'q8';
 }
 
 /** Stored dtypes the loader reads as floats; any other (a GGUF block type: Q4_0, Q8_0, Q4_K, …) is pre-quantized. */

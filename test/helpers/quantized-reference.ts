@@ -5,7 +5,9 @@
  */
 import { familyOf, formatForStored, type Family, type StoredFormat } from '../../src/model/gemma3n/quant-plan.ts';
 import { quantizeCpu } from '../../src/model/cpu-quant.ts';
-import { dequantize, type QuantFormat } from '../../src/formats/weight-format.ts';
+import { dequantize, type QuantFormat, type WeightFormat } from '../../src/formats/weight-format.ts';
+import { dequantizeK, isKFormat } from '../../src/formats/kquant.ts';
+import { quantizeK, quantizeQ5 } from './quantize-search.ts';
 import { f16BitsToF32 } from '../../src/io/half.ts';
 import type { Checkpoint } from '../../src/io/checkpoint.ts';
 import type { GpuContext } from '../../src/gpu/device.ts';
@@ -36,6 +38,29 @@ export function quantizeRefWeights<G extends string = Family>(
       const dq = dequantize(fmt, quantizeCpu(fmt, v, rows, cols), rows, cols, f16BitsToF32);
       out.set(name, fold === 1 ? dq : dq.map((x) => x * fold));
     } else out.set(name, values);
+  }
+  return out;
+}
+
+/**
+ * `values` [rows, cols] quantized into `format` by the CPU definition of the loader's quantizer (q4/q8 absmax:
+ * src/model/cpu-quant.ts; q5 and the K-quants: the error-minimising searches of ./quantize-search.ts, which the GPU
+ * follows up to near-ties) and dequantized back to f32; f32 returns `values`.
+ */
+export function quantizeHeld(format: WeightFormat, values: Float32Array, rows: number, cols: number): Float32Array {
+  if (format === 'f32') return values;
+  if (isKFormat(format)) return dequantizeK(format, quantizeK(format, values, rows, cols), rows, cols, f16BitsToF32);
+  if (format === 'q5') return dequantize('q5', quantizeQ5(values, rows, cols), rows, cols, f16BitsToF32);
+  if (format === 'q4' || format === 'q8') return dequantize(format, quantizeCpu(format, values, rows, cols), rows, cols, f16BitsToF32);
+  throw new Error(`quantizeHeld: no CPU quantizer for ${format}`);
+}
+
+/** Each 2-D tensor replaced by its value held in `formatOf(name)` (quantizeHeld); 1-D tensors stay. */
+export function quantizeRefWeightsBy(w: RefWeights, shapes: Map<string, readonly number[]>, formatOf: (name: string) => WeightFormat): RefWeights {
+  const out: RefWeights = new Map();
+  for (const [name, values] of w) {
+    const shape = shapes.get(name)!;
+    out.set(name, shape.length === 2 ? quantizeHeld(formatOf(name), values, shape[0], shape[1]) : values);
   }
   return out;
 }

@@ -1,14 +1,16 @@
 /**
  * Gemma 4 with quantized weights, in one process so the q4/q8 pipelines compile once.
  *
- * A. q4 mode on the fixture's safetensors (src/model/gemma4/quant-plan.ts: MLP and PLE table int4, embedding,
- *    attention and PLE projections int8):
- *    1. == the float64 CPU reference run on exactly the dequantized weights the GPU uses (the GPU quantizer and
- *       src/model/cpu-quant.ts are bit-identical by construction), to the golden's float atol: isolates kernel error
- *       from quantization error;
+ * A. q4 mode on the fixture's safetensors (src/model/gemma4/quant-plan.ts: llama.cpp's Q4_K_M mix with attention
+ *    in int8; on this fixture's short rows the MLP's q4k/q6k fall back to q5/q8 and the embedding's q6k to q8, as
+ *    llama.cpp's do; the PLE table int4 in host memory):
+ *    1. == the float64 CPU reference run on exactly the weights the GPU holds (read back as the loader converted
+ *       them: the GPU's q5 search and its CPU definition differ in near-ties only), to the golden's float atol:
+ *       isolates kernel error from quantization error;
  *    2. top-1 agreement and mean KL(golden ‖ ours) over the 73 golden positions, bounds from measurement with a
- *       margin: the plan measures 0.329 / 3.09 on the CPU reference (bench/q4-families.ts --family gemma4). The
- *       random tiny checkpoint is hypersensitive to weight noise (all-int8 alone: 0.877 / 0.136).
+ *       margin: the plan measures 0.479 / 1.319 on the CPU reference with the CPU quantizers (bench/q4-families.ts
+ *       --family gemma4 --plans-only; the absmax plan before it 0.329 / 3.09). The random tiny checkpoint is
+ *       hypersensitive to weight noise (all-int8 alone: 0.877 / 0.136).
  * B. Gemma 4 GGUFs written by the test from the fixture's weights (test/helpers/gemma4-gguf.ts, llama.cpp's layout:
  *    architecture `gemma4`, rope_freqs, layer_output_scale, decoy k/v on shared layers), through the registry
  *    (openGgufCheckpoint): the config derived from metadata and shapes equals the safetensors one; F32 gives the
@@ -26,20 +28,21 @@ import { fileSource } from '../../src/node/file-source.ts';
 import { openGgufCheckpoint } from '../../src/model/registry.ts';
 import { parseGemma4Config } from '../../src/model/gemma4/config.ts';
 import { Gemma4Model } from '../../src/model/gemma4/model.ts';
-import { Q4_PLAN, groupOf } from '../../src/model/gemma4/quant-plan.ts';
 import type { GgufCheckpoint } from '../../src/io/gguf-checkpoint.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { argmax, klDivergence, maxAbsDiff2d } from '../helpers/fixtures.ts';
 import { gemma4Fixture } from '../helpers/gemma4-fixture.ts';
 import { gemma4ReferenceForward, loadGemma4RefWeights } from '../helpers/reference-gemma4.ts';
-import { quantizeRefWeights } from '../helpers/quantized-reference.ts';
+import { recordHeldWeights } from '../helpers/quantized-reference.ts';
 import { gemma4Gguf } from '../helpers/gemma4-gguf.ts';
 
 const fx = gemma4Fixture();
 const g = fx.golden;
 const atol = g.tolerance.recommended_atol;
-const MIN_TOP1 = 0.27;
-const MAX_MEAN_KL = 3.6;
+/** Measured on the GPU: 0.479 / 1.318 (35 of 73 argmaxes). Margins: 4 argmax flips; +14 % KL (the GPU's q5 search
+ * may break a near-tie differently from the CPU definition after a change of driver or kernel). */
+const MIN_TOP1 = 0.42;
+const MAX_MEAN_KL = 1.5;
 
 const safetensors = (async () => {
   const ckpt = await openSafetensorsCheckpoint(directoryFiles(fx.dir));
@@ -50,9 +53,9 @@ const safetensors = (async () => {
 test('gemma4 q4: == CPU reference on the same quantized weights; top-1 / KL vs the golden', async () => {
   const ctx = await testGpu();
   const { ckpt, cfg, w } = await safetensors;
-  const model = await Gemma4Model.load(ctx, ckpt, { weights: 'q4', maxContext: 64, chunk: 7 });
-  const shapes = new Map([...w.keys()].map((n) => [n, ckpt.tensor(n)!.shape]));
-  const qw = quantizeRefWeights(w, shapes, Q4_PLAN, undefined, groupOf);
+  const { onConverted, overlay } = recordHeldWeights(ctx);
+  const model = await Gemma4Model.load(ctx, ckpt, { weights: 'q4', maxContext: 64, chunk: 7, onConverted });
+  const qw = overlay(w);
   let agree = 0, n = 0, kl = 0, refErr = 0;
   for (const gc of g.cases) {
     model.rewind(0);
@@ -66,7 +69,7 @@ test('gemma4 q4: == CPU reference on the same quantized weights; top-1 / KL vs t
   }
   const mem = model.memory();
   model.dispose();
-  // Measured on the GPU: 0.329 / 3.092, 3.6e-4 from the CPU reference (the same as the CPU reference's own top-1 / KL).
+  // Measured on the GPU: 0.479 / 1.3176, 6.2e-4 from the CPU reference on the held weights (the CPU quantizers give 0.479 / 1.3189).
   console.log(`# gemma4 q4: top-1 ${(agree / n).toFixed(3)}, mean KL ${(kl / n).toFixed(4)} over ${n} positions; max |Δlogit| vs the CPU reference on the same weights ${refErr.toExponential(2)}`);
   assert.ok(refErr <= atol, `GPU q4 vs CPU reference on the same weights: ${refErr} > ${atol}`);
   assert.ok(agree / n >= MIN_TOP1, `top-1 ${agree / n} < ${MIN_TOP1}`);

@@ -37,7 +37,7 @@
  * mlp 0.65 · attn 0.50 · laurel 0.31 · pleProj 0.066 · pleTable 0.026: the tied embedding is the most sensitive.
  */
 import type { WeightMode } from '../family.ts';
-import { planFormat, planFormatForStored, type StoredFormat, type TensorFacts, type WeightPlan } from '../stored-format.ts';
+import { kQuantOrFallback, planFormat, planFormatForStored, usesMoreBits, type StoredFormat, type TensorFacts, type WeightPlan } from '../stored-format.ts';
 
 export type { StoredFormat, TensorFacts };
 export type Family = 'embed' | 'pleTable' | 'attn' | 'mlp' | 'altup' | 'laurel' | 'pleProj' | 'embedders' | 'small';
@@ -54,26 +54,17 @@ export function familyOf(name: string): Family {
   return 'small';
 }
 
-/** llama.cpp's "use more bits" layers of Q4_K_M (docs/gemma3n-formats.md §3.4), for v_proj and down_proj. */
-export function usesMoreBits(name: string, layers: number): boolean {
-  const m = /layers\.(\d+)\.(self_attn\.v_proj|mlp\.down_proj)\.weight$/.exec(name);
-  if (!m) return false;
-  const i = Number(m[1]), e = Math.floor(layers / 8);
-  return i < e || i >= Math.floor((7 * layers) / 8) || (i - e) % 3 === 2;
-}
-
 /** The q4 mode's format of a float-stored matrix (see the header). */
 export function q4Format(name: string, family: Family, facts: TensorFacts): StoredFormat {
-  const whole = (facts.shape[1] ?? 0) % 256 === 0;
+  const cols = facts.shape[1] ?? 0;
   switch (family) {
     case 'pleTable':
       return 'q4';
     case 'embed':
-      return whole ? 'q6k' : 'q8';
+      return kQuantOrFallback('q6k', cols);
     case 'attn':
     case 'mlp':
-      if (usesMoreBits(name, facts.layers)) return whole ? 'q6k' : 'q8';
-      return whole ? 'q4k' : 'q5';
+      return kQuantOrFallback(usesMoreBits(name, facts.layers) ? 'q6k' : 'q4k', cols);
     case 'altup':
     case 'laurel':
     case 'pleProj':
