@@ -2,8 +2,8 @@
 // tokenizer plus the seven markers as added special tokens: gemma4-tokenizer.ts), the grammar engine (XGrammar wasm
 // in Node) and the fake model: detection by tokenizer, a round trip rendered as exact token ids, the streaming
 // reader fed character by character, 'required' / a named tool / 'auto' under random logits producing calls that
-// parse and validate (ajv), 'none', and schemas refused before any token.
-import { test } from 'node:test';
+// parse and validate (ajv), 'none', schemas refused before any token, and the OpenAI facade over the worker host.
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Ajv2020 from 'ajv/dist/2020.js';
 import { Engine } from '../../src/runtime/engine.ts';
@@ -16,14 +16,25 @@ import { ConstraintCompiler } from '../../src/runtime/constrained/grammar-constr
 import { type GrammarVocabulary, grammarVocabulary } from '../../src/runtime/constrained/vocabulary.ts';
 import { JSON_TOOL_FORMAT, type ToolFormat, toolFormatFor } from '../../src/runtime/tools/tool-format.ts';
 import { loadXGrammarForNode } from '../../src/node/xgrammar.ts';
+import { expose } from 'comlink';
+import { connectGemmaWorker, type GemmaClient } from '../../src/runtime/client.ts';
+import { createWorkerApi } from '../../src/runtime/worker-host.ts';
+import { installErrorTransfer } from '../../src/runtime/comlink-errors.ts';
+import type { ChatCompletion, ChatCompletionChunk } from '../../src/runtime/openai/chat-completions.ts';
 import { FakeModel, type FakeModelOptions } from './fake-model.ts';
 import { gemmaTokenizer } from './gemma-tokenizer.ts';
 import { GEMMA4_MARKER_BASE, GEMMA4_TOOL_TOKENS, gemma4LikeTokenizer } from './gemma4-tokenizer.ts';
 import { pickUniform } from './constrained/random-driver.ts';
 import { collect } from '../helpers/stream.ts';
+import { onlyCall } from '../helpers/tool-calls.ts';
 import { type Rng, freshRng } from '../helpers/random.ts';
 
 loadXGrammarForNode();
+installErrorTransfer();
+const clients: GemmaClient[] = [];
+after(async () => {
+  for (const c of clients) await c.dispose();
+});
 const STOP = [1, 106];
 const LOGITS = 262400;
 const [DECL_OPEN, DECL_CLOSE, CALL_OPEN, CALL_CLOSE, RESP_OPEN, RESP_CLOSE, Q] = Array.from({ length: 7 }, (_, i) => GEMMA4_MARKER_BASE + i);
@@ -296,12 +307,7 @@ test("through the engine: 'required' streams a validated native call with finish
     const r = await collect(engine.chat(hi, { tools: [ADD, WEATHER], toolChoice: { name: 'add' }, seed: rng.int(0, 1e9), maxNewTokens: 40 }));
     assert.ok(model.masks.at(-1) !== null, 'constrained');
     if (!r.stats.complete) continue;
-    const toolCalls = r.deltas.flatMap((d) => d.toolCalls ?? []);
-    assert.equal(toolCalls.length, 1, tag);
-    assert.equal(r.text, '', 'a call is not text');
-    assert.equal(r.stats.finishReason, 'tool_calls');
-    assert.match(toolCalls[0].id, /^call_/);
-    assertValidCall(toolCalls[0], ['add'], tag);
+    assertValidCall(onlyCall(r, tag), ['add'], tag);
     calls++;
   }
   assert.ok(calls >= 2, `${calls}/3 calls completed ${tag}`);
@@ -343,4 +349,40 @@ test('schemas the native syntax cannot guarantee are refused before any token, n
   );
   assert.equal(model.feeds.length, 0, 'nothing was prefilled');
   assert.equal(model.samples.length, 0, 'no token was sampled');
+});
+
+test('the OpenAI facade over the worker host: native calls arrive as tool_calls; the result goes back natively', async () => {
+  const tok = await gemma4LikeTokenizer();
+  const reply = tok.encodeRendered('<|tool_call>call:get_weather{city:<|"|>Paris<|"|>}<tool_call|>');
+  const models: FakeModel[] = [];
+  const { port1, port2 } = new MessageChannel();
+  // The loader hands over the family's tool tokens as loadModel does (LoadedModel.toolTokens).
+  expose(createWorkerApi(async () => {
+    models.push(new FakeModel({ reply }));
+    return { model: models[0], tokenizer: tok, stopTokenIds: STOP, adapterName: 'fake', toolTokens: GEMMA4_TOOL_TOKENS };
+  }), port2);
+  const gemma: GemmaClient = await connectGemmaWorker(Object.assign(port1, { terminate: () => port1.close() }) as unknown as Worker, { model: { fake: true } });
+  clients.push(gemma);
+  const chunks: ChatCompletionChunk[] = [];
+  for await (const c of await gemma.chat.completions.create({ messages: [{ role: 'user', content: 'Weather in Paris?' }], tools: [WEATHER], stream: true })) chunks.push(c);
+  const calls = chunks.flatMap((c) => c.choices[0]?.delta.tool_calls ?? []);
+  assert.deepEqual(calls.map((c) => [c.index, c.function.name, JSON.parse(c.function.arguments)]), [[0, 'get_weather', { city: 'Paris' }]]);
+  assert.equal(chunks.filter((c) => c.choices[0]?.finish_reason).at(-1)!.choices[0].finish_reason, 'tool_calls');
+  assert.equal(chunks.map((c) => c.choices[0]?.delta.content ?? '').join(''), '');
+  assert.ok(models[0].cache.includes(DECL_OPEN), 'declared natively');
+  const followUp = (await gemma.chat.completions.create({
+    messages: [
+      { role: 'user', content: 'Weather in Paris?' },
+      { role: 'assistant', content: null, tool_calls: [{ id: calls[0].id, type: 'function', function: { name: 'get_weather', arguments: calls[0].function.arguments } }] },
+      { role: 'tool', tool_call_id: calls[0].id, content: '{"temp": 21}' },
+    ],
+    tools: [WEATHER],
+    tool_choice: 'none',
+    max_tokens: 1,
+  })) as ChatCompletion;
+  assert.equal(followUp.choices[0].finish_reason, 'length');
+  const prompt = models[0].cache;
+  const respAt = prompt.lastIndexOf(RESP_OPEN);
+  assert.ok(respAt > prompt.lastIndexOf(CALL_CLOSE) && prompt.lastIndexOf(CALL_CLOSE) > 0, 'the result follows the call');
+  assert.equal(tok.decode(prompt.slice(respAt + 1, prompt.lastIndexOf(RESP_CLOSE))), 'response:get_weather{temp:21}');
 });
