@@ -16,6 +16,8 @@ import { ConstraintCompiler } from '../../src/runtime/constrained/grammar-constr
 import { type GrammarVocabulary, grammarVocabulary } from '../../src/runtime/constrained/vocabulary.ts';
 import { JSON_TOOL_FORMAT, type ToolFormat, toolFormatFor } from '../../src/runtime/tools/tool-format.ts';
 import { loadXGrammarForNode } from '../../src/node/xgrammar.ts';
+import { lit } from '../../src/runtime/constrained/ebnf.ts';
+import { CODE_POINT_MARKERS } from '../../src/runtime/tools/native-syntax.ts';
 import { expose } from 'comlink';
 import { connectGemmaWorker, type GemmaClient } from '../../src/runtime/client.ts';
 import { createWorkerApi } from '../../src/runtime/worker-host.ts';
@@ -69,7 +71,7 @@ const ORDER: ToolDeclaration = {
         note: { anyOf: [{ type: 'string' }, { type: 'null' }] },
         express: { type: 'boolean' },
         ratio: { type: 'number', minimum: 0, maximum: 1 },
-        size: { enum: ['S', 'M L', 3] },
+        size: { enum: ['S', 'M L', 3, 'celsius'] },
       },
       required: ['items', 'size'],
     },
@@ -134,6 +136,14 @@ test('detection: a tokenizer with the family\'s markers gets the native format; 
   assert.deepEqual([...spellers.values()], MARKERS.map((id) => [id]));
   assert.ok(!vocab.pieces.includes('<0x01>') && (await gemmaTokenizer()).vocabulary!().pieces.includes('<0x01>'), 'the byte pieces that could write one are blanked');
   assert.notEqual(vocab.key, grammarVocabulary(g4, { vocabSize: LOGITS, stopTokenIds: STOP }).key);
+  // A marker then text starting with hex letters: XGrammar reads "\u0003ca" as U+03CA, so lit() splits the literal.
+  const compiler = await ConstraintCompiler.create(vocab);
+  const c = await compiler.constraint({ ebnf: `root ::= ${lit(CODE_POINT_MARKERS.call.open + 'call')}` });
+  const first: number[] = [];
+  const mask = c.nextMask();
+  for (let id = 0; id < LOGITS; id++) if ((mask[id >>> 5] >>> (id & 31)) & 1) first.push(id);
+  assert.deepEqual(first, [CALL_OPEN]);
+  c.dispose();
 });
 
 test('a round trip renders as exact token ids: declaration, call, response', async () => {
@@ -169,6 +179,7 @@ test('a round trip renders as exact token ids: declaration, call, response', asy
     { role: 'user', content: 'x' },
     { role: 'assistant', content: 'On it.<|tool_call>call:add{a:1,b:2}<tool_call|><|tool_response>response:add{value:<|"|>three<|"|>}<tool_response|>' },
   ]);
+  assert.deepEqual(format.render([{ role: 'tool', name: 'add', content: '{"sum": 3}' }], [ADD], 'none'), [{ role: 'assistant', content: '<|tool_response>response:add{sum:3}<tool_response|>' }]);
   assert.throws(() => format.render([{ role: 'tool', content: '1' }], [ADD], 'auto'), (e: unknown) => e instanceof GemmaError && /answers no call/.test(e.message));
 });
 
