@@ -141,7 +141,7 @@ export async function runChatCommand(argv: string[]): Promise<ChatResult> {
   const gpu = await createNodeGpuContext();
   const loaded = await loadFromSource(gpu, source, ownTokenizer ? { kind: 'none' } : { kind: 'model' }, { weights, cache: false });
   const tokenizer = ownTokenizer ?? loaded.tokenizer;
-  const engine = new Engine({ model: loaded.model, tokenizer, stopTokenIds: loaded.stopTokenIds });
+  const engine = new Engine({ model: loaded.model, tokenizer, stopTokenIds: loaded.stopTokenIds, toolTokens: loaded.toolTokens });
   try {
     const messages: ChatMessage[] = [];
     const system = flags.get('system');

@@ -14,6 +14,7 @@
  */
 import { GemmaError } from '../errors.ts';
 import type { LanguageModel, SamplingParams } from '../model/language-model.ts';
+import type { ToolTokens } from '../model/tool-tokens.ts';
 import { IncrementalDetokenizer } from './detokenizer.ts';
 import { GenerationStream } from './generation-stream.ts';
 import { Prompt, commonPrefixLength, type PositionKey } from './prompt.ts';
@@ -33,6 +34,8 @@ export interface EngineParts {
   stopTokenIds?: readonly number[];
   /** Builds prompts with media (default: text and token ids only). */
   prompts?: PromptBuilder;
+  /** The family's native tool-call markers (LoadedModel.toolTokens): tools use them when the tokenizer has them. */
+  toolTokens?: ToolTokens<string>;
 }
 
 /** What one generation needs beyond its options (the structured-output and tool layers add a constraint). */
@@ -65,6 +68,7 @@ export class Engine {
   readonly tokenizer: TextTokenizer | undefined;
   readonly prompts: PromptBuilder;
   private readonly stopIds: Set<number>;
+  private readonly toolTokens: ToolTokens<string> | undefined;
   /** One key per position the model's KV cache holds (positions 0..length-1). */
   private keys: PositionKey[] = [];
   private current: { done: Promise<void>; aborted: boolean } | undefined;
@@ -75,6 +79,7 @@ export class Engine {
     this.tokenizer = parts.tokenizer;
     this.prompts = parts.prompts ?? new PromptBuilder({ tokenizer: parts.tokenizer, maxContext: parts.model.maxContext });
     this.stopIds = new Set([...(parts.stopTokenIds ?? []), ...(parts.tokenizer?.stopTokenIds ?? [])]);
+    this.toolTokens = parts.toolTokens;
   }
 
   /** Positions currently held in the KV cache (reusable by the next prompt that starts with them). */
@@ -103,7 +108,7 @@ export class Engine {
     return this.start(async () => {
       const tokenizer = this.requireTokenizer('chat()');
       const { planStructuredChat } = await import('./structured/plan.ts');
-      const plan = planStructuredChat(tokenizer, messages, { tools, toolChoice, responseFormat }, { vocabSize: this.model.vocabSize, stopTokenIds: this.stopTokenIds });
+      const plan = planStructuredChat(tokenizer, messages, { tools, toolChoice, responseFormat }, { vocabSize: this.model.vocabSize, stopTokenIds: this.stopTokenIds, toolTokens: this.toolTokens });
       try {
         return { prompt: await this.prompts.chat(plan.messages), extras: { ...extras, ...plan.extras } };
       } catch (err) {

@@ -144,7 +144,7 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
         }
         media.onProgress = () => {};
         encoders = media;
-        engine = new Engine({ model: loaded.model, tokenizer: loaded.tokenizer, stopTokenIds: loaded.stopTokenIds, prompts });
+        engine = new Engine({ model: loaded.model, tokenizer: loaded.tokenizer, stopTokenIds: loaded.stopTokenIds, toolTokens: loaded.toolTokens, prompts });
         releaseEvents();
         events = onEvent;
         if (gpuContext) watchDevice(gpuContext);

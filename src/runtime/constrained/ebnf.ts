@@ -42,11 +42,26 @@ function esc(cp: number): string {
   return cp <= 0xffff ? `\\u${cp.toString(16).padStart(4, '0')}` : `\\U${cp.toString(16).padStart(8, '0')}`;
 }
 
-/** An EBNF string literal matching `s` exactly ('' gives the empty literal). */
+/**
+ * An EBNF string literal matching `s` exactly ('' gives the empty literal). An escape is never followed by a hex
+ * digit inside one literal: XGrammar 0.1.27 reads `"\u0003ca"` as U+03CA (measured), so such a literal is split
+ * into a parenthesized sequence of literals.
+ */
 export function lit(s: string): string {
+  const parts: string[] = [];
   let out = '"';
-  for (const ch of s) out += esc(ch.codePointAt(0)!);
-  return out + '"';
+  let escaped = false;
+  for (const ch of s) {
+    const e = esc(ch.codePointAt(0)!);
+    if (escaped && /^[0-9A-Fa-f]/.test(e)) {
+      parts.push(out + '"');
+      out = '"';
+    }
+    out += e;
+    escaped = e.startsWith('\\');
+  }
+  parts.push(out + '"');
+  return parts.length === 1 ? parts[0] : `(${parts.join(' ')})`;
 }
 
 /** Code point ranges [lo, hi] (inclusive). */

@@ -350,14 +350,41 @@ export function serialize(v: unknown): string {
   return JSON.stringify(v);
 }
 
+/**
+ * How values are written: JSON here; another syntax (Gemma 4's native tool calls, tools/native-syntax.ts) changes
+ * the strings, the keys and the separators and keeps numbers, booleans, null and the nesting.
+ */
+export interface ValueSyntax {
+  /** The rule of any string value (given the builder; called once per grammar). */
+  stringRule?(sg: SchemaGrammar): string;
+  /** The text before a declared property's value. */
+  key(name: string): string;
+  /** The rule of a free-form key and what follows it before the value. */
+  mapKey?(sg: SchemaGrammar): string;
+  /** Between members and items. */
+  comma: string;
+  /** A constant as this syntax writes it. */
+  serialize(v: unknown): string;
+}
+
+const JSON_SYNTAX: ValueSyntax = {
+  key: (name) => `${JSON.stringify(name)}: `,
+  comma: ', ',
+  serialize,
+};
+
 /** Emits grammar rules for schema nodes into an EbnfBuilder. */
 export class SchemaGrammar {
   private readonly memo = new Map<SchemaNode, string>();
   private readonly shared = new Map<string, string>();
 
-  constructor(readonly g: EbnfBuilder) {}
+  constructor(
+    readonly g: EbnfBuilder,
+    private readonly syntax: ValueSyntax = JSON_SYNTAX,
+  ) {}
 
-  private sharedRule(key: string, make: () => string): string {
+  /** A rule made once per grammar under `key`. */
+  sharedRule(key: string, make: () => string): string {
     let r = this.shared.get(key);
     if (!r) {
       r = this.g.reserve(key.replace(/:.*/, ''));
@@ -374,6 +401,7 @@ export class SchemaGrammar {
    * means one escape is one code point, which the length check relies on.
    */
   string(): string {
+    if (this.syntax.stringRule) return this.syntax.stringRule(this);
     return this.sharedRule('json_string', () => {
       const tail = this.g.reserve('json_string_tail');
       this.g.define(
@@ -407,11 +435,14 @@ export class SchemaGrammar {
       case 'boolean':
         return alt(lit('true'), lit('false'));
       case 'const':
-        return alt(...node.values.map((v) => lit(serialize(v))));
+        return alt(...node.values.map((v) => lit(this.syntax.serialize(v))));
       case 'number':
         return numberGrammar(this.g, node.bounds, node.integer);
       case 'string':
-        return node.pattern !== undefined ? patternStringGrammar(node.pattern) : this.string();
+        if (node.pattern === undefined) return this.string();
+        // Patterns are translated into JSON string literals (regex-grammar.ts); other syntaxes refuse them earlier.
+        if (this.syntax !== JSON_SYNTAX) throw unsupported('`pattern` outside JSON output', '#');
+        return patternStringGrammar(node.pattern);
       case 'anyOf':
         return alt(...node.options.map((o) => this.value(o)));
       case 'array':
@@ -425,18 +456,18 @@ export class SchemaGrammar {
 
   private objectOf(values: SchemaNode): string {
     const v = this.value(values);
-    const member = seq(this.string(), lit(': '), v);
-    return this.sharedRule(`map:${v}`, () => seq(lit('{'), `(${member} (${lit(', ')} ${member})*)?`, lit('}')));
+    const member = seq(this.syntax.mapKey ? this.syntax.mapKey(this) : seq(this.string(), lit(': ')), v);
+    return this.sharedRule(`map:${v}`, () => seq(lit('{'), `(${member} (${lit(this.syntax.comma)} ${member})*)?`, lit('}')));
   }
 
   private arrayOf(items: SchemaNode, min: number, max?: number): string {
     return this.g.rule('array', this.arrayBody(items, min, max));
   }
 
-  /** Items separated by ", ", min..max of them; the optional tail is a chain of rules (cheaper to compile than {m,n}). */
+  /** Items separated by the comma, min..max of them; the optional tail is a chain of rules (cheaper to compile than {m,n}). */
   private arrayBody(items: SchemaNode, min: number, max?: number): string {
     const item = this.value(items);
-    const sep = seq(lit(', '), item);
+    const sep = seq(lit(this.syntax.comma), item);
     if (max === 0) return lit('[]');
     let tail: string;
     if (max === undefined) tail = `${sep}*`;
@@ -449,9 +480,9 @@ export class SchemaGrammar {
     return min === 0 ? alt(lit('[]'), full) : full;
   }
 
-  /** Declared properties in order: required ones always, optional ones maybe, ", " between. */
+  /** Declared properties in order: required ones always, optional ones maybe, the comma between. */
   private objectBody(props: PropertyNode[]): string {
-    const member = (p: PropertyNode) => seq(lit(`${JSON.stringify(p.name)}: `), this.value(p.node));
+    const member = (p: PropertyNode) => seq(lit(this.syntax.key(p.name)), this.value(p.node));
     // after[i]: the rest from property i when one was written already; first[i]: when none was.
     const after: string[] = [];
     const first: string[] = [];
@@ -459,7 +490,7 @@ export class SchemaGrammar {
     first[props.length] = '""';
     for (let i = props.length - 1; i >= 0; i--) {
       const p = props[i];
-      const withIt = seq(lit(', '), member(p), after[i + 1]);
+      const withIt = seq(lit(this.syntax.comma), member(p), after[i + 1]);
       after[i] = this.g.rule('props', p.required ? withIt : alt(withIt, after[i + 1]));
       const startsHere = seq(member(p), after[i + 1]);
       first[i] = this.g.rule('props', p.required ? startsHere : alt(startsHere, first[i + 1]));

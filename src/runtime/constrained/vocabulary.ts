@@ -55,8 +55,31 @@ export function byteFallbackVocabulary(tokenizerJson: unknown, opts: { vocabSize
   return grammarVocabulary({ pieces, byteFallback: json.model?.byte_fallback === true, addedTokens }, opts);
 }
 
-/** The grammar vocabulary of a loaded tokenizer's vocabulary (TextTokenizer.vocabulary()). */
-export function grammarVocabulary(v: TokenizerVocabulary, opts: { vocabSize: number; stopTokenIds: readonly number[] }): GrammarVocabulary {
+/**
+ * Control tokens a grammar may write (a family's native tool-call markers), each spelled as ONE ASCII control
+ * character U+0001..U+0008 instead of blanked. XGrammar matches text, not ids, so a marker spelled by its literal
+ * text (`<|"|>`) could also be written with ordinary tokens; these characters cannot: every other piece that could
+ * write one (the byte pieces `<0x01>`..`<0x08>`, any piece holding such a character) is blanked, so the marker is
+ * reachable through its own id only, as the model emits it. ASCII because XGrammar 0.1.27's character classes are
+ * exact on ASCII only: a class or range over other code points (`[^\U0010ff03]`, `[\u00e0-\u00ff]`) admits the
+ * wrong characters (measured: test/runtime/native-tools.test.ts), and a string rule must exclude the markers.
+ */
+export type ControlSpelling = ReadonlyMap<number, string>;
+
+const CONTROL_CHARS = /[\u0001-\u0008]/;
+const CONTROL_BYTES = /^<0x0[1-8]>$/;
+
+/** The spelling of the k-th visible control token (U+0001 + k). */
+export function controlCodePoint(k: number): string {
+  if (!(k >= 0 && k < 8)) throw new GemmaError('internal', `control spelling index ${k} out of range`);
+  return String.fromCharCode(1 + k);
+}
+
+/**
+ * The grammar vocabulary of a loaded tokenizer's vocabulary (TextTokenizer.vocabulary()). `controls`: control
+ * tokens the grammar may write, spelled as given (see ControlSpelling); every other control token stays blanked.
+ */
+export function grammarVocabulary(v: TokenizerVocabulary, opts: { vocabSize: number; stopTokenIds: readonly number[]; controls?: ControlSpelling }): GrammarVocabulary {
   if (!v.byteFallback) throw notByteFallback();
   let size = v.pieces.length;
   for (const t of v.addedTokens) size = Math.max(size, t.id + 1);
@@ -64,7 +87,16 @@ export function grammarVocabulary(v: TokenizerVocabulary, opts: { vocabSize: num
   const pieces: string[] = new Array(size);
   for (let id = 0; id < size; id++) pieces[id] = v.pieces[id] ?? '';
   for (const t of v.addedTokens) pieces[t.id] = isControlToken(t) ? '' : t.content;
-  return makeVocabulary(pieces, opts.vocabSize, opts.stopTokenIds);
+  const controls = opts.controls;
+  if (!controls || controls.size === 0) return makeVocabulary(pieces, opts.vocabSize, opts.stopTokenIds);
+  for (let id = 0; id < size; id++) if (CONTROL_BYTES.test(pieces[id]) || CONTROL_CHARS.test(pieces[id])) pieces[id] = '';
+  for (const [id, spelling] of controls) {
+    if (id >= size || spelling.length !== 1 || !CONTROL_CHARS.test(spelling)) throw new GemmaError('internal', `control token ${id} spelled ${JSON.stringify(spelling)}: needs an id of the tokenizer and one character U+0001..U+0008`);
+    pieces[id] = spelling;
+  }
+  const vocab = makeVocabulary(pieces, opts.vocabSize, opts.stopTokenIds);
+  const spelled = [...controls].map(([id, s]) => `${id}=${s.codePointAt(0)!.toString(16)}`).join(',');
+  return { ...vocab, key: `${vocab.key}:controls:${spelled}` };
 }
 
 function notByteFallback(): GemmaError {

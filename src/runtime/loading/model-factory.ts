@@ -11,6 +11,7 @@ import type { GpuContext } from '../../gpu/device.ts';
 import type { Checkpoint } from '../../io/checkpoint.ts';
 import type { ConvertedTensor } from '../../model/converted-tensor.ts';
 import type { ModelSize, SliceInfo, WeightMode } from '../../model/family.ts';
+import type { ToolTokens } from '../../model/tool-tokens.ts';
 import { GemmaError } from '../../errors.ts';
 import type { LanguageModel, MemoryReport } from '../../model/language-model.ts';
 import { familyForConfig } from '../../model/registry.ts';
@@ -33,6 +34,8 @@ export interface LoadedModel {
   tokenizer?: TextTokenizer;
   /** The checkpoint's stop ids (config.json / generation_config.json `eos_token_id`). */
   stopTokenIds?: number[];
+  /** The family's native tool-call markers (ModelFamily.toolTokens; Gemma 4), for the Engine. */
+  toolTokens?: ToolTokens<string>;
   /** For ModelInfo (default the GPU context's name). */
   adapterName?: string;
   /** For ModelInfo.cache / warnings. */
@@ -246,7 +249,7 @@ export async function loadModel(
     onCompile: (done) => onProgress({ phase: 'compile', loaded: done ? 1 : 0, total: 1, file: checkpoint.name }),
     signal,
   });
-  return { model, stopTokenIds: eosTokenIds, adapterName: gpu.adapterName };
+  return { model, stopTokenIds: eosTokenIds, adapterName: gpu.adapterName, toolTokens: family.toolTokens };
 }
 
 /** The memory a loaded model reports, as ModelInfo carries it. */

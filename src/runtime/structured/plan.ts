@@ -13,6 +13,7 @@ import { GemmaError } from '../../errors.ts';
 import type { GenerationExtras, OutputFilter } from '../engine.ts';
 import type { ChatExtensions, Delta, GenerationStats, ResponseFormat, ToolChoice, ToolDeclaration } from '../protocol.ts';
 import type { TextTokenizer } from '../tokenizer.ts';
+import type { ToolTokens } from '../../model/tool-tokens.ts';
 import type { TokenConstraint } from '../token-constraint.ts';
 import { type GrammarSpec, responseFormatSpec, schemaSpec } from '../constrained/grammar-constraint.ts';
 import { type CallReader, JSON_TOOL_FORMAT, toolFormatFor } from '../tools/tool-format.ts';
@@ -25,10 +26,12 @@ export interface StructuredPlan {
   extras: GenerationExtras;
 }
 
-/** What the plan needs to know of the loaded model: its logits' size and the ids that end a reply. */
+/** What the plan needs to know of the loaded model: its logits' size, the ids that end a reply, its family's tool tokens. */
 export interface ModelVocabulary {
   vocabSize: number;
   stopTokenIds: readonly number[];
+  /** The family's native tool-call markers (Gemma 4), absent when it has none. */
+  toolTokens?: ToolTokens<string>;
 }
 
 export function planStructuredChat(tokenizer: TextTokenizer, messages: readonly ToolChatMessage[], ext: ChatExtensions, model: ModelVocabulary): StructuredPlan {
@@ -36,7 +39,7 @@ export function planStructuredChat(tokenizer: TextTokenizer, messages: readonly 
   const tools = readTools(ext.tools);
   const choice = readChoice(ext.toolChoice);
   const format = readFormat(ext.responseFormat);
-  const toolFormat = toolFormatFor(tokenizer.vocabulary?.());
+  const toolFormat = toolFormatFor(tokenizer.vocabulary?.(), model.toolTokens);
   const calling = tools.length > 0 && choice !== 'none';
   const rendered = toolFormat.render(messages, tools, choice);
 
@@ -63,6 +66,8 @@ export function planStructuredChat(tokenizer: TextTokenizer, messages: readonly 
           { cause: err },
         );
       }
+    } else if (toolFormat !== JSON_TOOL_FORMAT) {
+      throw new GemmaError('invalid-argument', `toolChoice 'auto' with a responseFormat is not supported with this model's native tool calls: use toolChoice 'required' or 'none', or no responseFormat.`);
     } else {
       throw new GemmaError('invalid-argument', `toolChoice 'auto' with responseFormat '${format!.type}' is not supported: use a JSON responseFormat, toolChoice 'required' or 'none', or no responseFormat.`);
     }
@@ -70,7 +75,8 @@ export function planStructuredChat(tokenizer: TextTokenizer, messages: readonly 
 
   let constraint: Promise<TokenConstraint> | undefined;
   if (spec || auto) {
-    const compiler = compilerFor(tokenizer, model.vocabSize, model.stopTokenIds);
+    // A call grammar may write the format's control tokens; a response format alone never does.
+    const compiler = compilerFor(tokenizer, model.vocabSize, model.stopTokenIds, calling ? toolFormat.grammarTokens : undefined);
     const grammar = spec;
     constraint = grammar ? compiler.then((c) => c.constraint(grammar)) : compiler.then((c) => toolFormat.autoCall(c, tools));
   }
@@ -86,7 +92,7 @@ class ToolCallOutput implements OutputFilter {
   constructor(private readonly reader: CallReader) {}
 
   delta(d: Delta): Delta {
-    const r = this.reader.push(d.text);
+    const r = this.reader.push(d.text, d.tokenIds);
     this.calls += r.toolCalls.length;
     return r.toolCalls.length > 0 ? { ...d, text: r.text, toolCalls: r.toolCalls } : { ...d, text: r.text };
   }

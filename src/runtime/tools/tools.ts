@@ -106,7 +106,7 @@ export function renderToolConversation(messages: readonly ToolChatMessage[], too
  * `a` then `b` in one turn, separated by `sep` (empty sides dropped). Strings stay strings; with parts, text at the
  * seam joins into one text part, so the separator survives the template's per-part trim.
  */
-function joinContent(a: RenderedMessage['content'], b: RenderedMessage['content'], sep = '\n\n'): RenderedMessage['content'] {
+export function joinContent(a: RenderedMessage['content'], b: RenderedMessage['content'], sep = '\n\n'): RenderedMessage['content'] {
   if (typeof a === 'string' && typeof b === 'string') return [a, b].filter((s) => s !== '').join(sep);
   const parts = (c: RenderedMessage['content']): Part[] => (typeof c === 'string' ? (c === '' ? [] : [{ type: 'text', text: c }]) : [...c]);
   const left = parts(a);
@@ -119,7 +119,7 @@ function joinContent(a: RenderedMessage['content'], b: RenderedMessage['content'
 }
 
 /** The shapes function calling needs, checked before any token (content itself is the prompt builder's to check). */
-function validateToolMessages(messages: readonly ToolChatMessage[]): void {
+export function validateToolMessages(messages: readonly ToolChatMessage[]): void {
   for (const [i, m] of messages.entries()) {
     const where = `Message ${i + 1}`;
     if (!m || !['system', 'user', 'assistant', 'tool'].includes(m.role)) {
