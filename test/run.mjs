@@ -23,9 +23,12 @@ if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
   process.exit(1);
 }
+// --test-timeout is a hang guard, and it also bounds each FILE as a whole: the heaviest files (the full vision tower
+// twice in test/model/vision-golden.test.ts, the quick end-to-end bench) need 10-15 minutes of one core, and more
+// when the machine is shared, so the guard is 30 minutes (CI stops the whole run at 90).
 const result = spawnSync(
   process.execPath,
-  ['--import', './scripts/register.mjs', '--test', '--test-concurrency=2', '--test-timeout=900000', ...files],
+  ['--import', './scripts/register.mjs', '--test', '--test-concurrency=2', '--test-timeout=1800000', ...files],
   { cwd: root, stdio: 'inherit', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } },
 );
 process.exit(result.status ?? 1);
