@@ -7,7 +7,8 @@
 // act_t (from y_offset, row stride N), 5 xq (the GEMVs: int8 activations, below; a dummy with ACT 0), 6 xq_out
 // (quantize_x only), 7 w2 and 8 scales2 (the GEMVs' second matrix; dummies otherwise), 9 y2 act_t (the second
 // matrix's output, or the epilogue's multiplier v; a dummy otherwise).
-// Overrides: FORMAT 0 f32, 1 f16, 2 q4, 3 q8, 4 q4k, 5 q5k, 6 q6k, 7 q5; ROWS x LANES the gemv workgroup; ACT 1:
+// Overrides: FORMAT 0 f32, 1 f16, 2 q4, 3 q8, 4 q4k, 5 q5k, 6 q6k, 7 q5; ROWS x LANES the gemv workgroup; PAIR 1: the
+// GEMVs read a second matrix (below); ACT 1:
 // the GEMVs read int8 activations (below), DOT their integer product. Float rows are read as vec4<u32>
 // units when they start on 16 bytes (p.aligned), else element by element (odd test shapes). Only FORMAT makes
 // pipelines: each costs seconds to compile on SwiftShader.
@@ -16,8 +17,10 @@
 // workgroup reads one matrix) and W2's rows go to y2 (y2_offset, row stride N2). Epilogues (p.epilogue): 1: a
 // thread (gemv_rows) or workgroup (gemv) owns the same rows of W and W2 (n_part2 = n_part) and writes
 // y = gelu_tanh(W x) · (W2 x) instead (a gated MLP's gate and up: one dispatch instead of three); 2 (one matrix):
-// y = gelu_tanh(W x) · y2[t, n] (a vector multiplier: Gemma 3n's per-layer-input gate). These are uniforms, not
-// overrides: no pipeline more. The GEMMs read W only (the caller runs one per matrix and the epilogue apart).
+// y = gelu_tanh(W x) · y2[t, n] (a vector multiplier: Gemma 3n's per-layer-input gate). These are uniforms; the
+// override PAIR = 1 only enables W2's reads: with PAIR 0 the matrix choice folds away (a per-load branch costs a
+// single-matrix GEMV ~1.3-2x on SwiftShader, which runs both sides of a branch it cannot prove uniform). The GEMMs
+// read W only (the caller runs one per matrix and the epilogue apart).
 // Accumulation is f32 in every variant; weights are dequantized to exactly q * scale (scale decoded exactly from
 // its f16 bits), so the result is the matmul over weight-format.ts `dequantize` up to f32 summation order.
 // q5: a unit is one group's low nibbles (as q4); its d and fifth bits come from the scales buffer.
@@ -64,6 +67,7 @@ override FORMAT: u32 = 2u;
 override ACT: u32 = 0u;
 override ROWS: u32 = 8u;
 override LANES: u32 = 32u;
+override PAIR: u32 = 0u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<act_t>;
@@ -83,12 +87,12 @@ override LANES: u32 = 32u;
 // Matrix mat's (0: W, 1: W2) weight unit i and scales word i. The branch is uniform per workgroup in the
 // concatenated layout and fixed per row slot in epilogue 1.
 fn w_unit(mat: u32, i: u32) -> vec4<u32> {
-  if (mat != 0u) { return w2[i]; }
+  if (PAIR != 0u && mat != 0u) { return w2[i]; }
   return w[i];
 }
 
 fn scales_word(mat: u32, i: u32) -> u32 {
-  if (mat != 0u) { return scales2[i]; }
+  if (PAIR != 0u && mat != 0u) { return scales2[i]; }
   return scales[i];
 }
 

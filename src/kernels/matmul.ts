@@ -96,6 +96,8 @@ interface Variant {
   gemm: GPUComputePipeline;
   /** The GEMV with int8 activations (ACT 1; quantized formats, when enabled). */
   gemvInt8?: GPUComputePipeline;
+  /** The GEMV of this kernel's activations that reads two matrices (PAIR 1: MatmulArgs.also). */
+  gemvPair: GPUComputePipeline;
 }
 
 /** Bind group from (binding, buffer) pairs (the int8 entry points use bindings 0-6 selectively). */
@@ -162,13 +164,16 @@ export class MatmulKernel {
       getPipeline(ctx, { label: 'matmul', source, libraries: [f16Lib, geluLib], act, entryPoint, constants: { FORMAT: FORMAT_CODE[format], ...extra } });
     await Promise.all(
       formats.map(async (format) => {
-        const gemvInt8 = int8 && isQuantFormat(format)
-          ? spec(format, lanes === 1 ? 'gemv_rows' : 'gemv', { ROWS: rows, ...(lanes === 1 ? {} : { LANES: lanes }), ACT: 1, DOT: intDot === 'dot4' ? 2 : 1 })
-          : undefined;
+        const gemvShape = { ROWS: rows, ...(lanes === 1 ? {} : { LANES: lanes }) };
+        const gemvEntry = lanes === 1 ? 'gemv_rows' : 'gemv';
+        const int8Constants = int8 && isQuantFormat(format) ? { ...gemvShape, ACT: 1, DOT: intDot === 'dot4' ? 2 : 1 } : undefined;
+        const gemvInt8 = int8Constants && spec(format, gemvEntry, int8Constants);
+        // The two-matrix GEMV of the activations this format's GEMVs take.
+        const gemvPair = spec(format, gemvEntry, { ...(int8Constants ?? gemvShape), PAIR: 1 });
         const gemmChoice = (options.gemm ?? 'auto') === 'auto' ? (cpu ? 'regs' : 'wide') : options.gemm!;
         const gemmEntry = gemmChoice === 'wide' ? 'gemm' : `gemm_${gemmChoice}`;
-        const [gemv, gemm, int8Pipeline] = await Promise.all([lanes === 1 ? spec(format, 'gemv_rows', { ROWS: rows }) : spec(format, 'gemv', { ROWS: rows, LANES: lanes }), spec(format, gemmEntry), gemvInt8]);
-        variants.set(format, { gemv, gemm, gemvInt8: int8Pipeline });
+        const [gemv, gemm, int8Pipeline, pair] = await Promise.all([spec(format, gemvEntry, gemvShape), spec(format, gemmEntry), gemvInt8, gemvPair]);
+        variants.set(format, { gemv, gemm, gemvInt8: int8Pipeline, gemvPair: pair });
       }),
     );
     const quantizeX = int8 && formats.some(isQuantFormat) ? await spec('q4', 'quantize_x') : undefined;
@@ -263,7 +268,7 @@ export class MatmulKernel {
         return { part, out: o, params, bind, grid: [0, 1] as [number, number] };
       }),
     );
-    const gemvPipeline = int8 ? int8.pipeline : variant.gemv;
+    const gemvPipeline = also ? variant.gemvPair : int8 ? int8.pipeline : variant.gemv;
     const xqBinding: [number, GPUBuffer] = [5, int8 ? int8.xq : this.dummyScales];
     const gemvParts = fused
       ? [(() => {
