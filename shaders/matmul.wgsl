@@ -401,23 +401,10 @@ fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 // (slots 0, 1: rows n0, n0 + ROWS of W; slots 2, 3: the same rows of W2).
 const RPT = 4u;
 
-@compute @workgroup_size(ROWS)
-fn gemv_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let block = wg.y * p.grid_x + wg.x;
-  let nb = block % p.n_blocks;
-  let t0 = (block / p.n_blocks) * p.tb;
-  let gated = p.epilogue == 1u;
-  let s0 = row_slot(nb, select(ROWS * RPT, ROWS * 2u, gated), lid, false);
-  let n0 = s0.n;
-  if (n0 >= s0.rows || t0 >= p.T) { return; } // no barriers here: returning early is fine
-  let nt = min(p.tb, p.T - t0);
-  // Rows past the matrix are clamped to its last row for reading (in bounds, one code path) and never written.
-  let last = s0.rows - 1u;
-  let n1 = min(n0 + ROWS, last);
-  let n2 = select(min(n0 + 2u * ROWS, last), n0, gated);
-  let n3 = select(min(n0 + 3u * ROWS, last), n1, gated);
-  let m01 = s0.mat;
-  let m23 = select(s0.mat, 1u, gated);
+// gemv_rows' sums: rows n0, n1 of matrix ma and n2, n3 of matrix mb, tokens t0 .. t0 + nt − 1 (component j).
+struct RowsAcc { a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32> }
+
+fn rows_acc(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, t0: u32, nt: u32) -> RowsAcc {
   var a0 = vec4<f32>(0.0); // row n_i, token t0 + j in component j
   var a1 = vec4<f32>(0.0);
   var a2 = vec4<f32>(0.0);
@@ -426,24 +413,24 @@ fn gemv_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
   if (FORMAT < 2u && p.aligned == 0u) {
     for (var u = 0u; u < units; u++) {
       for (var j = 0u; j < nt; j++) {
-        a0[j] += unit_dot_unaligned(m01, n0, u, t0 + j);
-        a1[j] += unit_dot_unaligned(m01, n1, u, t0 + j);
-        a2[j] += unit_dot_unaligned(m23, n2, u, t0 + j);
-        a3[j] += unit_dot_unaligned(m23, n3, u, t0 + j);
+        a0[j] += unit_dot_unaligned(ma, n0, u, t0 + j);
+        a1[j] += unit_dot_unaligned(ma, n1, u, t0 + j);
+        a2[j] += unit_dot_unaligned(mb, n2, u, t0 + j);
+        a3[j] += unit_dot_unaligned(mb, n3, u, t0 + j);
       }
     }
   } else {
     let per = unit_elems();
     let stride = row_stride();
     for (var u = 0u; u < units; u++) {
-      let w0 = w_unit(m01, n0 * stride + u);
-      let w1 = w_unit(m01, n1 * stride + u);
-      let w2v = w_unit(m23, n2 * stride + u);
-      let w3 = w_unit(m23, n3 * stride + u);
-      let um0 = unit_meta(m01, n0, u);
-      let um1 = unit_meta(m01, n1, u);
-      let um2 = unit_meta(m23, n2, u);
-      let um3 = unit_meta(m23, n3, u);
+      let w0 = w_unit(ma, n0 * stride + u);
+      let w1 = w_unit(ma, n1 * stride + u);
+      let w2v = w_unit(mb, n2 * stride + u);
+      let w3 = w_unit(mb, n3 * stride + u);
+      let um0 = unit_meta(ma, n0, u);
+      let um1 = unit_meta(ma, n1, u);
+      let um2 = unit_meta(mb, n2, u);
+      let um3 = unit_meta(mb, n3, u);
       for (var j = 0u; j < nt; j++) {
         if (ACT == 1u) {
           let X = xq_block(t0 + j, x_block_of(u));
@@ -461,6 +448,35 @@ fn gemv_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
       }
     }
   }
+  return RowsAcc(a0, a1, a2, a3);
+}
+
+@compute @workgroup_size(ROWS)
+fn gemv_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let block = wg.y * p.grid_x + wg.x;
+  let nb = block % p.n_blocks;
+  let t0 = (block / p.n_blocks) * p.tb;
+  let gated = p.epilogue == 1u;
+  let s0 = row_slot(nb, select(ROWS * RPT, ROWS * 2u, gated), lid, false);
+  let n0 = s0.n;
+  if (n0 >= s0.rows || t0 >= p.T) { return; } // no barriers here: returning early is fine
+  let nt = min(p.tb, p.T - t0);
+  // Rows past the matrix are clamped to its last row for reading (in bounds, one code path) and never written.
+  let last = s0.rows - 1u;
+  let n1 = min(n0 + ROWS, last);
+  let n2 = select(min(n0 + 2u * ROWS, last), n0, gated);
+  let n3 = select(min(n0 + 3u * ROWS, last), n1, gated);
+  let m01 = s0.mat;
+  let m23 = select(s0.mat, 1u, gated);
+  // Epilogue 1 calls with literal matrices (W for slots 0, 1, W2 for 2, 3): inlined, the per-load matrix choice
+  // folds away there too (PAIR 1 pipelines); the concatenated layout keeps a branch, uniform per workgroup.
+  var acc: RowsAcc;
+  if (PAIR != 0u && gated) { acc = rows_acc(0u, 1u, n0, n1, n2, n3, t0, nt); }
+  else { acc = rows_acc(m01, m23, n0, n1, n2, n3, t0, nt); }
+  let a0 = acc.a0;
+  let a1 = acc.a1;
+  let a2 = acc.a2;
+  let a3 = acc.a3;
   for (var j = 0u; j < nt; j++) {
     if (gated) {
       write_y(t0 + j, n0, gelu_tanh(a0[j]) * a2[j]);
