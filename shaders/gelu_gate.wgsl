@@ -3,10 +3,7 @@
 //              g' = max(0, g - (mu + sigma * kappa))                        (shift then ReLU, not a mask)
 //   else:      g' = g
 //   y[t, j] = gelu_tanh(g'[j]) * up[t, j]
-// gelu_tanh(x) = 0.5 x (1 + tanh(k (x + 0.044715 x^3))), k = sqrt(2/pi), evaluated as the identical
-// x / (1 + exp(-2 k (x + 0.044715 x^3))): no tanh (which is NaN for large arguments on some implementations),
-// no cancellation in 1 + tanh for negative x, and the exponent is clamped so nothing overflows (exactly 0
-// far left, x far right).
+// gelu_tanh: shaders/lib/gelu-tanh.wgsl (shared with the matmul GEMV's gated epilogue).
 // Bindings: 0 params (uniform), 1 gate act_t, 2 up act_t (may be the same buffer as gate, e.g. a fused
 // [T, 2F] matmul output with gate at offset 0 and up at offset F, row stride 2F), 3 y act_t (read_write).
 // Layout: element (t, j) of each operand at off + t * stride + j.
@@ -36,12 +33,6 @@ override WG: u32 = 256;
 @group(0) @binding(3) var<storage, read_write> y: array<act_t>;
 
 var<workgroup> partial: array<f32, WG>;
-
-fn gelu_tanh(x: f32) -> f32 {
-  let u = 1.5957691216057308 * (x + 0.044715 * x * x * x); // 2 sqrt(2/pi) (...)
-  // Below u = -80 the true value is < |x| e^-80: 0. The clamp keeps exp finite (and inf out of it).
-  return select(x / (1.0 + exp(-clamp(u, -80.0, 80.0))), 0.0, u < -80.0);
-}
 
 // Sum of `v` over the workgroup; every thread gets the total. Called uniformly.
 fn wg_sum(t: u32, v: f32) -> f32 {

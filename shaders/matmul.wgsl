@@ -5,11 +5,22 @@
 // Bindings: 0 params (uniform), 1 x [T, K] act_t (from x_offset), 2 w array<vec4<u32>> (the part's data),
 // 3 scales array<u32> (q4/q8 scales, q5 scale units, K-quant super-block headers; a dummy otherwise), 4 y [T, N]
 // act_t (from y_offset, row stride N), 5 xq (the GEMVs: int8 activations, below; a dummy with ACT 0), 6 xq_out
-// (quantize_x only).
-// Overrides: FORMAT 0 f32, 1 f16, 2 q4, 3 q8, 4 q4k, 5 q5k, 6 q6k, 7 q5; ROWS x LANES the gemv workgroup; ACT 1:
+// (quantize_x only), 7 w2 and 8 scales2 (the GEMVs' second matrix; dummies otherwise), 9 y2 act_t (the second
+// matrix's output, or the epilogue's multiplier v; a dummy otherwise).
+// Overrides: FORMAT 0 f32, 1 f16, 2 q4, 3 q8, 4 q4k, 5 q5k, 6 q6k, 7 q5; ROWS x LANES the gemv workgroup; PAIR 1: the
+// GEMVs read a second matrix (below); ACT 1:
 // the GEMVs read int8 activations (below), DOT their integer product. Float rows are read as vec4<u32>
 // units when they start on 16 bytes (p.aligned), else element by element (odd test shapes). Only FORMAT makes
 // pipelines: each costs seconds to compile on SwiftShader.
+// Two matrices, one GEMV dispatch (decode; p.n_part2 > 0): W2 [n_part2, K] of the same format over the same x;
+// workgroups index the concatenation of both matrices' rows (blocks 0 .. n_blocks1 − 1: W, the rest: W2, so every
+// workgroup reads one matrix) and W2's rows go to y2 (y2_offset, row stride N2). Epilogues (p.epilogue): 1: a
+// thread (gemv_rows) or workgroup (gemv) owns the same rows of W and W2 (n_part2 = n_part) and writes
+// y = gelu_tanh(W x) · (W2 x) instead (a gated MLP's gate and up: one dispatch instead of three); 2 (one matrix):
+// y = gelu_tanh(W x) · y2[t, n] (a vector multiplier: Gemma 3n's per-layer-input gate). These are uniforms; the
+// override PAIR = 1 only enables W2's reads: with PAIR 0 the matrix choice folds away (a per-load branch costs a
+// single-matrix GEMV ~1.3-2x on SwiftShader, which runs both sides of a branch it cannot prove uniform). The GEMMs
+// read W only (the caller runs one per matrix and the epilogue apart).
 // Accumulation is f32 in every variant; weights are dequantized to exactly q * scale (scale decoded exactly from
 // its f16 bits), so the result is the matmul over weight-format.ts `dequantize` up to f32 summation order.
 // q5: a unit is one group's low nibbles (as q4); its d and fifth bits come from the scales buffer.
@@ -45,12 +56,18 @@ struct Params {
   xq_scales: u32,  // int8 activations: vec4 offset of the block scales in xq (after the codes)
   xq_sums: u32,    // int8 activations: vec4 offset of the block half sums in xq
   xq_pairs: u32,   // int8 activations: vec4 offset of the packed code pairs in xq
+  n_part2: u32,    // gemv: rows of the second matrix W2 (0: none)
+  y2_offset: u32,  // elements: W2's output (or the epilogue-2 multiplier) in y2
+  N2: u32,         // row stride of y2
+  epilogue: u32,   // gemv: 0 none, 1 y = gelu(W x)·(W2 x), 2 y = gelu(W x)·y2
+  n_blocks1: u32,  // gemv: workgroups of W's rows (the rest are W2's); n_blocks without W2
 }
 
 override FORMAT: u32 = 2u;
 override ACT: u32 = 0u;
 override ROWS: u32 = 8u;
 override LANES: u32 = 32u;
+override PAIR: u32 = 0u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<act_t>;
@@ -60,28 +77,44 @@ override LANES: u32 = 32u;
 // int8 activations (the GEMVs with ACT = 1, quantize_x): the quantized x, read as vec4 units and written as words.
 @group(0) @binding(5) var<storage, read> xq: array<vec4<u32>>;
 @group(0) @binding(6) var<storage, read_write> xq_out: array<u32>;
+// The GEMVs' second matrix (data, scales) and its output / the epilogue's multiplier.
+@group(0) @binding(7) var<storage, read> w2: array<vec4<u32>>;
+@group(0) @binding(8) var<storage, read> scales2: array<u32>;
+@group(0) @binding(9) var<storage, read_write> y2: array<act_t>;
 
 // f16_bits_to_f32 (exact, subnormals included; unpack2x16float may flush them): shaders/lib/f16-bits.wgsl.
 
-// 16-bit unit h of the scales buffer.
-fn scale_half(h: u32) -> u32 {
-  return (scales[h >> 1u] >> ((h & 1u) * 16u)) & 0xffffu;
+// Matrix mat's (0: W, 1: W2) weight unit i and scales word i. The branch is uniform per workgroup in the
+// concatenated layout and fixed per row slot in epilogue 1.
+fn w_unit(mat: u32, i: u32) -> vec4<u32> {
+  if (PAIR != 0u && mat != 0u) { return w2[i]; }
+  return w[i];
 }
 
-fn scale_at(s: u32) -> f32 {
-  return f16_bits_to_f32(scale_half(s));
+fn scales_word(mat: u32, i: u32) -> u32 {
+  if (PAIR != 0u && mat != 0u) { return scales2[i]; }
+  return scales[i];
+}
+
+// 16-bit unit h of the scales buffer.
+fn scale_half(mat: u32, h: u32) -> u32 {
+  return (scales_word(mat, h >> 1u) >> ((h & 1u) * 16u)) & 0xffffu;
+}
+
+fn scale_at(mat: u32, s: u32) -> f32 {
+  return f16_bits_to_f32(scale_half(mat, s));
 }
 
 // One u32 word of the weight data by word index (element access for unaligned float rows).
-fn w_word(i: u32) -> u32 {
-  return w[i >> 2u][i & 3u];
+fn w_word(mat: u32, i: u32) -> u32 {
+  return w_unit(mat, i >> 2u)[i & 3u];
 }
 
 // Weight element (n, k) of a float format, for unaligned rows.
-fn w_float(n: u32, k: u32) -> f32 {
+fn w_float(mat: u32, n: u32, k: u32) -> f32 {
   let e = n * p.K + k;
-  if (FORMAT == 0u) { return bitcast<f32>(w_word(e)); }
-  return unpack2x16float(w_word(e >> 1u))[e & 1u];
+  if (FORMAT == 0u) { return bitcast<f32>(w_word(mat, e)); }
+  return unpack2x16float(w_word(mat, e >> 1u))[e & 1u];
 }
 
 // Elements per 16-byte unit.
@@ -171,13 +204,13 @@ fn row_stride() -> u32 {
 
 fn byte_of(word: u32, i: u32) -> u32 { return (word >> (8u * i)) & 255u; }
 
-fn unit_meta(n: u32, u: u32) -> UnitMeta {
+fn unit_meta(mat: u32, n: u32, u: u32) -> UnitMeta {
   let none = vec2<u32>(0u);
-  if (FORMAT == 2u) { return UnitMeta(scale_at(n * p.groups + u), 0.0, none); }
-  if (FORMAT == 3u) { return UnitMeta(scale_at(n * p.groups + (u >> 1u)), 0.0, none); }
+  if (FORMAT == 2u) { return UnitMeta(scale_at(mat, n * p.groups + u), 0.0, none); }
+  if (FORMAT == 3u) { return UnitMeta(scale_at(mat, n * p.groups + (u >> 1u)), 0.0, none); }
   if (FORMAT == 7u) {
     let h = 3u * (n * p.groups + u);
-    return UnitMeta(scale_at(h), 0.0, vec2<u32>(scale_half(h + 1u) | (scale_half(h + 2u) << 16u), 0u));
+    return UnitMeta(scale_at(mat, h), 0.0, vec2<u32>(scale_half(mat, h + 1u) | (scale_half(mat, h + 2u) << 16u), 0u));
   }
   if (FORMAT < 2u) { return UnitMeta(1.0, 0.0, none); }
   let S = (p.groups + 7u) / 8u;
@@ -185,26 +218,26 @@ fn unit_meta(n: u32, u: u32) -> UnitMeta {
   let hw = n * k_row_words() + 4u * p.groups; // first high-bit word of row n
   if (FORMAT == 6u) {
     let sw = 4u * S + (S + 1u) / 2u;
-    let d = f16_bits_to_f32((scales[n * sw + 4u * S + (s >> 1u)] >> (16u * (s & 1u))) & 0xffffu);
-    let pair = scales[n * sw + 4u * s + ((u & 7u) >> 1u)] >> (16u * (u & 1u)); // i8 scales of elements 0..15, 16..31
+    let d = f16_bits_to_f32((scales_word(mat, n * sw + 4u * S + (s >> 1u)) >> (16u * (s & 1u))) & 0xffffu);
+    let pair = scales_word(mat, n * sw + 4u * s + ((u & 7u) >> 1u)) >> (16u * (u & 1u)); // i8 scales of elements 0..15, 16..31
     let sc0 = f32(bitcast<i32>(pair << 24u) >> 24u);
     let sc1 = f32(bitcast<i32>(pair << 16u) >> 24u);
-    return UnitMeta(d * sc0, d * sc1, vec2<u32>(w_word(hw + 2u * u), w_word(hw + 2u * u + 1u)));
+    return UnitMeta(d * sc0, d * sc1, vec2<u32>(w_word(mat, hw + 2u * u), w_word(mat, hw + 2u * u + 1u)));
   }
   // ggml's get_scale_min_k4 on the 12 scale bytes b (words hdr + 1 .. 3), k = j mod 4: j < 4: sc = b[j] & 63,
   // m = b[j + 4] & 63; j >= 4: sc = (b[j + 4] & 15) | (b[j - 4] >> 6) << 4, m = (b[j + 4] >> 4) | (b[j] >> 6) << 4.
   let hdr = n * 4u * S + 4u * s;
   let j = u & 7u;
   let k = j & 3u;
-  let a = byte_of(scales[hdr + 1u], k);
-  let b = byte_of(scales[hdr + 2u], k);
-  let c = byte_of(scales[hdr + 3u], k);
+  let a = byte_of(scales_word(mat, hdr + 1u), k);
+  let b = byte_of(scales_word(mat, hdr + 2u), k);
+  let c = byte_of(scales_word(mat, hdr + 3u), k);
   let low = j < 4u;
   let sc = select((c & 15u) | ((a >> 6u) << 4u), a & 63u, low);
   let mn = select((c >> 4u) | ((b >> 6u) << 4u), b & 63u, low);
-  let w0 = scales[hdr];
+  let w0 = scales_word(mat, hdr);
   var hb = 0u;
-  if (FORMAT == 5u) { hb = w_word(hw + u); }
+  if (FORMAT == 5u) { hb = w_word(mat, hw + u); }
   return UnitMeta(f16_bits_to_f32(w0 & 0xffffu) * f32(sc), f16_bits_to_f32(w0 >> 16u) * f32(mn), vec2<u32>(hb, 0u));
 }
 
@@ -259,12 +292,12 @@ fn unit_contrib(wv: vec4<u32>, m: UnitMeta, xu: XUnit) -> f32 {
 }
 
 // Unaligned float rows: the same unit, element by element, masked at K.
-fn unit_dot_unaligned(n: u32, u: u32, t: u32) -> f32 {
+fn unit_dot_unaligned(mat: u32, n: u32, u: u32, t: u32) -> f32 {
   let c0 = u * unit_elems();
   var s = 0.0;
   for (var i = 0u; i < unit_elems(); i++) {
     let c = c0 + i;
-    if (c < p.K) { s += w_float(n, c) * f32(x[p.x_offset + t * p.K + c]); }
+    if (c < p.K) { s += w_float(mat, n, c) * f32(x[p.x_offset + t * p.K + c]); }
   }
   return s;
 }
@@ -285,6 +318,28 @@ fn write_y(t: u32, n: u32, v: f32) {
   y[i] = act_t(r);
 }
 
+// A GEMV result of matrix mat, row n, token t (plain, epilogue 2 or W2's output; epilogue 1 writes in the caller).
+fn write_row(mat: u32, t: u32, n: u32, v: f32) {
+  if (mat != 0u) {
+    y2[p.y2_offset + t * p.N2 + n] = act_t(v);
+  } else if (p.epilogue == 2u) {
+    write_y(t, n, gelu_tanh(v) * f32(y2[p.y2_offset + t * p.N2 + n]));
+  } else {
+    write_y(t, n, v);
+  }
+}
+
+// A GEMV row slot's matrix and first row: `block` is the workgroup's feature block, `per` the features a block
+// covers per matrix, `off` the slot's offset in it; epilogue 1 puts W's rows in the first half of the slots (`upper`
+// false) and the same rows of W2 in the second.
+struct Slot { mat: u32, n: u32, rows: u32 }
+
+fn row_slot(block: u32, per: u32, off: u32, upper: bool) -> Slot {
+  if (p.epilogue == 1u) { return Slot(select(0u, 1u, upper), block * per + off, p.n_part); }
+  if (block >= p.n_blocks1) { return Slot(1u, (block - p.n_blocks1) * per + off, p.n_part2); }
+  return Slot(0u, block * per + off, p.n_part);
+}
+
 var<workgroup> red: array<vec4<f32>, 256>; // ROWS * LANES <= 256; one component per token (tb <= 4)
 
 @compute @workgroup_size(ROWS * LANES)
@@ -294,8 +349,12 @@ fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let t0 = (block / p.n_blocks) * p.tb;
   let r = lid / LANES;
   let lane = lid % LANES;
-  let n = nb * ROWS + r;
-  let live = n < p.n_part && t0 < p.T; // no early return: every thread reaches the barriers
+  // Epilogue 1: rows r and r + ROWS / 2 of a workgroup are the same feature of W and W2.
+  let half = ROWS / 2u;
+  var sl = row_slot(nb, ROWS, r, false);
+  if (p.epilogue == 1u) { sl = row_slot(nb, half, r % half, r >= half); }
+  let n = sl.n;
+  let live = n < sl.rows && t0 < p.T; // no early return: every thread reaches the barriers
   let nt = min(p.tb, p.T - min(t0, p.T));
   var acc = vec4<f32>(0.0); // token t0 + j in component j
   if (live) {
@@ -304,11 +363,11 @@ fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let per = unit_elems();
     for (var u = lane; u < units; u += LANES) {
       if (FORMAT < 2u && p.aligned == 0u) {
-        for (var j = 0u; j < nt; j++) { acc[j] += unit_dot_unaligned(n, u, t0 + j); }
+        for (var j = 0u; j < nt; j++) { acc[j] += unit_dot_unaligned(sl.mat, n, u, t0 + j); }
         continue;
       }
-      let wv = w[row_units + u];
-      let um = unit_meta(n, u);
+      let wv = w_unit(sl.mat, row_units + u);
+      let um = unit_meta(sl.mat, n, u);
       for (var j = 0u; j < nt; j++) {
         if (ACT == 1u) { acc[j] += int8_row_contrib(wv, um, xq_block(t0 + j, x_block_of(u)), u); }
         else { acc[j] += unit_contrib(wv, um, x_unit(t0 + j, u * per)); }
@@ -323,7 +382,14 @@ fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
   if (live && lane == 0u) {
     let v = red[lid];
-    for (var j = 0u; j < nt; j++) { write_y(t0 + j, n, v[j]); }
+    if (p.epilogue == 1u) {
+      if (r < half) {
+        let b = red[lid + half * LANES];
+        for (var j = 0u; j < nt; j++) { write_y(t0 + j, n, gelu_tanh(v[j]) * b[j]); }
+      }
+    } else {
+      for (var j = 0u; j < nt; j++) { write_row(sl.mat, t0 + j, n, v[j]); }
+    }
   }
 }
 
@@ -331,22 +397,14 @@ fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 // unit, loading the unit's activations once per token for all 4 rows (x loads, not weight loads, dominate on a
 // CPU, where every load is a per-lane gather) and keeping the 4 x tb sums in registers. No workgroup memory and no
 // barrier: SwiftShader then runs the invocations as plain SIMD loops (barriers force its coroutine path, and
-// workgroup memory is zeroed per workgroup). A workgroup covers ROWS * RPT rows.
+// workgroup memory is zeroed per workgroup). A workgroup covers ROWS * RPT rows; with epilogue 1, ROWS * 2 features
+// (slots 0, 1: rows n0, n0 + ROWS of W; slots 2, 3: the same rows of W2).
 const RPT = 4u;
 
-@compute @workgroup_size(ROWS)
-fn gemv_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let block = wg.y * p.grid_x + wg.x;
-  let nb = block % p.n_blocks;
-  let t0 = (block / p.n_blocks) * p.tb;
-  let n0 = nb * ROWS * RPT + lid;
-  if (n0 >= p.n_part || t0 >= p.T) { return; } // no barriers here: returning early is fine
-  let nt = min(p.tb, p.T - t0);
-  // Rows past the part are clamped to its last row for reading (in bounds, one code path) and never written.
-  let last = p.n_part - 1u;
-  let n1 = min(n0 + ROWS, last);
-  let n2 = min(n0 + 2u * ROWS, last);
-  let n3 = min(n0 + 3u * ROWS, last);
+// gemv_rows' sums: rows n0, n1 of matrix ma and n2, n3 of matrix mb, tokens t0 .. t0 + nt − 1 (component j).
+struct RowsAcc { a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32> }
+
+fn rows_acc(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, t0: u32, nt: u32) -> RowsAcc {
   var a0 = vec4<f32>(0.0); // row n_i, token t0 + j in component j
   var a1 = vec4<f32>(0.0);
   var a2 = vec4<f32>(0.0);
@@ -355,46 +413,80 @@ fn gemv_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
   if (FORMAT < 2u && p.aligned == 0u) {
     for (var u = 0u; u < units; u++) {
       for (var j = 0u; j < nt; j++) {
-        a0[j] += unit_dot_unaligned(n0, u, t0 + j);
-        a1[j] += unit_dot_unaligned(n1, u, t0 + j);
-        a2[j] += unit_dot_unaligned(n2, u, t0 + j);
-        a3[j] += unit_dot_unaligned(n3, u, t0 + j);
+        a0[j] += unit_dot_unaligned(ma, n0, u, t0 + j);
+        a1[j] += unit_dot_unaligned(ma, n1, u, t0 + j);
+        a2[j] += unit_dot_unaligned(mb, n2, u, t0 + j);
+        a3[j] += unit_dot_unaligned(mb, n3, u, t0 + j);
       }
     }
   } else {
     let per = unit_elems();
     let stride = row_stride();
     for (var u = 0u; u < units; u++) {
-      let w0 = w[n0 * stride + u];
-      let w1 = w[n1 * stride + u];
-      let w2 = w[n2 * stride + u];
-      let w3 = w[n3 * stride + u];
-      let m0 = unit_meta(n0, u);
-      let m1 = unit_meta(n1, u);
-      let m2 = unit_meta(n2, u);
-      let m3 = unit_meta(n3, u);
+      let w0 = w_unit(ma, n0 * stride + u);
+      let w1 = w_unit(ma, n1 * stride + u);
+      let w2v = w_unit(mb, n2 * stride + u);
+      let w3 = w_unit(mb, n3 * stride + u);
+      let um0 = unit_meta(ma, n0, u);
+      let um1 = unit_meta(ma, n1, u);
+      let um2 = unit_meta(mb, n2, u);
+      let um3 = unit_meta(mb, n3, u);
       for (var j = 0u; j < nt; j++) {
         if (ACT == 1u) {
           let X = xq_block(t0 + j, x_block_of(u));
-          a0[j] += int8_row_contrib(w0, m0, X, u);
-          a1[j] += int8_row_contrib(w1, m1, X, u);
-          a2[j] += int8_row_contrib(w2, m2, X, u);
-          a3[j] += int8_row_contrib(w3, m3, X, u);
+          a0[j] += int8_row_contrib(w0, um0, X, u);
+          a1[j] += int8_row_contrib(w1, um1, X, u);
+          a2[j] += int8_row_contrib(w2v, um2, X, u);
+          a3[j] += int8_row_contrib(w3, um3, X, u);
         } else {
           let xu = x_unit(t0 + j, u * per);
-          a0[j] += unit_contrib(w0, m0, xu);
-          a1[j] += unit_contrib(w1, m1, xu);
-          a2[j] += unit_contrib(w2, m2, xu);
-          a3[j] += unit_contrib(w3, m3, xu);
+          a0[j] += unit_contrib(w0, um0, xu);
+          a1[j] += unit_contrib(w1, um1, xu);
+          a2[j] += unit_contrib(w2v, um2, xu);
+          a3[j] += unit_contrib(w3, um3, xu);
         }
       }
     }
   }
+  return RowsAcc(a0, a1, a2, a3);
+}
+
+@compute @workgroup_size(ROWS)
+fn gemv_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let block = wg.y * p.grid_x + wg.x;
+  let nb = block % p.n_blocks;
+  let t0 = (block / p.n_blocks) * p.tb;
+  let gated = p.epilogue == 1u;
+  let s0 = row_slot(nb, select(ROWS * RPT, ROWS * 2u, gated), lid, false);
+  let n0 = s0.n;
+  if (n0 >= s0.rows || t0 >= p.T) { return; } // no barriers here: returning early is fine
+  let nt = min(p.tb, p.T - t0);
+  // Rows past the matrix are clamped to its last row for reading (in bounds, one code path) and never written.
+  let last = s0.rows - 1u;
+  let n1 = min(n0 + ROWS, last);
+  let n2 = select(min(n0 + 2u * ROWS, last), n0, gated);
+  let n3 = select(min(n0 + 3u * ROWS, last), n1, gated);
+  let m01 = s0.mat;
+  let m23 = select(s0.mat, 1u, gated);
+  // Epilogue 1 calls with literal matrices (W for slots 0, 1, W2 for 2, 3): inlined, the per-load matrix choice
+  // folds away there too (PAIR 1 pipelines); the concatenated layout keeps a branch, uniform per workgroup.
+  var acc: RowsAcc;
+  if (PAIR != 0u && gated) { acc = rows_acc(0u, 1u, n0, n1, n2, n3, t0, nt); }
+  else { acc = rows_acc(m01, m23, n0, n1, n2, n3, t0, nt); }
+  let a0 = acc.a0;
+  let a1 = acc.a1;
+  let a2 = acc.a2;
+  let a3 = acc.a3;
   for (var j = 0u; j < nt; j++) {
-    write_y(t0 + j, n0, a0[j]);
-    if (n0 + ROWS < p.n_part) { write_y(t0 + j, n0 + ROWS, a1[j]); }
-    if (n0 + 2u * ROWS < p.n_part) { write_y(t0 + j, n0 + 2u * ROWS, a2[j]); }
-    if (n0 + 3u * ROWS < p.n_part) { write_y(t0 + j, n0 + 3u * ROWS, a3[j]); }
+    if (gated) {
+      write_y(t0 + j, n0, gelu_tanh(a0[j]) * a2[j]);
+      if (n0 + ROWS < s0.rows) { write_y(t0 + j, n0 + ROWS, gelu_tanh(a1[j]) * a3[j]); }
+    } else {
+      write_row(m01, t0 + j, n0, a0[j]);
+      if (n0 + ROWS < s0.rows) { write_row(m01, t0 + j, n0 + ROWS, a1[j]); }
+      if (n0 + 2u * ROWS < s0.rows) { write_row(m01, t0 + j, n0 + 2u * ROWS, a2[j]); }
+      if (n0 + 3u * ROWS < s0.rows) { write_row(m01, t0 + j, n0 + 3u * ROWS, a3[j]); }
+    }
   }
 }
 
@@ -402,7 +494,7 @@ fn gemv_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
 // write_tile_row: loops that index a vector dynamically triple the gemm's compile time on SwiftShader.
 fn w_float4(n: u32, k: u32) -> vec4<f32> {
   let last = p.K - 1u;
-  let v = vec4<f32>(w_float(n, min(k, last)), w_float(n, min(k + 1u, last)), w_float(n, min(k + 2u, last)), w_float(n, min(k + 3u, last)));
+  let v = vec4<f32>(w_float(0u, n, min(k, last)), w_float(0u, n, min(k + 1u, last)), w_float(0u, n, min(k + 2u, last)), w_float(0u, n, min(k + 3u, last)));
   return select(vec4<f32>(0.0), v, vec4<u32>(k) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(p.K));
 }
 
@@ -454,20 +546,20 @@ fn stage_tile(vlid: u32, m0: u32, n0: u32, kt: u32) {
   if (nok) {
     if (FORMAT == 2u) {
       let bi = n * p.groups + kt;
-      let d = scale_at(bi);
+      let d = scale_at(0u, bi);
       let word = w[bi][part];
       wa = q4_lo(word) * d;
       wb = q4_hi(word) * d;
     } else if (FORMAT == 3u) {
       let bi = n * p.groups + kt;
-      let d = scale_at(bi);
+      let d = scale_at(0u, bi);
       let blk = w[bi * 2u + (part >> 1u)];
       let h = (part & 1u) * 2u;
       wa = q8_4(blk[h]) * d;
       wb = q8_4(blk[h + 1u]) * d;
     } else if (FORMAT >= 4u) {
       // Sub-block (q5: group) kt, elements part * 8 .. + 7: codes q (nibble + high bits), then ggml's value exactly.
-      let m = unit_meta(n, kt);
+      let m = unit_meta(0u, n, kt);
       let word = vec4<u32>(w[n * row_stride() + kt][part]);
       let sh = vec4<u32>(0u, 4u, 8u, 12u);
       var qa = (word >> sh) & vec4<u32>(15u);

@@ -1,4 +1,5 @@
 import source from '../../shaders/gelu_gate.wgsl?raw';
+import geluLib from '../../shaders/lib/gelu-tanh.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
 import { BufferArena } from '../gpu/buffers.ts';
 import { bindBuffers, getPipeline, grid2d, makeDispatch, type ActType, type Dispatch } from '../gpu/pipeline.ts';
@@ -42,7 +43,7 @@ export class GeluGateKernel {
   }
 
   static async create(ctx: GpuContext, act: ActType = 'f32'): Promise<GeluGateKernel> {
-    const pipeline = await getPipeline(ctx, { label: 'gelu_gate', source, act, constants: { WG } });
+    const pipeline = await getPipeline(ctx, { label: 'gelu_gate', source, libraries: [geluLib], act, constants: { WG } });
     return new GeluGateKernel(ctx, pipeline, act === 'f16' ? 2 : 4);
   }
 

@@ -1,8 +1,9 @@
 import source from '../../shaders/matmul.wgsl?raw';
 import f16Lib from '../../shaders/lib/f16-bits.wgsl?raw';
+import geluLib from '../../shaders/lib/gelu-tanh.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
 import { packUniform, BufferArena } from '../gpu/buffers.ts';
-import { bindBuffers, getPipeline, grid2d, type ActType, type Dispatch } from '../gpu/pipeline.ts';
+import { getPipeline, grid2d, type ActType, type Dispatch } from '../gpu/pipeline.ts';
 import { groupsPerRow, isQuantFormat, type GpuWeight, type WeightFormat } from '../formats/weight-format.ts';
 
 export interface MatmulArgs {
@@ -26,6 +27,19 @@ export interface MatmulArgs {
    * v of one normed row). No effect with f32 activations.
    */
   sharesQuantizedX?: MatmulDispatch;
+  /**
+   * A second matrix over the same x, computed in the same GEMV dispatch (decode): W2 x into `y` (row stride
+   * W2.rows) from element `yOffset`. Needs `MatmulKernel.canShare(weight, also.weight)`. The GEMM path runs it as a
+   * dispatch of its own.
+   */
+  also?: { weight: GpuWeight; y: GPUBuffer; yOffset?: number };
+  /**
+   * The GEMV's gated epilogue: writes gelu_tanh(W x) ⊙ m to `y` (from `yOffset`, row stride `rowStride`, default
+   * the rows of W) instead of W x, m = W2 x of `also` (same rows as W; also.y is then not written), or `mul`
+   * [T, rows] (element (t, n) at offset + t · rowStride + n). The GEMM path (prefill) does not apply it: it writes
+   * W x to args.y (and W2 x to also.y), and the caller runs the gate itself when `fusedEpilogue` is false.
+   */
+  gelu?: { y: GPUBuffer; yOffset?: number; rowStride?: number; mul?: { buffer: GPUBuffer; offset?: number; rowStride: number } };
 }
 
 export type MatmulPath = 'auto' | 'gemv' | 'gemm';
@@ -66,6 +80,8 @@ export interface MatmulDispatch extends Dispatch {
   readonly path: 'gemv' | 'gemm';
   /** Frees the uniform buffers (not x, y or the weight). */
   destroy(): void;
+  /** Whether the next encode applies the `gelu` epilogue (the GEMV path); else the caller gates W x itself. */
+  readonly fusedEpilogue: boolean;
   /** With int8 activations: the quantized x this dispatch reads (for `sharesQuantizedX`). */
   readonly quantizedX?: { x: GPUBuffer; xOffset: number; K: number; xq: GPUBuffer };
 }
@@ -80,6 +96,8 @@ interface Variant {
   gemm: GPUComputePipeline;
   /** The GEMV with int8 activations (ACT 1; quantized formats, when enabled). */
   gemvInt8?: GPUComputePipeline;
+  /** The GEMV of this kernel's activations that reads two matrices (PAIR 1: MatmulArgs.also). */
+  gemvPair: GPUComputePipeline;
 }
 
 /** Bind group from (binding, buffer) pairs (the int8 entry points use bindings 0-6 selectively). */
@@ -108,6 +126,8 @@ export class MatmulKernel {
     readonly act: ActType,
     private readonly variants: Map<string, Variant>,
     private readonly dummyScales: GPUBuffer,
+    /** A dummy for the GEMVs' writable y2 (binding 9) when unused: not one of the read-only dummies (no aliasing). */
+    private readonly dummyOut: GPUBuffer,
     private readonly gemvRows: number,
     /** quantize_x (int8 activations), when enabled. */
     private readonly quantizeX?: GPUComputePipeline,
@@ -141,24 +161,37 @@ export class MatmulKernel {
     const intDot = options.intDot ?? (cpu || !ctx.packedDot ? 'pack' : 'dot4');
     const variants = new Map<string, Variant>();
     const spec = (format: WeightFormat, entryPoint: string, extra: Record<string, number> = {}) =>
-      getPipeline(ctx, { label: 'matmul', source, libraries: [f16Lib], act, entryPoint, constants: { FORMAT: FORMAT_CODE[format], ...extra } });
+      getPipeline(ctx, { label: 'matmul', source, libraries: [f16Lib, geluLib], act, entryPoint, constants: { FORMAT: FORMAT_CODE[format], ...extra } });
     await Promise.all(
       formats.map(async (format) => {
-        const gemvInt8 = int8 && isQuantFormat(format)
-          ? spec(format, lanes === 1 ? 'gemv_rows' : 'gemv', { ROWS: rows, ...(lanes === 1 ? {} : { LANES: lanes }), ACT: 1, DOT: intDot === 'dot4' ? 2 : 1 })
-          : undefined;
+        const gemvShape = { ROWS: rows, ...(lanes === 1 ? {} : { LANES: lanes }) };
+        const gemvEntry = lanes === 1 ? 'gemv_rows' : 'gemv';
+        const int8Constants = int8 && isQuantFormat(format) ? { ...gemvShape, ACT: 1, DOT: intDot === 'dot4' ? 2 : 1 } : undefined;
+        const gemvInt8 = int8Constants && spec(format, gemvEntry, int8Constants);
+        // The two-matrix GEMV of the activations this format's GEMVs take.
+        const gemvPair = spec(format, gemvEntry, { ...(int8Constants ?? gemvShape), PAIR: 1 });
         const gemmChoice = (options.gemm ?? 'auto') === 'auto' ? (cpu ? 'regs' : 'wide') : options.gemm!;
         const gemmEntry = gemmChoice === 'wide' ? 'gemm' : `gemm_${gemmChoice}`;
-        const [gemv, gemm, int8Pipeline] = await Promise.all([lanes === 1 ? spec(format, 'gemv_rows', { ROWS: rows }) : spec(format, 'gemv', { ROWS: rows, LANES: lanes }), spec(format, gemmEntry), gemvInt8]);
-        variants.set(format, { gemv, gemm, gemvInt8: int8Pipeline });
+        const [gemv, gemm, int8Pipeline, pair] = await Promise.all([spec(format, gemvEntry, gemvShape), spec(format, gemmEntry), gemvInt8, gemvPair]);
+        variants.set(format, { gemv, gemm, gemvInt8: int8Pipeline, gemvPair: pair });
       }),
     );
     const quantizeX = int8 && formats.some(isQuantFormat) ? await spec('q4', 'quantize_x') : undefined;
     const dummyScales = ctx.device.createBuffer({ label: 'matmul/no-scales', size: 16, usage: GPUBufferUsage.STORAGE });
+    const dummyOut = ctx.device.createBuffer({ label: 'matmul/no-y2', size: 16, usage: GPUBufferUsage.STORAGE });
     // Features per GEMV workgroup: gemv_rows threads own GEMV_ROWS_PER_THREAD rows each.
-    const kernel = new MatmulKernel(ctx, act, variants, dummyScales, lanes === 1 ? rows * GEMV_ROWS_PER_THREAD : rows, quantizeX);
+    const kernel = new MatmulKernel(ctx, act, variants, dummyScales, dummyOut, lanes === 1 ? rows * GEMV_ROWS_PER_THREAD : rows, quantizeX);
     kernel.arena.own(dummyScales);
+    kernel.arena.own(dummyOut);
     return kernel;
+  }
+
+  /**
+   * Whether `b` can be the `also` of a GEMV over `a`: the same format (compiled here), the same K, one part each
+   * (a weight split over several buffers takes a dispatch per part).
+   */
+  canShare(a: GpuWeight, b: GpuWeight): boolean {
+    return a.format === b.format && a.cols === b.cols && a.parts.length === 1 && b.parts.length === 1 && this.variants.has(a.format);
   }
 
   bind(args: MatmulArgs): MatmulDispatch {
@@ -201,71 +234,117 @@ export class MatmulKernel {
           /** Whether this dispatch quantizes x itself (else it reads `shared`'s). */
           own: !shared,
           xq: shared?.xq ?? this.arena.storage(16 * (xqLayout.pairs + 4 * blocks), `${label}/xq`),
-          params: this.arena.uniform(64, `${label}/quantize-x-params`),
+          params: this.arena.uniform(96, `${label}/quantize-x-params`),
           grid: [0, 1] as [number, number],
         }
       : undefined;
     const quantizeXBind = int8?.own ? bindSparse(device, this.quantizeX!, [[0, int8.params], [1, args.x], [6, int8.xq]], `${label}/quantize-x`) : undefined;
-    const parts = weight.parts.map((part) => {
-      const gemvParams = this.arena.uniform(64, `${label}/gemv-params`);
-      const gemmParams = this.arena.uniform(64, `${label}/gemm-params`);
-      const buffers = (params: GPUBuffer) => [params, args.x, part.data, part.scales ?? this.dummyScales, args.y];
-      return {
-        part,
-        gemvParams,
-        gemmParams,
-        // The GEMVs reference xq (binding 5) for their int8 branch: the f32 ones get a dummy.
-        gemv: bindBuffers(device, int8 ? int8.pipeline : variant.gemv, [...buffers(gemvParams), int8 ? int8.xq : this.dummyScales], label),
-        gemm: bindBuffers(device, variant.gemm, buffers(gemmParams), label),
-        gemvGrid: [0, 1] as [number, number],
-        gemmGrid: [0, 1] as [number, number],
-      };
-    });
+
+    // Two matrices and / or the gated epilogue in one GEMV dispatch (see MatmulArgs.also, .gelu).
+    const { also, gelu } = args;
+    const fused = also !== undefined || gelu !== undefined;
+    const epilogue = !gelu ? 0 : also ? 1 : 2;
+    if (fused) {
+      if (args.accumulate) throw new Error(`${label}: accumulate cannot combine with also / gelu`);
+      if (weight.parts.length !== 1) throw new Error(`${label}: also / gelu need a weight in one part`);
+      if (also && !this.canShare(weight, also.weight)) {
+        throw new Error(`${label}: also (${also.weight.format} ${also.weight.rows}x${also.weight.cols}) cannot share this GEMV: same format and K, one part each`);
+      }
+      if (gelu && (also ? gelu.mul !== undefined : gelu.mul === undefined)) throw new Error(`${label}: gelu needs exactly one of also and gelu.mul`);
+      if (epilogue === 1 && also!.weight.rows !== N) throw new Error(`${label}: gelu over also needs equal rows (${N}, ${also!.weight.rows})`);
+      if (epilogue === 1 && this.gemvRows % 2 !== 0) throw new Error(`${label}: gelu over also needs an even GEMV row count (${this.gemvRows})`);
+      const written = [args.y, also?.y, gelu?.y, gelu?.mul?.buffer].filter((b): b is GPUBuffer => b !== undefined);
+      if (written.includes(args.x)) throw new Error(`${label}: the outputs must not be x`);
+      if (also && also.y === args.y) throw new Error(`${label}: also.y must not be y`);
+      if (gelu?.mul && gelu.mul.buffer === gelu.y) throw new Error(`${label}: gelu.mul must not be gelu.y`);
+    }
+    // GEMM (and unfused GEMV) outputs: W x into y, then also's W2 x into also.y, each weight part its own dispatch.
+    const outputs = [{ weight, y: args.y, yOffset, N }, ...(also ? [{ weight: also.weight, y: also.y, yOffset: also.yOffset ?? 0, N: also.weight.rows }] : [])];
+    const dummies: Array<[number, GPUBuffer]> = [[7, this.dummyScales], [8, this.dummyScales]];
+    const gemmParts = outputs.flatMap((o) =>
+      o.weight.parts.map((part) => {
+        const params = this.arena.uniform(96, `${label}/gemm-params`);
+        const bind = bindSparse(device, variant.gemm, [[0, params], [1, args.x], [2, part.data], [3, part.scales ?? this.dummyScales], [4, o.y], ...dummies], label);
+        return { part, out: o, params, bind, grid: [0, 1] as [number, number] };
+      }),
+    );
+    const gemvPipeline = also ? variant.gemvPair : int8 ? int8.pipeline : variant.gemv;
+    const xqBinding: [number, GPUBuffer] = [5, int8 ? int8.xq : this.dummyScales];
+    const gemvParts = fused
+      ? [(() => {
+          const part = weight.parts[0];
+          const part2 = also?.weight.parts[0];
+          const params = this.arena.uniform(96, `${label}/gemv-params`);
+          const y2 = also && !gelu ? also.y : gelu?.mul?.buffer ?? this.dummyOut;
+          const bind = bindSparse(device, gemvPipeline, [
+            [0, params], [1, args.x], [2, part.data], [3, part.scales ?? this.dummyScales], [4, gelu ? gelu.y : args.y], xqBinding,
+            [7, part2?.data ?? this.dummyScales], [8, part2?.scales ?? this.dummyScales], [9, y2],
+          ], `${label}+`);
+          return { part, params, bind, grid: [0, 1] as [number, number] };
+        })()]
+      : weight.parts.map((part) => {
+          const params = this.arena.uniform(96, `${label}/gemv-params`);
+          const bind = bindSparse(device, gemvPipeline, [[0, params], [1, args.x], [2, part.data], [3, part.scales ?? this.dummyScales], [4, args.y], xqBinding, ...dummies, [9, this.dummyOut]], label);
+          return { part, params, bind, grid: [0, 1] as [number, number] };
+        });
 
     let T = 0;
     let path: 'gemv' | 'gemm' = 'gemv';
     const setRows = (rows: number) => {
       if (!Number.isInteger(rows) || rows < 0) throw new Error(`${label}: bad row count ${rows}`);
-      const needX = (xOffset + rows * K) * actBytes;
-      const needY = (yOffset + rows * N) * actBytes;
-      if (rows > 0 && needX > args.x.size) throw new Error(`${label}: x holds ${args.x.size} bytes, ${rows} tokens need ${needX}`);
-      if (rows > 0 && needY > args.y.size) throw new Error(`${label}: y holds ${args.y.size} bytes, ${rows} tokens need ${needY}`);
+      const checkFits = (name: string, buffer: GPUBuffer, elements: number) => {
+        if (elements * actBytes > buffer.size) throw new Error(`${label}: ${name} holds ${buffer.size} bytes, ${rows} tokens need ${elements * actBytes}`);
+      };
+      if (rows > 0) {
+        checkFits('x', args.x, xOffset + rows * K);
+        checkFits('y', args.y, yOffset + rows * N);
+        if (also) checkFits('also.y', also.y, (also.yOffset ?? 0) + rows * also.weight.rows);
+        if (gelu) checkFits('gelu.y', gelu.y, (gelu.yOffset ?? 0) + (rows - 1) * (gelu.rowStride ?? N) + N);
+        if (gelu?.mul) checkFits('gelu.mul', gelu.mul.buffer, (gelu.mul.offset ?? 0) + (rows - 1) * gelu.mul.rowStride + N);
+      }
       T = rows;
       const forced = args.path ?? 'auto';
       path = forced === 'auto' ? (T <= MatmulKernel.GEMV_MAX_T ? 'gemv' : 'gemm') : forced;
       const tb = T <= 1 ? 1 : 4;
-      for (const p of parts) {
-        const gemvBlocks = Math.ceil(p.part.rows / this.gemvRows);
-        p.gemvGrid = grid2d(gemvBlocks * Math.ceil(T / tb), maxPerDim);
-        const gemmBlocks = Math.ceil(p.part.rows / GEMM_TILE);
-        p.gemmGrid = grid2d(gemmBlocks * Math.ceil(T / GEMM_TILE), maxPerDim);
-        const common = (grid: [number, number], blocks: number): ArrayBuffer =>
-          packUniform([
-            ['u32', T],
-            ['u32', K],
-            ['u32', N],
-            ['u32', p.part.rows],
-            ['u32', p.part.rowStart],
-            ['u32', xOffset],
-            ['u32', yOffset],
-            ['u32', args.accumulate ? 1 : 0],
-            ['u32', groupsPerRow(K)],
-            ['u32', grid[0]],
-            ['u32', blocks],
-            ['u32', tb],
-            ['u32', isAligned(weight.format, K) ? 1 : 0],
-            ['u32', xqLayout.scales],
-            ['u32', xqLayout.sums],
-            ['u32', xqLayout.pairs],
-          ]);
-        device.queue.writeBuffer(p.gemvParams, 0, common(p.gemvGrid, gemvBlocks));
-        device.queue.writeBuffer(p.gemmParams, 0, common(p.gemmGrid, gemmBlocks));
+      const params = (o: {
+        grid: [number, number]; blocks: number; rows: number; rowStart: number; N: number; yOffset: number;
+        rows2?: number; y2Offset?: number; N2?: number; epilogue?: number; blocks1?: number;
+      }): ArrayBuffer =>
+        packUniform([
+          ['u32', T], ['u32', K], ['u32', o.N], ['u32', o.rows], ['u32', o.rowStart], ['u32', xOffset], ['u32', o.yOffset],
+          ['u32', args.accumulate ? 1 : 0], ['u32', groupsPerRow(K)], ['u32', o.grid[0]], ['u32', o.blocks], ['u32', tb],
+          ['u32', isAligned(weight.format, K) ? 1 : 0], ['u32', xqLayout.scales], ['u32', xqLayout.sums], ['u32', xqLayout.pairs],
+          ['u32', o.rows2 ?? 0], ['u32', o.y2Offset ?? 0], ['u32', o.N2 ?? 0], ['u32', o.epilogue ?? 0], ['u32', o.blocks1 ?? o.blocks],
+        ]);
+      for (const g of gemmParts) {
+        const blocks = Math.ceil(g.part.rows / GEMM_TILE);
+        g.grid = grid2d(blocks * Math.ceil(T / GEMM_TILE), maxPerDim);
+        device.queue.writeBuffer(g.params, 0, params({ grid: g.grid, blocks, rows: g.part.rows, rowStart: g.part.rowStart, N: g.out.N, yOffset: g.out.yOffset }));
+      }
+      const tokenBlocks = Math.ceil(T / tb);
+      for (const g of gemvParts) {
+        if (!fused) {
+          const blocks = Math.ceil(g.part.rows / this.gemvRows);
+          g.grid = grid2d(blocks * tokenBlocks, maxPerDim);
+          device.queue.writeBuffer(g.params, 0, params({ grid: g.grid, blocks, rows: g.part.rows, rowStart: g.part.rowStart, N, yOffset }));
+          continue;
+        }
+        // Epilogue 1: a workgroup covers half its usual features, of both matrices.
+        const blocks1 = Math.ceil(N / (epilogue === 1 ? this.gemvRows / 2 : this.gemvRows));
+        const rows2 = also?.weight.rows ?? 0;
+        const blocks = blocks1 + (epilogue === 1 ? 0 : Math.ceil(rows2 / this.gemvRows));
+        g.grid = grid2d(blocks * tokenBlocks, maxPerDim);
+        device.queue.writeBuffer(g.params, 0, params({
+          grid: g.grid, blocks, rows: N, rowStart: 0, N: gelu ? (gelu.rowStride ?? N) : N, yOffset: gelu ? (gelu.yOffset ?? 0) : yOffset,
+          rows2, y2Offset: gelu?.mul ? (gelu.mul.offset ?? 0) : (also?.yOffset ?? 0), N2: gelu?.mul ? gelu.mul.rowStride : rows2, epilogue, blocks1,
+        }));
       }
       if (int8?.own && T <= MatmulKernel.GEMV_MAX_T) {
         int8.grid = grid2d(Math.ceil((T * G) / 64), maxPerDim);
         device.queue.writeBuffer(int8.params, 0, packUniform([
           ['u32', T], ['u32', K], ['u32', N], ['u32', 0], ['u32', 0], ['u32', xOffset], ['u32', 0], ['u32', 0],
           ['u32', G], ['u32', int8.grid[0]], ['u32', 0], ['u32', 0], ['u32', 0], ['u32', xqLayout.scales], ['u32', xqLayout.sums], ['u32', xqLayout.pairs],
+          ['u32', 0], ['u32', 0], ['u32', 0], ['u32', 0], ['u32', 0],
         ]));
       }
     };
@@ -277,6 +356,9 @@ export class MatmulKernel {
       get path() {
         return path;
       },
+      get fusedEpilogue() {
+        return gelu !== undefined && path === 'gemv';
+      },
       quantizedX: int8 && { x: args.x, xOffset, K, xq: int8.xq },
       encode: (pass: GPUComputePassEncoder) => {
         if (T === 0) return;
@@ -285,23 +367,15 @@ export class MatmulKernel {
           pass.setBindGroup(0, quantizeXBind!);
           pass.dispatchWorkgroups(int8.grid[0], int8.grid[1]);
         }
-        for (const p of parts) {
-          if (path === 'gemv') {
-            pass.setPipeline(int8 ? int8.pipeline : variant.gemv);
-            pass.setBindGroup(0, p.gemv);
-            pass.dispatchWorkgroups(p.gemvGrid[0], p.gemvGrid[1]);
-          } else {
-            pass.setPipeline(variant.gemm);
-            pass.setBindGroup(0, p.gemm);
-            pass.dispatchWorkgroups(p.gemmGrid[0], p.gemmGrid[1]);
-          }
+        const list = path === 'gemv' ? gemvParts : gemmParts;
+        pass.setPipeline(path === 'gemv' ? gemvPipeline : variant.gemm);
+        for (const p of list) {
+          pass.setBindGroup(0, p.bind);
+          pass.dispatchWorkgroups(p.grid[0], p.grid[1]);
         }
       },
       destroy: () => {
-        for (const p of parts) {
-          p.gemvParams.destroy();
-          p.gemmParams.destroy();
-        }
+        for (const p of [...gemvParts, ...gemmParts]) p.params.destroy();
         int8?.params.destroy();
         if (int8?.own) int8.xq.destroy();
       },

@@ -45,10 +45,13 @@ test('the decode counter reports the dispatches a fused decode step encodes (tin
       const layers = splitLayers(counter.records, 4);
       assert.ok(layers, `no layer split in ${counter.records.map(kernelName).join(', ')}`);
       assert.equal(layers.groups.reduce((s, g) => s + g.layers.length, 0), 4);
-      // Layers 0, 1 own KV caches (k/v projections, norms, RoPE, cache write); 2, 3 read them: two sequences.
-      assert.deepEqual(layers.groups.map((g) => g.layers), [[0, 1], [2, 3]]);
+      // Layers 0, 1 own KV caches (k/v projections, norms, RoPE, cache write); 2, 3 read them. Layer 0 has activation
+      // sparsity (its gelu_gate needs the whole gate row: a dispatch of its own); the others' MLP gate is the GEMV's
+      // epilogue: three sequences.
+      assert.deepEqual(layers.groups.map((g) => g.layers), [[0], [1], [2, 3]]);
       assert.equal(layers.before + layers.meanDispatches * 4 + layers.after, expected);
-      assert.ok(layers.groups[0].byKernel['kv-cache/main'] === 1 && !layers.groups[1].byKernel['kv-cache/main']);
+      assert.deepEqual(layers.groups.map((g) => g.byKernel['kv-cache/main'] ?? 0), [1, 1, 0]);
+      assert.deepEqual(layers.groups.map((g) => g.byKernel['gelu_gate/main'] ?? 0), [1, 0, 0]);
 
       // Profiling: same count, same token, one timestamp pair per dispatch when the adapter has timestamps.
       model.rewind(start);

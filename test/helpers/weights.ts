@@ -1,9 +1,11 @@
 /** Test helpers for GpuWeights: build one from CPU-packed data, read one back, decode rows, reference matmul. */
 import type { GpuContext } from '../../src/gpu/device.ts';
 import { readBuffer } from '../../src/gpu/buffers.ts';
-import { dataBytes, dequantize, groupsPerRow, isQuantFormat, scaleBytes, scaleHalvesPerRow, scalesAsWords, type GpuWeight, type WeightFormat } from '../../src/formats/weight-format.ts';
+import { dataBytes, dequantize, groupsPerRow, isQuantFormat, packQ4, packQ5, packQ8, scaleBytes, scaleHalvesPerRow, scalesAsWords, type GpuWeight, type QuantFormat, type WeightFormat } from '../../src/formats/weight-format.ts';
 import { dequantizeK, isKFormat } from '../../src/formats/kquant.ts';
-import { f16BitsToF32 } from '../../src/io/half.ts';
+import { f16BitsToF32, f32ToF16Bits } from '../../src/io/half.ts';
+import type { Rng } from './random.ts';
+import { randomKPacked, scaleHalves } from './kquant.ts';
 
 /** CPU form of a weight: `data` words (f32 bits, f16 pairs, q4/q8 blocks, K-quant rows) and the scales as 16-bit units. */
 export interface HostWeight {
@@ -134,4 +136,18 @@ export function refMatmul(x: Float32Array, T: number, w: HostWeight, rows?: numb
     }
   });
   return { y, mag, rows: list };
+}
+
+/** A random quantized weight (random codes and scales, every format's full code range), packed on the CPU. */
+export function randomQuantWeight(rng: Rng, format: QuantFormat, rows: number, cols: number): HostWeight {
+  if (format === 'q4k' || format === 'q5k' || format === 'q6k') {
+    const k = randomKPacked(rng, format, rows, cols);
+    return { format, rows, cols, data: k.data, scales: scaleHalves(k.scales) };
+  }
+  const G = groupsPerRow(cols);
+  const d = new Uint16Array(rows * G).map(() => f32ToF16Bits((rng.next() < 0.5 ? -1 : 1) * rng.uniform(2e-3, 4e-2)));
+  const max = format === 'q4' ? 16 : format === 'q5' ? 32 : 256;
+  const q = Array.from({ length: rows * cols }, () => rng.int(0, max) - (format === 'q8' ? 128 : 0));
+  const p = format === 'q4' ? packQ4(q, d, rows, cols) : format === 'q5' ? packQ5(q, d, rows, cols) : packQ8(q, d, rows, cols);
+  return { format, rows, cols, data: p.data, scales: p.scales };
 }

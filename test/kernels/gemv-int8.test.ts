@@ -13,27 +13,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MatmulKernel } from '../../src/kernels/matmul.ts';
-import { groupsPerRow, packQ4, packQ5, packQ8, type QuantFormat } from '../../src/formats/weight-format.ts';
+import type { QuantFormat } from '../../src/formats/weight-format.ts';
 import { K_FORMATS } from '../../src/formats/kquant.ts';
 import { submitDispatches } from '../../src/gpu/pipeline.ts';
-import { f32ToF16Bits } from '../../src/io/half.ts';
 import { testGpu, poisonedBuffer, upload, download } from '../helpers/gpu.ts';
-import { freshRng, type Rng } from '../helpers/random.ts';
-import { randomKPacked, scaleHalves } from '../helpers/kquant.ts';
-import { uploadHostWeight, decodeRow, type HostWeight } from '../helpers/weights.ts';
-
-function randomWeight(rng: Rng, format: QuantFormat, rows: number, cols: number): HostWeight {
-  if (format === 'q4k' || format === 'q5k' || format === 'q6k') {
-    const k = randomKPacked(rng, format, rows, cols);
-    return { format, rows, cols, data: k.data, scales: scaleHalves(k.scales) };
-  }
-  const G = groupsPerRow(cols);
-  const d = new Uint16Array(rows * G).map(() => f32ToF16Bits((rng.next() < 0.5 ? -1 : 1) * rng.uniform(2e-3, 4e-2)));
-  const max = format === 'q4' ? 16 : format === 'q5' ? 32 : 256;
-  const q = Array.from({ length: rows * cols }, () => rng.int(0, max) - (format === 'q8' ? 128 : 0));
-  const p = format === 'q4' ? packQ4(q, d, rows, cols) : format === 'q5' ? packQ5(q, d, rows, cols) : packQ8(q, d, rows, cols);
-  return { format, rows, cols, data: p.data, scales: p.scales };
-}
+import { freshRng } from '../helpers/random.ts';
+import { uploadHostWeight, decodeRow, randomQuantWeight as randomWeight } from '../helpers/weights.ts';
 
 const FORMATS: QuantFormat[] = ['q4', 'q5', 'q8', ...K_FORMATS];
 

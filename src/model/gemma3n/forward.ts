@@ -29,6 +29,7 @@ import { SampleKernel, type SampleDispatch } from '../../kernels/sample.ts';
 import type { GpuWeight } from '../../formats/weight-format.ts';
 import { loadedFormats } from '../tensor-table.ts';
 import { StepRecorder, type Op } from '../step-recorder.ts';
+import { projectGated, projectPair } from '../fused-gemv.ts';
 import type { Gemma3nTextConfig } from './config.ts';
 import type { ModelWeights } from './weights.ts';
 import type { FeedInput } from '../language-model.ts';
@@ -199,14 +200,18 @@ export class Gemma3nForward implements DecoderForward {
       const fromN = mm(lw.laurelLeft, block, laurelMid, { xOffset: nAt }); // LAuReL, q, k and v all read n
       mm(lw.laurelRight, laurelMid, block, { yOffset: laurelAt });
       // --- ATTENTION: q (+ k, v for cache owners), per-head norms, RoPE, cache write, attend, o_proj
-      mm(lw.q, block, q, { xOffset: nAt, shares: fromN });
+      // q and (for cache owners) k in one GEMV where their formats agree; v alone (the Q4_K_M plan's more-bits layers
+      // keep v in q6k; the GEMV takes two matrices: 8 storage bindings is all WebGPU guarantees).
+      const cache = this.caches[c.kvSourceLayer[l]]!;
+      const ownsCache = lw.k && lw.v && this.caches[l];
+      const fromNormed = { buffer: block, offset: nAt, shares: fromN };
+      if (ownsCache) projectPair(k.mm, ops, fromNormed, { weight: lw.q, y: q }, { weight: lw.k!, y: kk });
+      else mm(lw.q, block, q, { xOffset: nAt, shares: fromN });
       const ropeQ = k.rope.bind({ x: q, tokens: 1, heads: H, headDim: dh, theta: c.ropeTheta[l], norm: { weight: lw.qNorm, eps } });
       ops.push({ d: ropeQ, step: (p0, T) => ropeQ.setParams(T, p0) });
-      const cache = this.caches[c.kvSourceLayer[l]]!;
-      if (lw.k && lw.v && this.caches[l]) {
+      if (ownsCache) {
         // This layer owns its cache. (KV-SHARED layers skip this block: their k_proj/v_proj are never used.)
-        mm(lw.k, block, kk, { xOffset: nAt, shares: fromN });
-        mm(lw.v, block, vv, { xOffset: nAt, shares: fromN });
+        mm(lw.v!, block, vv, { xOffset: nAt, shares: fromN });
         // k_norm + RoPE of the keys, v_norm (RMS0, no weight, no RoPE) of the values, into the cache: one dispatch
         const write = k.kv.bind({ cache, k: kk, v: vv, kNorm: lw.kNorm, vNorm: true, eps, rope: { theta: c.ropeTheta[l] } });
         ops.push({ d: write, step: (p0, T) => write.setStep(p0, T) });
@@ -222,9 +227,8 @@ export class Gemma3nForward implements DecoderForward {
         base: { buffer: pred }, y: { buffer: h }, out: { buffer: mlpIn, weight: lw.preFeedforwardNorm },
       }));
       // --- MLP with activation sparsity: g = h + RMSNorm(W_down·(gelu(cut(W_gate·x)) ⊙ W_up·x))
-      mm(lw.up, mlpIn, up, { shares: mm(lw.gate, mlpIn, gate) });
-      const gg = k.gelu.bind({ gate: { buffer: gate, rowStride: F }, up: { buffer: up, rowStride: F }, y: { buffer: act, rowStride: F }, rows: 1, cols: F, sparsity: c.activationSparsity[l] });
-      ops.push({ d: gg, rows: (T) => gg.setRows(T) });
+      // (gate and up in one GEMV; with the gelu too in dense layers: src/model/fused-gemv.ts)
+      projectGated(k.mm, k.gelu, ops, { buffer: mlpIn }, { gate: { weight: lw.gate, y: gate }, up: { weight: lw.up, y: up }, y: { buffer: act, rowStride: F }, cols: F, sparsity: c.activationSparsity[l] });
       mm(lw.down, act, down);
       // g and the router's input RMSNorm(g), in one row kernel
       perToken(k.residual.bind({ dim: D, eps, tokens: 1, xs: down, x: { weight: lw.postFeedforwardNorm }, base: { buffer: h }, y: { buffer: g }, out: { buffer: routerIn, weight: lw.routerNorm } }));
@@ -234,9 +238,7 @@ export class Gemma3nForward implements DecoderForward {
       perToken(k.altup.bindCorrect({ ...streamsLayout, predicted: pred, activated: g, router: routerLogits, coefs: lw.correctionCoefs, out: streams, ...scaled }));
       if (!c.altupCorrectScale) ew({ op: 'copy', a: stream(streams, 0), y: u, cols: D });
       // --- PLE GATE: v = RMSNorm(W_pp·(gelu(W_g·u) ⊙ z[l])), added to streams 1..A−1 only
-      mm(lw.pleGate, u, pleGateOut);
-      const pg = k.gelu.bind({ gate: pleGateOut, up: { buffer: ple, offset: l * P, rowStride: L * P }, y: pleAct, rows: 1, cols: P });
-      ops.push({ d: pg, rows: (T) => pg.setRows(T) });
+      projectGated(k.mm, k.gelu, ops, { buffer: u }, { gate: { weight: lw.pleGate, y: pleGateOut }, up: { mul: { buffer: ple, offset: l * P, rowStride: L * P } }, y: { buffer: pleAct }, cols: P });
       mm(lw.pleProjection, pleAct, pleOut);
       // streams 1..A−1 += v, and the next layer's router input RMSNorm(x_0) (stream 0 is final after the correction)
       const nextRouter = l + 1 < L ? { buffer: routerIn, weight: w.layers[l + 1].routerNorm, from: 0 } : undefined;

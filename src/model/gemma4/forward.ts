@@ -36,6 +36,7 @@ import { SampleKernel, type SampleDispatch } from '../../kernels/sample.ts';
 import type { GpuWeight } from '../../formats/weight-format.ts';
 import { loadedFormats } from '../tensor-table.ts';
 import { StepRecorder, type Op } from '../step-recorder.ts';
+import { projectGated, projectPair } from '../fused-gemv.ts';
 import type { FeedInput } from '../language-model.ts';
 import type { DecoderForward, SampleRange } from '../gpu-decoder.ts';
 import type { Gemma4Config } from './config.ts';
@@ -199,14 +200,16 @@ export class Gemma4Forward implements DecoderForward {
       const sliding = c.layerTypes[l] === 'sliding_attention';
       const rope = { tokens: 1, headDim: dh, theta: c.ropeTheta[l], rotatedAngles: c.ropeAngles[l] };
       // --- attention: h = RMSNorm(x) (already in n); q (and k, v for cache owners), per-head norms, RoPE, cache write, attend
-      const fromN = mm(lw.q, n, q); // q, k and v all read n
+      // q, k and v all read n: q and (for cache owners) k in one GEMV where their formats agree, v alone (the GEMV
+      // takes two matrices: 8 storage bindings is all WebGPU guarantees)
+      const ownsCache = lw.k && lw.v && lw.kNorm && this.caches[l];
+      const fromN = ownsCache ? projectPair(k.mm, ops, { buffer: n }, { weight: lw.q, y: q }, { weight: lw.k!, y: kk }) : mm(lw.q, n, q);
       const ropeQ = k.rope.bind({ ...rope, x: q, heads: H, norm: { weight: lw.qNorm, eps } });
       ops.push({ d: ropeQ, step: (p0, T) => ropeQ.setParams(T, p0) });
       const cache = this.caches[c.kvSourceLayer[l]]!;
-      if (lw.k && lw.v && lw.kNorm && this.caches[l]) {
+      if (ownsCache) {
         // This layer owns its cache. KV-shared layers skip this block: their stored k/v/k_norm are never read.
-        mm(lw.k, n, kk, { shares: fromN });
-        mm(lw.v, n, vv, { shares: fromN });
+        mm(lw.v!, n, vv, { shares: fromN });
         // k_norm + RoPE of the keys, v_norm (RMS, no weight, no RoPE) of the values, into the cache: one dispatch
         const write = k.kv.bind({ cache, k: kk, v: vv, kNorm: lw.kNorm, vNorm: true, eps, rope: { theta: rope.theta, rotatedAngles: rope.rotatedAngles } });
         ops.push({ d: write, step: (p0, T) => write.setStep(p0, T) });
@@ -216,15 +219,12 @@ export class Gemma4Forward implements DecoderForward {
       mm(lw.o, attnOut, o);
       // --- MLP: x += RMSNorm(W_down·(gelu(W_gate·m) ⊙ W_up·m)), m = RMSNorm(x after the attention's add)
       addNormed(o, lw.postAttentionNorm, { buffer: mlpIn, weight: lw.preFeedforwardNorm });
-      mm(lw.up, mlpIn, up, { shares: mm(lw.gate, mlpIn, gate) });
-      const gg = k.gelu.bind({ gate: { buffer: gate, rowStride: F }, up: { buffer: up, rowStride: F }, y: { buffer: act, rowStride: F }, rows: 1, cols: F });
-      ops.push({ d: gg, rows: (T) => gg.setRows(T) });
+      // (gate, up and the gelu in one GEMV: src/model/fused-gemv.ts)
+      projectGated(k.mm, k.gelu, ops, { buffer: mlpIn }, { gate: { weight: lw.gate, y: gate }, up: { weight: lw.up, y: up }, y: { buffer: act, rowStride: F }, cols: F });
       mm(lw.down, act, down);
       addNormed(down, lw.postFeedforwardNorm);
       // --- per-layer input: x += RMSNorm(W_pp·(gelu(W_g·x) ⊙ z[l])), gated by the residual itself
-      mm(lw.pleGate, x, pleGateOut);
-      const pg = k.gelu.bind({ gate: pleGateOut, up: { buffer: ple, offset: l * P, rowStride: L * P }, y: pleAct, rows: 1, cols: P });
-      ops.push({ d: pg, rows: (T) => pg.setRows(T) });
+      projectGated(k.mm, k.gelu, ops, { buffer: x }, { gate: { weight: lw.pleGate, y: pleGateOut }, up: { mul: { buffer: ple, offset: l * P, rowStride: L * P } }, y: { buffer: pleAct }, cols: P });
       mm(lw.pleProjection, pleAct, pleOut);
       // --- x *= layer_scalar (broadcast to [D] at load), then the next layer's input norm (the final norm after the last)
       const next = l + 1 < L ? { buffer: n, weight: w.layers[l + 1].inputNorm } : { buffer: this.finalNormed, weight: w.finalNorm };
