@@ -9,6 +9,7 @@
  */
 import type { GpuContext } from '../src/gpu/device.ts';
 import type { Dispatch } from '../src/gpu/pipeline.ts';
+import { PassTimer } from './time-dispatch.ts';
 
 export interface DispatchCost {
   label: string;
@@ -54,34 +55,13 @@ export function classify(label: string): { family: string; macs: number } {
 }
 
 export async function profilePlan(ctx: GpuContext, plan: ReadonlyArray<{ readonly name: string; readonly dispatches: readonly Dispatch[] }>, options: { log?: (line: string) => void } = {}): Promise<Profile> {
-  const { device } = ctx;
   const signature = (s: { dispatches: readonly Dispatch[] }) => s.dispatches.map((d) => d.label).join('|');
   const counts = new Map<string, number>();
   for (const s of plan) counts.set(signature(s), (counts.get(signature(s)) ?? 0) + 1);
-  const qs = ctx.timestamps ? device.createQuerySet({ type: 'timestamp', count: 2 }) : undefined;
-  const resolve = qs && device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-  const read = qs && device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const timer = new PassTimer(ctx);
   const run = async (d: Dispatch): Promise<{ cpuMs: number; gpuMs: number }> => {
-    const enc = device.createCommandEncoder();
-    const pass = enc.beginComputePass(qs ? { timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
-    d.encode(pass);
-    pass.end();
-    if (qs) {
-      enc.resolveQuerySet(qs, 0, 2, resolve!, 0);
-      enc.copyBufferToBuffer(resolve!, 0, read!, 0, 16);
-    }
-    const c0 = process.cpuUsage();
-    device.queue.submit([enc.finish()]);
-    await device.queue.onSubmittedWorkDone();
-    const c = process.cpuUsage(c0);
-    let gpuMs = 0;
-    if (qs) {
-      await read!.mapAsync(GPUMapMode.READ);
-      const t = new BigUint64Array(read!.getMappedRange().slice(0));
-      read!.unmap();
-      gpuMs = Math.max(0, Number(t[1] - t[0]) / 1e6);
-    }
-    return { cpuMs: (c.user + c.system) / 1000, gpuMs };
+    const t = await timer.time((pass) => d.encode(pass));
+    return { cpuMs: t.cpuMs, gpuMs: t.gpuMs ?? 0 };
   };
   const seen = new Set<string>();
   const dispatches: DispatchCost[] = [];
@@ -98,9 +78,7 @@ export async function profilePlan(ctx: GpuContext, plan: ReadonlyArray<{ readonl
     }
     options.log?.(`${step.name} (x${count}): ${stepCpu.toFixed(0)} ms CPU`);
   }
-  qs?.destroy();
-  resolve?.destroy();
-  read?.destroy();
+  timer.destroy();
   const fam = new Map<string, { family: string; cpuMs: number; gpuMs: number; gmac: number; dispatches: number }>();
   for (const d of dispatches) {
     const f = fam.get(d.family) ?? { family: d.family, cpuMs: 0, gpuMs: 0, gmac: 0, dispatches: 0 };
