@@ -55,7 +55,7 @@ async function main() {
     for (const f of QUANTIZABLE) console.log(`q8, ${f.padEnd(9)} only in q4   ${score({ ...allQ8, [f]: 'q4' })}`);
     console.log(`plan: attn+mlp q4, rest q8 ${score({ ...allQ8, attn: 'q4', mlp: 'q4' })}`);
     console.log(`plan: mlp q4, rest q8      ${score({ ...allQ8, mlp: 'q4' })}`);
-    console.log(`Q4_PLAN (attn+mlp+pleTable q4) ${score({ ...allQ8, attn: "q4", mlp: "q4", pleTable: "q4" })}`);
+    console.log(`absmax plan before the Q4_K_M mix (attn+mlp+pleTable q4) ${score({ ...allQ8, attn: 'q4', mlp: 'q4', pleTable: 'q4' })}`);
   }
 }
 /**
