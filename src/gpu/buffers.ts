@@ -89,6 +89,14 @@ export class BufferArena {
     return this.own(createStorageBuffer(this.device, byteSize, label));
   }
 
+  /**
+   * A 16-byte storage buffer bound where a kernel variant leaves a binding unused (WebGPU needs every binding of the
+   * layout). A kernel with unused read-only and writable slots needs two: one buffer may not be both in a dispatch.
+   */
+  placeholder(label: string): GPUBuffer {
+    return this.own(this.device.createBuffer({ label, size: 16, usage: GPUBufferUsage.STORAGE }));
+  }
+
   /** A storage buffer initialised from typed data. */
   upload(data: ArrayBufferView, label: string): GPUBuffer {
     return this.own(uploadBuffer(this.device, data, label));

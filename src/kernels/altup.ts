@@ -95,26 +95,23 @@ export type TokensDispatch = Dispatch & { setTokens(tokens: number): void };
 export class AltUpKernel {
   /** Every buffer this kernel created for its dispatches (freed by destroy()). */
   private readonly arena: BufferArena;
+  /** Stand-ins for unused bindings: one for read-only and one for writable slots (one buffer may not be both in a dispatch). */
+  private readonly dummy: GPUBuffer;
+  private readonly dummyW: GPUBuffer;
 
   private constructor(
     private readonly ctx: GpuContext,
     private readonly pipelines: Record<Entry, GPUComputePipeline>,
-    /** Stand-ins for unused bindings: one for read-only and one for writable slots (one buffer may not be both in a dispatch). */
-    private readonly dummy: GPUBuffer,
-    private readonly dummyW: GPUBuffer,
   ) {
     this.arena = new BufferArena(ctx.device);
+    this.dummy = this.arena.placeholder('altup/unused');
+    this.dummyW = this.arena.placeholder('altup/unused-w');
   }
 
   static async create(ctx: GpuContext): Promise<AltUpKernel> {
     const compiled = await Promise.all(ENTRIES.map((entryPoint) => getPipeline(ctx, { label: 'altup', source, libraries: [tanhLib, sumLib], entryPoint, constants: { WG } })));
     const pipelines = Object.fromEntries(ENTRIES.map((e, i) => [e, compiled[i]])) as Record<Entry, GPUComputePipeline>;
-    const dummy = ctx.device.createBuffer({ label: 'altup/unused', size: 16, usage: GPUBufferUsage.STORAGE });
-    const dummyW = ctx.device.createBuffer({ label: 'altup/unused-w', size: 16, usage: GPUBufferUsage.STORAGE });
-    const kernel = new AltUpKernel(ctx, pipelines, dummy, dummyW);
-    kernel.arena.own(dummy);
-    kernel.arena.own(dummyW);
-    return kernel;
+    return new AltUpKernel(ctx, pipelines);
   }
 
   private bindGroup(entry: Entry, buffers: GPUBuffer[]): GPUBindGroup {

@@ -61,14 +61,16 @@ function asOperand(x: Operand | GPUBuffer): Operand {
 export class ElementwiseKernel {
   /** Every buffer this kernel created for its dispatches (freed by destroy()). */
   private readonly arena: BufferArena;
+  /** The stand-in for unused bindings. */
+  private readonly dummy: GPUBuffer;
 
   private constructor(
     private readonly ctx: GpuContext,
     private readonly pipelines: Map<string, GPUComputePipeline>,
-    private readonly dummy: GPUBuffer,
     private readonly elemBytes: number,
   ) {
     this.arena = new BufferArena(ctx.device);
+    this.dummy = this.arena.placeholder('elementwise/unused');
   }
 
   static async create(ctx: GpuContext, act: ActType = 'f32'): Promise<ElementwiseKernel> {
@@ -83,10 +85,7 @@ export class ElementwiseKernel {
         pipelines.set(`${op}/${aInY}/${bInY}`, pipeline);
       }),
     );
-    const dummy = ctx.device.createBuffer({ label: 'elementwise/unused', size: 16, usage: GPUBufferUsage.STORAGE });
-    const kernel = new ElementwiseKernel(ctx, pipelines, dummy, act === 'f16' ? 2 : 4);
-    kernel.arena.own(dummy);
-    return kernel;
+    return new ElementwiseKernel(ctx, pipelines, act === 'f16' ? 2 : 4);
   }
 
   bind(args: ElementwiseArgs): ElementwiseDispatch {

@@ -106,24 +106,23 @@ export function packRowsForUpload(table: CpuTable, ids: ArrayLike<number>, limit
 export class GatherKernel {
   /** Every buffer this kernel created for its dispatches (freed by destroy()). */
   private readonly arena: BufferArena;
+  /** The stand-in for unused bindings. */
+  private readonly dummy: GPUBuffer;
 
   private constructor(
     private readonly ctx: GpuContext,
     private readonly pipelines: Record<WeightFormat, GPUComputePipeline>,
-    private readonly dummy: GPUBuffer,
     private readonly elemBytes: number,
   ) {
     this.arena = new BufferArena(ctx.device);
+    this.dummy = this.arena.placeholder('gather/unused');
   }
 
   static async create(ctx: GpuContext, act: ActType = 'f32'): Promise<GatherKernel> {
     const formats = Object.keys(FORMAT_CODE) as WeightFormat[];
     const compiled = await Promise.all(formats.map((f) => getPipeline(ctx, { label: 'gather', source, libraries: [f16Lib], act, constants: { FORMAT: FORMAT_CODE[f], WG } })));
     const pipelines = Object.fromEntries(formats.map((f, i) => [f, compiled[i]])) as Record<WeightFormat, GPUComputePipeline>;
-    const dummy = ctx.device.createBuffer({ label: 'gather/unused', size: 16, usage: GPUBufferUsage.STORAGE });
-    const kernel = new GatherKernel(ctx, pipelines, dummy, act === 'f16' ? 2 : 4);
-    kernel.arena.own(dummy);
-    return kernel;
+    return new GatherKernel(ctx, pipelines, act === 'f16' ? 2 : 4);
   }
 
   /** Gathers rows of a GPU-resident table by the ids in a GPU buffer. */

@@ -120,19 +120,22 @@ export class MatmulKernel {
 
   /** Every buffer this kernel created for its dispatches (freed by destroy()). */
   private readonly arena: BufferArena;
+  /** The stand-in for unused read-only bindings (scales, the second matrix, xq). */
+  private readonly dummyScales: GPUBuffer;
+  /** A dummy for the GEMVs' writable y2 (binding 9) when unused: not one of the read-only dummies (no aliasing). */
+  private readonly dummyOut: GPUBuffer;
 
   private constructor(
     private readonly ctx: GpuContext,
     readonly act: ActType,
     private readonly variants: Map<string, Variant>,
-    private readonly dummyScales: GPUBuffer,
-    /** A dummy for the GEMVs' writable y2 (binding 9) when unused: not one of the read-only dummies (no aliasing). */
-    private readonly dummyOut: GPUBuffer,
     private readonly gemvRows: number,
     /** quantize_x (int8 activations), when enabled. */
     private readonly quantizeX?: GPUComputePipeline,
   ) {
     this.arena = new BufferArena(ctx.device);
+    this.dummyScales = this.arena.placeholder('matmul/no-scales');
+    this.dummyOut = this.arena.placeholder('matmul/no-y2');
   }
 
   /** Whether decode GEMVs of quantized weights take int8 activations. */
@@ -177,13 +180,8 @@ export class MatmulKernel {
       }),
     );
     const quantizeX = int8 && formats.some(isQuantFormat) ? await spec('q4', 'quantize_x') : undefined;
-    const dummyScales = ctx.device.createBuffer({ label: 'matmul/no-scales', size: 16, usage: GPUBufferUsage.STORAGE });
-    const dummyOut = ctx.device.createBuffer({ label: 'matmul/no-y2', size: 16, usage: GPUBufferUsage.STORAGE });
     // Features per GEMV workgroup: gemv_rows threads own GEMV_ROWS_PER_THREAD rows each.
-    const kernel = new MatmulKernel(ctx, act, variants, dummyScales, dummyOut, lanes === 1 ? rows * GEMV_ROWS_PER_THREAD : rows, quantizeX);
-    kernel.arena.own(dummyScales);
-    kernel.arena.own(dummyOut);
-    return kernel;
+    return new MatmulKernel(ctx, act, variants, lanes === 1 ? rows * GEMV_ROWS_PER_THREAD : rows, quantizeX);
   }
 
   /**

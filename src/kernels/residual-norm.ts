@@ -59,25 +59,22 @@ export type ResidualNormDispatch = Dispatch & { setTokens(tokens: number): void 
 export class ResidualNormKernel {
   /** Every buffer this kernel created for its dispatches (freed by destroy()). */
   private readonly arena: BufferArena;
+  /** Stand-ins for unused bindings: read-only and writable (one buffer may not be both in a dispatch). */
+  private readonly dummy: GPUBuffer;
+  private readonly dummyW: GPUBuffer;
 
   private constructor(
     private readonly ctx: GpuContext,
     private readonly pipeline: GPUComputePipeline,
-    /** Stand-ins for unused bindings: read-only and writable (one buffer may not be both in a dispatch). */
-    private readonly dummy: GPUBuffer,
-    private readonly dummyW: GPUBuffer,
   ) {
     this.arena = new BufferArena(ctx.device);
+    this.dummy = this.arena.placeholder('residual-norm/unused');
+    this.dummyW = this.arena.placeholder('residual-norm/unused-w');
   }
 
   static async create(ctx: GpuContext): Promise<ResidualNormKernel> {
     const pipeline = await getPipeline(ctx, { label: 'residual-norm', source, libraries: [sumLib], constants: { WG } });
-    const dummy = ctx.device.createBuffer({ label: 'residual-norm/unused', size: 16, usage: GPUBufferUsage.STORAGE });
-    const dummyW = ctx.device.createBuffer({ label: 'residual-norm/unused-w', size: 16, usage: GPUBufferUsage.STORAGE });
-    const kernel = new ResidualNormKernel(ctx, pipeline, dummy, dummyW);
-    kernel.arena.own(dummy);
-    kernel.arena.own(dummyW);
-    return kernel;
+    return new ResidualNormKernel(ctx, pipeline);
   }
 
   bind(args: ResidualNormArgs): ResidualNormDispatch {
