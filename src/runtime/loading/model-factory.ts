@@ -168,19 +168,14 @@ export async function loadFromSource(gpu: GpuContext, source: ModelSource, token
   }
   const session: CacheSession | undefined = key ? await startCaching(key, gpu.device, cut.checkpoint, opened.tokenizerTexts, tokenizerTag) : undefined;
   let loaded: LoadedModel;
-  let downloaded = false;
-  const finishDownload = () => {
-    if (!downloaded) opened.finishDownload();
-    downloaded = true;
-  };
   // Every weight byte has been read once compiling starts: the download phase ends there, before 'compile'.
   const inOrder = (p: LoadProgress) => {
-    if (p.phase === 'compile') finishDownload();
+    if (p.phase === 'compile') opened.finishDownload();
     onProgress(p);
   };
   try {
     loaded = await loadModel(gpu, cut.checkpoint, load, { onProgress: inOrder, signal, onConverted: session?.onConverted });
-    finishDownload();
+    opened.finishDownload(); // already done at 'compile'; a family that reports no compile phase ends it here
   } catch (err) {
     opened.release();
     await session?.abort(); // a truncated, corrupt or aborted download never enters the cache

@@ -47,7 +47,7 @@ export interface OpenedSource {
   tokenizer?: TextTokenizer;
   /** The tokenizer texts by file name (for the offline cache). */
   tokenizerTexts?: Map<string, string>;
-  /** Ends the download phase (call once every weight byte has been read) and drops the read-ahead windows. */
+  /** Ends the download phase (once every weight byte has been read) and drops the read-ahead windows; idempotent. */
   finishDownload(): void;
   /** Drops the read-ahead windows (after a failed load too). */
   release(): void;
