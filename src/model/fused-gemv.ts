@@ -73,12 +73,9 @@ export function projectGated(mm: MatmulKernel, gelu: GeluGateKernel, ops: Op[], 
   } else {
     const up = g.up;
     upOperand = { buffer: up.y, offset: up.offset, rowStride: g.cols };
-    if (mm.canShare(g.gate.weight, up.weight)) {
-      fused = record(ops, mm.bind({ ...base, also: { weight: up.weight, y: up.y, yOffset: up.offset }, gelu: sparse ? undefined : geluOut }));
-    } else {
-      fused = record(ops, mm.bind(base));
-      record(ops, mm.bind({ ...base, weight: up.weight, y: up.y, yOffset: up.offset, sharesQuantizedX: x.shares ?? fused }));
-    }
+    fused = mm.canShare(g.gate.weight, up.weight)
+      ? record(ops, mm.bind({ ...base, also: { weight: up.weight, y: up.y, yOffset: up.offset }, gelu: sparse ? undefined : geluOut }))
+      : projectPair(mm, ops, x, g.gate, up); // two dispatches: the gate and up outputs, gated by gelu_gate below
   }
   const gg = gelu.bind({ gate: gateOut, up: upOperand, y: g.y, rows: 1, cols: g.cols, sparsity: g.sparsity });
   // Runs where the GEMV did not gate (prefill, or no fusion): `fused`'s rows callback runs first and sets its path.
