@@ -45,19 +45,19 @@ async function row(name: string, ds: Dispatch[]): Promise<number> {
 for (const activations of ['f32', 'int8'] as const) {
   const mm = await MatmulKernel.create(ctx, 'f32', ['q4k', 'q8'], { activations });
   console.log(`${activations} activations:`);
-  const one = (w: typeof gate, y: GPUBuffer, shares?: ReturnType<MatmulKernel['bind']>) => mm.bind({ x, weight: w, y, rows: 1, sharesQuantizedX: shares });
+  const one = (w: typeof gate, y: GPUBuffer) => mm.bind({ x, weight: w, y, rows: 1 });
   const single = one(gate, g);
   await row(`single GEMV q4k ${D}->${F}`, [single]);
   if (!fusedApi || process.argv.includes('--single')) continue;
   const dense = gelu.bind({ gate: g, up: u, y: act, rows: 1, cols: F });
   const sparse = gelu.bind({ gate: g, up: u, y: act, rows: 1, cols: F, sparsity: 0.95 });
-  const upAlone = one(up, u, single);
+  const upAlone = one(up, u);
   const a = await row('MLP dense, before: gate, up, gelu_gate (3)', [single, upAlone, dense]);
   const b = await row('MLP dense, after: gate+up+gelu (1)', [mm.bind({ x, weight: gate, y: g, rows: 1, also: { weight: up, y: u }, gelu: { y: act } })]);
   const c = await row('MLP sparse, before: gate, up, gelu_gate sparse (3)', [single, upAlone, sparse]);
   const d = await row('MLP sparse, after: gate+up, gelu_gate sparse (2)', [mm.bind({ x, weight: gate, y: g, rows: 1, also: { weight: up, y: u } }), sparse]);
   const qAlone = one(wq, q);
-  const e = await row('q, k before (2)', [qAlone, one(wk, k, qAlone)]);
+  const e = await row('q, k before (2)', [qAlone, one(wk, k)]);
   const f = await row('q+k after (1)', [mm.bind({ x, weight: wq, y: q, rows: 1, also: { weight: wk, y: k } })]);
   const pAlone = one(pleGate, pg);
   const h = await row('PLE gate before: gate, gelu_gate (2)', [pAlone, gelu.bind({ gate: pg, up: ple, y: pa, rows: 1, cols: P })]);

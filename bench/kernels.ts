@@ -106,7 +106,7 @@ for (const format of gemvFormats) {
       const d = mm.bind({ x, weight, y, rows: 1 });
       const big = weight.bytes > 512 * 2 ** 20;
       const r = await timeDispatch(ctx, (pass) => d.encode(pass), big || quick ? 1 : reps, big && quick ? 1 : iters);
-      rows.push(bandwidthRow(name, r.ms, weight.bytes, r.timing, `${weight.parts.length} part(s), ${(weight.bytes / 2 ** 20).toFixed(1)} MiB${act === 'int8' ? ' (+ x quantization dispatch)' : ''}`));
+      rows.push(bandwidthRow(name, r.ms, weight.bytes, r.timing, `${weight.parts.length} part(s), ${(weight.bytes / 2 ** 20).toFixed(1)} MiB${act === 'int8' ? ' (x quantized by the GEMV workgroups)' : ''}`));
       console.log(`  ${name}: ${r.ms.toFixed(2)} ms`);
       d.destroy();
     }

@@ -4,12 +4,11 @@
 // one dispatch per part writes output columns n_offset .. n_offset + n_part.
 // Bindings: 0 params (uniform), 1 x [T, K] act_t (from x_offset), 2 w array<vec4<u32>> (the part's data),
 // 3 scales array<u32> (q4/q8 scales, q5 scale units, K-quant super-block headers; a dummy otherwise), 4 y [T, N]
-// act_t (from y_offset, row stride N), 5 xq (the GEMVs: int8 activations, below; a dummy with ACT 0), 6 xq_out
-// (quantize_x only), 7 w2 and 8 scales2 (the GEMVs' second matrix; dummies otherwise), 9 y2 act_t (the second
-// matrix's output, or the epilogue's multiplier v; a dummy otherwise).
+// act_t (from y_offset, row stride N), 7 w2 and 8 scales2 (the GEMVs' second matrix; dummies otherwise), 9 y2 act_t
+// (the second matrix's output, or the epilogue's multiplier v; a dummy otherwise).
 // Overrides: FORMAT 0 f32, 1 f16, 2 q4, 3 q8, 4 q4k, 5 q5k, 6 q6k, 7 q5; ROWS x LANES the gemv workgroup; PAIR 1: the
-// GEMVs read a second matrix (below); ACT 1:
-// the GEMVs read int8 activations (below), DOT their integer product. Float rows are read as vec4<u32>
+// GEMVs read a second matrix (below); DOT the integer product of the int8-activation GEMVs (gemv_int8,
+// gemv_rows_int8: x quantized to int8 by the GEMV's own workgroup, below). Float rows are read as vec4<u32>
 // units when they start on 16 bytes (p.aligned), else element by element (odd test shapes). Only FORMAT makes
 // pipelines: each costs seconds to compile on SwiftShader.
 // Two matrices, one GEMV dispatch (decode; p.n_part2 > 0): W2 [n_part2, K] of the same format over the same x;
@@ -53,9 +52,6 @@ struct Params {
   n_blocks: u32,   // workgroups along the feature axis
   tb: u32,         // gemv: tokens per workgroup, 1..4 (a uniform, not an override: one pipeline serves all T)
   aligned: u32,    // float formats: rows start on 16 bytes (K % 4 == 0 for f32, K % 8 == 0 for f16)
-  xq_scales: u32,  // int8 activations: vec4 offset of the block scales in xq (after the codes)
-  xq_sums: u32,    // int8 activations: vec4 offset of the block half sums in xq
-  xq_pairs: u32,   // int8 activations: vec4 offset of the packed code pairs in xq
   n_part2: u32,    // gemv: rows of the second matrix W2 (0: none)
   y2_offset: u32,  // elements: W2's output (or the epilogue-2 multiplier) in y2
   N2: u32,         // row stride of y2
@@ -64,7 +60,6 @@ struct Params {
 }
 
 override FORMAT: u32 = 2u;
-override ACT: u32 = 0u;
 override ROWS: u32 = 8u;
 override LANES: u32 = 32u;
 override PAIR: u32 = 0u;
@@ -74,9 +69,6 @@ override PAIR: u32 = 0u;
 @group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> scales: array<u32>;
 @group(0) @binding(4) var<storage, read_write> y: array<act_t>;
-// int8 activations (the GEMVs with ACT = 1, quantize_x): the quantized x, read as vec4 units and written as words.
-@group(0) @binding(5) var<storage, read> xq: array<vec4<u32>>;
-@group(0) @binding(6) var<storage, read_write> xq_out: array<u32>;
 // The GEMVs' second matrix (data, scales) and its output / the epilogue's multiplier.
 @group(0) @binding(7) var<storage, read> w2: array<vec4<u32>>;
 @group(0) @binding(8) var<storage, read> scales2: array<u32>;
@@ -342,55 +334,91 @@ fn row_slot(block: u32, per: u32, off: u32, upper: bool) -> Slot {
 
 var<workgroup> red: array<vec4<f32>, 256>; // ROWS * LANES <= 256; one component per token (tb <= 4)
 
-@compute @workgroup_size(ROWS * LANES)
-fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+// A gemv thread's work: its row slot (lane 0 writes it), its lane, its workgroup's tokens t0 .. t0 + nt − 1.
+struct GemvTask { sl: Slot, r: u32, lane: u32, live: bool, t0: u32, nt: u32 }
+
+fn gemv_task(wg: vec3<u32>, lid: u32) -> GemvTask {
   let block = wg.y * p.grid_x + wg.x;
   let nb = block % p.n_blocks;
   let t0 = (block / p.n_blocks) * p.tb;
   let r = lid / LANES;
-  let lane = lid % LANES;
   // Epilogue 1: rows r and r + ROWS / 2 of a workgroup are the same feature of W and W2.
   let half = ROWS / 2u;
   var sl = row_slot(nb, ROWS, r, false);
   if (p.epilogue == 1u) { sl = row_slot(nb, half, r % half, r >= half); }
-  let n = sl.n;
-  let live = n < sl.rows && t0 < p.T; // no early return: every thread reaches the barriers
-  let nt = min(p.tb, p.T - min(t0, p.T));
-  var acc = vec4<f32>(0.0); // token t0 + j in component j
-  if (live) {
-    let units = units_per_row();
-    let row_units = n * row_stride(); // every format's rows are contiguous units when aligned
-    let per = unit_elems();
-    for (var u = lane; u < units; u += LANES) {
-      if (FORMAT < 2u && p.aligned == 0u) {
-        for (var j = 0u; j < nt; j++) { acc[j] += unit_dot_unaligned(sl.mat, n, u, t0 + j); }
-        continue;
-      }
-      let wv = w_unit(sl.mat, row_units + u);
-      let um = unit_meta(sl.mat, n, u);
-      for (var j = 0u; j < nt; j++) {
-        if (ACT == 1u) { acc[j] += int8_row_contrib(wv, um, xq_block(t0 + j, x_block_of(u)), u); }
-        else { acc[j] += unit_contrib(wv, um, x_unit(t0 + j, u * per)); }
-      }
-    }
-  }
+  // No early return for dead threads: every thread reaches the barriers.
+  return GemvTask(sl, r, lid % LANES, sl.n < sl.rows && t0 < p.T, t0, min(p.tb, p.T - min(t0, p.T)));
+}
+
+// gemv's tail: the lanes' partial sums reduced in workgroup memory, lane 0 writes its row (or the gated pair).
+fn gemv_finish(lid: u32, tk: GemvTask, acc: vec4<f32>) {
   red[lid] = acc;
   workgroupBarrier();
   for (var s = LANES / 2u; s > 0u; s >>= 1u) {
-    if (lane < s) { red[lid] += red[lid + s]; }
+    if (tk.lane < s) { red[lid] += red[lid + s]; }
     workgroupBarrier();
   }
-  if (live && lane == 0u) {
+  if (tk.live && tk.lane == 0u) {
     let v = red[lid];
+    let half = ROWS / 2u;
     if (p.epilogue == 1u) {
-      if (r < half) {
+      if (tk.r < half) {
         let b = red[lid + half * LANES];
-        for (var j = 0u; j < nt; j++) { write_y(t0 + j, n, gelu_tanh(v[j]) * b[j]); }
+        for (var j = 0u; j < tk.nt; j++) { write_y(tk.t0 + j, tk.sl.n, gelu_tanh(v[j]) * b[j]); }
       }
     } else {
-      for (var j = 0u; j < nt; j++) { write_row(sl.mat, t0 + j, n, v[j]); }
+      for (var j = 0u; j < tk.nt; j++) { write_row(tk.sl.mat, tk.t0 + j, tk.sl.n, v[j]); }
     }
   }
+}
+
+@compute @workgroup_size(ROWS * LANES)
+fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let tk = gemv_task(wg, lid);
+  let n = tk.sl.n;
+  var acc = vec4<f32>(0.0); // token t0 + j in component j
+  if (tk.live) {
+    let units = units_per_row();
+    let row_units = n * row_stride(); // every format's rows are contiguous units when aligned
+    let per = unit_elems();
+    for (var u = tk.lane; u < units; u += LANES) {
+      if (FORMAT < 2u && p.aligned == 0u) {
+        for (var j = 0u; j < tk.nt; j++) { acc[j] += unit_dot_unaligned(tk.sl.mat, n, u, tk.t0 + j); }
+        continue;
+      }
+      let wv = w_unit(tk.sl.mat, row_units + u);
+      let um = unit_meta(tk.sl.mat, n, u);
+      for (var j = 0u; j < tk.nt; j++) { acc[j] += unit_contrib(wv, um, x_unit(tk.t0 + j, u * per)); }
+    }
+  }
+  gemv_finish(lid, tk, acc);
+}
+
+// gemv_int8 (quantized formats): gemv with int8 activations, staged by the workgroup (stage_xq, below) in
+// chunks of XQ_SLOTS / tb blocks per token. Each lane walks the units of the plain gemv in the same order (u
+// continues across chunks), so the sums are the same as from one pass over the whole row.
+@compute @workgroup_size(ROWS * LANES)
+fn gemv_int8(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let tk = gemv_task(wg, lid);
+  let n = tk.sl.n;
+  var acc = vec4<f32>(0.0);
+  let row_units = n * row_stride();
+  let cb = XQ_SLOTS / p.tb;
+  var u = tk.lane;
+  for (var b0 = 0u; b0 < p.groups; b0 += cb) {
+    workgroupBarrier(); // the previous chunk is read
+    stage_xq(lid, ROWS * LANES, tk.t0, tk.nt, b0, cb);
+    workgroupBarrier();
+    if (tk.live) {
+      let ue = min(b0 + cb, p.groups) * units_per_block();
+      for (; u < ue; u += LANES) {
+        let wv = w_unit(tk.sl.mat, row_units + u);
+        let um = unit_meta(tk.sl.mat, n, u);
+        for (var j = 0u; j < tk.nt; j++) { acc[j] += int8_row_contrib(wv, um, xqs[j * cb + x_block_of(u) - b0], u); }
+      }
+    }
+  }
+  gemv_finish(lid, tk, acc);
 }
 
 // gemv_rows (CPU adapters: LANES = 1): each thread owns RPT = 4 whole rows (n0 + i * ROWS) and walks them unit by
@@ -403,6 +431,34 @@ const RPT = 4u;
 
 // gemv_rows' sums: rows n0, n1 of matrix ma and n2, n3 of matrix mb, tokens t0 .. t0 + nt − 1 (component j).
 struct RowsAcc { a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32> }
+
+// A gemv_rows thread's work (see gemv_rows): `ok` false for threads past the matrix or the tokens.
+struct RowsTask { ok: bool, gated: bool, rows: u32, m01: u32, m23: u32, n0: u32, n1: u32, n2: u32, n3: u32, t0: u32, nt: u32 }
+
+fn rows_task(wg: vec3<u32>, lid: u32) -> RowsTask {
+  let block = wg.y * p.grid_x + wg.x;
+  let nb = block % p.n_blocks;
+  let t0 = (block / p.n_blocks) * p.tb;
+  let gated = p.epilogue == 1u;
+  let s0 = row_slot(nb, select(ROWS * RPT, ROWS * 2u, gated), lid, false);
+  let n0 = s0.n;
+  // Rows past the matrix are clamped to its last row for reading (in bounds, one code path) and never written.
+  let last = max(s0.rows, 1u) - 1u;
+  let n1 = min(n0 + ROWS, last);
+  let n2 = select(min(n0 + 2u * ROWS, last), n0, gated);
+  let n3 = select(min(n0 + 3u * ROWS, last), n1, gated);
+  return RowsTask(n0 < s0.rows && t0 < p.T, gated, s0.rows, s0.mat, select(s0.mat, 1u, gated), n0, n1, n2, n3, t0,
+                  min(p.tb, p.T - min(t0, p.T)));
+}
+
+// The 16-byte units u of the four rows and their dequantization parameters.
+struct RowUnits { w0: vec4<u32>, w1: vec4<u32>, w2: vec4<u32>, w3: vec4<u32>, m0: UnitMeta, m1: UnitMeta, m2: UnitMeta, m3: UnitMeta }
+
+fn row_units(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, u: u32) -> RowUnits {
+  let stride = row_stride();
+  return RowUnits(w_unit(ma, n0 * stride + u), w_unit(ma, n1 * stride + u), w_unit(mb, n2 * stride + u), w_unit(mb, n3 * stride + u),
+                  unit_meta(ma, n0, u), unit_meta(ma, n1, u), unit_meta(mb, n2, u), unit_meta(mb, n3, u));
+}
 
 fn rows_acc(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, t0: u32, nt: u32) -> RowsAcc {
   var a0 = vec4<f32>(0.0); // row n_i, token t0 + j in component j
@@ -421,73 +477,87 @@ fn rows_acc(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, t0: u32, nt: u
     }
   } else {
     let per = unit_elems();
-    let stride = row_stride();
     for (var u = 0u; u < units; u++) {
-      let w0 = w_unit(ma, n0 * stride + u);
-      let w1 = w_unit(ma, n1 * stride + u);
-      let w2v = w_unit(mb, n2 * stride + u);
-      let w3 = w_unit(mb, n3 * stride + u);
-      let um0 = unit_meta(ma, n0, u);
-      let um1 = unit_meta(ma, n1, u);
-      let um2 = unit_meta(mb, n2, u);
-      let um3 = unit_meta(mb, n3, u);
+      let ru = row_units(ma, mb, n0, n1, n2, n3, u);
       for (var j = 0u; j < nt; j++) {
-        if (ACT == 1u) {
-          let X = xq_block(t0 + j, x_block_of(u));
-          a0[j] += int8_row_contrib(w0, um0, X, u);
-          a1[j] += int8_row_contrib(w1, um1, X, u);
-          a2[j] += int8_row_contrib(w2v, um2, X, u);
-          a3[j] += int8_row_contrib(w3, um3, X, u);
-        } else {
-          let xu = x_unit(t0 + j, u * per);
-          a0[j] += unit_contrib(w0, um0, xu);
-          a1[j] += unit_contrib(w1, um1, xu);
-          a2[j] += unit_contrib(w2v, um2, xu);
-          a3[j] += unit_contrib(w3, um3, xu);
-        }
+        let xu = x_unit(t0 + j, u * per);
+        a0[j] += unit_contrib(ru.w0, ru.m0, xu);
+        a1[j] += unit_contrib(ru.w1, ru.m1, xu);
+        a2[j] += unit_contrib(ru.w2, ru.m2, xu);
+        a3[j] += unit_contrib(ru.w3, ru.m3, xu);
       }
     }
   }
   return RowsAcc(a0, a1, a2, a3);
 }
 
+fn rows_write(tk: RowsTask, acc: RowsAcc) {
+  for (var j = 0u; j < tk.nt; j++) {
+    if (tk.gated) {
+      write_y(tk.t0 + j, tk.n0, gelu_tanh(acc.a0[j]) * acc.a2[j]);
+      if (tk.n0 + ROWS < tk.rows) { write_y(tk.t0 + j, tk.n0 + ROWS, gelu_tanh(acc.a1[j]) * acc.a3[j]); }
+    } else {
+      write_row(tk.m01, tk.t0 + j, tk.n0, acc.a0[j]);
+      if (tk.n0 + ROWS < tk.rows) { write_row(tk.m01, tk.t0 + j, tk.n0 + ROWS, acc.a1[j]); }
+      if (tk.n0 + 2u * ROWS < tk.rows) { write_row(tk.m01, tk.t0 + j, tk.n0 + 2u * ROWS, acc.a2[j]); }
+      if (tk.n0 + 3u * ROWS < tk.rows) { write_row(tk.m01, tk.t0 + j, tk.n0 + 3u * ROWS, acc.a3[j]); }
+    }
+  }
+}
+
 @compute @workgroup_size(ROWS)
 fn gemv_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let block = wg.y * p.grid_x + wg.x;
-  let nb = block % p.n_blocks;
-  let t0 = (block / p.n_blocks) * p.tb;
-  let gated = p.epilogue == 1u;
-  let s0 = row_slot(nb, select(ROWS * RPT, ROWS * 2u, gated), lid, false);
-  let n0 = s0.n;
-  if (n0 >= s0.rows || t0 >= p.T) { return; } // no barriers here: returning early is fine
-  let nt = min(p.tb, p.T - t0);
-  // Rows past the matrix are clamped to its last row for reading (in bounds, one code path) and never written.
-  let last = s0.rows - 1u;
-  let n1 = min(n0 + ROWS, last);
-  let n2 = select(min(n0 + 2u * ROWS, last), n0, gated);
-  let n3 = select(min(n0 + 3u * ROWS, last), n1, gated);
-  let m01 = s0.mat;
-  let m23 = select(s0.mat, 1u, gated);
+  let tk = rows_task(wg, lid);
+  if (!tk.ok) { return; } // no barriers here: returning early is fine
   // Epilogue 1 calls with literal matrices (W for slots 0, 1, W2 for 2, 3): inlined, the per-load matrix choice
   // folds away there too (PAIR 1 pipelines); the concatenated layout keeps a branch, uniform per workgroup.
   var acc: RowsAcc;
-  if (PAIR != 0u && gated) { acc = rows_acc(0u, 1u, n0, n1, n2, n3, t0, nt); }
-  else { acc = rows_acc(m01, m23, n0, n1, n2, n3, t0, nt); }
-  let a0 = acc.a0;
-  let a1 = acc.a1;
-  let a2 = acc.a2;
-  let a3 = acc.a3;
-  for (var j = 0u; j < nt; j++) {
-    if (gated) {
-      write_y(t0 + j, n0, gelu_tanh(a0[j]) * a2[j]);
-      if (n0 + ROWS < s0.rows) { write_y(t0 + j, n0 + ROWS, gelu_tanh(a1[j]) * a3[j]); }
-    } else {
-      write_row(m01, t0 + j, n0, a0[j]);
-      if (n0 + ROWS < s0.rows) { write_row(m01, t0 + j, n0 + ROWS, a1[j]); }
-      if (n0 + 2u * ROWS < s0.rows) { write_row(m01, t0 + j, n0 + 2u * ROWS, a2[j]); }
-      if (n0 + 3u * ROWS < s0.rows) { write_row(m01, t0 + j, n0 + 3u * ROWS, a3[j]); }
+  if (PAIR != 0u && tk.gated) { acc = rows_acc(0u, 1u, tk.n0, tk.n1, tk.n2, tk.n3, tk.t0, tk.nt); }
+  else { acc = rows_acc(tk.m01, tk.m23, tk.n0, tk.n1, tk.n2, tk.n3, tk.t0, tk.nt); }
+  rows_write(tk, acc);
+}
+
+// gemv_rows with int8 activations, units u0 .. u1 − 1 of the rows, continuing the sums in `acc`; the
+// activations of block b come from slot j · cb + b − b0 of the staged chunk (stage_xq).
+fn rows_acc_int8(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, nt: u32, u0: u32, u1: u32, b0: u32, cb: u32, acc: RowsAcc) -> RowsAcc {
+  var a0 = acc.a0;
+  var a1 = acc.a1;
+  var a2 = acc.a2;
+  var a3 = acc.a3;
+  for (var u = u0; u < u1; u++) {
+    let ru = row_units(ma, mb, n0, n1, n2, n3, u);
+    for (var j = 0u; j < nt; j++) {
+      let X = xqs[j * cb + x_block_of(u) - b0];
+      a0[j] += int8_row_contrib(ru.w0, ru.m0, X, u);
+      a1[j] += int8_row_contrib(ru.w1, ru.m1, X, u);
+      a2[j] += int8_row_contrib(ru.w2, ru.m2, X, u);
+      a3[j] += int8_row_contrib(ru.w3, ru.m3, X, u);
     }
   }
+  return RowsAcc(a0, a1, a2, a3);
+}
+
+// gemv_rows_int8: gemv_rows with int8 activations. The workgroup quantizes x chunk by chunk into workgroup memory
+// (two barriers per chunk of XQ_SLOTS / tb blocks: one chunk at K <= 3072 with one token); the rows' sums run in
+// the order of one pass over the whole row.
+@compute @workgroup_size(ROWS)
+fn gemv_rows_int8(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let tk = rows_task(wg, lid);
+  let z = vec4<f32>(0.0);
+  var acc = RowsAcc(z, z, z, z);
+  let cb = XQ_SLOTS / p.tb;
+  for (var b0 = 0u; b0 < p.groups; b0 += cb) {
+    workgroupBarrier(); // the previous chunk is read
+    stage_xq(lid, ROWS, tk.t0, tk.nt, b0, cb);
+    workgroupBarrier();
+    if (tk.ok) {
+      let upb = units_per_block();
+      let u1 = min(b0 + cb, p.groups) * upb;
+      if (PAIR != 0u && tk.gated) { acc = rows_acc_int8(0u, 1u, tk.n0, tk.n1, tk.n2, tk.n3, tk.nt, b0 * upb, u1, b0, cb, acc); }
+      else { acc = rows_acc_int8(tk.m01, tk.m23, tk.n0, tk.n1, tk.n2, tk.n3, tk.nt, b0 * upb, u1, b0, cb, acc); }
+    }
+  }
+  if (tk.ok) { rows_write(tk, acc); }
 }
 
 // Weights (n, k .. k + 3) of a float format element by element, zero past K (unaligned rows). Straight-line, like
@@ -685,17 +755,16 @@ fn gemm_regs(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Decode GEMV with int8 activations (llama.cpp's quantized dot products): quantize_x turns x [T, K] into int8 codes
-// per block of 32 with one f32 scale (sx = absmax / 127, c = round(x / sx)), so x ≈ sx·c; then gemv / gemv_rows
-// with ACT = 1 multiply the weights' integer codes by c in integer arithmetic, exact i32 sums per 16 weights, and
-// apply the weight scales and sx in f32. The only error added is x's rounding to 8 bits (~0.5 % of y's RMS).
-// xq (vec4<u32> units), per block k = t·G + b:
-// - codes (dot4I8Packed): units 2k, 2k + 1; words (2i, 2i + 1) hold elements (8i, 8i + 2, 8i + 4, 8i + 6) and
-//   (8i + 1, 8i + 3, 8i + 5, 8i + 7) as bytes, matching the even / odd nibbles of word i of a 32-weight unit
-//   (word & 0x0f0f0f0f, (word >> 4) & 0x0f0f0f0f), so dot4I8Packed needs no shuffle;
-// - pairs (packed multiplies): 16 i32 at units p.xq_pairs + 4k ..: pair j = 4i + m is c[8i + m]·2^16 + c[8i + m + 4];
-// - the f32 scale at word k of p.xq_scales, the sums of the block's two 16-element halves at words 2k, 2k + 1 of
-//   p.xq_sums.
+// Decode GEMV with int8 activations (llama.cpp's quantized dot products): the GEMV's workgroup quantizes x [T, K]
+// into int8 codes per block of 32 with one f32 scale (sx = absmax / 127, c = round(x / sx), so x ≈ sx·c) in its
+// workgroup memory (stage_xq), then gemv_int8 / gemv_rows_int8 multiply the weights' integer codes by c in integer
+// arithmetic, exact i32 sums per 16 weights, and apply the weight scales and sx in f32. The only error added is x's
+// rounding to 8 bits (~0.5 % of y's RMS). No dispatch of its own: every workgroup quantizes the x it reads (K
+// reads per workgroup of 256 rows (gemv_rows) or 8 rows (gemv), against K / 2 weight bytes per row).
+// A staged block (XQ): lo, hi: the codes as bytes, words (2i, 2i + 1) holding elements (8i, 8i + 2, 8i + 4, 8i + 6)
+// and (8i + 1, 8i + 3, 8i + 5, 8i + 7), matching the even / odd nibbles of word i of a 32-weight unit
+// (word & 0x0f0f0f0f, (word >> 4) & 0x0f0f0f0f), so dot4I8Packed needs no shuffle; p0 .. p3 the pairs (packed
+// multiplies): pair j = 4i + m is c[8i + m]·2^16 + c[8i + m + 4]; sx; s0, s1 the sums of the two 16-element halves.
 // Products (DOT 1, software adapters): a weight word's nibbles m and m + 4 masked into the two 16-bit halves of one
 // u32 (word >> 4m & 0x000f000f) times pair 4i + m: the product's upper half is n_m·c_m + n_{m+4}·c_{m+4} (the lower
 // half, n_m·c_{m+4}, stays below 2^15 in magnitude over 8 products, 8·15·127, and is removed exactly by
@@ -705,56 +774,59 @@ fn gemm_regs(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
 
 override DOT: u32 = 1u;
 
-// quantize_x: one thread per (token, block).
-@compute @workgroup_size(64)
-fn quantize_x(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let k = (wg.y * p.grid_x + wg.x) * 64u + lid;
-  if (k >= p.T * p.groups) { return; }
-  let t = k / p.groups;
-  let c0 = (k % p.groups) * 32u;
-  var amax = 0.0;
-  for (var e = 0u; e < 32u; e++) {
-    if (c0 + e < p.K) { amax = max(amax, abs(f32(x[p.x_offset + t * p.K + c0 + e]))); }
-  }
-  let sx = amax / 127.0;
-  let inv = select(0.0, 127.0 / amax, amax > 0.0);
-  var sum0 = 0;
-  var sum1 = 0;
-  for (var i = 0u; i < 4u; i++) {
-    var c: array<i32, 8>;
-    for (var j = 0u; j < 8u; j++) {
-      let e = 8u * i + j;
-      c[j] = 0;
-      if (c0 + e < p.K) { c[j] = i32(clamp(round(f32(x[p.x_offset + t * p.K + c0 + e]) * inv), -127.0, 127.0)); }
-      if (i < 2u) { sum0 += c[j]; } else { sum1 += c[j]; }
-    }
-    var even = 0u;
-    var odd = 0u;
-    for (var j = 0u; j < 4u; j++) {
-      even |= (u32(c[2u * j]) & 255u) << (8u * j);
-      odd |= (u32(c[2u * j + 1u]) & 255u) << (8u * j);
-      xq_out[4u * p.xq_pairs + 16u * k + 4u * i + j] = bitcast<u32>(c[j] * 65536 + c[j + 4u]);
-    }
-    xq_out[8u * k + 2u * i] = even;
-    xq_out[8u * k + 2u * i + 1u] = odd;
-  }
-  xq_out[4u * p.xq_scales + k] = bitcast<u32>(sx);
-  xq_out[4u * p.xq_sums + 2u * k] = bitcast<u32>(sum0);
-  xq_out[4u * p.xq_sums + 2u * k + 1u] = bitcast<u32>(sum1);
-}
-
 // One block of quantized activations: packed code words (lo: words 0..3, hi: words 4..7), the 16 pairs (p_i: pairs
-// 4i .. 4i + 3, for weight word i), the scale and the half sums.
+// 4i .. 4i + 3, for weight word i), the scale and the half sums. 112 bytes.
 struct XQ { lo: vec4<u32>, hi: vec4<u32>, p0: vec4<i32>, p1: vec4<i32>, p2: vec4<i32>, p3: vec4<i32>, sx: f32, s0: i32, s1: i32 }
 
-fn xq_block(t: u32, b: u32) -> XQ {
-  let k = t * p.groups + b;
-  let sums = xq[p.xq_sums + (k >> 1u)];
-  let h = 2u * (k & 1u);
-  let pk = p.xq_pairs + 4u * k;
-  return XQ(xq[2u * k], xq[2u * k + 1u], bitcast<vec4<i32>>(xq[pk]), bitcast<vec4<i32>>(xq[pk + 1u]), bitcast<vec4<i32>>(xq[pk + 2u]), bitcast<vec4<i32>>(xq[pk + 3u]),
-            bitcast<f32>(xq[p.xq_scales + (k >> 2u)][k & 3u]), bitcast<i32>(sums[h]), bitcast<i32>(sums[h + 1u]));
+// Staged blocks of one chunk: slot j · cb + (b − b0) holds token t0 + j's block b, cb = XQ_SLOTS / tb. 96 slots
+// (10.5 KiB) with gemv's 4 KiB reduction stay inside WebGPU's guaranteed 16 KiB of workgroup memory; one token's
+// chunk covers 3072 activations.
+const XQ_SLOTS = 96u;
+var<workgroup> xqs: array<XQ, XQ_SLOTS>;
+
+fn absmax4(v: vec4<f32>) -> f32 {
+  let a = abs(v);
+  return max(max(a.x, a.y), max(a.z, a.w));
 }
+
+fn codes4(v: vec4<f32>, inv: f32) -> vec4<i32> {
+  return vec4<i32>(clamp(round(v * inv), vec4<f32>(-127.0), vec4<f32>(127.0)));
+}
+
+// Bytes (a.x, a.z, b.x, b.z) (`odd`: a.y, a.w, b.y, b.w) of two code vectors in one word.
+fn code_bytes(a: vec4<i32>, b: vec4<i32>, odd: u32) -> u32 {
+  let v = bitcast<vec4<u32>>(select(vec4<i32>(a.x, a.z, b.x, b.z), vec4<i32>(a.y, a.w, b.y, b.w), odd != 0u)) & vec4<u32>(255u);
+  return v.x | (v.y << 8u) | (v.z << 16u) | (v.w << 24u);
+}
+
+// Token t's block b of x quantized (elements past K are zero: code 0).
+fn quantize_block(t: u32, b: u32) -> XQ {
+  let c0 = 32u * b;
+  let v0 = x4(t, c0); let v1 = x4(t, c0 + 4u); let v2 = x4(t, c0 + 8u); let v3 = x4(t, c0 + 12u);
+  let v4 = x4(t, c0 + 16u); let v5 = x4(t, c0 + 20u); let v6 = x4(t, c0 + 24u); let v7 = x4(t, c0 + 28u);
+  let amax = max(max(max(absmax4(v0), absmax4(v1)), max(absmax4(v2), absmax4(v3))), max(max(absmax4(v4), absmax4(v5)), max(absmax4(v6), absmax4(v7))));
+  let sx = amax / 127.0;
+  let inv = select(0.0, 127.0 / amax, amax > 0.0);
+  let a0 = codes4(v0, inv); let b0 = codes4(v1, inv); let a1 = codes4(v2, inv); let b1 = codes4(v3, inv);
+  let a2 = codes4(v4, inv); let b2 = codes4(v5, inv); let a3 = codes4(v6, inv); let b3 = codes4(v7, inv);
+  let one = vec4<i32>(1);
+  return XQ(vec4<u32>(code_bytes(a0, b0, 0u), code_bytes(a0, b0, 1u), code_bytes(a1, b1, 0u), code_bytes(a1, b1, 1u)),
+            vec4<u32>(code_bytes(a2, b2, 0u), code_bytes(a2, b2, 1u), code_bytes(a3, b3, 0u), code_bytes(a3, b3, 1u)),
+            a0 * 65536 + b0, a1 * 65536 + b1, a2 * 65536 + b2, a3 * 65536 + b3, sx,
+            dot((a0 + b0) + (a1 + b1), one), dot((a2 + b2) + (a3 + b3), one));
+}
+
+// Stages blocks b0 .. b0 + cb − 1 of tokens t0 .. t0 + nt − 1 into xqs, `threads` threads of the workgroup sharing
+// the blocks. Call from uniform control flow between two barriers.
+fn stage_xq(lid: u32, threads: u32, t0: u32, nt: u32, b0: u32, cb: u32) {
+  for (var s = lid; s < nt * cb; s += threads) {
+    let b = b0 + s % cb;
+    if (b < p.groups) { xqs[s] = quantize_block(t0 + s / cb, b); }
+  }
+}
+
+// Weight units per activation block: q8 units hold 16 weights, the other quantized formats' 32.
+fn units_per_block() -> u32 { return select(1u, 2u, FORMAT == 3u); }
 
 // The upper-half sum of packed pair products (see the header): sign-extend the lower half, remove it, shift.
 fn pair_total(v: vec4<i32>) -> i32 {

@@ -21,13 +21,6 @@ export interface MatmulArgs {
   /** Force a path (tests, benchmarks); default 'auto': GEMV for T <= MatmulKernel.GEMV_MAX_T, else GEMM. */
   path?: MatmulPath;
   /**
-   * A dispatch bound before over the same x (buffer, xOffset, K), encoded before this one in the same pass with
-   * nothing writing x in between and following the same token count: with int8 activations this GEMV reads the
-   * activations that dispatch quantized and records no quantize_x of its own (one per distinct input, e.g. q, k and
-   * v of one normed row). No effect with f32 activations.
-   */
-  sharesQuantizedX?: MatmulDispatch;
-  /**
    * A second matrix over the same x, computed in the same GEMV dispatch (decode): W2 x into `y` (row stride
    * W2.rows) from element `yOffset`. Needs `MatmulKernel.canShare(weight, also.weight)`. The GEMM path runs it as a
    * dispatch of its own.
@@ -59,7 +52,8 @@ export interface MatmulOptions {
   gemvLanes?: number;
   /**
    * Decode GEMV activations for quantized weights: 'f32' (exact: weights dequantized, f32 products), 'int8' (x
-   * quantized per block of 32 to int8 with an f32 scale, integer products: shaders/matmul.wgsl ACT = 1), or
+   * quantized per block of 32 to int8 with an f32 scale by each GEMV workgroup, integer products: shaders/matmul.wgsl
+   * gemv_int8 / gemv_rows_int8; no extra dispatch), or
    * 'auto' (default): int8 on CPU adapters (measured 3-4x faster there, bench/kernels.ts) and on GPUs with
    * dot4I8Packed (llama.cpp's choice on GPUs; not measured here), f32 elsewhere. f32 / f16 weights always take f32.
    */
@@ -82,8 +76,6 @@ export interface MatmulDispatch extends Dispatch {
   destroy(): void;
   /** Whether the next encode applies the `gelu` epilogue (the GEMV path); else the caller gates W x itself. */
   readonly fusedEpilogue: boolean;
-  /** With int8 activations: the quantized x this dispatch reads (for `sharesQuantizedX`). */
-  readonly quantizedX?: { x: GPUBuffer; xOffset: number; K: number; xq: GPUBuffer };
 }
 
 const FORMAT_CODE: Record<WeightFormat, number> = { f32: 0, f16: 1, q4: 2, q8: 3, q4k: 4, q5k: 5, q6k: 6, q5: 7 };
@@ -94,13 +86,13 @@ const GEMV_ROWS_PER_THREAD = 4;
 interface Variant {
   gemv: GPUComputePipeline;
   gemm: GPUComputePipeline;
-  /** The GEMV with int8 activations (ACT 1; quantized formats, when enabled). */
+  /** The GEMV with int8 activations (gemv_int8 / gemv_rows_int8; quantized formats, when enabled). */
   gemvInt8?: GPUComputePipeline;
   /** The GEMV of this kernel's activations that reads two matrices (PAIR 1: MatmulArgs.also). */
   gemvPair: GPUComputePipeline;
 }
 
-/** Bind group from (binding, buffer) pairs (the int8 entry points use bindings 0-6 selectively). */
+/** Bind group from (binding, buffer) pairs (the entry points use bindings 0-9 selectively). */
 function bindSparse(device: GPUDevice, pipeline: GPUComputePipeline, entries: Array<[number, GPUBuffer]>, label: string): GPUBindGroup {
   return device.createBindGroup({ label, layout: pipeline.getBindGroupLayout(0), entries: entries.map(([binding, buffer]) => ({ binding, resource: { buffer } })) });
 }
@@ -120,7 +112,7 @@ export class MatmulKernel {
 
   /** Every buffer this kernel created for its dispatches (freed by destroy()). */
   private readonly arena: BufferArena;
-  /** The stand-in for unused read-only bindings (scales, the second matrix, xq). */
+  /** The stand-in for unused read-only bindings (scales, the second matrix). */
   private readonly dummyScales: GPUBuffer;
   /** A dummy for the GEMVs' writable y2 (binding 9) when unused: not one of the read-only dummies (no aliasing). */
   private readonly dummyOut: GPUBuffer;
@@ -130,17 +122,12 @@ export class MatmulKernel {
     readonly act: ActType,
     private readonly variants: Map<string, Variant>,
     private readonly gemvRows: number,
-    /** quantize_x (int8 activations), when enabled. */
-    private readonly quantizeX?: GPUComputePipeline,
+    /** Whether decode GEMVs of quantized weights take int8 activations. */
+    readonly int8Activations: boolean,
   ) {
     this.arena = new BufferArena(ctx.device);
     this.dummyScales = this.arena.placeholder('matmul/no-scales');
     this.dummyOut = this.arena.placeholder('matmul/no-y2');
-  }
-
-  /** Whether decode GEMVs of quantized weights take int8 activations. */
-  get int8Activations(): boolean {
-    return this.quantizeX !== undefined;
   }
 
   /**
@@ -169,19 +156,19 @@ export class MatmulKernel {
       formats.map(async (format) => {
         const gemvShape = { ROWS: rows, ...(lanes === 1 ? {} : { LANES: lanes }) };
         const gemvEntry = lanes === 1 ? 'gemv_rows' : 'gemv';
-        const int8Constants = int8 && isQuantFormat(format) ? { ...gemvShape, ACT: 1, DOT: intDot === 'dot4' ? 2 : 1 } : undefined;
-        const gemvInt8 = int8Constants && spec(format, gemvEntry, int8Constants);
+        const int8Constants = int8 && isQuantFormat(format) ? { ...gemvShape, DOT: intDot === 'dot4' ? 2 : 1 } : undefined;
+        const int8Entry = `${gemvEntry}_int8`;
+        const gemvInt8 = int8Constants && spec(format, int8Entry, int8Constants);
         // The two-matrix GEMV of the activations this format's GEMVs take.
-        const gemvPair = spec(format, gemvEntry, { ...(int8Constants ?? gemvShape), PAIR: 1 });
+        const gemvPair = spec(format, int8Constants ? int8Entry : gemvEntry, { ...(int8Constants ?? gemvShape), PAIR: 1 });
         const gemmChoice = (options.gemm ?? 'auto') === 'auto' ? (cpu ? 'regs' : 'wide') : options.gemm!;
         const gemmEntry = gemmChoice === 'wide' ? 'gemm' : `gemm_${gemmChoice}`;
         const [gemv, gemm, int8Pipeline, pair] = await Promise.all([spec(format, gemvEntry, gemvShape), spec(format, gemmEntry), gemvInt8, gemvPair]);
         variants.set(format, { gemv, gemm, gemvInt8: int8Pipeline, gemvPair: pair });
       }),
     );
-    const quantizeX = int8 && formats.some(isQuantFormat) ? await spec('q4', 'quantize_x') : undefined;
     // Features per GEMV workgroup: gemv_rows threads own GEMV_ROWS_PER_THREAD rows each.
-    return new MatmulKernel(ctx, act, variants, lanes === 1 ? rows * GEMV_ROWS_PER_THREAD : rows, quantizeX);
+    return new MatmulKernel(ctx, act, variants, lanes === 1 ? rows * GEMV_ROWS_PER_THREAD : rows, int8 && formats.some(isQuantFormat));
   }
 
   /**
@@ -217,26 +204,6 @@ export class MatmulKernel {
 
     const actBytes = this.act === 'f16' ? 2 : 4;
     const maxPerDim = device.limits.maxComputeWorkgroupsPerDimension;
-    // int8 activations: the quantized x of up to GEMV_MAX_T tokens (codes 32 B, scale 4 B, half sums 8 B per block).
-    const G = groupsPerRow(K);
-    const blocks = MatmulKernel.GEMV_MAX_T * G;
-    // Units (16 B): codes 2 per block, scales 1 word, half sums 2 words, pairs 16 words (shaders/matmul.wgsl).
-    const xqLayout = { scales: 2 * blocks, sums: 2 * blocks + Math.ceil(blocks / 4), pairs: 2 * blocks + Math.ceil(blocks / 4) + Math.ceil(blocks / 2) };
-    const shared = args.sharesQuantizedX?.quantizedX;
-    if (shared && (shared.x !== args.x || shared.xOffset !== xOffset || shared.K !== K)) {
-      throw new Error(`${label}: sharesQuantizedX quantized another x (offset ${shared.xOffset}, K ${shared.K})`);
-    }
-    const int8 = variant.gemvInt8 && this.quantizeX
-      ? {
-          pipeline: variant.gemvInt8,
-          /** Whether this dispatch quantizes x itself (else it reads `shared`'s). */
-          own: !shared,
-          xq: shared?.xq ?? this.arena.storage(16 * (xqLayout.pairs + 4 * blocks), `${label}/xq`),
-          params: this.arena.uniform(96, `${label}/quantize-x-params`),
-          grid: [0, 1] as [number, number],
-        }
-      : undefined;
-    const quantizeXBind = int8?.own ? bindSparse(device, this.quantizeX!, [[0, int8.params], [1, args.x], [6, int8.xq]], `${label}/quantize-x`) : undefined;
 
     // Two matrices and / or the gated epilogue in one GEMV dispatch (see MatmulArgs.also, .gelu).
     const { also, gelu } = args;
@@ -266,8 +233,7 @@ export class MatmulKernel {
         return { part, out: o, params, bind, grid: [0, 1] as [number, number] };
       }),
     );
-    const gemvPipeline = also ? variant.gemvPair : int8 ? int8.pipeline : variant.gemv;
-    const xqBinding: [number, GPUBuffer] = [5, int8 ? int8.xq : this.dummyScales];
+    const gemvPipeline = also ? variant.gemvPair : variant.gemvInt8 ?? variant.gemv;
     const gemvParts = fused
       ? [(() => {
           const part = weight.parts[0];
@@ -275,14 +241,14 @@ export class MatmulKernel {
           const params = this.arena.uniform(96, `${label}/gemv-params`);
           const y2 = also && !gelu ? also.y : gelu?.mul?.buffer ?? this.dummyOut;
           const bind = bindSparse(device, gemvPipeline, [
-            [0, params], [1, args.x], [2, part.data], [3, part.scales ?? this.dummyScales], [4, gelu ? gelu.y : args.y], xqBinding,
+            [0, params], [1, args.x], [2, part.data], [3, part.scales ?? this.dummyScales], [4, gelu ? gelu.y : args.y],
             [7, part2?.data ?? this.dummyScales], [8, part2?.scales ?? this.dummyScales], [9, y2],
           ], `${label}+`);
           return { part, params, bind, grid: [0, 1] as [number, number] };
         })()]
       : weight.parts.map((part) => {
           const params = this.arena.uniform(96, `${label}/gemv-params`);
-          const bind = bindSparse(device, gemvPipeline, [[0, params], [1, args.x], [2, part.data], [3, part.scales ?? this.dummyScales], [4, args.y], xqBinding, ...dummies, [9, this.dummyOut]], label);
+          const bind = bindSparse(device, gemvPipeline, [[0, params], [1, args.x], [2, part.data], [3, part.scales ?? this.dummyScales], [4, args.y], ...dummies, [9, this.dummyOut]], label);
           return { part, params, bind, grid: [0, 1] as [number, number] };
         });
 
@@ -311,7 +277,7 @@ export class MatmulKernel {
         packUniform([
           ['u32', T], ['u32', K], ['u32', o.N], ['u32', o.rows], ['u32', o.rowStart], ['u32', xOffset], ['u32', o.yOffset],
           ['u32', args.accumulate ? 1 : 0], ['u32', groupsPerRow(K)], ['u32', o.grid[0]], ['u32', o.blocks], ['u32', tb],
-          ['u32', isAligned(weight.format, K) ? 1 : 0], ['u32', xqLayout.scales], ['u32', xqLayout.sums], ['u32', xqLayout.pairs],
+          ['u32', isAligned(weight.format, K) ? 1 : 0],
           ['u32', o.rows2 ?? 0], ['u32', o.y2Offset ?? 0], ['u32', o.N2 ?? 0], ['u32', o.epilogue ?? 0], ['u32', o.blocks1 ?? o.blocks],
         ]);
       for (const g of gemmParts) {
@@ -337,14 +303,6 @@ export class MatmulKernel {
           rows2, y2Offset: gelu?.mul ? (gelu.mul.offset ?? 0) : (also?.yOffset ?? 0), N2: gelu?.mul ? gelu.mul.rowStride : rows2, epilogue, blocks1,
         }));
       }
-      if (int8?.own && T <= MatmulKernel.GEMV_MAX_T) {
-        int8.grid = grid2d(Math.ceil((T * G) / 64), maxPerDim);
-        device.queue.writeBuffer(int8.params, 0, packUniform([
-          ['u32', T], ['u32', K], ['u32', N], ['u32', 0], ['u32', 0], ['u32', xOffset], ['u32', 0], ['u32', 0],
-          ['u32', G], ['u32', int8.grid[0]], ['u32', 0], ['u32', 0], ['u32', 0], ['u32', xqLayout.scales], ['u32', xqLayout.sums], ['u32', xqLayout.pairs],
-          ['u32', 0], ['u32', 0], ['u32', 0], ['u32', 0], ['u32', 0],
-        ]));
-      }
     };
     setRows(args.rows);
 
@@ -357,14 +315,8 @@ export class MatmulKernel {
       get fusedEpilogue() {
         return gelu !== undefined && path === 'gemv';
       },
-      quantizedX: int8 && { x: args.x, xOffset, K, xq: int8.xq },
       encode: (pass: GPUComputePassEncoder) => {
         if (T === 0) return;
-        if (path === 'gemv' && int8?.own) {
-          pass.setPipeline(this.quantizeX!);
-          pass.setBindGroup(0, quantizeXBind!);
-          pass.dispatchWorkgroups(int8.grid[0], int8.grid[1]);
-        }
         const list = path === 'gemv' ? gemvParts : gemmParts;
         pass.setPipeline(path === 'gemv' ? gemvPipeline : variant.gemm);
         for (const p of list) {
@@ -374,8 +326,6 @@ export class MatmulKernel {
       },
       destroy: () => {
         for (const p of [...gemvParts, ...gemmParts]) p.params.destroy();
-        int8?.params.destroy();
-        if (int8?.own) int8.xq.destroy();
       },
     };
   }

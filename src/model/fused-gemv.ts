@@ -14,11 +14,10 @@ import type { GeluGateKernel } from '../kernels/gelu_gate.ts';
 import type { MatmulDispatch, MatmulKernel } from '../kernels/matmul.ts';
 import type { Op } from './step-recorder.ts';
 
-/** An input row block [T, K] of a GEMV (x at element `offset`) and the earlier GEMV whose int8 quantization it reuses. */
+/** An input row block [T, K] of a GEMV (x at element `offset`). */
 export interface GemvInput {
   buffer: GPUBuffer;
   offset?: number;
-  shares?: MatmulDispatch;
 }
 
 /** One projection's output: `weight` applied to the input into `y` [T, rows] from element `offset`. */
@@ -33,17 +32,14 @@ function record(ops: Op[], d: MatmulDispatch): MatmulDispatch {
   return d;
 }
 
-/**
- * a.weight·x into a.y and b.weight·x into b.y: one GEMV dispatch when the kernel can share them, else two (the
- * second reusing the first's int8 activations). Returns the first dispatch (for later GEMVs over the same x).
- */
+/** a.weight·x into a.y and b.weight·x into b.y: one GEMV dispatch when the kernel can share them, else two. Returns the first dispatch. */
 export function projectPair(mm: MatmulKernel, ops: Op[], x: GemvInput, a: Projection, b: Projection): MatmulDispatch {
-  const base = { x: x.buffer, xOffset: x.offset, rows: 1, sharesQuantizedX: x.shares };
+  const base = { x: x.buffer, xOffset: x.offset, rows: 1 };
   if (mm.canShare(a.weight, b.weight)) {
     return record(ops, mm.bind({ ...base, weight: a.weight, y: a.y, yOffset: a.offset, also: { weight: b.weight, y: b.y, yOffset: b.offset } }));
   }
   const first = record(ops, mm.bind({ ...base, weight: a.weight, y: a.y, yOffset: a.offset }));
-  record(ops, mm.bind({ ...base, weight: b.weight, y: b.y, yOffset: b.offset, sharesQuantizedX: x.shares ?? first }));
+  record(ops, mm.bind({ ...base, weight: b.weight, y: b.y, yOffset: b.offset }));
   return first;
 }
 
@@ -62,7 +58,7 @@ export interface GatedProjection {
 /** Records y = gelu_tanh(W_gate x) ⊙ up (see the header) and returns the gate's GEMV dispatch. */
 export function projectGated(mm: MatmulKernel, gelu: GeluGateKernel, ops: Op[], x: GemvInput, g: GatedProjection): MatmulDispatch {
   const sparse = (g.sparsity ?? 0) > 0;
-  const base = { x: x.buffer, xOffset: x.offset, rows: 1, sharesQuantizedX: x.shares, weight: g.gate.weight, y: g.gate.y, yOffset: g.gate.offset };
+  const base = { x: x.buffer, xOffset: x.offset, rows: 1, weight: g.gate.weight, y: g.gate.y, yOffset: g.gate.offset };
   const gateOut: Operand = { buffer: g.gate.y, offset: g.gate.offset, rowStride: g.cols };
   const geluOut = { y: g.y.buffer, yOffset: g.y.offset, rowStride: g.y.rowStride };
   let fused: MatmulDispatch;

@@ -15,7 +15,7 @@
 import type { GpuContext } from '../../gpu/device.ts';
 import { createStorageBuffer, writeBuffer } from '../../gpu/buffers.ts';
 import type { Dispatch } from '../../gpu/pipeline.ts';
-import { MatmulKernel, type GemvActivations, type MatmulDispatch } from '../../kernels/matmul.ts';
+import { MatmulKernel, type GemvActivations } from '../../kernels/matmul.ts';
 import { RmsNormKernel } from '../../kernels/rmsnorm.ts';
 import { RopeKernel } from '../../kernels/rope.ts';
 import { ElementwiseKernel, type Operand } from '../../kernels/elementwise.ts';
@@ -102,9 +102,8 @@ export class Gemma3nForward implements DecoderForward {
     };
     const ops = this.recorder.ops;
     // ---- small builders, so the body below reads like the equations ----
-    /** `shares`: an earlier GEMV over the same x whose int8-quantized activations this one reads (one quantize_x per input). */
-    const mm = (W: GpuWeight, x: GPUBuffer, y: GPUBuffer, o: { xOffset?: number; yOffset?: number; list?: Op[]; fixedRows?: number; shares?: MatmulDispatch } = {}) => {
-      const d = k.mm.bind({ x, weight: W, y, rows: o.fixedRows ?? 1, xOffset: o.xOffset, yOffset: o.yOffset, sharesQuantizedX: o.shares });
+    const mm = (W: GpuWeight, x: GPUBuffer, y: GPUBuffer, o: { xOffset?: number; yOffset?: number; list?: Op[]; fixedRows?: number } = {}) => {
+      const d = k.mm.bind({ x, weight: W, y, rows: o.fixedRows ?? 1, xOffset: o.xOffset, yOffset: o.yOffset });
       (o.list ?? ops).push({ d, rows: o.fixedRows ? undefined : (T) => d.setRows(T) });
       return d;
     };
@@ -197,21 +196,21 @@ export class Gemma3nForward implements DecoderForward {
       const normed = { weight: lw.inputNorm, eps, out: block, offset: nAt };
       perToken(k.altup.bindPredict({ ...streamsLayout, streams, router: routerLogits, coefs: lw.predictionCoefs, out: pred, norm: normed }));
       // --- LAUREL: λ = n + RMSNorm(W_lr·W_ll·n) (its norm and sum happen in the combine below)
-      const fromN = mm(lw.laurelLeft, block, laurelMid, { xOffset: nAt }); // LAuReL, q, k and v all read n
+      mm(lw.laurelLeft, block, laurelMid, { xOffset: nAt }); // LAuReL, q, k and v all read n
       mm(lw.laurelRight, laurelMid, block, { yOffset: laurelAt });
       // --- ATTENTION: q (+ k, v for cache owners), per-head norms, RoPE, cache write, attend, o_proj
       // q and (for cache owners) k in one GEMV where their formats agree; v alone (the Q4_K_M plan's more-bits layers
       // keep v in q6k; the GEMV takes two matrices: 8 storage bindings is all WebGPU guarantees).
       const cache = this.caches[c.kvSourceLayer[l]]!;
       const ownsCache = lw.k && lw.v && this.caches[l];
-      const fromNormed = { buffer: block, offset: nAt, shares: fromN };
+      const fromNormed = { buffer: block, offset: nAt };
       if (ownsCache) projectPair(k.mm, ops, fromNormed, { weight: lw.q, y: q }, { weight: lw.k!, y: kk });
-      else mm(lw.q, block, q, { xOffset: nAt, shares: fromN });
+      else mm(lw.q, block, q, { xOffset: nAt });
       const ropeQ = k.rope.bind({ x: q, tokens: 1, heads: H, headDim: dh, theta: c.ropeTheta[l], norm: { weight: lw.qNorm, eps } });
       ops.push({ d: ropeQ, step: (p0, T) => ropeQ.setParams(T, p0) });
       if (ownsCache) {
         // This layer owns its cache. (KV-SHARED layers skip this block: their k_proj/v_proj are never used.)
-        mm(lw.v!, block, vv, { xOffset: nAt, shares: fromN });
+        mm(lw.v!, block, vv, { xOffset: nAt });
         // k_norm + RoPE of the keys, v_norm (RMS0, no weight, no RoPE) of the values, into the cache: one dispatch
         const write = k.kv.bind({ cache, k: kk, v: vv, kNorm: lw.kNorm, vNorm: true, eps, rope: { theta: c.ropeTheta[l] } });
         ops.push({ d: write, step: (p0, T) => write.setStep(p0, T) });

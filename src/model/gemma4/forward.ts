@@ -22,7 +22,7 @@
 import type { GpuContext } from '../../gpu/device.ts';
 import { createStorageBuffer, writeBuffer } from '../../gpu/buffers.ts';
 import type { Dispatch } from '../../gpu/pipeline.ts';
-import { MatmulKernel, type GemvActivations, type MatmulDispatch } from '../../kernels/matmul.ts';
+import { MatmulKernel, type GemvActivations } from '../../kernels/matmul.ts';
 import { RmsNormKernel } from '../../kernels/rmsnorm.ts';
 import { RopeKernel } from '../../kernels/rope.ts';
 import { ElementwiseKernel } from '../../kernels/elementwise.ts';
@@ -121,9 +121,8 @@ export class Gemma4Forward implements DecoderForward {
       return b;
     };
     const ops = this.recorder.ops;
-    /** `shares`: an earlier GEMV over the same x whose int8-quantized activations this one reads (one quantize_x per input). */
-    const mm = (W: GpuWeight, x: GPUBuffer, y: GPUBuffer, o: { list?: Op[]; fixedRows?: number; shares?: MatmulDispatch } = {}) => {
-      const d = k.mm.bind({ x, weight: W, y, rows: o.fixedRows ?? 1, sharesQuantizedX: o.shares });
+    const mm = (W: GpuWeight, x: GPUBuffer, y: GPUBuffer, o: { list?: Op[]; fixedRows?: number } = {}) => {
+      const d = k.mm.bind({ x, weight: W, y, rows: o.fixedRows ?? 1 });
       (o.list ?? ops).push({ d, rows: o.fixedRows ? undefined : (T) => d.setRows(T) });
       return d;
     };
@@ -203,13 +202,14 @@ export class Gemma4Forward implements DecoderForward {
       // q, k and v all read n: q and (for cache owners) k in one GEMV where their formats agree, v alone (the GEMV
       // takes two matrices: 8 storage bindings is all WebGPU guarantees)
       const ownsCache = lw.k && lw.v && lw.kNorm && this.caches[l];
-      const fromN = ownsCache ? projectPair(k.mm, ops, { buffer: n }, { weight: lw.q, y: q }, { weight: lw.k!, y: kk }) : mm(lw.q, n, q);
+      if (ownsCache) projectPair(k.mm, ops, { buffer: n }, { weight: lw.q, y: q }, { weight: lw.k!, y: kk });
+      else mm(lw.q, n, q);
       const ropeQ = k.rope.bind({ ...rope, x: q, heads: H, norm: { weight: lw.qNorm, eps } });
       ops.push({ d: ropeQ, step: (p0, T) => ropeQ.setParams(T, p0) });
       const cache = this.caches[c.kvSourceLayer[l]]!;
       if (ownsCache) {
         // This layer owns its cache. KV-shared layers skip this block: their stored k/v/k_norm are never read.
-        mm(lw.v!, n, vv, { shares: fromN });
+        mm(lw.v!, n, vv);
         // k_norm + RoPE of the keys, v_norm (RMS, no weight, no RoPE) of the values, into the cache: one dispatch
         const write = k.kv.bind({ cache, k: kk, v: vv, kNorm: lw.kNorm, vNorm: true, eps, rope: { theta: rope.theta, rotatedAngles: rope.rotatedAngles } });
         ops.push({ d: write, step: (p0, T) => write.setStep(p0, T) });
