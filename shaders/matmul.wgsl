@@ -4,7 +4,7 @@
 // one dispatch per part writes output columns n_offset .. n_offset + n_part.
 // Bindings: 0 params (uniform), 1 x [T, K] act_t (from x_offset), 2 w array<vec4<u32>> (the part's data),
 // 3 scales array<u32> (q4/q8 scales, q5 scale units, K-quant super-block headers; a dummy otherwise), 4 y [T, N]
-// act_t (from y_offset, row stride N), 7 w2 and 8 scales2 (the GEMVs' second matrix; dummies otherwise), 9 y2 act_t
+// act_t (from y_offset, row stride N), 5 xq_scratch (gemv_rows_int8 only: its quantized x), 7 w2 and 8 scales2 (the GEMVs' second matrix; dummies otherwise), 9 y2 act_t
 // (the second matrix's output, or the epilogue's multiplier v; a dummy otherwise).
 // Overrides: FORMAT 0 f32, 1 f16, 2 q4, 3 q8, 4 q4k, 5 q5k, 6 q6k, 7 q5; ROWS x LANES the gemv workgroup; PAIR 1: the
 // GEMVs read a second matrix (below); DOT the integer product of the int8-activation GEMVs (gemv_int8,
@@ -518,8 +518,8 @@ fn gemv_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
 }
 
 // gemv_rows with int8 activations, units u0 .. u1 − 1 of the rows, continuing the sums in `acc`; the
-// activations of block b come from slot j · cb + b − b0 of the staged chunk (stage_xq).
-fn rows_acc_int8(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, nt: u32, u0: u32, u1: u32, b0: u32, cb: u32, acc: RowsAcc) -> RowsAcc {
+// activations of block b come from slot base + j · cb + b − b0 of xq_scratch (stage_xq_scratch).
+fn rows_acc_int8(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, nt: u32, u0: u32, u1: u32, b0: u32, cb: u32, base: u32, acc: RowsAcc) -> RowsAcc {
   var a0 = acc.a0;
   var a1 = acc.a1;
   var a2 = acc.a2;
@@ -527,7 +527,7 @@ fn rows_acc_int8(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, nt: u32, 
   for (var u = u0; u < u1; u++) {
     let ru = row_units(ma, mb, n0, n1, n2, n3, u);
     for (var j = 0u; j < nt; j++) {
-      let X = xqs[j * cb + x_block_of(u) - b0];
+      let X = xq_scratch[base + j * cb + x_block_of(u) - b0];
       a0[j] += int8_row_contrib(ru.w0, ru.m0, X, u);
       a1[j] += int8_row_contrib(ru.w1, ru.m1, X, u);
       a2[j] += int8_row_contrib(ru.w2, ru.m2, X, u);
@@ -537,24 +537,25 @@ fn rows_acc_int8(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, nt: u32, 
   return RowsAcc(a0, a1, a2, a3);
 }
 
-// gemv_rows_int8: gemv_rows with int8 activations. The workgroup quantizes x chunk by chunk into workgroup memory
-// (two barriers per chunk of XQ_SLOTS / tb blocks: one chunk at K <= 3072 with one token); the rows' sums run in
-// the order of one pass over the whole row.
+// gemv_rows_int8: gemv_rows with int8 activations. The workgroup quantizes x chunk by chunk into its slice of
+// xq_scratch (two barriers per chunk of XQ_SLOTS / tb blocks: one chunk at K <= 3072 with one token); the rows'
+// sums run in the order of one pass over the whole row.
 @compute @workgroup_size(ROWS)
 fn gemv_rows_int8(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let tk = rows_task(wg, lid);
   let z = vec4<f32>(0.0);
   var acc = RowsAcc(z, z, z, z);
   let cb = XQ_SLOTS / p.tb;
+  let base = (wg.y * p.grid_x + wg.x) * XQ_SLOTS; // this workgroup's slice of xq_scratch
   for (var b0 = 0u; b0 < p.groups; b0 += cb) {
-    workgroupBarrier(); // the previous chunk is read
-    stage_xq(lid, ROWS, tk.t0, tk.nt, b0, cb);
-    workgroupBarrier();
+    storageBarrier(); // the previous chunk is read
+    stage_xq_scratch(base, lid, ROWS, tk.t0, tk.nt, b0, cb);
+    storageBarrier();
     if (tk.ok) {
       let upb = units_per_block();
       let u1 = min(b0 + cb, p.groups) * upb;
-      if (PAIR != 0u && tk.gated) { acc = rows_acc_int8(0u, 1u, tk.n0, tk.n1, tk.n2, tk.n3, tk.nt, b0 * upb, u1, b0, cb, acc); }
-      else { acc = rows_acc_int8(tk.m01, tk.m23, tk.n0, tk.n1, tk.n2, tk.n3, tk.nt, b0 * upb, u1, b0, cb, acc); }
+      if (PAIR != 0u && tk.gated) { acc = rows_acc_int8(0u, 1u, tk.n0, tk.n1, tk.n2, tk.n3, tk.nt, b0 * upb, u1, b0, cb, base, acc); }
+      else { acc = rows_acc_int8(tk.m01, tk.m23, tk.n0, tk.n1, tk.n2, tk.n3, tk.nt, b0 * upb, u1, b0, cb, base, acc); }
     }
   }
   if (tk.ok) { rows_write(tk, acc); }
@@ -756,8 +757,9 @@ fn gemm_regs(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
 
 // ---------------------------------------------------------------------------------------------------------------
 // Decode GEMV with int8 activations (llama.cpp's quantized dot products): the GEMV's workgroup quantizes x [T, K]
-// into int8 codes per block of 32 with one f32 scale (sx = absmax / 127, c = round(x / sx), so x ≈ sx·c) in its
-// workgroup memory (stage_xq), then gemv_int8 / gemv_rows_int8 multiply the weights' integer codes by c in integer
+// into int8 codes per block of 32 with one f32 scale (sx = absmax / 127, c = round(x / sx), so x ≈ sx·c), gemv_int8
+// into its workgroup memory (stage_xq), gemv_rows_int8 into its own slice of a storage buffer (stage_xq_scratch:
+// CPU adapters, where workgroup-memory loads are slow), then they multiply the weights' integer codes by c in integer
 // arithmetic, exact i32 sums per 16 weights, and apply the weight scales and sx in f32. The only error added is x's
 // rounding to 8 bits (~0.5 % of y's RMS). No dispatch of its own: every workgroup quantizes the x it reads (K
 // reads per workgroup of 256 rows (gemv_rows) or 8 rows (gemv), against K / 2 weight bytes per row).
@@ -783,6 +785,10 @@ struct XQ { lo: vec4<u32>, hi: vec4<u32>, p0: vec4<i32>, p1: vec4<i32>, p2: vec4
 // chunk covers 3072 activations.
 const XQ_SLOTS = 96u;
 var<workgroup> xqs: array<XQ, XQ_SLOTS>;
+// gemv_rows_int8 stages into a slice of XQ_SLOTS blocks per workgroup of a storage buffer instead: SwiftShader's
+// workgroup-memory loads made that GEMV 1.4-1.6x slower than reading the same blocks from a storage buffer (q4 / q4k
+// 2048 -> 8192, same run).
+@group(0) @binding(5) var<storage, read_write> xq_scratch: array<XQ>;
 
 fn absmax4(v: vec4<f32>) -> f32 {
   let a = abs(v);
@@ -822,6 +828,14 @@ fn stage_xq(lid: u32, threads: u32, t0: u32, nt: u32, b0: u32, cb: u32) {
   for (var s = lid; s < nt * cb; s += threads) {
     let b = b0 + s % cb;
     if (b < p.groups) { xqs[s] = quantize_block(t0 + s / cb, b); }
+  }
+}
+
+// stage_xq into slice `base` of xq_scratch (gemv_rows_int8). Call between two storage barriers.
+fn stage_xq_scratch(base: u32, lid: u32, threads: u32, t0: u32, nt: u32, b0: u32, cb: u32) {
+  for (var s = lid; s < nt * cb; s += threads) {
+    let b = b0 + s % cb;
+    if (b < p.groups) { xq_scratch[base + s] = quantize_block(t0 + s / cb, b); }
   }
 }
 

@@ -80,6 +80,9 @@ export interface MatmulDispatch extends Dispatch {
 
 const FORMAT_CODE: Record<WeightFormat, number> = { f32: 0, f16: 1, q4: 2, q8: 3, q4k: 4, q5k: 5, q6k: 6, q5: 7 };
 const GEMM_TILE = 64;
+/** shaders/matmul.wgsl `XQ_SLOTS` (quantized x blocks staged per GEMV workgroup) and the size of one (struct XQ). */
+const XQ_SLOTS = 96;
+const XQ_BYTES = 112;
 /** shaders/matmul.wgsl `RPT`: rows per thread of the `gemv_rows` entry point. */
 const GEMV_ROWS_PER_THREAD = 4;
 
@@ -116,6 +119,11 @@ export class MatmulKernel {
   private readonly dummyScales: GPUBuffer;
   /** A dummy for the GEMVs' writable y2 (binding 9) when unused: not one of the read-only dummies (no aliasing). */
   private readonly dummyOut: GPUBuffer;
+  /**
+   * gemv_rows_int8's quantized x (binding 5): XQ_SLOTS blocks of XQ_BYTES per workgroup, shared by every dispatch
+   * (they run one after another); replaced by a bigger one when a dispatch needs more (earlier binds keep theirs).
+   */
+  private scratch?: GPUBuffer;
 
   private constructor(
     private readonly ctx: GpuContext,
@@ -124,6 +132,8 @@ export class MatmulKernel {
     private readonly gemvRows: number,
     /** Whether decode GEMVs of quantized weights take int8 activations. */
     readonly int8Activations: boolean,
+    /** Whether those GEMVs are gemv_rows_int8, which stages x in a storage slice per workgroup (`scratch`). */
+    private readonly int8Rows: boolean,
   ) {
     this.arena = new BufferArena(ctx.device);
     this.dummyScales = this.arena.placeholder('matmul/no-scales');
@@ -168,7 +178,8 @@ export class MatmulKernel {
       }),
     );
     // Features per GEMV workgroup: gemv_rows threads own GEMV_ROWS_PER_THREAD rows each.
-    return new MatmulKernel(ctx, act, variants, lanes === 1 ? rows * GEMV_ROWS_PER_THREAD : rows, int8 && formats.some(isQuantFormat));
+    const int8Any = int8 && formats.some(isQuantFormat);
+    return new MatmulKernel(ctx, act, variants, lanes === 1 ? rows * GEMV_ROWS_PER_THREAD : rows, int8Any, int8Any && lanes === 1);
   }
 
   /**
@@ -234,6 +245,17 @@ export class MatmulKernel {
       }),
     );
     const gemvPipeline = also ? variant.gemvPair : variant.gemvInt8 ?? variant.gemv;
+    // gemv_rows_int8: a slice of the scratch per workgroup, for the most workgroups any of these GEMV dispatches has
+    // at up to GEMV_MAX_T tokens (one token block).
+    const scratch: Array<[number, GPUBuffer]> = [];
+    const perBlock = (rows: number) => Math.ceil(rows / this.gemvRows);
+    const scratchGroups = !(variant.gemvInt8 && this.int8Rows) ? Infinity
+      : !fused ? Math.max(...weight.parts.map((p) => perBlock(p.rows))) : epilogue === 1 ? perBlock(2 * N) : perBlock(N) + perBlock(also?.weight.rows ?? 0);
+    if (Number.isFinite(scratchGroups)) {
+      const bytes = scratchGroups * XQ_SLOTS * XQ_BYTES;
+      if (!this.scratch || this.scratch.size < bytes) this.scratch = this.arena.storage(bytes, 'matmul/xq-scratch');
+      scratch.push([5, this.scratch]);
+    }
     const gemvParts = fused
       ? [(() => {
           const part = weight.parts[0];
@@ -241,14 +263,14 @@ export class MatmulKernel {
           const params = this.arena.uniform(96, `${label}/gemv-params`);
           const y2 = also && !gelu ? also.y : gelu?.mul?.buffer ?? this.dummyOut;
           const bind = bindSparse(device, gemvPipeline, [
-            [0, params], [1, args.x], [2, part.data], [3, part.scales ?? this.dummyScales], [4, gelu ? gelu.y : args.y],
+            [0, params], [1, args.x], [2, part.data], [3, part.scales ?? this.dummyScales], [4, gelu ? gelu.y : args.y], ...scratch,
             [7, part2?.data ?? this.dummyScales], [8, part2?.scales ?? this.dummyScales], [9, y2],
           ], `${label}+`);
           return { part, params, bind, grid: [0, 1] as [number, number] };
         })()]
       : weight.parts.map((part) => {
           const params = this.arena.uniform(96, `${label}/gemv-params`);
-          const bind = bindSparse(device, gemvPipeline, [[0, params], [1, args.x], [2, part.data], [3, part.scales ?? this.dummyScales], [4, args.y], ...dummies, [9, this.dummyOut]], label);
+          const bind = bindSparse(device, gemvPipeline, [[0, params], [1, args.x], [2, part.data], [3, part.scales ?? this.dummyScales], [4, args.y], ...scratch, ...dummies, [9, this.dummyOut]], label);
           return { part, params, bind, grid: [0, 1] as [number, number] };
         });
 
@@ -286,6 +308,7 @@ export class MatmulKernel {
         device.queue.writeBuffer(g.params, 0, params({ grid: g.grid, blocks, rows: g.part.rows, rowStart: g.part.rowStart, N: g.out.N, yOffset: g.out.yOffset }));
       }
       const tokenBlocks = Math.ceil(T / tb);
+      if (path === 'gemv' && tokenBlocks > 1 && Number.isFinite(scratchGroups)) throw new Error(`${label}: the int8 GEMV takes at most ${MatmulKernel.GEMV_MAX_T} tokens (got ${T})`);
       for (const g of gemvParts) {
         if (!fused) {
           const blocks = Math.ceil(g.part.rows / this.gemvRows);
