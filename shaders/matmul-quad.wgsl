@@ -9,12 +9,14 @@
 // distinct across the quad) and its own 8 weights, and quadBroadcast (a register swizzle on a CPU) hands each x value
 // to the quad: 12 workgroup loads and 16 swizzles per 128 FMAs, every loaded value used, where `gemm_regs` loads 16
 // per 64 FMAs, half of them the same x value in all 4 lanes.
-// Why (measured on SwiftShader, bench/prefill-gemm.ts, process CPU time over interleaved runs at 2048->2048, 128
-// tokens): every workgroup-memory load there is a per-lane masked gather, and the inner loop, not the staging, is
-// the cost. This tiling did 1.95 / 1.88 GFLOP per CPU-second (q4 / q4k) where gemm_regs did 1.54 / 1.48; the same
-// quad scheme with 16 x 4 outputs per invocation (64 invocations) 1.63 / 1.51, with 8 x 4 (128 invocations)
-// 1.09 / 0.98, with 32 x 8 (16 invocations) 1.37 / 1.33. Every invocation reaches every quadBroadcast: tokens and
-// features past the edges are clamped in staging (rows past T or the part are read in bounds, never written).
+// Why (measured on SwiftShader; interleaved runs at 2048->2048, 128 tokens, GFLOP per second of process CPU time):
+// every workgroup-memory load there is a per-lane masked gather, and the inner loop, not the staging, is the cost.
+// This tiling did 1.95 / 1.88 GFLOP per CPU-second (q4 / q4k) where gemm_regs did 1.54 / 1.48; the same quad scheme
+// with 16 x 4 outputs per invocation (64 invocations) 1.63 / 1.51, with 8 x 4 (128 invocations) 1.09 / 0.98, with
+// 32 x 8 (16 invocations) 1.37 / 1.33. At E2B shapes with 64 tokens (bench/prefill-gemm.ts, README "Prefill GEMM")
+// it reached 36-42 % of the FMA ceiling for q4 / q4k / q8, 31-36 % for q6k (whose tile dequantization costs more).
+// Every invocation reaches every quadBroadcast: tokens and features past the edges are clamped in staging (rows past
+// T or the part are read in bounds, never written).
 
 // Outputs of token mm, features nn, nn + 4, nn + 8, nn + 12 (components of v), masked to [T, n_part].
 fn write_quad4(mm: u32, nn: u32, v: vec4<f32>) {

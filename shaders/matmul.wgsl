@@ -645,8 +645,8 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 // one token's 32 activations and one feature's whole dequantized sub-block per thread (its scale and min decoded
 // once, where stage_tile decodes them per 8 weights), every store consecutive across lanes. gemm_regs: 64 threads;
 // thread (tx, ty) = (lid % 8, lid / 8) owns tokens 8 ty .. 8 ty + 7 and features tx + 8 j (8 x 8 outputs, 16 vec4
-// accumulators: 16 workgroup loads per 64 FMAs). Measured on SwiftShader (interleaved runs, process CPU time) the
-// same speed as the vec4 tiles of `gemm` with 8 x 8 outputs per thread for q4 and ~15 % faster for q4k (the staging).
+// accumulators: 16 workgroup loads per 64 FMAs). On SwiftShader (bench/prefill-gemm.ts, 64 tokens, GFLOP per CPU-
+// second) 6-18 % faster than the same 8 x 8 threads over `gemm`'s vec4 tiles and staging (q4, q4k, q6k, q8).
 // On GPUs this layout would bank-conflict: `gemm` stays theirs.
 // fma() explicitly: a compiler that does not contract `c += a * b` (SwiftShader's) would spend two instructions.
 var<workgroup> xs: array<f32, 2048>;
@@ -673,35 +673,35 @@ fn stage_rows(lid: u32, mr: u32, nr: u32, kt: u32) {
   stage_w(lid, nr, kt);
 }
 
+// Store 4 (x) / 8 (w) consecutive k of column at % 64 (a token / a feature) of a scalar tile, from k = at / 64.
+fn store_x4(at: u32, v: vec4<f32>) {
+  xs[at] = v.x; xs[at + 64u] = v.y; xs[at + 128u] = v.z; xs[at + 192u] = v.w;
+}
+
+fn store_w8(at: u32, v: W8) {
+  ws[at] = v.a.x; ws[at + 64u] = v.a.y; ws[at + 128u] = v.a.z; ws[at + 192u] = v.a.w;
+  ws[at + 256u] = v.b.x; ws[at + 320u] = v.b.y; ws[at + 384u] = v.b.z; ws[at + 448u] = v.b.w;
+}
+
 fn stage_x(lid: u32, mr: u32, kt: u32) {
   let k0 = kt * BK;
-  var xr: vec4<f32>;
-  xr = x4(mr, k0 + 0u); xs[0u + lid] = xr.x; xs[64u + lid] = xr.y; xs[128u + lid] = xr.z; xs[192u + lid] = xr.w;
-  xr = x4(mr, k0 + 4u); xs[256u + lid] = xr.x; xs[320u + lid] = xr.y; xs[384u + lid] = xr.z; xs[448u + lid] = xr.w;
-  xr = x4(mr, k0 + 8u); xs[512u + lid] = xr.x; xs[576u + lid] = xr.y; xs[640u + lid] = xr.z; xs[704u + lid] = xr.w;
-  xr = x4(mr, k0 + 12u); xs[768u + lid] = xr.x; xs[832u + lid] = xr.y; xs[896u + lid] = xr.z; xs[960u + lid] = xr.w;
-  xr = x4(mr, k0 + 16u); xs[1024u + lid] = xr.x; xs[1088u + lid] = xr.y; xs[1152u + lid] = xr.z; xs[1216u + lid] = xr.w;
-  xr = x4(mr, k0 + 20u); xs[1280u + lid] = xr.x; xs[1344u + lid] = xr.y; xs[1408u + lid] = xr.z; xs[1472u + lid] = xr.w;
-  xr = x4(mr, k0 + 24u); xs[1536u + lid] = xr.x; xs[1600u + lid] = xr.y; xs[1664u + lid] = xr.z; xs[1728u + lid] = xr.w;
-  xr = x4(mr, k0 + 28u); xs[1792u + lid] = xr.x; xs[1856u + lid] = xr.y; xs[1920u + lid] = xr.z; xs[1984u + lid] = xr.w;
+  store_x4(0u + lid, x4(mr, k0 + 0u));
+  store_x4(256u + lid, x4(mr, k0 + 4u));
+  store_x4(512u + lid, x4(mr, k0 + 8u));
+  store_x4(768u + lid, x4(mr, k0 + 12u));
+  store_x4(1024u + lid, x4(mr, k0 + 16u));
+  store_x4(1280u + lid, x4(mr, k0 + 20u));
+  store_x4(1536u + lid, x4(mr, k0 + 24u));
+  store_x4(1792u + lid, x4(mr, k0 + 28u));
 }
 
 fn stage_w(lid: u32, nr: u32, kt: u32) {
   let um = tile_meta(nr, kt);
   let wu = tile_unit(nr, kt);
-  var wq: W8;
-  wq = w_part(nr, kt, 0u, um, wu.x);
-  ws[0u + lid] = wq.a.x; ws[64u + lid] = wq.a.y; ws[128u + lid] = wq.a.z; ws[192u + lid] = wq.a.w;
-  ws[256u + lid] = wq.b.x; ws[320u + lid] = wq.b.y; ws[384u + lid] = wq.b.z; ws[448u + lid] = wq.b.w;
-  wq = w_part(nr, kt, 1u, um, wu.y);
-  ws[512u + lid] = wq.a.x; ws[576u + lid] = wq.a.y; ws[640u + lid] = wq.a.z; ws[704u + lid] = wq.a.w;
-  ws[768u + lid] = wq.b.x; ws[832u + lid] = wq.b.y; ws[896u + lid] = wq.b.z; ws[960u + lid] = wq.b.w;
-  wq = w_part(nr, kt, 2u, um, wu.z);
-  ws[1024u + lid] = wq.a.x; ws[1088u + lid] = wq.a.y; ws[1152u + lid] = wq.a.z; ws[1216u + lid] = wq.a.w;
-  ws[1280u + lid] = wq.b.x; ws[1344u + lid] = wq.b.y; ws[1408u + lid] = wq.b.z; ws[1472u + lid] = wq.b.w;
-  wq = w_part(nr, kt, 3u, um, wu.w);
-  ws[1536u + lid] = wq.a.x; ws[1600u + lid] = wq.a.y; ws[1664u + lid] = wq.a.z; ws[1728u + lid] = wq.a.w;
-  ws[1792u + lid] = wq.b.x; ws[1856u + lid] = wq.b.y; ws[1920u + lid] = wq.b.z; ws[1984u + lid] = wq.b.w;
+  store_w8(0u + lid, w_part(nr, kt, 0u, um, wu.x));
+  store_w8(512u + lid, w_part(nr, kt, 1u, um, wu.y));
+  store_w8(1024u + lid, w_part(nr, kt, 2u, um, wu.z));
+  store_w8(1536u + lid, w_part(nr, kt, 3u, um, wu.w));
 }
 
 @compute @workgroup_size(64)
