@@ -65,15 +65,14 @@ export function kernelName(r: DispatchRecord): string {
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
 /**
- * Splits one step's dispatch sequence into decoder layers: a Gemma 3n layer starts with its router GEMV right before
- * AltUp's predict (the router's input norm comes with the previous layer's last dispatch; layer 0's is counted
- * before the layers, after the prologue's AltUp rescale) and the last one ends where the AltUp unembed GEMVs before
- * the last rescale begin. Undefined when the sequence does not have that shape (another family).
+ * Splits one step's dispatch sequence into decoder layers: a Gemma 3n layer starts with AltUp's predict (which
+ * computes the layer's router logits itself, after the prologue's AltUp rescale for layer 0) and the last one ends
+ * where the AltUp unembed GEMVs before the last rescale begin. Undefined when the sequence does not have that shape (another family).
  */
 export function splitLayers(records: DispatchRecord[], layerCount: number): DecodeProfile['layers'] {
   const names = records.map(kernelName);
-  // (with int8 activations the router GEMV's quantize_x comes first)
-  const starts = names.flatMap((n, i) => (n === 'altup/predict' ? [names[i - 2]?.startsWith('matmul/quantize_x') ? i - 2 : i - 1] : []));
+  // Gemma 3n's layer opens with AltUp's predict (it computes the router logits itself).
+  const starts = names.flatMap((n, i) => (n === 'altup/predict' ? [i] : []));
   const start = starts[0];
   let epilogue = names.lastIndexOf('altup/rescale');
   while (epilogue > 0 && names[epilogue - 1].startsWith('matmul/')) epilogue--;

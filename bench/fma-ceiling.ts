@@ -14,7 +14,19 @@ export interface FmaCeiling {
   flopsPerSecond: number;
   /** Which variant that was. */
   kernel: string;
-  variants: Array<{ kernel: string; flopsPerSecond: number }>;
+  variants: Array<{ kernel: string; flopsPerSecond: number; cpuFlopsPerSecond?: number }>;
+  /**
+   * Node only: the most FLOP per second of this process's CPU time (user + system, all threads) any variant reached.
+   * On a CPU adapter that runs in this process (SwiftShader) this stays put when other programs share the cores,
+   * where the wall-clock rate drops with the machine's load; compare it with a kernel's FLOP per CPU-second.
+   */
+  cpuFlopsPerSecond?: number;
+}
+
+/** Seconds of this process's CPU time (Node), else undefined. */
+function cpuSeconds(): number | undefined {
+  const usage = (globalThis as { process?: { cpuUsage?: () => { user: number; system: number } } }).process?.cpuUsage?.();
+  return usage && (usage.user + usage.system) / 1e6;
 }
 
 const WORKGROUP = 64;
@@ -69,19 +81,27 @@ export async function measureFmaCeiling(ctx: GpuContext, options: { iters?: numb
         pass.setBindGroup(0, bind);
         pass.dispatchWorkgroups(gx, gy);
         pass.end();
+        const c0 = cpuSeconds();
         const t0 = performance.now();
         device.queue.submit([enc.finish()]);
         await device.queue.onSubmittedWorkDone();
-        return (performance.now() - t0) / 1000;
+        const c1 = cpuSeconds();
+        return { wall: (performance.now() - t0) / 1000, cpu: c0 === undefined || c1 === undefined ? undefined : c1 - c0 };
       };
       await submit(); // warm-up
       let best = Infinity;
-      for (let t = 0; t < trials; t++) best = Math.min(best, await submit());
+      let bestCpu = Infinity;
+      for (let t = 0; t < trials; t++) {
+        const s = await submit();
+        best = Math.min(best, s.wall);
+        if (s.cpu !== undefined && s.cpu > 0) bestCpu = Math.min(bestCpu, s.cpu);
+      }
       const flop = gx * gy * WORKGROUP * iters * ACC * 8;
-      variants.push({ kernel: `${gx * gy} workgroups x ${WORKGROUP} threads, ${ACC} vec4 chains`, flopsPerSecond: flop / best });
+      variants.push({ kernel: `${gx * gy} workgroups x ${WORKGROUP} threads, ${ACC} vec4 chains`, flopsPerSecond: flop / best, ...(bestCpu < Infinity && { cpuFlopsPerSecond: flop / bestCpu }) });
     }
     const best = variants.reduce((a, b) => (b.flopsPerSecond > a.flopsPerSecond ? b : a));
-    return { flopsPerSecond: best.flopsPerSecond, kernel: best.kernel, variants };
+    const cpuRates = variants.flatMap((v) => (v.cpuFlopsPerSecond === undefined ? [] : [v.cpuFlopsPerSecond]));
+    return { flopsPerSecond: best.flopsPerSecond, kernel: best.kernel, variants, ...(cpuRates.length > 0 && { cpuFlopsPerSecond: Math.max(...cpuRates) }) };
   } finally {
     sink.destroy();
     params.destroy();

@@ -4,8 +4,8 @@
  * end-to-end roofline; the f32 FMA ceiling: bench/fma-ceiling.ts), then the decode GEMV at Gemma 3n E2B shapes
  * (weight bytes/s, % of both read ceilings) for f32, q4 and the K-quants q4k / q6k, each quantized format with f32
  * activations (exact; "before") and with int8 activations (src/kernels/matmul.ts; "after"), the prefill GEMM (512
- * tokens, GFLOP/s and % of the FMA ceiling) in both shapes ('wide', the GPU tiling, "before" on software adapters;
- * 'regs', their default now), decode attention at 4K context (K/V bytes/s) and the per-token PLE fetch (host row
+ * tokens, GFLOP/s and % of the FMA ceiling) in each tiling ('wide', the GPU tiling; 'regs', CPU adapters without
+ * subgroups; 'quad', CPU adapters with subgroups; bench/prefill-gemm.ts has the E2B shapes at prefill-chunk size), decode attention at 4K context (K/V bytes/s) and the per-token PLE fetch (host row
  * pack + upload + GPU dequantize).
  *
  * Timing: GPU timestamps around the compute pass when the device has `timestamp-query` (ctx.timestamps), else the
@@ -119,7 +119,7 @@ for (const format of gemvFormats) {
 // Prefill GEMM: 512 tokens through the FFN up projection, both GEMM shapes, q4 and q4k, against the FMA ceiling
 // measured again right before each (a CPU adapter's rate drifts with the machine's load).
 for (const format of ['q4', 'q4k'] as const) {
-  for (const shape of ['wide', 'regs'] as const) {
+  for (const shape of ctx.subgroups ? (['wide', 'regs', 'quad'] as const) : (['wide', 'regs'] as const)) {
     // --quick: 1024 of the 8192 output features (GFLOP/s is per-tile work; the full shape takes minutes on a CPU).
     const T = 512, K = 2048, N = quick ? 1024 : 8192;
     const mm = await MatmulKernel.create(ctx, 'f32', [format], { activations: 'f32', gemm: shape });

@@ -1,14 +1,18 @@
 // AltUp (Gemma 3n's four residual streams) and the per-layer-input combine; spec §2.3-2.6. All f32.
 // Streams are stored stream-major in one buffer: stream i, token t, dim d at i * stream_stride + t * dim + d
 // (stream_stride = capacity * dim, so T can shrink below the capacity without moving anything).
-// Router logits r [T, 4] are W_r . RMSNorm(x_0) as the matmul writes them; the kernels apply HF's 1/D input
-// scale (router_scale) and the f32 tanh (tanh_f32 from shaders/lib/tanh.wgsl). Coefficient matrices may be clamped to +-coef_clip (has_clip).
+// Router logits r [4] per token are W_r . RMSNorm_{w_r}(v): predict computes them itself from x_0 (it holds the row),
+// correct reads those of v = g that residual-norm wrote with the layer's output ([T, 4], its out_projected). Both
+// take W_r as a router table [5, D] f32: w_r, then W_r's 4 rows (so r = inv_rms(v) * W_r . (w_r * v), one pass).
+// The kernels apply HF's 1/D input scale (router_scale) and the f32 tanh (tanh_f32 from shaders/lib/tanh.wgsl).
+// Coefficient matrices may be clamped to +-coef_clip (has_clip).
 //
 // Entry points (each its own pipeline; bindings per entry below):
-//  predict:  c = W_pred tanh(r[t] / D) (16), x^_i = x_i + sum_k c[4i + k] x_k, and the layer's input norm of the
-//            active stream, n = RMSNorm_w(x^_0) (times w directly; the f32 sum of squares by workgroup_sum).
-//            1 x streams (read), 2 r [T, 4], 3 W_pred [16, 4], 4 x^ streams (write), 5 w [D], 6 n [T, D] at norm_off
-//            (write).
+//  predict:  r = W_r . RMSNorm_{w_r}(x_0), c = W_pred tanh(r / D) (16), x^_i = x_i + sum_k c[4i + k] x_k, and the
+//            layer's input norm of the active stream, n = RMSNorm_w(x^_0) (norms: times w directly, eps for both,
+//            f32 sums by workgroup_sum).
+//            1 x streams (read), 2 router table [5, D], 3 W_pred [16, 4], 4 x^ streams (write), 5 w [D], 6 n [T, D]
+//            at norm_off (write).
 //  correct:  k = W_corr tanh(r'[t] / D) + 1 (4), x~_i = x^_i + k_i (g - x^_0); optionally u = x~_0 * s.
 //            1 x^ streams, 2 r' [T, 4], 3 W_corr [4, 4], 4 g [T, D], 5 s [D], 6 x~ streams (write), 7 u [T, D] (write).
 //  rescale:  for targets y_i (n_targets consecutive streams of y from stream y_first):
@@ -19,8 +23,8 @@
 //  ple_combine: per row of `dim` (T * L rows of 256): z = (RMSNorm_w(pre_scale * proj) + z) * out_scale, z in place.
 //            1 proj [rows, dim], 2 w [dim], 3 z [rows, dim] (read_write).
 // Tiling: correct: grid (ceil(D / WG), T), one thread per (t, d) doing all four streams; predict: grid (1, T), one
-// workgroup per token whose threads stride over d (the norm needs the whole row); the 16 (4) coefficients of token
-// t are computed once per workgroup into workgroup memory.
+// workgroup per token whose threads stride over d (the router and the norm need the whole row); the 16 (4)
+// coefficients of token t are computed once per workgroup into workgroup memory.
 // rescale / ple_combine: one workgroup per row (2-D grid when rows > 65535), f32 tree reductions.
 
 override WG: u32 = 256;
@@ -42,6 +46,7 @@ struct CoefParams {
 @group(0) @binding(0) var<uniform> cp: CoefParams;
 @group(0) @binding(1) var<storage, read> c_x: array<f32>;
 @group(0) @binding(2) var<storage, read> c_router: array<f32>;
+@group(0) @binding(2) var<storage, read> p_router: array<f32>;
 @group(0) @binding(3) var<storage, read> c_coefs: array<f32>;
 @group(0) @binding(4) var<storage, read_write> p_out: array<f32>;
 @group(0) @binding(4) var<storage, read> c_g: array<f32>;
@@ -62,16 +67,28 @@ var<workgroup> coef: array<f32, 16>;
 fn predict(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let t = wg.y;
   if (t >= cp.tokens) { return; } // uniform per workgroup
+  let ss = cp.stream_stride;
+  let row = t * cp.dim;
+  let dim = cp.dim;
+  // r = inv_rms(x_0) * W_r . (w_r * x_0): the sum of squares and the 4 dots in one pass over x_0
+  var ss0 = 0.0;
+  var dots = vec4<f32>(0.0);
+  for (var d = lid; d < dim; d += WG) {
+    let v = c_x[row + d];
+    ss0 += v * v;
+    let wv = p_router[d] * v;
+    dots += wv * vec4<f32>(p_router[dim + d], p_router[2u * dim + d], p_router[3u * dim + d], p_router[4u * dim + d]);
+  }
+  let sums = workgroup_sum_and4(lid, ss0, dots);
+  let r = sums.v * inverseSqrt(sums.s / f32(dim) + cp.eps);
   if (lid < 16u) {
     var c = 0.0;
     for (var k = 0u; k < 4u; k++) {
-      c += clip_coef(c_coefs[lid * 4u + k]) * tanh_f32(c_router[t * 4u + k] * cp.router_scale);
+      c += clip_coef(c_coefs[lid * 4u + k]) * tanh_f32(r[k] * cp.router_scale);
     }
     coef[lid] = c;
   }
   workgroupBarrier();
-  let ss = cp.stream_stride;
-  let row = t * cp.dim;
   var sum_sq = 0.0;
   for (var d = lid; d < cp.dim; d += WG) {
     let base = row + d;

@@ -35,7 +35,8 @@
 // gemm (prefill): 64 tokens x 64 features per workgroup of 16 x 16 threads, each thread 4 x 4 outputs strided by
 // 16 (conflict-free vec4 reads of workgroup memory, coalesced y writes); K in steps of 32 (one quant group): the x
 // tile and the dequantized weight tile (32 x 64 each, k-major vec4s, 16 KiB in all) live in workgroup memory.
-// gemm_regs (prefill on software adapters): the same tiles with 64 threads of 8 x 8 outputs (below).
+// gemm_regs, gemm_quad (prefill on CPU adapters): the same tile in scalar layout, 8 x 8 / 16 x 8 outputs per thread
+// (below; gemm_quad in shaders/matmul-quad.wgsl).
 // Hot loops are written out straight-line: SwiftShader's Subzero JIT neither unrolls nor registers private arrays.
 
 struct Params {
@@ -587,6 +588,63 @@ const BK = 32u;
 var<workgroup> xs4: array<vec4<f32>, 512>;
 var<workgroup> ws4: array<vec4<f32>, 512>;
 
+// Eight dequantized weights: feature n (< n_part), k = kt * 32 + part * 8 .. + 7 (zero past K for float formats).
+// m = tile_meta(n, kt) and word = tile_unit(n, kt)[part], so a caller dequantizing a whole 32-weight sub-block
+// decodes its scale and min once. Values are exactly q * scale (K-quants: ggml's d·sc·q − dmin·m, one rounding).
+struct W8 { a: vec4<f32>, b: vec4<f32> }
+
+fn tile_meta(n: u32, kt: u32) -> UnitMeta {
+  if (FORMAT == 3u) { return unit_meta(0u, n, 2u * kt); } // q8: unit 2kt is the group's first half
+  return unit_meta(0u, n, kt);
+}
+
+// The 16-byte unit of sub-block (q4, q5: group) kt of row n (word `part` is w_part's `word`); unused by q8 and the
+// float formats.
+fn tile_unit(n: u32, kt: u32) -> vec4<u32> {
+  if (FORMAT == 2u || FORMAT >= 4u) { return w[n * row_stride() + kt]; }
+  return vec4<u32>(0u);
+}
+
+fn w_part(n: u32, kt: u32, part: u32, m: UnitMeta, word: u32) -> W8 {
+  let k0 = kt * BK;
+  if (FORMAT == 2u) { return W8(q4_lo(word) * m.s0, q4_hi(word) * m.s0); }
+  if (FORMAT == 3u) {
+    let blk = w[(n * p.groups + kt) * 2u + (part >> 1u)];
+    let h = (part & 1u) * 2u;
+    return W8(q8_4(blk[h]) * m.s0, q8_4(blk[h + 1u]) * m.s0);
+  }
+  if (FORMAT >= 4u) {
+    // Sub-block (q5: group) kt, elements part * 8 .. + 7: codes q (nibble + high bits), then ggml's value exactly.
+    let wv = vec4<u32>(word);
+    let sh = vec4<u32>(0u, 4u, 8u, 12u);
+    var qa = (wv >> sh) & vec4<u32>(15u);
+    var qb = (wv >> (sh + 16u)) & vec4<u32>(15u);
+    if (FORMAT == 5u || FORMAT == 7u) {
+      let hb = vec4<u32>(m.hi.x >> (8u * part));
+      let e = vec4<u32>(0u, 1u, 2u, 3u);
+      qa |= ((hb >> e) & vec4<u32>(1u)) << vec4<u32>(4u);
+      qb |= ((hb >> (e + 4u)) & vec4<u32>(1u)) << vec4<u32>(4u);
+    }
+    if (FORMAT == 6u) {
+      let hp = vec4<u32>(select(m.hi.y, m.hi.x, part < 2u) >> (16u * (part & 1u)));
+      let e = vec4<u32>(0u, 2u, 4u, 6u);
+      qa |= ((hp >> e) & vec4<u32>(3u)) << vec4<u32>(4u);
+      qb |= ((hp >> (e + 8u)) & vec4<u32>(3u)) << vec4<u32>(4u);
+      let sc = select(m.s1, m.s0, part < 2u);
+      return W8(sc * (vec4<f32>(qa) - 32.0), sc * (vec4<f32>(qb) - 32.0));
+    }
+    if (FORMAT == 7u) { return W8(m.s0 * (vec4<f32>(qa) - 16.0), m.s0 * (vec4<f32>(qb) - 16.0)); }
+    return W8(m.s0 * vec4<f32>(qa) - m.s1, m.s0 * vec4<f32>(qb) - m.s1);
+  }
+  if (p.aligned != 0u && k0 + part * 8u + 8u <= p.K) {
+    let e = n * p.K + k0 + part * 8u; // a multiple of 8 (f32: 4) elements: whole vec4 units
+    if (FORMAT == 0u) { return W8(bitcast<vec4<f32>>(w[e >> 2u]), bitcast<vec4<f32>>(w[(e >> 2u) + 1u])); }
+    let h = f16_8(w[e >> 3u]);
+    return W8(h[0], h[1]);
+  }
+  return W8(w_float4(n, k0 + part * 8u), w_float4(n, k0 + part * 8u + 4u));
+}
+
 // Stages k-tile kt of the x tile (tokens m0 .. m0 + 63) and the dequantized weight tile (features n0 .. n0 + 63)
 // into workgroup memory, as thread `vlid` (0..255) of the 256 loader roles: x: token ml = vlid / 4, 8 consecutive k
 // from kx = (vlid % 4) * 8 (coalesced along k); weights: feature nl = vlid % 64, the quarter `part` = vlid / 64 of
@@ -612,65 +670,10 @@ fn stage_tile(vlid: u32, m0: u32, n0: u32, kt: u32) {
   xs4[xi][xc] = xa.x; xs4[xi + 16u][xc] = xa.y; xs4[xi + 32u][xc] = xa.z; xs4[xi + 48u][xc] = xa.w;
   xs4[xi + 64u][xc] = xb.x; xs4[xi + 80u][xc] = xb.y; xs4[xi + 96u][xc] = xb.z; xs4[xi + 112u][xc] = xb.w;
   // weight tile, dequantized to exactly q * scale; zero past n_part (and past K for float formats).
-  var wa = vec4<f32>(0.0); // k = part * 8 .. + 3
-  var wb = vec4<f32>(0.0); // k = part * 8 + 4 .. + 7
-  if (nok) {
-    if (FORMAT == 2u) {
-      let bi = n * p.groups + kt;
-      let d = scale_at(0u, bi);
-      let word = w[bi][part];
-      wa = q4_lo(word) * d;
-      wb = q4_hi(word) * d;
-    } else if (FORMAT == 3u) {
-      let bi = n * p.groups + kt;
-      let d = scale_at(0u, bi);
-      let blk = w[bi * 2u + (part >> 1u)];
-      let h = (part & 1u) * 2u;
-      wa = q8_4(blk[h]) * d;
-      wb = q8_4(blk[h + 1u]) * d;
-    } else if (FORMAT >= 4u) {
-      // Sub-block (q5: group) kt, elements part * 8 .. + 7: codes q (nibble + high bits), then ggml's value exactly.
-      let m = unit_meta(0u, n, kt);
-      let word = vec4<u32>(w[n * row_stride() + kt][part]);
-      let sh = vec4<u32>(0u, 4u, 8u, 12u);
-      var qa = (word >> sh) & vec4<u32>(15u);
-      var qb = (word >> (sh + 16u)) & vec4<u32>(15u);
-      if (FORMAT == 5u || FORMAT == 7u) {
-        let hb = vec4<u32>(m.hi.x >> (8u * part));
-        let e = vec4<u32>(0u, 1u, 2u, 3u);
-        qa |= ((hb >> e) & vec4<u32>(1u)) << vec4<u32>(4u);
-        qb |= ((hb >> (e + 4u)) & vec4<u32>(1u)) << vec4<u32>(4u);
-      }
-      if (FORMAT == 6u) {
-        let hp = vec4<u32>(m.hi[part >> 1u] >> (16u * (part & 1u)));
-        let e = vec4<u32>(0u, 2u, 4u, 6u);
-        qa |= ((hp >> e) & vec4<u32>(3u)) << vec4<u32>(4u);
-        qb |= ((hp >> (e + 8u)) & vec4<u32>(3u)) << vec4<u32>(4u);
-        let sc = select(m.s1, m.s0, part < 2u);
-        wa = sc * (vec4<f32>(qa) - 32.0);
-        wb = sc * (vec4<f32>(qb) - 32.0);
-      } else if (FORMAT == 7u) {
-        wa = m.s0 * (vec4<f32>(qa) - 16.0);
-        wb = m.s0 * (vec4<f32>(qb) - 16.0);
-      } else {
-        wa = m.s0 * vec4<f32>(qa) - m.s1;
-        wb = m.s0 * vec4<f32>(qb) - m.s1;
-      }
-    } else if (p.aligned != 0u && k0 + part * 8u + 8u <= p.K) {
-      let e = n * p.K + k0 + part * 8u; // a multiple of 8 (f32: 4) elements: whole vec4 units
-      if (FORMAT == 0u) {
-        wa = bitcast<vec4<f32>>(w[e >> 2u]);
-        wb = bitcast<vec4<f32>>(w[(e >> 2u) + 1u]);
-      } else {
-        let h = f16_8(w[e >> 3u]);
-        wa = h[0];
-        wb = h[1];
-      }
-    } else {
-      wa = w_float4(n, k0 + part * 8u);
-      wb = w_float4(n, k0 + part * 8u + 4u);
-    }
-  }
+  var wq = W8(vec4<f32>(0.0), vec4<f32>(0.0));
+  if (nok) { wq = w_part(n, kt, part, tile_meta(n, kt), tile_unit(n, kt)[part]); }
+  let wa = wq.a;
+  let wb = wq.b;
   let wi = part * 8u * 16u + (nl % 16u);
   let wc = nl / 16u;
   ws4[wi][wc] = wa.x; ws4[wi + 16u][wc] = wa.y; ws4[wi + 32u][wc] = wa.z; ws4[wi + 48u][wc] = wa.w;
@@ -708,12 +711,70 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   write_tile_row(m0 + ty + 48u, n0 + tx, acc3);
 }
 
-// gemm_regs (software adapters): the same 64 x 64 tile and staging with 64 threads (8 x 8), each computing 8 tokens x
-// 8 features in registers (16 vec4 accumulators): 4 times the FMAs per workgroup-memory load and per barrier of
-// `gemm`, which is what a CPU running the workgroup as SIMD lanes pays for (loads are per-lane gathers, a barrier
-// switches every lane's coroutine). Thread (tx, ty) owns tokens ty + 8 i and features tx + 8 j, i, j = 0..7: in the
-// tile layout above, the vec4s at ty and ty + 8 (tokens ty + 16 c and ty + 8 + 16 c) and likewise for features.
+// gemm_regs (CPU adapters without subgroups) and gemm_quad (CPU adapters with them: shaders/matmul-quad.wgsl): 64 x 64
+// tiles, K in steps of 32, staged into scalar tiles xs[k * 64 + token], ws[k * 64 + feature] by stage_x / stage_w:
+// one token's 32 activations and one feature's whole dequantized sub-block per thread (its scale and min decoded
+// once, where stage_tile decodes them per 8 weights), every store consecutive across lanes. gemm_regs: 64 threads;
+// thread (tx, ty) = (lid % 8, lid / 8) owns tokens 8 ty .. 8 ty + 7 and features tx + 8 j (8 x 8 outputs, 16 vec4
+// accumulators: 16 workgroup loads per 64 FMAs). On SwiftShader (bench/prefill-gemm.ts, 64 tokens, GFLOP per CPU-
+// second) 6-18 % faster than the same 8 x 8 threads over `gemm`'s vec4 tiles and staging (q4, q4k, q6k, q8).
+// On GPUs this layout would bank-conflict: `gemm` stays theirs.
 // fma() explicitly: a compiler that does not contract `c += a * b` (SwiftShader's) would spend two instructions.
+var<workgroup> xs: array<f32, 2048>;
+var<workgroup> ws: array<f32, 2048>;
+
+// Outputs of token mm, features nn + 8 j (j = 0..7: the components of lo, then hi), masked to [T, n_part].
+fn write_rows8(mm: u32, nn: u32, lo: vec4<f32>, hi: vec4<f32>) {
+  if (mm >= p.T) { return; }
+  if (nn < p.n_part) { write_y(mm, nn, lo.x); }
+  if (nn + 8u < p.n_part) { write_y(mm, nn + 8u, lo.y); }
+  if (nn + 16u < p.n_part) { write_y(mm, nn + 16u, lo.z); }
+  if (nn + 24u < p.n_part) { write_y(mm, nn + 24u, lo.w); }
+  if (nn + 32u < p.n_part) { write_y(mm, nn + 32u, hi.x); }
+  if (nn + 40u < p.n_part) { write_y(mm, nn + 40u, hi.y); }
+  if (nn + 48u < p.n_part) { write_y(mm, nn + 48u, hi.z); }
+  if (nn + 56u < p.n_part) { write_y(mm, nn + 56u, hi.w); }
+}
+
+// Stages k-tile kt into xs / ws as thread lid of 64: token mr's 32 activations (mr = the tile's token m0 + lid,
+// clamped to T - 1: rows past T are never written) and the dequantized sub-block kt of feature row nr (likewise
+// clamped to the part), every store consecutive across lanes. The sub-block's scale and min are decoded once.
+fn stage_rows(lid: u32, mr: u32, nr: u32, kt: u32) {
+  stage_x(lid, mr, kt);
+  stage_w(lid, nr, kt);
+}
+
+// Store 4 (x) / 8 (w) consecutive k of column at % 64 (a token / a feature) of a scalar tile, from k = at / 64.
+fn store_x4(at: u32, v: vec4<f32>) {
+  xs[at] = v.x; xs[at + 64u] = v.y; xs[at + 128u] = v.z; xs[at + 192u] = v.w;
+}
+
+fn store_w8(at: u32, v: W8) {
+  ws[at] = v.a.x; ws[at + 64u] = v.a.y; ws[at + 128u] = v.a.z; ws[at + 192u] = v.a.w;
+  ws[at + 256u] = v.b.x; ws[at + 320u] = v.b.y; ws[at + 384u] = v.b.z; ws[at + 448u] = v.b.w;
+}
+
+fn stage_x(lid: u32, mr: u32, kt: u32) {
+  let k0 = kt * BK;
+  store_x4(0u + lid, x4(mr, k0 + 0u));
+  store_x4(256u + lid, x4(mr, k0 + 4u));
+  store_x4(512u + lid, x4(mr, k0 + 8u));
+  store_x4(768u + lid, x4(mr, k0 + 12u));
+  store_x4(1024u + lid, x4(mr, k0 + 16u));
+  store_x4(1280u + lid, x4(mr, k0 + 20u));
+  store_x4(1536u + lid, x4(mr, k0 + 24u));
+  store_x4(1792u + lid, x4(mr, k0 + 28u));
+}
+
+fn stage_w(lid: u32, nr: u32, kt: u32) {
+  let um = tile_meta(nr, kt);
+  let wu = tile_unit(nr, kt);
+  store_w8(0u + lid, w_part(nr, kt, 0u, um, wu.x));
+  store_w8(512u + lid, w_part(nr, kt, 1u, um, wu.y));
+  store_w8(1024u + lid, w_part(nr, kt, 2u, um, wu.z));
+  store_w8(1536u + lid, w_part(nr, kt, 3u, um, wu.w));
+}
+
 @compute @workgroup_size(64)
 fn gemm_regs(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let block = wg.y * p.grid_x + wg.x;
@@ -721,38 +782,47 @@ fn gemm_regs(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
   let m0 = (block / p.n_blocks) * BM;
   let tx = lid % 8u;
   let ty = lid / 8u;
-  // c{h}{i}{g}: tokens (ty + 8h) + 16i, features (tx + 8g) + 16j in component j.
-  var c000 = vec4<f32>(0.0); var c001 = vec4<f32>(0.0); var c010 = vec4<f32>(0.0); var c011 = vec4<f32>(0.0);
-  var c020 = vec4<f32>(0.0); var c021 = vec4<f32>(0.0); var c030 = vec4<f32>(0.0); var c031 = vec4<f32>(0.0);
-  var c100 = vec4<f32>(0.0); var c101 = vec4<f32>(0.0); var c110 = vec4<f32>(0.0); var c111 = vec4<f32>(0.0);
-  var c120 = vec4<f32>(0.0); var c121 = vec4<f32>(0.0); var c130 = vec4<f32>(0.0); var c131 = vec4<f32>(0.0);
+  let mr = min(m0 + lid, p.T - 1u); // tokens past T read the last token (in bounds) and are never written
+  let nr = min(n0 + lid, p.n_part - 1u); // features past the part read its last row (in bounds) and are never written
+  // c{i}{h}: token 8 ty + i, features tx + 8 (4 h + j) in component j.
+  var c00 = vec4<f32>(0.0); var c01 = vec4<f32>(0.0);
+  var c10 = vec4<f32>(0.0); var c11 = vec4<f32>(0.0);
+  var c20 = vec4<f32>(0.0); var c21 = vec4<f32>(0.0);
+  var c30 = vec4<f32>(0.0); var c31 = vec4<f32>(0.0);
+  var c40 = vec4<f32>(0.0); var c41 = vec4<f32>(0.0);
+  var c50 = vec4<f32>(0.0); var c51 = vec4<f32>(0.0);
+  var c60 = vec4<f32>(0.0); var c61 = vec4<f32>(0.0);
+  var c70 = vec4<f32>(0.0); var c71 = vec4<f32>(0.0);
   let k_tiles = (p.K + BK - 1u) / BK;
   for (var kt = 0u; kt < k_tiles; kt++) {
-    stage_tile(lid, m0, n0, kt);
-    stage_tile(lid + 64u, m0, n0, kt);
-    stage_tile(lid + 128u, m0, n0, kt);
-    stage_tile(lid + 192u, m0, n0, kt);
+    stage_rows(lid, mr, nr, kt);
     workgroupBarrier();
     for (var k = 0u; k < BK; k++) {
-      let a0 = xs4[k * 16u + ty];
-      let a1 = xs4[k * 16u + ty + 8u];
-      let b0 = ws4[k * 16u + tx];
-      let b1 = ws4[k * 16u + tx + 8u];
-      c000 = fma(vec4<f32>(a0.x), b0, c000); c001 = fma(vec4<f32>(a0.x), b1, c001); c010 = fma(vec4<f32>(a0.y), b0, c010); c011 = fma(vec4<f32>(a0.y), b1, c011);
-      c020 = fma(vec4<f32>(a0.z), b0, c020); c021 = fma(vec4<f32>(a0.z), b1, c021); c030 = fma(vec4<f32>(a0.w), b0, c030); c031 = fma(vec4<f32>(a0.w), b1, c031);
-      c100 = fma(vec4<f32>(a1.x), b0, c100); c101 = fma(vec4<f32>(a1.x), b1, c101); c110 = fma(vec4<f32>(a1.y), b0, c110); c111 = fma(vec4<f32>(a1.y), b1, c111);
-      c120 = fma(vec4<f32>(a1.z), b0, c120); c121 = fma(vec4<f32>(a1.z), b1, c121); c130 = fma(vec4<f32>(a1.w), b0, c130); c131 = fma(vec4<f32>(a1.w), b1, c131);
+      let xb = k * 64u + 8u * ty;
+      let wb = k * 64u + tx;
+      let a0 = vec4<f32>(xs[xb], xs[xb + 1u], xs[xb + 2u], xs[xb + 3u]);
+      let a1 = vec4<f32>(xs[xb + 4u], xs[xb + 5u], xs[xb + 6u], xs[xb + 7u]);
+      let b0 = vec4<f32>(ws[wb], ws[wb + 8u], ws[wb + 16u], ws[wb + 24u]);
+      let b1 = vec4<f32>(ws[wb + 32u], ws[wb + 40u], ws[wb + 48u], ws[wb + 56u]);
+      c00 = fma(vec4<f32>(a0.x), b0, c00); c01 = fma(vec4<f32>(a0.x), b1, c01);
+      c10 = fma(vec4<f32>(a0.y), b0, c10); c11 = fma(vec4<f32>(a0.y), b1, c11);
+      c20 = fma(vec4<f32>(a0.z), b0, c20); c21 = fma(vec4<f32>(a0.z), b1, c21);
+      c30 = fma(vec4<f32>(a0.w), b0, c30); c31 = fma(vec4<f32>(a0.w), b1, c31);
+      c40 = fma(vec4<f32>(a1.x), b0, c40); c41 = fma(vec4<f32>(a1.x), b1, c41);
+      c50 = fma(vec4<f32>(a1.y), b0, c50); c51 = fma(vec4<f32>(a1.y), b1, c51);
+      c60 = fma(vec4<f32>(a1.z), b0, c60); c61 = fma(vec4<f32>(a1.z), b1, c61);
+      c70 = fma(vec4<f32>(a1.w), b0, c70); c71 = fma(vec4<f32>(a1.w), b1, c71);
     }
     workgroupBarrier();
   }
-  write_tile_row(m0 + ty, n0 + tx, c000); write_tile_row(m0 + ty, n0 + tx + 8u, c001);
-  write_tile_row(m0 + ty + 16u, n0 + tx, c010); write_tile_row(m0 + ty + 16u, n0 + tx + 8u, c011);
-  write_tile_row(m0 + ty + 32u, n0 + tx, c020); write_tile_row(m0 + ty + 32u, n0 + tx + 8u, c021);
-  write_tile_row(m0 + ty + 48u, n0 + tx, c030); write_tile_row(m0 + ty + 48u, n0 + tx + 8u, c031);
-  write_tile_row(m0 + ty + 8u, n0 + tx, c100); write_tile_row(m0 + ty + 8u, n0 + tx + 8u, c101);
-  write_tile_row(m0 + ty + 24u, n0 + tx, c110); write_tile_row(m0 + ty + 24u, n0 + tx + 8u, c111);
-  write_tile_row(m0 + ty + 40u, n0 + tx, c120); write_tile_row(m0 + ty + 40u, n0 + tx + 8u, c121);
-  write_tile_row(m0 + ty + 56u, n0 + tx, c130); write_tile_row(m0 + ty + 56u, n0 + tx + 8u, c131);
+  write_rows8(m0 + 8u * ty + 0u, n0 + tx, c00, c01);
+  write_rows8(m0 + 8u * ty + 1u, n0 + tx, c10, c11);
+  write_rows8(m0 + 8u * ty + 2u, n0 + tx, c20, c21);
+  write_rows8(m0 + 8u * ty + 3u, n0 + tx, c30, c31);
+  write_rows8(m0 + 8u * ty + 4u, n0 + tx, c40, c41);
+  write_rows8(m0 + 8u * ty + 5u, n0 + tx, c50, c51);
+  write_rows8(m0 + 8u * ty + 6u, n0 + tx, c60, c61);
+  write_rows8(m0 + 8u * ty + 7u, n0 + tx, c70, c71);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

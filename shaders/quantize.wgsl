@@ -13,7 +13,7 @@
 // - to_f16: one thread per output word (two f16 values; count = elements), dst word p.out_offset / 2 + t
 //   (out_offset even).
 // - to_f32: one thread per element (bf16 / f16 -> f32, exact).
-// - random_f32: dst[p.out_offset + i] = std * N(0, 1) from a counter-based hash of (seed, p.in_offset + i), so any
+// - random_f32: dst[p.out_offset + i] = std * N(0, 1) from a counter-based hash (pcg_hash, shaders/lib) of (seed, p.in_offset + i), so any
 //   chunking of a tensor gives the same values. Binds `src` and `scales` too (unused) to keep one layout.
 // Grids may be 2-D (more than 65535 workgroups): linear thread = (wg.y * p.grid_x + wg.x) * WG + local.
 //
@@ -179,20 +179,13 @@ fn to_f32(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
   if (t == 0xffffffffu) { scales[0] = 0u; } // see random_f32
 }
 
-// PCG-style integer hash (Jarzynski & Olano 2020), good enough for synthetic weights.
-fn pcg(v: u32) -> u32 {
-  let state = v * 747796405u + 2891336453u;
-  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
-  return (word >> 22u) ^ word;
-}
-
 @compute @workgroup_size(WG)
 fn random_f32(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let t = thread_id(wg, lid);
   if (t >= p.count) { return; }
   let i = p.in_offset + t;
-  let a = pcg(i ^ pcg(p.seed));
-  let b = pcg(a ^ 0x9e3779b9u);
+  let a = pcg_hash(i ^ pcg_hash(p.seed));
+  let b = pcg_hash(a ^ 0x9e3779b9u);
   let u1 = (f32(a >> 8u) + 1.0) * (1.0 / 16777216.0); // (0, 1]
   let u2 = f32(b >> 8u) * (1.0 / 16777216.0);
   let z = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
@@ -207,7 +200,7 @@ fn random_f32(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
 @compute @workgroup_size(WG)
 fn random_codes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let t = thread_id(wg, lid);
-  if (t < p.count) { dst[p.out_offset + t] = pcg((p.in_offset + t) ^ pcg(p.seed)); }
+  if (t < p.count) { dst[p.out_offset + t] = pcg_hash((p.in_offset + t) ^ pcg_hash(p.seed)); }
   if (t < p.cols) {
     let h = f32_to_f16_bits(p.stddev);
     scales[t] = h | (h << 16u);

@@ -3,7 +3,7 @@
 //   greedy (temperature 0, or top_k 1): argmax, ties -> lowest id.
 //   otherwise: keep the top_k largest logits (every logit equal to the k-th is kept too, as in HF, up to the
 //   candidate capacity), softmax(x / temperature) over them, keep the smallest prefix (by descending logit)
-//   whose mass reaches top_p, renormalise and draw with u = hash(seed, row, step) (PCG hash: deterministic for
+//   whose mass reaches top_p, renormalise and draw with u = hash(seed, row, step) (pcg_hash, shaders/lib: deterministic for
 //   a seed, a different stream per row and step).
 // Bindings: 0 params (uniform), 1 logits f32, 2 cand_key u32 / 3 cand_idx u32 [B, n_chunks, chunk_cap],
 // 4 cand_count u32 [B, n_chunks], 5 out u32 [B], 6 allowed u32 [ceil(vocab / 32)] (read when MASKED).
@@ -77,14 +77,8 @@ fn better(ka: u32, ia: u32, kb: u32, ib: u32) -> bool {
   return ka > kb || (ka == kb && ia < ib);
 }
 
-fn pcg(v: u32) -> u32 {
-  let state = v * 747796405u + 2891336453u;
-  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
-  return (word >> 22u) ^ word;
-}
-
 fn uniform01(row: u32) -> f32 {
-  let h = pcg(pcg(pcg(p.seed) + row) + p.step * 0x9e3779b9u);
+  let h = pcg_hash(pcg_hash(pcg_hash(p.seed) + row) + p.step * 0x9e3779b9u);
   return f32(h >> 8u) * (1.0 / 16777216.0);
 }
 

@@ -15,3 +15,28 @@ fn workgroup_sum(t: u32, v: f32) -> f32 {
   workgroupBarrier(); // every thread has read slot 0 before a later call may overwrite it
   return total;
 }
+
+// workgroup_sum_and4(t, s, v): the sums of s and of v over the workgroup in one tree (one set of barriers, which
+// cost more than the adds on CPU adapters); every thread gets both. Same rules as workgroup_sum.
+struct WorkgroupSums {
+  s: f32,
+  v: vec4<f32>,
+}
+
+var<workgroup> wg_sum4_partial: array<vec4<f32>, WG>;
+
+fn workgroup_sum_and4(t: u32, s: f32, v: vec4<f32>) -> WorkgroupSums {
+  wg_sum_partial[t] = s;
+  wg_sum4_partial[t] = v;
+  workgroupBarrier();
+  for (var k = WG / 2u; k > 0u; k >>= 1u) {
+    if (t < k) {
+      wg_sum_partial[t] += wg_sum_partial[t + k];
+      wg_sum4_partial[t] += wg_sum4_partial[t + k];
+    }
+    workgroupBarrier();
+  }
+  let total = WorkgroupSums(wg_sum_partial[0], wg_sum4_partial[0]);
+  workgroupBarrier();
+  return total;
+}

@@ -22,8 +22,6 @@ export interface StreamsLayout {
 }
 
 export interface RouterArgs {
-  /** Router logits [T, 4] f32 = W_r · RMSNorm_{router_norm}(v), before HF's 1/D input scale and tanh. */
-  router: GPUBuffer;
   /** Multiplies the logits before tanh (default 1 / dim, HF's router_input_scale). */
   routerScale?: number;
   /** Clamp the coefficient matrix entries to ±coefClip (HF: altup_coef_clip = 120); off when undefined. */
@@ -33,6 +31,11 @@ export interface RouterArgs {
 export interface AltUpPredictArgs extends StreamsLayout, RouterArgs {
   /** x_0..x_3 (read). */
   streams: GPUBuffer;
+  /**
+   * The layer's router table [5, dim] f32: router_norm's weight w_r, then W_r's 4 rows. predict computes the logits
+   * r = W_r · RMSNorm_{w_r}(x_0) itself (with norm.eps), before HF's 1/D input scale and tanh.
+   */
+  routerTable: GPUBuffer;
   /** prediction_coefs [16, 4] f32 (row j = output coefficient j = 4 i + k). */
   coefs: GPUBuffer;
   /** x̂_0..x̂_3 (written), same layout; must be another buffer. */
@@ -42,6 +45,8 @@ export interface AltUpPredictArgs extends StreamsLayout, RouterArgs {
 }
 
 export interface AltUpCorrectArgs extends StreamsLayout, RouterArgs {
+  /** Router logits [T, 4] f32 = W_r · RMSNorm_{w_r}(g) (residual-norm's projected out), before the 1/D scale and tanh. */
+  router: GPUBuffer;
   /** x̂_0..x̂_3 from predict (read). */
   predicted: GPUBuffer;
   /** The layer output g [T, D] f32 (read). */
@@ -165,7 +170,7 @@ export class AltUpKernel {
     }, (n) => [entry === 'predict' ? 1 : Math.ceil(dim / WG), n], params);
   }
 
-  /** x̂_i = x_i + Σ_k c[4i+k] x_k with c = W_pred tanh(r / D), and n = RMSNorm_w(x̂_0). Grid (1, T). */
+  /** r = W_r·RMSNorm(x_0), x̂_i = x_i + Σ_k c[4i+k] x_k with c = W_pred tanh(r / D), and n = RMSNorm_w(x̂_0). Grid (1, T). */
   bindPredict(args: AltUpPredictArgs): TokensDispatch {
     const { norm } = args;
     if (args.streams === args.out) throw new Error('altup predict: out must be another buffer');
@@ -174,10 +179,10 @@ export class AltUpKernel {
     const normAt = norm.offset ?? 0;
     this.need('coefs', args.coefs, 64);
     this.need('norm weight', norm.weight, args.dim);
-    return this.coefDispatch('predict', args, [args.streams, args.router, args.coefs, args.out, norm.weight, norm.out], false, (n) => {
+    this.need('router table', args.routerTable, 5 * args.dim);
+    return this.coefDispatch('predict', args, [args.streams, args.routerTable, args.coefs, args.out, norm.weight, norm.out], false, (n) => {
       this.need('streams', args.streams, 3 * ss + n * args.dim);
       this.need('out', args.out, 3 * ss + n * args.dim);
-      this.need('router', args.router, n * 4);
       this.need('norm out', norm.out, normAt + n * args.dim);
     }, { eps: norm.eps, offset: normAt });
   }

@@ -1,7 +1,7 @@
 import tanhLib from '../../shaders/lib/tanh.wgsl?raw';
 import source from '../../shaders/channel-norm.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
-import { createUniformBuffer, packUniform } from '../gpu/buffers.ts';
+import { BufferArena, createUniformBuffer, packUniform } from '../gpu/buffers.ts';
 import { bindBuffers, getPipeline, grid2d, makeDispatch, type Dispatch } from '../gpu/pipeline.ts';
 
 const WG = 64;
@@ -32,6 +32,7 @@ export class ChannelNormKernel {
   private constructor(
     private readonly ctx: GpuContext,
     private readonly pipelines: Map<string, GPUComputePipeline>,
+    private readonly arena: BufferArena,
     private readonly dummy: GPUBuffer,
   ) {}
 
@@ -44,8 +45,13 @@ export class ChannelNormKernel {
         pipelines.set(`${epi}/${inPlace}`, pipeline);
       }),
     );
-    const dummy = ctx.device.createBuffer({ label: 'channel-norm/unused', size: 16, usage: GPUBufferUsage.STORAGE });
-    return new ChannelNormKernel(ctx, pipelines, dummy);
+    const arena = new BufferArena(ctx.device);
+    return new ChannelNormKernel(ctx, pipelines, arena, arena.placeholder('channel-norm/unused'));
+  }
+
+  /** Frees the kernel's own buffers (the placeholder for unused bindings); its dispatches' parameters go with each dispatch's destroy(). */
+  destroy(): void {
+    this.arena.destroy();
   }
 
   bind(args: ChannelNormArgs): Dispatch & { destroy(): void } {

@@ -1,7 +1,7 @@
 import source from '../../shaders/conv2d.wgsl?raw';
 import quadSource from '../../shaders/conv2d-quad.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
-import { createUniformBuffer, packUniform } from '../gpu/buffers.ts';
+import { BufferArena, createUniformBuffer, packUniform } from '../gpu/buffers.ts';
 import { bindBuffers, getPipeline, grid2d, makeDispatch, type Dispatch } from '../gpu/pipeline.ts';
 
 /** Element type of convolution weights on the GPU: decoded to f32 in registers (bf16 and f16 exactly). */
@@ -102,6 +102,7 @@ export class Conv2dKernel {
   private constructor(
     private readonly ctx: GpuContext,
     private readonly pipelines: Map<string, GPUComputePipeline>,
+    private readonly arena: BufferArena,
     private readonly dummy: GPUBuffer,
     readonly tiling: ConvTiling,
   ) {}
@@ -129,8 +130,13 @@ export class Conv2dKernel {
         pipelines.set(`${format}/${layout}/pointwise`, pointwise);
       }),
     );
-    const dummy = ctx.device.createBuffer({ label: 'conv2d/no-bias', size: 16, usage: GPUBufferUsage.STORAGE });
-    return new Conv2dKernel(ctx, pipelines, dummy, tiling);
+    const arena = new BufferArena(ctx.device);
+    return new Conv2dKernel(ctx, pipelines, arena, arena.placeholder('conv2d/no-bias'), tiling);
+  }
+
+  /** Frees the kernel's own buffers (the placeholder for unused bindings); its dispatches' parameters go with each dispatch's destroy(). */
+  destroy(): void {
+    this.arena.destroy();
   }
 
   bind(args: Conv2dArgs): Dispatch & { destroy(): void } {

@@ -1,4 +1,5 @@
 import source from '../../shaders/matmul.wgsl?raw';
+import quadSource from '../../shaders/matmul-quad.wgsl?raw';
 import f16Lib from '../../shaders/lib/f16-bits.wgsl?raw';
 import geluLib from '../../shaders/lib/gelu-tanh.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
@@ -37,6 +38,17 @@ export interface MatmulArgs {
 
 export type MatmulPath = 'auto' | 'gemv' | 'gemm';
 
+/** The prefill GEMM's tilings (MatmulOptions.gemm). */
+export type GemmTiling = 'wide' | 'regs' | 'quad';
+
+/**
+ * The GEMM tiling for this adapter: 'wide' on GPUs; on CPU adapters (ctx.cpuAdapter, never the adapter's name)
+ * 'quad' where subgroups exist (SwiftShader: its SIMD lanes are quads of consecutive invocations), else 'regs'.
+ */
+export function defaultGemmTiling(ctx: GpuContext): GemmTiling {
+  return !ctx.cpuAdapter ? 'wide' : ctx.subgroups ? 'quad' : 'regs';
+}
+
 /** Decode GEMV activations for quantized weights (MatmulOptions.activations). */
 export type GemvActivations = 'auto' | 'f32' | 'int8';
 
@@ -59,10 +71,12 @@ export interface MatmulOptions {
    */
   activations?: GemvActivations;
   /**
-   * Prefill GEMM shape (same 64 x 64 tiles): 'wide' 256 threads of 4 x 4 outputs (GPUs), 'regs' 64 threads of 8 x 8
-   * (4x the FMAs per workgroup-memory load and barrier: CPU adapters). Default by adapter.
+   * Prefill GEMM tiling (same 64 x 64 tiles): 'wide' 256 threads of 4 x 4 outputs (GPUs), 'regs' 64 threads of 8 x 8
+   * (4x the FMAs per workgroup-memory load and barrier: CPU adapters without subgroups), 'quad' 32 threads of
+   * 16 x 8 whose quads share their tokens through quadBroadcast (CPU adapters with subgroups: shaders/matmul-quad.wgsl).
+   * Default by adapter: defaultGemmTiling.
    */
-  gemm?: 'auto' | 'wide' | 'regs';
+  gemm?: 'auto' | GemmTiling;
   /** int8 products: 'pack' (two rows per 32-bit multiply) or 'dot4' (dot4I8Packed); default: 'pack' on CPU adapters, else 'dot4' where available. */
   intDot?: 'pack' | 'dot4';
 }
@@ -159,6 +173,8 @@ export class MatmulKernel {
     const activations = options.activations ?? 'auto';
     const int8 = activations === 'int8' || (activations === 'auto' && (cpu || ctx.packedDot === true));
     const intDot = options.intDot ?? (cpu || !ctx.packedDot ? 'pack' : 'dot4');
+    const gemmChoice = (options.gemm ?? 'auto') === 'auto' ? defaultGemmTiling(ctx) : options.gemm!;
+    if (gemmChoice === 'quad' && !ctx.subgroups) throw new Error("matmul: the 'quad' GEMM tiling needs the subgroups feature");
     const variants = new Map<string, Variant>();
     const spec = (format: WeightFormat, entryPoint: string, extra: Record<string, number> = {}) =>
       getPipeline(ctx, { label: 'matmul', source, libraries: [f16Lib, geluLib], act, entryPoint, constants: { FORMAT: FORMAT_CODE[format], ...extra } });
@@ -171,10 +187,11 @@ export class MatmulKernel {
         const gemvInt8 = int8Constants && spec(format, int8Entry, int8Constants);
         // The two-matrix GEMV of the activations this format's GEMVs take.
         const gemvPair = spec(format, int8Constants ? int8Entry : gemvEntry, { ...(int8Constants ?? gemvShape), PAIR: 1 });
-        const gemmChoice = (options.gemm ?? 'auto') === 'auto' ? (cpu ? 'regs' : 'wide') : options.gemm!;
-        const gemmEntry = gemmChoice === 'wide' ? 'gemm' : `gemm_${gemmChoice}`;
-        const [gemv, gemm, int8Pipeline, pair] = await Promise.all([spec(format, gemvEntry, gemvShape), spec(format, gemmEntry), gemvInt8, gemvPair]);
-        variants.set(format, { gemv, gemm, gemvInt8: int8Pipeline, gemvPair: pair });
+        const gemm = gemmChoice === 'quad'
+          ? getPipeline(ctx, { label: 'matmul-quad', source: quadSource, libraries: [f16Lib, geluLib, source], act, enables: ['subgroups'], entryPoint: 'gemm_quad', constants: { FORMAT: FORMAT_CODE[format] } })
+          : spec(format, gemmChoice === 'wide' ? 'gemm' : 'gemm_regs');
+        const [gemv, gemmPipeline, int8Pipeline, pair] = await Promise.all([spec(format, gemvEntry, gemvShape), gemm, gemvInt8, gemvPair]);
+        variants.set(format, { gemv, gemm: gemmPipeline, gemvInt8: int8Pipeline, gemvPair: pair });
       }),
     );
     // Features per GEMV workgroup: gemv_rows threads own GEMV_ROWS_PER_THREAD rows each.

@@ -1,4 +1,5 @@
 import source from '../../shaders/quantize.wgsl?raw';
+import pcgHash from '../../shaders/lib/pcg-hash.wgsl?raw';
 import f16Lib from '../../shaders/lib/f16-bits.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
 import { createUniformBuffer, packUniform } from '../gpu/buffers.ts';
@@ -81,7 +82,7 @@ export class QuantizeKernel {
     fields: { count: number; cols?: number; groupsPerRow?: number; inOffset?: number; outOffset?: number; seed?: number; std?: number },
   ): Promise<OwnedDispatch> {
     const { device } = this.ctx;
-    const pipeline = await getPipeline(this.ctx, { label: 'quantize', source, libraries: [f16Lib], entryPoint, constants: { SRC: SRC_CODE[srcDType] } });
+    const pipeline = await getPipeline(this.ctx, { label: 'quantize', source, libraries: [f16Lib, pcgHash], entryPoint, constants: { SRC: SRC_CODE[srcDType] } });
     const grid = grid2d(Math.ceil(threads / WG), device.limits.maxComputeWorkgroupsPerDimension);
     const params = createUniformBuffer(device, 32, `quantize/${entryPoint}/params`);
     device.queue.writeBuffer(

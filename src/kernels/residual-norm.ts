@@ -42,10 +42,11 @@ export interface ResidualNormArgs {
   count?: number;
   streamStride?: number;
   /**
-   * RMSNorm_weight of a row block of y written here ([T, dim] at offset): by default of the updated y_0 (the next
-   * consumer's input norm; count 1), or of the rows at element `from` of y, which no target may overlap.
+   * RMSNorm_weight of the updated y_0 ([T, dim] at offset; count 1): the next consumer's input norm.
+   * `projected`: write instead the 4 dots P·RMSNorm_weight(row) per token, [T, 4] at offset (Gemma 3n's AltUp router
+   * logits); `weight` is then [5, dim] f32: the norm weight, then P's 4 rows (see routerTable in altup.ts).
    */
-  out?: RowBlock & { weight: GPUBuffer; from?: number };
+  out?: RowBlock & { weight: GPUBuffer; projected?: boolean };
   /** Tokens (rows) at bind time; `setTokens` changes it. */
   tokens: number;
 }
@@ -85,15 +86,16 @@ export class ResidualNormKernel {
     if (!(Number.isInteger(dim) && dim > 0)) throw new Error(`residual-norm: bad dim ${dim}`);
     if (!(Number.isInteger(count) && count >= 1)) throw new Error(`residual-norm: bad count ${count}`);
     if (count > 1 && stride < dim) throw new Error('residual-norm: several targets need a streamStride >= dim');
-    const outSrc = args.out?.from ?? args.y.offset ?? 0;
-    if (args.out && args.out.from === undefined && count !== 1) throw new Error('residual-norm: out of the updated rows needs a single target (or give out.from)');
+    if (args.out && count !== 1) throw new Error('residual-norm: out of the updated rows needs a single target');
     if (args.base && args.base.buffer === args.y.buffer) throw new Error('residual-norm: omit base to update y in place');
     for (const b of [args.xs, args.base?.buffer]) {
       if (b && (b === args.y.buffer || b === args.out?.buffer)) throw new Error('residual-norm: inputs must not be the output buffers');
     }
     if (args.out && args.out.buffer === args.y.buffer) throw new Error('residual-norm: out must be another buffer than y');
+    const projected = args.out?.projected === true;
     for (const w of [args.x.weight, args.x2?.weight, args.out?.weight, args.scale]) {
-      if (w && w.size < dim * 4) throw new Error(`residual-norm: a weight holds ${w.size / 4} floats, needs ${dim}`);
+      const floats = w === args.out?.weight && projected ? 5 * dim : dim;
+      if (w && w.size < floats * 4) throw new Error(`residual-norm: a weight holds ${w.size / 4} floats, needs ${floats}`);
     }
     const params = this.arena.uniform(80, 'residual-norm/params');
     const bindGroup = bindBuffers(device, this.pipeline, [
@@ -115,18 +117,11 @@ export class ResidualNormKernel {
       if (args.plain !== undefined) need('xs (plain)', args.xs, args.plain + rows);
       need('y', args.y.buffer, yOff + (count - 1) * stride + rows);
       if (args.base) need('base', args.base.buffer, baseOff + (count - 1) * stride + rows);
-      if (args.out) need('out', args.out.buffer, (args.out.offset ?? 0) + rows);
-      if (args.out?.from !== undefined) {
-        need('y (out.from)', args.y.buffer, outSrc + rows);
-        for (let i = 0; i < count; i++) {
-          const at = yOff + i * stride;
-          if (outSrc < at + rows && at < outSrc + rows) throw new Error(`residual-norm: out.from overlaps target ${i}`);
-        }
-      }
+      if (args.out) need('out', args.out.buffer, (args.out.offset ?? 0) + (projected ? T * 4 : rows));
       u.set([T, dim]);
       f.set([args.eps, args.alpha ?? 1, args.beta ?? 1], 2);
-      u.set([args.x.offset ?? 0, args.x2?.offset ?? 0, args.plain ?? 0, baseOff, yOff, args.out?.offset ?? 0, outSrc, stride, count], 5);
-      u.set([args.x2 ? 1 : 0, args.plain !== undefined ? 1 : 0, args.scale ? 1 : 0, args.out ? 1 : 0, args.base ? 0 : 1], 14);
+      u.set([args.x.offset ?? 0, args.x2?.offset ?? 0, args.plain ?? 0, baseOff, yOff, args.out?.offset ?? 0, stride, count], 5);
+      u.set([args.x2 ? 1 : 0, args.plain !== undefined ? 1 : 0, args.scale ? 1 : 0, args.out ? 1 : 0, args.base ? 0 : 1, projected ? 1 : 0], 13);
       grid = [T, 1];
       device.queue.writeBuffer(params, 0, data);
     };

@@ -1,4 +1,5 @@
 import source from '../../shaders/sample.wgsl?raw';
+import pcgHash from '../../shaders/lib/pcg-hash.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
 import { BufferArena } from '../gpu/buffers.ts';
 import { getPipeline, type Dispatch } from '../gpu/pipeline.ts';
@@ -74,9 +75,9 @@ export class SampleKernel {
     while (kmax < maxTopK) kmax *= 2;
     const entries = ['partial', 'finish', 'partial_greedy', 'finish_greedy'] as const;
     const compiled = await Promise.all([
-      ...entries.map((entryPoint) => getPipeline(ctx, { label: 'sample', source, entryPoint, constants: entryPoint === 'finish' ? { KMAX: kmax } : undefined })),
-      getPipeline(ctx, { label: 'sample/masked', source, entryPoint: 'partial', constants: { MASKED: 1 } }),
-      getPipeline(ctx, { label: 'sample/masked', source, entryPoint: 'partial_greedy', constants: { MASKED: 1 } }),
+      ...entries.map((entryPoint) => getPipeline(ctx, { label: 'sample', source, libraries: [pcgHash], entryPoint, constants: entryPoint === 'finish' ? { KMAX: kmax } : undefined })),
+      getPipeline(ctx, { label: 'sample/masked', source, libraries: [pcgHash], entryPoint: 'partial', constants: { MASKED: 1 } }),
+      getPipeline(ctx, { label: 'sample/masked', source, libraries: [pcgHash], entryPoint: 'partial_greedy', constants: { MASKED: 1 } }),
     ]);
     const pipelines = Object.fromEntries([...entries, 'partial_masked', 'partial_greedy_masked'].map((e, i) => [e, compiled[i]])) as SampleKernel['pipelines'];
     return new SampleKernel(ctx, maxTopK, pipelines);

@@ -145,47 +145,32 @@ test('random full-vocabulary Gemma 3n + real tokenizer: streamed chat, emoji/CJK
   );
 });
 
-test('real model (tiny fixture): the page stays responsive during generation; tokens/s through the worker vs the engine on the page', async () => {
+test('real model (tiny fixture): the page stays responsive while the worker generates', async () => {
+  // What streaming through the worker costs in tokens/s is a timing: bench/worker-overhead.ts (npm run bench:worker).
   const fx = tinyFixtures()[0];
   const r = await shared.page.evaluate(
-    async ({ name }) => {
+    async ({ name, prompt }) => {
       const { T } = window;
-      const load = { model: `/fixtures/${name}/`, tokenizer: false as const, contextLength: 512 };
-      const client = await T.loadGemma(load);
-      const onPage = await T.directApi(load, 'gemma3n');
-      const prompt = [2, 54, 55, 394, 215, 274, 289, 379];
-      const opts = { temperature: 0, maxNewTokens: 32, stopTokenIds: [] as number[] };
-      const viaWorker: number[] = [];
-      const inWorker: number[] = [];
-      const direct: number[] = [];
+      const client = await T.loadGemma({ model: `/fixtures/${name}/`, tokenizer: false, contextLength: 512 });
       let watch = { frames: 0, maxGap: 0, p95Gap: 0 };
-      for (let rep = 0; rep < 3; rep++) {
+      let tokens = 0;
+      for (let rep = 0; rep < 2; rep++) {
         await client.reset();
         const stop = T.watchMainThread();
-        const out = await T.collect(client.generate(prompt, opts));
+        const out = await T.collect(client.generate(prompt, { temperature: 0, maxNewTokens: 32, stopTokenIds: [] }));
         const w = stop();
         if (w.p95Gap >= watch.p95Gap) watch = w;
-        const n = out.deltas.reduce((s, d) => s + d.tokenIds.length, 0);
-        viaWorker.push((n - 1) / ((out.arrivals.at(-1)! - out.arrivals[0]) / 1000));
-        inWorker.push(out.stats!.decodeTokensPerSecond);
-        await onPage.reset();
-        direct.push((await onPage.run({ kind: 'prompt', prompt, options: opts })).stats.decodeTokensPerSecond);
+        tokens += out.deltas.reduce((s, d) => s + d.tokenIds.length, 0);
       }
-      await onPage.dispose();
       await client.dispose();
-      return { viaWorker, inWorker, direct, watch };
+      return { watch, tokens };
     },
-    { name: fx.name },
+    { name: fx.name, prompt: fx.golden.greedy.prompt_ids },
   );
-  const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
-  const f = (a: number[]) => a.map((x) => x.toFixed(1)).join(', ');
-  const overhead = 1 - median(r.viaWorker) / median(r.direct);
-  console.log(
-    `${fx.name} (q4, SwiftShader) greedy decode tok/s: through the worker as received on the page ${f(r.viaWorker)} (engine inside the worker ${f(r.inWorker)}); ` +
-      `engine on the page ${f(r.direct)}; overhead ${(overhead * 100).toFixed(1)}% (medians); main thread during worker generation: ${JSON.stringify(r.watch)}`,
-  );
+  console.log(`${fx.name} (q4, SwiftShader): main thread during worker generation: ${JSON.stringify(r.watch)}`);
+  assert.equal(r.tokens, 64, 'both generations ran to their length');
+  assert.ok(r.watch.frames > 10, `the main thread was watched (${r.watch.frames} callbacks)`);
   // One decode step on the page blocks it for 1-2 s here; through the worker 95% of the callback gaps stay
   // under 100 ms even on a loaded 2-core machine (a single descheduling of the whole browser can exceed it).
   assert.ok(r.watch.p95Gap < 100, `main thread stalled: p95 gap ${r.watch.p95Gap.toFixed(1)} ms (max ${r.watch.maxGap.toFixed(1)} ms)`);
-  assert.ok(overhead < 0.15, `worker overhead ${(overhead * 100).toFixed(1)}%`);
 });

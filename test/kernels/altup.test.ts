@@ -23,6 +23,24 @@ function makeStreams(rng: Rng, cap: number, T: number, D: number): Float32Array 
   return x;
 }
 
+/** float64 router logits r[t, k] = W_r · RMSNorm_{w_r}(x_0[t]) from a router table [5, D], and Σ_d |terms| per logit. */
+function routerLogitsRef(x0: Float32Array, table: Float32Array, T: number, D: number, eps = 1e-6): { r: Float64Array; rMag: Float64Array } {
+  const r = new Float64Array(T * 4), rMag = new Float64Array(T * 4);
+  for (let t = 0; t < T; t++) {
+    let ss = 0;
+    for (let d = 0; d < D; d++) ss += x0[t * D + d] ** 2;
+    const inv = 1 / Math.sqrt(ss / D + eps);
+    for (let k = 0; k < 4; k++) {
+      for (let d = 0; d < D; d++) {
+        const term = table[(1 + k) * D + d] * x0[t * D + d] * inv * table[d];
+        r[t * 4 + k] += term;
+        rMag[t * 4 + k] += Math.abs(term);
+      }
+    }
+  }
+  return { r, rMag };
+}
+
 function routerRef(r: Float32Array, t: number, D: number): number[] {
   return [0, 1, 2, 3].map((k) => Math.tanh(Math.fround(r[t * 4 + k] * Math.fround(1 / D))));
 }
@@ -33,23 +51,28 @@ const shapes = [
 ];
 
 for (const { T, D, cap } of shapes) {
-  test(`altup predict + input norm T=${T} D=${D} (capacity ${cap}), with and without coef clip`, async () => {
+  test(`altup router + predict + input norm T=${T} D=${D} (capacity ${cap}), with and without coef clip`, async () => {
     const ctx = await testGpu();
     const { rng, tag } = freshRng();
     const ss = cap * D;
     const x = makeStreams(rng, cap, T, D);
-    const r = rng.normals(T * 4, 1500); // r / 2048 spans both branches of our tanh
+    // Router table [5, D]: w_r, then W_r. Rows of 0.7·√D make r = W_r·RMSNorm(x_0) ~ 0.7·D, so r / D spans both
+    // branches of our tanh.
+    const table = new Float32Array(5 * D);
+    table.set(rng.normals(D, 1));
+    table.set(rng.normals(4 * D, 0.7 * Math.sqrt(D)), D);
+    const { r, rMag } = routerLogitsRef(x, table, T, D);
     const W = rng.normals(64, 0.7);
     W[5] = 200; W[17] = -300; // beyond HF's clip of 120
     const kernel = await AltUpKernel.create(ctx);
-    const xBuf = upload(ctx, x), rBuf = upload(ctx, r), wBuf = upload(ctx, W);
+    const xBuf = upload(ctx, x), tableBuf = upload(ctx, table), wBuf = upload(ctx, W);
     const normW = rng.normals(D, 1);
     const normAt = 3; // n sits at an element offset of its buffer (the forward's shared block)
     for (const clip of [undefined, 120]) {
       const out = poisonedBuffer(ctx, 4 * ss * 4);
       const normed = poisonedBuffer(ctx, (normAt + T * D + 1) * 4);
       const norm = { weight: upload(ctx, normW), eps: 1e-6, out: normed, offset: normAt };
-      submitDispatches(ctx.device, [kernel.bindPredict({ streams: xBuf, router: rBuf, coefs: wBuf, out, tokens: T, dim: D, streamStride: ss, coefClip: clip, norm })]);
+      submitDispatches(ctx.device, [kernel.bindPredict({ streams: xBuf, routerTable: tableBuf, coefs: wBuf, out, tokens: T, dim: D, streamStride: ss, coefClip: clip, norm })]);
       const got = new Float32Array(await download(ctx, out, 4 * ss * 4));
       // n = RMSNorm_w(x̂_0) of the x̂_0 the kernel wrote (itself checked below): f64 norm, tolerance as the rmsnorm test's.
       const gotN = new Float32Array(await download(ctx, normed, (normAt + T * D + 1) * 4));
@@ -64,11 +87,13 @@ for (const { T, D, cap } of shapes) {
       assert.ok(Number.isNaN(gotN[normAt + T * D]) && Number.isNaN(gotN[0]), `n written outside its rows ${tag}`);
       const ref = new Float64Array(4 * T * D), mag = new Float64Array(4 * T * D), act = new Float32Array(4 * T * D);
       for (let t = 0; t < T; t++) {
-        const m = routerRef(r, t, D);
+        const m = [0, 1, 2, 3].map((k) => Math.tanh(r[t * 4 + k] / D));
         const wc = (j: number, k: number) => (clip ? Math.max(-clip, Math.min(clip, W[j * 4 + k])) : W[j * 4 + k]);
         const c = Array.from({ length: 16 }, (_, j) => [0, 1, 2, 3].reduce((s, k) => s + wc(j, k) * m[k], 0));
-        // The coefficients' own error scales with sum |W m|, not |c| (their sums can cancel).
-        const cMag = Array.from({ length: 16 }, (_, j) => [0, 1, 2, 3].reduce((s, k) => s + Math.abs(wc(j, k) * m[k]), 0));
+        // The coefficients' own error scales with sum |W m|, not |c| (their sums can cancel); the kernel's logits, f32
+        // dots of D terms (≤ ~16 roundings each on the workgroup's path), are within 2e-6 of their absolute sum rMag,
+        // so tanh(r / D) moves by ≤ 2e-6 rMag / D: that term enters at 2 rMag / D per unit of the 1e-6 scale.
+        const cMag = Array.from({ length: 16 }, (_, j) => [0, 1, 2, 3].reduce((s, k) => s + Math.abs(wc(j, k)) * (Math.abs(m[k]) + (2 * rMag[t * 4 + k]) / D), 0));
         for (let d = 0; d < D; d++) {
           const xs = [0, 1, 2, 3].map((k) => x[k * ss + t * D + d]);
           for (let i = 0; i < 4; i++) {

@@ -25,7 +25,7 @@ import { repackLossless } from '../../src/io/gguf-types.ts';
 import { f32ToF16Bits } from '../../src/io/half.ts';
 import { GatherKernel, packRowsForUpload, uploadedRowsBytes, type CpuTable } from '../../src/kernels/gather.ts';
 import { createStorageBuffer, writeBuffer } from '../../src/gpu/buffers.ts';
-import { MatmulKernel, type MatmulPath } from '../../src/kernels/matmul.ts';
+import { MatmulKernel, type GemmTiling, type MatmulPath } from '../../src/kernels/matmul.ts';
 import { submitDispatches } from '../../src/gpu/pipeline.ts';
 import { testGpu, poisonedBuffer, upload, download } from '../helpers/gpu.ts';
 import { freshRng } from '../helpers/random.ts';
@@ -132,14 +132,14 @@ test('gather K-quants: the GPU returns ggml\'s values bit for bit (random blocks
 // and offset terms (8·d·sc − dmin·m)·Σx add partial sums of the same magnitude, not more).
 const REL = 1e-5;
 
-interface Case { format: KFormat; K: number; N: number; T: number; path: MatmulPath; gemv?: [number, number]; split?: number[]; accumulate?: boolean }
+interface Case { format: KFormat; K: number; N: number; T: number; path: MatmulPath; gemv?: [number, number]; gemm?: GemmTiling; split?: number[]; accumulate?: boolean }
 
 async function runCase(c: Case, kernels: Map<string, Promise<MatmulKernel>>) {
   const ctx = await testGpu();
   const { rng, tag: seedTag } = freshRng();
   const tag = `${seedTag} ${JSON.stringify(c)}`;
-  const key = `${c.format} ${c.gemv ?? ''}`;
-  if (!kernels.has(key)) kernels.set(key, MatmulKernel.create(ctx, 'f32', [c.format], { activations: 'f32', ...(c.gemv && { gemvRows: c.gemv[0], gemvLanes: c.gemv[1] }) }));
+  const key = `${c.format} ${c.gemv ?? ''} ${c.gemm ?? ''}`;
+  if (!kernels.has(key)) kernels.set(key, MatmulKernel.create(ctx, 'f32', [c.format], { activations: 'f32', gemm: c.gemm, ...(c.gemv && { gemvRows: c.gemv[0], gemvLanes: c.gemv[1] }) }));
   const kernel = await kernels.get(key)!;
   const hw = toHost(c.format, c.N, c.K, randomKPacked(rng, c.format, c.N, c.K));
   const weight = uploadHostWeight(ctx, hw, c.split);
@@ -168,6 +168,8 @@ for (const format of K_FORMATS) {
   cases.push({ format, K: 512, N: 100, T: 5, path: 'gemm', split: [36, 72], accumulate: true });
   cases.push({ format, K: 2048, N: 37, T: 1, path: 'gemv', gemv: [8, 32] });
   cases.push({ format, K: 96, N: 37, T: 3, path: 'gemv', gemv: [8, 32] });
+  // The GEMM tilings other than this adapter's default (all three share the tile dequantization, w_part).
+  cases.push({ format, K: 288, N: 70, T: 67, path: 'gemm', gemm: 'regs' }, { format, K: 288, N: 70, T: 67, path: 'gemm', gemm: 'wide' });
 }
 // E2B decode shapes (FFN up 2048 -> 8192 would take long on the CPU reference: one of each orientation).
 cases.push({ format: 'q4k', K: 2048, N: 1024, T: 1, path: 'gemv' }, { format: 'q6k', K: 8192, N: 256, T: 1, path: 'gemv' }, { format: 'q5k', K: 2048, N: 512, T: 1, path: 'gemv' });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MatmulKernel, type MatmulPath } from '../../src/kernels/matmul.ts';
+import { MatmulKernel, type GemmTiling, type MatmulPath } from '../../src/kernels/matmul.ts';
 import { createRandomWeight, destroyWeight } from '../../src/kernels/upload-weight.ts';
 import type { WeightFormat } from '../../src/formats/weight-format.ts';
 import { submitDispatches } from '../../src/gpu/pipeline.ts';
@@ -56,8 +56,8 @@ interface Case {
   split?: number[];
   /** GEMV workgroup shape (default: the adapter's). */
   gemv?: [rows: number, lanes: number];
-  /** GEMM shape (default: the adapter's; 'regs' on software adapters). */
-  gemm?: 'wide' | 'regs';
+  /** GEMM tiling (default: the adapter's, defaultGemmTiling: 'quad' on SwiftShader). */
+  gemm?: GemmTiling;
 }
 
 async function runCase(c: Case): Promise<void> {
@@ -106,11 +106,15 @@ for (const format of ['f32', 'f16', 'q4', 'q8'] as const) {
   // The GPU GEMV shape (8 rows x 32 lanes; SwiftShader defaults to 64 x 4) and a lane-per-row one.
   small.push({ format, K: 1000, N: 37, T: 1, path: 'gemv', gemv: [8, 32] });
   small.push({ format, K: 96, N: 37, T: 3, path: 'gemv', gemv: [256, 1] });
-  // Both GEMM shapes whatever the adapter: 'wide' (GPUs, 256 threads of 4 x 4) and 'regs' (64 threads of 8 x 8).
-  small.push({ format, K: 80, N: 70, T: 67, path: 'gemm', gemm: 'wide' }, { format, K: 80, N: 70, T: 67, path: 'gemm', gemm: 'regs' });
+  // Every GEMM tiling whatever the adapter: 'wide' (GPUs, 256 threads of 4 x 4), 'regs' (64 threads of 8 x 8) and
+  // 'quad' (32 threads of 16 x 8, with subgroups): T, N and K off the 64 x 64 tile and the K step of 32.
+  for (const gemm of ['wide', 'regs', 'quad'] as const) small.push({ format, K: 80, N: 70, T: 67, path: 'gemm', gemm });
 }
 for (const c of small) {
-  test(`matmul ${c.format} K=${c.K} N=${c.N} T=${c.T} ${c.path}${c.accumulate ? ' accumulate' : ''}${c.split ? ' parts' : ''}${c.gemv ? ` gemv ${c.gemv.join('x')}` : ''}${c.gemm ? ` gemm ${c.gemm}` : ''}`, () => runCase(c));
+  test(`matmul ${c.format} K=${c.K} N=${c.N} T=${c.T} ${c.path}${c.accumulate ? ' accumulate' : ''}${c.split ? ' parts' : ''}${c.gemv ? ` gemv ${c.gemv.join('x')}` : ''}${c.gemm ? ` gemm ${c.gemm}` : ''}`, async (t) => {
+    if (c.gemm === 'quad' && !(await testGpu()).subgroups) return t.skip('the quad GEMM tiling needs subgroups');
+    await runCase(c);
+  });
 }
 
 /** E2B-shaped weight drawn on the GPU (createRandomWeight), read back for the reference. */

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import assert from 'node:assert/strict';
 import { ResidualNormKernel } from '../../src/kernels/residual-norm.ts';
 import { submitDispatches } from '../../src/gpu/pipeline.ts';
 import { testGpu, poisonedBuffer, upload, download } from '../helpers/gpu.ts';
@@ -27,8 +28,8 @@ interface Case {
   out: boolean;
   alpha: number;
   beta: number;
-  /** out normalises stream 0 (untouched here; the targets are streams 1..count) instead of target 0. */
-  outFrom?: boolean;
+  /** out is the 4 dots P·RMSNorm(row) per token (Gemma 3n's router logits), with a [5, dim] weight (w, then P). */
+  projected?: boolean;
 }
 
 // The model's uses at E2B's D = 2048 (Gemma 3n's attention/LAuReL combine, its PLE branch into 3 streams; Gemma 4's
@@ -36,9 +37,11 @@ interface Case {
 const cases: Case[] = [
   { name: 'combine (x, x2, plain, base, out)', T: 3, dim: 2048, x2: true, plain: true, scale: false, inPlace: false, count: 1, out: true, alpha: Math.SQRT1_2, beta: Math.SQRT1_2 },
   { name: 'three streams in place', T: 5, dim: 1000, x2: false, plain: false, scale: false, inPlace: true, count: 3, out: false, alpha: 1, beta: 1 },
-  { name: 'streams 1..3 in place, out of stream 0', T: 4, dim: 2048, x2: false, plain: false, scale: false, inPlace: true, count: 3, out: true, alpha: 1, beta: 1, outFrom: true },
+  { name: 'streams 1..3 in place', T: 4, dim: 2048, x2: false, plain: false, scale: false, inPlace: true, count: 3, out: false, alpha: 1, beta: 1 },
   { name: 'in place, scale, out', T: 7, dim: 33, x2: false, plain: false, scale: true, inPlace: true, count: 1, out: true, alpha: 1, beta: 1 },
   { name: 'base, out, one token', T: 1, dim: 2048, x2: false, plain: false, scale: false, inPlace: false, count: 1, out: true, alpha: 1, beta: 1 },
+  { name: 'base, projected out (router logits)', T: 3, dim: 2048, x2: false, plain: false, scale: false, inPlace: false, count: 1, out: true, alpha: 1, beta: 1, projected: true },
+  { name: 'in place, projected out', T: 7, dim: 333, x2: false, plain: false, scale: false, inPlace: true, count: 1, out: true, alpha: 1, beta: 1, projected: true },
 ];
 
 function rows(rng: Rng, n: number, scale: number): Float32Array {
@@ -55,11 +58,11 @@ for (const c of cases) {
     const xOff = 5, x2Off = xOff + n + 3, plainOff = x2Off + n + 7;
     const xs = rows(rng, plainOff + n, 3);
     const stride = c.count > 1 ? T * dim + 11 : 0;
-    const srcOff = 2; // stream 0 (outFrom), before the targets
-    const yOff = c.outFrom ? srcOff + stride : srcOff;
+    const yOff = 2;
     const yLen = yOff + (c.count - 1) * stride + n;
     const base = rows(rng, yLen, 100);
-    const [wx, wx2, wout, s] = [0, 1, 2, 3].map(() => rng.normals(dim, 1));
+    const [wx, wx2, s] = [0, 1, 2].map(() => rng.normals(dim, 1));
+    const wout = rng.normals(c.projected ? 5 * dim : dim, 1); // projected: the norm weight, then P's 4 rows
     const outOff = 4;
 
     const kernel = await ResidualNormKernel.create(ctx);
@@ -74,7 +77,7 @@ for (const c of cases) {
       scale: c.scale ? upload(ctx, s) : undefined,
       base: c.inPlace ? undefined : { buffer: upload(ctx, base), offset: yOff },
       y: { buffer: y, offset: yOff }, count: c.count, streamStride: stride,
-      out: c.out ? { buffer: out, offset: outOff, weight: upload(ctx, wout), from: c.outFrom ? srcOff : undefined } : undefined,
+      out: c.out ? { buffer: out, offset: outOff, weight: upload(ctx, wout), projected: c.projected } : undefined,
     });
     submitDispatches(ctx.device, [d]);
 
@@ -98,12 +101,29 @@ for (const c of cases) {
     for (let i = 0; i < c.count; i++) for (let e = 0; e < n; e++) idx.push(yOff + i * stride + e);
     // Residual magnitude ~1e2 plus normed terms ~3: f32 rounding of the sum, a few ulps of 1e2 (~1e-5 each).
     assertClose(idx.map((i) => gotY[i]), idx.map((i) => yRef[i]), { atol: 1e-4, rtol: 1e-5, tag: `${tag} y ${c.name}` });
-    if (c.out) {
+    if (c.out && c.projected) {
+      const gotOut = new Float32Array(await download(ctx, out, (outOff + n) * 4));
+      const y32 = Float32Array.from(yRef.subarray(0, yOff + n));
+      const ref = new Float64Array(T * 4), mag = new Float64Array(T * 4);
+      for (let t = 0; t < T; t++) {
+        const normed = normRow(y32, yOff, t, dim, wout);
+        for (let k = 0; k < 4; k++) {
+          for (let e = 0; e < dim; e++) {
+            const term = wout[(1 + k) * dim + e] * normed[e];
+            ref[t * 4 + k] += term;
+            mag[t * 4 + k] += Math.abs(term);
+          }
+        }
+      }
+      // f32 dots of dim terms (a thread's strided sum, then the 8-level tree) and the norm: within ~16 roundings of
+      // the terms' absolute sum, so the error over that sum stays below 2e-6 (a wrong row or weight is O(1) there).
+      assertClose(Float64Array.from(gotOut.subarray(outOff, outOff + T * 4), (v, i) => v / mag[i]), ref.map((v, i) => v / mag[i]), { atol: 2e-6, tag: `${tag} logits ${c.name}` });
+      assert.ok(gotOut.subarray(0, outOff).every(Number.isNaN) && gotOut.subarray(outOff + T * 4).every(Number.isNaN), `${tag} logits written outside [T, 4]`);
+    } else if (c.out) {
       const gotOut = new Float32Array(await download(ctx, out, (outOff + n) * 4)).subarray(outOff);
-      const from = c.outFrom ? srcOff : yOff;
-      const y32 = Float32Array.from(yRef.subarray(0, from + n));
+      const y32 = Float32Array.from(yRef.subarray(0, yOff + n));
       const outRef = new Float64Array(n);
-      for (let t = 0; t < T; t++) outRef.set(normRow(y32, from, t, dim, wout), t * dim);
+      for (let t = 0; t < T; t++) outRef.set(normRow(y32, yOff, t, dim, wout), t * dim);
       // A norm of f32 rows: relative error ~1e-6 of |w| ~ 1 (inputs rounded to f32 before the norm, as the kernel's y).
       assertClose(gotOut, outRef, { atol: 3e-5, rtol: 3e-5, tag: `${tag} out ${c.name}` });
     }
@@ -125,7 +145,7 @@ test('residual-norm rejects an out with several targets and aliasing', async () 
     throw new Error(`expected ${re}`);
   };
   assertThrows(() => kernel.bind({ dim: 8, eps: EPS, tokens: 1, xs, x: { weight: w }, y: { buffer: y }, count: 2, streamStride: 8, out: { buffer: b(8), weight: w } }), /single target/);
-  assertThrows(() => kernel.bind({ dim: 8, eps: EPS, tokens: 1, xs, x: { weight: w }, y: { buffer: y, offset: 8 }, count: 2, streamStride: 16, out: { buffer: b(8), weight: w, from: 20 } }), /overlaps target 1/);
+  assertThrows(() => kernel.bind({ dim: 8, eps: EPS, tokens: 1, xs, x: { weight: w }, y: { buffer: y }, out: { buffer: b(8), weight: w, projected: true } }), /needs 40/);
   assertThrows(() => kernel.bind({ dim: 8, eps: EPS, tokens: 1, xs: y, x: { weight: w }, y: { buffer: y } }), /must not be the output/);
   assertThrows(() => kernel.bind({ dim: 8, eps: EPS, tokens: 9, xs, x: { weight: w }, y: { buffer: y } }), /xs \(x\) holds 64 floats, needs 72/);
 });

@@ -3,8 +3,9 @@
  * (prefill chunks and single-token decode alike). Reads like docs/gemma3n-formats.md §2.10:
  *
  *   1. embed (§2.2) → PLE inputs z[l] (§2.3) → AltUp streams (§2.4)
- *   2. per layer (§2.5): ROUTER → ALTUP PREDICT → input norm → LAUREL → ATTENTION (own or SHARED KV cache)
- *      → combine /√2 → MLP (activation sparsity) → ALTUP CORRECT → PLE GATE into streams 1..3
+ *   2. per layer (§2.5): ROUTER + ALTUP PREDICT + input norm → LAUREL → ATTENTION (own or SHARED KV cache)
+ *      → combine /√2 → MLP (activation sparsity) → ROUTER + ALTUP CORRECT → PLE GATE into streams 1..3
+ *      (the router logits come from the row kernels that hold the router's input row: router-tables.ts)
  *   3. ALTUP UNEMBED → mean → final norm → tied LM head → softcap (§2.6)
  *
  * Every buffer is preallocated for C tokens and every dispatch (pipeline + bind group + uniform) is built once
@@ -25,6 +26,7 @@ import { KvCache, KvWriteKernel } from '../../kernels/kv-cache.ts';
 import { GatherKernel, uploadedRowsBytes } from '../../kernels/gather.ts';
 import { AltUpKernel } from '../../kernels/altup.ts';
 import { ResidualNormKernel } from '../../kernels/residual-norm.ts';
+import { buildRouterTables } from './router-tables.ts';
 import { SampleKernel, type SampleDispatch } from '../../kernels/sample.ts';
 import type { GpuWeight } from '../../formats/weight-format.ts';
 import { loadedFormats } from '../tensor-table.ts';
@@ -136,7 +138,13 @@ export class Gemma3nForward implements DecoderForward {
       const sizes = uploadedRowsBytes(w.pleTable.format, L * P, C);
       this.pleUpload = { data: buf('ple-upload/data', sizes.data / 4), scales: sizes.scales ? buf('ple-upload/scales', Math.ceil(sizes.scales / 4)) : undefined };
     }
-    const routerIn = buf('router-input', C * D);
+    // AltUp router tables [5, D] per layer (router_norm's weight, then W_r in f32), and the correction's logits
+    // [C, A] (the post-FFN residual-norm writes them; predict computes its own)
+    const routerTables = buildRouterTables(ctx, k.gather, w.layers, D);
+    for (const t of routerTables) {
+      this.buffers.push(t);
+      bytes += t.size;
+    }
     const routerLogits = buf('router-logits', C * A);
     // The attention block's outputs o and laurel and its normed input n, in one buffer (the combine reads all three
     // through one binding): [o | laurel | n], each [C, D].
@@ -184,17 +192,14 @@ export class Gemma3nForward implements DecoderForward {
 
     // ================= 2. Decoder layers =================
     const layerTypes = c.layerTypes;
-    // Layer 0's router norm; every later layer's comes with the previous layer's last dispatch.
-    norm(streams, w.layers[0].routerNorm, routerIn, D);
     for (let l = 0; l < L; l++) {
       const lw = w.layers[l];
       const F = c.intermediateSize[l];
       const sliding = layerTypes[l] === 'sliding_attention';
-      // --- ROUTER + ALTUP PREDICT: x̂_i = x_i + Σ_k C[i][k] x_k, C = W_pred·tanh(W_r·RMSNorm(x_0)/D) (RMSNorm(x_0) is in routerIn)
-      mm(lw.router, routerIn, routerLogits);
-      // --- with the input norm of the active prediction a = x̂_0: n = RMSNorm(a)
+      // --- ROUTER + ALTUP PREDICT: x̂_i = x_i + Σ_k C[i][k] x_k, C = W_pred·tanh(W_r·RMSNorm(x_0)/D), with the input
+      // norm of the active prediction a = x̂_0: n = RMSNorm(a), in one row kernel
       const normed = { weight: lw.inputNorm, eps, out: block, offset: nAt };
-      perToken(k.altup.bindPredict({ ...streamsLayout, streams, router: routerLogits, coefs: lw.predictionCoefs, out: pred, norm: normed }));
+      perToken(k.altup.bindPredict({ ...streamsLayout, streams, routerTable: routerTables[l], coefs: lw.predictionCoefs, out: pred, norm: normed }));
       // --- LAUREL: λ = n + RMSNorm(W_lr·W_ll·n) (its norm and sum happen in the combine below)
       mm(lw.laurelLeft, block, laurelMid, { xOffset: nAt }); // LAuReL, q, k and v all read n
       mm(lw.laurelRight, laurelMid, block, { yOffset: laurelAt });
@@ -229,19 +234,17 @@ export class Gemma3nForward implements DecoderForward {
       // (gate and up in one GEMV; with the gelu too in dense layers: src/model/fused-gemv.ts)
       projectGated(k.mm, k.gelu, ops, { buffer: mlpIn }, { gate: { weight: lw.gate, y: gate }, up: { weight: lw.up, y: up }, y: { buffer: act, rowStride: F }, cols: F, sparsity: c.activationSparsity[l] });
       mm(lw.down, act, down);
-      // g and the router's input RMSNorm(g), in one row kernel
-      perToken(k.residual.bind({ dim: D, eps, tokens: 1, xs: down, x: { weight: lw.postFeedforwardNorm }, base: { buffer: h }, y: { buffer: g }, out: { buffer: routerIn, weight: lw.routerNorm } }));
-      // --- ROUTER(g) + ALTUP CORRECT: x_i = x̂_i + (W_corr·tanh(...) + 1)_i·(g − x̂_0); u = x_0 ⊙ s (the gate's input copy)
-      mm(lw.router, routerIn, routerLogits);
+      // g and the router logits W_r·RMSNorm(g), in one row kernel
+      perToken(k.residual.bind({ dim: D, eps, tokens: 1, xs: down, x: { weight: lw.postFeedforwardNorm }, base: { buffer: h }, y: { buffer: g }, out: { buffer: routerLogits, weight: routerTables[l], projected: true } }));
+      // --- ALTUP CORRECT: x_i = x̂_i + (W_corr·tanh(r/D) + 1)_i·(g − x̂_0); u = x_0 ⊙ s (the gate's input copy)
       const scaled = c.altupCorrectScale ? { outputScale: lw.correctOutputScale, scaledOut: u } : {};
       perToken(k.altup.bindCorrect({ ...streamsLayout, predicted: pred, activated: g, router: routerLogits, coefs: lw.correctionCoefs, out: streams, ...scaled }));
       if (!c.altupCorrectScale) ew({ op: 'copy', a: stream(streams, 0), y: u, cols: D });
       // --- PLE GATE: v = RMSNorm(W_pp·(gelu(W_g·u) ⊙ z[l])), added to streams 1..A−1 only
       projectGated(k.mm, k.gelu, ops, { buffer: u }, { gate: { weight: lw.pleGate, y: pleGateOut }, up: { mul: { buffer: ple, offset: l * P, rowStride: L * P } }, y: { buffer: pleAct }, cols: P });
       mm(lw.pleProjection, pleAct, pleOut);
-      // streams 1..A−1 += v, and the next layer's router input RMSNorm(x_0) (stream 0 is final after the correction)
-      const nextRouter = l + 1 < L ? { buffer: routerIn, weight: w.layers[l + 1].routerNorm, from: 0 } : undefined;
-      perToken(k.residual.bind({ dim: D, eps, tokens: 1, xs: pleOut, x: { weight: lw.postPleNorm }, y: { buffer: streams, offset: C * D }, count: A - 1, streamStride: C * D, out: nextRouter }));
+      // streams 1..A−1 += v (stream 0 is final after the correction)
+      perToken(k.residual.bind({ dim: D, eps, tokens: 1, xs: pleOut, x: { weight: lw.postPleNorm }, y: { buffer: streams, offset: C * D }, count: A - 1, streamStride: C * D }));
     }
 
     // ================= 3. ALTUP UNEMBED, mean, final norm =================

@@ -135,7 +135,7 @@ export class VisionEncoder {
     private readonly weights: VisionWeights,
     private readonly buffers: Record<string, GPUBuffer>,
     private readonly steps: Step[],
-    private readonly paramBuffers: Array<{ destroy(): void }>,
+    private readonly owned: Array<{ destroy(): void }>,
     private readonly activationBytes: number,
   ) {
     this.softTokens = buffers.tokens;
@@ -171,9 +171,12 @@ export class VisionEncoder {
     if (oom) {
       for (const b of Object.values(buffers)) b.destroy();
       weights.destroy();
+      conv.destroy();
+      norm.destroy();
       throw new GemmaError('limit-too-small', `vision encoder: the GPU is out of memory for ${(activationBytes / 2 ** 20).toFixed(0)} MiB of activations: ${oom.message}`);
     }
-    const params: Array<{ destroy(): void }> = [];
+    // Everything destroy() frees besides weights and activations: the kernels' own buffers, then each dispatch's parameters.
+    const params: Array<{ destroy(): void }> = [conv, norm];
     const steps = buildForward(cfg, weights, buffers, { conv, dw, norm, resample, softmax }, params);
     return new VisionEncoder(ctx, cfg, weights, buffers, steps, params, activationBytes);
   }
@@ -241,7 +244,7 @@ export class VisionEncoder {
   destroy(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const p of this.paramBuffers) p.destroy();
+    for (const p of this.owned) p.destroy();
     for (const b of Object.values(this.buffers)) b.destroy();
     this.weights.destroy();
   }
