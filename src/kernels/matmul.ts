@@ -262,14 +262,17 @@ export class MatmulKernel {
       }),
     );
     const gemvPipeline = also ? variant.gemvPair : variant.gemvInt8 ?? variant.gemv;
-    // gemv_rows_int8: a slice of the scratch per workgroup, for the most workgroups any of these GEMV dispatches has
-    // at up to GEMV_MAX_T tokens (one token block).
+    // Workgroups along the feature axis of each GEMV dispatch (per token block): one per weight part, or the fused
+    // dispatch's `blocks1` of W (epilogue 1: half the usual features each, of both matrices) then W2's.
+    const rows2 = also?.weight.rows ?? 0;
+    const fusedBlocks1 = Math.ceil(N / (epilogue === 1 ? this.gemvRows / 2 : this.gemvRows));
+    const gemvBlocks = fused ? [fusedBlocks1 + (epilogue === 1 ? 0 : Math.ceil(rows2 / this.gemvRows))] : weight.parts.map((part) => Math.ceil(part.rows / this.gemvRows));
+    // gemv_rows_int8 stages x in a slice of the scratch per workgroup, for the most workgroups any of these GEMV
+    // dispatches has at up to GEMV_MAX_T tokens (one token block).
+    const stagesInScratch = variant.gemvInt8 !== undefined && this.int8Rows;
     const scratch: Array<[number, GPUBuffer]> = [];
-    const perBlock = (rows: number) => Math.ceil(rows / this.gemvRows);
-    const scratchGroups = !(variant.gemvInt8 && this.int8Rows) ? Infinity
-      : !fused ? Math.max(...weight.parts.map((p) => perBlock(p.rows))) : epilogue === 1 ? perBlock(2 * N) : perBlock(N) + perBlock(also?.weight.rows ?? 0);
-    if (Number.isFinite(scratchGroups)) {
-      const bytes = scratchGroups * XQ_SLOTS * XQ_BYTES;
+    if (stagesInScratch) {
+      const bytes = Math.max(...gemvBlocks) * XQ_SLOTS * XQ_BYTES;
       if (!this.scratch || this.scratch.size < bytes) this.scratch = this.arena.storage(bytes, 'matmul/xq-scratch');
       scratch.push([5, this.scratch]);
     }
@@ -283,12 +286,12 @@ export class MatmulKernel {
             [0, params], [1, args.x], [2, part.data], [3, part.scales ?? this.dummyScales], [4, gelu ? gelu.y : args.y], ...scratch,
             [7, part2?.data ?? this.dummyScales], [8, part2?.scales ?? this.dummyScales], [9, y2],
           ], `${label}+`);
-          return { part, params, bind, grid: [0, 1] as [number, number] };
+          return { part, blocks: gemvBlocks[0], params, bind, grid: [0, 1] as [number, number] };
         })()]
-      : weight.parts.map((part) => {
+      : weight.parts.map((part, i) => {
           const params = this.arena.uniform(96, `${label}/gemv-params`);
           const bind = bindSparse(device, gemvPipeline, [[0, params], [1, args.x], [2, part.data], [3, part.scales ?? this.dummyScales], [4, args.y], ...scratch, ...dummies, [9, this.dummyOut]], label);
-          return { part, params, bind, grid: [0, 1] as [number, number] };
+          return { part, blocks: gemvBlocks[i], params, bind, grid: [0, 1] as [number, number] };
         });
 
     let T = 0;
@@ -325,22 +328,16 @@ export class MatmulKernel {
         device.queue.writeBuffer(g.params, 0, params({ grid: g.grid, blocks, rows: g.part.rows, rowStart: g.part.rowStart, N: g.out.N, yOffset: g.out.yOffset }));
       }
       const tokenBlocks = Math.ceil(T / tb);
-      if (path === 'gemv' && tokenBlocks > 1 && Number.isFinite(scratchGroups)) throw new Error(`${label}: the int8 GEMV takes at most ${MatmulKernel.GEMV_MAX_T} tokens (got ${T})`);
+      if (path === 'gemv' && tokenBlocks > 1 && stagesInScratch) throw new Error(`${label}: the int8 GEMV takes at most ${MatmulKernel.GEMV_MAX_T} tokens (got ${T})`);
       for (const g of gemvParts) {
+        g.grid = grid2d(g.blocks * tokenBlocks, maxPerDim);
         if (!fused) {
-          const blocks = Math.ceil(g.part.rows / this.gemvRows);
-          g.grid = grid2d(blocks * tokenBlocks, maxPerDim);
-          device.queue.writeBuffer(g.params, 0, params({ grid: g.grid, blocks, rows: g.part.rows, rowStart: g.part.rowStart, N, yOffset }));
+          device.queue.writeBuffer(g.params, 0, params({ grid: g.grid, blocks: g.blocks, rows: g.part.rows, rowStart: g.part.rowStart, N, yOffset }));
           continue;
         }
-        // Epilogue 1: a workgroup covers half its usual features, of both matrices.
-        const blocks1 = Math.ceil(N / (epilogue === 1 ? this.gemvRows / 2 : this.gemvRows));
-        const rows2 = also?.weight.rows ?? 0;
-        const blocks = blocks1 + (epilogue === 1 ? 0 : Math.ceil(rows2 / this.gemvRows));
-        g.grid = grid2d(blocks * tokenBlocks, maxPerDim);
         device.queue.writeBuffer(g.params, 0, params({
-          grid: g.grid, blocks, rows: N, rowStart: 0, N: gelu ? (gelu.rowStride ?? N) : N, yOffset: gelu ? (gelu.yOffset ?? 0) : yOffset,
-          rows2, y2Offset: gelu?.mul ? (gelu.mul.offset ?? 0) : (also?.yOffset ?? 0), N2: gelu?.mul ? gelu.mul.rowStride : rows2, epilogue, blocks1,
+          grid: g.grid, blocks: g.blocks, rows: N, rowStart: 0, N: gelu ? (gelu.rowStride ?? N) : N, yOffset: gelu ? (gelu.yOffset ?? 0) : yOffset,
+          rows2, y2Offset: gelu?.mul ? (gelu.mul.offset ?? 0) : (also?.yOffset ?? 0), N2: gelu?.mul ? gelu.mul.rowStride : rows2, epilogue, blocks1: fusedBlocks1,
         }));
       }
     };

@@ -96,12 +96,13 @@ export class Gemma3nForward implements DecoderForward {
     const { device } = ctx;
 
     let bytes = 0;
-    const buf = (label: string, floats: number): GPUBuffer => {
-      const b = createStorageBuffer(device, floats * 4, label);
+    /** A buffer this forward pass frees on destroy() and counts in its scratch bytes. */
+    const own = (b: GPUBuffer): GPUBuffer => {
       this.buffers.push(b);
       bytes += b.size;
       return b;
     };
+    const buf = (label: string, floats: number): GPUBuffer => own(createStorageBuffer(device, floats * 4, label));
     const ops = this.recorder.ops;
     // ---- small builders, so the body below reads like the equations ----
     const mm = (W: GpuWeight, x: GPUBuffer, y: GPUBuffer, o: { xOffset?: number; yOffset?: number; list?: Op[]; fixedRows?: number } = {}) => {
@@ -140,11 +141,7 @@ export class Gemma3nForward implements DecoderForward {
     }
     // AltUp router tables [5, D] per layer (router_norm's weight, then W_r in f32), and the correction's logits
     // [C, A] (the post-FFN residual-norm writes them; predict computes its own)
-    const routerTables = buildRouterTables(ctx, k.gather, w.layers, D);
-    for (const t of routerTables) {
-      this.buffers.push(t);
-      bytes += t.size;
-    }
+    const routerTables = buildRouterTables(ctx, k.gather, w.layers, D).map(own);
     const routerLogits = buf('router-logits', C * A);
     // The attention block's outputs o and laurel and its normed input n, in one buffer (the combine reads all three
     // through one binding): [o | laurel | n], each [C, D].
