@@ -1,15 +1,18 @@
 /**
  * Structured output as a TokenConstraint: XGrammar's matcher computes which ids keep the text a valid prefix of
- * the grammar, the string-bounds tracker narrows that inside length-bounded strings, and the mask goes to the GPU
- * sampler. Grammars are compiled once per (vocabulary, grammar text) and cached; a constraint is a fresh matcher.
+ * the grammar, the UTF-8 guard keeps the bytes well-formed (the engine admits ill-formed sequences in places), the
+ * string-bounds tracker narrows that inside length-bounded strings, and the mask goes to the GPU sampler. Grammars are compiled once per (vocabulary, grammar text) and cached; a constraint is a fresh matcher.
  *
  * Formats: `json_object` (any JSON object), `json_schema` (exact, see json-schema.ts; unsupported constructs are
- * rejected before any token), `grammar` (XGrammar's EBNF dialect, GBNF-like: `root ::= ...`).
+ * rejected before any token), `grammar` (XGrammar's EBNF dialect, GBNF-like: `root ::= ...`; its non-ASCII
+ * character classes are rewritten exactly, see user-grammar.ts).
  */
 import { GemmaError } from '../../errors.ts';
 import type { TokenConstraint } from '../token-constraint.ts';
 import { ANY_OBJECT, type SchemaNode, checkSchemaTree, hasBoundedString, readSchema, schemaEbnf } from './json-schema.ts';
 import { StringBoundsTracker, lengthTables } from './string-bounds.ts';
+import { exactClasses } from './user-grammar.ts';
+import { Utf8Guard } from './utf8-guard.ts';
 import type { GrammarVocabulary } from './vocabulary.ts';
 import { type XGrammar, type XGrammarCompiled, type XGrammarCompiler, type XGrammarMatcher, loadXGrammar } from './xgrammar.ts';
 
@@ -36,7 +39,7 @@ export function responseFormatSpec(format: ResponseFormat): GrammarSpec | null {
       if (typeof format.grammar !== 'string' || !format.grammar.includes('::=')) {
         throw new GemmaError('invalid-argument', "responseFormat.grammar must be an EBNF grammar string with a `root ::= ...` rule.");
       }
-      return { ebnf: format.grammar };
+      return { ebnf: exactClasses(format.grammar) };
     default:
       throw new GemmaError('invalid-argument', `Unknown responseFormat type ${JSON.stringify((format as { type: unknown }).type)}: use 'text', 'json_object', 'json_schema' or 'grammar'.`);
   }
@@ -110,6 +113,7 @@ export class GrammarConstraint implements TokenConstraint {
   private mask: Uint32Array | undefined;
   private readonly stop: Uint32Array;
   private readonly words: number;
+  private readonly utf8: Utf8Guard;
   /** Tokens accepted so far. */
   readonly tokens: number[] = [];
   private disposed = false;
@@ -120,6 +124,7 @@ export class GrammarConstraint implements TokenConstraint {
     private readonly tracker?: StringBoundsTracker,
   ) {
     this.words = Math.ceil(vocab.vocabSize / 32);
+    this.utf8 = new Utf8Guard(vocab);
     this.stop = new Uint32Array(this.words);
     for (const id of vocab.stopTokenIds) this.stop[id >>> 5] |= 1 << (id & 31);
   }
@@ -144,10 +149,13 @@ export class GrammarConstraint implements TokenConstraint {
   }
 
   private finish(mask: Uint32Array): Uint32Array {
+    if (!anySet(mask)) throw deadEnd();
+    this.utf8.refine(mask);
+    if (!anySet(mask)) {
+      throw new GemmaError('invalid-argument', 'The grammar allows only ill-formed UTF-8 here (a byte sequence that is no character): check its character classes and byte escapes.');
+    }
     this.tracker?.refine(mask);
-    let any = 0;
-    for (let i = 0; i < mask.length; i++) any |= mask[i];
-    if (any === 0) throw new GemmaError('internal', 'The grammar allows no token here (a dead end): please report the schema or grammar.');
+    if (!anySet(mask)) throw deadEnd();
     return mask;
   }
 
@@ -157,6 +165,7 @@ export class GrammarConstraint implements TokenConstraint {
     if (!((mask[id >>> 5] >>> (id & 31)) & 1)) throw new GemmaError('internal', `Token ${id} was sampled but the constraint's mask does not allow it (sampler ignored the mask?).`);
     if (!this.matcher.acceptToken(id)) throw new GemmaError('internal', `The grammar engine rejected token ${id} that its mask allowed.`);
     this.tokens.push(id);
+    this.utf8.feed(this.vocab.tokenBytes(id));
     this.tracker?.feed(this.vocab.tokenBytes(id));
     this.mask = undefined;
   }
@@ -179,6 +188,7 @@ export class GrammarConstraint implements TokenConstraint {
     if (n <= 0) return;
     this.matcher.rollBack(n);
     this.tokens.length -= n;
+    this.utf8.rollback(n);
     this.tracker?.rollback(n);
     this.mask = undefined;
   }
@@ -188,4 +198,13 @@ export class GrammarConstraint implements TokenConstraint {
     this.disposed = true;
     this.matcher.dispose();
   }
+}
+
+function anySet(mask: Uint32Array): boolean {
+  for (let i = 0; i < mask.length; i++) if (mask[i] !== 0) return true;
+  return false;
+}
+
+function deadEnd(): GemmaError {
+  return new GemmaError('internal', 'The grammar allows no token here (a dead end): please report the schema or grammar.');
 }

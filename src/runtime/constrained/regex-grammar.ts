@@ -12,6 +12,7 @@
  * rejected with an UnsupportedSchema error naming it.
  */
 import { type Ranges, alt, cls, lit, seq } from './ebnf.ts';
+import { normalizeRanges } from './utf8-ranges.ts';
 
 export class UnsupportedPattern extends Error {}
 
@@ -218,19 +219,8 @@ class Parser {
   }
 }
 
-function normalize(ranges: readonly (readonly [number, number])[]): [number, number][] {
-  const sorted = ranges.map((r) => [r[0], r[1]] as [number, number]).sort((a, b) => a[0] - b[0]);
-  const out: [number, number][] = [];
-  for (const r of sorted) {
-    const last = out[out.length - 1];
-    if (last && r[0] <= last[1] + 1) last[1] = Math.max(last[1], r[1]);
-    else out.push(r);
-  }
-  return out;
-}
-
 function subtract(ranges: Ranges, remove: Ranges): [number, number][] {
-  let out = normalize(ranges);
+  let out = normalizeRanges(ranges);
   for (const [a, b] of remove) {
     out = out.flatMap(([x, y]): [number, number][] => {
       if (b < x || a > y) return [[x, y]];
@@ -245,11 +235,11 @@ function subtract(ranges: Ranges, remove: Ranges): [number, number][] {
 
 /** The JSON-string-content grammar of one character of the set. */
 function setGrammar(set: CharSet): string {
-  if (set.negated) return cls(normalize([...set.ranges, ...JSON_SPECIAL]), true);
+  if (set.negated) return cls(normalizeRanges([...set.ranges, ...JSON_SPECIAL]), true);
   const plain = subtract(set.ranges, JSON_SPECIAL).filter(([a, b]) => a <= b && a <= MAX_CP);
   const options: string[] = [];
   if (plain.length) options.push(cls(plain));
-  for (const [a, b] of normalize(set.ranges)) {
+  for (const [a, b] of normalizeRanges(set.ranges)) {
     for (let cp = Math.max(a, 0); cp <= Math.min(b, 0x5c); cp++) {
       if (cp < 0x20 || cp === 0x22 || cp === 0x5c) options.push(lit(JSON.stringify(String.fromCharCode(cp)).slice(1, -1)));
     }

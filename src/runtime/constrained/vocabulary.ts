@@ -62,7 +62,7 @@ export function byteFallbackVocabulary(tokenizerJson: unknown, opts: { vocabSize
  * write one (the byte pieces `<0x01>`..`<0x08>`, any piece holding such a character) is blanked, so the marker is
  * reachable through its own id only, as the model emits it. ASCII because XGrammar 0.1.27's character classes are
  * exact on ASCII only: a class or range over other code points (`[^\U0010ff03]`, `[\u00e0-\u00ff]`) admits the
- * wrong characters (measured: test/runtime/native-tools.test.ts), and a string rule must exclude the markers.
+ * wrong characters (measured: test/runtime/constrained/xgrammar-classes.test.ts), and a string rule must exclude the markers.
  */
 export type ControlSpelling = ReadonlyMap<number, string>;
 

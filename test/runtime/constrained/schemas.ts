@@ -74,6 +74,16 @@ export const TEST_SCHEMAS: Record<string, unknown> = {
     },
     required: ['email', 'code', 'quoted', 'path', 'any'],
   },
+  unicodePatterns: {
+    type: 'object',
+    properties: {
+      cyrillic: { type: 'string', pattern: '^[а-яё]{1,4}$' },
+      notAccented: { type: 'string', pattern: '^[^éè]{0,3}$' },
+      spaced: { type: 'string', pattern: '^a\\sb\\S$' },
+      emoji: { type: 'string', pattern: '^[😀-🙏]?$' },
+    },
+    required: ['cyrillic', 'notAccented', 'spaced', 'emoji'],
+  },
   recursive: {
     $defs: { node: { type: 'object', properties: { v: { type: 'integer', minimum: -5, maximum: 5 }, kids: { type: 'array', items: { $ref: '#/$defs/node' }, maxItems: 2 } }, required: ['v'] } },
     $ref: '#/$defs/node',
