@@ -32,10 +32,13 @@
  * Chromium through the same code on a bench page.
  *
  * Usage: npm run bench -- [--layers N] [--preset e2b|e4b] [--weights q4|float] [--quick] [--json FILE] [--vocab N]
+ *                         [--decode-tokens N] [--long-context N]
  *   --layers N   keep every per-layer dimension real, scale the layer count (the output says so)
  *   --vocab N    smoke runs only: cut the LM head / PLE vocabulary (the output says so; nothing else cuts it)
  *   --quick      short mode for CI on SwiftShader (~2 min): --layers 1 unless given, prompt 32 only, 4 decode
  *                tokens, "long" context 128, a smaller bandwidth buffer; the real vocabulary (the output says so)
+ *   --decode-tokens N, --long-context N   override the decode token count and the "long" context (smoke runs:
+ *                test/e2e/bench-quick.test.ts runs --quick with 2 and 64, every reported field still produced)
  *   --chromium   also profile the decode step in Chromium (Playwright, a bench page: bench/chromium-decode.ts); on by
  *                default in the full run when /usr/bin/chromium exists, off in --quick; --no-chromium turns it off
  *   --audio      the audio encoder's benchmark instead (bench/audio.ts: 30 s through the front end and the real-size
@@ -68,6 +71,8 @@ interface Args {
   vocab?: number;
   weights: WeightMode;
   quick: boolean;
+  decodeTokens?: number;
+  longContext?: number;
   json?: string;
   /** undefined: auto (on in the full run where Chromium is installed). */
   chromium?: boolean;
@@ -86,7 +91,16 @@ function parseArgs(argv: string[]): Args {
   const vocab = value('vocab');
   const quick = argv.includes('--quick');
   const chromium = argv.includes('--chromium') ? true : argv.includes('--no-chromium') || quick ? false : undefined;
-  return { preset, layers: layers === undefined ? undefined : Number(layers), vocab: vocab === undefined ? undefined : Number(vocab), weights, quick, json: value('json'), chromium };
+  const count = (k: string) => {
+    const v = value(k);
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${k} must be a positive integer, got ${v}`);
+    return n;
+  };
+  const decodeTokens = count('decode-tokens');
+  const longContext = count('long-context');
+  return { preset, layers: layers === undefined ? undefined : Number(layers), vocab: vocab === undefined ? undefined : Number(vocab), weights, quick, decodeTokens, longContext, json: value('json'), chromium };
 }
 
 /** Weight bytes one decode token reads (see the header). */
@@ -160,8 +174,9 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const quick = args.quick;
   const prefillLengths = quick ? [32] : [128, 1024];
-  const decodeTokens = quick ? 4 : 32;
-  const longContext = quick ? 128 : 2048;
+  const decodeTokens = args.decodeTokens ?? (quick ? 4 : 32);
+  const longContext = args.longContext ?? (quick ? 128 : 2048);
+  if (longContext <= Math.max(...prefillLengths)) throw new Error(`--long-context must exceed the prompt (${Math.max(...prefillLengths)} tokens), got ${longContext}`);
   const maxContext = longContext + decodeTokens + 64;
 
   const ctx: GpuContext = await createNodeGpuContext();
@@ -352,14 +367,14 @@ async function measureConstrained(model: Gemma3nModel, prompt: number[], steps: 
   for (const id of compiler.vocab.stopTokenIds) stop[id >>> 5] |= 1 << (id & 31);
   let random = 0.5;
   const params = (): SamplingParams => ({ temperature: 1, topK: 64, topP: 0.95, random: (random = (random * 9301 + 0.4927) % 1) });
-  const run = async (constrained: boolean): Promise<{ ms: number; maskMs: number[] }> => {
+  const run = async (constrained: boolean, stepCount = steps): Promise<{ ms: number; maskMs: number[] }> => {
     model.rewind(0);
     await model.prefill(prompt);
     let c = constrained ? await compiler.constraint(spec) : undefined;
     const maskMs: number[] = [];
     let next = await model.sample({ ...params(), mask: c ? await c.prepare().then(() => c!.nextMask()) : undefined });
     const t0 = performance.now();
-    for (let i = 0; i < steps; i++) {
+    for (let i = 0; i < stepCount; i++) {
       if (c) {
         if (compiler.vocab.stopTokenIds.includes(next)) {
           c.dispose();
@@ -379,11 +394,11 @@ async function measureConstrained(model: Gemma3nModel, prompt: number[], steps: 
       }
       next = await model.step(next, p);
     }
-    const ms = (performance.now() - t0) / steps;
+    const ms = (performance.now() - t0) / stepCount;
     c?.dispose();
     return { ms, maskMs };
   };
-  await run(true); // warm-up: the masked pipelines' first dispatch
+  await run(true, 1); // warm-up: the masked pipelines' first dispatch (one step does it)
   const plain = await run(false);
   const masked = await run(true);
   return {
