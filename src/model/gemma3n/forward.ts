@@ -14,7 +14,7 @@
  * command buffer. Activations are f32 (residual streams must be, §2.11); weights may be f16/q4/q8.
  */
 import type { GpuContext } from '../../gpu/device.ts';
-import { createStorageBuffer, writeBuffer } from '../../gpu/buffers.ts';
+import { createStorageBuffer, writeBuffer, type GpuBufferOwner } from '../../gpu/buffers.ts';
 import type { Dispatch } from '../../gpu/pipeline.ts';
 import { MatmulKernel, type GemvActivations } from '../../kernels/matmul.ts';
 import { RmsNormKernel } from '../../kernels/rmsnorm.ts';
@@ -76,8 +76,8 @@ export class Gemma3nForward implements DecoderForward {
   /** Allowed ids of constrained decoding, a packed bitmask both samplers read while masked (GpuDecoderModel sets it). */
   readonly tokenMask: GPUBuffer;
   private readonly buffers: GPUBuffer[] = [];
-  /** The kernels this forward pass bound (each owns its dispatches' parameter buffers). */
-  private readonly kernels: Array<{ destroy(): void }>;
+  /** The kernels this forward pass bound (each owns its dispatches' parameter buffers and its own scratch). */
+  private readonly kernels: GpuBufferOwner[];
 
   private constructor(
     private readonly ctx: GpuContext,
@@ -345,6 +345,10 @@ export class Gemma3nForward implements DecoderForward {
   /** Samples the next token from the current `lastLogits` into `nextToken` (one small submission). */
   sample(range: SampleRange): void {
     this.recorder.submitOne(this.ctx.device, this.samplers[range]);
+  }
+
+  get kernelBytes(): number {
+    return this.kernels.reduce((s, k) => s + k.gpuBytes, 0);
   }
 
   destroy(): void {

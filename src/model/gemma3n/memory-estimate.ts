@@ -3,6 +3,9 @@
  * pre-flight check's input (src/runtime/loading/preflight.ts). Counted from the same tensor table, format rules
  * (quant-plan.ts `formatForStored`, ple-table.ts `pleHostFormat`), weight layouts, KV-cache sizing and scratch
  * buffers (forward.ts) the load uses; test/model/memory-estimate.test.ts holds it to model.memory() of a real load.
+ * It leaves out the buffers the kernels own (memory().gpu.kernels: dispatch parameters, placeholders, the kernels'
+ * scratch: attention's split partials, the samplers' candidates and, on CPU adapters only, the int8 GEMV's staged x
+ * sized for the LM head); bench:memory measures them (README "Memory").
  */
 import type { Checkpoint } from '../../io/checkpoint.ts';
 import { dataBytes, scaleBytes } from '../../formats/weight-format.ts';

@@ -20,7 +20,7 @@
  * with GPU sampling of the next token — into one command buffer. Activations are f32.
  */
 import type { GpuContext } from '../../gpu/device.ts';
-import { createStorageBuffer, writeBuffer } from '../../gpu/buffers.ts';
+import { createStorageBuffer, writeBuffer, type GpuBufferOwner } from '../../gpu/buffers.ts';
 import type { Dispatch } from '../../gpu/pipeline.ts';
 import { MatmulKernel, type GemvActivations } from '../../kernels/matmul.ts';
 import { RmsNormKernel } from '../../kernels/rmsnorm.ts';
@@ -94,7 +94,8 @@ export class Gemma4Forward implements DecoderForward {
   private readonly lastHidden: GPUBuffer;
   private readonly placeholders: Set<number>;
   private readonly buffers: GPUBuffer[] = [];
-  private readonly kernels: Array<{ destroy(): void }>;
+  /** The kernels this forward pass bound (each owns its dispatches' parameter buffers and its own scratch). */
+  private readonly kernels: GpuBufferOwner[];
 
   private constructor(
     private readonly ctx: GpuContext,
@@ -313,6 +314,10 @@ export class Gemma4Forward implements DecoderForward {
   /** Samples the next token from the current `lastLogits` into `nextToken` (one small submission). */
   sample(range: SampleRange): void {
     this.recorder.submitOne(this.ctx.device, this.samplers[range]);
+  }
+
+  get kernelBytes(): number {
+    return this.kernels.reduce((s, k) => s + k.gpuBytes, 0);
   }
 
   destroy(): void {
