@@ -93,7 +93,7 @@ test('Gemma 4: memory() counts every GPU byte a load holds; the estimate is what
   }
 });
 
-test('E2B / E4B q4 at 4K, Gemma 3n and Gemma 4: the figures bench:memory measured (README)', () => {
+test('E2B / E4B q4 at 4K, Gemma 3n and Gemma 4: the figures bench:memory measured (README; GPU: its total less the kernels\' buffers)', () => {
   for (const [preset, gpu, host] of [['e2b', 1.802e9, 1.132e9], ['e4b', 3.062e9, 1.321e9]] as const) {
     const e = estimateGemma3nMemory(createRandomCheckpoint({ preset }), { weights: 'q4', maxContext: 4096, chunk: 64, f16: false });
     assert.ok(Math.abs(e.gpuBytes - gpu) < 0.002 * gpu, `${preset} GPU ${e.gpuBytes}`);
