@@ -13,8 +13,9 @@
  * Bytes per decode token, as counted here:
  *   - weights: data + scales of every matrix one token's forward multiplies by (attention q/o and, in layers owning
  *     a KV cache, k/v; MLP gate/up/down read whole, activation sparsity notwithstanding; LAuReL; PLE gate and
- *     projection; AltUp router; the per-layer model projection; 3 AltUp and 3 un-embed projections; the tied LM
- *     head, all 262,400 rows); the one embedding row gathered is ignored;
+ *     projection; the per-layer model projection; 3 AltUp and 3 un-embed projections; the tied LM head, all 262,400
+ *     rows); the one embedding row gathered is ignored; the AltUp router as the decode step reads it: its f32 table
+ *     [5, D] per layer (router_norm's weight and W_r, src/model/gemma3n/router-tables.ts), twice per layer;
  *   - KV cache: K and V (f32, as the engine stores them) of every position each layer attends to at that context
  *     (sliding layers: at most the window; KV-shared layers re-read their source layer's cache);
  *   - PLE rows uploaded: L × 256 values per token, in the table's format (int4 rows + scales in q4 mode).
@@ -55,6 +56,7 @@ import { Gemma3nModel } from '../src/model/gemma3n/model.ts';
 import { createRandomCheckpoint, GEMMA3N_VOCAB_SIZE, type RandomPreset } from '../src/model/gemma3n/random-checkpoint.ts';
 import { parseGemma3nConfig, type Gemma3nTextConfig } from '../src/model/gemma3n/config.ts';
 import { formatFor } from '../src/model/gemma3n/quant-plan.ts';
+import { routerTableFloats } from '../src/model/gemma3n/router-tables.ts';
 import type { WeightMode } from '../src/model/family.ts';
 import { dataBytes, scaleBytes } from '../src/formats/weight-format.ts';
 import { measureReadBandwidth } from './read-bandwidth.ts';
@@ -135,7 +137,9 @@ export function decodeWeightBytes(c: Gemma3nTextConfig, mode: WeightMode, f16: b
     mat(p + 'laurel.linear_right.weight', D, c.laurelRank);
     mat(p + 'per_layer_input_gate.weight', P, D);
     mat(p + 'per_layer_projection.weight', D, P);
-    mat(p + 'altup.modality_router.weight', A, D);
+    // The router runs from its f32 table (router-tables.ts), read whole by altup predict and by the post-MLP
+    // residual-norm; W_r itself is read only once, when the tables are built at load.
+    total += 2 * routerTableFloats(D) * 4;
   }
   return total;
 }

@@ -5,7 +5,7 @@
  *     KV-cache sizing per layer type, forward.ts's scratch buffers), with the weights broken down by group here;
  *   - measured: Gemma4Model.load(ctx, randomCheckpoint, { random: true }) really allocates the model (real dimensions
  *     and vocabulary, random int4/int8 codes written on the GPU, no download) and reports model.memory(). Exits 1
- *     if the two disagree by a single byte.
+ *     if the two disagree by a single byte (the kernels' own buffers are measured only: bench/memory-table.ts).
  */
 import { parseGemma4Config, type Gemma4TextConfig } from '../src/model/gemma4/config.ts';
 import { formatFor } from '../src/model/gemma4/quant-plan.ts';
@@ -19,6 +19,7 @@ import { dataBytes, isQuantFormat, scaleBytes } from '../src/formats/weight-form
 import { pleHostFormat } from '../src/model/ple-table.ts';
 import { countGemma4Memory } from '../src/model/gemma4/memory-estimate.ts';
 import { createNodeGpuContext } from '../src/node/gpu.ts';
+import { printMemoryTable } from './memory-table.ts';
 
 export interface Gemma4MemoryOptions {
   presets: string[];
@@ -84,20 +85,7 @@ export async function gemma4Memory(o: Gemma4MemoryOptions): Promise<boolean> {
       m = model.memory();
       model.dispose();
     }
-    const rows: Array<[string, number, number | undefined]> = [
-      ['GPU weights', n.weights, m?.gpu.weights],
-      [`GPU KV cache (${n.kvLayers} owner layers)`, n.kv, m?.gpu.kvCache],
-      ['GPU scratch', n.scratch, m?.gpu.scratch],
-      ['GPU total', n.weights + n.kv + n.scratch, m?.gpu.total],
-      [`host PLE table (${o.mode === 'q4' ? 'int4 rows' : 'f16'})`, n.pleHost, m?.host.total],
-    ];
-    console.log(`\n| Gemma 4 ${preset.toUpperCase()}, context ${o.context} | counted | measured (model.memory()) | bytes (measured) | agree |`);
-    console.log('|---|---|---|---|---|');
-    for (const [name, counted, measured] of rows) {
-      const agree = measured === undefined ? 'not measured' : measured === counted ? 'yes' : `NO (${measured - counted > 0 ? '+' : ''}${measured - counted} B)`;
-      if (measured !== undefined && measured !== counted) ok = false;
-      console.log(`| ${name} | ${MiB(counted)} | ${measured === undefined ? '—' : MiB(measured)} | ${measured === undefined ? '—' : `${measured} (${GB(measured)})`} | ${agree} |`);
-    }
+    if (!printMemoryTable(`Gemma 4 ${preset.toUpperCase()}, context ${o.context}`, n, o.mode === 'q4' ? 'int4 rows' : 'f16', m)) ok = false;
     if (m) console.log(`measured by loading the random ${preset.toUpperCase()} model (random int4/int8 codes on the GPU, real vocabulary): ${loadS.toFixed(1)} s on ${ctx!.adapterName}`);
     console.log(`PLE table on the GPU would add ${MiB(n.pleBytes)} (${GB(n.pleBytes)})`);
   }

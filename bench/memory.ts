@@ -5,7 +5,8 @@
  *     (KvCache.byteSizeFor) and scratch buffers (forward.ts) the engine allocates;
  *   - measured: Gemma3nModel.load(ctx, randomCheckpoint, { random: true }) really allocates the model (real
  *     dimensions and vocabulary, random int4/int8 codes written on the GPU, no download; ~20 s each on
- *     SwiftShader) and reports model.memory(). The script fails if the two disagree by a single byte.
+ *     SwiftShader) and reports model.memory(). The script fails if the two disagree by a single byte (the kernels' own
+ *     buffers, which the sizing code leaves out, are measured only: bench/memory-table.ts).
  * The PLE table is kept off the GPU (host memory, int4 rows) unless --ple-gpu (LoadOptions.pleOnGpu). Then measures
  * the per-step cost of the host-resident table: packing the current tokens' rows (PleTable.pack → packRowsForUpload)
  * and uploading them (queue.writeBuffer, waited for), for 1 token and a 64-token chunk at E2B dims (30 layers × 256,
@@ -39,6 +40,7 @@ import { sliceGemma3n } from '../src/model/gemma3n/matformer.ts';
 import { E4B_SLICING_CONFIGS } from '../src/model/gemma3n/matformer-configs.ts';
 import type { SliceInfo } from '../src/model/family.ts';
 import { gemma4Memory } from './memory-gemma4.ts';
+import { printMemoryTable } from './memory-table.ts';
 
 const arg = (k: string, d: string) => { const i = process.argv.indexOf(`--${k}`); return i > 0 ? process.argv[i + 1] : d; };
 const context = Number(arg('context', '4096'));
@@ -179,20 +181,7 @@ for (const [preset, size] of presets.flatMap((p) => sizes.map((z) => [p, z] as c
     m = model.memory();
     model.dispose();
   }
-  const rows: Array<[string, number, number | undefined]> = [
-    ['GPU weights', n.weights, m?.gpu.weights],
-    [`GPU KV cache (${n.kvLayers} owner layers)`, n.kv, m?.gpu.kvCache],
-    ['GPU scratch', n.scratch, m?.gpu.scratch],
-    ['GPU total', n.weights + n.kv + n.scratch, m?.gpu.total],
-    [`host PLE table (${n.pleFormat})`, n.pleHost, m?.host.total],
-  ];
-  console.log(`\n| ${preset.toUpperCase()}, context ${context} | counted | measured (model.memory()) | bytes (measured) | agree |`);
-  console.log('|---|---|---|---|---|');
-  for (const [name, counted, measured] of rows) {
-    const ok = measured === undefined ? 'not measured' : measured === counted ? 'yes' : `NO (${measured - counted > 0 ? '+' : ''}${measured - counted} B)`;
-    if (measured !== undefined && measured !== counted) mismatch = true;
-    console.log(`| ${name} | ${MiB(counted)} | ${measured === undefined ? '—' : MiB(measured)} | ${measured === undefined ? '—' : `${measured} (${GB(measured)})`} | ${ok} |`);
-  }
+  if (!printMemoryTable(`${preset.toUpperCase()}, context ${context}`, n, n.pleFormat, m)) mismatch = true;
   if (sliced) summary.push({ slice: sliced.slice, weights: m?.gpu.weights ?? n.weights, kv: m?.gpu.kvCache ?? n.kv, scratch: m?.gpu.scratch ?? n.scratch, gpu: m?.gpu.total ?? n.weights + n.kv + n.scratch, host: m?.host.total ?? n.pleHost, measured: m !== undefined });
   if (m) console.log(`measured by loading the random ${preset.toUpperCase()} model (random int4/int8 codes on the GPU, real vocabulary): ${loadS.toFixed(1)} s on ${ctx!.adapterName}`);
   console.log(`PLE table on the GPU would add ${MiB(n.pleBytes)} (${GB(n.pleBytes)}) and drop the ${MiB(n.upload)} upload slots`);

@@ -71,6 +71,16 @@ export function packUniform(fields: Array<[kind: 'u32' | 'i32' | 'f32', value: n
 }
 
 /**
+ * What owns GPU buffers of its own (a kernel: its arena's): how many bytes they take, and freeing them. A model's
+ * memory() counts each owner's bytes once, from the owner itself.
+ */
+export interface GpuBufferOwner {
+  /** Bytes of the buffers held now. */
+  readonly gpuBytes: number;
+  destroy(): void;
+}
+
+/**
  * The small buffers a kernel creates for its dispatches (parameter uniforms, scratch, dummies for unused bindings),
  * owned in one place so that a model's `dispose()` frees every one of them (kernel.destroy() → arena.destroy()).
  */
@@ -105,6 +115,14 @@ export class BufferArena {
   own(buffer: GPUBuffer): GPUBuffer {
     this.buffers.push(buffer);
     return buffer;
+  }
+
+  /** Frees one buffer of this arena before the rest (a dispatch's parameters when the dispatch is destroyed). */
+  release(buffer: GPUBuffer): void {
+    const i = this.buffers.indexOf(buffer);
+    if (i < 0) return;
+    this.buffers.splice(i, 1);
+    buffer.destroy();
   }
 
   /** Bytes held. */

@@ -1,6 +1,5 @@
 import { GemmaError } from '../errors.ts';
-import { readWhole } from './byte-source.ts';
-import type { CheckpointFiles } from './safetensors.ts';
+import { readIfExists, type CheckpointFiles } from './safetensors.ts';
 
 /**
  * Which files make up a Gemma safetensors checkpoint, found in any CheckpointFiles (hub repo, base URL, picked
@@ -40,14 +39,15 @@ export interface CheckpointListing {
 /** Lists a checkpoint and reads its small files; fails with a message naming the first missing required file. */
 export async function listCheckpoint(files: CheckpointFiles): Promise<CheckpointListing> {
   const readText = async (name: string, required: boolean): Promise<string | undefined> => {
-    if (!(await files.exists(name))) {
+    const bytes = await readIfExists(files, name);
+    if (bytes === undefined) {
       if (!required) return undefined;
       throw new GemmaError(
         'bad-file',
         `${files.name} has no ${name}, which every Gemma checkpoint needs (${REQUIRED_TEXT_FILES.join(', ')} and the safetensors weights). Check the repository id and revision, or the folder you picked.`,
       );
     }
-    return new TextDecoder().decode(await readWhole(files.open(name)));
+    return new TextDecoder().decode(bytes);
   };
   const wanted: [string, boolean][] = [
     ...REQUIRED_TEXT_FILES.map((n): [string, boolean] => [n, true]),
@@ -72,8 +72,9 @@ export async function listCheckpoint(files: CheckpointFiles): Promise<Checkpoint
  */
 export async function listWeightFiles(files: CheckpointFiles, indexText?: string): Promise<ListedFile[]> {
   let index = indexText;
-  if (index === undefined && (await files.exists(SAFETENSORS_INDEX))) {
-    index = new TextDecoder().decode(await readWhole(files.open(SAFETENSORS_INDEX)));
+  if (index === undefined) {
+    const bytes = await readIfExists(files, SAFETENSORS_INDEX);
+    if (bytes !== undefined) index = new TextDecoder().decode(bytes);
   }
   const shardNames = index === undefined ? [SAFETENSORS_SINGLE] : shardsOf(files.name, index);
   return Promise.all(

@@ -44,7 +44,10 @@ export interface HubOptions extends RemoteFilesOptions {
 export interface RemoteCheckpointFiles extends CheckpointFiles {
   /** The URL a file is fetched from. */
   url(path: string): string;
-  /** One source per path, shared, so exists() and later reads cost a single size probe (none with a listing). */
+  /**
+   * One source per path, shared, so exists() and later reads cost a single size probe (none with a listing; small
+   * files: none either, through readIfExists).
+   */
   open(path: string): HttpByteSource;
   /** The commit the files are pinned to (openHubRepo), or the one the server said it served (X-Repo-Commit). */
   commit(): string | undefined;
@@ -242,6 +245,13 @@ function requestHeaders(options: RemoteFilesOptions): Record<string, string> {
 function remoteFiles(name: string, urlOf: (path: string) => string, options: RemoteFilesOptions, pinned?: Pinned): RemoteCheckpointFiles {
   const headers = requestHeaders(options);
   const sources = new Map<string, HttpByteSource>();
+  /** Paths the server answered 404 / 410 for: asked once per load (files are taken as immutable while loading). */
+  const missing = new Set<string>();
+  const absent = (path: string, err: unknown): undefined => {
+    if (!isNotFound(err)) throw err;
+    missing.add(path);
+    return undefined;
+  };
   let served: string | undefined;
   const open = (path: string): HttpByteSource => {
     let source = sources.get(path);
@@ -277,13 +287,18 @@ function remoteFiles(name: string, urlOf: (path: string) => string, options: Rem
     },
     async exists(path) {
       if (pinned?.sizes) return pinned.sizes.has(path) || pinned.preloaded.has(path);
+      if (missing.has(path)) return false;
       try {
         await open(path).size();
         return true;
       } catch (err) {
-        if (isNotFound(err)) return false;
-        throw err;
+        return absent(path, err) ?? false;
       }
+    },
+    // One plain GET (a 404 answers "absent"), instead of a size probe and then the GET.
+    async readIfExists(path) {
+      if (pinned?.sizes ? !(pinned.sizes.has(path) || pinned.preloaded.has(path)) : missing.has(path)) return undefined;
+      return open(path).readAll().catch((err: unknown) => absent(path, err));
     },
   };
 }

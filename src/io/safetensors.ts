@@ -17,6 +17,18 @@ export interface CheckpointFiles {
   readonly name: string;
   exists(path: string): Promise<boolean>;
   open(path: string): ByteSource;
+  /**
+   * The whole of a small file, or undefined when there is none, in one request where `exists` then a read would
+   * take two (a server folder without a listing: a size probe, then the file). Optional: `readIfExists()` falls
+   * back to exists + read.
+   */
+  readIfExists?(path: string): Promise<Uint8Array | undefined>;
+}
+
+/** A small file's bytes, or undefined when `files` has none (see CheckpointFiles.readIfExists). */
+export async function readIfExists(files: CheckpointFiles, path: string): Promise<Uint8Array | undefined> {
+  if (files.readIfExists) return files.readIfExists(path);
+  return (await files.exists(path)) ? readWhole(files.open(path)) : undefined;
 }
 
 interface TensorEntry extends TensorInfo {

@@ -34,7 +34,7 @@ export interface AttentionArgs {
   qStride?: number;
   outOffset?: number;
   outStride?: number;
-  /** Most key splits of one step (sizes the split scratch: maxSplits * heads rows). Default 64. */
+  /** Most key splits of one step (sizes the split scratch: maxSplits * heads rows). Default ATTENTION_MAX_SPLITS. */
   maxSplits?: number;
   /**
    * Split scratch shared by several bindings (all layers of a model: dispatches in a pass run in order, so one
@@ -74,6 +74,9 @@ interface Variant {
  * Causal GQA attention over a KvCache (see shaders/attention.wgsl). One kernel object per (headDim, group, act);
  * bind() once per layer at load, setStep() per step.
  */
+/** Key splits one step may use by default (a scratch shared by a model's layers is sized for it). */
+export const ATTENTION_MAX_SPLITS = 64;
+
 export class AttentionKernel {
   /** Every buffer this kernel created for its dispatches (freed by destroy()). */
   private readonly arena: BufferArena;
@@ -139,7 +142,7 @@ export class AttentionKernel {
     const qStride = args.qStride ?? heads * dh;
     const outStride = args.outStride ?? heads * dh;
     if (qStride < heads * dh || outStride < heads * dh) throw new Error('attention: strides must be >= heads * headDim');
-    const scratch = args.scratch ?? this.createScratch(Math.max(1, args.maxSplits ?? 64) * heads);
+    const scratch = args.scratch ?? this.createScratch(Math.max(1, args.maxSplits ?? ATTENTION_MAX_SPLITS) * heads);
     const maxSplits = Math.min(args.maxSplits ?? Infinity, Math.floor(scratch.rows / heads));
     if (maxSplits < 1) throw new Error(`attention: scratch of ${scratch.rows} rows is too small for ${heads} heads`);
     const target = args.targetWorkgroups ?? 256;
@@ -210,6 +213,11 @@ export class AttentionKernel {
         }
       },
     };
+  }
+
+  /** Bytes of the GPU buffers this kernel created (a model's memory() counts them). */
+  get gpuBytes(): number {
+    return this.arena.bytes;
   }
 
   /** Frees the buffers this kernel created (its dispatches must not be encoded afterwards). */

@@ -362,9 +362,14 @@ export class MatmulKernel {
         }
       },
       destroy: () => {
-        for (const p of [...gemvParts, ...gemmParts]) p.params.destroy();
+        for (const p of [...gemvParts, ...gemmParts]) this.arena.release(p.params);
       },
     };
+  }
+
+  /** Bytes of the GPU buffers this kernel created (a model's memory() counts them). */
+  get gpuBytes(): number {
+    return this.arena.bytes;
   }
 
   /** Frees the buffers this kernel created (its dispatches must not be encoded afterwards). */

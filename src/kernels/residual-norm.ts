@@ -129,6 +129,11 @@ export class ResidualNormKernel {
     return { ...makeDispatch('residual-norm', this.pipeline, bindGroup, () => grid), setTokens };
   }
 
+  /** Bytes of the GPU buffers this kernel created (a model's memory() counts them). */
+  get gpuBytes(): number {
+    return this.arena.bytes;
+  }
+
   /** Frees the buffers this kernel created (its dispatches must not be encoded afterwards). */
   destroy(): void {
     this.arena.destroy();

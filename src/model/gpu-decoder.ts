@@ -59,6 +59,8 @@ export interface DecoderForward {
   readonly caches: ReadonlyArray<KvCache | undefined>;
   /** Scratch GPU bytes (activations, logits). */
   readonly scratchBytes: number;
+  /** GPU bytes of the buffers its kernels own (each kernel's gpuBytes: parameters, placeholders, kernel scratch). */
+  readonly kernelBytes: number;
   /** Softcapped logits [V] of the last position of the last step. */
   readonly lastLogits: GPUBuffer;
   /** Softcapped logits [T, V] of every position (steps run with allLogits). */
@@ -240,7 +242,8 @@ export class GpuDecoderModel implements LanguageModel {
     const kvCache = this.fwd.caches.reduce((s, c) => s + (c ? c.k.size + c.v.size : 0), 0);
     const weights = this.parts.weightBytes;
     const scratch = this.fwd.scratchBytes;
-    return { gpu: { weights, kvCache, scratch, total: weights + kvCache + scratch }, host: { total: this.parts.hostBytes } };
+    const kernels = this.fwd.kernelBytes;
+    return { gpu: { weights, kvCache, scratch, kernels, total: weights + kvCache + scratch + kernels }, host: { total: this.parts.hostBytes } };
   }
 
   dispose(): void {

@@ -49,8 +49,13 @@ export type LazyMask = () => Promise<Uint32Array | null>;
 
 /** GPU and host memory a loaded model holds. */
 export interface MemoryReport {
-  /** GPU bytes by group. */
-  gpu: { weights: number; kvCache: number; scratch: number; total: number };
+  /**
+   * GPU bytes by group; `total` is every byte of every GPU buffer the model holds. `scratch`: the forward pass's
+   * activations and logits. `kernels`: the buffers its kernels own: dispatch parameters, placeholders for unused
+   * bindings and the kernels' own scratch (the int8-activation GEMV's staged x on CPU adapters, attention's split
+   * partials, the sampler's candidates).
+   */
+  gpu: { weights: number; kvCache: number; scratch: number; kernels: number; total: number };
   /** Bytes in host memory (Gemma 3n: the per-layer-embedding table). */
   host: { total: number };
 }

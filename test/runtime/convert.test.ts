@@ -105,6 +105,9 @@ test('by URL with the offline cache: enters the cache as-is, then a hit with no 
   const first = await load(source, undefined, true);
   assert.equal(first.loaded.cache, 'stored');
   assert.ok(!first.phases.includes('quantize'));
+  // Found by its manifest, read whole in one request (no size probe first), and no other layout's file asked for.
+  assert.deepEqual(server.log.filter((r) => r.path.endsWith('/manifest.json')).map((r) => r.range ?? 'whole'), ['whole']);
+  assert.ok(!server.log.some((r) => /\.safetensors/.test(r.path)), server.log.map((r) => r.path).join(', '));
   const expected = await logits(first.loaded);
   const entries = await (await ModelCache.open())!.list();
   assert.deepEqual(entries.map((e) => [e.modelId, e.weightMode]), [[`${server.url}/tiny-q4/`, 'q4']]);

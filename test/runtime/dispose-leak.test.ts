@@ -12,22 +12,12 @@ import { directoryFiles } from '../../src/node/checkpoint-files.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { tinyFixtures } from '../helpers/fixtures.ts';
 import { collect } from '../helpers/stream.ts';
+import { trackLiveBuffers } from '../helpers/live-buffers.ts';
 
 test('20 load/generate/dispose cycles do not grow the live GPU buffers', async () => {
   const gpu = await testGpu();
   const { device } = gpu;
-  const live = new Set<GPUBuffer>();
-  const create = device.createBuffer.bind(device);
-  device.createBuffer = (descriptor: GPUBufferDescriptor) => {
-    const buffer = create(descriptor);
-    live.add(buffer);
-    const destroy = buffer.destroy.bind(buffer);
-    buffer.destroy = () => {
-      live.delete(buffer);
-      destroy();
-    };
-    return buffer;
-  };
+  const { live, stop } = trackLiveBuffers(device);
   try {
     const fx = tinyFixtures()[0];
     const counts: number[] = [];
@@ -46,6 +36,6 @@ test('20 load/generate/dispose cycles do not grow the live GPU buffers', async (
     assert.ok(counts.every((n) => n === counts[0]), `live buffers changed across cycles: ${counts.join(' ')}`);
     assert.ok(counts[0] <= 8, `after dispose only per-device state remains (saw ${counts[0]} buffers)`);
   } finally {
-    device.createBuffer = create;
+    stop();
   }
 });

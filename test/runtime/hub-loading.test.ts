@@ -1,7 +1,10 @@
 // Loading from the hub emulator (test/helpers/hub-emulator.ts) in Node: the tokenizer is resolved and validated
 // before any weight byte is requested (a missing or broken one fails with no weight request at all); a pinned
 // load's exact requests; a .gguf link loads with the tokenizer its own metadata carries; the chat template file wins;
-// the tokenizer option's forms (repo id, { hub }, URL) and where the token goes.
+// the tokenizer option's forms (repo id, { hub }, URL) and where the token goes; a plain folder URL's exact requests
+// (a local server, test/helpers/fixture-server.ts, serving gemma3n-tiny-a with the Gemma tokenizer files): such a folder
+// can hold either layout, so the load asks for manifest.json first (only a converted folder has one:
+// converted-source.ts); every small file is then one plain GET, and a file the server does not have is asked for once.
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { openSource, buildTokenizer } from '../../src/runtime/loading/open-source.ts';
@@ -13,16 +16,32 @@ import { startHubEmulator, type HubEmulator, type HubRequest } from '../helpers/
 import { addTinyRepos, tinyTokenizerTexts, TINY_COMMIT, TINY_GGUF_COMMIT, TINY_GGUF_REPO, TINY_REPO, TINY_TEMPLATE } from '../helpers/tiny-hub-repo.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { writeGguf } from '../helpers/gguf-writer.ts';
+import { startFixtureServer, type FixtureServer } from '../helpers/fixture-server.ts';
+import { fixtureDir } from '../helpers/fixtures.ts';
+import { GEMMA_TOKENIZER_DIR } from './gemma-tokenizer.ts';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 
 const quick = { retryDelayMs: 1, maxRetryDelayMs: 5, rateLimitDelayMs: 20, headerTimeoutMs: 2000 };
 const enc = (s: string) => new TextEncoder().encode(s);
 const noProgress = () => {};
 
 let hub: HubEmulator;
+let server: FixtureServer;
 before(async () => {
   hub = await startHubEmulator();
+  server = await startFixtureServer();
+  // /tiny/<file>: the fixture's files and the tokenizer's; anything else is a 404.
+  const fixture = fixtureDir('gemma3n-tiny-a', ['README.md', 'config.json', 'model.safetensors']);
+  server.resolve = (path) => {
+    if (!path.startsWith('/tiny/')) return undefined;
+    return [fixture, GEMMA_TOKENIZER_DIR].map((dir) => join(dir, path.slice('/tiny/'.length))).find((p) => existsSync(p));
+  };
 });
-after(() => hub.close());
+after(async () => {
+  await hub.close();
+  await server.close();
+});
 beforeEach(async () => {
   hub.reset();
   hub.repos.clear();
@@ -60,6 +79,29 @@ test('a pinned hub load: every file at the commit, tokenizer before weights, and
     assert.ok(firstCompile > lastDownload, `download ends at event ${lastDownload}, compile starts at ${firstCompile}`);
     assert.ok(loaded.tokenizer);
     assert.deepEqual(loaded.tokenizer!.applyChatTemplate([{ role: 'user', content: 'hi' }]).slice(0, 1), [2]);
+  } finally {
+    loaded.model.dispose();
+  }
+});
+
+test('a folder URL: manifest.json asked once (the layout probe), each small file one GET, each absent file one 404', async () => {
+  const model = `${server.url}/tiny/`;
+  server.reset();
+  const loaded = await loadFromSource(await testGpu(), parseModelSource({ model }), parseTokenizerSource({ model }), { weights: 'float', contextLength: 32, cache: false });
+  try {
+    const requests = server.log.map((r) => `${r.method} ${r.path}${r.range ? ` ${r.range}` : ''}`);
+    console.log(`# ${requests.length} requests: ${requests.join(', ')}`);
+    // The layout probe comes first and alone: a converted folder is read from its manifest, with no other probe.
+    assert.equal(requests[0], 'GET /tiny/manifest.json');
+    // Then the small files together (any order), each one plain GET: present (config, tokenizer) or 404 (the chat
+    // template files and the index of a sharded checkpoint, which this one does not have).
+    const small = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja', 'chat_template.json', 'model.safetensors.index.json'];
+    assert.deepEqual(requests.slice(1, 1 + small.length).sort(), small.map((f) => `GET /tiny/${f}`).sort());
+    // Then only the weights file: its size, then its read-ahead windows (the header's, the planned tensors').
+    const weights = requests.slice(1 + small.length);
+    assert.equal(weights[0], 'GET /tiny/model.safetensors bytes=0-0');
+    assert.ok(weights.length <= 3 && weights.every((r) => r.startsWith('GET /tiny/model.safetensors bytes=')), weights.join(', '));
+    assert.ok(loaded.tokenizer);
   } finally {
     loaded.model.dispose();
   }

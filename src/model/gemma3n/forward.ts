@@ -14,14 +14,14 @@
  * command buffer. Activations are f32 (residual streams must be, §2.11); weights may be f16/q4/q8.
  */
 import type { GpuContext } from '../../gpu/device.ts';
-import { createStorageBuffer, writeBuffer } from '../../gpu/buffers.ts';
+import { createStorageBuffer, writeBuffer, type GpuBufferOwner } from '../../gpu/buffers.ts';
 import type { Dispatch } from '../../gpu/pipeline.ts';
 import { MatmulKernel, type GemvActivations } from '../../kernels/matmul.ts';
 import { RmsNormKernel } from '../../kernels/rmsnorm.ts';
 import { RopeKernel } from '../../kernels/rope.ts';
 import { ElementwiseKernel, type Operand } from '../../kernels/elementwise.ts';
 import { GeluGateKernel } from '../../kernels/gelu_gate.ts';
-import { AttentionKernel } from '../../kernels/attention.ts';
+import { ATTENTION_MAX_SPLITS, AttentionKernel } from '../../kernels/attention.ts';
 import { KvCache, KvWriteKernel } from '../../kernels/kv-cache.ts';
 import { GatherKernel, uploadedRowsBytes } from '../../kernels/gather.ts';
 import { AltUpKernel } from '../../kernels/altup.ts';
@@ -76,8 +76,8 @@ export class Gemma3nForward implements DecoderForward {
   /** Allowed ids of constrained decoding, a packed bitmask both samplers read while masked (GpuDecoderModel sets it). */
   readonly tokenMask: GPUBuffer;
   private readonly buffers: GPUBuffer[] = [];
-  /** The kernels this forward pass bound (each owns its dispatches' parameter buffers). */
-  private readonly kernels: Array<{ destroy(): void }>;
+  /** The kernels this forward pass bound (each owns its dispatches' parameter buffers and its own scratch). */
+  private readonly kernels: GpuBufferOwner[];
 
   private constructor(
     private readonly ctx: GpuContext,
@@ -170,6 +170,9 @@ export class Gemma3nForward implements DecoderForward {
       return cache;
     });
 
+    // One split scratch for every layer's attention (dispatches in a pass run in order).
+    const attnScratch = k.attn.createScratch(ATTENTION_MAX_SPLITS * H);
+
     // ================= 1. Embedding, per-layer inputs, AltUp streams =================
     // e = E[id]·√D. Hard (multimodal) tokens are skipped here: run() writes their precomputed rows into `embedded`.
     const e = this.embedded;
@@ -217,7 +220,7 @@ export class Gemma3nForward implements DecoderForward {
         const write = k.kv.bind({ cache, k: kk, v: vv, kNorm: lw.kNorm, vNorm: true, eps, rope: { theta: c.ropeTheta[l] } });
         ops.push({ d: write, step: (p0, T) => write.setStep(p0, T) });
       }
-      const attend = k.attn.bind({ q, out: attnOut, cache, heads: H, window: sliding ? c.slidingWindow : 0, scale: 1 });
+      const attend = k.attn.bind({ q, out: attnOut, cache, heads: H, window: sliding ? c.slidingWindow : 0, scale: 1, scratch: attnScratch });
       ops.push({ d: attend, step: (p0, T) => attend.setStep(p0, T) });
       mm(lw.o, attnOut, block, { yOffset: oAt });
       // --- combine: h = (a + RMSNorm(o) + λ)·2^-½ = (a + RMSNorm(o) + n)·2^-½ + RMSNorm(laurel)·2^-½, and the MLP's
@@ -345,6 +348,10 @@ export class Gemma3nForward implements DecoderForward {
   /** Samples the next token from the current `lastLogits` into `nextToken` (one small submission). */
   sample(range: SampleRange): void {
     this.recorder.submitOne(this.ctx.device, this.samplers[range]);
+  }
+
+  get kernelBytes(): number {
+    return this.kernels.reduce((s, k) => s + k.gpuBytes, 0);
   }
 
   destroy(): void {

@@ -3,6 +3,9 @@
  * pre-flight check's input (src/runtime/loading/preflight.ts). Counted from the same tensor table, format rules
  * (quant-plan.ts `formatForStored`, ple-table.ts `pleHostFormat`), weight layouts, KV-cache sizing and scratch
  * buffers (forward.ts) the load uses; test/model/memory-estimate.test.ts holds it to model.memory() of a real load.
+ * It leaves out the buffers the kernels own (memory().gpu.kernels: dispatch parameters, placeholders, the kernels'
+ * scratch: attention's split partials, the samplers' candidates and, on CPU adapters only, the int8 GEMV's staged x
+ * sized for the LM head); bench:memory measures them (README "Memory").
  */
 import type { Checkpoint } from '../../io/checkpoint.ts';
 import { dataBytes, scaleBytes } from '../../formats/weight-format.ts';
@@ -13,6 +16,7 @@ import { tableSpecs } from '../tensor-table.ts';
 import { parseGemma3nConfig, type Gemma3nTextConfig } from './config.ts';
 import { pleHostBytes, pleHostFormat } from '../ple-table.ts';
 import { formatForStored } from './quant-plan.ts';
+import { routerTableFloats } from './router-tables.ts';
 import { PLE_TABLE, gemma3nTensorTable } from './tensors.ts';
 
 const align16 = (n: number) => Math.max(16, Math.ceil(n / 16) * 16);
@@ -35,13 +39,13 @@ export interface EstimateOptions {
  * [o | LAuReL | n] block, LAuReL's rank, q/k/v (normed in place by the fused kernels), attention out, h, MLP in, the
  * gate/up/act rows, down, u, the PLE gate out/act and output, the unembedding mean, final normed, all logits; then
  * the last hidden row, last logits, the next token, the sampler's token mask (one bit per vocabulary id) and the
- * AltUp router tables ([5, D] per layer: router-tables.ts).
+ * AltUp router tables (router-tables.ts).
  */
 export function forwardScratchFloats(c: Gemma3nTextConfig, C: number): number {
   const D = c.hiddenSize, P = c.pleDim, A = c.altupNumInputs, LP = c.numLayers * P;
   const H = c.numHeads, Hkv = c.numKvHeads, dh = c.headDim, V = c.vocabSize;
   const Fmax = Math.max(...c.intermediateSize);
-  return C * (2 + D + 2 * A * D + 2 * LP + A + D + c.laurelRank + D + H * dh + 2 * Hkv * dh + H * dh + D + 3 * D + 3 * Fmax + D + D + 2 * P + D + D + D + V) + D + V + 4 + Math.ceil(V / 32) + c.numLayers * 5 * D;
+  return C * (2 + D + 2 * A * D + 2 * LP + A + D + c.laurelRank + D + H * dh + 2 * Hkv * dh + H * dh + D + 3 * D + 3 * Fmax + D + D + 2 * P + D + D + D + V) + D + V + 4 + Math.ceil(V / 32) + c.numLayers * routerTableFloats(D);
 }
 
 export function estimateGemma3nMemory(ckpt: Checkpoint, o: EstimateOptions): MemoryEstimate {

@@ -18,17 +18,28 @@ export interface RouterWeights {
   routerNorm: GPUBuffer;
 }
 
+/** Rows of W_r: the AltUp streams (altup_num_inputs is 4 in every Gemma 3n). */
+const ROUTER_ROWS = 4;
+
+/**
+ * f32 values of one layer's table: w_r then W_r's rows. A decode step reads it whole twice per layer (altup predict,
+ * and the residual-norm that writes the correction's logits).
+ */
+export function routerTableFloats(dim: number): number {
+  return (1 + ROUTER_ROWS) * dim;
+}
+
 /** One router table per layer (see above), labelled `router-table/<l>`; the caller owns and destroys them. */
 export function buildRouterTables(ctx: GpuContext, gather: GatherKernel, layers: RouterWeights[], dim: number): GPUBuffer[] {
   const { device } = ctx;
-  const rows = 4;
+  const rows = ROUTER_ROWS;
   const ids = createStorageBuffer(device, rows * 4, 'router-table/ids');
   writeBuffer(device, ids, Uint32Array.from({ length: rows }, (_, i) => i));
   const encoder = device.createCommandEncoder({ label: 'router-tables' });
   const pass = encoder.beginComputePass({ label: 'router-tables' });
   const tables = layers.map((lw, l) => {
     if (lw.router.rows !== rows || lw.router.cols !== dim) throw new Error(`router of layer ${l} is [${lw.router.rows}, ${lw.router.cols}], expected [${rows}, ${dim}]`);
-    const table = createStorageBuffer(device, (1 + rows) * dim * 4, `router-table/${l}`);
+    const table = createStorageBuffer(device, routerTableFloats(dim) * 4, `router-table/${l}`);
     gather.bind({ table: lw.router, ids, y: { buffer: table, offset: dim }, tokens: rows }).encode(pass);
     return table;
   });

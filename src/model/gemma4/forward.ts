@@ -20,14 +20,14 @@
  * with GPU sampling of the next token — into one command buffer. Activations are f32.
  */
 import type { GpuContext } from '../../gpu/device.ts';
-import { createStorageBuffer, writeBuffer } from '../../gpu/buffers.ts';
+import { createStorageBuffer, writeBuffer, type GpuBufferOwner } from '../../gpu/buffers.ts';
 import type { Dispatch } from '../../gpu/pipeline.ts';
 import { MatmulKernel, type GemvActivations } from '../../kernels/matmul.ts';
 import { RmsNormKernel } from '../../kernels/rmsnorm.ts';
 import { RopeKernel } from '../../kernels/rope.ts';
 import { ElementwiseKernel } from '../../kernels/elementwise.ts';
 import { GeluGateKernel } from '../../kernels/gelu_gate.ts';
-import { AttentionKernel, type AttentionScratch } from '../../kernels/attention.ts';
+import { ATTENTION_MAX_SPLITS, AttentionKernel, type AttentionScratch } from '../../kernels/attention.ts';
 import { KvCache, KvWriteKernel } from '../../kernels/kv-cache.ts';
 import { GatherKernel, uploadedRowsBytes } from '../../kernels/gather.ts';
 import { AltUpKernel } from '../../kernels/altup.ts';
@@ -53,8 +53,6 @@ export interface Gemma4ForwardOptions {
 
 /** Id written to the embedding gather for a soft-token position: out of range, so the gather skips that row. */
 const SKIP_ROW = 0xffffffff;
-/** Key splits one attention step may use (sizes the shared split scratch). */
-const MAX_SPLITS = 64;
 
 interface Kernels {
   mm: MatmulKernel;
@@ -94,7 +92,8 @@ export class Gemma4Forward implements DecoderForward {
   private readonly lastHidden: GPUBuffer;
   private readonly placeholders: Set<number>;
   private readonly buffers: GPUBuffer[] = [];
-  private readonly kernels: Array<{ destroy(): void }>;
+  /** The kernels this forward pass bound (each owns its dispatches' parameter buffers and its own scratch). */
+  private readonly kernels: GpuBufferOwner[];
 
   private constructor(
     private readonly ctx: GpuContext,
@@ -172,7 +171,7 @@ export class Gemma4Forward implements DecoderForward {
         : new KvCache(ctx, { kind: type === 'full_attention' ? 'full' : 'sliding', kvHeads: Hkv, headDim: c.layerHeadDim[l], maxContext: opts.maxContext, window: c.slidingWindow, maxChunk: C, label: `kv${l}` }),
     );
     // One split scratch per attention kernel, shared by its layers (dispatches in a pass run in order).
-    const scratch = new Map<number, AttentionScratch>([...k.attn].map(([dh, kernel]) => [dh, kernel.createScratch(MAX_SPLITS * H)]));
+    const scratch = new Map<number, AttentionScratch>([...k.attn].map(([dh, kernel]) => [dh, kernel.createScratch(ATTENTION_MAX_SPLITS * H)]));
 
     // ================= Embedding and per-layer inputs =================
     // x = E[id]·√D (HF scales by √D in the compute dtype: f32 here). Soft-token positions are skipped: run() writes
@@ -313,6 +312,10 @@ export class Gemma4Forward implements DecoderForward {
   /** Samples the next token from the current `lastLogits` into `nextToken` (one small submission). */
   sample(range: SampleRange): void {
     this.recorder.submitOne(this.ctx.device, this.samplers[range]);
+  }
+
+  get kernelBytes(): number {
+    return this.kernels.reduce((s, k) => s + k.gpuBytes, 0);
   }
 
   destroy(): void {

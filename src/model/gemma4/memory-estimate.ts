@@ -4,7 +4,8 @@
  * column. Counted from the same tensor table, format rules (quant-plan.ts `formatForStored`, ple-table.ts
  * `pleHostFormat`), weight layouts, KV-cache sizing (per layer type: 256 / 512 per head) and scratch buffers
  * (forward.ts) the load uses; the bench holds it to model.memory() of a real-size load to the byte, and
- * test/model/memory-estimate.test.ts to the tiny fixture's loads.
+ * test/model/memory-estimate.test.ts to the tiny fixture's loads. Like Gemma 3n's, it leaves out the buffers the
+ * kernels own (memory().gpu.kernels), which depend on the adapter.
  */
 import type { Checkpoint } from '../../io/checkpoint.ts';
 import { dataBytes, scaleBytes } from '../../formats/weight-format.ts';

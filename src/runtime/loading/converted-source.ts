@@ -18,7 +18,7 @@ import { pickedFiles } from '../../io/file-source.ts';
 import { hubFiles, urlFiles } from '../../io/hub.ts';
 import { HttpStatusError } from '../../io/http-source.ts';
 import { ProgressAggregator } from '../../io/progress.ts';
-import type { CheckpointFiles } from '../../io/safetensors.ts';
+import { readIfExists, type CheckpointFiles } from '../../io/safetensors.ts';
 import { verifiedSource, type VerifiedSourceOptions } from '../../io/verified-source.ts';
 import type { WeightMode } from '../../model/family.ts';
 import type { LoadProgress, ModelInfo } from '../protocol.ts';
@@ -65,10 +65,15 @@ export async function openConvertedSource(
 ): Promise<ConvertedFolder | undefined> {
   // A hub repo comes pinned (open-source.ts `pinHubSource`): its listing answers the manifest question with no request.
   const files = options.files ?? folderFiles(source, options.signal, (file, n) => options.onBytes?.(file, n));
-  if (!files || !(await files.exists(MANIFEST))) return undefined;
+  if (!files) return undefined;
+  // The layout probe: only a converted folder has a manifest.json (read whole in one request where it exists). A
+  // folder URL could hold either layout and nothing else tells them apart, so an ordinary checkpoint's load pays
+  // this one 404; probing the ordinary layout first would cost a converted folder two (no index, no
+  // model.safetensors), and a hub repo's listing answers with no request at all.
+  const manifestBytes = await readIfExists(files, MANIFEST);
+  if (!manifestBytes) return undefined;
   const name = describeSource(source);
-  const manifestSource = files.open(MANIFEST);
-  const manifest = parseManifest(new TextDecoder().decode(await manifestSource.read(0, await manifestSource.size())));
+  const manifest = parseManifest(new TextDecoder().decode(manifestBytes));
   if (!manifest) {
     // A manifest.json of some other tool: not ours to read; the folder is opened as a checkpoint.
     return undefined;
