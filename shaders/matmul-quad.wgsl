@@ -1,5 +1,5 @@
 // The CPU tiling of the prefill GEMM in matmul.wgsl (compiled after it, with `enable subgroups`: this file only adds
-// the entry point `gemm_quad` and uses matmul.wgsl's params, bindings, tiles xs / ws and their staging).
+// the entry point `gemm_quad` and uses matmul.wgsl's params, bindings, weight tile ws and its staging stage_w).
 // Assumes quads are 4 consecutive local invocation indices (lid & ~3) whose quad lane is sid & 3 = lid & 3:
 // SwiftShader's SIMD lanes; the launcher uses this entry point on CPU adapters with subgroups only (as conv2d-quad).
 //
@@ -7,16 +7,19 @@
 // and features 32 (q % 2) .. + 31 of the tile, its lane l (= lid & 3) the features 32 (q % 2) + l + 4 j, j = 0..7:
 // 16 x 8 outputs per invocation (32 vec4 accumulators). Per k each lane loads 4 x values (tokens 16 (q / 2) + 4 r + l,
 // distinct across the quad) and its own 8 weights, and quadBroadcast (a register swizzle on a CPU) hands each x value
-// to the quad: 12 workgroup loads and 16 swizzles per 128 FMAs, every loaded value used, where `gemm_regs` loads 16
-// per 64 FMAs, half of them the same x value in all 4 lanes.
+// to the quad: 12 loads and 16 swizzles per 128 FMAs, every loaded value used, where `gemm_regs` loads 16 per 64
+// FMAs, half of them the same x value in all 4 lanes. x is read straight from its buffer, not staged (only the
+// dequantized weights are): staging cost a load and a workgroup store per value on top of the workgroup load, each a
+// per-lane masked gather / scatter on SwiftShader. Measured (bench/prefill-gemm.ts, 64 tokens, CPU time, one run):
+// q4 / q4k 27-38 % -> 43-46 % of the FMA ceiling at 2048->2048 and 2048->8192.
 // Why (measured on SwiftShader; interleaved runs at 2048->2048, 128 tokens, GFLOP per second of process CPU time):
 // every workgroup-memory load there is a per-lane masked gather, and the inner loop, not the staging, is the cost.
 // This tiling did 1.95 / 1.88 GFLOP per CPU-second (q4 / q4k) where gemm_regs did 1.54 / 1.48; the same quad scheme
 // with 16 x 4 outputs per invocation (64 invocations) 1.63 / 1.51, with 8 x 4 (128 invocations) 1.09 / 0.98, with
 // 32 x 8 (16 invocations) 1.37 / 1.33. At E2B shapes with 64 tokens (bench/prefill-gemm.ts, README "Prefill GEMM")
 // it reached 36-42 % of the FMA ceiling for q4 / q4k / q8, 31-36 % for q6k (whose tile dequantization costs more).
-// Every invocation reaches every quadBroadcast: tokens and features past the edges are clamped in staging (rows past
-// T or the part are read in bounds, never written).
+// Every invocation reaches every quadBroadcast: tokens and features past the edges are clamped (rows past T or the
+// part are read in bounds, never written); k past K is never read (the k loop stops at K).
 
 // Outputs of token mm, features nn, nn + 4, nn + 8, nn + 12 (components of v), masked to [T, n_part].
 fn write_quad4(mm: u32, nn: u32, v: vec4<f32>) {
@@ -42,8 +45,11 @@ fn gemm_quad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
   let lane = sid & 3u;
   let tq = 16u * (q / 2u);        // the quad's tokens tq .. tq + 15
   let fq = 32u * (q % 2u) + lane; // this lane's features fq + 4 j, j = 0..7
-  let mr0 = min(m0 + lid, p.T - 1u);
-  let mr1 = min(m0 + lid + 32u, p.T - 1u);
+  // x rows of this lane's tokens tq + lane + 4 r (clamped to T - 1: read in bounds, never written)
+  let xr0 = p.x_offset + min(m0 + tq + lane, p.T - 1u) * p.K;
+  let xr1 = p.x_offset + min(m0 + tq + lane + 4u, p.T - 1u) * p.K;
+  let xr2 = p.x_offset + min(m0 + tq + lane + 8u, p.T - 1u) * p.K;
+  let xr3 = p.x_offset + min(m0 + tq + lane + 12u, p.T - 1u) * p.K;
   let nr0 = min(n0 + lid, p.n_part - 1u);
   let nr1 = min(n0 + lid + 32u, p.n_part - 1u);
   var c00 = vec4<f32>(0.0); var c01 = vec4<f32>(0.0);
@@ -64,17 +70,16 @@ fn gemm_quad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
   var c150 = vec4<f32>(0.0); var c151 = vec4<f32>(0.0);
   let k_tiles = (p.K + BK - 1u) / BK;
   for (var kt = 0u; kt < k_tiles; kt++) {
-    stage_x(lid, mr0, kt);
-    stage_x(lid + 32u, mr1, kt);
     stage_w(lid, nr0, kt);
     stage_w(lid + 32u, nr1, kt);
     workgroupBarrier();
-    for (var k = 0u; k < BK; k++) {
-      let xb = k * 64u + tq + lane;
-      let x0 = xs[xb + 0u];
-      let x1 = xs[xb + 4u];
-      let x2 = xs[xb + 8u];
-      let x3 = xs[xb + 12u];
+    let k0 = kt * BK;
+    let kn = min(BK, p.K - k0);
+    for (var k = 0u; k < kn; k++) {
+      let x0 = f32(x[xr0 + k0 + k]);
+      let x1 = f32(x[xr1 + k0 + k]);
+      let x2 = f32(x[xr2 + k0 + k]);
+      let x3 = f32(x[xr3 + k0 + k]);
       let wb = k * 64u + fq;
       let b0 = vec4<f32>(ws[wb], ws[wb + 4u], ws[wb + 8u], ws[wb + 12u]);
       let b1 = vec4<f32>(ws[wb + 16u], ws[wb + 20u], ws[wb + 24u], ws[wb + 28u]);
