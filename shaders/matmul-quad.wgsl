@@ -3,9 +3,11 @@
 // Assumes quads are 4 consecutive local invocation indices (lid & ~3) whose quad lane is sid & 3 = lid & 3:
 // SwiftShader's SIMD lanes; the launcher uses this entry point on CPU adapters with subgroups only (as conv2d-quad).
 //
-// gemm_quad: the 64 x 64 tile, K in steps of 32, of 32 invocations (8 quads); quad q owns tokens 16 (q / 2) .. + 15
-// and features 32 (q % 2) .. + 31 of the tile, its lane l (= lid & 3) the features 32 (q % 2) + l + 4 j, j = 0..7:
-// 16 x 8 outputs per invocation (32 vec4 accumulators). Per k each lane loads 4 x values (tokens 16 (q / 2) + 4 r + l,
+// gemm_quad: the 64 x 64 tile, K in steps of 64 (two sub-blocks of 32 staged per barrier pair: the launcher sets
+// WS_DEPTH 64, the 16 KiB the x tile left; 6-12 % less CPU time for q6k / q8 at 2048->2048, q4 / q4k unchanged), of
+// 32 invocations (8 quads); quad q owns tokens 16 (q / 2) .. + 15 and features 32 (q % 2) .. + 31 of the tile, its
+// lane l (= lid & 3) the features 32 (q % 2) + l + 4 j, j = 0..7: 16 x 8 outputs per invocation (32 vec4
+// accumulators). Per k each lane loads 4 x values (tokens 16 (q / 2) + 4 r + l,
 // distinct across the quad) and its own 8 weights, and quadBroadcast (a register swizzle on a CPU) hands each x value
 // to the quad: 12 loads and 16 swizzles per 128 FMAs, every loaded value used, where `gemm_regs` loads 16 per 64
 // FMAs, half of them the same x value in all 4 lanes. x is read straight from its buffer, not staged (only the
@@ -69,12 +71,16 @@ fn gemm_quad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
   var c140 = vec4<f32>(0.0); var c141 = vec4<f32>(0.0);
   var c150 = vec4<f32>(0.0); var c151 = vec4<f32>(0.0);
   let k_tiles = (p.K + BK - 1u) / BK;
-  for (var kt = 0u; kt < k_tiles; kt++) {
+  for (var kt = 0u; kt < k_tiles; kt += 2u) {
     stage_w(lid, nr0, kt);
     stage_w(lid + 32u, nr1, kt);
+    if (kt + 1u < k_tiles) {
+      stage_w(lid + 2048u, nr0, kt + 1u);
+      stage_w(lid + 2080u, nr1, kt + 1u);
+    }
     workgroupBarrier();
     let k0 = kt * BK;
-    let kn = min(BK, p.K - k0);
+    let kn = min(2u * BK, p.K - k0);
     for (var k = 0u; k < kn; k++) {
       let x0 = f32(x[xr0 + k0 + k]);
       let x1 = f32(x[xr1 + k0 + k]);

@@ -188,7 +188,7 @@ export class MatmulKernel {
         // The two-matrix GEMV of the activations this format's GEMVs take.
         const gemvPair = spec(format, int8Constants ? int8Entry : gemvEntry, { ...(int8Constants ?? gemvShape), PAIR: 1 });
         const gemm = gemmChoice === 'quad'
-          ? getPipeline(ctx, { label: 'matmul-quad', source: quadSource, libraries: [f16Lib, geluLib, source], act, enables: ['subgroups'], entryPoint: 'gemm_quad', constants: { FORMAT: FORMAT_CODE[format] } })
+          ? getPipeline(ctx, { label: 'matmul-quad', source: quadSource, libraries: [f16Lib, geluLib, source], act, enables: ['subgroups'], entryPoint: 'gemm_quad', constants: { FORMAT: FORMAT_CODE[format], WS_DEPTH: 64 } }) // two sub-blocks per stage
           : spec(format, gemmChoice === 'wide' ? 'gemm' : 'gemm_regs');
         const [gemv, gemmPipeline, int8Pipeline, pair] = await Promise.all([spec(format, gemvEntry, gemvShape), gemm, gemvInt8, gemvPair]);
         variants.set(format, { gemv, gemm: gemmPipeline, gemvInt8: int8Pipeline, gemvPair: pair });
