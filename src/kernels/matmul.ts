@@ -94,6 +94,8 @@ export interface MatmulDispatch extends Dispatch {
 
 const FORMAT_CODE: Record<WeightFormat, number> = { f32: 0, f16: 1, q4: 2, q8: 3, q4k: 4, q5k: 5, q6k: 6, q5: 7 };
 const GEMM_TILE = 64;
+/** shaders/matmul-quad.wgsl `N_TILES`: feature tiles per gemm_quad workgroup. */
+const QUAD_N_TILES = 2;
 /** shaders/matmul.wgsl `XQ_SLOTS` (quantized x blocks staged per GEMV workgroup) and the size of one (struct XQ). */
 const XQ_SLOTS = 96;
 const XQ_BYTES = 112;
@@ -148,6 +150,8 @@ export class MatmulKernel {
     readonly int8Activations: boolean,
     /** Whether those GEMVs are gemv_rows_int8, which stages x in a storage slice per workgroup (`scratch`). */
     private readonly int8Rows: boolean,
+    /** Feature tiles per GEMM workgroup (gemm_quad: QUAD_N_TILES, the others 1). */
+    private readonly gemmTilesPerGroup: number,
   ) {
     this.arena = new BufferArena(ctx.device);
     this.dummyScales = this.arena.placeholder('matmul/no-scales');
@@ -196,7 +200,7 @@ export class MatmulKernel {
     );
     // Features per GEMV workgroup: gemv_rows threads own GEMV_ROWS_PER_THREAD rows each.
     const int8Any = int8 && formats.some(isQuantFormat);
-    return new MatmulKernel(ctx, act, variants, lanes === 1 ? rows * GEMV_ROWS_PER_THREAD : rows, int8Any, int8Any && lanes === 1);
+    return new MatmulKernel(ctx, act, variants, lanes === 1 ? rows * GEMV_ROWS_PER_THREAD : rows, int8Any, int8Any && lanes === 1, gemmChoice === 'quad' ? QUAD_N_TILES : 1);
   }
 
   /**
@@ -324,7 +328,7 @@ export class MatmulKernel {
         ]);
       for (const g of gemmParts) {
         const blocks = Math.ceil(g.part.rows / GEMM_TILE);
-        g.grid = grid2d(blocks * Math.ceil(T / GEMM_TILE), maxPerDim);
+        g.grid = grid2d(Math.ceil(blocks / this.gemmTilesPerGroup) * Math.ceil(T / GEMM_TILE), maxPerDim);
         device.queue.writeBuffer(g.params, 0, params({ grid: g.grid, blocks, rows: g.part.rows, rowStart: g.part.rowStart, N: g.out.N, yOffset: g.out.yOffset }));
       }
       const tokenBlocks = Math.ceil(T / tb);
