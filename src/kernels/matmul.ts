@@ -71,9 +71,10 @@ export interface MatmulOptions {
    */
   activations?: GemvActivations;
   /**
-   * Prefill GEMM tiling (same 64 x 64 tiles): 'wide' 256 threads of 4 x 4 outputs (GPUs), 'regs' 64 threads of 8 x 8
+   * Prefill GEMM tiling (64 x 64 tiles): 'wide' 256 threads of 4 x 4 outputs (GPUs), 'regs' 64 threads of 8 x 8
    * (4x the FMAs per workgroup-memory load and barrier: CPU adapters without subgroups), 'quad' 32 threads of
-   * 16 x 8 whose quads share their tokens through quadBroadcast (CPU adapters with subgroups: shaders/matmul-quad.wgsl).
+   * 16 x 8 whose quads share their tokens through quadBroadcast, two tiles per workgroup (CPU adapters with
+   * subgroups: shaders/matmul-quad.wgsl).
    * Default by adapter: defaultGemmTiling.
    */
   gemm?: 'auto' | GemmTiling;
