@@ -721,7 +721,9 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 // On GPUs this layout would bank-conflict: `gemm` stays theirs.
 // fma() explicitly: a compiler that does not contract `c += a * b` (SwiftShader's) would spend two instructions.
 var<workgroup> xs: array<f32, 2048>;
-var<workgroup> ws: array<f32, 2048>;
+// The weight tile's depth in k (a multiple of BK): gemm_quad stages two sub-blocks at a time (64).
+override WS_DEPTH: u32 = 32u;
+var<workgroup> ws: array<f32, WS_DEPTH * 64u>;
 
 // Outputs of token mm, features nn + 8 j (j = 0..7: the components of lo, then hi), masked to [T, n_part].
 fn write_rows8(mm: u32, nn: u32, lo: vec4<f32>, hi: vec4<f32>) {

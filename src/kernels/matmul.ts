@@ -71,9 +71,10 @@ export interface MatmulOptions {
    */
   activations?: GemvActivations;
   /**
-   * Prefill GEMM tiling (same 64 x 64 tiles): 'wide' 256 threads of 4 x 4 outputs (GPUs), 'regs' 64 threads of 8 x 8
+   * Prefill GEMM tiling (64 x 64 tiles): 'wide' 256 threads of 4 x 4 outputs (GPUs), 'regs' 64 threads of 8 x 8
    * (4x the FMAs per workgroup-memory load and barrier: CPU adapters without subgroups), 'quad' 32 threads of
-   * 16 x 8 whose quads share their tokens through quadBroadcast (CPU adapters with subgroups: shaders/matmul-quad.wgsl).
+   * 16 x 8 whose quads share their tokens through quadBroadcast, two tiles per workgroup (CPU adapters with
+   * subgroups: shaders/matmul-quad.wgsl).
    * Default by adapter: defaultGemmTiling.
    */
   gemm?: 'auto' | GemmTiling;
@@ -94,6 +95,8 @@ export interface MatmulDispatch extends Dispatch {
 
 const FORMAT_CODE: Record<WeightFormat, number> = { f32: 0, f16: 1, q4: 2, q8: 3, q4k: 4, q5k: 5, q6k: 6, q5: 7 };
 const GEMM_TILE = 64;
+/** shaders/matmul-quad.wgsl `N_TILES`: feature tiles per gemm_quad workgroup. */
+const QUAD_N_TILES = 2;
 /** shaders/matmul.wgsl `XQ_SLOTS` (quantized x blocks staged per GEMV workgroup) and the size of one (struct XQ). */
 const XQ_SLOTS = 96;
 const XQ_BYTES = 112;
@@ -148,6 +151,8 @@ export class MatmulKernel {
     readonly int8Activations: boolean,
     /** Whether those GEMVs are gemv_rows_int8, which stages x in a storage slice per workgroup (`scratch`). */
     private readonly int8Rows: boolean,
+    /** Feature tiles per GEMM workgroup (gemm_quad: QUAD_N_TILES, the others 1). */
+    private readonly gemmTilesPerGroup: number,
   ) {
     this.arena = new BufferArena(ctx.device);
     this.dummyScales = this.arena.placeholder('matmul/no-scales');
@@ -188,7 +193,7 @@ export class MatmulKernel {
         // The two-matrix GEMV of the activations this format's GEMVs take.
         const gemvPair = spec(format, int8Constants ? int8Entry : gemvEntry, { ...(int8Constants ?? gemvShape), PAIR: 1 });
         const gemm = gemmChoice === 'quad'
-          ? getPipeline(ctx, { label: 'matmul-quad', source: quadSource, libraries: [f16Lib, geluLib, source], act, enables: ['subgroups'], entryPoint: 'gemm_quad', constants: { FORMAT: FORMAT_CODE[format] } })
+          ? getPipeline(ctx, { label: 'matmul-quad', source: quadSource, libraries: [f16Lib, geluLib, source], act, enables: ['subgroups'], entryPoint: 'gemm_quad', constants: { FORMAT: FORMAT_CODE[format], WS_DEPTH: 64 } }) // two sub-blocks per stage
           : spec(format, gemmChoice === 'wide' ? 'gemm' : 'gemm_regs');
         const [gemv, gemmPipeline, int8Pipeline, pair] = await Promise.all([spec(format, gemvEntry, gemvShape), gemm, gemvInt8, gemvPair]);
         variants.set(format, { gemv, gemm: gemmPipeline, gemvInt8: int8Pipeline, gemvPair: pair });
@@ -196,7 +201,7 @@ export class MatmulKernel {
     );
     // Features per GEMV workgroup: gemv_rows threads own GEMV_ROWS_PER_THREAD rows each.
     const int8Any = int8 && formats.some(isQuantFormat);
-    return new MatmulKernel(ctx, act, variants, lanes === 1 ? rows * GEMV_ROWS_PER_THREAD : rows, int8Any, int8Any && lanes === 1);
+    return new MatmulKernel(ctx, act, variants, lanes === 1 ? rows * GEMV_ROWS_PER_THREAD : rows, int8Any, int8Any && lanes === 1, gemmChoice === 'quad' ? QUAD_N_TILES : 1);
   }
 
   /**
@@ -324,7 +329,7 @@ export class MatmulKernel {
         ]);
       for (const g of gemmParts) {
         const blocks = Math.ceil(g.part.rows / GEMM_TILE);
-        g.grid = grid2d(blocks * Math.ceil(T / GEMM_TILE), maxPerDim);
+        g.grid = grid2d(Math.ceil(blocks / this.gemmTilesPerGroup) * Math.ceil(T / GEMM_TILE), maxPerDim);
         device.queue.writeBuffer(g.params, 0, params({ grid: g.grid, blocks, rows: g.part.rows, rowStart: g.part.rowStart, N: g.out.N, yOffset: g.out.yOffset }));
       }
       const tokenBlocks = Math.ceil(T / tb);
