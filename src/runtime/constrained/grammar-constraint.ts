@@ -1,7 +1,8 @@
 /**
  * Structured output as a TokenConstraint: XGrammar's matcher computes which ids keep the text a valid prefix of
  * the grammar, the UTF-8 guard keeps the bytes well-formed (the engine admits ill-formed sequences in places), the
- * string-bounds tracker narrows that inside length-bounded strings, and the mask goes to the GPU sampler. Grammars are compiled once per (vocabulary, grammar text) and cached; a constraint is a fresh matcher.
+ * string-bounds tracker narrows that inside length-bounded strings, and the mask goes to the GPU sampler. Grammars
+ * are compiled once per (vocabulary, grammar text) and cached; a constraint is a fresh matcher.
  *
  * Formats: `json_object` (any JSON object), `json_schema` (exact, see json-schema.ts; unsupported constructs are
  * rejected before any token), `grammar` (XGrammar's EBNF dialect, GBNF-like: `root ::= ...`; its non-ASCII

@@ -12,7 +12,7 @@
  * rejected with an UnsupportedSchema error naming it.
  */
 import { type Ranges, alt, cls, lit, seq } from './ebnf.ts';
-import { normalizeRanges } from './utf8-ranges.ts';
+import { MAX_CODE_POINT, complementRanges, intersectRanges, normalizeRanges } from './utf8-ranges.ts';
 
 export class UnsupportedPattern extends Error {}
 
@@ -23,7 +23,6 @@ type Node =
   | { t: 'alt'; options: Node[] }
   | { t: 'rep'; node: Node; min: number; max: number | undefined };
 
-const MAX_CP = 0x10ffff;
 const DIGITS: [number, number][] = [[0x30, 0x39]];
 const WORD: [number, number][] = [[0x30, 0x39], [0x41, 0x5a], [0x5f, 0x5f], [0x61, 0x7a]];
 // ECMAScript \s: WhiteSpace and LineTerminator code points.
@@ -219,24 +218,10 @@ class Parser {
   }
 }
 
-function subtract(ranges: Ranges, remove: Ranges): [number, number][] {
-  let out = normalizeRanges(ranges);
-  for (const [a, b] of remove) {
-    out = out.flatMap(([x, y]): [number, number][] => {
-      if (b < x || a > y) return [[x, y]];
-      const parts: [number, number][] = [];
-      if (x < a) parts.push([x, a - 1]);
-      if (y > b) parts.push([b + 1, y]);
-      return parts;
-    });
-  }
-  return out;
-}
-
 /** The JSON-string-content grammar of one character of the set. */
 function setGrammar(set: CharSet): string {
   if (set.negated) return cls(normalizeRanges([...set.ranges, ...JSON_SPECIAL]), true);
-  const plain = subtract(set.ranges, JSON_SPECIAL).filter(([a, b]) => a <= b && a <= MAX_CP);
+  const plain = intersectRanges(set.ranges, complementRanges(JSON_SPECIAL, [[0, MAX_CODE_POINT]]));
   const options: string[] = [];
   if (plain.length) options.push(cls(plain));
   for (const [a, b] of normalizeRanges(set.ranges)) {

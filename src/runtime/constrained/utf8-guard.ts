@@ -44,37 +44,48 @@ function walk(s: Utf8State, bytes: Uint8Array): Utf8State {
   return s;
 }
 
-/** The ids of a vocabulary whose bytes are not a whole well-formed string by themselves. */
-function partialIds(vocab: GrammarVocabulary): Int32Array {
-  const ids: number[] = [];
-  for (let id = 0; id < vocab.pieces.length; id++) {
-    const bytes = vocab.tokenBytes(id);
-    if (bytes.length > 0 && walk(BOUNDARY, bytes) !== BOUNDARY) ids.push(id);
-  }
-  return Int32Array.from(ids);
+/** Per vocabulary: the ids whose bytes are not a whole well-formed string by themselves, and of those the ones that
+ * cannot even start at a character boundary (fixed per vocabulary, so found once). */
+interface PartialIds {
+  partial: Int32Array;
+  invalidAtBoundary: Int32Array;
 }
 
-const partialByVocab = new WeakMap<GrammarVocabulary, Int32Array>();
+function partialIds(vocab: GrammarVocabulary): PartialIds {
+  const partial: number[] = [];
+  const invalidAtBoundary: number[] = [];
+  for (let id = 0; id < vocab.pieces.length; id++) {
+    const bytes = vocab.tokenBytes(id);
+    if (bytes.length === 0) continue;
+    const end = walk(BOUNDARY, bytes);
+    if (end === BOUNDARY) continue;
+    partial.push(id);
+    if (end === INVALID) invalidAtBoundary.push(id);
+  }
+  return { partial: Int32Array.from(partial), invalidAtBoundary: Int32Array.from(invalidAtBoundary) };
+}
+
+const partialByVocab = new WeakMap<GrammarVocabulary, PartialIds>();
 
 export class Utf8Guard {
-  private readonly partial: Int32Array;
+  private readonly ids: PartialIds;
   private state: Utf8State = BOUNDARY;
   /** The state before each accepted token, for rollback. */
   private readonly history: Utf8State[] = [];
 
   constructor(private readonly vocab: GrammarVocabulary) {
-    let p = partialByVocab.get(vocab);
-    if (!p) partialByVocab.set(vocab, (p = partialIds(vocab)));
-    this.partial = p;
+    let ids = partialByVocab.get(vocab);
+    if (!ids) partialByVocab.set(vocab, (ids = partialIds(vocab)));
+    this.ids = ids;
   }
 
   /** Clears from `mask` the ids that would make the text ill-formed. */
   refine(mask: Uint32Array): void {
     if (this.state === BOUNDARY) {
-      for (const id of this.partial) if (isSet(mask, id) && walk(BOUNDARY, this.vocab.tokenBytes(id)) === INVALID) clear(mask, id);
+      for (const id of this.ids.invalidAtBoundary) clear(mask, id);
       return;
     }
-    const keep = Array.from(this.partial).filter((id) => isSet(mask, id) && walk(this.state, this.vocab.tokenBytes(id)) !== INVALID);
+    const keep = Array.from(this.ids.partial).filter((id) => isSet(mask, id) && walk(this.state, this.vocab.tokenBytes(id)) !== INVALID);
     mask.fill(0);
     for (const id of keep) mask[id >>> 5] |= 1 << (id & 31);
   }
