@@ -336,6 +336,15 @@ async function unloadModel(): Promise<void> {
 // ---------------------------------------------------------------- cache
 
 async function refreshCacheList(): Promise<void> {
+  ui.cacheList.setAttribute('aria-busy', 'true');
+  try {
+    await renderCacheList();
+  } finally {
+    ui.cacheList.setAttribute('aria-busy', 'false');
+  }
+}
+
+async function renderCacheList(): Promise<void> {
   const usage = await cacheUsage().catch(() => undefined);
   ui.cacheList.replaceChildren();
   if (!usage || usage.backend === 'none') {

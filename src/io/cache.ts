@@ -170,27 +170,47 @@ export class ModelCache {
     await this.backend.removeFolder(folder).catch(() => {});
   }
 
-  /** Committed entries with parseable manifests, newest first. Folders with broken manifests are dropped. */
+  /**
+   * Committed entries with parseable manifests, newest first. A folder whose manifest does not parse is dropped
+   * once no writer holds it: while a writer commits, its manifest file already exists, empty or part-written
+   * (OPFS creates the file before the write lands), and listing from another tab or worker must not remove it.
+   */
   private async committedEntries(): Promise<{ folder: string; manifest: CacheManifest }[]> {
     const out: { folder: string; manifest: CacheManifest }[] = [];
     for (const folder of await this.backend.listFolders()) {
-      const blob = await this.backend.readFile(folder, MANIFEST).catch(() => undefined);
-      if (!blob) continue; // not committed (being written, or abandoned)
-      const manifest = parseManifest(await blob.text().catch(() => ''));
+      const manifest = (await this.readManifest(folder)) ?? (await this.dropIfUnheld(folder));
       if (manifest) out.push({ folder, manifest });
-      else await this.dropFolder(folder);
     }
     return out.sort((a, b) => b.manifest.createdAt.localeCompare(a.manifest.createdAt));
   }
 
+  /** The folder's manifest when it is committed and parses; undefined when absent (not committed) or broken. */
+  private async readManifest(folder: string): Promise<CacheManifest | undefined> {
+    const blob = await this.backend.readFile(folder, MANIFEST).catch(() => undefined);
+    return blob && parseManifest(await blob.text().catch(() => ''));
+  }
+
+  /**
+   * Removes `folder` unless a live writer holds its lock or its manifest, read again under the lock (after any
+   * writer finished), is now complete: then returns that manifest. Without Web Locks in-progress writes cannot be
+   * told from abandoned ones, so nothing is removed.
+   */
+  private async dropIfUnheld(folder: string): Promise<CacheManifest | undefined> {
+    const locks = globalThis.navigator?.locks;
+    if (!locks) return undefined;
+    return locks.request(LOCK_PREFIX + folder, { ifAvailable: true }, async (lock) => {
+      if (!lock) return undefined;
+      const manifest = await this.readManifest(folder);
+      if (!manifest) await this.dropFolder(folder);
+      return manifest;
+    });
+  }
+
   /** Removes uncommitted folders of this key that no live writer holds (a crashed or closed tab's leftovers). */
   private async removeAbandoned(prefix: string): Promise<void> {
-    if (!globalThis.navigator?.locks) return; // without locks we cannot tell abandoned from in progress
     for (const folder of await this.backend.listFolders()) {
       if (!folder.startsWith(prefix) || (await this.backend.readFile(folder, MANIFEST).catch(() => undefined))) continue;
-      await navigator.locks.request(LOCK_PREFIX + folder, { ifAvailable: true }, async (lock) => {
-        if (lock) await this.backend.removeFolder(folder);
-      });
+      await this.dropIfUnheld(folder);
     }
   }
 

@@ -130,6 +130,14 @@ test('uncommitted entries are invisible; a new write removes abandoned ones; del
   assert.deepEqual(await call('folders'), []);
 });
 
+test('listing while another tab commits keeps the entry (its manifest is still empty); a broken manifest no writer holds is removed', async () => {
+  await call('clear');
+  // Before the fix the listing read the empty manifest as broken and removed the folder under the writer.
+  assert.deepEqual(await call('listDuringCommit', KEY), { midCommit: { listed: 0, folderKept: true, emptyBytes: 0 }, afterCommit: 1 });
+  await call('clear');
+  assert.deepEqual(await call('listBrokenManifest'), { listed: 0, folders: [] });
+});
+
 test('quota: a write past the quota fails with code quota and leaves nothing behind', async () => {
   await call('clear');
   const cdp = await context.newCDPSession(page);

@@ -416,21 +416,32 @@ test('demo: works offline after the first visit (service worker precache: app, w
   }
 });
 
+/** Waits until the cache panel's listing has finished (the demo marks #cache-list aria-busy while it reads). */
+async function cacheListDone(): Promise<void> {
+  await page.waitForFunction(() => document.getElementById('cache-list')?.getAttribute('aria-busy') === 'false', undefined, { timeout: 30_000 });
+}
+
 test('demo: cached models are listed with their size and can be deleted', async () => {
   await page.goto(server.url + '/');
   await waitState(page, 'idle', 60_000);
-  // A committed cache entry as src/io/cache.ts writes it (folder per entry, manifest.json last; no files needed).
+  await cacheListDone();
+  // A committed cache entry as src/io/cache.ts writes it: folder per entry, manifest.json last, under the writer's
+  // lock (a listing that finds the manifest mid-write leaves a held folder alone); no files needed.
   await page.evaluate(async () => {
     const root = await (await navigator.storage.getDirectory()).getDirectoryHandle('gemma3n-webgpu-cache', { create: true });
-    const folder = await root.getDirectoryHandle(`${encodeURIComponent('google/gemma-3n-E2B-it')}+main+q4+test1`, { create: true });
-    const manifest = { format: 1, modelId: 'google/gemma-3n-E2B-it', revision: 'main', weightMode: 'q4', createdAt: new Date().toISOString(), totalBytes: 3_141_592_653, files: [] };
-    const writable = await (await folder.getFileHandle('manifest.json', { create: true })).createWritable();
-    await writable.write(JSON.stringify(manifest));
-    await writable.close();
+    const name = `${encodeURIComponent('google/gemma-3n-E2B-it')}+main+q4+test1`;
+    await navigator.locks.request(`gemma3n-webgpu-cache:${name}`, async () => {
+      const folder = await root.getDirectoryHandle(name, { create: true });
+      const manifest = { format: 1, modelId: 'google/gemma-3n-E2B-it', revision: 'main', weightMode: 'q4', createdAt: new Date().toISOString(), totalBytes: 3_141_592_653, files: [] };
+      const writable = await (await folder.getFileHandle('manifest.json', { create: true })).createWritable();
+      await writable.write(JSON.stringify(manifest));
+      await writable.close();
+    });
   });
   await page.reload();
   await waitState(page, 'idle', 60_000);
-  await page.waitForFunction(() => document.getElementById('cache-list')?.textContent?.includes('gemma-3n-E2B-it'), undefined, { timeout: 30_000 });
+  await cacheListDone();
+  assert.match(await page.textContent('#cache-list') ?? '', /gemma-3n-E2B-it/, `the cache panel lists the entry (the list: "${await page.textContent('#cache-list')}"; storage: "${await page.textContent('#storage')}")`);
   const row = await page.textContent('#cache-list li');
   assert.match(row ?? '', /google\/gemma-3n-E2B-it \(q4\)/);
   assert.match(row ?? '', /3\.14 GB/);

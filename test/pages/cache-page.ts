@@ -80,6 +80,33 @@ const C = {
     return 'left open';
   },
 
+  /**
+   * A commit seen from another tab mid-way: the writer still holds its lock and its manifest file exists but is
+   * empty (as OPFS leaves it between creating the file and closing the write). Lists there, then commits.
+   */
+  async listDuringCommit(key: CacheKey) {
+    const cache = await cacheOf();
+    const before = new Set(await cache.backend.listFolders());
+    const writer = await cache.write(key);
+    await writer.writeFile('w.bin', chunksOf(9, 1000, 100));
+    const folder = (await cache.backend.listFolders()).find((f) => !before.has(f))!;
+    const empty = await (await (await opfsRoot()).getDirectoryHandle(folder)).getFileHandle('manifest.json', { create: true });
+    const listedMidCommit = (await cacheOf()).list();
+    const midCommit = { listed: (await listedMidCommit).length, folderKept: (await cache.backend.listFolders()).includes(folder), emptyBytes: (await empty.getFile()).size };
+    await writer.commit();
+    return { midCommit, afterCommit: (await cacheOf().then((c) => c.list())).length };
+  },
+
+  /** A folder with a manifest that does not parse and no writer: listing removes it. */
+  async listBrokenManifest() {
+    const root = await opfsRoot();
+    const folder = await root.getDirectoryHandle('broken+main+q4+x', { create: true });
+    const writable = await (await folder.getFileHandle('manifest.json', { create: true })).createWritable();
+    await writable.write('{"format":1,');
+    await writable.close();
+    return { listed: (await (await cacheOf()).list()).length, folders: await (await cacheOf()).backend.listFolders() };
+  },
+
   async list(kind: 'opfs' | 'cache-storage' = 'opfs') {
     return (await cacheOf(kind)).list();
   },
