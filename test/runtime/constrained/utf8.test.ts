@@ -71,21 +71,23 @@ function allowed(mask: Uint32Array, id: number): boolean {
   return ((mask[id >>> 5] >>> (id & 31)) & 1) === 1;
 }
 
-/** Whether `bytes` can still be completed into well-formed UTF-8 (continuations tried at every range edge). */
+/**
+ * Whether `bytes` can still be completed into well-formed UTF-8: they split into whole characters and then one
+ * prefix of a character. The oracle is the platform's encoder: every scalar value's bytes and all their prefixes.
+ */
+const wholeChars = new Set<string>();
+const charPrefixes = new Set<string>();
+for (let cp = 0; cp <= MAX_CODE_POINT; cp++) {
+  if (!isScalar(cp)) continue;
+  const bytes = [...new TextEncoder().encode(String.fromCodePoint(cp))];
+  wholeChars.add(bytes.join());
+  for (let n = 1; n <= bytes.length; n++) charPrefixes.add(bytes.slice(0, n).join());
+}
+
 function completable(bytes: number[]): boolean {
-  const cont = [0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf];
-  const tryWith = (suffixLen: number, acc: number[]): boolean => {
-    if (suffixLen === 0) {
-      try {
-        strict.decode(Uint8Array.from([...bytes, ...acc]));
-        return true;
-      } catch {
-        return false;
-      }
-    }
-    return cont.some((c) => tryWith(suffixLen - 1, [...acc, c]));
-  };
-  return [0, 1, 2, 3].some((n) => tryWith(n, []));
+  if (bytes.length === 0) return true;
+  for (let n = 1; n < bytes.length; n++) if (wholeChars.has(bytes.slice(0, n).join()) && completable(bytes.slice(n))) return true;
+  return charPrefixes.has(bytes.join());
 }
 
 test('Utf8Guard: after every prefix of up to two bytes, exactly the bytes that keep the text completable are allowed; stop ids only at a boundary; rollback restores', () => {
