@@ -4,7 +4,8 @@
  * last hidden state, the masks and the soft tokens, all within the README's 1e-4 (f32 weights; HF's own f32 vs f64
  * distance is <= 3.3e-6). The single-submission encode() must give the same soft tokens as the staged one; a
  * shorter clip reuses the buffers; bad input is refused with typed errors; the default int8 storage stays within
- * its measured distance (bench/audio-formats.ts compares every plan) and destroy() frees the GPU memory.
+ * its measured distance (bench/audio-formats.ts compares every plan); memory() counts every GPU byte the encoder
+ * holds (weights, activations, the buffers its kernels own, each to the byte) and destroy() frees them all.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -2,7 +2,8 @@
  * The vision encoder's wiring on a small architecture of the same block kinds as MobileNet-V5-300M (edge residual,
  * UIR with and without depthwise convolutions, attention with and without downsampled K/V, skips and no skips,
  * the MSFA and embed_vision), procedural weights, against an independent float64 forward written here from the
- * fixture README's description (PyTorch weight layouts read directly, NCHW-style indexing, explicit softmax). The
+ * fixture README's description (PyTorch weight layouts read directly, NCHW-style indexing, explicit softmax), and
+ * its memory() against the GPU buffers it holds (weights, activations, the kernels' buffers, each to the byte). The
  * real architecture runs once per suite in vision-golden.test.ts; this runs in seconds.
  */
 import { test } from 'node:test';
