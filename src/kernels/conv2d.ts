@@ -139,7 +139,10 @@ export class Conv2dKernel {
     return this.arena.bytes;
   }
 
-  /** Frees the buffers this kernel created: the placeholder for unused bindings and every dispatch's parameters (its dispatches must not be encoded afterwards; a dispatch's destroy() frees its own parameters earlier). */
+  /**
+   * Frees the buffers this kernel created: the placeholder for unused bindings and every dispatch's parameters (its
+   * dispatches must not be encoded afterwards; a dispatch's destroy() frees its own parameters earlier).
+   */
   destroy(): void {
     this.arena.destroy();
   }

@@ -275,7 +275,10 @@ export interface LoadRequest {
 export type StreamMessage =
   | { type: 'start'; prompt: PromptInfo }
   | { type: 'delta'; deltas: Delta[] }
-  /** A media encoder loading on first use, and the memory once it is in (and again before 'done' or 'error' when an encoder grew: the audio tower allocates its activations on its first clip). */
+  /**
+   * A media encoder loading on first use, and the memory once it is in (and again before 'done' or 'error' when an
+   * encoder grew: the audio tower allocates its activations on its first clip).
+   */
   | { type: 'progress'; progress: LoadProgress }
   | { type: 'memory'; memory: NonNullable<ModelInfo['memory']> }
   | { type: 'done'; stats: GenerationStats }
