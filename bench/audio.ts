@@ -11,7 +11,8 @@
  * - Tower (GPU): ms per stage (sub-sampler, each conformer block, reduction + embedding; wall clock per stage, each
  *   submitted and awaited alone), total, GFLOP/s (matmul FLOPs counted 2 per multiply-add, plus the convolutions and
  *   the attention core) and the ratio to the adapter's f32 FMA ceiling measured in the same run
- *   (bench/fma-ceiling.ts); GPU bytes (weights and activations).
+ *   (bench/fma-ceiling.ts); GPU bytes (weights, activations, the buffers the kernels own: parameters, placeholders,
+ *   the group norms' statistics, the int8 GEMV's staged input on CPU adapters).
  * SwiftShader (no GPU here) reaches a few GFLOP/s: the full tower (~1 TFLOP) takes many minutes there, so --quick
  * runs 1 of the 12 blocks and reports the sum of the per-stage times (both stated in the output); --layers N picks
  * the count, --seconds S the clip length.
@@ -191,17 +192,21 @@ row(`conformer block (mean of ${blockMs.length})`, meanBlock, flops.block);
 row('time reduction + embed_audio', best.stages[best.stages.length - 1], flops.final);
 row(`**whole tower (${layers} blocks${oneSubmissionMs === undefined ? ', sum of the stages' : ', one submission'})**`, best.total, flops.total);
 encoder.destroy();
-// GPU weights of the whole tower: with fewer blocks timed, the 12-block tower is loaded (not run) to measure them.
+// GPU weights and kernels' buffers of the whole tower: with fewer blocks timed, the 12-block tower is loaded and
+// runs the 2 s warm-up clip (which binds its dispatches, sized for 30 s like the timed one's) to measure them.
 let fullWeights = mem.gpu.weights;
+let fullKernels = mem.gpu.kernels;
 if (layers !== 12) {
   const full = await AudioEncoder.load(ctx, { ...configOnly, config: { ...e2bConfig, audio_config: { ...e2bConfig.audio_config, conf_num_hidden_layers: 12 } } }, { random: true });
+  await full.encode(warm.features, warm.frames);
   fullWeights = full.memory().gpu.weights;
+  fullKernels = full.memory().gpu.kernels;
   full.destroy();
 }
-console.log(`GPU memory: weights ${(fullWeights / 1e9).toFixed(3)} GB for 12 blocks (int8 + f16 scales; ${(mem.gpu.weights / 1e9).toFixed(3)} GB for the ${layers} timed), activations ${(mem.gpu.scratch / 1e6).toFixed(1)} MB (sized for 30 s); load of the timed tower (random weights on the GPU + compile) ${(loadMs / 1000).toFixed(1)} s`);
+console.log(`GPU memory: weights ${(fullWeights / 1e9).toFixed(3)} GB for 12 blocks (int8 + f16 scales; ${(mem.gpu.weights / 1e9).toFixed(3)} GB for the ${layers} timed), activations ${(mem.gpu.scratch / 1e6).toFixed(1)} MB (sized for 30 s), the kernels' buffers ${(fullKernels / 1e6).toFixed(3)} MB for 12 blocks (${(mem.gpu.kernels / 1e6).toFixed(3)} MB for the ${layers} timed); load of the timed tower (random weights on the GPU + compile) ${(loadMs / 1000).toFixed(1)} s`);
 if (layers < 12) console.log(`(12 blocks would take about ${((best.total + (12 - layers) * meanBlock) / 1000).toFixed(0)} s at this block time: an extrapolation, not a measurement)`);
 
 if (jsonFile) {
-  writeFileSync(jsonFile, JSON.stringify({ adapter: ctx.adapterName, seconds, layers, fmaCeiling: fma, frontEnd: { resampleMs, logMelMs, bundleBytes: ourBytes, bundleGzipBytes: ourGzip, transformersJs: tjs, ortWasmBytes: ortBytes }, tower: { frames: feats.frames, steps: L.steps, tokens: L.tokens, loadMs, stageMs, oneSubmissionMs, flops, memory: mem.gpu, weightsBytes12Blocks: fullWeights } }, null, 2));
+  writeFileSync(jsonFile, JSON.stringify({ adapter: ctx.adapterName, seconds, layers, fmaCeiling: fma, frontEnd: { resampleMs, logMelMs, bundleBytes: ourBytes, bundleGzipBytes: ourGzip, transformersJs: tjs, ortWasmBytes: ortBytes }, tower: { frames: feats.frames, steps: L.steps, tokens: L.tokens, loadMs, stageMs, oneSubmissionMs, flops, memory: mem.gpu, weightsBytes12Blocks: fullWeights, kernelBytes12Blocks: fullKernels } }, null, 2));
 }
 process.exit(0);

@@ -3,7 +3,9 @@
  * real-size MobileNet-V5-300M tower and embed_vision with the fixture's procedural weights (generated in memory,
  * bf16 on the GPU): ms per image, GFLOP/s (2 x 435.7 GMAC per image, from arch.ts), the ratio to the adapter's f32
  * FMA ceiling measured in the same run (bench/fma-ceiling.ts), the time per part of the tower (wall clock, the queue
- * drained after each step), and the GPU bytes of weights and activations. One image (minutes on SwiftShader).
+ * drained after each step), and the GPU bytes of weights, activations and the buffers the kernels own (each
+ * dispatch's parameters, placeholders). One image (minutes on SwiftShader); `--memory`: the GPU bytes alone, after
+ * the load (all of them are allocated there), no image.
  *
  * `--formats`: the weight storage choice, measured: image A through the tower with the weights stored as bf16, f16,
  * f32, and int8 (emulated: q8 group-32 values, llama.cpp Q8_0's rules via cpu-quant.ts, uploaded as f32; no int8
@@ -126,6 +128,16 @@ async function benchCheckpoint(): Promise<Checkpoint> {
   return i >= 0 ? openSafetensorsCheckpoint(directoryFiles(args[i + 1])) : proceduralVisionCheckpoint();
 }
 
+if (args.includes('--memory')) {
+  const enc = await VisionEncoder.load(ctx, await benchCheckpoint(), { weights: 'bf16' });
+  const dispatches = enc.plan.reduce((n, step) => n + step.dispatches.length, 0);
+  const { gpu } = enc.memory();
+  console.log(`vision encoder GPU memory (bf16 weights, ${dispatches} dispatches): weights ${gpu.weights} B (${mb(gpu.weights)}), activations ${gpu.scratch} B (${mb(gpu.scratch)}), the kernels' buffers ${gpu.kernels} B (${mb(gpu.kernels)}), total ${gpu.total} B (${mb(gpu.total)})`);
+  if (jsonFile) writeFileSync(jsonFile, JSON.stringify({ adapter: ctx.adapterName, dispatches, memory: gpu }, null, 2));
+  enc.destroy();
+  process.exit(0);
+}
+
 if (args.includes('--profile')) {
   const enc = await VisionEncoder.load(ctx, await benchCheckpoint(), { weights: 'bf16' });
   // Uploads image A and runs the stem (the probe stops the encode there), so the steps below read real activations.
@@ -169,12 +181,13 @@ const result = {
   loadMs,
   weightBytes: memory.gpu.weights,
   activationBytes: memory.gpu.scratch,
+  kernelBytes: memory.gpu.kernels,
   softTokensMaxAbsErrImageA: tokensErr,
   partsMs: Object.fromEntries(parts),
 };
 console.log(`vision encoder, ${ctx.adapterName}`);
-console.log(`| ms / image | GFLOP/s | f32 FMA ceiling | ratio | weights (GPU) | activations (GPU) |`);
-console.log(`| ${ms.toFixed(0)} | ${result.gflops.toFixed(2)} | ${result.fmaCeilingGflops.toFixed(2)} GFLOP/s | ${(100 * result.ratioToCeiling).toFixed(1)} % | ${mb(memory.gpu.weights)} | ${mb(memory.gpu.scratch)} |`);
+console.log(`| ms / image | GFLOP/s | f32 FMA ceiling | ratio | weights (GPU) | activations (GPU) | kernels' buffers (GPU) |`);
+console.log(`| ${ms.toFixed(0)} | ${result.gflops.toFixed(2)} | ${result.fmaCeilingGflops.toFixed(2)} GFLOP/s | ${(100 * result.ratioToCeiling).toFixed(1)} % | ${mb(memory.gpu.weights)} | ${mb(memory.gpu.scratch)} | ${mb(memory.gpu.kernels)} |`);
 console.log(`parts (ms, queue drained per step): ${[...parts].map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}`);
 console.log(`load ${(loadMs / 1000).toFixed(1)} s (procedural weights generated on the CPU); image A soft tokens max abs err ${tokensErr.toExponential(2)}`);
 if (jsonFile) writeFileSync(jsonFile, JSON.stringify(result, null, 2));

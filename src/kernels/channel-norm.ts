@@ -1,7 +1,7 @@
 import tanhLib from '../../shaders/lib/tanh.wgsl?raw';
 import source from '../../shaders/channel-norm.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
-import { BufferArena, createUniformBuffer, packUniform } from '../gpu/buffers.ts';
+import { BufferArena, packUniform } from '../gpu/buffers.ts';
 import { bindBuffers, getPipeline, grid2d, makeDispatch, type Dispatch } from '../gpu/pipeline.ts';
 
 const WG = 64;
@@ -49,7 +49,15 @@ export class ChannelNormKernel {
     return new ChannelNormKernel(ctx, pipelines, arena, arena.placeholder('channel-norm/unused'));
   }
 
-  /** Frees the kernel's own buffers (the placeholder for unused bindings); its dispatches' parameters go with each dispatch's destroy(). */
+  /** Bytes of the GPU buffers this kernel created (a model's memory() counts them). */
+  get gpuBytes(): number {
+    return this.arena.bytes;
+  }
+
+  /**
+   * Frees the buffers this kernel created: the placeholder for unused bindings and every dispatch's parameters (its
+   * dispatches must not be encoded afterwards; a dispatch's destroy() frees its own parameters earlier).
+   */
   destroy(): void {
     this.arena.destroy();
   }
@@ -71,7 +79,7 @@ export class ChannelNormKernel {
     if (args.weight && args.weight.size < C * 4) throw new Error(`${label}: weight is shorter than ${C}`);
     const pipeline = this.pipelines.get(`${epi}/${inPlace}`)!;
     const grid = grid2d(Math.ceil(pixels / WG), device.limits.maxComputeWorkgroupsPerDimension);
-    const params = createUniformBuffer(device, 32, `${label}/params`);
+    const params = this.arena.uniform(32, `${label}/params`);
     device.queue.writeBuffer(
       params,
       0,
@@ -87,6 +95,6 @@ export class ChannelNormKernel {
       ]),
     );
     const bindGroup = bindBuffers(device, pipeline, [params, inPlace ? this.dummy : args.x, args.weight ?? this.dummy, args.y], label);
-    return { ...makeDispatch(label, pipeline, bindGroup, () => grid), destroy: () => params.destroy() };
+    return { ...makeDispatch(label, pipeline, bindGroup, () => grid), destroy: () => this.arena.release(params) };
   }
 }

@@ -1,7 +1,7 @@
 import source from '../../shaders/conv2d.wgsl?raw';
 import quadSource from '../../shaders/conv2d-quad.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
-import { BufferArena, createUniformBuffer, packUniform } from '../gpu/buffers.ts';
+import { BufferArena, packUniform } from '../gpu/buffers.ts';
 import { bindBuffers, getPipeline, grid2d, makeDispatch, type Dispatch } from '../gpu/pipeline.ts';
 
 /** Element type of convolution weights on the GPU: decoded to f32 in registers (bf16 and f16 exactly). */
@@ -134,7 +134,15 @@ export class Conv2dKernel {
     return new Conv2dKernel(ctx, pipelines, arena, arena.placeholder('conv2d/no-bias'), tiling);
   }
 
-  /** Frees the kernel's own buffers (the placeholder for unused bindings); its dispatches' parameters go with each dispatch's destroy(). */
+  /** Bytes of the GPU buffers this kernel created (a model's memory() counts them). */
+  get gpuBytes(): number {
+    return this.arena.bytes;
+  }
+
+  /**
+   * Frees the buffers this kernel created: the placeholder for unused bindings and every dispatch's parameters (its
+   * dispatches must not be encoded afterwards; a dispatch's destroy() frees its own parameters earlier).
+   */
   destroy(): void {
     this.arena.destroy();
   }
@@ -178,7 +186,7 @@ export class Conv2dKernel {
     const nBlocks = this.tiling === 'quad' ? Math.ceil(N / 16) * 4 : N / 4;
     const workgroups = Math.ceil((Math.ceil(M / TILE_M[this.tiling]) * nBlocks) / WG);
     const grid = grid2d(workgroups, device.limits.maxComputeWorkgroupsPerDimension);
-    const params = createUniformBuffer(device, 76, `${label}/params`);
+    const params = this.arena.uniform(76, `${label}/params`);
     device.queue.writeBuffer(
       params,
       0,
@@ -189,7 +197,7 @@ export class Conv2dKernel {
       ),
     );
     const bindGroup = bindBuffers(device, pipeline, [params, args.x, w.data, args.bias ?? this.dummy, args.y, args.scale ?? this.dummy], label);
-    return { ...makeDispatch(label, pipeline, bindGroup, () => grid), destroy: () => params.destroy() };
+    return { ...makeDispatch(label, pipeline, bindGroup, () => grid), destroy: () => this.arena.release(params) };
   }
 
   /** y[rows, cout] (+)= x[rows, cin] W^T (+ bias): the kernel as a plain GEMM (1x1 kernel over a 1 x rows image). */

@@ -78,6 +78,11 @@ export class CumulativeGroupNormKernel {
     };
   }
 
+  /** Bytes of the GPU buffers this kernel created (a model's memory() counts them). */
+  get gpuBytes(): number {
+    return this.arena.bytes;
+  }
+
   /** Frees the buffers this kernel created (its dispatches must not be encoded afterwards). */
   destroy(): void {
     this.arena.destroy();

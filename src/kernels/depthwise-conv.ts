@@ -1,6 +1,6 @@
 import source from '../../shaders/depthwise-conv.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
-import { createUniformBuffer, packUniform } from '../gpu/buffers.ts';
+import { BufferArena, packUniform } from '../gpu/buffers.ts';
 import { bindBuffers, getPipeline, grid2d, makeDispatch, type Dispatch } from '../gpu/pipeline.ts';
 import { samePad } from './conv2d.ts';
 
@@ -22,10 +22,15 @@ export interface DepthwiseConvArgs {
 
 /** Depthwise convolution over channels-last f32 activations (shaders/depthwise-conv.wgsl). */
 export class DepthwiseConvKernel {
+  /** Every buffer this kernel created for its dispatches (freed by destroy()). */
+  private readonly arena: BufferArena;
+
   private constructor(
     private readonly ctx: GpuContext,
     private readonly pipeline: GPUComputePipeline,
-  ) {}
+  ) {
+    this.arena = new BufferArena(ctx.device);
+  }
 
   static async create(ctx: GpuContext): Promise<DepthwiseConvKernel> {
     return new DepthwiseConvKernel(ctx, await getPipeline(ctx, { label: 'depthwise-conv', source, constants: { WG } }));
@@ -50,9 +55,19 @@ export class DepthwiseConvKernel {
     if (args.y.size < M * C * 4) throw new Error(`${label}: y holds ${args.y.size} bytes, needs ${M * C * 4}`);
     if (args.weight.size < K * K * C * 4) throw new Error(`${label}: weight is shorter than ${K * K * C}`);
     const grid = grid2d(Math.ceil((M * C) / 4 / WG), device.limits.maxComputeWorkgroupsPerDimension);
-    const params = createUniformBuffer(device, 40, `${label}/params`);
+    const params = this.arena.uniform(40, `${label}/params`);
     device.queue.writeBuffer(params, 0, packUniform([H, W, C / 4, py.out, px.out, K, stride, py.before, px.before, grid[0]].map((v) => ['u32', v] as ['u32', number])));
     const bindGroup = bindBuffers(device, this.pipeline, [params, args.x, args.weight, args.y], label);
-    return { ...makeDispatch(label, this.pipeline, bindGroup, () => grid), destroy: () => params.destroy() };
+    return { ...makeDispatch(label, this.pipeline, bindGroup, () => grid), destroy: () => this.arena.release(params) };
+  }
+
+  /** Bytes of the GPU buffers this kernel created (a model's memory() counts them). */
+  get gpuBytes(): number {
+    return this.arena.bytes;
+  }
+
+  /** Frees the buffers this kernel created (its dispatches must not be encoded afterwards). */
+  destroy(): void {
+    this.arena.destroy();
   }
 }

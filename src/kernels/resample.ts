@@ -1,6 +1,6 @@
 import source from '../../shaders/resample.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
-import { createUniformBuffer, packUniform } from '../gpu/buffers.ts';
+import { BufferArena, packUniform } from '../gpu/buffers.ts';
 import { bindBuffers, getPipeline, grid2d, makeDispatch, type Dispatch } from '../gpu/pipeline.ts';
 
 const WG = 64;
@@ -23,11 +23,16 @@ export interface ResampleArgs {
 
 /** Nearest upsampling into a channel slice, and block average pooling (shaders/resample.wgsl). */
 export class ResampleKernel {
+  /** Every buffer this kernel created for its dispatches (freed by destroy()). */
+  private readonly arena: BufferArena;
+
   private constructor(
     private readonly ctx: GpuContext,
     private readonly nearest: GPUComputePipeline,
     private readonly avgPool: GPUComputePipeline,
-  ) {}
+  ) {
+    this.arena = new BufferArena(ctx.device);
+  }
 
   static async create(ctx: GpuContext): Promise<ResampleKernel> {
     const [nearest, avgPool] = await Promise.all(['nearest', 'avg_pool'].map((entryPoint) => getPipeline(ctx, { label: 'resample', source, entryPoint, constants: { WG } })));
@@ -50,10 +55,20 @@ export class ResampleKernel {
     const needY = (yOffset + (OH * OW - 1) * yStride + C) * 4;
     if (args.y.size < needY) throw new Error(`${label}: y holds ${args.y.size} bytes, needs ${needY}`);
     const grid = grid2d(Math.ceil((OH * OW * C) / 4 / WG), device.limits.maxComputeWorkgroupsPerDimension);
-    const params = createUniformBuffer(device, 36, `${label}/params`);
+    const params = this.arena.uniform(36, `${label}/params`);
     device.queue.writeBuffer(params, 0, packUniform([H, W, C / 4, OH, OW, f, yStride / 4, yOffset / 4, grid[0]].map((v) => ['u32', v] as ['u32', number])));
     const pipeline = args.mode === 'nearest' ? this.nearest : this.avgPool;
     const bindGroup = bindBuffers(device, pipeline, [params, args.x, args.y], label);
-    return { ...makeDispatch(label, pipeline, bindGroup, () => grid), destroy: () => params.destroy() };
+    return { ...makeDispatch(label, pipeline, bindGroup, () => grid), destroy: () => this.arena.release(params) };
+  }
+
+  /** Bytes of the GPU buffers this kernel created (a model's memory() counts them). */
+  get gpuBytes(): number {
+    return this.arena.bytes;
+  }
+
+  /** Frees the buffers this kernel created (its dispatches must not be encoded afterwards). */
+  destroy(): void {
+    this.arena.destroy();
   }
 }

@@ -1,6 +1,6 @@
 import source from '../../shaders/softmax.wgsl?raw';
 import type { GpuContext } from '../gpu/device.ts';
-import { createUniformBuffer, packUniform } from '../gpu/buffers.ts';
+import { BufferArena, packUniform } from '../gpu/buffers.ts';
 import { bindBuffers, getPipeline, grid2d, makeDispatch, type Dispatch } from '../gpu/pipeline.ts';
 
 const WG = 64;
@@ -16,10 +16,15 @@ export interface SoftmaxArgs {
 
 /** Row softmax in place (shaders/softmax.wgsl). */
 export class SoftmaxKernel {
+  /** Every buffer this kernel created for its dispatches (freed by destroy()). */
+  private readonly arena: BufferArena;
+
   private constructor(
     private readonly ctx: GpuContext,
     private readonly pipeline: GPUComputePipeline,
-  ) {}
+  ) {
+    this.arena = new BufferArena(ctx.device);
+  }
 
   static async create(ctx: GpuContext): Promise<SoftmaxKernel> {
     return new SoftmaxKernel(ctx, await getPipeline(ctx, { label: 'softmax', source, constants: { WG } }));
@@ -32,9 +37,19 @@ export class SoftmaxKernel {
     if (cols % 4 !== 0 || !(rows > 0 && cols > 0)) throw new Error(`${label}: cols must be a positive multiple of 4`);
     if (args.y.size < rows * cols * 4) throw new Error(`${label}: y holds ${args.y.size} bytes, needs ${rows * cols * 4}`);
     const grid = grid2d(Math.ceil(rows / WG), device.limits.maxComputeWorkgroupsPerDimension);
-    const params = createUniformBuffer(device, 16, `${label}/params`);
+    const params = this.arena.uniform(16, `${label}/params`);
     device.queue.writeBuffer(params, 0, packUniform([['u32', rows], ['u32', cols / 4], ['f32', args.alpha ?? 1], ['u32', grid[0]]]));
     const bindGroup = bindBuffers(device, this.pipeline, [params, args.y], label);
-    return { ...makeDispatch(label, this.pipeline, bindGroup, () => grid), destroy: () => params.destroy() };
+    return { ...makeDispatch(label, this.pipeline, bindGroup, () => grid), destroy: () => this.arena.release(params) };
+  }
+
+  /** Bytes of the GPU buffers this kernel created (a model's memory() counts them). */
+  get gpuBytes(): number {
+    return this.arena.bytes;
+  }
+
+  /** Frees the buffers this kernel created (its dispatches must not be encoded afterwards). */
+  destroy(): void {
+    this.arena.destroy();
   }
 }

@@ -38,9 +38,12 @@ export interface MediaEncoderLoadOptions {
   signal?: AbortSignal;
 }
 
-/** A loaded encoder: its GPU memory, and freeing it. */
+/**
+ * A loaded encoder: its GPU memory, and freeing it. `kernels`: the buffers its kernels own (dispatch parameters,
+ * placeholders, kernel scratch), as the decoder's MemoryReport counts them; `total` is the sum of the other three.
+ */
 export interface MediaEncoder {
-  memory(): { gpu: { weights: number; scratch: number; total: number } };
+  memory(): { gpu: { weights: number; scratch: number; kernels: number; total: number } };
   destroy(): void;
 }
 

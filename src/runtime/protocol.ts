@@ -170,8 +170,9 @@ export interface ModelInfo {
   /** Whether text (tokenizer + chat template) is available; without it only token-id prompts work. */
   hasTokenizer: boolean;
   /**
-   * Memory the model holds: GPU buffers (weights, KV cache, scratch) and host memory (PLE table) of the decoder, and
-   * the GPU bytes of each media encoder while it is loaded (`encoders.audio`), kept current by the client.
+   * Memory the model holds: GPU buffers (weights, KV cache, scratch, the buffers its kernels own) and host memory
+   * (PLE table) of the decoder, and the GPU bytes of each media encoder while it is loaded (`encoders.audio`: weights,
+   * activations and its kernels' buffers, the encoder's memory().gpu.total), kept current by the client.
    */
   memory?: { gpuBytes: number; hostBytes: number; encoders?: Partial<Record<MediaModality, number>> };
   /**
@@ -274,7 +275,10 @@ export interface LoadRequest {
 export type StreamMessage =
   | { type: 'start'; prompt: PromptInfo }
   | { type: 'delta'; deltas: Delta[] }
-  /** A media encoder loading on first use, and the memory once it is in. */
+  /**
+   * A media encoder loading on first use, and the memory once it is in (and again before 'done' or 'error' when an
+   * encoder grew: the audio tower allocates its activations on its first clip).
+   */
   | { type: 'progress'; progress: LoadProgress }
   | { type: 'memory'; memory: NonNullable<ModelInfo['memory']> }
   | { type: 'done'; stats: GenerationStats }

@@ -198,10 +198,22 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
         pending.push(d);
         if (interval <= 0 || performance.now() - lastPost >= interval) flush();
       };
+      // The encoders' memory line as the client last received it. An encoder may also grow while it encodes (the
+      // audio tower sizes its activations and binds its dispatches on its first clip): the line is posted again
+      // before the generation ends when it changed.
+      let encoderMemory = JSON.stringify(encoders?.memory() ?? {});
+      const postMemory = () => {
+        const memory = memoryNow();
+        encoderMemory = JSON.stringify(encoders?.memory() ?? {});
+        post({ type: 'memory', memory });
+      };
+      const refreshMemory = () => {
+        if (JSON.stringify(encoders?.memory() ?? {}) !== encoderMemory) postMemory();
+      };
       if (encoders) {
         // A media encoder loading on first use reports on this generation's port.
         encoders.onProgress = (progress) => post({ type: 'progress', progress });
-        encoders.onChange = () => post({ type: 'memory', memory: memoryNow() });
+        encoders.onChange = postMemory;
       }
       try {
         if (lost) throw lost;
@@ -213,9 +225,11 @@ export function createWorkerApi(factory: ModelFactory, options: WorkerHostOption
         for await (const delta of stream) onDelta(delta);
         const stats = await stream.stats;
         flush();
+        refreshMemory();
         post({ type: 'done', stats });
       } catch (err) {
         flush();
+        refreshMemory();
         post({ type: 'error', error: serializeError(await explain(err)) });
       } finally {
         if (encoders) {

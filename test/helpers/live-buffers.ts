@@ -32,3 +32,13 @@ export function bufferBytes(buffers: Iterable<GPUBuffer>): number {
   for (const b of buffers) sum += b.size;
   return sum;
 }
+
+/** Total bytes of some buffers per class (`classify` names a buffer's class: from its label, its usage). */
+export function bytesByClass(buffers: Iterable<GPUBuffer>, classify: (b: GPUBuffer) => string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const b of buffers) {
+    const c = classify(b);
+    out[c] = (out[c] ?? 0) + b.size;
+  }
+  return out;
+}

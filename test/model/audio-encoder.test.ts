@@ -4,7 +4,8 @@
  * last hidden state, the masks and the soft tokens, all within the README's 1e-4 (f32 weights; HF's own f32 vs f64
  * distance is <= 3.3e-6). The single-submission encode() must give the same soft tokens as the staged one; a
  * shorter clip reuses the buffers; bad input is refused with typed errors; the default int8 storage stays within
- * its measured distance (bench/audio-formats.ts compares every plan) and destroy() frees the GPU memory.
+ * its measured distance (bench/audio-formats.ts compares every plan); memory() counts every GPU byte the encoder
+ * holds (weights, activations, the buffers its kernels own, each to the byte) and destroy() frees them all.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,6 +21,8 @@ import { GemmaError } from '../../src/errors.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { fixtureDir } from '../helpers/fixtures.ts';
 import { assertClose } from '../helpers/compare.ts';
+import { trackLiveBuffers } from '../helpers/live-buffers.ts';
+import { assertEncoderMemoryAndDestroy } from '../helpers/encoder-memory.ts';
 
 const dir = fixtureDir('gemma3n-audio-tiny', ['README.md', 'golden.json', 'config.json', 'model.safetensors']);
 interface AudioGolden {
@@ -144,11 +147,16 @@ test('audio tower: bad input is a typed error and the encoder stays usable', asy
   assert.equal((await enc.encode(features, frames, mask)).count, 7);
 });
 
-test('audio tower, default storage (q8): within the measured distance of HF, destroy() frees everything', async () => {
+test('audio tower, default storage (q8): within the measured distance of HF; memory() counts every GPU byte it holds, destroy() frees them', async () => {
   // bench/audio-formats.ts measures every plan; q8 lands at relative RMS 1.35e-2 on the soft tokens (q4: 0.24).
   const ctx = await testGpu();
-  const enc = await AudioEncoder.load(ctx, await openSafetensorsCheckpoint(directoryFiles(dir)));
+  const checkpoint = await openSafetensorsCheckpoint(directoryFiles(dir));
+  const { live, stop } = trackLiveBuffers(ctx.device);
+  const enc = await AudioEncoder.load(ctx, checkpoint);
   assert.equal(enc.weightPlan, 'q8');
+  // Before the first encode the kernels hold only their placeholders (the plan and its parameters come with a clip).
+  const atLoad = enc.memory().gpu;
+  assert.ok(atLoad.kernels > 0 && atLoad.scratch === 0 && atLoad.total === atLoad.weights + atLoad.kernels, JSON.stringify(atLoad));
   const { tokens } = await enc.encode(features, frames, mask);
   const want = flat(golden.audio_soft_tokens);
   let se = 0, sw = 0;
@@ -160,8 +168,13 @@ test('audio tower, default storage (q8): within the measured distance of HF, des
   console.log(`# audio tower q8: soft tokens relative RMS error ${rel.toExponential(2)}`);
   // 2x the measured value: int8 rounding is deterministic, so only a real regression moves it.
   assert.ok(rel < 0.03, `relative RMS ${rel}`);
-  assert.ok(enc.memory().gpu.weights > 0 && enc.memory().gpu.scratch > 0);
-  enc.destroy();
-  assert.equal(enc.memory().gpu.total, 0);
+  try {
+    const mem = assertEncoderMemoryAndDestroy(enc, live, 'audio/');
+    assert.ok(mem.weights > 0 && mem.scratch > 0 && mem.kernels > atLoad.kernels);
+    console.log(`# audio tower q8: memory() ${JSON.stringify(mem)}`);
+  } finally {
+    stop();
+    enc.destroy();
+  }
   await assert.rejects(() => enc.encode(features, frames), (e: unknown) => e instanceof GemmaError && e.code === 'disposed');
 });

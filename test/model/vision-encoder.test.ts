@@ -2,7 +2,8 @@
  * The vision encoder's wiring on a small architecture of the same block kinds as MobileNet-V5-300M (edge residual,
  * UIR with and without depthwise convolutions, attention with and without downsampled K/V, skips and no skips,
  * the MSFA and embed_vision), procedural weights, against an independent float64 forward written here from the
- * fixture README's description (PyTorch weight layouts read directly, NCHW-style indexing, explicit softmax). The
+ * fixture README's description (PyTorch weight layouts read directly, NCHW-style indexing, explicit softmax), and
+ * its memory() against the GPU buffers it holds (weights, activations, the kernels' buffers, each to the byte). The
  * real architecture runs once per suite in vision-golden.test.ts; this runs in seconds.
  */
 import { test } from 'node:test';
@@ -10,6 +11,8 @@ import assert from 'node:assert/strict';
 import { testGpu } from '../helpers/gpu.ts';
 import { assertWithin } from '../helpers/vision-ref.ts';
 import { freshRng } from '../helpers/random.ts';
+import { trackLiveBuffers } from '../helpers/live-buffers.ts';
+import { assertEncoderMemoryAndDestroy } from '../helpers/encoder-memory.ts';
 import { VisionEncoder } from '../../src/model/vision/encoder.ts';
 import { MOBILENETV5_300M_ENC, TOWER_PREFIX, EMBED_PREFIX, type VisionArch } from '../../src/model/vision/arch.ts';
 import { proceduralVisionCheckpoint } from '../../src/model/vision/procedural.ts';
@@ -212,10 +215,11 @@ class Reference {
   }
 }
 
-test('vision encoder on a small architecture of every block kind matches a float64 reference', async () => {
+test('vision encoder on a small architecture of every block kind matches a float64 reference; memory() counts every GPU byte it holds', async () => {
   const ctx = await testGpu();
   const { rng, tag } = freshRng();
   const ckpt = proceduralVisionCheckpoint(SMALL, TEXT_HIDDEN);
+  const { live, stop } = trackLiveBuffers(ctx.device);
   const encoder = await VisionEncoder.load(ctx, ckpt, { arch: SMALL });
   try {
     const S = SMALL.imageSize;
@@ -232,9 +236,14 @@ test('vision encoder on a small architecture of every block kind matches a float
     assertWithin(features, refFeaturesHwc, 2e-4, `${tag} features`);
     assertWithin(softTokens, r.tokens, 2e-4, `${tag} soft tokens`);
     assert.deepEqual([encoder.config.softTokens, encoder.config.textHidden], [P, TEXT_HIDDEN]);
-    const mem = encoder.memory();
-    assert.ok(mem.gpu.weights > 0 && mem.gpu.scratch > 0 && mem.gpu.total === mem.gpu.weights + mem.gpu.scratch);
+    // Each dispatch owns one parameter uniform (its kernel's arena); the kernels' other buffers are placeholders.
+    const dispatches = encoder.plan.reduce((s, step) => s + step.dispatches.length, 0);
+    assert.equal([...live].filter((b) => b.usage & GPUBufferUsage.UNIFORM).length, dispatches);
+    const mem = assertEncoderMemoryAndDestroy(encoder, live, 'vision/');
+    assert.ok(mem.weights > 0 && mem.scratch > 0);
+    console.log(`# vision encoder (test-small, ${dispatches} dispatches): memory() ${JSON.stringify(mem)}`);
   } finally {
+    stop();
     encoder.destroy();
   }
 });

@@ -74,7 +74,11 @@ test('gemma3n-audio-tiny end to end: HF layout, logits within 1e-3, golden greed
   const out = await collect(engine.generate(prompt, { temperature: 0, maxNewTokens: 8 }));
   assert.deepEqual(out.deltas.flatMap((d) => d.tokenIds), golden.end_to_end.greedy_generated_ids);
   assert.ok(out.stats!.encodeMs! > 0, 'the tower ran and its time is reported');
-  assert.ok((encoders.memory().audio ?? 0) > 0, 'the tower has its own memory line');
+  // The memory line the worker posts (ModelInfo.memory.encoders.audio) is the tower's whole memory(): weights,
+  // activations and the buffers its kernels own.
+  const tower = (await encoders.get('audio')).memory().gpu;
+  assert.ok(tower.kernels > 0 && tower.total === tower.weights + tower.scratch + tower.kernels, JSON.stringify(tower));
+  assert.equal(encoders.memory().audio, tower.total, 'the tower has its own memory line');
   console.log(`audio e2e logits max error ${err.toExponential(2)}; encode ${out.stats!.encodeMs!.toFixed(1)} ms`);
 });
 

@@ -74,7 +74,11 @@ test('an image: HF layout, the decoder receives the tower soft tokens at the ima
   const out = await collect(engine.generate(prompt, { temperature: 0, maxNewTokens: 2 }));
   assert.equal(out.stats.newTokens, 2);
   assert.ok(out.stats.encodeMs! > 0, 'the tower ran and its time is reported');
-  assert.ok((encoders.memory().image ?? 0) > 0, 'the tower has its own memory line');
+  // The memory line the worker posts (ModelInfo.memory.encoders.image) is the tower's whole memory(): weights,
+  // activations and the buffers its kernels own.
+  const towerMemory = (await encoders.get('image')).memory().gpu;
+  assert.ok(towerMemory.kernels > 0 && towerMemory.total === towerMemory.weights + towerMemory.scratch + towerMemory.kernels, JSON.stringify(towerMemory));
+  assert.equal(encoders.memory().image, towerMemory.total, 'the tower has its own memory line');
   assert.ok(fed.some((c) => c.soft?.length), 'soft tokens were fed');
   // What the decoder got at the 256 image positions (chunks may split the span).
   const width = loaded.model.embeddingWidth;

@@ -94,8 +94,11 @@ export interface AudioIntermediates {
 }
 
 export interface AudioEncoderMemory {
-  /** GPU bytes of weights and of the activation buffers (sized for the longest clip encoded so far). */
-  gpu: { weights: number; scratch: number; total: number };
+  /**
+   * GPU bytes of weights, of the activation buffers (sized for the longest clip encoded so far) and of the buffers
+   * its kernels own (`kernels`: each dispatch's parameters, placeholders, the group norms' running statistics).
+   */
+  gpu: { weights: number; scratch: number; kernels: number; total: number };
 }
 
 interface Kernels {
@@ -112,6 +115,8 @@ interface Kernels {
 /** GPU buffers and recorded dispatches for clips of up to `capacity` mel frames. */
 interface Plan {
   capacity: number;
+  /** The kernels its dispatches were bound with (freed with the plan). */
+  kernels: Kernels;
   buffers: GPUBuffer[];
   bytes: number;
   features: GPUBuffer;
@@ -192,10 +197,12 @@ export class AudioEncoder {
   memory(): AudioEncoderMemory {
     const weights = this.weights.bytes;
     const scratch = this.plan?.bytes ?? 0;
-    return { gpu: { weights, scratch, total: weights + scratch } };
+    const owners = this.plan?.kernels ?? this.firstKernels;
+    const kernels = owners ? Object.values(owners).reduce((s, k) => s + k.gpuBytes, 0) : 0;
+    return { gpu: { weights, scratch, kernels, total: weights + scratch + kernels } };
   }
 
-  /** Frees the weights and activation buffers. The encoder cannot be used afterwards. */
+  /** Frees the weights, activation buffers and kernels. The encoder cannot be used afterwards. */
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
@@ -440,6 +447,7 @@ function buildPlan(ctx: GpuContext, c: AudioTowerConfig, w: AudioTowerWeights, k
 
   return {
     capacity,
+    kernels: k,
     buffers,
     bytes,
     features,

@@ -22,7 +22,7 @@
 import type { GpuContext } from '../../gpu/device.ts';
 import { GemmaError } from '../../errors.ts';
 import type { Checkpoint } from '../../io/checkpoint.ts';
-import { createStorageBuffer, readF32 } from '../../gpu/buffers.ts';
+import { createStorageBuffer, readF32, type GpuBufferOwner } from '../../gpu/buffers.ts';
 import type { Dispatch } from '../../gpu/pipeline.ts';
 import { Conv2dKernel, samePad, type ConvWeight } from '../../kernels/conv2d.ts';
 import { DepthwiseConvKernel } from '../../kernels/depthwise-conv.ts';
@@ -67,9 +67,12 @@ export interface EncodeResult {
   features: Float32Array;
 }
 
-/** GPU bytes, in the shape every media encoder reports (src/model/media-encoder.ts): its own `info.memory` line. */
+/**
+ * GPU bytes, in the shape every media encoder reports (src/model/media-encoder.ts): its own `info.memory` line.
+ * `kernels`: the buffers its kernels own (each dispatch's parameters, placeholders for unused bindings).
+ */
 export interface VisionMemory {
-  gpu: { weights: number; scratch: number; total: number };
+  gpu: { weights: number; scratch: number; kernels: number; total: number };
 }
 
 interface Step {
@@ -135,7 +138,8 @@ export class VisionEncoder {
     private readonly weights: VisionWeights,
     private readonly buffers: Record<string, GPUBuffer>,
     private readonly steps: Step[],
-    private readonly owned: Array<{ destroy(): void }>,
+    /** The kernels this encoder bound (each owns its dispatches' parameters and its placeholders). */
+    private readonly kernels: GpuBufferOwner[],
     private readonly activationBytes: number,
   ) {
     this.softTokens = buffers.tokens;
@@ -168,17 +172,15 @@ export class VisionEncoder {
       }
     }
     const oom = await ctx.device.popErrorScope();
+    const kernels = { conv, dw, norm, resample, softmax };
     if (oom) {
       for (const b of Object.values(buffers)) b.destroy();
       weights.destroy();
-      conv.destroy();
-      norm.destroy();
+      for (const k of Object.values(kernels)) k.destroy();
       throw new GemmaError('limit-too-small', `vision encoder: the GPU is out of memory for ${(activationBytes / 2 ** 20).toFixed(0)} MiB of activations: ${oom.message}`);
     }
-    // Everything destroy() frees besides weights and activations: the kernels' own buffers, then each dispatch's parameters.
-    const params: Array<{ destroy(): void }> = [conv, norm];
-    const steps = buildForward(cfg, weights, buffers, { conv, dw, norm, resample, softmax }, params);
-    return new VisionEncoder(ctx, cfg, weights, buffers, steps, params, activationBytes);
+    const steps = buildForward(cfg, weights, buffers, kernels);
+    return new VisionEncoder(ctx, cfg, weights, buffers, steps, Object.values(kernels), activationBytes);
   }
 
   /** The bound forward, step by step (benchmarks time its dispatches one at a time; see bench/vision.ts --profile). */
@@ -189,7 +191,8 @@ export class VisionEncoder {
   memory(): VisionMemory {
     const weights = this.weights.bytes;
     const scratch = this.disposed ? 0 : this.activationBytes;
-    return { gpu: { weights, scratch, total: weights + scratch } };
+    const kernels = this.kernels.reduce((s, k) => s + k.gpuBytes, 0); // 0 once destroyed: each arena is empty
+    return { gpu: { weights, scratch, kernels, total: weights + scratch + kernels } };
   }
 
   /**
@@ -240,11 +243,11 @@ export class VisionEncoder {
     return { softTokens, features };
   }
 
-  /** Frees the weights and activations (an encode in flight finishes first on the GPU queue). */
+  /** Frees the weights, activations and the kernels' buffers (an encode in flight finishes first on the GPU queue). */
   destroy(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const p of this.owned) p.destroy();
+    for (const k of this.kernels) k.destroy();
     for (const b of Object.values(this.buffers)) b.destroy();
     this.weights.destroy();
   }
@@ -259,12 +262,11 @@ interface Kernels {
 }
 
 /** Binds every dispatch of one image's forward, grouped in steps (stem, each block, msfa, embed). */
-function buildForward(cfg: VisionConfig, w: VisionWeights, buf: Record<string, GPUBuffer>, k: Kernels, params: Array<{ destroy(): void }>): Step[] {
+function buildForward(cfg: VisionConfig, w: VisionWeights, buf: Record<string, GPUBuffer>, k: Kernels): Step[] {
   const { arch, eps } = cfg;
   const steps: Step[] = [];
   let current: Dispatch[] = [];
-  const track = <T extends Dispatch & { destroy(): void }>(d: T): T => {
-    params.push(d);
+  const track = (d: Dispatch): Dispatch => {
     current.push(d);
     return d;
   };
