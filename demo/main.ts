@@ -9,7 +9,7 @@
  *
  * `document.body.dataset.state` is 'idle' | 'loading' | 'ready' | 'generating' (for styling and for the e2e test).
  */
-import { loadGemma, GemmaError, recordAudio, decodeAudioSource, type AudioRecording, type ChatMessage, type ChatOptions, type ContentPart, type GemmaClient, type GenerationStats, type LoadProgress, type ToolCall } from '../src/index.ts';
+import { loadGemma, GemmaError, recordAudio, decodeAudioSource, type AudioRecording, type ChatMessage, type ChatOptions, type ContentPart, type GemmaClient, type GenerationStats, type LoadProgress, type ModelInfo, type ToolCall } from '../src/index.ts';
 import { cacheUsage, deleteCachedModel, listCachedModels, type CachedModelInfo } from '../src/index.ts';
 import { checkWebGpu, type AdapterSummary } from './gpu-info.ts';
 import { countOf, formatBytes, formatMs, formatRate } from './format.ts';
@@ -146,6 +146,8 @@ let loadedLabel = 'No model loaded';
 function setState(next: AppState): void {
   state = next;
   document.body.dataset.state = next;
+  // The memory line changes after a generation (an encoder loaded on first use) and on unload.
+  if (next === 'ready' || next === 'idle') showGpuFacts();
   const ready = next === 'ready';
   ui.prompt.disabled = !(ready || next === 'generating');
   ui.send.disabled = !ready;
@@ -296,13 +298,12 @@ async function loadModel(): Promise<void> {
     worker = w;
     const info = loaded.info;
     showLoadedSummary(performance.now() - loadStarted);
-    const gpuBytes = info.gpuBytes;
     const slice = info.slice ? ` (${info.slice.layers} layers, ${(info.slice.effectiveParams / 1e9).toFixed(2)} B effective)` : '';
     ui.badge.textContent = `${sourceLabel(form)}${slice} · ${countOf(info.maxContext, 'token')} of context`;
     loadedLabel = ui.badge.textContent;
     ui.randomNotice.hidden = form.kind !== 'tiny';
     contextUsed = 0;
-    showGpuFacts(info.adapterName, gpuBytes);
+    showGpuFacts();
     updateContextStat();
     setState('ready');
     ui.side.classList.remove('open');
@@ -402,16 +403,29 @@ function fact(dl: HTMLElement, term: string, value: string): void {
   dl.append(dt, dd);
 }
 
-function showGpuFacts(workerAdapter?: string, gpuBytes?: number): void {
+/** The adapter's facts and the loaded model's GPU memory (kept current: media encoders load on first use). */
+function showGpuFacts(): void {
   ui.gpuInfo.replaceChildren();
   if (!adapter) return;
+  const info = client?.info;
+  const workerAdapter = info?.adapterName;
   fact(ui.gpuInfo, 'Adapter', workerAdapter && workerAdapter !== 'unknown' ? workerAdapter : adapter.name);
   fact(ui.gpuInfo, 'Details', adapter.details + (adapter.isFallback ? ' (software fallback)' : ''));
   const key = ['shader-f16', 'subgroups', 'timestamp-query'];
   fact(ui.gpuInfo, 'Features', key.map((f) => `${f} ${adapter!.features.includes(f) ? '✓' : '✗'}`).join(' · '));
   fact(ui.gpuInfo, 'Max buffer', formatBytes(adapter.maxBufferSize));
   fact(ui.gpuInfo, 'Max binding', formatBytes(adapter.maxStorageBufferBindingSize));
-  fact(ui.gpuInfo, 'GPU memory in use', gpuBytes !== undefined ? formatBytes(gpuBytes) : client ? 'not reported by this build' : 'no model loaded');
+  fact(ui.gpuInfo, 'GPU memory in use', info ? gpuMemoryText(info) : 'no model loaded');
+}
+
+/** The decoder's GPU bytes plus each loaded media encoder's, e.g. "1.78 GB (text 0.88 GB, image 0.90 GB)". */
+function gpuMemoryText(info: ModelInfo): string {
+  const decoder = info.memory?.gpuBytes ?? info.gpuBytes;
+  if (decoder === undefined) return 'not reported by this build';
+  const encoders = Object.entries(info.memory?.encoders ?? {}).filter((e): e is [string, number] => (e[1] ?? 0) > 0);
+  if (encoders.length === 0) return formatBytes(decoder);
+  const total = encoders.reduce((s, [, bytes]) => s + bytes, decoder);
+  return `${formatBytes(total)} (text ${formatBytes(decoder)}, ${encoders.map(([modality, bytes]) => `${modality} ${formatBytes(bytes)}`).join(', ')})`;
 }
 
 function updateContextStat(): void {

@@ -307,6 +307,8 @@ test('demo: attaches an image with the button (and the camera input takes photos
   assert.match(await page.textContent('#random-notice') ?? '', /vision\s+encoder is random as well/);
   assert.equal(await page.getAttribute('#camera-file', 'capture'), 'environment', 'the camera button opens the camera on phones');
   const png = await readFile(join(REPO_ROOT, 'test/fixtures/gemma3n-vision-procedural/image_c.png'));
+  const memoryFact = () => page.$$eval('#gpu-info dt', (dts) => dts.find((dt) => dt.textContent === 'GPU memory in use')?.nextElementSibling?.textContent ?? '');
+  assert.doesNotMatch(await memoryFact(), /image/, 'the vision tower loads on first use');
   await page.setInputFiles('#image-file', { name: 'photo.png', mimeType: 'image/png', buffer: png });
   await page.waitForSelector('#image-attachments:not([hidden]) img');
   await page.fill('#prompt', 'What is in this photo?');
@@ -318,6 +320,10 @@ test('demo: attaches an image with the button (and the camera input takes photos
   const meta = await page.$$eval('.message.user .meta', (els) => els.at(-1)?.textContent ?? '');
   assert.match(meta, /^1 image · encoded in \d/);
   assert.match((await page.textContent('#stat-encode')) ?? '', /\d/, 'the encode time is in the live figures');
+  // Total, then the decoder and each encoder loaded so far (the audio tower too: the previous test used it).
+  const memory = await memoryFact();
+  assert.match(memory, /^[\d.]+ [KMG]?B \(text [\d.]+ [KMG]?B(, (audio|image) [\d.]+ [KMG]?B)+\)$/, memory);
+  assert.match(memory, /image [\d.]+ [KMG]?B/, `the GPU memory line counts the vision tower once it is loaded: ${memory}`);
   const reply = await page.$$eval('.message.assistant', (els) => els.at(-1)?.getAttribute('data-failed'));
   assert.equal(reply, null, 'the reply did not fail');
   await screenshot(page, 'demo-image.png');
