@@ -521,6 +521,7 @@ fn gemv_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
 // gemv_rows with int8 activations, units u0 .. u1 − 1 of the rows, continuing the sums in `acc`; the
 // activations of block b come from slot base + j · cb + b − b0 of xq_scratch (stage_xq_scratch).
 fn rows_acc_int8(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, nt: u32, u0: u32, u1: u32, b0: u32, cb: u32, base: u32, acc: RowsAcc) -> RowsAcc {
+  if (FORMAT == 6u) { return rows_acc_int8_q6k(ma, mb, n0, n1, n2, n3, nt, u0, u1, b0, cb, base, acc); }
   var a0 = acc.a0;
   var a1 = acc.a1;
   var a2 = acc.a2;
@@ -534,6 +535,110 @@ fn rows_acc_int8(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, nt: u32, 
       a2[j] += int8_row_contrib(ru.w2, ru.m2, X, u);
       a3[j] += int8_row_contrib(ru.w3, ru.m3, X, u);
     }
+  }
+  return RowsAcc(a0, a1, a2, a3);
+}
+
+// q6k in gemv_rows_int8 (the CPU adapters' decode GEMV of the LM head and the v / down projections, where 6-bit
+// decoding, not memory, bounds it). Per row, two sub-blocks (64 weights) per step: their two nibble units, one unit
+// of high bit pairs (words 2u .. 2u + 3 of the high area) and one scales word (their four i8 scales); d once per
+// super-block. Each weight word's 8 codes become signed 6-bit values q − 32 (nibble | pair << 4, minus 32, two per
+// u32 as the pair products in the header), so one packed multiply per 2 weights covers the whole code: per word the
+// upper sum is at most 8·32·127 = 32512 and the lower 4·32·127, inside the 16 bits pair_total needs. The 16-weight
+// sums times their i8 scales stay below 2^24 (2·128·65024), exact in i32 and f32; then sx and d in f32.
+
+// The high bit pairs of weight word i (0 or 1) of a 16-weight half, from the half's pairs word (element e at bits
+// 2e): element m (< 4) of the word at bits 2m + 4, element m + 4 at bits 2m + 20, the nibbles' places shifted by 4.
+fn q6_pairs(pairs: u32, i: u32) -> u32 {
+  let q = pairs >> (16u * i);
+  return ((q & 0xffu) | ((q & 0xff00u) << 8u)) << 4u;
+}
+
+// Σ (q − 32)·c over the 8 weights of nibble word `word` with their pairs (q6_pairs) against pairs `pr` (lanes m).
+fn q6_word_sum(word: u32, hi: u32, pr: vec4<i32>) -> i32 {
+  let nib = (vec4<u32>(word) >> vec4<u32>(0u, 4u, 8u, 12u)) & vec4<u32>(0x000f000fu);
+  let top = (vec4<u32>(hi) >> vec4<u32>(0u, 2u, 4u, 6u)) & vec4<u32>(0x00300030u);
+  return pair_total(bitcast<vec4<i32>>((nib | top) - vec4<u32>(0x00200020u)) * pr);
+}
+
+// The pair products of one staged block (token slot `slot` of xq_scratch) and its scale: only what q6k reads.
+struct XP { p0: vec4<i32>, p1: vec4<i32>, p2: vec4<i32>, p3: vec4<i32>, sx: f32 }
+
+fn xp_at(slot: u32) -> XP {
+  return XP(xq_scratch[slot].p0, xq_scratch[slot].p1, xq_scratch[slot].p2, xq_scratch[slot].p3, xq_scratch[slot].sx);
+}
+
+// Σ sc·Σ(q − 32)·c of a sub-block (nibble unit wv, its pairs words h0, h1, its scales in bytes 2k, 2k + 1 of `scw`).
+fn q6_unit_sum(wv: vec4<u32>, h0: u32, h1: u32, scw: u32, k: u32, X: XP) -> i32 {
+  let lo = q6_word_sum(wv.x, q6_pairs(h0, 0u), X.p0) + q6_word_sum(wv.y, q6_pairs(h0, 1u), X.p1);
+  let hi = q6_word_sum(wv.z, q6_pairs(h1, 0u), X.p2) + q6_word_sum(wv.w, q6_pairs(h1, 1u), X.p3);
+  let sc0 = bitcast<i32>(scw << (24u - 16u * k)) >> 24u;
+  let sc1 = bitcast<i32>(scw << (16u - 16u * k)) >> 24u;
+  return sc0 * lo + sc1 * hi;
+}
+
+// Two sub-blocks u, u + 1 of one row: nibble units a, b, high pairs hp (a: .xy, b: .zw), scales word scw.
+struct Q6Pair { a: vec4<u32>, b: vec4<u32>, hp: vec4<u32>, scw: u32 }
+
+fn q6_pair(mat: u32, n: u32, u: u32) -> Q6Pair {
+  let r = n * row_stride();
+  let S = (p.groups + 7u) >> 3u;
+  let sw = 4u * S + ((S + 1u) >> 1u);
+  // u + 1 = groups (odd groups) reads the high area's first unit: in bounds, its sum is dropped.
+  return Q6Pair(w_unit(mat, r + u), w_unit(mat, r + u + 1u), w_unit(mat, r + p.groups + (u >> 1u)), scales_word(mat, n * sw + 4u * (u >> 3u) + ((u & 7u) >> 1u)));
+}
+
+// d of super-block s of row n.
+fn q6_d(mat: u32, n: u32, s: u32) -> f32 {
+  let S = (p.groups + 7u) >> 3u;
+  let sw = 4u * S + ((S + 1u) >> 1u);
+  return f16_bits_to_f32((scales_word(mat, n * sw + 4u * S + (s >> 1u)) >> (16u * (s & 1u))) & 0xffffu);
+}
+
+// Contribution of a sub-block pair to one token (XA, XB: the blocks of u, u + 1; `two` false: u + 1 is past the row).
+fn q6_pair_contrib(w: Q6Pair, XA: XP, XB: XP, two: bool) -> f32 {
+  let a = XA.sx * f32(q6_unit_sum(w.a, w.hp.x, w.hp.y, w.scw, 0u, XA));
+  let b = XB.sx * f32(q6_unit_sum(w.b, w.hp.z, w.hp.w, w.scw, 1u, XB));
+  return a + select(0.0, b, two);
+}
+
+fn rows_acc_int8_q6k(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, nt: u32, u0: u32, u1: u32, b0: u32, cb: u32, base: u32, acc: RowsAcc) -> RowsAcc {
+  var a0 = acc.a0;
+  var a1 = acc.a1;
+  var a2 = acc.a2;
+  var a3 = acc.a3;
+  // Chunks start on super-blocks (XQ_SLOTS / tb is a multiple of 8).
+  for (var s = u0 >> 3u; 8u * s < u1; s++) {
+    let d0 = q6_d(ma, n0, s);
+    let d1 = q6_d(ma, n1, s);
+    let d2 = q6_d(mb, n2, s);
+    let d3 = q6_d(mb, n3, s);
+    let z = vec4<f32>(0.0);
+    var s0 = z;
+    var s1 = z;
+    var s2 = z;
+    var s3 = z;
+    let ue = min(8u * s + 8u, u1);
+    for (var u = 8u * s; u < ue; u += 2u) {
+      let w0 = q6_pair(ma, n0, u);
+      let w1 = q6_pair(ma, n1, u);
+      let w2 = q6_pair(mb, n2, u);
+      let w3 = q6_pair(mb, n3, u);
+      let two = u + 1u < ue;
+      for (var j = 0u; j < nt; j++) {
+        let slot = base + j * cb + u - b0;
+        let XA = xp_at(slot);
+        let XB = xp_at(slot + 1u);
+        s0[j] += q6_pair_contrib(w0, XA, XB, two);
+        s1[j] += q6_pair_contrib(w1, XA, XB, two);
+        s2[j] += q6_pair_contrib(w2, XA, XB, two);
+        s3[j] += q6_pair_contrib(w3, XA, XB, two);
+      }
+    }
+    a0 += d0 * s0;
+    a1 += d1 * s1;
+    a2 += d2 * s2;
+    a3 += d3 * s3;
   }
   return RowsAcc(a0, a1, a2, a3);
 }
