@@ -215,7 +215,8 @@ fn unit_meta(mat: u32, n: u32, u: u32) -> UnitMeta {
     let pair = scales_word(mat, n * sw + 4u * s + ((u & 7u) >> 1u)) >> (16u * (u & 1u)); // i8 scales of elements 0..15, 16..31
     let sc0 = f32(bitcast<i32>(pair << 24u) >> 24u);
     let sc1 = f32(bitcast<i32>(pair << 16u) >> 24u);
-    return UnitMeta(d * sc0, d * sc1, vec2<u32>(w_word(mat, hw + 2u * u), w_word(mat, hw + 2u * u + 1u)));
+    let hp = w_unit(mat, (hw >> 2u) + (u >> 1u)); // high pairs of units u & ~1, u | 1 (hw is a multiple of 4)
+    return UnitMeta(d * sc0, d * sc1, select(hp.xy, hp.zw, (u & 1u) != 0u));
   }
   // ggml's get_scale_min_k4 on the 12 scale bytes b (words hdr + 1 .. 3), k = j mod 4: j < 4: sc = b[j] & 63,
   // m = b[j + 4] & 63; j >= 4: sc = (b[j + 4] & 15) | (b[j - 4] >> 6) << 4, m = (b[j + 4] >> 4) | (b[j] >> 6) << 4.
@@ -250,13 +251,12 @@ fn bits_dot(bits: u32, xu: XUnit) -> f32 {
        + dot(vec4<f32>((b >> (s + 24u)) & one), xu.g) + dot(vec4<f32>((b >> (s + 28u)) & one), xu.h);
 }
 
-// Σ h·x over 16 elements whose 2-bit values h are packed in `pairs` (element i in bits 2i .. 2i + 1).
-fn pairs_dot(pairs: u32, a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, d: vec4<f32>) -> f32 {
-  let h = vec4<u32>(pairs);
-  let three = vec4<u32>(3u);
-  let s = vec4<u32>(0u, 2u, 4u, 6u);
-  return dot(vec4<f32>((h >> s) & three), a) + dot(vec4<f32>((h >> (s + 8u)) & three), b)
-       + dot(vec4<f32>((h >> (s + 16u)) & three), c) + dot(vec4<f32>((h >> (s + 24u)) & three), d);
+// q6k codes q (0..63) of elements 4g .. 4g + 3 of a 16-weight half as floats: their nibbles (word `word`, nibbles
+// 4(g & 1) ..) with their high pairs (bits 8g .. 8g + 7 of `pairs`) on top; the caller takes 32 off via Σx.
+fn q6_codes(word: u32, pairs: u32, g: u32) -> vec4<f32> {
+  let nib = (vec4<u32>(word >> (16u * (g & 1u))) >> vec4<u32>(0u, 4u, 8u, 12u)) & vec4<u32>(15u);
+  let top = (vec4<u32>((pairs >> (8u * g)) << 4u) >> vec4<u32>(0u, 2u, 4u, 6u)) & vec4<u32>(48u);
+  return vec4<f32>(bitcast<vec4<i32>>(nib | top));
 }
 
 // One unit's contribution to y for one token: its (scaled) dot with the activations.
@@ -269,11 +269,11 @@ fn unit_contrib(wv: vec4<u32>, m: UnitMeta, xu: XUnit) -> f32 {
       return m.s0 * qx + (8.0 * m.s0 - m.s1) * x_sum(xu);
     }
     case 6u: {
-      // w = s·(nib + 16·h − 32) = s·((nib − 8) + 16·h − 24), per 16-weight half with its own s.
-      let lo = dot(q4_lo(wv.x), xu.a) + dot(q4_hi(wv.x), xu.b) + dot(q4_lo(wv.y), xu.c) + dot(q4_hi(wv.y), xu.d)
-             + 16.0 * pairs_dot(m.hi.x, xu.a, xu.b, xu.c, xu.d) - 24.0 * dot((xu.a + xu.b) + (xu.c + xu.d), vec4<f32>(1.0));
-      let hi = dot(q4_lo(wv.z), xu.e) + dot(q4_hi(wv.z), xu.f) + dot(q4_lo(wv.w), xu.g) + dot(q4_hi(wv.w), xu.h)
-             + 16.0 * pairs_dot(m.hi.y, xu.e, xu.f, xu.g, xu.h) - 24.0 * dot((xu.e + xu.f) + (xu.g + xu.h), vec4<f32>(1.0));
+      // w = s·(q − 32) per 16-weight half with its own s, q = nib | h << 4 decoded whole (q6_codes).
+      let lo = dot(q6_codes(wv.x, m.hi.x, 0u), xu.a) + dot(q6_codes(wv.x, m.hi.x, 1u), xu.b)
+             + dot(q6_codes(wv.y, m.hi.x, 2u), xu.c) + dot(q6_codes(wv.y, m.hi.x, 3u), xu.d) - 32.0 * dot((xu.a + xu.b) + (xu.c + xu.d), vec4<f32>(1.0));
+      let hi = dot(q6_codes(wv.z, m.hi.y, 0u), xu.e) + dot(q6_codes(wv.z, m.hi.y, 1u), xu.f)
+             + dot(q6_codes(wv.w, m.hi.y, 2u), xu.g) + dot(q6_codes(wv.w, m.hi.y, 3u), xu.h) - 32.0 * dot((xu.e + xu.f) + (xu.g + xu.h), vec4<f32>(1.0));
       return m.s0 * lo + m.s1 * hi;
     }
     case 7u: {
