@@ -561,6 +561,28 @@ fn q6_word_sum(word: u32, hi: u32, pr: vec4<i32>) -> i32 {
   return pair_total(bitcast<vec4<i32>>((nib | top) - vec4<u32>(0x00200020u)) * pr);
 }
 
+// Σ (q − 32)·c of a q6k unit over its two 16-weight halves (pairs: the halves' high-pair words). DOT 1: packed
+// products of signed codes (q6_word_sum); DOT 2: dot4I8Packed on the codes as bytes (0..63, the nibble bytes of
+// nibble_sums with their pairs in bits 4..5), less 32·Σc.
+fn q6_sums(wv: vec4<u32>, pairs: vec2<u32>, X: XQ) -> vec2<i32> {
+  if (DOT == 2u) {
+    return vec2<i32>(q6_dot4(wv.x, pairs.x, X.lo.x, X.lo.y) + q6_dot4(wv.y, pairs.x >> 16u, X.lo.z, X.lo.w) - 32 * X.s0,
+                     q6_dot4(wv.z, pairs.y, X.hi.x, X.hi.y) + q6_dot4(wv.w, pairs.y >> 16u, X.hi.z, X.hi.w) - 32 * X.s1);
+  }
+  return vec2<i32>(q6_word_sum(wv.x, q6_pairs(pairs.x, 0u), X.p0) + q6_word_sum(wv.y, q6_pairs(pairs.x, 1u), X.p1),
+                   q6_word_sum(wv.z, q6_pairs(pairs.y, 0u), X.p2) + q6_word_sum(wv.w, q6_pairs(pairs.y, 1u), X.p3));
+}
+
+// Σ q·c of one weight word's 8 codes (nibble word `word`, its pairs in the low 16 bits of `pairs`, element e at bits
+// 2e) against the even / odd code words ce, co: byte k of (pairs spread to bytes) holds the pairs of elements 2k, 2k + 1.
+fn q6_dot4(word: u32, pairs: u32, ce: u32, co: u32) -> i32 {
+  var b = pairs & 0xffffu;
+  b = (b | (b << 8u)) & 0x00ff00ffu;
+  b = (b | (b << 4u)) & 0x0f0f0f0fu;
+  let m = 0x0f0f0f0fu;
+  return dot4I8Packed((word & m) | ((b << 4u) & 0x30303030u), ce) + dot4I8Packed(((word >> 4u) & m) | ((b << 2u) & 0x30303030u), co);
+}
+
 // The pair products of one staged block (token slot `slot` of xq_scratch) and its scale: only what q6k reads.
 struct XP { p0: vec4<i32>, p1: vec4<i32>, p2: vec4<i32>, p3: vec4<i32>, sx: f32 }
 
@@ -1037,11 +1059,6 @@ fn bit_products(bits: u32, i: u32, pr: vec4<i32>) -> vec4<i32> {
   return bitcast<vec4<i32>>((v & vec4<u32>(1u)) | ((v << vec4<u32>(12u)) & vec4<u32>(0x10000u))) * pr;
 }
 
-// The same for 2-bit values (q6k: element e of a 16-element half at bits 2e of `pairs`; i = word 0 or 1 of the half).
-fn pair2_products(pairs: u32, i: u32, pr: vec4<i32>) -> vec4<i32> {
-  let v = vec4<u32>(pairs) >> (vec4<u32>(0u, 2u, 4u, 6u) + 16u * i);
-  return bitcast<vec4<i32>>((v & vec4<u32>(3u)) | ((v << vec4<u32>(8u)) & vec4<u32>(0x30000u))) * pr;
-}
 
 // Σ n·c of a unit's nibbles (n unsigned 0..15) over its two 16-weight halves.
 fn nibble_sums(wv: vec4<u32>, X: XQ) -> vec2<i32> {
@@ -1053,11 +1070,8 @@ fn nibble_sums(wv: vec4<u32>, X: XQ) -> vec2<i32> {
   return vec2<i32>(pair_total(nib_products(wv.x, X.p0) + nib_products(wv.y, X.p1)), pair_total(nib_products(wv.z, X.p2) + nib_products(wv.w, X.p3)));
 }
 
-// Σ b·c of a unit's high bits over its two halves: q5 / q5k fifth bits (hi.x), q6k bit pairs (hi.x, hi.y).
+// Σ b·c of a unit's fifth bits over its two halves (q5 / q5k: hi.x).
 fn high_sums(m: UnitMeta, X: XQ) -> vec2<i32> {
-  if (FORMAT == 6u) {
-    return vec2<i32>(pair_total(pair2_products(m.hi.x, 0u, X.p0) + pair2_products(m.hi.x, 1u, X.p1)), pair_total(pair2_products(m.hi.y, 0u, X.p2) + pair2_products(m.hi.y, 1u, X.p3)));
-  }
   return vec2<i32>(pair_total(bit_products(m.hi.x, 0u, X.p0) + bit_products(m.hi.x, 1u, X.p1)), pair_total(bit_products(m.hi.x, 2u, X.p2) + bit_products(m.hi.x, 3u, X.p3)));
 }
 
@@ -1081,6 +1095,10 @@ fn q8_sum(wv: vec4<u32>, X: XQ, half: u32) -> i32 {
 // q4 d·(n − 8); q4k s0·n − s1; q5k s0·(n + 16b) − s1; q5 d·(n + 16b − 16); q6k s·(n + 16b − 32) per half.
 fn int8_row_contrib(wv: vec4<u32>, m: UnitMeta, X: XQ, u: u32) -> f32 {
   if (FORMAT == 3u) { return X.sx * m.s0 * f32(q8_sum(wv, X, u & 1u)); }
+  if (FORMAT == 6u) {
+    let q = q6_sums(wv, m.hi, X);
+    return X.sx * (m.s0 * f32(q.x) + m.s1 * f32(q.y));
+  }
   let n = nibble_sums(wv, X);
   let c = f32(X.s0 + X.s1);
   switch FORMAT {
@@ -1088,10 +1106,6 @@ fn int8_row_contrib(wv: vec4<u32>, m: UnitMeta, X: XQ, u: u32) -> f32 {
     case 5u: {
       let h = high_sums(m, X);
       return X.sx * (m.s0 * f32(n.x + n.y + 16 * (h.x + h.y)) - m.s1 * c);
-    }
-    case 6u: {
-      let h = high_sums(m, X);
-      return X.sx * (m.s0 * f32(n.x + 16 * h.x - 32 * X.s0) + m.s1 * f32(n.y + 16 * h.y - 32 * X.s1));
     }
     case 7u: {
       let h = high_sums(m, X);
