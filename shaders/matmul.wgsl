@@ -24,7 +24,8 @@
 // its f16 bits), so the result is the matmul over weight-format.ts `dequantize` up to f32 summation order.
 // q5: a unit is one group's low nibbles (as q4); its d and fifth bits come from the scales buffer.
 // K-quants: a 16-byte unit is one 32-weight sub-block (its low code nibbles, as q4); the GEMV folds the sub-block's
-// scale and min out of the sum (d·sc·Σ(q − 8)x + (8·d·sc − dmin·m)·Σx, q6k per 16-weight half), the GEMM
+// scale and min out of the sum (q4k / q5k d·sc·Σ(q − 8)x + (8·d·sc − dmin·m)·Σx; q6k d·sc·(Σqx − 32·Σx) per
+// 16-weight half, q = nibble | high pair << 4 decoded whole), the GEMM
 // dequantizes its tile to ggml's values exactly (d·sc·q − dmin·m, one rounding).
 //
 // gemv (decode, T <= a few): a workgroup owns ROWS output features x p.tb tokens; LANES threads share a row. Every
@@ -545,7 +546,8 @@ fn rows_acc_int8(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, nt: u32, 
 // super-block. Each weight word's 8 codes become signed 6-bit values q − 32 (nibble | pair << 4, minus 32, two per
 // u32 as the pair products in the header), so one packed multiply per 2 weights covers the whole code: per word the
 // upper sum is at most 8·32·127 = 32512 and the lower 4·32·127, inside the 16 bits pair_total needs. The 16-weight
-// sums times their i8 scales stay below 2^24 (2·128·65024), exact in i32 and f32; then sx and d in f32.
+// sums times their i8 scales stay below 2^24 (2·128·65024), exact in i32 and f32; then sx and d in f32. Packed
+// products whatever DOT says: this entry point is the CPU adapters' (the GPUs' is gemv_int8, which honours DOT).
 
 // The high bit pairs of weight word i (0 or 1) of a 16-weight half, from the half's pairs word (element e at bits
 // 2e): element m (< 4) of the word at bits 2m + 4, element m + 4 at bits 2m + 20, the nibbles' places shifted by 4.
@@ -569,8 +571,13 @@ fn q6_sums(wv: vec4<u32>, pairs: vec2<u32>, X: XQ) -> vec2<i32> {
     return vec2<i32>(q6_dot4(wv.x, pairs.x, X.lo.x, X.lo.y) + q6_dot4(wv.y, pairs.x >> 16u, X.lo.z, X.lo.w) - 32 * X.s0,
                      q6_dot4(wv.z, pairs.y, X.hi.x, X.hi.y) + q6_dot4(wv.w, pairs.y >> 16u, X.hi.z, X.hi.w) - 32 * X.s1);
   }
-  return vec2<i32>(q6_word_sum(wv.x, q6_pairs(pairs.x, 0u), X.p0) + q6_word_sum(wv.y, q6_pairs(pairs.x, 1u), X.p1),
-                   q6_word_sum(wv.z, q6_pairs(pairs.y, 0u), X.p2) + q6_word_sum(wv.w, q6_pairs(pairs.y, 1u), X.p3));
+  return q6_packed_sums(wv, pairs, X.p0, X.p1, X.p2, X.p3);
+}
+
+// q6_sums with packed products against a block's pairs p0 .. p3 (DOT 1).
+fn q6_packed_sums(wv: vec4<u32>, pairs: vec2<u32>, p0: vec4<i32>, p1: vec4<i32>, p2: vec4<i32>, p3: vec4<i32>) -> vec2<i32> {
+  return vec2<i32>(q6_word_sum(wv.x, q6_pairs(pairs.x, 0u), p0) + q6_word_sum(wv.y, q6_pairs(pairs.x, 1u), p1),
+                   q6_word_sum(wv.z, q6_pairs(pairs.y, 0u), p2) + q6_word_sum(wv.w, q6_pairs(pairs.y, 1u), p3));
 }
 
 // Σ q·c of one weight word's 8 codes (nibble word `word`, its pairs in the low 16 bits of `pairs`, element e at bits
@@ -590,13 +597,12 @@ fn xp_at(slot: u32) -> XP {
   return XP(xq_scratch[slot].p0, xq_scratch[slot].p1, xq_scratch[slot].p2, xq_scratch[slot].p3, xq_scratch[slot].sx);
 }
 
-// Σ sc·Σ(q − 32)·c of a sub-block (nibble unit wv, its pairs words h0, h1, its scales in bytes 2k, 2k + 1 of `scw`).
-fn q6_unit_sum(wv: vec4<u32>, h0: u32, h1: u32, scw: u32, k: u32, X: XP) -> i32 {
-  let lo = q6_word_sum(wv.x, q6_pairs(h0, 0u), X.p0) + q6_word_sum(wv.y, q6_pairs(h0, 1u), X.p1);
-  let hi = q6_word_sum(wv.z, q6_pairs(h1, 0u), X.p2) + q6_word_sum(wv.w, q6_pairs(h1, 1u), X.p3);
+// Σ sc·Σ(q − 32)·c of a sub-block (nibble unit wv, its halves' pairs words, its scales in bytes 2k, 2k + 1 of `scw`).
+fn q6_unit_sum(wv: vec4<u32>, pairs: vec2<u32>, scw: u32, k: u32, X: XP) -> i32 {
+  let q = q6_packed_sums(wv, pairs, X.p0, X.p1, X.p2, X.p3);
   let sc0 = bitcast<i32>(scw << (24u - 16u * k)) >> 24u;
   let sc1 = bitcast<i32>(scw << (16u - 16u * k)) >> 24u;
-  return sc0 * lo + sc1 * hi;
+  return sc0 * q.x + sc1 * q.y;
 }
 
 // Two sub-blocks u, u + 1 of one row: nibble units a, b, high pairs hp (a: .xy, b: .zw), scales word scw.
@@ -619,8 +625,8 @@ fn q6_d(mat: u32, n: u32, s: u32) -> f32 {
 
 // Contribution of a sub-block pair to one token (XA, XB: the blocks of u, u + 1; `two` false: u + 1 is past the row).
 fn q6_pair_contrib(w: Q6Pair, XA: XP, XB: XP, two: bool) -> f32 {
-  let a = XA.sx * f32(q6_unit_sum(w.a, w.hp.x, w.hp.y, w.scw, 0u, XA));
-  let b = XB.sx * f32(q6_unit_sum(w.b, w.hp.z, w.hp.w, w.scw, 1u, XB));
+  let a = XA.sx * f32(q6_unit_sum(w.a, w.hp.xy, w.scw, 0u, XA));
+  let b = XB.sx * f32(q6_unit_sum(w.b, w.hp.zw, w.scw, 1u, XB));
   return a + select(0.0, b, two);
 }
 
@@ -970,8 +976,9 @@ fn gemm_regs(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
 // u32 (word >> 4m & 0x000f000f) times pair 4i + m: the product's upper half is n_m·c_m + n_{m+4}·c_{m+4} (the lower
 // half, n_m·c_{m+4}, stays below 2^15 in magnitude over 8 products, 8·15·127, and is removed exactly by
 // sign-extending it), so one 32-bit multiply does two products and a vec4 multiply eight. Per 16 weights the upper
-// sum is at most 16·15·127 < 2^15. High bits (q5 / q5k fifth bits, q6k bit pairs) the same way. DOT 2 (GPUs):
-// dot4I8Packed on the nibble bytes; high bits as DOT 1. q8 weights: i32 dot products of unpacked bytes.
+// sum is at most 16·15·127 < 2^15. q5 / q5k fifth bits the same way. DOT 2 (GPUs): dot4I8Packed on the nibble
+// bytes; fifth bits as DOT 1. q6k: whole 6-bit codes (nibble | high pair << 4) in both (q6_sums): DOT 1 packs
+// q − 32 two per u32, DOT 2 takes the codes as bytes. q8 weights: i32 dot products of unpacked bytes.
 
 override DOT: u32 = 1u;
 
