@@ -635,38 +635,40 @@ fn rows_acc_int8_q6k(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, nt: u
   var a1 = acc.a1;
   var a2 = acc.a2;
   var a3 = acc.a3;
-  // Chunks start on super-blocks (XQ_SLOTS / tb is a multiple of 8).
-  for (var s = u0 >> 3u; 8u * s < u1; s++) {
-    let d0 = q6_d(ma, n0, s);
-    let d1 = q6_d(ma, n1, s);
-    let d2 = q6_d(mb, n2, s);
-    let d3 = q6_d(mb, n3, s);
-    let z = vec4<f32>(0.0);
-    var s0 = z;
-    var s1 = z;
-    var s2 = z;
-    var s3 = z;
-    let ue = min(8u * s + 8u, u1);
-    for (var u = 8u * s; u < ue; u += 2u) {
-      let w0 = q6_pair(ma, n0, u);
-      let w1 = q6_pair(ma, n1, u);
-      let w2 = q6_pair(mb, n2, u);
-      let w3 = q6_pair(mb, n3, u);
-      let two = u + 1u < ue;
-      for (var j = 0u; j < nt; j++) {
+  // Tokens outermost: a token loop inside the sub-block loop made SwiftShader's decode (one token) GEMV 2x slower
+  // (its loops are masked SIMD loops: every value the body updates is merged per iteration); more tokens reload the
+  // weights per token instead (the decoding work is per token either way: the codes multiply packed activations).
+  for (var j = 0u; j < nt; j++) {
+    var c0 = 0.0;
+    var c1 = 0.0;
+    var c2 = 0.0;
+    var c3 = 0.0;
+    // Chunks start on super-blocks (XQ_SLOTS / tb is a multiple of 8).
+    for (var s = u0 >> 3u; 8u * s < u1; s++) {
+      var s0 = 0.0;
+      var s1 = 0.0;
+      var s2 = 0.0;
+      var s3 = 0.0;
+      let ue = min(8u * s + 8u, u1);
+      for (var u = 8u * s; u < ue; u += 2u) {
         let slot = base + j * cb + u - b0;
         let XA = xp_at(slot);
         let XB = xp_at(slot + 1u);
-        s0[j] += q6_pair_contrib(w0, XA, XB, two);
-        s1[j] += q6_pair_contrib(w1, XA, XB, two);
-        s2[j] += q6_pair_contrib(w2, XA, XB, two);
-        s3[j] += q6_pair_contrib(w3, XA, XB, two);
+        let two = u + 1u < ue;
+        s0 += q6_pair_contrib(q6_pair(ma, n0, u), XA, XB, two);
+        s1 += q6_pair_contrib(q6_pair(ma, n1, u), XA, XB, two);
+        s2 += q6_pair_contrib(q6_pair(mb, n2, u), XA, XB, two);
+        s3 += q6_pair_contrib(q6_pair(mb, n3, u), XA, XB, two);
       }
+      c0 += q6_d(ma, n0, s) * s0;
+      c1 += q6_d(ma, n1, s) * s1;
+      c2 += q6_d(mb, n2, s) * s2;
+      c3 += q6_d(mb, n3, s) * s3;
     }
-    a0 += d0 * s0;
-    a1 += d1 * s1;
-    a2 += d2 * s2;
-    a3 += d3 * s3;
+    a0[j] += c0;
+    a1[j] += c1;
+    a2[j] += c2;
+    a3[j] += c3;
   }
   return RowsAcc(a0, a1, a2, a3);
 }
