@@ -260,6 +260,16 @@ fn q6_codes(word: u32, pairs: u32, g: u32) -> vec4<f32> {
   return vec4<f32>(bitcast<vec4<i32>>(nib | top));
 }
 
+// A q6k unit's dot with its activations: s0 · Σ (q − 32)·x over the first 16-weight half + s1 · the same over the
+// second (pairs: the halves' high-pair words), q = nib | h << 4 decoded whole (q6_codes).
+fn q6_unit_dot(wv: vec4<u32>, pairs: vec2<u32>, s0: f32, s1: f32, xu: XUnit) -> f32 {
+  let lo = dot(q6_codes(wv.x, pairs.x, 0u), xu.a) + dot(q6_codes(wv.x, pairs.x, 1u), xu.b)
+         + dot(q6_codes(wv.y, pairs.x, 2u), xu.c) + dot(q6_codes(wv.y, pairs.x, 3u), xu.d) - 32.0 * dot((xu.a + xu.b) + (xu.c + xu.d), vec4<f32>(1.0));
+  let hi = dot(q6_codes(wv.z, pairs.y, 0u), xu.e) + dot(q6_codes(wv.z, pairs.y, 1u), xu.f)
+         + dot(q6_codes(wv.w, pairs.y, 2u), xu.g) + dot(q6_codes(wv.w, pairs.y, 3u), xu.h) - 32.0 * dot((xu.e + xu.f) + (xu.g + xu.h), vec4<f32>(1.0));
+  return s0 * lo + s1 * hi;
+}
+
 // One unit's contribution to y for one token: its (scaled) dot with the activations.
 fn unit_contrib(wv: vec4<u32>, m: UnitMeta, xu: XUnit) -> f32 {
   switch FORMAT {
@@ -269,14 +279,7 @@ fn unit_contrib(wv: vec4<u32>, m: UnitMeta, xu: XUnit) -> f32 {
       if (FORMAT == 5u) { qx += 16.0 * bits_dot(m.hi.x, xu); }
       return m.s0 * qx + (8.0 * m.s0 - m.s1) * x_sum(xu);
     }
-    case 6u: {
-      // w = s·(q − 32) per 16-weight half with its own s, q = nib | h << 4 decoded whole (q6_codes).
-      let lo = dot(q6_codes(wv.x, m.hi.x, 0u), xu.a) + dot(q6_codes(wv.x, m.hi.x, 1u), xu.b)
-             + dot(q6_codes(wv.y, m.hi.x, 2u), xu.c) + dot(q6_codes(wv.y, m.hi.x, 3u), xu.d) - 32.0 * dot((xu.a + xu.b) + (xu.c + xu.d), vec4<f32>(1.0));
-      let hi = dot(q6_codes(wv.z, m.hi.y, 0u), xu.e) + dot(q6_codes(wv.z, m.hi.y, 1u), xu.f)
-             + dot(q6_codes(wv.w, m.hi.y, 2u), xu.g) + dot(q6_codes(wv.w, m.hi.y, 3u), xu.h) - 32.0 * dot((xu.e + xu.f) + (xu.g + xu.h), vec4<f32>(1.0));
-      return m.s0 * lo + m.s1 * hi;
-    }
+    case 6u: { return q6_unit_dot(wv, m.hi, m.s0, m.s1, xu); }
     case 7u: {
       // w = d·(nib + 16·bit − 16) = d·((nib − 8) + 16·bit − 8).
       return m.s0 * (unit_dot_x(wv, xu) + 16.0 * bits_dot(m.hi.x, xu) - 8.0 * x_sum(xu));
@@ -463,6 +466,7 @@ fn row_units(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, u: u32) -> Ro
 }
 
 fn rows_acc(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, t0: u32, nt: u32) -> RowsAcc {
+  if (FORMAT == 6u) { return rows_acc_q6k(ma, mb, n0, n1, n2, n3, t0, nt); }
   var a0 = vec4<f32>(0.0); // row n_i, token t0 + j in component j
   var a1 = vec4<f32>(0.0);
   var a2 = vec4<f32>(0.0);
@@ -488,6 +492,44 @@ fn rows_acc(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, t0: u32, nt: u
         a2[j] += unit_contrib(ru.w2, ru.m2, xu);
         a3[j] += unit_contrib(ru.w3, ru.m3, xu);
       }
+    }
+  }
+  return RowsAcc(a0, a1, a2, a3);
+}
+
+// q6k in gemv_rows (f32 activations), shaped as rows_acc_int8_q6k (below): tokens outermost, two sub-blocks per
+// step, d once per super-block (the i8 scales as f32 factors). Odd groups: sub-block u + 1 = groups reads the high
+// area's first unit, and its x (past K) are zero, so it adds exactly 0.
+fn q6_pair_dot(w: Q6Pair, xa: XUnit, xb: XUnit) -> f32 {
+  let sc = vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(w.scw) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
+  return q6_unit_dot(w.a, w.hp.xy, sc.x, sc.y, xa) + q6_unit_dot(w.b, w.hp.zw, sc.z, sc.w, xb);
+}
+
+fn rows_acc_q6k(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, t0: u32, nt: u32) -> RowsAcc {
+  let z = vec4<f32>(0.0);
+  var a0 = z;
+  var a1 = z;
+  var a2 = z;
+  var a3 = z;
+  for (var j = 0u; j < nt; j++) {
+    for (var s = 0u; 8u * s < p.groups; s++) {
+      var s0 = 0.0;
+      var s1 = 0.0;
+      var s2 = 0.0;
+      var s3 = 0.0;
+      let ue = min(8u * s + 8u, p.groups);
+      for (var u = 8u * s; u < ue; u += 2u) {
+        let xa = x_unit(t0 + j, 32u * u);
+        let xb = x_unit(t0 + j, 32u * u + 32u);
+        s0 += q6_pair_dot(q6_pair(ma, n0, u), xa, xb);
+        s1 += q6_pair_dot(q6_pair(ma, n1, u), xa, xb);
+        s2 += q6_pair_dot(q6_pair(mb, n2, u), xa, xb);
+        s3 += q6_pair_dot(q6_pair(mb, n3, u), xa, xb);
+      }
+      a0[j] += q6_d(ma, n0, s) * s0;
+      a1[j] += q6_d(ma, n1, s) * s1;
+      a2[j] += q6_d(mb, n2, s) * s2;
+      a3[j] += q6_d(mb, n3, s) * s3;
     }
   }
   return RowsAcc(a0, a1, a2, a3);
