@@ -426,9 +426,11 @@ fn gemv_int8(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
   gemv_finish(lid, tk, acc);
 }
 
-// gemv_rows (CPU adapters: LANES = 1): each thread owns RPT = 4 whole rows (n0 + i * ROWS) and walks them unit by
-// unit, loading the unit's activations once per token for all 4 rows (x loads, not weight loads, dominate on a
-// CPU, where every load is a per-lane gather) and keeping the 4 x tb sums in registers. No workgroup memory and no
+// gemv_rows (CPU adapters: LANES = 1): each thread owns RPT = 4 whole rows (n0 + i * ROWS) and, token by token,
+// walks them unit by unit, loading the unit's activations once for all 4 rows (x loads, not weight loads, dominate
+// on a CPU, where every load is a per-lane gather). Tokens are the outer loop: a token loop inside the unit loop
+// made SwiftShader's one-token GEMV 1.4-2x slower (its loops are masked SIMD loops: each value a loop body updates
+// is merged per iteration), so T > 1 reloads the weights per token instead. No workgroup memory and no
 // barrier: SwiftShader then runs the invocations as plain SIMD loops (barriers force its coroutine path, and
 // workgroup memory is zeroed per workgroup). A workgroup covers ROWS * RPT rows; with epilogue 1, ROWS * 2 features
 // (slots 0, 1: rows n0, n0 + ROWS of W; slots 2, 3: the same rows of W2).
@@ -482,16 +484,25 @@ fn rows_acc(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, t0: u32, nt: u
       }
     }
   } else {
+    // Tokens outermost (see gemv_rows).
     let per = unit_elems();
-    for (var u = 0u; u < units; u++) {
-      let ru = row_units(ma, mb, n0, n1, n2, n3, u);
-      for (var j = 0u; j < nt; j++) {
+    for (var j = 0u; j < nt; j++) {
+      var c0 = 0.0;
+      var c1 = 0.0;
+      var c2 = 0.0;
+      var c3 = 0.0;
+      for (var u = 0u; u < units; u++) {
+        let ru = row_units(ma, mb, n0, n1, n2, n3, u);
         let xu = x_unit(t0 + j, u * per);
-        a0[j] += unit_contrib(ru.w0, ru.m0, xu);
-        a1[j] += unit_contrib(ru.w1, ru.m1, xu);
-        a2[j] += unit_contrib(ru.w2, ru.m2, xu);
-        a3[j] += unit_contrib(ru.w3, ru.m3, xu);
+        c0 += unit_contrib(ru.w0, ru.m0, xu);
+        c1 += unit_contrib(ru.w1, ru.m1, xu);
+        c2 += unit_contrib(ru.w2, ru.m2, xu);
+        c3 += unit_contrib(ru.w3, ru.m3, xu);
       }
+      a0[j] = c0;
+      a1[j] = c1;
+      a2[j] = c2;
+      a3[j] = c3;
     }
   }
   return RowsAcc(a0, a1, a2, a3);
@@ -569,15 +580,23 @@ fn rows_acc_int8(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, nt: u32, 
   var a1 = acc.a1;
   var a2 = acc.a2;
   var a3 = acc.a3;
-  for (var u = u0; u < u1; u++) {
-    let ru = row_units(ma, mb, n0, n1, n2, n3, u);
-    for (var j = 0u; j < nt; j++) {
+  for (var j = 0u; j < nt; j++) {
+    var c0 = 0.0;
+    var c1 = 0.0;
+    var c2 = 0.0;
+    var c3 = 0.0;
+    for (var u = u0; u < u1; u++) {
+      let ru = row_units(ma, mb, n0, n1, n2, n3, u);
       let X = xq_scratch[base + j * cb + x_block_of(u) - b0];
-      a0[j] += int8_row_contrib(ru.w0, ru.m0, X, u);
-      a1[j] += int8_row_contrib(ru.w1, ru.m1, X, u);
-      a2[j] += int8_row_contrib(ru.w2, ru.m2, X, u);
-      a3[j] += int8_row_contrib(ru.w3, ru.m3, X, u);
+      c0 += int8_row_contrib(ru.w0, ru.m0, X, u);
+      c1 += int8_row_contrib(ru.w1, ru.m1, X, u);
+      c2 += int8_row_contrib(ru.w2, ru.m2, X, u);
+      c3 += int8_row_contrib(ru.w3, ru.m3, X, u);
     }
+    a0[j] += c0;
+    a1[j] += c1;
+    a2[j] += c2;
+    a3[j] += c3;
   }
   return RowsAcc(a0, a1, a2, a3);
 }
@@ -677,9 +696,7 @@ fn rows_acc_int8_q6k(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, nt: u
   var a1 = acc.a1;
   var a2 = acc.a2;
   var a3 = acc.a3;
-  // Tokens outermost: a token loop inside the sub-block loop made SwiftShader's decode (one token) GEMV 2x slower
-  // (its loops are masked SIMD loops: every value the body updates is merged per iteration); more tokens reload the
-  // weights per token instead (the decoding work is per token either way: the codes multiply packed activations).
+  // Tokens outermost (see gemv_rows; the decoding work is per token either way: the codes multiply packed activations).
   for (var j = 0u; j < nt; j++) {
     var c0 = 0.0;
     var c1 = 0.0;
