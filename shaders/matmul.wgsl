@@ -24,7 +24,8 @@
 // its f16 bits), so the result is the matmul over weight-format.ts `dequantize` up to f32 summation order.
 // q5: a unit is one group's low nibbles (as q4); its d and fifth bits come from the scales buffer.
 // K-quants: a 16-byte unit is one 32-weight sub-block (its low code nibbles, as q4); the GEMV folds the sub-block's
-// scale and min out of the sum (d·sc·Σ(q − 8)x + (8·d·sc − dmin·m)·Σx, q6k per 16-weight half), the GEMM
+// scale and min out of the sum (q4k / q5k d·sc·Σ(q − 8)x + (8·d·sc − dmin·m)·Σx; q6k d·sc·(Σqx − 32·Σx) per
+// 16-weight half, q = nibble | high pair << 4 decoded whole), the GEMM
 // dequantizes its tile to ggml's values exactly (d·sc·q − dmin·m, one rounding).
 //
 // gemv (decode, T <= a few): a workgroup owns ROWS output features x p.tb tokens; LANES threads share a row. Every
@@ -215,7 +216,8 @@ fn unit_meta(mat: u32, n: u32, u: u32) -> UnitMeta {
     let pair = scales_word(mat, n * sw + 4u * s + ((u & 7u) >> 1u)) >> (16u * (u & 1u)); // i8 scales of elements 0..15, 16..31
     let sc0 = f32(bitcast<i32>(pair << 24u) >> 24u);
     let sc1 = f32(bitcast<i32>(pair << 16u) >> 24u);
-    return UnitMeta(d * sc0, d * sc1, vec2<u32>(w_word(mat, hw + 2u * u), w_word(mat, hw + 2u * u + 1u)));
+    let hp = w_unit(mat, (hw >> 2u) + (u >> 1u)); // high pairs of units u & ~1, u | 1 (hw is a multiple of 4)
+    return UnitMeta(d * sc0, d * sc1, select(hp.xy, hp.zw, (u & 1u) != 0u));
   }
   // ggml's get_scale_min_k4 on the 12 scale bytes b (words hdr + 1 .. 3), k = j mod 4: j < 4: sc = b[j] & 63,
   // m = b[j + 4] & 63; j >= 4: sc = (b[j + 4] & 15) | (b[j - 4] >> 6) << 4, m = (b[j + 4] >> 4) | (b[j] >> 6) << 4.
@@ -250,13 +252,22 @@ fn bits_dot(bits: u32, xu: XUnit) -> f32 {
        + dot(vec4<f32>((b >> (s + 24u)) & one), xu.g) + dot(vec4<f32>((b >> (s + 28u)) & one), xu.h);
 }
 
-// Σ h·x over 16 elements whose 2-bit values h are packed in `pairs` (element i in bits 2i .. 2i + 1).
-fn pairs_dot(pairs: u32, a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, d: vec4<f32>) -> f32 {
-  let h = vec4<u32>(pairs);
-  let three = vec4<u32>(3u);
-  let s = vec4<u32>(0u, 2u, 4u, 6u);
-  return dot(vec4<f32>((h >> s) & three), a) + dot(vec4<f32>((h >> (s + 8u)) & three), b)
-       + dot(vec4<f32>((h >> (s + 16u)) & three), c) + dot(vec4<f32>((h >> (s + 24u)) & three), d);
+// q6k codes q (0..63) of elements 4g .. 4g + 3 of a 16-weight half as floats: their nibbles (word `word`, nibbles
+// 4(g & 1) ..) with their high pairs (bits 8g .. 8g + 7 of `pairs`) on top; the caller takes 32 off via Σx.
+fn q6_codes(word: u32, pairs: u32, g: u32) -> vec4<f32> {
+  let nib = (vec4<u32>(word >> (16u * (g & 1u))) >> vec4<u32>(0u, 4u, 8u, 12u)) & vec4<u32>(15u);
+  let top = (vec4<u32>((pairs >> (8u * g)) << 4u) >> vec4<u32>(0u, 2u, 4u, 6u)) & vec4<u32>(48u);
+  return vec4<f32>(bitcast<vec4<i32>>(nib | top));
+}
+
+// A q6k unit's dot with its activations: s0 · Σ (q − 32)·x over the first 16-weight half + s1 · the same over the
+// second (pairs: the halves' high-pair words), q = nib | h << 4 decoded whole (q6_codes).
+fn q6_unit_dot(wv: vec4<u32>, pairs: vec2<u32>, s0: f32, s1: f32, xu: XUnit) -> f32 {
+  let lo = dot(q6_codes(wv.x, pairs.x, 0u), xu.a) + dot(q6_codes(wv.x, pairs.x, 1u), xu.b)
+         + dot(q6_codes(wv.y, pairs.x, 2u), xu.c) + dot(q6_codes(wv.y, pairs.x, 3u), xu.d) - 32.0 * dot((xu.a + xu.b) + (xu.c + xu.d), vec4<f32>(1.0));
+  let hi = dot(q6_codes(wv.z, pairs.y, 0u), xu.e) + dot(q6_codes(wv.z, pairs.y, 1u), xu.f)
+         + dot(q6_codes(wv.w, pairs.y, 2u), xu.g) + dot(q6_codes(wv.w, pairs.y, 3u), xu.h) - 32.0 * dot((xu.e + xu.f) + (xu.g + xu.h), vec4<f32>(1.0));
+  return s0 * lo + s1 * hi;
 }
 
 // One unit's contribution to y for one token: its (scaled) dot with the activations.
@@ -268,14 +279,7 @@ fn unit_contrib(wv: vec4<u32>, m: UnitMeta, xu: XUnit) -> f32 {
       if (FORMAT == 5u) { qx += 16.0 * bits_dot(m.hi.x, xu); }
       return m.s0 * qx + (8.0 * m.s0 - m.s1) * x_sum(xu);
     }
-    case 6u: {
-      // w = s·(nib + 16·h − 32) = s·((nib − 8) + 16·h − 24), per 16-weight half with its own s.
-      let lo = dot(q4_lo(wv.x), xu.a) + dot(q4_hi(wv.x), xu.b) + dot(q4_lo(wv.y), xu.c) + dot(q4_hi(wv.y), xu.d)
-             + 16.0 * pairs_dot(m.hi.x, xu.a, xu.b, xu.c, xu.d) - 24.0 * dot((xu.a + xu.b) + (xu.c + xu.d), vec4<f32>(1.0));
-      let hi = dot(q4_lo(wv.z), xu.e) + dot(q4_hi(wv.z), xu.f) + dot(q4_lo(wv.w), xu.g) + dot(q4_hi(wv.w), xu.h)
-             + 16.0 * pairs_dot(m.hi.y, xu.e, xu.f, xu.g, xu.h) - 24.0 * dot((xu.e + xu.f) + (xu.g + xu.h), vec4<f32>(1.0));
-      return m.s0 * lo + m.s1 * hi;
-    }
+    case 6u: { return q6_unit_dot(wv, m.hi, m.s0, m.s1, xu); }
     case 7u: {
       // w = d·(nib + 16·bit − 16) = d·((nib − 8) + 16·bit − 8).
       return m.s0 * (unit_dot_x(wv, xu) + 16.0 * bits_dot(m.hi.x, xu) - 8.0 * x_sum(xu));
@@ -422,9 +426,11 @@ fn gemv_int8(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
   gemv_finish(lid, tk, acc);
 }
 
-// gemv_rows (CPU adapters: LANES = 1): each thread owns RPT = 4 whole rows (n0 + i * ROWS) and walks them unit by
-// unit, loading the unit's activations once per token for all 4 rows (x loads, not weight loads, dominate on a
-// CPU, where every load is a per-lane gather) and keeping the 4 x tb sums in registers. No workgroup memory and no
+// gemv_rows (CPU adapters: LANES = 1): each thread owns RPT = 4 whole rows (n0 + i * ROWS) and, token by token,
+// walks them unit by unit, loading the unit's activations once for all 4 rows (x loads, not weight loads, dominate
+// on a CPU, where every load is a per-lane gather). Tokens are the outer loop: a token loop inside the unit loop
+// made SwiftShader's one-token GEMV 1.4-2x slower (its loops are masked SIMD loops: each value a loop body updates
+// is merged per iteration), so T > 1 reloads the weights per token instead. No workgroup memory and no
 // barrier: SwiftShader then runs the invocations as plain SIMD loops (barriers force its coroutine path, and
 // workgroup memory is zeroed per workgroup). A workgroup covers ROWS * RPT rows; with epilogue 1, ROWS * 2 features
 // (slots 0, 1: rows n0, n0 + ROWS of W; slots 2, 3: the same rows of W2).
@@ -462,6 +468,7 @@ fn row_units(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, u: u32) -> Ro
 }
 
 fn rows_acc(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, t0: u32, nt: u32) -> RowsAcc {
+  if (FORMAT == 6u) { return rows_acc_q6k(ma, mb, n0, n1, n2, n3, t0, nt); }
   var a0 = vec4<f32>(0.0); // row n_i, token t0 + j in component j
   var a1 = vec4<f32>(0.0);
   var a2 = vec4<f32>(0.0);
@@ -477,16 +484,63 @@ fn rows_acc(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, t0: u32, nt: u
       }
     }
   } else {
+    // Tokens outermost (see gemv_rows).
     let per = unit_elems();
-    for (var u = 0u; u < units; u++) {
-      let ru = row_units(ma, mb, n0, n1, n2, n3, u);
-      for (var j = 0u; j < nt; j++) {
+    for (var j = 0u; j < nt; j++) {
+      var c0 = 0.0;
+      var c1 = 0.0;
+      var c2 = 0.0;
+      var c3 = 0.0;
+      for (var u = 0u; u < units; u++) {
+        let ru = row_units(ma, mb, n0, n1, n2, n3, u);
         let xu = x_unit(t0 + j, u * per);
-        a0[j] += unit_contrib(ru.w0, ru.m0, xu);
-        a1[j] += unit_contrib(ru.w1, ru.m1, xu);
-        a2[j] += unit_contrib(ru.w2, ru.m2, xu);
-        a3[j] += unit_contrib(ru.w3, ru.m3, xu);
+        c0 += unit_contrib(ru.w0, ru.m0, xu);
+        c1 += unit_contrib(ru.w1, ru.m1, xu);
+        c2 += unit_contrib(ru.w2, ru.m2, xu);
+        c3 += unit_contrib(ru.w3, ru.m3, xu);
       }
+      a0[j] = c0;
+      a1[j] = c1;
+      a2[j] = c2;
+      a3[j] = c3;
+    }
+  }
+  return RowsAcc(a0, a1, a2, a3);
+}
+
+// q6k in gemv_rows (f32 activations), shaped as rows_acc_int8_q6k (below): tokens outermost, two sub-blocks per
+// step, d once per super-block (the i8 scales as f32 factors). Odd groups: sub-block u + 1 = groups reads the high
+// area's first unit, and its x (past K) are zero, so it adds exactly 0.
+fn q6_pair_dot(w: Q6Pair, xa: XUnit, xb: XUnit) -> f32 {
+  let sc = vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(w.scw) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
+  return q6_unit_dot(w.a, w.hp.xy, sc.x, sc.y, xa) + q6_unit_dot(w.b, w.hp.zw, sc.z, sc.w, xb);
+}
+
+fn rows_acc_q6k(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, t0: u32, nt: u32) -> RowsAcc {
+  let z = vec4<f32>(0.0);
+  var a0 = z;
+  var a1 = z;
+  var a2 = z;
+  var a3 = z;
+  for (var j = 0u; j < nt; j++) {
+    for (var s = 0u; 8u * s < p.groups; s++) {
+      var s0 = 0.0;
+      var s1 = 0.0;
+      var s2 = 0.0;
+      var s3 = 0.0;
+      let ue = min(8u * s + 8u, p.groups);
+      for (var u = 8u * s; u < ue; u += 2u) {
+        let xa = x_unit(t0 + j, 32u * u);
+        let xb = x_unit(t0 + j, 32u * u + 32u);
+        s0 += q6_pair_dot(q6_pair(ma, n0, u), xa, xb);
+        s1 += q6_pair_dot(q6_pair(ma, n1, u), xa, xb);
+        s2 += q6_pair_dot(q6_pair(mb, n2, u), xa, xb);
+        s3 += q6_pair_dot(q6_pair(mb, n3, u), xa, xb);
+      }
+      a0[j] += q6_d(ma, n0, s) * s0;
+      a1[j] += q6_d(ma, n1, s) * s1;
+      a2[j] += q6_d(mb, n2, s) * s2;
+      a3[j] += q6_d(mb, n3, s) * s3;
     }
   }
   return RowsAcc(a0, a1, a2, a3);
@@ -521,19 +575,159 @@ fn gemv_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
 // gemv_rows with int8 activations, units u0 .. u1 − 1 of the rows, continuing the sums in `acc`; the
 // activations of block b come from slot base + j · cb + b − b0 of xq_scratch (stage_xq_scratch).
 fn rows_acc_int8(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, nt: u32, u0: u32, u1: u32, b0: u32, cb: u32, base: u32, acc: RowsAcc) -> RowsAcc {
+  if (FORMAT == 6u) { return rows_acc_int8_q6k(ma, mb, n0, n1, n2, n3, nt, u0, u1, b0, cb, base, acc); }
   var a0 = acc.a0;
   var a1 = acc.a1;
   var a2 = acc.a2;
   var a3 = acc.a3;
-  for (var u = u0; u < u1; u++) {
-    let ru = row_units(ma, mb, n0, n1, n2, n3, u);
-    for (var j = 0u; j < nt; j++) {
+  for (var j = 0u; j < nt; j++) {
+    var c0 = 0.0;
+    var c1 = 0.0;
+    var c2 = 0.0;
+    var c3 = 0.0;
+    for (var u = u0; u < u1; u++) {
+      let ru = row_units(ma, mb, n0, n1, n2, n3, u);
       let X = xq_scratch[base + j * cb + x_block_of(u) - b0];
-      a0[j] += int8_row_contrib(ru.w0, ru.m0, X, u);
-      a1[j] += int8_row_contrib(ru.w1, ru.m1, X, u);
-      a2[j] += int8_row_contrib(ru.w2, ru.m2, X, u);
-      a3[j] += int8_row_contrib(ru.w3, ru.m3, X, u);
+      c0 += int8_row_contrib(ru.w0, ru.m0, X, u);
+      c1 += int8_row_contrib(ru.w1, ru.m1, X, u);
+      c2 += int8_row_contrib(ru.w2, ru.m2, X, u);
+      c3 += int8_row_contrib(ru.w3, ru.m3, X, u);
     }
+    a0[j] += c0;
+    a1[j] += c1;
+    a2[j] += c2;
+    a3[j] += c3;
+  }
+  return RowsAcc(a0, a1, a2, a3);
+}
+
+// q6k in gemv_rows_int8 (the CPU adapters' decode GEMV of the LM head and the v / down projections, where 6-bit
+// decoding, not memory, bounds it). Per row, two sub-blocks (64 weights) per step: their two nibble units, one unit
+// of high bit pairs (words 2u .. 2u + 3 of the high area) and one scales word (their four i8 scales); d once per
+// super-block. Each weight word's 8 codes become signed 6-bit values q − 32 (nibble | pair << 4, minus 32, two per
+// u32 as the pair products in the header), so one packed multiply per 2 weights covers the whole code: per word the
+// upper sum is at most 8·32·127 = 32512 and the lower 4·32·127, inside the 16 bits pair_total needs. The 16-weight
+// sums times their i8 scales stay below 2^24 (2·128·65024), exact in i32 and f32; then sx and d in f32. Packed
+// products whatever DOT says: this entry point is the CPU adapters' (the GPUs' is gemv_int8, which honours DOT).
+
+// The high bit pairs of weight word i (0 or 1) of a 16-weight half, from the half's pairs word (element e at bits
+// 2e): element m (< 4) of the word at bits 2m + 4, element m + 4 at bits 2m + 20, the nibbles' places shifted by 4.
+fn q6_pairs(pairs: u32, i: u32) -> u32 {
+  let q = pairs >> (16u * i);
+  return ((q & 0xffu) | ((q & 0xff00u) << 8u)) << 4u;
+}
+
+// Σ (q − 32)·c over the 8 weights of nibble word `word` with their pairs (q6_pairs) against pairs `pr` (lanes m).
+fn q6_word_sum(word: u32, hi: u32, pr: vec4<i32>) -> i32 {
+  let nib = (vec4<u32>(word) >> vec4<u32>(0u, 4u, 8u, 12u)) & vec4<u32>(0x000f000fu);
+  let top = (vec4<u32>(hi) >> vec4<u32>(0u, 2u, 4u, 6u)) & vec4<u32>(0x00300030u);
+  return pair_total(bitcast<vec4<i32>>((nib | top) - vec4<u32>(0x00200020u)) * pr);
+}
+
+// Σ (q − 32)·c of a q6k unit over its two 16-weight halves (pairs: the halves' high-pair words). DOT 1: packed
+// products of signed codes (q6_word_sum); DOT 2: dot4I8Packed on the codes as bytes (0..63, the nibble bytes of
+// nibble_sums with their pairs in bits 4..5), less 32·Σc.
+fn q6_sums(wv: vec4<u32>, pairs: vec2<u32>, X: XQ) -> vec2<i32> {
+  if (DOT == 2u) {
+    return vec2<i32>(q6_dot4(wv.x, pairs.x, X.lo.x, X.lo.y) + q6_dot4(wv.y, pairs.x >> 16u, X.lo.z, X.lo.w) - 32 * X.s0,
+                     q6_dot4(wv.z, pairs.y, X.hi.x, X.hi.y) + q6_dot4(wv.w, pairs.y >> 16u, X.hi.z, X.hi.w) - 32 * X.s1);
+  }
+  return q6_packed_sums(wv, pairs, X.p0, X.p1, X.p2, X.p3);
+}
+
+// q6_sums with packed products against a block's pairs p0 .. p3 (DOT 1).
+fn q6_packed_sums(wv: vec4<u32>, pairs: vec2<u32>, p0: vec4<i32>, p1: vec4<i32>, p2: vec4<i32>, p3: vec4<i32>) -> vec2<i32> {
+  return vec2<i32>(q6_word_sum(wv.x, q6_pairs(pairs.x, 0u), p0) + q6_word_sum(wv.y, q6_pairs(pairs.x, 1u), p1),
+                   q6_word_sum(wv.z, q6_pairs(pairs.y, 0u), p2) + q6_word_sum(wv.w, q6_pairs(pairs.y, 1u), p3));
+}
+
+// Σ q·c of one weight word's 8 codes (nibble word `word`, its pairs in the low 16 bits of `pairs`, element e at bits
+// 2e) against the even / odd code words ce, co: byte k of (pairs spread to bytes) holds the pairs of elements 2k, 2k + 1.
+fn q6_dot4(word: u32, pairs: u32, ce: u32, co: u32) -> i32 {
+  var b = pairs & 0xffffu;
+  b = (b | (b << 8u)) & 0x00ff00ffu;
+  b = (b | (b << 4u)) & 0x0f0f0f0fu;
+  let m = 0x0f0f0f0fu;
+  return dot4I8Packed((word & m) | ((b << 4u) & 0x30303030u), ce) + dot4I8Packed(((word >> 4u) & m) | ((b << 2u) & 0x30303030u), co);
+}
+
+// The pair products of one staged block (token slot `slot` of xq_scratch) and its scale: only what q6k reads.
+struct XP { p0: vec4<i32>, p1: vec4<i32>, p2: vec4<i32>, p3: vec4<i32>, sx: f32 }
+
+fn xp_at(slot: u32) -> XP {
+  return XP(xq_scratch[slot].p0, xq_scratch[slot].p1, xq_scratch[slot].p2, xq_scratch[slot].p3, xq_scratch[slot].sx);
+}
+
+// Σ sc·Σ(q − 32)·c of a sub-block (nibble unit wv, its halves' pairs words, its scales in bytes 2k, 2k + 1 of `scw`).
+fn q6_unit_sum(wv: vec4<u32>, pairs: vec2<u32>, scw: u32, k: u32, X: XP) -> i32 {
+  let q = q6_packed_sums(wv, pairs, X.p0, X.p1, X.p2, X.p3);
+  let sc0 = bitcast<i32>(scw << (24u - 16u * k)) >> 24u;
+  let sc1 = bitcast<i32>(scw << (16u - 16u * k)) >> 24u;
+  return sc0 * q.x + sc1 * q.y;
+}
+
+// Two sub-blocks u, u + 1 of one row: nibble units a, b, high pairs hp (a: .xy, b: .zw), scales word scw.
+struct Q6Pair { a: vec4<u32>, b: vec4<u32>, hp: vec4<u32>, scw: u32 }
+
+fn q6_pair(mat: u32, n: u32, u: u32) -> Q6Pair {
+  let r = n * row_stride();
+  let S = (p.groups + 7u) >> 3u;
+  let sw = 4u * S + ((S + 1u) >> 1u);
+  // u + 1 = groups (odd groups) reads the high area's first unit: in bounds, its sum is dropped.
+  return Q6Pair(w_unit(mat, r + u), w_unit(mat, r + u + 1u), w_unit(mat, r + p.groups + (u >> 1u)), scales_word(mat, n * sw + 4u * (u >> 3u) + ((u & 7u) >> 1u)));
+}
+
+// d of super-block s of row n.
+fn q6_d(mat: u32, n: u32, s: u32) -> f32 {
+  let S = (p.groups + 7u) >> 3u;
+  let sw = 4u * S + ((S + 1u) >> 1u);
+  return f16_bits_to_f32((scales_word(mat, n * sw + 4u * S + (s >> 1u)) >> (16u * (s & 1u))) & 0xffffu);
+}
+
+// Contribution of a sub-block pair to one token (XA, XB: the blocks of u, u + 1; `two` false: u + 1 is past the row).
+fn q6_pair_contrib(w: Q6Pair, XA: XP, XB: XP, two: bool) -> f32 {
+  let a = XA.sx * f32(q6_unit_sum(w.a, w.hp.xy, w.scw, 0u, XA));
+  let b = XB.sx * f32(q6_unit_sum(w.b, w.hp.zw, w.scw, 1u, XB));
+  return a + select(0.0, b, two);
+}
+
+fn rows_acc_int8_q6k(ma: u32, mb: u32, n0: u32, n1: u32, n2: u32, n3: u32, nt: u32, u0: u32, u1: u32, b0: u32, cb: u32, base: u32, acc: RowsAcc) -> RowsAcc {
+  var a0 = acc.a0;
+  var a1 = acc.a1;
+  var a2 = acc.a2;
+  var a3 = acc.a3;
+  // Tokens outermost (see gemv_rows; the decoding work is per token either way: the codes multiply packed activations).
+  for (var j = 0u; j < nt; j++) {
+    var c0 = 0.0;
+    var c1 = 0.0;
+    var c2 = 0.0;
+    var c3 = 0.0;
+    // Chunks start on super-blocks (XQ_SLOTS / tb is a multiple of 8).
+    for (var s = u0 >> 3u; 8u * s < u1; s++) {
+      var s0 = 0.0;
+      var s1 = 0.0;
+      var s2 = 0.0;
+      var s3 = 0.0;
+      let ue = min(8u * s + 8u, u1);
+      for (var u = 8u * s; u < ue; u += 2u) {
+        let slot = base + j * cb + u - b0;
+        let XA = xp_at(slot);
+        let XB = xp_at(slot + 1u);
+        let two = u + 1u < ue;
+        s0 += q6_pair_contrib(q6_pair(ma, n0, u), XA, XB, two);
+        s1 += q6_pair_contrib(q6_pair(ma, n1, u), XA, XB, two);
+        s2 += q6_pair_contrib(q6_pair(mb, n2, u), XA, XB, two);
+        s3 += q6_pair_contrib(q6_pair(mb, n3, u), XA, XB, two);
+      }
+      c0 += q6_d(ma, n0, s) * s0;
+      c1 += q6_d(ma, n1, s) * s1;
+      c2 += q6_d(mb, n2, s) * s2;
+      c3 += q6_d(mb, n3, s) * s3;
+    }
+    a0[j] += c0;
+    a1[j] += c1;
+    a2[j] += c2;
+    a3[j] += c3;
   }
   return RowsAcc(a0, a1, a2, a3);
 }
@@ -843,8 +1037,9 @@ fn gemm_regs(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
 // u32 (word >> 4m & 0x000f000f) times pair 4i + m: the product's upper half is n_m·c_m + n_{m+4}·c_{m+4} (the lower
 // half, n_m·c_{m+4}, stays below 2^15 in magnitude over 8 products, 8·15·127, and is removed exactly by
 // sign-extending it), so one 32-bit multiply does two products and a vec4 multiply eight. Per 16 weights the upper
-// sum is at most 16·15·127 < 2^15. High bits (q5 / q5k fifth bits, q6k bit pairs) the same way. DOT 2 (GPUs):
-// dot4I8Packed on the nibble bytes; high bits as DOT 1. q8 weights: i32 dot products of unpacked bytes.
+// sum is at most 16·15·127 < 2^15. q5 / q5k fifth bits the same way. DOT 2 (GPUs): dot4I8Packed on the nibble
+// bytes; fifth bits as DOT 1. q6k: whole 6-bit codes (nibble | high pair << 4) in both (q6_sums): DOT 1 packs
+// q − 32 two per u32, DOT 2 takes the codes as bytes. q8 weights: i32 dot products of unpacked bytes.
 
 override DOT: u32 = 1u;
 
@@ -932,11 +1127,6 @@ fn bit_products(bits: u32, i: u32, pr: vec4<i32>) -> vec4<i32> {
   return bitcast<vec4<i32>>((v & vec4<u32>(1u)) | ((v << vec4<u32>(12u)) & vec4<u32>(0x10000u))) * pr;
 }
 
-// The same for 2-bit values (q6k: element e of a 16-element half at bits 2e of `pairs`; i = word 0 or 1 of the half).
-fn pair2_products(pairs: u32, i: u32, pr: vec4<i32>) -> vec4<i32> {
-  let v = vec4<u32>(pairs) >> (vec4<u32>(0u, 2u, 4u, 6u) + 16u * i);
-  return bitcast<vec4<i32>>((v & vec4<u32>(3u)) | ((v << vec4<u32>(8u)) & vec4<u32>(0x30000u))) * pr;
-}
 
 // Σ n·c of a unit's nibbles (n unsigned 0..15) over its two 16-weight halves.
 fn nibble_sums(wv: vec4<u32>, X: XQ) -> vec2<i32> {
@@ -948,11 +1138,8 @@ fn nibble_sums(wv: vec4<u32>, X: XQ) -> vec2<i32> {
   return vec2<i32>(pair_total(nib_products(wv.x, X.p0) + nib_products(wv.y, X.p1)), pair_total(nib_products(wv.z, X.p2) + nib_products(wv.w, X.p3)));
 }
 
-// Σ b·c of a unit's high bits over its two halves: q5 / q5k fifth bits (hi.x), q6k bit pairs (hi.x, hi.y).
+// Σ b·c of a unit's fifth bits over its two halves (q5 / q5k: hi.x).
 fn high_sums(m: UnitMeta, X: XQ) -> vec2<i32> {
-  if (FORMAT == 6u) {
-    return vec2<i32>(pair_total(pair2_products(m.hi.x, 0u, X.p0) + pair2_products(m.hi.x, 1u, X.p1)), pair_total(pair2_products(m.hi.y, 0u, X.p2) + pair2_products(m.hi.y, 1u, X.p3)));
-  }
   return vec2<i32>(pair_total(bit_products(m.hi.x, 0u, X.p0) + bit_products(m.hi.x, 1u, X.p1)), pair_total(bit_products(m.hi.x, 2u, X.p2) + bit_products(m.hi.x, 3u, X.p3)));
 }
 
@@ -976,6 +1163,10 @@ fn q8_sum(wv: vec4<u32>, X: XQ, half: u32) -> i32 {
 // q4 d·(n − 8); q4k s0·n − s1; q5k s0·(n + 16b) − s1; q5 d·(n + 16b − 16); q6k s·(n + 16b − 32) per half.
 fn int8_row_contrib(wv: vec4<u32>, m: UnitMeta, X: XQ, u: u32) -> f32 {
   if (FORMAT == 3u) { return X.sx * m.s0 * f32(q8_sum(wv, X, u & 1u)); }
+  if (FORMAT == 6u) {
+    let q = q6_sums(wv, m.hi, X);
+    return X.sx * (m.s0 * f32(q.x) + m.s1 * f32(q.y));
+  }
   let n = nibble_sums(wv, X);
   let c = f32(X.s0 + X.s1);
   switch FORMAT {
@@ -983,10 +1174,6 @@ fn int8_row_contrib(wv: vec4<u32>, m: UnitMeta, X: XQ, u: u32) -> f32 {
     case 5u: {
       let h = high_sums(m, X);
       return X.sx * (m.s0 * f32(n.x + n.y + 16 * (h.x + h.y)) - m.s1 * c);
-    }
-    case 6u: {
-      let h = high_sums(m, X);
-      return X.sx * (m.s0 * f32(n.x + 16 * h.x - 32 * X.s0) + m.s1 * f32(n.y + 16 * h.y - 32 * X.s1));
     }
     case 7u: {
       let h = high_sums(m, X);

@@ -30,11 +30,13 @@ for (const format of FORMATS) {
     const ctx = await testGpu();
     const { rng, tag } = freshRng();
     // The software-adapter default (packed multiplies, rows per thread) and the GPU one (dot4I8Packed, 8 x 32) for every
-    // format; the other two combinations for q4 and q4k (each pipeline costs seconds to compile here).
+    // format; the other two combinations for q4 and q4k, and packed multiplies in 8 x 32 for q6k too (its rows
+    // per thread have a loop of their own) (each pipeline costs seconds to compile here).
     const variants: Array<[string, Parameters<typeof MatmulKernel.create>[3]]> = [
       ['pack, rows', { activations: 'int8', intDot: 'pack', gemvRows: 64, gemvLanes: 1 }],
       ['dot4, 8x32', { activations: 'int8', intDot: 'dot4', gemvRows: 8, gemvLanes: 32 }],
     ];
+    if (format === 'q6k') variants.push(['pack, 8x32', { activations: 'int8', intDot: 'pack', gemvRows: 8, gemvLanes: 32 }]);
     if (format === 'q4' || format === 'q4k') {
       variants.push(['dot4, rows', { activations: 'int8', intDot: 'dot4', gemvRows: 64, gemvLanes: 1 }], ['pack, 8x32', { activations: 'int8', intDot: 'pack', gemvRows: 8, gemvLanes: 32 }]);
     }
