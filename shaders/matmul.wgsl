@@ -211,9 +211,8 @@ fn unit_meta(mat: u32, n: u32, u: u32) -> UnitMeta {
   let s = u >> 3u;
   let hw = n * k_row_words() + 4u * p.groups; // first high-bit word of row n
   if (FORMAT == 6u) {
-    let sw = 4u * S + (S + 1u) / 2u;
-    let d = f16_bits_to_f32((scales_word(mat, n * sw + 4u * S + (s >> 1u)) >> (16u * (s & 1u))) & 0xffffu);
-    let pair = scales_word(mat, n * sw + 4u * s + ((u & 7u) >> 1u)) >> (16u * (u & 1u)); // i8 scales of elements 0..15, 16..31
+    let d = q6_d(mat, n, s);
+    let pair = q6_scales_word(mat, n, u) >> (16u * (u & 1u)); // i8 scales of elements 0..15, 16..31
     let sc0 = f32(bitcast<i32>(pair << 24u) >> 24u);
     let sc1 = f32(bitcast<i32>(pair << 16u) >> 24u);
     let hp = w_unit(mat, (hw >> 2u) + (u >> 1u)); // high pairs of units u & ~1, u | 1 (hw is a multiple of 4)
@@ -671,17 +670,26 @@ struct Q6Pair { a: vec4<u32>, b: vec4<u32>, hp: vec4<u32>, scw: u32 }
 
 fn q6_pair(mat: u32, n: u32, u: u32) -> Q6Pair {
   let r = n * row_stride();
-  let S = (p.groups + 7u) >> 3u;
-  let sw = 4u * S + ((S + 1u) >> 1u);
   // u + 1 = groups (odd groups) reads the high area's first unit: in bounds, its sum is dropped.
-  return Q6Pair(w_unit(mat, r + u), w_unit(mat, r + u + 1u), w_unit(mat, r + p.groups + (u >> 1u)), scales_word(mat, n * sw + 4u * (u >> 3u) + ((u & 7u) >> 1u)));
+  return Q6Pair(w_unit(mat, r + u), w_unit(mat, r + u + 1u), w_unit(mat, r + p.groups + (u >> 1u)), q6_scales_word(mat, n, u));
+}
+
+// q6k's scales, per row: the i8 scales of its S = ceil(groups / 8) super-blocks (4 words each; word i holds the
+// scales of sub-blocks 2i, 2i + 1), then their f16 d, two per word. The words of one row:
+fn q6_row_scale_words() -> u32 {
+  let S = (p.groups + 7u) / 8u;
+  return 4u * S + (S + 1u) / 2u;
+}
+
+// The scales word of sub-blocks u & ~1 and u | 1 of row n (their four i8 scales).
+fn q6_scales_word(mat: u32, n: u32, u: u32) -> u32 {
+  return scales_word(mat, n * q6_row_scale_words() + 4u * (u >> 3u) + ((u & 7u) >> 1u));
 }
 
 // d of super-block s of row n.
 fn q6_d(mat: u32, n: u32, s: u32) -> f32 {
-  let S = (p.groups + 7u) >> 3u;
-  let sw = 4u * S + ((S + 1u) >> 1u);
-  return f16_bits_to_f32((scales_word(mat, n * sw + 4u * S + (s >> 1u)) >> (16u * (s & 1u))) & 0xffffu);
+  let S = (p.groups + 7u) / 8u;
+  return f16_bits_to_f32((scales_word(mat, n * q6_row_scale_words() + 4u * S + (s >> 1u)) >> (16u * (s & 1u))) & 0xffffu);
 }
 
 // Contribution of a sub-block pair to one token (XA, XB: the blocks of u, u + 1; `two` false: u + 1 is past the row).
